@@ -1,0 +1,6 @@
+//! tiaochu (调处): the Ganzhou District 12345 hotline's joint-mediation mechanism for difficult
+//! work orders, run inside DingTalk. The pure core (`parse`, `calendar`, `workflow`) knows nothing
+//! of the wire or the database; `store` owns every line of SQL; `cli` is the thin entry.
+
+pub mod roster;
+pub mod settings;

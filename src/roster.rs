@@ -1,0 +1,521 @@
+//! The roster: member units (with the aliases people write), the people of the working group,
+//! and their roles. It is read from `config/roster.toml`, validated as a whole at start-up, and
+//! answers "who is this DingTalk user, and what may they do" for every inbound action.
+//!
+//! A person without a DingTalk `staff_id` still has a stable [`Person::id`] (`local:<unit>:<name>`)
+//! so that workflow effects can address them; the sandbox shows those ids, DingTalk cannot reach them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// What kind of body a unit is. Hotline units are the mechanism's coordinators, not cooperating units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitKind {
+    Town,
+    Street,
+    Department,
+    Court,
+    CityBranch,
+    Soe,
+    Hotline,
+}
+
+impl UnitKind {
+    const ALL: [(&'static str, UnitKind); 7] = [
+        ("town", UnitKind::Town),
+        ("street", UnitKind::Street),
+        ("department", UnitKind::Department),
+        ("court", UnitKind::Court),
+        ("city_branch", UnitKind::CityBranch),
+        ("soe", UnitKind::Soe),
+        ("hotline", UnitKind::Hotline),
+    ];
+
+    fn parse(s: &str) -> Option<UnitKind> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, k)| *k)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL.iter().find(|(_, k)| *k == self).map(|(n, _)| *n).unwrap_or("department")
+    }
+}
+
+/// A role in the mechanism (SPEC.md → People).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 分管领导
+    Leader,
+    /// 联络员
+    Liaison,
+    /// 质检专员
+    Inspector,
+    /// 督办专员
+    Supervisor,
+    /// 区热线负责人
+    HotlineHead,
+    /// 市热线督办
+    CitySupervisor,
+    /// 工作小组组长、副组长
+    GroupLeader,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::Leader,
+        Role::Liaison,
+        Role::Inspector,
+        Role::Supervisor,
+        Role::HotlineHead,
+        Role::CitySupervisor,
+        Role::GroupLeader,
+        Role::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Liaison => "liaison",
+            Role::Inspector => "inspector",
+            Role::Supervisor => "supervisor",
+            Role::HotlineHead => "hotline_head",
+            Role::CitySupervisor => "city_supervisor",
+            Role::GroupLeader => "group_leader",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The Chinese name users see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Leader => "分管领导",
+            Role::Liaison => "联络员",
+            Role::Inspector => "质检专员",
+            Role::Supervisor => "督办专员",
+            Role::HotlineHead => "热线负责人",
+            Role::CitySupervisor => "市热线督办",
+            Role::GroupLeader => "工作小组组长",
+            Role::Admin => "管理员",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unit {
+    /// Canonical name, as in `units.tsv`.
+    pub name: String,
+    pub kind: UnitKind,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    /// Name without the spaces the seed document pads two-character names with.
+    pub name: String,
+    /// Canonical unit name.
+    pub unit: String,
+    pub title: String,
+    pub roles: Vec<Role>,
+    /// DingTalk userId; empty until an admin fills it in.
+    pub staff_id: String,
+    pub phone: String,
+    id: String,
+}
+
+impl Person {
+    pub fn new(
+        name: &str,
+        unit: &str,
+        title: &str,
+        roles: Vec<Role>,
+        staff_id: &str,
+        phone: &str,
+    ) -> Person {
+        let name = normalize_name(name);
+        let id = if staff_id.trim().is_empty() {
+            format!("local:{unit}:{name}")
+        } else {
+            staff_id.trim().to_string()
+        };
+        Person {
+            name,
+            unit: unit.to_string(),
+            title: title.to_string(),
+            roles,
+            staff_id: staff_id.trim().to_string(),
+            phone: phone.to_string(),
+            id,
+        }
+    }
+
+    /// The address effects use: the DingTalk `staff_id`, or `local:<unit>:<name>` when unset.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Whether DingTalk can reach this person (a `staff_id` is configured).
+    pub fn reachable(&self) -> bool {
+        !self.staff_id.is_empty()
+    }
+}
+
+/// Removes all whitespace (including U+3000), as the seed writes "何 军" for 何军.
+pub fn normalize_name(name: &str) -> String {
+    name.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    #[error("无法读取名单文件 {path}：{source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("名单文件有误：\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<RosterProblem>),
+}
+
+/// One problem in a roster file, located by line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterProblem {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for RosterProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} 第 {} 行：{}", self.file, self.line, self.message)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RosterFile {
+    #[serde(default)]
+    unit: Vec<UnitEntry>,
+    #[serde(default)]
+    person: Vec<PersonEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitEntry {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    aliases: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonEntry {
+    name: Spanned<String>,
+    unit: Spanned<String>,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    roles: Vec<Spanned<String>>,
+    #[serde(default)]
+    staff_id: Option<Spanned<String>>,
+    #[serde(default)]
+    phone: String,
+}
+
+/// Units and people, validated, with indexes for the lookups every inbound action makes.
+#[derive(Debug, Clone)]
+pub struct Roster {
+    units: Vec<Unit>,
+    people: Vec<Person>,
+    unit_index: HashMap<String, usize>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Roster {
+    pub fn load(path: &Path) -> Result<Roster, RosterError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RosterError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Roster::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a roster file's text; `file` names it in error messages.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Roster, RosterError> {
+        let line_of = |span: Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
+        let problem = |span: Range<usize>, message: String| RosterProblem {
+            file: file.to_string(),
+            line: line_of(span),
+            message,
+        };
+        let parsed: RosterFile = match toml::from_str(text) {
+            Ok(p) => p,
+            Err(e) => {
+                let line = e.span().map(line_of).unwrap_or(1);
+                return Err(RosterError::Invalid(vec![RosterProblem {
+                    file: file.to_string(),
+                    line,
+                    message: format!("格式错误：{}", e.message()),
+                }]));
+            }
+        };
+
+        let mut problems = Vec::new();
+        let mut units = Vec::new();
+        let mut seen_names: HashMap<String, String> = HashMap::new();
+        for entry in parsed.unit {
+            let name = entry.name.get_ref().trim().to_string();
+            let Some(kind) = UnitKind::parse(entry.kind.get_ref()) else {
+                problems.push(problem(
+                    entry.kind.span(),
+                    format!(
+                        "单位“{name}”的类型“{}”无效，应为 town、street、department、court、city_branch、soe 或 hotline 之一",
+                        entry.kind.get_ref()
+                    ),
+                ));
+                continue;
+            };
+            if name.is_empty() {
+                problems.push(problem(entry.name.span(), "单位名称不能为空".into()));
+                continue;
+            }
+            let mut aliases = Vec::new();
+            for alias in std::iter::once(&entry.name).chain(entry.aliases.iter()) {
+                let a = alias.get_ref().trim().to_string();
+                if a.is_empty() {
+                    continue;
+                }
+                if let Some(owner) = seen_names.get(&a) {
+                    if owner != &name {
+                        problems.push(problem(
+                            alias.span(),
+                            format!("名称或别名“{a}”同时属于“{owner}”和“{name}”，请只保留一个"),
+                        ));
+                    }
+                    continue;
+                }
+                seen_names.insert(a.clone(), name.clone());
+                if a != name {
+                    aliases.push(a);
+                }
+            }
+            units.push(Unit { name, kind, aliases });
+        }
+        let mut people = Vec::new();
+        let mut staff_ids: HashMap<String, String> = HashMap::new();
+        for entry in parsed.person {
+            let name = normalize_name(entry.name.get_ref());
+            let unit_written = entry.unit.get_ref().trim();
+            // An alias is accepted for convenience; the canonical name is stored.
+            let unit = match seen_names.get(unit_written) {
+                Some(canonical) => canonical.clone(),
+                None => {
+                    problems.push(problem(
+                        entry.unit.span(),
+                        format!("人员“{name}”的单位“{unit_written}”不在单位名单中"),
+                    ));
+                    continue;
+                }
+            };
+            let mut roles = Vec::new();
+            for role in &entry.roles {
+                match Role::parse(role.get_ref().trim()) {
+                    Some(r) if !roles.contains(&r) => roles.push(r),
+                    Some(_) => {}
+                    None => problems.push(problem(
+                        role.span(),
+                        format!(
+                            "人员“{name}”的角色“{}”无效，应为 leader、liaison、inspector、supervisor、hotline_head、city_supervisor、group_leader 或 admin",
+                            role.get_ref()
+                        ),
+                    )),
+                }
+            }
+            let staff_id = entry.staff_id.as_ref().map(|s| s.get_ref().trim()).unwrap_or("").to_string();
+            if let Some(span) = entry.staff_id.as_ref().map(|s| s.span()).filter(|_| !staff_id.is_empty()) {
+                if let Some(other) = staff_ids.get(&staff_id) {
+                    problems.push(problem(
+                        span,
+                        format!("staff_id “{staff_id}”重复：已用于“{other}”，不能再用于“{name}”"),
+                    ));
+                    continue;
+                }
+                staff_ids.insert(staff_id.clone(), name.clone());
+            }
+            people.push(Person::new(&name, &unit, &entry.title, roles, &staff_id, &entry.phone));
+        }
+        if !problems.is_empty() {
+            return Err(RosterError::Invalid(problems));
+        }
+        Ok(Roster::from_parts(units, people))
+    }
+
+    /// Builds the indexes over already validated units and people.
+    pub fn from_parts(units: Vec<Unit>, people: Vec<Person>) -> Roster {
+        let unit_index = units.iter().enumerate().map(|(i, u)| (u.name.clone(), i)).collect();
+        let by_id = people.iter().enumerate().map(|(i, p)| (p.id().to_string(), i)).collect();
+        Roster { units, people, unit_index, by_id }
+    }
+
+    pub fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    pub fn people(&self) -> &[Person] {
+        &self.people
+    }
+
+    /// A unit by canonical name.
+    pub fn unit(&self, name: &str) -> Option<&Unit> {
+        self.unit_index.get(name).map(|&i| &self.units[i])
+    }
+
+    /// A person by DingTalk `staff_id` or by their `local:` id.
+    pub fn person(&self, id: &str) -> Option<&Person> {
+        self.by_id.get(id).map(|&i| &self.people[i])
+    }
+
+    /// A person by name (spaces ignored); `None` when nobody or several people have it.
+    pub fn person_by_name(&self, name: &str) -> Option<&Person> {
+        let wanted = normalize_name(name);
+        let mut found = self.people.iter().filter(|p| p.name == wanted);
+        let first = found.next()?;
+        if found.next().is_some() { None } else { Some(first) }
+    }
+
+    pub fn people_with_role(&self, role: Role) -> impl Iterator<Item = &Person> {
+        self.people.iter().filter(move |p| p.has_role(role))
+    }
+
+    pub fn people_in_unit(&self, unit: &str) -> impl Iterator<Item = &Person> {
+        self.people.iter().filter(move |p| p.unit == unit)
+    }
+
+    pub fn people_in_unit_with_role(&self, unit: &str, role: Role) -> impl Iterator<Item = &Person> {
+        self.people_in_unit(unit).filter(move |p| p.has_role(role))
+    }
+
+    /// Warnings for `check-config`: things that are legal but will stop messages from arriving.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let without_id: Vec<String> = self
+            .people
+            .iter()
+            .filter(|p| !p.reachable())
+            .map(|p| format!("{}（{}）", p.name, p.unit))
+            .collect();
+        if !without_id.is_empty() {
+            out.push(format!(
+                "{} 人未填写 staff_id（钉钉 userId），钉钉中无法给他们发消息：{}",
+                without_id.len(),
+                without_id.join("、")
+            ));
+        }
+        let with_liaison: HashSet<&str> =
+            self.people_with_role(Role::Liaison).map(|p| p.unit.as_str()).collect();
+        let without_liaison: Vec<&str> = self
+            .units
+            .iter()
+            .filter(|u| u.kind != UnitKind::Hotline && !with_liaison.contains(u.name.as_str()))
+            .map(|u| u.name.as_str())
+            .collect();
+        if !without_liaison.is_empty() {
+            out.push(format!(
+                "{} 个单位没有联络员（由分管领导在钉钉中“设置联络员 @某人”或管理员在名单中补充）：{}",
+                without_liaison.len(),
+                without_liaison.join("、")
+            ));
+        }
+        let mut counts: BTreeMap<Role, usize> = BTreeMap::new();
+        for p in &self.people {
+            for r in &p.roles {
+                *counts.entry(*r).or_default() += 1;
+            }
+        }
+        for role in [Role::Inspector, Role::Supervisor, Role::HotlineHead, Role::Admin] {
+            if counts.get(&role).copied().unwrap_or(0) == 0 {
+                out.push(format!("名单中没有{}（{}）", role.label(), role.as_str()));
+            }
+        }
+        out
+    }
+
+    /// The roster in the file format, so that `roster.toml` can be regenerated from what is in force.
+    pub fn to_toml(&self) -> String {
+        fn q(s: &str) -> String {
+            toml::Value::String(s.to_string()).to_string()
+        }
+        let mut out = String::new();
+        for u in &self.units {
+            out.push_str(&format!(
+                "[[unit]]\nname = {}\nkind = \"{}\"\naliases = [{}]\n\n",
+                q(&u.name),
+                u.kind.as_str(),
+                u.aliases.iter().map(|a| q(a)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for p in &self.people {
+            out.push_str(&format!(
+                "[[person]]\nname = {}\nunit = {}\ntitle = {}\nroles = [{}]\nstaff_id = {}\nphone = {}\n\n",
+                q(&p.name),
+                q(&p.unit),
+                q(&p.title),
+                p.roles.iter().map(|r| format!("\"{}\"", r.as_str())).collect::<Vec<_>>().join(", "),
+                q(&p.staff_id),
+                q(&p.phone)
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../config/roster.toml");
+
+    #[test]
+    fn shipped_roster_is_valid_and_complete() {
+        let r = Roster::from_toml_str(SHIPPED, "config/roster.toml").expect("valid");
+        assert_eq!(r.units().len(), 68);
+        assert_eq!(r.people_with_role(Role::Inspector).count(), 2);
+        let ren = r.person_by_name("任 燕").expect("任燕");
+        assert_eq!(ren.unit, "区人社局");
+        assert!(ren.has_role(Role::Leader));
+        assert_eq!(ren.id(), "local:区人社局:任燕");
+        assert!(r.person(ren.id()).is_some());
+        assert_eq!(r.unit("区人社局").map(|u| u.kind), Some(UnitKind::Department));
+    }
+
+    #[test]
+    fn problems_carry_file_and_line() {
+        let text = "[[unit]]\nname = \"A局\"\nkind = \"department\"\n\n[[person]]\nname = \"甲\"\nunit = \"B局\"\nroles = [\"leader\"]\n\n[[person]]\nname = \"乙\"\nunit = \"A局\"\nroles = [\"boss\"]\nstaff_id = \"u1\"\n\n[[person]]\nname = \"丙\"\nunit = \"A局\"\nstaff_id = \"u1\"\n";
+        let err = Roster::from_toml_str(text, "roster.toml").expect_err("invalid");
+        let RosterError::Invalid(problems) = &err else { panic!("{err}") };
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![7, 13, 19], "{err}");
+        assert!(err.to_string().contains("不在单位名单中"));
+        assert!(err.to_string().contains("角色“boss”无效"));
+        assert!(err.to_string().contains("重复"));
+    }
+
+    #[test]
+    fn export_round_trips() {
+        let r = Roster::from_toml_str(SHIPPED, "a").expect("valid");
+        let again = Roster::from_toml_str(&r.to_toml(), "b").expect("valid");
+        assert_eq!(r.units(), again.units());
+        assert_eq!(r.people(), again.people());
+    }
+}

@@ -1,0 +1,291 @@
+//! Layered settings: the embedded `config/default.toml`, then an optional `--config FILE`, then
+//! environment variables `TIAOCHU_<SECTION>__<KEY>`. Later layers win key by key, so a deployment
+//! file only names what it changes and secrets can come from the environment alone.
+//!
+//! Secrets (`app_secret`, `group_secret`, …) are wrapped in [`Secret`], whose `Debug` and
+//! `Display` never show the value, so no log line or error message can leak them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The defaults shipped with the binary; every key the service reads is present here.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+const ENV_PREFIX: &str = "TIAOCHU_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("无法读取配置文件 {path}：{source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("配置文件 {path} 不是有效的 TOML：{message}")]
+    Syntax { path: String, message: String },
+    #[error("环境变量 {var} 的值无效：{message}")]
+    Env { var: String, message: String },
+    #[error("配置项有误：{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub roster: RosterSettings,
+    pub calendar: CalendarSettings,
+    pub hours: HoursSettings,
+    pub sla: SlaSettings,
+    pub dingtalk: DingtalkSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `host:port` of the HTTP listener.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// The SQLite database file.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterSettings {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSettings {
+    /// Folder of yearly holiday files (`cn-2026.json`, …).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursSettings {
+    /// Working periods of a working day, local time, `"HH:MM-HH:MM"`, in order.
+    pub periods: Vec<String>,
+    /// IANA time zone the periods and every displayed time are in.
+    pub time_zone: String,
+}
+
+/// Every clock of SPEC.md → Clocks. Units are in the key names.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSettings {
+    pub review_start_working_hours: u32,
+    pub decision_working_days: u32,
+    pub unit_response_working_days: u32,
+    pub green_unit_response_working_hours: u32,
+    pub green_coordination_working_days: u32,
+    pub handling_working_days: u32,
+    pub remind_before_due_minutes: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DingtalkMode {
+    Sandbox,
+    Http,
+    Stream,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DingtalkSettings {
+    pub mode: DingtalkMode,
+    pub api_base: String,
+    pub oapi_base: String,
+    pub app_key: String,
+    pub app_secret: Secret,
+    pub robot_code: String,
+    pub card_template_id: String,
+    pub card_callback_route_key: String,
+    pub group_webhook: Secret,
+    pub group_secret: Secret,
+}
+
+/// A configuration value that must never be printed.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself, for signing and authentication only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "" } else { "***" })
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment passed in (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let mut merged = parse_layer(DEFAULT_TOML, "内置 config/default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let layer = parse_layer(&text, &path.display().to_string())?;
+            merge(&mut merged, layer);
+        }
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+            let Some((section, key)) = rest.split_once("__") else { continue };
+            apply_env(&mut merged, &var, &section.to_lowercase(), &key.to_lowercase(), &value)?;
+        }
+        let settings: Settings = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| SettingsError::Invalid(e.message().to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.hours.periods.is_empty() {
+            return Err(SettingsError::Invalid("[hours] periods 不能为空".into()));
+        }
+        if self.sla.decision_working_days == 0 || self.sla.handling_working_days == 0 {
+            return Err(SettingsError::Invalid("[sla] 中的期限必须大于 0".into()));
+        }
+        Ok(())
+    }
+}
+
+fn parse_layer(text: &str, origin: &str) -> Result<toml::Table, SettingsError> {
+    text.parse::<toml::Table>().map_err(|e| SettingsError::Syntax {
+        path: origin.to_string(),
+        message: e.message().to_string(),
+    })
+}
+
+fn merge(base: &mut toml::Table, layer: toml::Table) {
+    for (key, value) in layer {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(l)) => merge(b, l),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// An environment value takes the type of the default it replaces, so `TIAOCHU_SLA__DECISION_WORKING_DAYS=5`
+/// is a number and `TIAOCHU_HOURS__PERIODS=08:00-12:00,14:00-17:30` a list.
+fn apply_env(
+    merged: &mut toml::Table,
+    var: &str,
+    section: &str,
+    key: &str,
+    raw: &str,
+) -> Result<(), SettingsError> {
+    let bad = |message: String| SettingsError::Env { var: var.to_string(), message };
+    let Some(toml::Value::Table(table)) = merged.get_mut(section) else {
+        return Err(bad(format!("没有名为 [{section}] 的配置段")));
+    };
+    let Some(current) = table.get(key) else {
+        return Err(bad(format!("[{section}] 中没有配置项 {key}")));
+    };
+    let value = match current {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim().parse().map_err(|_| bad("应为整数".to_string()))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(bad("应为 true 或 false".to_string())),
+        }),
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => toml::Value::String(raw.to_string()),
+    };
+    table.insert(key.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load_with_env(None, env(&[])).expect("defaults");
+        assert_eq!(s.sla.decision_working_days, 3);
+        assert_eq!(s.hours.periods, vec!["08:30-12:00", "14:30-18:00"]);
+        assert_eq!(s.dingtalk.mode, DingtalkMode::Sandbox);
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.toml");
+        std::fs::write(&path, "[sla]\ndecision_working_days = 5\n[server]\nlisten = \"0.0.0.0:9\"\n")
+            .expect("write");
+        let s = Settings::load_with_env(
+            Some(&path),
+            env(&[
+                ("TIAOCHU_SLA__DECISION_WORKING_DAYS", "7"),
+                ("TIAOCHU_DINGTALK__APP_SECRET", "s3cret"),
+                ("TIAOCHU_HOURS__PERIODS", "08:00-12:00, 14:00-17:30"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(s.sla.decision_working_days, 7);
+        assert_eq!(s.server.listen, "0.0.0.0:9");
+        assert_eq!(s.dingtalk.app_secret.expose(), "s3cret");
+        assert_eq!(s.hours.periods, vec!["08:00-12:00", "14:00-17:30"]);
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "secret leaked into Debug output");
+    }
+
+    #[test]
+    fn bad_env_is_reported_in_chinese() {
+        let err = Settings::load_with_env(None, env(&[("TIAOCHU_SLA__DECISION_WORKING_DAYS", "three")]))
+            .expect_err("must fail");
+        assert!(err.to_string().contains("应为整数"), "{err}");
+        let err = Settings::load_with_env(None, env(&[("TIAOCHU_NOPE__X", "1")])).expect_err("must fail");
+        assert!(err.to_string().contains("[nope]"), "{err}");
+    }
+}

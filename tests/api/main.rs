@@ -1,0 +1,8 @@
+//! The one integration-test binary: each module drives the real code through its public API or
+//! the built `tiaochu` command, with fixtures from `tests/fixtures/`.
+
+mod calendar;
+mod cli;
+mod parse_cases;
+mod store;
+mod workflow;
