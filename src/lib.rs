@@ -4,3 +4,6 @@
 
 pub mod roster;
 pub mod settings;
+pub mod cli;
+pub mod messages;
+pub mod parse;

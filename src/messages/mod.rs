@@ -1,0 +1,2 @@
+//! Chinese text users see, rendered from structured data. Nothing else in the crate writes
+//! user-facing sentences.
