@@ -1,1 +1,89 @@
-//! Integration tests: cli.
+//! Integration tests: the `tiaochu` command as an admin runs it (settings layering, check-config).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the built binary from the crate root, so the shipped relative paths resolve.
+pub fn tiaochu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TIAOCHU_DINGTALK__MODE")
+        .output()
+        .expect("run tiaochu")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_config_passes_on_shipped_config_with_warnings() {
+    let out = tiaochu(&["check-config"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("68 个单位"), "{stdout}");
+    assert!(stdout.contains("未填写 staff_id"), "{stdout}");
+    assert!(stdout.contains("没有联络员"), "{stdout}");
+    assert!(stdout.contains("区人社局"), "{stdout}");
+}
+
+#[test]
+fn check_config_reports_broken_roster_with_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let roster = dir.path().join("roster.toml");
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.toml"))
+            .expect("shipped roster");
+    let broken = format!(
+        "{shipped}\n[[person]]\nname = \"测试\"\nunit = \"区不存在局\"\nroles = [\"liaison\"]\n"
+    );
+    let bad_line = broken
+        .lines()
+        .position(|l| l.contains("区不存在局"))
+        .expect("line")
+        + 1;
+    std::fs::write(&roster, broken).expect("write");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[roster]\npath = {:?}\n", roster.display().to_string()),
+    )
+    .expect("write");
+    let out = tiaochu(&["--config", config.to_str().expect("utf8"), "check-config"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("第 {bad_line} 行")), "{stderr}");
+    assert!(stderr.contains("不在单位名单中"), "{stderr}");
+}
+
+#[test]
+fn check_config_requires_credentials_outside_sandbox() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TIAOCHU_DINGTALK__MODE", "stream")
+        .env("TIAOCHU_DINGTALK__APP_SECRET", "top-secret-value")
+        .output()
+        .expect("run");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("app_key 未配置"), "{all}");
+    assert!(!all.contains("top-secret-value"), "secret printed: {all}");
+}
+
+#[test]
+fn bad_settings_exit_2_in_chinese() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TIAOCHU_SLA__DECISION_WORKING_DAYS", "三")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("应为整数"),
+        "{}",
+        text(&out.stderr)
+    );
+}
