@@ -2,8 +2,10 @@
 //! work orders, run inside DingTalk. The pure core (`parse`, `calendar`, `workflow`) knows nothing
 //! of the wire or the database; `store` owns every line of SQL; `cli` is the thin entry.
 
-pub mod roster;
-pub mod settings;
+pub mod calendar;
 pub mod cli;
 pub mod messages;
 pub mod parse;
+pub mod roster;
+pub mod settings;
+pub mod store;

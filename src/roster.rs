@@ -41,7 +41,11 @@ impl UnitKind {
     }
 
     pub fn as_str(self) -> &'static str {
-        Self::ALL.iter().find(|(_, k)| *k == self).map(|(n, _)| *n).unwrap_or("department")
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("department")
     }
 }
 
@@ -181,7 +185,10 @@ pub fn normalize_name(name: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum RosterError {
     #[error("无法读取名单文件 {path}：{source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("名单文件有误：\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<RosterProblem>),
 }
@@ -253,7 +260,8 @@ impl Roster {
 
     /// Parses and validates a roster file's text; `file` names it in error messages.
     pub fn from_toml_str(text: &str, file: &str) -> Result<Roster, RosterError> {
-        let line_of = |span: Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
+        let line_of =
+            |span: Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
         let problem = |span: Range<usize>, message: String| RosterProblem {
             file: file.to_string(),
             line: line_of(span),
@@ -310,7 +318,11 @@ impl Roster {
                     aliases.push(a);
                 }
             }
-            units.push(Unit { name, kind, aliases });
+            units.push(Unit {
+                name,
+                kind,
+                aliases,
+            });
         }
         let mut people = Vec::new();
         let mut staff_ids: HashMap<String, String> = HashMap::new();
@@ -342,8 +354,18 @@ impl Roster {
                     )),
                 }
             }
-            let staff_id = entry.staff_id.as_ref().map(|s| s.get_ref().trim()).unwrap_or("").to_string();
-            if let Some(span) = entry.staff_id.as_ref().map(|s| s.span()).filter(|_| !staff_id.is_empty()) {
+            let staff_id = entry
+                .staff_id
+                .as_ref()
+                .map(|s| s.get_ref().trim())
+                .unwrap_or("")
+                .to_string();
+            if let Some(span) = entry
+                .staff_id
+                .as_ref()
+                .map(|s| s.span())
+                .filter(|_| !staff_id.is_empty())
+            {
                 if let Some(other) = staff_ids.get(&staff_id) {
                     problems.push(problem(
                         span,
@@ -353,7 +375,14 @@ impl Roster {
                 }
                 staff_ids.insert(staff_id.clone(), name.clone());
             }
-            people.push(Person::new(&name, &unit, &entry.title, roles, &staff_id, &entry.phone));
+            people.push(Person::new(
+                &name,
+                &unit,
+                &entry.title,
+                roles,
+                &staff_id,
+                &entry.phone,
+            ));
         }
         if !problems.is_empty() {
             return Err(RosterError::Invalid(problems));
@@ -363,9 +392,22 @@ impl Roster {
 
     /// Builds the indexes over already validated units and people.
     pub fn from_parts(units: Vec<Unit>, people: Vec<Person>) -> Roster {
-        let unit_index = units.iter().enumerate().map(|(i, u)| (u.name.clone(), i)).collect();
-        let by_id = people.iter().enumerate().map(|(i, p)| (p.id().to_string(), i)).collect();
-        Roster { units, people, unit_index, by_id }
+        let unit_index = units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.name.clone(), i))
+            .collect();
+        let by_id = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id().to_string(), i))
+            .collect();
+        Roster {
+            units,
+            people,
+            unit_index,
+            by_id,
+        }
     }
 
     pub fn units(&self) -> &[Unit] {
@@ -391,7 +433,11 @@ impl Roster {
         let wanted = normalize_name(name);
         let mut found = self.people.iter().filter(|p| p.name == wanted);
         let first = found.next()?;
-        if found.next().is_some() { None } else { Some(first) }
+        if found.next().is_some() {
+            None
+        } else {
+            Some(first)
+        }
     }
 
     pub fn people_with_role(&self, role: Role) -> impl Iterator<Item = &Person> {
@@ -402,7 +448,11 @@ impl Roster {
         self.people.iter().filter(move |p| p.unit == unit)
     }
 
-    pub fn people_in_unit_with_role(&self, unit: &str, role: Role) -> impl Iterator<Item = &Person> {
+    pub fn people_in_unit_with_role(
+        &self,
+        unit: &str,
+        role: Role,
+    ) -> impl Iterator<Item = &Person> {
         self.people_in_unit(unit).filter(move |p| p.has_role(role))
     }
 
@@ -422,8 +472,10 @@ impl Roster {
                 without_id.join("、")
             ));
         }
-        let with_liaison: HashSet<&str> =
-            self.people_with_role(Role::Liaison).map(|p| p.unit.as_str()).collect();
+        let with_liaison: HashSet<&str> = self
+            .people_with_role(Role::Liaison)
+            .map(|p| p.unit.as_str())
+            .collect();
         let without_liaison: Vec<&str> = self
             .units
             .iter()
@@ -443,7 +495,12 @@ impl Roster {
                 *counts.entry(*r).or_default() += 1;
             }
         }
-        for role in [Role::Inspector, Role::Supervisor, Role::HotlineHead, Role::Admin] {
+        for role in [
+            Role::Inspector,
+            Role::Supervisor,
+            Role::HotlineHead,
+            Role::Admin,
+        ] {
             if counts.get(&role).copied().unwrap_or(0) == 0 {
                 out.push(format!("名单中没有{}（{}）", role.label(), role.as_str()));
             }
@@ -462,7 +519,11 @@ impl Roster {
                 "[[unit]]\nname = {}\nkind = \"{}\"\naliases = [{}]\n\n",
                 q(&u.name),
                 u.kind.as_str(),
-                u.aliases.iter().map(|a| q(a)).collect::<Vec<_>>().join(", ")
+                u.aliases
+                    .iter()
+                    .map(|a| q(a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         for p in &self.people {
@@ -496,14 +557,19 @@ mod tests {
         assert!(ren.has_role(Role::Leader));
         assert_eq!(ren.id(), "local:区人社局:任燕");
         assert!(r.person(ren.id()).is_some());
-        assert_eq!(r.unit("区人社局").map(|u| u.kind), Some(UnitKind::Department));
+        assert_eq!(
+            r.unit("区人社局").map(|u| u.kind),
+            Some(UnitKind::Department)
+        );
     }
 
     #[test]
     fn problems_carry_file_and_line() {
         let text = "[[unit]]\nname = \"A局\"\nkind = \"department\"\n\n[[person]]\nname = \"甲\"\nunit = \"B局\"\nroles = [\"leader\"]\n\n[[person]]\nname = \"乙\"\nunit = \"A局\"\nroles = [\"boss\"]\nstaff_id = \"u1\"\n\n[[person]]\nname = \"丙\"\nunit = \"A局\"\nstaff_id = \"u1\"\n";
         let err = Roster::from_toml_str(text, "roster.toml").expect_err("invalid");
-        let RosterError::Invalid(problems) = &err else { panic!("{err}") };
+        let RosterError::Invalid(problems) = &err else {
+            panic!("{err}")
+        };
         let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, vec![7, 13, 19], "{err}");
         assert!(err.to_string().contains("不在单位名单中"));

@@ -18,7 +18,10 @@ const ENV_PREFIX: &str = "TIAOCHU_";
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("无法读取配置文件 {path}：{source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("配置文件 {path} 不是有效的 TOML：{message}")]
     Syntax { path: String, message: String },
     #[error("环境变量 {var} 的值无效：{message}")]
@@ -162,9 +165,19 @@ impl Settings {
             merge(&mut merged, layer);
         }
         for (var, value) in env {
-            let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
-            let Some((section, key)) = rest.split_once("__") else { continue };
-            apply_env(&mut merged, &var, &section.to_lowercase(), &key.to_lowercase(), &value)?;
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue;
+            };
+            apply_env(
+                &mut merged,
+                &var,
+                &section.to_lowercase(),
+                &key.to_lowercase(),
+                &value,
+            )?;
         }
         let settings: Settings = merged
             .try_into()
@@ -185,10 +198,11 @@ impl Settings {
 }
 
 fn parse_layer(text: &str, origin: &str) -> Result<toml::Table, SettingsError> {
-    text.parse::<toml::Table>().map_err(|e| SettingsError::Syntax {
-        path: origin.to_string(),
-        message: e.message().to_string(),
-    })
+    text.parse::<toml::Table>()
+        .map_err(|e| SettingsError::Syntax {
+            path: origin.to_string(),
+            message: e.message().to_string(),
+        })
 }
 
 fn merge(base: &mut toml::Table, layer: toml::Table) {
@@ -211,7 +225,10 @@ fn apply_env(
     key: &str,
     raw: &str,
 ) -> Result<(), SettingsError> {
-    let bad = |message: String| SettingsError::Env { var: var.to_string(), message };
+    let bad = |message: String| SettingsError::Env {
+        var: var.to_string(),
+        message,
+    };
     let Some(toml::Value::Table(table)) = merged.get_mut(section) else {
         return Err(bad(format!("没有名为 [{section}] 的配置段")));
     };
@@ -220,7 +237,9 @@ fn apply_env(
     };
     let value = match current {
         toml::Value::Integer(_) => toml::Value::Integer(
-            raw.trim().parse().map_err(|_| bad("应为整数".to_string()))?,
+            raw.trim()
+                .parse()
+                .map_err(|_| bad("应为整数".to_string()))?,
         ),
         toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
             "true" | "1" => true,
@@ -245,7 +264,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -260,8 +282,11 @@ mod tests {
     fn file_then_env_override() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.toml");
-        std::fs::write(&path, "[sla]\ndecision_working_days = 5\n[server]\nlisten = \"0.0.0.0:9\"\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "[sla]\ndecision_working_days = 5\n[server]\nlisten = \"0.0.0.0:9\"\n",
+        )
+        .expect("write");
         let s = Settings::load_with_env(
             Some(&path),
             env(&[
@@ -282,10 +307,14 @@ mod tests {
 
     #[test]
     fn bad_env_is_reported_in_chinese() {
-        let err = Settings::load_with_env(None, env(&[("TIAOCHU_SLA__DECISION_WORKING_DAYS", "three")]))
-            .expect_err("must fail");
+        let err = Settings::load_with_env(
+            None,
+            env(&[("TIAOCHU_SLA__DECISION_WORKING_DAYS", "three")]),
+        )
+        .expect_err("must fail");
         assert!(err.to_string().contains("应为整数"), "{err}");
-        let err = Settings::load_with_env(None, env(&[("TIAOCHU_NOPE__X", "1")])).expect_err("must fail");
+        let err =
+            Settings::load_with_env(None, env(&[("TIAOCHU_NOPE__X", "1")])).expect_err("must fail");
         assert!(err.to_string().contains("[nope]"), "{err}");
     }
 }

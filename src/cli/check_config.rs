@@ -49,7 +49,11 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
         println!("配置检查通过（{} 条警告）。", warnings.len());
         Ok(0)
     } else {
-        eprintln!("配置检查未通过：{} 个错误，{} 条警告。", errors.len(), warnings.len());
+        eprintln!(
+            "配置检查未通过：{} 个错误，{} 条警告。",
+            errors.len(),
+            warnings.len()
+        );
         Ok(1)
     }
 }

@@ -6,10 +6,18 @@ use clap::{Parser, Subcommand};
 
 use crate::settings::Settings;
 
+pub mod calendar_cmd;
 pub mod check_config;
+pub mod deadline;
+pub mod parse_cmd;
+pub mod store_cmd;
 
 #[derive(Parser, Debug)]
-#[command(name = "tiaochu", version, about = "甘州区 12345 热线疑难工单联合调处（钉钉机器人）")]
+#[command(
+    name = "tiaochu",
+    version,
+    about = "甘州区 12345 热线疑难工单联合调处（钉钉机器人）"
+)]
 pub struct Cli {
     /// 配置文件（在内置默认配置之上覆盖；环境变量 TIAOCHU_<段>__<键> 再覆盖它）
     #[arg(long, global = true, value_name = "FILE")]
@@ -20,8 +28,19 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// 解析一份联合调处申请（与机器人收到时的解析完全相同）
+    Parse(parse_cmd::ParseArgs),
+    /// 计算工作日/工作小时截止时间（含法定节假日与调休）
+    Deadline(deadline::DeadlineArgs),
+    /// 节假日数据：查看或载入某一年
+    #[command(subcommand)]
+    Calendar(calendar_cmd::CalendarCommand),
     /// 检查配置、名单与节假日数据
     CheckConfig,
+    /// 创建或升级数据库
+    Migrate,
+    /// 在线备份数据库并校验备份文件
+    Backup(store_cmd::BackupArgs),
 }
 
 /// Runs the parsed command; the result is the process exit status.
@@ -34,7 +53,12 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     let result = match &cli.command {
+        Command::Parse(args) => parse_cmd::run(&settings, args),
+        Command::Deadline(args) => deadline::run(&settings, args),
+        Command::Calendar(cmd) => calendar_cmd::run(&settings, cmd),
         Command::CheckConfig => check_config::run(&settings),
+        Command::Migrate => store_cmd::migrate(&settings),
+        Command::Backup(args) => store_cmd::backup(&settings, args),
     };
     match result {
         Ok(code) => code,

@@ -1,2 +1,3 @@
 //! Chinese text users see, rendered from structured data. Nothing else in the crate writes
 //! user-facing sentences.
+pub mod application;

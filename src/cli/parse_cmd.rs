@@ -1,0 +1,61 @@
+//! `tiaochu parse [--json] [FILE|-]`: the application parser offline, on the configured roster,
+//! exactly as the robot runs it (SPEC.md → `tiaochu parse --json`). Used to check what an
+//! application will produce before it is sent, and by the fixture checker.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::messages::application::{render_incomplete, render_preview};
+use crate::parse::{UnitMatcher, parse_application};
+use crate::roster::Roster;
+use crate::settings::Settings;
+
+#[derive(clap::Args, Debug)]
+pub struct ParseArgs {
+    /// 申请文本文件；省略或 "-" 表示从标准输入读取
+    pub file: Option<PathBuf>,
+    /// 输出 JSON（字段见 SPEC.md），而不是给联络员的中文回复
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the parsed application (one JSON object with `--json`, else the Chinese reply).
+/// Exit 0 when complete, 1 when not; an unreadable or non-UTF-8 input or a bad roster is an
+/// `Err`, which the caller reports on stderr with exit status 2.
+pub fn run(settings: &Settings, args: &ParseArgs) -> anyhow::Result<i32> {
+    let roster = Roster::load(&settings.roster.path)?;
+    let text = read_input(args)?;
+    let app = parse_application(&text, &UnitMatcher::new(&roster));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&app).context("无法输出 JSON")?);
+    } else if app.ok {
+        println!("{}", render_preview(&app));
+    } else {
+        println!("{}", render_incomplete(&app));
+    }
+    Ok(if app.ok { 0 } else { 1 })
+}
+
+/// The input as UTF-8 text without a BOM.
+fn read_input(args: &ParseArgs) -> anyhow::Result<String> {
+    let (bytes, origin) = match args.file.as_deref().filter(|p| p.as_os_str() != "-") {
+        Some(path) => (
+            std::fs::read(path).with_context(|| format!("无法读取申请文件 {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).context("无法读取标准输入")?;
+            (bytes, "标准输入".to_string())
+        }
+    };
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        anyhow::anyhow!(
+            "{origin} 不是 UTF-8 编码的文本（第 {} 个字节起无法解码）：请将文件另存为 UTF-8 编码后重试",
+            e.utf8_error().valid_up_to() + 1
+        )
+    })
+}

@@ -1,0 +1,638 @@
+//! The store owns every line of SQL: one SQLite file (WAL, `synchronous=FULL`) holding cases,
+//! the append-only event log, inbox, outbox, timers and cards, with its schema migrated from the
+//! embedded `migrations/*.sql`.
+//!
+//! All writes go through ONE writer thread that owns the only write connection, so a decision
+//! (case + events + outbox + timers) is one `IMMEDIATE` transaction and no two writers ever race
+//! for the lock. Reads use a small pool of separate connections, which WAL lets run alongside the
+//! writer. The store knows nothing of the workflow: cases are indexed columns plus a JSON
+//! document, events are JSON, outbox payloads are the exact bytes to send.
+//!
+//! Every instant is stored as INTEGER milliseconds since the Unix epoch (UTC).
+
+use std::cell::Cell;
+use std::num::NonZeroUsize;
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite_migration::{M, Migrations, SchemaVersion};
+use tokio::sync::{oneshot, watch};
+
+mod backup;
+mod cards;
+mod cases;
+mod events;
+mod inbox;
+mod outbox;
+mod timers;
+
+pub use backup::{BackupReport, backup_file};
+pub use cards::CardRow;
+pub use cases::{CaseRow, CaseUnitRow, CaseVersionRow, NewCase};
+pub use events::EventRow;
+pub use inbox::{InboxInsert, InboxRow, NewInbound};
+pub use outbox::{NewOutbound, OutboxRow, OutboxState};
+pub use timers::{NewTimer, TimerRow, TimerState};
+
+const MIGRATION_LIST: &[M<'static>] = &[M::up(include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
+
+/// The schema version this build migrates to (SQLite `user_version`).
+pub const SCHEMA_VERSION: u32 = MIGRATION_LIST.len() as u32;
+
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Idle read connections kept for reuse; more are opened on demand and closed after use.
+const READ_POOL_IDLE: usize = 4;
+
+/// What the store reports to its users. The messages are Chinese because they reach the admin;
+/// they never contain SQL or citizen data (the `source` chain may carry SQLite's own wording).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("无法打开数据库文件 {path}：{reason}")]
+    Open {
+        path: String,
+        reason: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("磁盘空间已满，无法写入数据库；请清理磁盘后重试")]
+    DiskFull(#[source] rusqlite::Error),
+    #[error("数据库正被其他进程占用，等待超时；请稍后重试")]
+    Busy(#[source] rusqlite::Error),
+    #[error("数据库文件已损坏，请从备份恢复")]
+    Corrupt(#[source] rusqlite::Error),
+    #[error("数据库结构版本 {found} 比本程序支持的版本 {supported} 新，请升级 tiaochu")]
+    TooNew { found: u32, supported: u32 },
+    #[error("数据库文件 {path} 无法启用 WAL 日志模式（文件系统不支持？）")]
+    NoWal { path: String },
+    #[error("数据库结构升级失败")]
+    Migrate(#[source] rusqlite_migration::Error),
+    #[error("数据库中的数据无效：{0}")]
+    BadData(String),
+    #[error("{what}已被其他操作修改，请重新读取后再试")]
+    Conflict { what: String },
+    #[error("未找到{what}")]
+    NotFound { what: String },
+    /// Returned by a write closure that decides, for its own reason, to roll back.
+    #[error("操作未完成：{0}")]
+    Abort(String),
+    #[error("备份文件 {path} 已存在，不会覆盖")]
+    BackupExists { path: String },
+    #[error("备份文件 {path} 完整性检查未通过（{detail}），已删除该文件")]
+    IntegrityCheckFailed { path: String, detail: String },
+    #[error("无法访问文件 {path}：{source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("数据库写入线程已停止，请重启服务")]
+    WriterGone,
+    #[error("数据库操作异常中止（程序错误），本次操作未生效")]
+    Panicked,
+    #[error("数据库操作失败（{}）", sqlite_code_label(*.code))]
+    Sqlite {
+        code: Option<rusqlite::ErrorCode>,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(C::DiskFull) => StoreError::DiskFull(e),
+            Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy(e),
+            Some(C::DatabaseCorrupt | C::NotADatabase) => StoreError::Corrupt(e),
+            code => StoreError::Sqlite { code, source: e },
+        }
+    }
+}
+
+impl From<rusqlite_migration::Error> for StoreError {
+    fn from(e: rusqlite_migration::Error) -> Self {
+        match e {
+            rusqlite_migration::Error::RusqliteError { err, .. } => err.into(),
+            other => StoreError::Migrate(other),
+        }
+    }
+}
+
+/// The schema version before and after [`Store::open`] migrated the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// 0 for a file that was just created.
+    pub before: u32,
+    pub after: u32,
+}
+
+/// The connection settings actually in force on the writer connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pragmas {
+    /// `"wal"` once opened.
+    pub journal_mode: String,
+    /// 2 is FULL.
+    pub synchronous: i64,
+    /// Milliseconds.
+    pub busy_timeout_ms: i64,
+    pub foreign_keys: bool,
+}
+
+/// A unit of work for the writer thread. It answers its caller itself, through a channel it
+/// captured, so the loop stays generic.
+type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+
+/// What the writer thread owns.
+struct Writer {
+    conn: Connection,
+    timers: Arc<watch::Sender<u64>>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    idle_reads: Mutex<Vec<Connection>>,
+    timers: Arc<watch::Sender<u64>>,
+    migration: MigrationReport,
+}
+
+/// The handle to the database. Cheap to clone; every clone talks to the same writer thread,
+/// which stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, applies the pragmas, migrates it to
+    /// [`SCHEMA_VERSION`] and starts the writer thread. The parent directory must exist.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let open_err = |source: rusqlite::Error| StoreError::Open {
+            path: shown.clone(),
+            reason: open_reason(&source),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        let mode = configure_writer(&conn).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NoWal {
+                path: shown.clone(),
+            });
+        }
+
+        let before = user_version(&conn).map_err(open_err)?;
+        if before > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found: before,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        MIGRATIONS.to_latest(&mut conn)?;
+        let after = match MIGRATIONS.current_version(&conn)? {
+            SchemaVersion::NoneSet => 0,
+            SchemaVersion::Inside(v) | SchemaVersion::Outside(v) => version_u32(v),
+        };
+
+        let first_read = open_reader(path).map_err(open_err)?;
+        let timers = Arc::new(watch::Sender::new(0u64));
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let mut writer = Writer {
+            conn,
+            timers: Arc::clone(&timers),
+        };
+        std::thread::Builder::new()
+            .name("tiaochu-store-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    job(&mut writer);
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                jobs,
+                idle_reads: Mutex::new(vec![first_read]),
+                timers,
+                migration: MigrationReport { before, after },
+            }),
+        })
+    }
+
+    /// The database file this store was opened on.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The schema version found when the file was opened and the one it was migrated to.
+    pub fn migration_report(&self) -> MigrationReport {
+        self.inner.migration
+    }
+
+    /// A receiver that sees a change whenever a committed transaction set or cancelled a timer.
+    /// The scheduler sleeps until the next due timer or until this changes; a change committed
+    /// between its last look and its wait is not lost, because the receiver remembers what it saw.
+    pub fn timers_changed(&self) -> watch::Receiver<u64> {
+        self.inner.timers.subscribe()
+    }
+
+    /// Runs `f` on the writer thread inside one `IMMEDIATE` transaction: committed when `f`
+    /// returns `Ok`, rolled back when it returns `Err` or panics. Once submitted, the write runs
+    /// to completion even if the caller stops waiting.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Box::new(move |w: &mut Writer| {
+            // The caller may have stopped waiting; the outcome is committed either way.
+            let _ = reply.send(run_write(w, f));
+        }))?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// As [`Store::write`], blocking the calling thread; for the CLI and other sync code. Must
+    /// not be called from inside an async task.
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.submit(Box::new(move |w: &mut Writer| {
+            let _ = reply.send(run_write(w, f));
+        }))?;
+        answer.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        self.inner
+            .jobs
+            .send(job)
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Runs `f` on a read connection, inside one read transaction so every query in it sees the
+    /// same committed snapshot. Runs on tokio's blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&ReadTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|_| StoreError::Panicked)?
+    }
+
+    /// As [`Store::read`], on the calling thread.
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&ReadTx<'_>) -> Result<T, StoreError>,
+    {
+        self.with_reader(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let out = f(&ReadTx { conn: &tx });
+            // Nothing to keep: a read transaction only pins the snapshot.
+            tx.rollback()?;
+            out
+        })
+    }
+
+    /// Lends a pooled read connection to `f` (outside any transaction) and returns it after.
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.idle_reads().pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => open_reader(&self.inner.path)?,
+        };
+        let out = f(&mut conn);
+        // A connection left inside a transaction (a failed rollback) is not reused.
+        if conn.is_autocommit() {
+            let mut idle = self.idle_reads();
+            if idle.len() < READ_POOL_IDLE {
+                idle.push(conn);
+            }
+        }
+        out
+    }
+
+    fn idle_reads(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // The pool is a plain Vec; a panic while it was locked cannot leave it inconsistent.
+        self.inner
+            .idle_reads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The schema version of the file (`PRAGMA user_version`).
+    pub fn schema_version_blocking(&self) -> Result<u32, StoreError> {
+        self.with_reader(|conn| Ok(user_version(conn)?))
+    }
+
+    /// The pragmas in force on the writer connection.
+    pub async fn pragmas(&self) -> Result<Pragmas, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Box::new(move |w: &mut Writer| {
+            let _ = reply.send(read_pragmas(&w.conn));
+        }))?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// As [`Store::pragmas`], blocking.
+    pub fn pragmas_blocking(&self) -> Result<Pragmas, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.submit(Box::new(move |w: &mut Writer| {
+            let _ = reply.send(read_pragmas(&w.conn));
+        }))?;
+        answer.recv().map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// The body of every write job: one IMMEDIATE transaction around `f`, and the timer
+/// notification only once the transaction is durable.
+fn run_write<T, F>(w: &mut Writer, f: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&Tx<'_>) -> Result<T, StoreError>,
+{
+    let tx = w
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let handle = Tx {
+        read: ReadTx { conn: &tx },
+        timers_touched: Cell::new(false),
+    };
+    // A panicking closure must not take the writer thread (and every later write) down with it.
+    let out = catch_unwind(AssertUnwindSafe(|| f(&handle)));
+    let touched = handle.timers_touched.get();
+    match out {
+        Ok(Ok(value)) => {
+            tx.commit()?;
+            if touched {
+                w.timers
+                    .send_modify(|generation| *generation = generation.wrapping_add(1));
+            }
+            Ok(value)
+        }
+        Ok(Err(e)) => {
+            if let Err(rollback) = tx.rollback() {
+                tracing::error!(error = %rollback, "rollback after a failed write failed");
+            }
+            Err(e)
+        }
+        Err(_) => {
+            tracing::error!("a store write closure panicked; its transaction was rolled back");
+            drop(tx);
+            Err(StoreError::Panicked)
+        }
+    }
+}
+
+/// Returns the journal mode actually in force, which the caller requires to be WAL.
+fn configure_writer(conn: &Connection) -> rusqlite::Result<String> {
+    // WAL lets readers (and VACUUM INTO backups) run while the writer writes; FULL makes a
+    // committed decision survive a power cut, which the case data needs.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(mode)
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+fn read_pragmas(conn: &Connection) -> Result<Pragmas, StoreError> {
+    Ok(Pragmas {
+        journal_mode: conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?,
+        synchronous: conn.pragma_query_value(None, "synchronous", |r| r.get(0))?,
+        busy_timeout_ms: conn.pragma_query_value(None, "busy_timeout", |r| r.get(0))?,
+        foreign_keys: conn.pragma_query_value(None, "foreign_keys", |r| r.get::<_, i64>(0))? == 1,
+    })
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+fn version_u32(v: NonZeroUsize) -> u32 {
+    u32::try_from(v.get()).unwrap_or(u32::MAX)
+}
+
+fn sqlite_code_label(code: Option<rusqlite::ErrorCode>) -> &'static str {
+    use rusqlite::ErrorCode as C;
+    match code {
+        Some(C::ConstraintViolation) => "数据约束冲突",
+        Some(C::ReadOnly | C::PermissionDenied) => "没有写入权限",
+        Some(C::SystemIoFailure) => "磁盘读写错误",
+        Some(C::TooBig) => "数据过大",
+        Some(C::TypeMismatch) => "数据类型不符",
+        Some(_) => "SQLite 错误",
+        None => "程序内部错误",
+    }
+}
+
+fn open_reason(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::CannotOpen) => "文件或目录不存在，或没有权限",
+        Some(C::PermissionDenied | C::ReadOnly) => "没有写入权限",
+        Some(C::NotADatabase) => "该文件不是数据库文件",
+        Some(C::DatabaseCorrupt) => "数据库文件已损坏",
+        Some(C::DiskFull) => "磁盘空间已满",
+        Some(C::DatabaseBusy | C::DatabaseLocked) => "数据库正被其他进程占用",
+        _ => "数据库无法初始化",
+    }
+}
+
+/// A read transaction: every query method of the store. Also reachable from a [`Tx`], which
+/// dereferences to it, so a write closure can read what it is about to change.
+pub struct ReadTx<'c> {
+    conn: &'c Connection,
+}
+
+impl ReadTx<'_> {
+    pub(crate) fn conn(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// A write transaction on the writer thread. Everything done through one `Tx` commits together
+/// or not at all.
+pub struct Tx<'c> {
+    read: ReadTx<'c>,
+    timers_touched: Cell<bool>,
+}
+
+impl<'c> Deref for Tx<'c> {
+    type Target = ReadTx<'c>;
+    fn deref(&self) -> &ReadTx<'c> {
+        &self.read
+    }
+}
+
+impl Tx<'_> {
+    /// Records that this transaction changed timers, so the scheduler is woken after commit.
+    fn touch_timers(&self) {
+        self.timers_touched.set(true);
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every time column.
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// Reads a millisecond column back into a [`Timestamp`].
+fn ts_col(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Timestamp> {
+    let v: i64 = row.get(idx)?;
+    Timestamp::from_millisecond(v).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+/// As [`ts_col`] for a nullable column.
+fn opt_ts_col(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<Timestamp>> {
+    let v: Option<i64> = row.get(idx)?;
+    v.map(|v| {
+        Timestamp::from_millisecond(v).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                idx,
+                rusqlite::types::Type::Integer,
+                Box::new(e),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// SQLite's LIMIT takes an i64; anything larger means "no limit".
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        MIGRATIONS.validate().expect("migrations validate");
+        assert_eq!(SCHEMA_VERSION, 1);
+    }
+
+    #[test]
+    fn a_panicking_write_rolls_back_and_the_writer_survives() {
+        let (_dir, store) = fresh();
+        let err = store
+            .write_blocking(|tx| -> Result<(), StoreError> {
+                tx.next_case_no(2026)?;
+                panic!("simulated bug in a write closure");
+            })
+            .expect_err("panic must surface as an error");
+        assert!(matches!(err, StoreError::Panicked), "{err:?}");
+        let no = store
+            .write_blocking(|tx| tx.next_case_no(2026))
+            .expect("writer still alive");
+        assert_eq!(
+            no, "TC-2026-0001",
+            "the panicking transaction must have been rolled back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_fails_calls_instead_of_hanging() {
+        let (_dir, store) = fresh();
+        // A job that panics outside run_write's guard kills the thread, as a bug in the loop would.
+        store
+            .submit(Box::new(|_w: &mut Writer| panic!("simulated writer crash")))
+            .expect("submit");
+        // Jobs run in order, so this write is queued behind the crash and must fail, not hang.
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.write(|tx| tx.next_case_no(2026)),
+        )
+        .await
+        .expect("write hung after the writer died")
+        .expect_err("writer is gone");
+        assert!(matches!(err, StoreError::WriterGone), "{err:?}");
+        let blocking = store.clone();
+        let err = tokio::task::spawn_blocking(move || blocking.pragmas_blocking())
+            .await
+            .expect("join")
+            .expect_err("writer is gone");
+        assert!(matches!(err, StoreError::WriterGone), "{err:?}");
+        assert!(err.to_string().contains("写入线程"), "{err}");
+    }
+
+    #[test]
+    fn opening_in_a_missing_directory_says_why_in_chinese() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = Store::open(&dir.path().join("nope").join("t.db")).expect_err("must fail");
+        let shown = err.to_string();
+        assert!(shown.starts_with("无法打开数据库文件"), "{shown}");
+        assert!(shown.contains("不存在"), "{shown}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .expect("set version");
+        }
+        let err = Store::open(&path).expect_err("must refuse");
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err:?}");
+        assert!(err.to_string().contains("请升级"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        std::fs::write(&path, vec![b'x'; 4096]).expect("write junk");
+        let err = Store::open(&path).expect_err("must refuse");
+        assert!(err.to_string().contains("不是数据库文件"), "{err}");
+    }
+}

@@ -1,0 +1,213 @@
+//! Clocks (SPEC.md → Clocks; 四(二), 五(一), 五(二)): each deadline the mechanism sets, with the
+//! timers that remind before it and record its breach. A clock runs until its condition is met;
+//! stopping it cancels its pending timers, so a stale timer firing later changes nothing.
+//!
+//! Timer keys are `"{case_no}/{clock_id}/{phase}"`. A clock id is the clock's base name
+//! (`review_start`, `unit_response:区住建局`, …), suffixed `#N` for the N-th clock of the same kind
+//! in one case (a resubmission restarts the review clocks), so keys are never reused.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{Calendar, Deadline};
+
+/// What a clock measures and whose duty it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "clock", rename_all = "snake_case")]
+pub enum ClockKind {
+    /// 五(一) 即收即审: an inspector starts the review within 1 working hour of receipt.
+    ReviewStart,
+    /// 四(二): the inspector decides the handling method within 3 working days of receipt.
+    Decision,
+    /// 五(一) green channel: the whole coordination is done within 1 working day of receipt.
+    GreenCoordination,
+    /// 四(三): a cooperating unit answers the coordination request.
+    UnitResponse { unit: String },
+    /// 五(二): the first unit completes the joint handling.
+    Handling,
+}
+
+impl ClockKind {
+    fn base_id(&self) -> String {
+        match self {
+            ClockKind::ReviewStart => "review_start".into(),
+            ClockKind::Decision => "decision".into(),
+            ClockKind::GreenCoordination => "green_coordination".into(),
+            ClockKind::UnitResponse { unit } => format!("unit_response:{unit}"),
+            ClockKind::Handling => "handling".into(),
+        }
+    }
+
+    /// The Chinese name users see.
+    pub fn label(&self) -> String {
+        match self {
+            ClockKind::ReviewStart => "启动审核（即收即审）".into(),
+            ClockKind::Decision => "研判确定处置方式".into(),
+            ClockKind::GreenCoordination => "绿色通道协调完成".into(),
+            ClockKind::UnitResponse { unit } => format!("{unit}答复协调请求"),
+            ClockKind::Handling => "联合处置办结".into(),
+        }
+    }
+
+    /// The unit whose duty the clock measures, for unit clocks.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            ClockKind::UnitResponse { unit } => Some(unit),
+            _ => None,
+        }
+    }
+}
+
+/// When a timer fires relative to its clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Half of the clock's working time has passed: first reminder.
+    Half,
+    /// `remind_before_due_minutes` working minutes before the deadline: last reminder.
+    Soon,
+    /// The deadline: breach.
+    Due,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Half => "half",
+            Phase::Soon => "soon",
+            Phase::Due => "due",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TimerState {
+    Pending,
+    Fired { at: Timestamp },
+    Cancelled { at: Timestamp },
+}
+
+/// One scheduled firing; the engine stores it under `key` and fires it back as `Input::TimerFired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    pub key: String,
+    pub phase: Phase,
+    pub due_at: Timestamp,
+    pub state: TimerState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ClockState {
+    /// Condition not met, deadline not passed.
+    Running,
+    /// The deadline passed with the condition unmet; the breach is recorded, no timer is pending.
+    Breached { at: Timestamp },
+    /// The condition was met (or became moot); `on_time` when that was by the deadline.
+    Stopped { at: Timestamp, on_time: bool },
+}
+
+/// A running or finished deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    /// Unique within the case; the middle part of its timer keys.
+    pub id: String,
+    pub kind: ClockKind,
+    pub started: Timestamp,
+    pub due: Timestamp,
+    /// The deadline reaches a year with no holiday data (weekdays only; recomputed when loaded).
+    pub provisional: bool,
+    /// Chinese, e.g. "截止 2026-10-10（周六，调休上班日），已跳过 10/1–10/7 国庆假期".
+    pub explanation: String,
+    pub reminders_sent: u32,
+    pub state: ClockState,
+    pub timers: Vec<Timer>,
+}
+
+impl Clock {
+    /// Starts a clock with its timers: `half` at half the working time, `soon` at
+    /// `remind_before` working minutes before the deadline when that is later than `half`,
+    /// and `due` at the deadline. A deadline at or before `started` gets only `due`.
+    pub fn start(
+        case_no: &str,
+        id: String,
+        kind: ClockKind,
+        started: Timestamp,
+        deadline: Deadline,
+        remind_before: u32,
+        calendar: &Calendar,
+    ) -> Clock {
+        let total = calendar.working_minutes_between(started, deadline.due).max(0);
+        let half = total / 2;
+        let mut phases = Vec::new();
+        if half > 0 {
+            phases.push((Phase::Half, offset(calendar, started, half)));
+        }
+        let soon = total - i64::from(remind_before);
+        if remind_before > 0 && soon > half {
+            phases.push((Phase::Soon, offset(calendar, started, soon)));
+        }
+        phases.push((Phase::Due, deadline.due));
+        let timers = phases
+            .into_iter()
+            .map(|(phase, due_at)| Timer {
+                key: format!("{case_no}/{id}/{}", phase.as_str()),
+                phase,
+                due_at,
+                state: TimerState::Pending,
+            })
+            .collect();
+        Clock {
+            id,
+            kind,
+            started,
+            due: deadline.due,
+            provisional: deadline.provisional,
+            explanation: deadline.explanation,
+            reminders_sent: 0,
+            state: ClockState::Running,
+            timers,
+        }
+    }
+
+    /// The id for a new clock of `kind` in a case that already has `clocks`.
+    pub fn next_id(clocks: &[Clock], kind: &ClockKind) -> String {
+        let earlier = clocks.iter().filter(|c| &c.kind == kind).count();
+        if earlier == 0 { kind.base_id() } else { format!("{}#{}", kind.base_id(), earlier + 1) }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, ClockState::Running)
+    }
+
+    pub fn is_breached(&self) -> bool {
+        matches!(self.state, ClockState::Breached { .. })
+    }
+
+    /// Not yet stopped: running or breached.
+    pub fn is_open(&self) -> bool {
+        !matches!(self.state, ClockState::Stopped { .. })
+    }
+
+    /// Whether the clock's condition, met at `now`, is met on time: by the deadline with no breach
+    /// recorded. A stopped clock keeps the verdict it was stopped with.
+    pub fn met_on_time(&self, now: Timestamp) -> bool {
+        match self.state {
+            ClockState::Running => now <= self.due,
+            ClockState::Breached { .. } => false,
+            ClockState::Stopped { on_time, .. } => on_time,
+        }
+    }
+
+    pub fn pending_timers(&self) -> impl Iterator<Item = &Timer> {
+        self.timers.iter().filter(|t| t.state == TimerState::Pending)
+    }
+}
+
+/// `minutes` working minutes after `start`; both are within one clock, so the offset is small
+/// and fits `u32`.
+fn offset(calendar: &Calendar, start: Timestamp, minutes: i64) -> Timestamp {
+    let minutes = u32::try_from(minutes).unwrap_or(u32::MAX);
+    calendar.add_working_minutes(start, minutes).due
+}

@@ -1,0 +1,141 @@
+//! What a decision asks the outside world to do: notify roster people, send or update cards, set
+//! or cancel timers. Messages carry data, never sentences: Chinese text is rendered elsewhere,
+//! together with the decision's case (case number, ticket number and the green-channel flag,
+//! which every message shows, are read from there).
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::case::{CardKind, Contact, SupervisionGround};
+use super::clock::{Clock, ClockKind, Phase};
+use super::input::{CoordinationAsk, SatisfactionLevel};
+use crate::calendar::Deadline;
+use crate::parse::Category;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// A message to one person; `to` is always a roster id ([`crate::roster::Person::id`]).
+    Notify { to: String, message: Message },
+    /// Send a new interactive card; `card_key` is its stable `outTrackId`.
+    Card { card_key: String, kind: CardKind, recipients: Vec<String> },
+    /// Re-render every copy of an already sent card from the decision's case.
+    UpdateCard { card_key: String },
+    /// Fire `Input::TimerFired { key }` at `due_at`. Keys are unique for the life of the case.
+    SetTimer { key: String, due_at: Timestamp, kind: TimerKind },
+    CancelTimer { key: String },
+}
+
+/// What a timer is for, so the scheduler can log it and the store index it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerKind {
+    pub clock: ClockKind,
+    pub phase: Phase,
+}
+
+/// A deadline as messages show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Due {
+    pub at: Timestamp,
+    /// Computed on weekdays only because a year's holidays are not loaded: say so.
+    pub provisional: bool,
+    /// Chinese explanation from the calendar.
+    pub explanation: String,
+}
+
+impl From<&Clock> for Due {
+    fn from(c: &Clock) -> Due {
+        Due { at: c.due, provisional: c.provisional, explanation: c.explanation.clone() }
+    }
+}
+
+impl From<Deadline> for Due {
+    fn from(d: Deadline) -> Due {
+        Due { at: d.due, provisional: d.provisional, explanation: d.explanation }
+    }
+}
+
+/// A roster person named in a message (the first unit's contact).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonRef {
+    pub id: String,
+    pub name: String,
+    pub unit: String,
+    pub phone: String,
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum ClosedHow {
+    /// 四(二): the first unit handles it alone.
+    Independent,
+    /// The city 12345 handled it.
+    City { outcome: String },
+    /// Joint handling completed and satisfaction recorded.
+    Satisfaction { level: SatisfactionLevel },
+}
+
+/// The content of a notification. Each variant names its recipients in its doc.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "message", rename_all = "snake_case")]
+pub enum Message {
+    /// To the submitter: the application is registered (or registered again: same receipt).
+    Receipt {
+        version: u32,
+        first_unit: String,
+        requested_units: Vec<String>,
+        unresolved_mentions: Vec<String>,
+        city_level: bool,
+        category: Category,
+        review_due: Due,
+        decision_due: Due,
+        /// Green channel only.
+        coordination_due: Option<Due>,
+    },
+    /// To the first unit: an inspector started the review.
+    Claimed { inspector: PersonRef },
+    /// To the first unit: joint mediation with these units.
+    DecidedJoint { units: Vec<CoordinationAsk> },
+    /// To the first unit and its leader: independent handling; the case closes.
+    DecidedIndependent { path_and_basis: String },
+    /// To the first unit: returned for more; resubmit the corrected application.
+    Returned { reason: String },
+    /// To the first unit: passed to the city 12345.
+    DecidedCity { note: String },
+    /// To the city 12345 supervisors: a case that needs city-level or cross-county units.
+    CityEscalation { note: String, first_unit: String, title: String, coordination: String },
+    /// To a cooperating unit's leader (the liaisons get the coordination card): the unit is asked
+    /// to cooperate (二、组织领导: leaders organise the cooperation their unit is asked for).
+    CoordinationRequest { unit: String, direction: String, due: Due, first_unit_contact: PersonRef },
+    /// To the first unit and the inspector: a cooperating unit accepted.
+    UnitAccepted { contact: Contact },
+    /// To the inspector and the unit's leader: a cooperating unit objected.
+    ObjectionRaised { unit: String, reason: String },
+    /// To the unit and the first unit: the inspector dropped the unit from the case.
+    RequestWithdrawn { unit: String },
+    /// To the unit and its leader: the inspector keeps the request; written supervision follows.
+    RequestInsisted { unit: String, objection: String },
+    /// To the supervisors: issue written supervision to `unit`.
+    SupervisionRequested { unit: String, ground: SupervisionGround },
+    /// To the unit and its leader: 书面督办 No. `number`.
+    Supervision { number: u32, unit: String, content: String, ground: SupervisionGround },
+    /// To the inspector: every requested unit was withdrawn; decide again.
+    DecisionReopened { withdrawn: Vec<String>, decision_due: Due },
+    /// To the first unit: every cooperating unit accepted; all contacts in one message.
+    ContactsReady { contacts: Vec<Contact>, handling_due: Due },
+    /// To the cooperating units: joint handling starts, led by the first unit (五(二)).
+    JointHandlingStarted { first_unit_contact: PersonRef, handling_due: Due },
+    /// To the other side of the joint handling (五(二)).
+    Progress { from_unit: String, by: PersonRef, text: String },
+    /// To the inspector and the cooperating units: the first unit reported the result (五(三)).
+    Completed { process: String, measures: String, citizen_feedback: String, on_time: bool },
+    /// To everyone involved: the case is closed.
+    Closed { how: ClosedHow },
+    /// To whoever must act on `clock`.
+    Reminder { clock: ClockKind, phase: Phase, due: Due, remaining_minutes: i64, count: u32 },
+    /// To whoever had to act on `clock`: its deadline passed.
+    Breach { clock: ClockKind, due: Due },
+    /// Up the ladder (a unit's leader; the hotline head for hotline clocks): `responsible` missed `clock`.
+    Escalation { clock: ClockKind, due: Due, responsible: Vec<String> },
+}

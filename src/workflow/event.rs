@@ -1,0 +1,77 @@
+//! Audit events: one per fact the monthly statistics and quarterly summaries count
+//! (五(四) 考核问责). Reports are computed from these, never from counters, so each records
+//! who, when, which unit, and whether a deadline was met.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The actor recorded for timer-driven events.
+pub const SYSTEM_ACTOR: &str = "system";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub at: Timestamp,
+    /// Roster id of the person who acted, or [`SYSTEM_ACTOR`].
+    pub actor: String,
+    /// The unit the fact is about, when there is one.
+    pub unit: Option<String>,
+    /// Kind-specific details; the keys each kind carries are listed on [`EventKind`].
+    pub data: serde_json::Value,
+}
+
+/// Every countable fact. Data keys in brackets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Application registered [version, ticket_no, green_channel, category, requested_units]; unit = first unit.
+    Submitted,
+    /// Corrected application after a return [version]; unit = first unit.
+    Resubmitted,
+    /// Review claimed [version, on_time: within the review-start clock].
+    Claimed,
+    /// Joint mediation decided [units, on_time: within the decision clock].
+    DecidedJoint,
+    /// Independent handling decided [on_time].
+    DecidedIndependent,
+    /// Returned to the first unit [reason, on_time].
+    Returned,
+    /// Escalated to the city 12345 [on_time].
+    DecidedCity,
+    /// A unit was asked to cooperate [direction, due]; unit = that unit.
+    UnitRequested,
+    /// A unit accepted [on_time: by its response deadline, help].
+    UnitAccepted,
+    /// A unit objected [reason, on_time].
+    UnitObjected,
+    /// The inspector withdrew the request for an objecting or refusing unit [status_before].
+    ObjectionWithdrawn,
+    /// The inspector upheld the request despite the objection (insisted).
+    ObjectionUpheld,
+    /// 书面督办 issued [number, ground].
+    SupervisionIssued,
+    /// A unit did not answer by its response deadline: counted as a refusal [due].
+    UnitOverdue,
+    /// Every requested unit was withdrawn; the inspector decides again [withdrawn].
+    DecisionReopened,
+    /// Every remaining unit accepted; joint handling starts [units, handling_due].
+    JointHandlingStarted,
+    /// A reminder was sent [clock, phase, count].
+    ReminderSent,
+    /// A deadline passed with its duty undone [clock, due].
+    Breach,
+    /// A breach was escalated [clock, to].
+    Escalated,
+    /// A progress note [text].
+    Progress,
+    /// The first unit reported completion [on_time: by the handling deadline].
+    Completed,
+    /// Satisfaction recorded [level].
+    Satisfaction,
+    /// Marked a typical case [revised: an earlier summary was replaced].
+    TypicalMarked,
+    /// The city's outcome recorded [outcome].
+    CityOutcome,
+    /// The case closed [how: independent | city | satisfaction].
+    Closed,
+}

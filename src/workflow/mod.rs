@@ -1,0 +1,174 @@
+//! The workflow core: the whole life of an application under the joint-mediation mechanism
+//! (seed/mechanism.md 四、工作流程 and 五、工作要求; SPEC.md → The life of an application,
+//! Text commands, Clocks) as one pure function, [`transition`].
+//!
+//! Pure: no I/O, no clock reads, no database. The engine loads the case, calls `transition` with
+//! the sender and the current time, and applies the returned [`Decision`] — new case, audit
+//! events, effects (messages, cards, timers) — in ONE store transaction, so a state change and
+//! everything it causes are committed together or not at all. A [`Rejection`] changes nothing.
+//!
+//! Decisions taken here where the mechanism is silent (each is commented where it is applied):
+//! - When the inspector withdraws every requested unit, the case goes back to review (`UnderReview`,
+//!   same inspector, a new decision clock): 四(二) makes the handling method the inspector's call,
+//!   and independent handling needs a resolution path and policy basis only the inspector can give.
+//! - A unit may still accept after objecting, after the inspector insisted, or after its response
+//!   deadline passed: otherwise a supervised unit could never comply.
+//! - Terminal states absorb every input with a rejection, except typical-case marking, and timer
+//!   firings, which are no-ops there (every clock of a terminal case is stopped).
+
+mod case;
+mod clock;
+mod coordination;
+mod draft;
+mod effect;
+mod event;
+mod handling;
+mod input;
+mod invariants;
+mod people;
+mod reject;
+mod review;
+mod submission;
+mod timers;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use case::{
+    Acceptance, Case, CardKind, CardRef, CityOutcome, Claim, Completion, Contact, DecisionKind, DecisionRecord,
+    Objection, PreviousVersion, ProgressNote, RequestStatus, SatisfactionRecord, State, Supervision,
+    SupervisionGround, TypicalCase, UnitRequest,
+};
+pub use clock::{Clock, ClockKind, ClockState, Phase, Timer, TimerState};
+pub use effect::{ClosedHow, Due, Effect, Message, PersonRef, TimerKind};
+pub use event::{Event, EventKind, SYSTEM_ACTOR};
+pub use input::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
+pub use invariants::check_invariants;
+pub use reject::{RejectReason, Rejection};
+
+use crate::calendar::Calendar;
+use crate::roster::Roster;
+use crate::settings::SlaSettings;
+use people::Who;
+
+/// What a transition reads besides the case: who is who, working time, and the deadlines.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub roster: &'a Roster,
+    pub calendar: &'a Calendar,
+    pub sla: &'a SlaSettings,
+}
+
+/// Who sent an input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    /// A roster person, by [`crate::roster::Person::id`] (DingTalk staffId or `local:` id).
+    Person(String),
+    /// The scheduler, firing timers.
+    System,
+}
+
+/// The outcome of an accepted input: the case after it, the facts to record, and what to do.
+/// A decision whose `case` equals the input case and has no events and no effects is a no-op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub case: Case,
+    pub events: Vec<Event>,
+    pub effects: Vec<Effect>,
+}
+
+impl Decision {
+    fn unchanged(case: &Case) -> Decision {
+        Decision { case: case.clone(), events: Vec::new(), effects: Vec::new() }
+    }
+}
+
+/// The one entry point: applies `input` from `actor` at `now` to `case`.
+///
+/// `case` is `None` only for a new submission. Inputs are authorised by role and unit against
+/// `ctx.roster`; every refusal has its own [`RejectReason`] and a Chinese message.
+pub fn transition(
+    case: Option<&Case>,
+    input: &Input,
+    actor: &Actor,
+    now: Timestamp,
+    ctx: &Ctx,
+) -> Result<Decision, Rejection> {
+    let who = Who::resolve(actor, ctx.roster)?;
+    let Some(case) = case else {
+        return match input {
+            Input::Submit { case_no, application } => submission::submit(case_no, application, who, now, *ctx),
+            _ => Err(Rejection::new(
+                RejectReason::NoSuchCase,
+                "没有找到该工单的联合调处案件。请核对工单编号；如需发起联合调处，请先由首接单位联络员发送申请（发送“模板”获取申请格式）。",
+            )),
+        };
+    };
+    let call = Call { case, who, now, ctx: *ctx };
+    match input {
+        Input::TimerFired { key } => timers::fire(call, key),
+        Input::MarkTypical { summary } => handling::mark_typical(call, summary),
+        _ if case.state.is_terminal() => Err(Rejection::new(
+            RejectReason::CaseClosed,
+            format!(
+                "工单 {} 的联合调处案件 {} 已结案（{}），不再受理“{}”。如有疑问请联系区12345热线。",
+                case.ticket_no,
+                case.case_no,
+                case.state.label(),
+                input.command()
+            ),
+        )),
+        Input::Submit { application, .. } => submission::submit_again(call, application),
+        Input::Resubmit { application } => submission::resubmit(call, application),
+        Input::Claim => review::claim(call),
+        Input::DecideJoint { units } => review::decide_joint(call, units),
+        Input::DecideIndependent { path_and_basis } => review::decide_independent(call, path_and_basis),
+        Input::Return { reason } => review::return_for_more(call, reason),
+        Input::EscalateCity { note } => review::escalate_city(call, note),
+        Input::RecordCityOutcome { outcome } => review::record_city_outcome(call, outcome),
+        Input::Accept { unit, contact_name, position, phone, help } => {
+            coordination::accept(call, unit, contact_name, position, phone, help)
+        }
+        Input::Object { unit, reason } => coordination::object(call, unit, reason),
+        Input::Withdraw { unit } => coordination::withdraw(call, unit),
+        Input::Insist { unit } => coordination::insist(call, unit),
+        Input::Supervise { unit, content } => coordination::supervise(call, unit, content),
+        Input::Progress { text } => handling::progress(call, text),
+        Input::Complete { process, measures, citizen_feedback } => {
+            handling::complete(call, process, measures, citizen_feedback)
+        }
+        Input::Satisfaction { level } => handling::satisfaction(call, *level),
+    }
+}
+
+/// One input on an existing case, as the handlers receive it.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    case: &'a Case,
+    who: Who<'a>,
+    now: Timestamp,
+    ctx: Ctx<'a>,
+}
+
+impl<'a> Call<'a> {
+    fn draft(self) -> draft::Draft<'a> {
+        draft::Draft::edit(self.ctx, self.now, self.who.id(), self.case)
+    }
+}
+
+/// A required free text, trimmed; `what` names it in the refusal ("退回原因").
+fn required_text(text: &str, what: &str, example: &str) -> Result<String, Rejection> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Rejection::new(RejectReason::MissingText, format!("请填写{what}，例如：{example}")));
+    }
+    Ok(text.to_string())
+}
+
+/// A wrong-state refusal that names the current state.
+fn wrong_state(case: &Case, doing: &str, hint: &str) -> Rejection {
+    Rejection::new(
+        RejectReason::WrongState,
+        format!("工单 {} 目前处于“{}”阶段，不能{doing}。{hint}", case.ticket_no, case.state.label()),
+    )
+}

@@ -1,0 +1,135 @@
+//! Who may act and who is told: authorisation by role and unit, and the recipient rules. Every
+//! recipient comes from the roster, so no effect can address someone outside it.
+
+use super::Actor;
+use super::case::Case;
+use super::effect::PersonRef;
+use super::reject::{RejectReason, Rejection};
+use crate::roster::{Person, Role, Roster};
+
+/// The resolved sender of an input.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Who<'r> {
+    Person(&'r Person),
+    System,
+}
+
+impl<'r> Who<'r> {
+    pub(super) fn resolve(actor: &Actor, roster: &'r Roster) -> Result<Who<'r>, Rejection> {
+        match actor {
+            Actor::System => Ok(Who::System),
+            Actor::Person(id) => roster.person(id).map(Who::Person).ok_or_else(|| {
+                Rejection::new(
+                    RejectReason::UnknownActor,
+                    "您不在疑难工单联合调处工作名单中，无法办理此事项。请联系本单位分管领导或区12345热线管理员将您加入名单。",
+                )
+            }),
+        }
+    }
+
+    /// The person behind a person's action; timers cannot take one.
+    pub(super) fn person(self) -> Result<&'r Person, Rejection> {
+        match self {
+            Who::Person(p) => Ok(p),
+            Who::System => Err(Rejection::new(
+                RejectReason::SystemNotAllowed,
+                "该操作须由名单中的具体人员发起，系统定时任务不能代为办理。",
+            )),
+        }
+    }
+
+    /// The id events record.
+    pub(super) fn id(self) -> String {
+        match self {
+            Who::Person(p) => p.id().to_string(),
+            Who::System => super::event::SYSTEM_ACTOR.to_string(),
+        }
+    }
+}
+
+/// A liaison or the leader of `unit` acts for it (二、组织领导: 联络员专门对接, 分管领导审核把关).
+pub(super) fn speaks_for(person: &Person, unit: &str) -> bool {
+    person.unit == unit && (person.has_role(Role::Liaison) || person.has_role(Role::Leader))
+}
+
+/// Hotline staff who record outcomes and satisfaction: inspectors, supervisors, the hotline head.
+pub(super) fn is_hotline_staff(person: &Person) -> bool {
+    [Role::Inspector, Role::Supervisor, Role::HotlineHead].into_iter().any(|r| person.has_role(r))
+}
+
+pub(super) fn require_role(person: &Person, role: Role) -> Result<(), Rejection> {
+    if person.has_role(role) {
+        return Ok(());
+    }
+    let (reason, what) = match role {
+        Role::Inspector => (RejectReason::NotInspector, "该操作只能由区12345热线质检专员办理"),
+        Role::Supervisor => (RejectReason::NotSupervisor, "书面督办只能由区12345热线督办专员签发"),
+        _ => (RejectReason::NotHotlineStaff, "该操作只能由区12345热线工作人员办理"),
+    };
+    Err(Rejection::new(reason, format!("{what}，您在名单中的角色是{}。", roles_label(person))))
+}
+
+pub(super) fn roles_label(person: &Person) -> String {
+    if person.roles.is_empty() {
+        return "（未分配角色）".into();
+    }
+    person.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join("、")
+}
+
+/// Who receives a unit's messages and cards: its liaisons, who handle the unit's mediation work
+/// day to day (二、组织领导); a unit with no liaison yet is reached through its leader, who names
+/// the liaisons (附件1: 人事变动由分管领导依次补充).
+pub(super) fn unit_contacts(roster: &Roster, unit: &str) -> Vec<String> {
+    let liaisons = ids(roster.people_in_unit_with_role(unit, Role::Liaison));
+    if liaisons.is_empty() { unit_leaders(roster, unit) } else { liaisons }
+}
+
+pub(super) fn unit_leaders(roster: &Roster, unit: &str) -> Vec<String> {
+    ids(roster.people_in_unit_with_role(unit, Role::Leader))
+}
+
+pub(super) fn with_role(roster: &Roster, role: Role) -> Vec<String> {
+    ids(roster.people_with_role(role))
+}
+
+fn ids<'a>(people: impl Iterator<Item = &'a Person>) -> Vec<String> {
+    people.map(|p| p.id().to_string()).collect()
+}
+
+/// The first unit as a recipient: its liaisons (or leader) and whoever submitted the application.
+pub(super) fn first_unit_side(roster: &Roster, case: &Case) -> Vec<String> {
+    let mut out = unit_contacts(roster, &case.first_unit);
+    out.push(case.submitted_by.clone());
+    out
+}
+
+/// The inspector who must act: the claimer, or every inspector while nobody has claimed.
+pub(super) fn inspectors_on_duty(roster: &Roster, case: &Case) -> Vec<String> {
+    match case.inspector() {
+        Some(id) if roster.person(id).is_some() => vec![id.to_string()],
+        _ => with_role(roster, Role::Inspector),
+    }
+}
+
+/// A roster person as messages name them; `None` once they left the roster.
+pub(super) fn person_ref(roster: &Roster, id: &str) -> Option<PersonRef> {
+    roster.person(id).map(|p| PersonRef {
+        id: p.id().to_string(),
+        name: p.name.clone(),
+        unit: p.unit.clone(),
+        phone: p.phone.clone(),
+    })
+}
+
+/// The first unit's contact for cooperating units: the submitter, else its first liaison or leader.
+pub(super) fn first_unit_contact(roster: &Roster, case: &Case) -> PersonRef {
+    std::iter::once(case.submitted_by.clone())
+        .chain(unit_contacts(roster, &case.first_unit))
+        .find_map(|id| person_ref(roster, &id))
+        .unwrap_or_else(|| PersonRef {
+            id: String::new(),
+            name: String::new(),
+            unit: case.first_unit.clone(),
+            phone: String::new(),
+        })
+}

@@ -1,0 +1,244 @@
+//! Submission and resubmission (四(一) 首接牵头提意向): the first unit's liaison sends the
+//! application once its leader agreed; it is registered, the review clocks start (五(一) 即收即审;
+//! 四(二) 3 working days; green channel 1 working day), and every inspector gets the review card.
+
+use jiff::Timestamp;
+use serde_json::json;
+
+use super::case::{CardKind, Case, PreviousVersion, State};
+use super::clock::ClockKind;
+use super::draft::Draft;
+use super::effect::{Due, Message};
+use super::event::EventKind;
+use super::people::{self, Who};
+use super::reject::{RejectReason, Rejection};
+use super::{Call, Ctx, Decision};
+use crate::parse::Application;
+use crate::roster::{Person, Role, Roster, UnitKind};
+
+/// A new case from a complete application.
+pub(super) fn submit(
+    case_no: &str,
+    application: &Application,
+    who: Who,
+    now: Timestamp,
+    ctx: Ctx,
+) -> Result<Decision, Rejection> {
+    let person = who.person()?;
+    let (ticket_no, first_unit) = check_application(application, ctx.roster)?;
+    authorise_first_unit(person, &first_unit)?;
+    let case = Case {
+        case_no: case_no.to_string(),
+        ticket_no,
+        first_unit,
+        version: 1,
+        application: application.clone(),
+        submitted_by: person.id().to_string(),
+        received_at: now,
+        green_channel: application.urgent,
+        state: State::Submitted,
+        claim: None,
+        decisions: Vec::new(),
+        requests: Vec::new(),
+        supervisions: Vec::new(),
+        progress: Vec::new(),
+        completion: None,
+        satisfaction: None,
+        city_outcome: None,
+        typical: None,
+        clocks: Vec::new(),
+        cards: Vec::new(),
+        previous_versions: Vec::new(),
+    };
+    let mut d = Draft::new(ctx, now, person.id().to_string(), case, None);
+    register(&mut d, EventKind::Submitted);
+    Ok(d.finish())
+}
+
+/// A submission for a ticket that already has this open case: the same application again repeats
+/// the receipt (SPEC.md: idempotent); after a return it is the resubmission; anything else is refused.
+pub(super) fn submit_again(call: Call, application: &Application) -> Result<Decision, Rejection> {
+    let case = call.case;
+    if case.state == State::Returned {
+        return resubmit(call, application);
+    }
+    let person = call.who.person()?;
+    let (ticket_no, first_unit) = check_application(application, call.ctx.roster)?;
+    authorise_first_unit(person, &first_unit)?;
+    check_same_ticket(case, &ticket_no)?;
+    if application != &case.application {
+        return Err(Rejection::new(
+            RejectReason::TicketHasOpenCase,
+            format!(
+                "工单 {} 已有进行中的联合调处案件 {}（{}），不能重复发起。如需补充情况，请在案件中发送“进展”或联系质检专员。",
+                case.ticket_no,
+                case.case_no,
+                case.state.label()
+            ),
+        ));
+    }
+    let mut d = call.draft();
+    if let Some(receipt) = receipt(case) {
+        d.notify([person.id().to_string()], receipt);
+    }
+    Ok(d.finish())
+}
+
+/// The corrected application after a return: same ticket, same first unit, version + 1, and the
+/// review starts over.
+pub(super) fn resubmit(call: Call, application: &Application) -> Result<Decision, Rejection> {
+    let case = call.case;
+    let person = call.who.person()?;
+    authorise_first_unit(person, &case.first_unit)?;
+    if case.state != State::Returned {
+        return Err(Rejection::new(
+            RejectReason::NotReturned,
+            format!(
+                "工单 {} 的申请没有被退回（目前处于“{}”阶段），无需重新提交。",
+                case.ticket_no,
+                case.state.label()
+            ),
+        ));
+    }
+    let (ticket_no, first_unit) = check_application(application, call.ctx.roster)?;
+    check_same_ticket(case, &ticket_no)?;
+    if first_unit != case.first_unit {
+        return Err(Rejection::new(
+            RejectReason::FirstUnitChanged,
+            format!(
+                "重新提交的申请首接单位为“{first_unit}”，与原申请的“{}”不一致。补充申请须由原首接单位提交；如首接单位有误，请联系质检专员。",
+                case.first_unit
+            ),
+        ));
+    }
+    let mut d = call.draft();
+    let previous = PreviousVersion {
+        version: case.version,
+        application: case.application.clone(),
+        submitted_by: case.submitted_by.clone(),
+        received_at: case.received_at,
+    };
+    let c = &mut d.case;
+    c.previous_versions.push(previous);
+    c.version += 1;
+    c.application = application.clone();
+    c.submitted_by = person.id().to_string();
+    c.received_at = call.now;
+    c.green_channel = application.urgent;
+    c.claim = None;
+    c.state = State::Submitted;
+    register(&mut d, EventKind::Resubmitted);
+    Ok(d.finish())
+}
+
+/// Starts the review of the case's latest version: clocks, review card, receipt, event.
+fn register(d: &mut Draft, kind: EventKind) {
+    let (now, sla, calendar) = (d.now, d.ctx.sla, d.ctx.calendar);
+    // 五(一) 即收即审: an inspector starts the review within 1 working hour of receipt.
+    d.start_clock(
+        ClockKind::ReviewStart,
+        calendar.add_working_minutes(now, sla.review_start_working_hours.saturating_mul(60)),
+    );
+    // 四(二): the handling method is decided within 3 working days of receipt.
+    d.start_clock(ClockKind::Decision, calendar.working_days_deadline(now, sla.decision_working_days));
+    if d.case.green_channel {
+        // 五(一) 绿色通道: the whole coordination is complete within 1 working day.
+        d.start_clock(
+            ClockKind::GreenCoordination,
+            calendar.working_days_deadline(now, sla.green_coordination_working_days),
+        );
+    }
+    let inspectors = people::with_role(d.roster(), Role::Inspector);
+    let version = d.case.version;
+    d.card(format!("{}/review/v{version}", d.case.case_no), CardKind::Review { version }, inspectors);
+    if let Some(receipt) = receipt(&d.case) {
+        d.notify([d.case.submitted_by.clone()], receipt);
+    }
+    let app = &d.case.application;
+    let data = json!({
+        "version": version,
+        "ticket_no": d.case.ticket_no,
+        "green_channel": d.case.green_channel,
+        "category": app.category,
+        "requested_units": app.requested_units,
+    });
+    let first_unit = d.case.first_unit.clone();
+    d.event(kind, Some(&first_unit), data);
+}
+
+/// The receipt for the case's latest version (SPEC.md → Submission); `None` only for a case
+/// whose review clocks were never started, which registration rules out.
+fn receipt(case: &Case) -> Option<Message> {
+    let due = |kind: ClockKind| case.clock(&kind).map(Due::from);
+    let app = &case.application;
+    Some(Message::Receipt {
+        version: case.version,
+        first_unit: case.first_unit.clone(),
+        requested_units: app.requested_units.clone(),
+        unresolved_mentions: app.unresolved_mentions.clone(),
+        city_level: app.city_level,
+        category: app.category,
+        review_due: due(ClockKind::ReviewStart)?,
+        decision_due: due(ClockKind::Decision)?,
+        coordination_due: if case.green_channel { due(ClockKind::GreenCoordination) } else { None },
+    })
+}
+
+/// A registrable application: complete (四(一): measures, difficulties, units, leader's consent),
+/// with a ticket number and a member unit as first unit. Returns (ticket_no, first_unit).
+fn check_application(app: &Application, roster: &Roster) -> Result<(String, String), Rejection> {
+    let ticket = app.ticket_no.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let Some(ticket) = ticket.filter(|_| app.ok && app.leader_approved) else {
+        let mut problems: Vec<String> = app.missing.iter().map(|m| format!("缺少“{m}”")).collect();
+        problems.extend(app.errors.iter().cloned());
+        if !app.leader_approved && problems.is_empty() {
+            problems.push("须先经本单位分管领导同意".into());
+        }
+        if problems.is_empty() {
+            problems.push("工单编号无效".into());
+        }
+        return Err(Rejection::new(
+            RejectReason::ApplicationIncomplete,
+            format!("申请不完整，未登记：{}。请按模板补全后重新发送（发送“模板”获取格式）。", problems.join("；")),
+        ));
+    };
+    let first_unit = app.first_unit.as_deref().unwrap_or("").trim();
+    let member = roster.unit(first_unit).is_some_and(|u| u.kind != UnitKind::Hotline);
+    if !member {
+        return Err(Rejection::new(
+            RejectReason::FirstUnitNotMember,
+            format!(
+                "首接单位“{first_unit}”不是联合调处工作小组成员单位，未登记。请填写本单位在名单中的全称（如“区人社局”）。"
+            ),
+        ));
+    }
+    Ok((ticket.to_string(), first_unit.to_string()))
+}
+
+/// 四(一): the first unit's liaison (or its leader) sends the application; an admin may on its behalf.
+fn authorise_first_unit(person: &Person, first_unit: &str) -> Result<(), Rejection> {
+    if people::speaks_for(person, first_unit) || person.has_role(Role::Admin) {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        RejectReason::NotFirstUnit,
+        format!(
+            "该申请的首接单位是“{first_unit}”，只能由该单位的联络员或分管领导发送；您在名单中属于“{}”（{}）。",
+            person.unit,
+            people::roles_label(person)
+        ),
+    ))
+}
+
+fn check_same_ticket(case: &Case, ticket_no: &str) -> Result<(), Rejection> {
+    if ticket_no == case.ticket_no {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        RejectReason::TicketMismatch,
+        format!(
+            "申请中的工单编号 {ticket_no} 与案件 {} 的工单编号 {} 不一致。请核对工单编号后重新发送。",
+            case.case_no, case.ticket_no
+        ),
+    ))
+}
