@@ -4,8 +4,10 @@
 
 pub mod calendar;
 pub mod cli;
+pub mod engine;
 pub mod messages;
 pub mod parse;
 pub mod roster;
 pub mod settings;
 pub mod store;
+pub mod workflow;

@@ -18,7 +18,7 @@ use crate::parse::Application;
 ///                         → Coordinating → JointHandling → Completed → Closed
 ///                           Coordinating → UnderReview        (every requested unit withdrawn)
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Registered, waiting for an inspector to claim the review (五(一) 即收即审).
@@ -121,12 +121,16 @@ impl Case {
 
     /// Requests still in play: not withdrawn. All of them belong to the latest joint decision.
     pub fn active_requests(&self) -> impl Iterator<Item = &UnitRequest> {
-        self.requests.iter().filter(|r| !matches!(r.status, RequestStatus::Withdrawn { .. }))
+        self.requests
+            .iter()
+            .filter(|r| !matches!(r.status, RequestStatus::Withdrawn { .. }))
     }
 
     /// Units that accepted and so take part in the joint handling.
     pub fn accepted_units(&self) -> impl Iterator<Item = &UnitRequest> {
-        self.requests.iter().filter(|r| matches!(r.status, RequestStatus::Accepted(_)))
+        self.requests
+            .iter()
+            .filter(|r| matches!(r.status, RequestStatus::Accepted(_)))
     }
 
     /// The latest clock of `kind`, running or not.
@@ -216,7 +220,10 @@ pub enum RequestStatus {
 
 impl RequestStatus {
     pub fn is_settled(&self) -> bool {
-        matches!(self, RequestStatus::Accepted(_) | RequestStatus::Withdrawn { .. })
+        matches!(
+            self,
+            RequestStatus::Accepted(_) | RequestStatus::Withdrawn { .. }
+        )
     }
 
     /// The Chinese name users see.

@@ -138,7 +138,9 @@ impl Clock {
         remind_before: u32,
         calendar: &Calendar,
     ) -> Clock {
-        let total = calendar.working_minutes_between(started, deadline.due).max(0);
+        let total = calendar
+            .working_minutes_between(started, deadline.due)
+            .max(0);
         let half = total / 2;
         let mut phases = Vec::new();
         if half > 0 {
@@ -174,7 +176,11 @@ impl Clock {
     /// The id for a new clock of `kind` in a case that already has `clocks`.
     pub fn next_id(clocks: &[Clock], kind: &ClockKind) -> String {
         let earlier = clocks.iter().filter(|c| &c.kind == kind).count();
-        if earlier == 0 { kind.base_id() } else { format!("{}#{}", kind.base_id(), earlier + 1) }
+        if earlier == 0 {
+            kind.base_id()
+        } else {
+            format!("{}#{}", kind.base_id(), earlier + 1)
+        }
     }
 
     pub fn is_running(&self) -> bool {
@@ -201,7 +207,9 @@ impl Clock {
     }
 
     pub fn pending_timers(&self) -> impl Iterator<Item = &Timer> {
-        self.timers.iter().filter(|t| t.state == TimerState::Pending)
+        self.timers
+            .iter()
+            .filter(|t| t.state == TimerState::Pending)
     }
 }
 
@@ -210,4 +218,145 @@ impl Clock {
 fn offset(calendar: &Calendar, start: Timestamp, minutes: i64) -> Timestamp {
     let minutes = u32::try_from(minutes).unwrap_or(u32::MAX);
     calendar.add_working_minutes(start, minutes).due
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::calendar::WorkingHours;
+
+    fn calendar() -> Calendar {
+        Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
+            .expect("shipped calendar")
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    fn schedule(clock: &Clock) -> Vec<(Phase, Timestamp)> {
+        clock.timers.iter().map(|t| (t.phase, t.due_at)).collect()
+    }
+
+    #[test]
+    fn one_working_hour_gets_half_and_due_only() {
+        let cal = calendar();
+        let start = ts("2026-11-02T09:00:00+08:00");
+        let deadline = cal.add_working_minutes(start, 60);
+        let clock = Clock::start(
+            "TC-1",
+            "review_start".into(),
+            ClockKind::ReviewStart,
+            start,
+            deadline,
+            30,
+            &cal,
+        );
+        // The 30-minute reminder would coincide with half-time, so it is not set.
+        assert_eq!(
+            schedule(&clock),
+            vec![
+                (Phase::Half, ts("2026-11-02T09:30:00+08:00")),
+                (Phase::Due, ts("2026-11-02T10:00:00+08:00")),
+            ]
+        );
+        assert_eq!(clock.timers[0].key, "TC-1/review_start/half");
+        assert_eq!(clock.state, ClockState::Running);
+    }
+
+    #[test]
+    fn reminders_count_working_time_across_the_lunch_break_and_a_holiday() {
+        let cal = calendar();
+        // Wednesday 2026-09-30 16:00, 1 working day: the National Day holiday is skipped.
+        let start = ts("2026-09-30T16:00:00+08:00");
+        let deadline = cal.working_days_deadline(start, 1);
+        let due = deadline.due;
+        let clock = Clock::start(
+            "TC-1",
+            "decision".into(),
+            ClockKind::Decision,
+            start,
+            deadline,
+            30,
+            &cal,
+        );
+        let total = cal.working_minutes_between(start, due);
+        let phases = schedule(&clock);
+        assert_eq!(phases.len(), 3);
+        assert_eq!(cal.working_minutes_between(start, phases[0].1), total / 2);
+        assert_eq!(cal.working_minutes_between(phases[1].1, due), 30);
+        assert_eq!(phases[2], (Phase::Due, due));
+        assert!(phases.windows(2).all(|w| w[0].1 < w[1].1));
+    }
+
+    #[test]
+    fn a_deadline_already_passed_gets_only_the_breach_timer() {
+        let cal = calendar();
+        let start = ts("2026-11-10T09:00:00+08:00");
+        let past = Deadline {
+            due: ts("2026-11-06T18:00:00+08:00"),
+            provisional: false,
+            explanation: String::new(),
+        };
+        let clock = Clock::start(
+            "TC-1",
+            "handling".into(),
+            ClockKind::Handling,
+            start,
+            past,
+            30,
+            &cal,
+        );
+        assert_eq!(
+            schedule(&clock),
+            vec![(Phase::Due, ts("2026-11-06T18:00:00+08:00"))]
+        );
+    }
+
+    #[test]
+    fn repeated_clocks_get_numbered_ids() {
+        let cal = calendar();
+        let start = ts("2026-11-02T09:00:00+08:00");
+        let mut clocks = Vec::new();
+        for expected in ["decision", "decision#2", "decision#3"] {
+            let id = Clock::next_id(&clocks, &ClockKind::Decision);
+            assert_eq!(id, expected);
+            clocks.push(Clock::start(
+                "TC-1",
+                id,
+                ClockKind::Decision,
+                start,
+                cal.working_days_deadline(start, 3),
+                30,
+                &cal,
+            ));
+        }
+        let unit = ClockKind::UnitResponse {
+            unit: "区住建局".into(),
+        };
+        assert_eq!(Clock::next_id(&clocks, &unit), "unit_response:区住建局");
+    }
+
+    #[test]
+    fn met_on_time_follows_the_state() {
+        let cal = calendar();
+        let start = ts("2026-11-02T09:00:00+08:00");
+        let mut clock = Clock::start(
+            "TC-1",
+            "x".into(),
+            ClockKind::ReviewStart,
+            start,
+            cal.add_working_minutes(start, 60),
+            30,
+            &cal,
+        );
+        assert!(clock.met_on_time(ts("2026-11-02T10:00:00+08:00")));
+        assert!(!clock.met_on_time(ts("2026-11-02T10:01:00+08:00")));
+        clock.state = ClockState::Breached {
+            at: ts("2026-11-02T10:00:00+08:00"),
+        };
+        assert!(!clock.met_on_time(start));
+    }
 }

@@ -7,7 +7,10 @@ use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use serde_json::json;
 
-use super::case::{Acceptance, Contact, Objection, RequestStatus, State, Supervision, SupervisionGround, UnitRequest};
+use super::case::{
+    Acceptance, Contact, Objection, RequestStatus, State, Supervision, SupervisionGround,
+    UnitRequest,
+};
 use super::clock::ClockKind;
 use super::draft::Draft;
 use super::effect::{Due, Message};
@@ -33,7 +36,10 @@ pub(super) fn accept(
 ) -> Result<Decision, Rejection> {
     let (person, request) = answering(call, unit)?;
     match request.status {
-        RequestStatus::Pending | RequestStatus::Objected | RequestStatus::Insisted { .. } | RequestStatus::Overdue => {}
+        RequestStatus::Pending
+        | RequestStatus::Objected
+        | RequestStatus::Insisted { .. }
+        | RequestStatus::Overdue => {}
         RequestStatus::Accepted(_) => return Err(already_accepted(call, unit)),
         RequestStatus::Withdrawn { .. } => return Err(request_withdrawn(call, unit)),
     }
@@ -51,7 +57,11 @@ pub(super) fn accept(
     }
     d.stop_clock(&clock_id);
     let help: Vec<String> = contact.help.iter().map(HelpItem::label).collect();
-    d.event(EventKind::UnitAccepted, Some(unit), json!({ "on_time": on_time, "help": help }));
+    d.event(
+        EventKind::UnitAccepted,
+        Some(unit),
+        json!({ "on_time": on_time, "help": help }),
+    );
     let mut to = people::first_unit_side(d.roster(), &d.case);
     to.extend(people::inspectors_on_duty(d.roster(), &d.case));
     d.notify(to, Message::UnitAccepted { contact });
@@ -68,7 +78,10 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
         RequestStatus::Objected => {
             return Err(Rejection::new(
                 RejectReason::AlreadyObjected,
-                format!("{unit}已对工单 {} 提出异议，正等待质检专员处理，无需重复提交。", call.case.ticket_no),
+                format!(
+                    "{unit}已对工单 {} 提出异议，正等待质检专员处理，无需重复提交。",
+                    call.case.ticket_no
+                ),
             ));
         }
         RequestStatus::Insisted { .. } => {
@@ -83,20 +96,38 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
         RequestStatus::Accepted(_) => return Err(already_accepted(call, unit)),
         RequestStatus::Withdrawn { .. } => return Err(request_withdrawn(call, unit)),
     }
-    let reason = required_text(reason, "异议理由", "异议 DH… 该事项不属于本单位职责，依据是…")?;
+    let reason = required_text(
+        reason,
+        "异议理由",
+        "异议 DH… 该事项不属于本单位职责，依据是…",
+    )?;
     let mut d = call.draft();
     let on_time = call.now <= request.due;
     let clock_id = request.clock_id.clone();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Objected;
-        r.objection = Some(Objection { by: person.id().to_string(), at: call.now, reason: reason.clone() });
+        r.objection = Some(Objection {
+            by: person.id().to_string(),
+            at: call.now,
+            reason: reason.clone(),
+        });
     }
     // An objection is an answer: the response clock stops.
     d.stop_clock(&clock_id);
-    d.event(EventKind::UnitObjected, Some(unit), json!({ "reason": reason, "on_time": on_time }));
+    d.event(
+        EventKind::UnitObjected,
+        Some(unit),
+        json!({ "reason": reason, "on_time": on_time }),
+    );
     let mut to = people::inspectors_on_duty(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), unit));
-    d.notify(to, Message::ObjectionRaised { unit: unit.to_string(), reason });
+    d.notify(
+        to,
+        Message::ObjectionRaised {
+            unit: unit.to_string(),
+            reason,
+        },
+    );
     Ok(d.finish())
 }
 
@@ -108,20 +139,34 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
         RequestStatus::Insisted { .. } => "insisted",
         RequestStatus::Overdue => "overdue",
         RequestStatus::Withdrawn { .. } => return Err(already_withdrawn(call, unit)),
-        RequestStatus::Pending | RequestStatus::Accepted(_) => return Err(nothing_to_decide(call, unit, request)),
+        RequestStatus::Pending | RequestStatus::Accepted(_) => {
+            return Err(nothing_to_decide(call, unit, request));
+        }
     };
     let mut d = call.draft();
     let clock_id = request.clock_id.clone();
     let actor = d.actor.clone();
     if let Some(r) = d.case.request_mut(unit) {
-        r.status = RequestStatus::Withdrawn { by: actor, at: call.now };
+        r.status = RequestStatus::Withdrawn {
+            by: actor,
+            at: call.now,
+        };
     }
     d.stop_clock(&clock_id);
-    d.event(EventKind::ObjectionWithdrawn, Some(unit), json!({ "status_before": status_before }));
+    d.event(
+        EventKind::ObjectionWithdrawn,
+        Some(unit),
+        json!({ "status_before": status_before }),
+    );
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
     to.extend(people::first_unit_side(d.roster(), &d.case));
-    d.notify(to, Message::RequestWithdrawn { unit: unit.to_string() });
+    d.notify(
+        to,
+        Message::RequestWithdrawn {
+            unit: unit.to_string(),
+        },
+    );
     settle(&mut d);
     Ok(d.finish())
 }
@@ -142,17 +187,36 @@ pub(super) fn insist(call: Call, unit: &str) -> Result<Decision, Rejection> {
             return Err(nothing_to_decide(call, unit, request));
         }
     }
-    let objection = request.objection.as_ref().map(|o| o.reason.clone()).unwrap_or_default();
+    let objection = request
+        .objection
+        .as_ref()
+        .map(|o| o.reason.clone())
+        .unwrap_or_default();
     let mut d = call.draft();
     if let Some(r) = d.case.request_mut(unit) {
-        r.status = RequestStatus::Insisted { by: person.id().to_string(), at: call.now };
+        r.status = RequestStatus::Insisted {
+            by: person.id().to_string(),
+            at: call.now,
+        };
     }
     d.event(EventKind::ObjectionUpheld, Some(unit), json!({}));
     let supervisors = people::with_role(d.roster(), Role::Supervisor);
-    d.notify(supervisors, Message::SupervisionRequested { unit: unit.to_string(), ground: SupervisionGround::Insisted });
+    d.notify(
+        supervisors,
+        Message::SupervisionRequested {
+            unit: unit.to_string(),
+            ground: SupervisionGround::Insisted,
+        },
+    );
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
-    d.notify(to, Message::RequestInsisted { unit: unit.to_string(), objection });
+    d.notify(
+        to,
+        Message::RequestInsisted {
+            unit: unit.to_string(),
+            objection,
+        },
+    );
     Ok(d.finish())
 }
 
@@ -163,12 +227,20 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
     let person = call.who.person()?;
     people::require_role(person, Role::Supervisor)?;
     if !matches!(case.state, State::Coordinating | State::JointHandling) {
-        return Err(wrong_state(case, "签发书面督办", "书面督办用于协调和联合处置阶段。"));
+        return Err(wrong_state(
+            case,
+            "签发书面督办",
+            "书面督办用于协调和联合处置阶段。",
+        ));
     }
     let ground = match case.request(unit).map(|r| &r.status) {
         Some(RequestStatus::Insisted { .. }) => SupervisionGround::Insisted,
         Some(RequestStatus::Overdue) => SupervisionGround::Overdue,
-        _ if unit == case.first_unit && case.clock(&ClockKind::Handling).is_some_and(|c| c.is_breached()) => {
+        _ if unit == case.first_unit
+            && case
+                .clock(&ClockKind::Handling)
+                .is_some_and(|c| c.is_breached()) =>
+        {
             SupervisionGround::HandlingOverdue
         }
         _ => {
@@ -181,8 +253,17 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
             ));
         }
     };
-    let content = required_text(content, "督办内容", "督办 DH… 区住建局 请于今日内明确联系人并到岗履职")?;
-    let repeated = case.supervisions.iter().rev().find(|s| s.unit == unit).is_some_and(|s| s.content == content);
+    let content = required_text(
+        content,
+        "督办内容",
+        "督办 DH… 区住建局 请于今日内明确联系人并到岗履职",
+    )?;
+    let repeated = case
+        .supervisions
+        .iter()
+        .rev()
+        .find(|s| s.unit == unit)
+        .is_some_and(|s| s.content == content);
     if repeated {
         return Err(Rejection::new(
             RejectReason::DuplicateSupervision,
@@ -199,11 +280,23 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         by: person.id().to_string(),
         at: call.now,
     });
-    d.event(EventKind::SupervisionIssued, Some(unit), json!({ "number": number, "ground": ground }));
+    d.event(
+        EventKind::SupervisionIssued,
+        Some(unit),
+        json!({ "number": number, "ground": ground }),
+    );
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
     to.extend(people::inspectors_on_duty(d.roster(), &d.case));
-    d.notify(to, Message::Supervision { number, unit: unit.to_string(), content, ground });
+    d.notify(
+        to,
+        Message::Supervision {
+            number,
+            unit: unit.to_string(),
+            content,
+            ground,
+        },
+    );
     Ok(d.finish())
 }
 
@@ -214,7 +307,10 @@ fn settle(d: &mut Draft) {
         return;
     }
     let active = d.case.active_requests().count();
-    let all_accepted = d.case.active_requests().all(|r| matches!(r.status, RequestStatus::Accepted(_)));
+    let all_accepted = d
+        .case
+        .active_requests()
+        .all(|r| matches!(r.status, RequestStatus::Accepted(_)));
     if active == 0 {
         reopen_review(d);
     } else if all_accepted {
@@ -230,7 +326,10 @@ fn start_joint_handling(d: &mut Draft) {
     d.stop_clocks(|k| *k == ClockKind::GreenCoordination);
     let deadline = match d.case.application.deadline {
         Some(date) => ticket_deadline(d.ctx.calendar, date),
-        None => d.ctx.calendar.working_days_deadline(d.now, d.ctx.sla.handling_working_days),
+        None => d
+            .ctx
+            .calendar
+            .working_days_deadline(d.now, d.ctx.sla.handling_working_days),
     };
     let handling_due = Due::from(deadline.clone());
     d.start_clock(ClockKind::Handling, deadline);
@@ -244,18 +343,40 @@ fn start_joint_handling(d: &mut Draft) {
         .collect();
     let units: Vec<String> = contacts.iter().map(|c| c.unit.clone()).collect();
     let first_side = people::first_unit_side(d.roster(), &d.case);
-    d.notify(first_side, Message::ContactsReady { contacts, handling_due: handling_due.clone() });
+    d.notify(
+        first_side,
+        Message::ContactsReady {
+            contacts,
+            handling_due: handling_due.clone(),
+        },
+    );
     let first_unit_contact = people::first_unit_contact(d.roster(), &d.case);
-    let cooperating: Vec<String> = units.iter().flat_map(|u| people::unit_contacts(d.roster(), u)).collect();
-    d.notify(cooperating, Message::JointHandlingStarted { first_unit_contact, handling_due: handling_due.clone() });
-    d.event(EventKind::JointHandlingStarted, None, json!({ "units": units, "handling_due": handling_due.at }));
+    let cooperating: Vec<String> = units
+        .iter()
+        .flat_map(|u| people::unit_contacts(d.roster(), u))
+        .collect();
+    d.notify(
+        cooperating,
+        Message::JointHandlingStarted {
+            first_unit_contact,
+            handling_due: handling_due.clone(),
+        },
+    );
+    d.event(
+        EventKind::JointHandlingStarted,
+        None,
+        json!({ "units": units, "handling_due": handling_due.at }),
+    );
 }
 
 /// Every requested unit was withdrawn: the joint decision no longer stands and 四(二) leaves the
 /// handling method to the inspector, so the case goes back to review with a new decision clock.
 fn reopen_review(d: &mut Draft) {
     d.case.state = State::UnderReview;
-    let deadline = d.ctx.calendar.working_days_deadline(d.now, d.ctx.sla.decision_working_days);
+    let deadline = d
+        .ctx
+        .calendar
+        .working_days_deadline(d.now, d.ctx.sla.decision_working_days);
     let decision_due = Due::from(deadline.clone());
     d.start_clock(ClockKind::Decision, deadline);
     let withdrawn: Vec<String> = match d.case.last_decision().map(|r| &r.kind) {
@@ -263,21 +384,43 @@ fn reopen_review(d: &mut Draft) {
         _ => Vec::new(),
     };
     let to = people::inspectors_on_duty(d.roster(), &d.case);
-    d.notify(to, Message::DecisionReopened { withdrawn: withdrawn.clone(), decision_due });
-    d.event(EventKind::DecisionReopened, None, json!({ "withdrawn": withdrawn }));
+    d.notify(
+        to,
+        Message::DecisionReopened {
+            withdrawn: withdrawn.clone(),
+            decision_due,
+        },
+    );
+    d.event(
+        EventKind::DecisionReopened,
+        None,
+        json!({ "withdrawn": withdrawn }),
+    );
 }
 
 /// The ticket's own 办理时限: due at the end of that date's last working period, as every
 /// day-count deadline is (SPEC.md → Clocks).
 fn ticket_deadline(calendar: &Calendar, date: Date) -> Deadline {
-    let end = calendar.hours().periods().last().map_or(24 * 60, |p| p.end_minute());
-    let (date, end) = if end >= 24 * 60 { (date.tomorrow().unwrap_or(date), end - 24 * 60) } else { (date, end) };
+    let end = calendar
+        .hours()
+        .periods()
+        .last()
+        .map_or(24 * 60, |p| p.end_minute());
+    let (date, end) = if end >= 24 * 60 {
+        (date.tomorrow().unwrap_or(date), end - 24 * 60)
+    } else {
+        (date, end)
+    };
     let time = Time::new((end / 60) as i8, (end % 60) as i8, 0, 0).unwrap_or(Time::MAX);
     let due = date
         .to_datetime(time)
         .to_zoned(calendar.time_zone().clone())
         .map_or(Timestamp::MAX, |z| z.timestamp());
-    Deadline { due, provisional: false, explanation: format!("截止 {}，为工单自带的办理时限", calendar.display(due)) }
+    Deadline {
+        due,
+        provisional: false,
+        explanation: format!("截止 {}，为工单自带的办理时限", calendar.display(due)),
+    }
 }
 
 /// The unit member answering a request for `unit`, and that request.
@@ -293,7 +436,10 @@ fn answering<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRequ
             ),
         ));
     }
-    let request = call.case.request(unit).ok_or_else(|| not_requested(call, unit))?;
+    let request = call
+        .case
+        .request(unit)
+        .ok_or_else(|| not_requested(call, unit))?;
     if call.case.state != State::Coordinating && !request.status.is_settled() {
         return Err(wrong_state(call.case, "答复协调请求", ""));
     }
@@ -313,10 +459,15 @@ fn deciding_on<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRe
             .unwrap_or_default();
         return Err(Rejection::new(
             RejectReason::NotClaimer,
-            format!("工单 {} 由质检专员{name}认领研判，撤回或坚持须由认领人决定。", case.ticket_no),
+            format!(
+                "工单 {} 由质检专员{name}认领研判，撤回或坚持须由认领人决定。",
+                case.ticket_no
+            ),
         ));
     }
-    let request = case.request(unit).ok_or_else(|| not_requested(call, unit))?;
+    let request = case
+        .request(unit)
+        .ok_or_else(|| not_requested(call, unit))?;
     if case.state != State::Coordinating && !request.status.is_settled() {
         return Err(wrong_state(case, "处理异议", ""));
     }
@@ -324,7 +475,13 @@ fn deciding_on<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRe
 }
 
 /// 四(三): a contact person's name, position and phone, and what the unit can help with.
-fn check_contact(unit: &str, name: &str, position: &str, phone: &str, help: &[HelpItem]) -> Result<Contact, Rejection> {
+fn check_contact(
+    unit: &str,
+    name: &str,
+    position: &str,
+    phone: &str,
+    help: &[HelpItem],
+) -> Result<Contact, Rejection> {
     let mut problems = Vec::new();
     if name.trim().is_empty() {
         problems.push("联系人姓名");
@@ -333,7 +490,10 @@ fn check_contact(unit: &str, name: &str, position: &str, phone: &str, help: &[He
         problems.push("职务");
     }
     let digits = phone.chars().filter(char::is_ascii_digit).count();
-    let phone_ok = phone.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | ' ' | '+')) && (7..=13).contains(&digits);
+    let phone_ok = phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '-' | ' ' | '+'))
+        && (7..=13).contains(&digits);
     if !phone_ok {
         problems.push("有效的联系电话");
     }
@@ -366,28 +526,40 @@ fn check_contact(unit: &str, name: &str, position: &str, phone: &str, help: &[He
 fn not_requested(call: Call, unit: &str) -> Rejection {
     Rejection::new(
         RejectReason::UnitNotRequested,
-        format!("工单 {} 没有请{unit}协办。请核对工单编号和单位名称。", call.case.ticket_no),
+        format!(
+            "工单 {} 没有请{unit}协办。请核对工单编号和单位名称。",
+            call.case.ticket_no
+        ),
     )
 }
 
 fn already_accepted(call: Call, unit: &str) -> Rejection {
     Rejection::new(
         RejectReason::AlreadyAccepted,
-        format!("{unit}已接受工单 {} 的协办，无需重复操作。如需更正联系人，请通过“进展”告知首接单位。", call.case.ticket_no),
+        format!(
+            "{unit}已接受工单 {} 的协办，无需重复操作。如需更正联系人，请通过“进展”告知首接单位。",
+            call.case.ticket_no
+        ),
     )
 }
 
 fn request_withdrawn(call: Call, unit: &str) -> Rejection {
     Rejection::new(
         RejectReason::RequestWithdrawn,
-        format!("质检专员已撤回对{unit}的协办请求（工单 {}），无需再答复。", call.case.ticket_no),
+        format!(
+            "质检专员已撤回对{unit}的协办请求（工单 {}），无需再答复。",
+            call.case.ticket_no
+        ),
     )
 }
 
 fn already_withdrawn(call: Call, unit: &str) -> Rejection {
     Rejection::new(
         RejectReason::AlreadyWithdrawn,
-        format!("工单 {} 对{unit}的协办请求已撤回，无需重复操作。", call.case.ticket_no),
+        format!(
+            "工单 {} 对{unit}的协办请求已撤回，无需重复操作。",
+            call.case.ticket_no
+        ),
     )
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::case::{Case, CardKind, CardRef};
+use super::case::{CardKind, CardRef, Case};
 use super::clock::{Clock, ClockKind, ClockState, TimerState};
 use super::effect::{Effect, Message, TimerKind};
 use super::event::{Event, EventKind};
@@ -30,8 +30,23 @@ pub(super) struct Draft<'a> {
 }
 
 impl<'a> Draft<'a> {
-    pub fn new(ctx: Ctx<'a>, now: Timestamp, actor: String, case: Case, before: Option<&'a Case>) -> Self {
-        Draft { ctx, now, actor, case, before, events: Vec::new(), effects: Vec::new(), new_cards: BTreeSet::new() }
+    pub fn new(
+        ctx: Ctx<'a>,
+        now: Timestamp,
+        actor: String,
+        case: Case,
+        before: Option<&'a Case>,
+    ) -> Self {
+        Draft {
+            ctx,
+            now,
+            actor,
+            case,
+            before,
+            events: Vec::new(),
+            effects: Vec::new(),
+            new_cards: BTreeSet::new(),
+        }
     }
 
     /// A draft changing `case`.
@@ -58,7 +73,10 @@ impl<'a> Draft<'a> {
         let mut seen = BTreeSet::new();
         for id in to {
             if self.ctx.roster.person(&id).is_some() && seen.insert(id.clone()) {
-                self.effects.push(Effect::Notify { to: id, message: message.clone() });
+                self.effects.push(Effect::Notify {
+                    to: id,
+                    message: message.clone(),
+                });
             }
         }
     }
@@ -70,9 +88,17 @@ impl<'a> Draft<'a> {
             .into_iter()
             .filter(|id| self.ctx.roster.person(id).is_some() && seen.insert(id.clone()))
             .collect();
-        self.case.cards.push(CardRef { key: key.clone(), kind: kind.clone(), recipients: recipients.clone() });
+        self.case.cards.push(CardRef {
+            key: key.clone(),
+            kind: kind.clone(),
+            recipients: recipients.clone(),
+        });
         self.new_cards.insert(key.clone());
-        self.effects.push(Effect::Card { card_key: key, kind, recipients });
+        self.effects.push(Effect::Card {
+            card_key: key,
+            kind,
+            recipients,
+        });
     }
 
     /// Starts a clock now and sets its timers; returns its id.
@@ -91,7 +117,10 @@ impl<'a> Draft<'a> {
             self.effects.push(Effect::SetTimer {
                 key: t.key.clone(),
                 due_at: t.due_at,
-                kind: TimerKind { clock: kind.clone(), phase: t.phase },
+                kind: TimerKind {
+                    clock: kind.clone(),
+                    phase: t.phase,
+                },
             });
         }
         self.case.clocks.push(clock);
@@ -100,8 +129,13 @@ impl<'a> Draft<'a> {
 
     /// Stops every open clock whose kind matches: its condition is met (or moot) now.
     pub fn stop_clocks(&mut self, matches: impl Fn(&ClockKind) -> bool) {
-        let ids: Vec<String> =
-            self.case.clocks.iter().filter(|c| c.is_open() && matches(&c.kind)).map(|c| c.id.clone()).collect();
+        let ids: Vec<String> = self
+            .case
+            .clocks
+            .iter()
+            .filter(|c| c.is_open() && matches(&c.kind))
+            .map(|c| c.id.clone())
+            .collect();
         for id in ids {
             self.stop_clock(&id);
         }
@@ -111,15 +145,22 @@ impl<'a> Draft<'a> {
     /// without a recorded breach. Stopping a stopped clock changes nothing.
     pub fn stop_clock(&mut self, id: &str) {
         let now = self.now;
-        let Some(clock) = self.case.clocks.iter_mut().find(|c| c.id == id) else { return };
+        let Some(clock) = self.case.clocks.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
         if !clock.is_open() {
             return;
         }
         let on_time = clock.met_on_time(now);
         clock.state = ClockState::Stopped { at: now, on_time };
-        for t in clock.timers.iter_mut().filter(|t| t.state == TimerState::Pending) {
+        for t in clock
+            .timers
+            .iter_mut()
+            .filter(|t| t.state == TimerState::Pending)
+        {
             t.state = TimerState::Cancelled { at: now };
-            self.effects.push(Effect::CancelTimer { key: t.key.clone() });
+            self.effects
+                .push(Effect::CancelTimer { key: t.key.clone() });
         }
     }
 
@@ -131,10 +172,17 @@ impl<'a> Draft<'a> {
     /// Cancels the pending timers of a clock without stopping it (after its breach).
     pub fn cancel_pending_timers(&mut self, id: &str) {
         let now = self.now;
-        let Some(clock) = self.case.clocks.iter_mut().find(|c| c.id == id) else { return };
-        for t in clock.timers.iter_mut().filter(|t| t.state == TimerState::Pending) {
+        let Some(clock) = self.case.clocks.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
+        for t in clock
+            .timers
+            .iter_mut()
+            .filter(|t| t.state == TimerState::Pending)
+        {
             t.state = TimerState::Cancelled { at: now };
-            self.effects.push(Effect::CancelTimer { key: t.key.clone() });
+            self.effects
+                .push(Effect::CancelTimer { key: t.key.clone() });
         }
     }
 
@@ -143,10 +191,16 @@ impl<'a> Draft<'a> {
         if self.before != Some(&self.case) {
             for card in &self.case.cards {
                 if !self.new_cards.contains(&card.key) {
-                    self.effects.push(Effect::UpdateCard { card_key: card.key.clone() });
+                    self.effects.push(Effect::UpdateCard {
+                        card_key: card.key.clone(),
+                    });
                 }
             }
         }
-        Decision { case: self.case, events: self.events, effects: self.effects }
+        Decision {
+            case: self.case,
+            events: self.events,
+            effects: self.effects,
+        }
     }
 }

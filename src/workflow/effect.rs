@@ -16,14 +16,29 @@ use crate::parse::Category;
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum Effect {
     /// A message to one person; `to` is always a roster id ([`crate::roster::Person::id`]).
-    Notify { to: String, message: Message },
+    Notify {
+        to: String,
+        message: Message,
+    },
     /// Send a new interactive card; `card_key` is its stable `outTrackId`.
-    Card { card_key: String, kind: CardKind, recipients: Vec<String> },
+    Card {
+        card_key: String,
+        kind: CardKind,
+        recipients: Vec<String>,
+    },
     /// Re-render every copy of an already sent card from the decision's case.
-    UpdateCard { card_key: String },
+    UpdateCard {
+        card_key: String,
+    },
     /// Fire `Input::TimerFired { key }` at `due_at`. Keys are unique for the life of the case.
-    SetTimer { key: String, due_at: Timestamp, kind: TimerKind },
-    CancelTimer { key: String },
+    SetTimer {
+        key: String,
+        due_at: Timestamp,
+        kind: TimerKind,
+    },
+    CancelTimer {
+        key: String,
+    },
 }
 
 /// What a timer is for, so the scheduler can log it and the store index it.
@@ -45,13 +60,21 @@ pub struct Due {
 
 impl From<&Clock> for Due {
     fn from(c: &Clock) -> Due {
-        Due { at: c.due, provisional: c.provisional, explanation: c.explanation.clone() }
+        Due {
+            at: c.due,
+            provisional: c.provisional,
+            explanation: c.explanation.clone(),
+        }
     }
 }
 
 impl From<Deadline> for Due {
     fn from(d: Deadline) -> Due {
-        Due { at: d.due, provisional: d.provisional, explanation: d.explanation }
+        Due {
+            at: d.due,
+            provisional: d.provisional,
+            explanation: d.explanation,
+        }
     }
 }
 
@@ -104,38 +127,84 @@ pub enum Message {
     /// To the first unit: passed to the city 12345.
     DecidedCity { note: String },
     /// To the city 12345 supervisors: a case that needs city-level or cross-county units.
-    CityEscalation { note: String, first_unit: String, title: String, coordination: String },
+    CityEscalation {
+        note: String,
+        first_unit: String,
+        title: String,
+        coordination: String,
+    },
     /// To a cooperating unit's leader (the liaisons get the coordination card): the unit is asked
     /// to cooperate (二、组织领导: leaders organise the cooperation their unit is asked for).
-    CoordinationRequest { unit: String, direction: String, due: Due, first_unit_contact: PersonRef },
+    CoordinationRequest {
+        unit: String,
+        direction: String,
+        due: Due,
+        first_unit_contact: Option<PersonRef>,
+    },
     /// To the first unit and the inspector: a cooperating unit accepted.
     UnitAccepted { contact: Contact },
     /// To the inspector and the unit's leader: a cooperating unit objected.
     ObjectionRaised { unit: String, reason: String },
-    /// To the unit and the first unit: the inspector dropped the unit from the case.
+    /// To the unit, its leader and the first unit: the inspector dropped the unit from the case.
     RequestWithdrawn { unit: String },
     /// To the unit and its leader: the inspector keeps the request; written supervision follows.
     RequestInsisted { unit: String, objection: String },
     /// To the supervisors: issue written supervision to `unit`.
-    SupervisionRequested { unit: String, ground: SupervisionGround },
-    /// To the unit and its leader: 书面督办 No. `number`.
-    Supervision { number: u32, unit: String, content: String, ground: SupervisionGround },
+    SupervisionRequested {
+        unit: String,
+        ground: SupervisionGround,
+    },
+    /// To the unit, its leader and the inspector: 书面督办 No. `number`.
+    Supervision {
+        number: u32,
+        unit: String,
+        content: String,
+        ground: SupervisionGround,
+    },
     /// To the inspector: every requested unit was withdrawn; decide again.
-    DecisionReopened { withdrawn: Vec<String>, decision_due: Due },
+    DecisionReopened {
+        withdrawn: Vec<String>,
+        decision_due: Due,
+    },
     /// To the first unit: every cooperating unit accepted; all contacts in one message.
-    ContactsReady { contacts: Vec<Contact>, handling_due: Due },
+    ContactsReady {
+        contacts: Vec<Contact>,
+        handling_due: Due,
+    },
     /// To the cooperating units: joint handling starts, led by the first unit (五(二)).
-    JointHandlingStarted { first_unit_contact: PersonRef, handling_due: Due },
+    JointHandlingStarted {
+        first_unit_contact: Option<PersonRef>,
+        handling_due: Due,
+    },
     /// To the other side of the joint handling (五(二)).
-    Progress { from_unit: String, by: PersonRef, text: String },
+    Progress {
+        from_unit: String,
+        by: PersonRef,
+        text: String,
+    },
     /// To the inspector and the cooperating units: the first unit reported the result (五(三)).
-    Completed { process: String, measures: String, citizen_feedback: String, on_time: bool },
+    Completed {
+        process: String,
+        measures: String,
+        citizen_feedback: String,
+        on_time: bool,
+    },
     /// To everyone involved: the case is closed.
     Closed { how: ClosedHow },
     /// To whoever must act on `clock`.
-    Reminder { clock: ClockKind, phase: Phase, due: Due, remaining_minutes: i64, count: u32 },
-    /// To whoever had to act on `clock`: its deadline passed.
+    Reminder {
+        clock: ClockKind,
+        phase: Phase,
+        due: Due,
+        remaining_minutes: i64,
+        count: u32,
+    },
+    /// To whoever had to act on `clock` (and the inspector, for a unit's response): its deadline passed.
     Breach { clock: ClockKind, due: Due },
     /// Up the ladder (a unit's leader; the hotline head for hotline clocks): `responsible` missed `clock`.
-    Escalation { clock: ClockKind, due: Due, responsible: Vec<String> },
+    Escalation {
+        clock: ClockKind,
+        due: Due,
+        responsible: Vec<String>,
+    },
 }

@@ -20,58 +20,60 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
-/// Every countable fact. Data keys in brackets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Every countable fact, with the keys its `data` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// Application registered [version, ticket_no, green_channel, category, requested_units]; unit = first unit.
+    /// Application registered (data: `version`, `ticket_no`, `green_channel`, `category`,
+    /// `requested_units`); unit = first unit.
     Submitted,
-    /// Corrected application after a return [version]; unit = first unit.
+    /// Corrected application after a return (data: `version`); unit = first unit.
     Resubmitted,
-    /// Review claimed [version, on_time: within the review-start clock].
+    /// Review claimed (data: `version`, `on_time`: within the review-start clock).
     Claimed,
-    /// Joint mediation decided [units, on_time: within the decision clock].
+    /// Joint mediation decided (data: `version`, `units`, `on_time`: within the decision clock).
     DecidedJoint,
-    /// Independent handling decided [on_time].
+    /// Independent handling decided (data: `version`, `on_time`).
     DecidedIndependent,
-    /// Returned to the first unit [reason, on_time].
+    /// Returned to the first unit (data: `version`, `reason`, `on_time`).
     Returned,
-    /// Escalated to the city 12345 [on_time].
+    /// Escalated to the city 12345 (data: `version`, `on_time`).
     DecidedCity,
-    /// A unit was asked to cooperate [direction, due]; unit = that unit.
+    /// A unit was asked to cooperate (data: `direction`, `due`); unit = that unit.
     UnitRequested,
-    /// A unit accepted [on_time: by its response deadline, help].
+    /// A unit accepted (data: `on_time`: by its response deadline, `help`).
     UnitAccepted,
-    /// A unit objected [reason, on_time].
+    /// A unit objected (data: `reason`, `on_time`).
     UnitObjected,
-    /// The inspector withdrew the request for an objecting or refusing unit [status_before].
+    /// The inspector withdrew the request for an objecting, insisted-on or overdue unit
+    /// (data: `status_before`: objected | insisted | overdue).
     ObjectionWithdrawn,
     /// The inspector upheld the request despite the objection (insisted).
     ObjectionUpheld,
-    /// 书面督办 issued [number, ground].
+    /// 书面督办 issued (data: `number`, `ground`).
     SupervisionIssued,
-    /// A unit did not answer by its response deadline: counted as a refusal [due].
+    /// A unit did not answer by its response deadline: counted as a refusal (data: `due`).
     UnitOverdue,
-    /// Every requested unit was withdrawn; the inspector decides again [withdrawn].
+    /// Every requested unit was withdrawn; the inspector decides again (data: `withdrawn`).
     DecisionReopened,
-    /// Every remaining unit accepted; joint handling starts [units, handling_due].
+    /// Every remaining unit accepted; joint handling starts (data: `units`, `handling_due`).
     JointHandlingStarted,
-    /// A reminder was sent [clock, phase, count].
+    /// A reminder was sent (data: `clock`, `phase`, `count`).
     ReminderSent,
-    /// A deadline passed with its duty undone [clock, due].
+    /// A deadline passed with its duty undone (data: `clock`, `due`).
     Breach,
-    /// A breach was escalated [clock, to].
+    /// A breach was escalated (data: `clock`, `to`).
     Escalated,
-    /// A progress note [text].
+    /// A progress note (data: `text`).
     Progress,
-    /// The first unit reported completion [on_time: by the handling deadline].
+    /// The first unit reported completion (data: `on_time`: by the handling deadline).
     Completed,
-    /// Satisfaction recorded [level].
+    /// Satisfaction recorded (data: `level`).
     Satisfaction,
-    /// Marked a typical case [revised: an earlier summary was replaced].
+    /// Marked a typical case (data: `revised`: an earlier summary was replaced).
     TypicalMarked,
-    /// The city's outcome recorded [outcome].
+    /// The city's outcome recorded (data: `outcome`).
     CityOutcome,
-    /// The case closed [how: independent | city | satisfaction].
+    /// The case closed (data: `how`: independent | city | satisfaction).
     Closed,
 }

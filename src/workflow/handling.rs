@@ -32,9 +32,17 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
         ));
     }
     if case.state != State::JointHandling {
-        return Err(wrong_state(case, "发送进展", "进展在全部配合单位接受协办后的联合处置阶段发送。"));
+        return Err(wrong_state(
+            case,
+            "发送进展",
+            "进展在全部配合单位接受协办后的联合处置阶段发送。",
+        ));
     }
-    let text = required_text(text, "进展内容", "进展 DH… 今日已会同区住建局现场核查，企业承诺本周内付清")?;
+    let text = required_text(
+        text,
+        "进展内容",
+        "进展 DH… 今日已会同区住建局现场核查，企业承诺本周内付清",
+    )?;
     let mut d = call.draft();
     d.case.progress.push(ProgressNote {
         by: person.id().to_string(),
@@ -44,25 +52,47 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
     });
     let to: Vec<String> = if from_first_unit {
         let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
-        units.iter().flat_map(|u| people::unit_contacts(d.roster(), u)).collect()
+        units
+            .iter()
+            .flat_map(|u| people::unit_contacts(d.roster(), u))
+            .collect()
     } else {
         people::first_unit_side(d.roster(), &d.case)
     };
     if let Some(by) = people::person_ref(d.roster(), person.id()) {
-        d.notify(to, Message::Progress { from_unit: person.unit.clone(), by, text: text.clone() });
+        d.notify(
+            to,
+            Message::Progress {
+                from_unit: person.unit.clone(),
+                by,
+                text: text.clone(),
+            },
+        );
     }
-    d.event(EventKind::Progress, Some(&person.unit), json!({ "text": text }));
+    d.event(
+        EventKind::Progress,
+        Some(&person.unit),
+        json!({ "text": text }),
+    );
     Ok(d.finish())
 }
 
 /// 办结: 五(三) the first unit reports the handling process, the measures and the citizen's feedback.
-pub(super) fn complete(call: Call, process: &str, measures: &str, feedback: &str) -> Result<Decision, Rejection> {
+pub(super) fn complete(
+    call: Call,
+    process: &str,
+    measures: &str,
+    feedback: &str,
+) -> Result<Decision, Rejection> {
     let case = call.case;
     let person = call.who.person()?;
     if !people::speaks_for(person, &case.first_unit) {
         return Err(Rejection::new(
             RejectReason::NotFirstUnit,
-            format!("办结由首接单位“{}”的联络员或分管领导报告（首接单位牵头，五(二)）。", case.first_unit),
+            format!(
+                "办结由首接单位“{}”的联络员或分管领导报告（首接单位牵头，五(二)）。",
+                case.first_unit
+            ),
         ));
     }
     match case.state {
@@ -70,13 +100,24 @@ pub(super) fn complete(call: Call, process: &str, measures: &str, feedback: &str
         State::Completed => {
             return Err(Rejection::new(
                 RejectReason::AlreadyCompleted,
-                format!("工单 {} 已报告办结，正等待热线登记满意度，无需重复报告。", case.ticket_no),
+                format!(
+                    "工单 {} 已报告办结，正等待热线登记满意度，无需重复报告。",
+                    case.ticket_no
+                ),
             ));
         }
         _ => return Err(wrong_state(case, "报告办结", "办结在联合处置阶段报告。")),
     }
-    let fields = [("处理过程", process), ("解决措施", measures), ("群众反馈", feedback)];
-    let missing: Vec<&str> = fields.iter().filter(|(_, v)| v.trim().is_empty()).map(|(k, _)| *k).collect();
+    let fields = [
+        ("处理过程", process),
+        ("解决措施", measures),
+        ("群众反馈", feedback),
+    ];
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|(_, v)| v.trim().is_empty())
+        .map(|(k, _)| *k)
+        .collect();
     if !missing.is_empty() {
         return Err(Rejection::new(
             RejectReason::IncompleteCompletion,
@@ -103,7 +144,11 @@ pub(super) fn complete(call: Call, process: &str, measures: &str, feedback: &str
     d.stop_clocks(|k| *k == ClockKind::Handling);
     let mut to = people::inspectors_on_duty(d.roster(), &d.case);
     let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
-    to.extend(units.iter().flat_map(|u| people::unit_contacts(d.roster(), u)));
+    to.extend(
+        units
+            .iter()
+            .flat_map(|u| people::unit_contacts(d.roster(), u)),
+    );
     d.notify(
         to,
         Message::Completed {
@@ -114,7 +159,11 @@ pub(super) fn complete(call: Call, process: &str, measures: &str, feedback: &str
         },
     );
     let first_unit = d.case.first_unit.clone();
-    d.event(EventKind::Completed, Some(&first_unit), json!({ "on_time": on_time }));
+    d.event(
+        EventKind::Completed,
+        Some(&first_unit),
+        json!({ "on_time": on_time }),
+    );
     Ok(d.finish())
 }
 
@@ -125,22 +174,42 @@ pub(super) fn satisfaction(call: Call, level: SatisfactionLevel) -> Result<Decis
     if !people::is_hotline_staff(person) {
         return Err(Rejection::new(
             RejectReason::NotHotlineStaff,
-            format!("满意度由区12345热线（质检专员、督办专员或热线负责人）登记，您在名单中的角色是{}。", people::roles_label(person)),
+            format!(
+                "满意度由区12345热线（质检专员、督办专员或热线负责人）登记，您在名单中的角色是{}。",
+                people::roles_label(person)
+            ),
         ));
     }
     if case.state != State::Completed {
-        return Err(wrong_state(case, "登记满意度", "满意度在首接单位报告办结后登记。"));
+        return Err(wrong_state(
+            case,
+            "登记满意度",
+            "满意度在首接单位报告办结后登记。",
+        ));
     }
     let mut d = call.draft();
-    d.case.satisfaction = Some(SatisfactionRecord { level, by: person.id().to_string(), at: call.now });
+    d.case.satisfaction = Some(SatisfactionRecord {
+        level,
+        by: person.id().to_string(),
+        at: call.now,
+    });
     d.case.state = State::Closed;
     d.stop_all_clocks();
     let mut to = people::first_unit_side(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), &d.case.first_unit));
     let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
-    to.extend(units.iter().flat_map(|u| people::unit_contacts(d.roster(), u)));
+    to.extend(
+        units
+            .iter()
+            .flat_map(|u| people::unit_contacts(d.roster(), u)),
+    );
     to.extend(people::inspectors_on_duty(d.roster(), &d.case));
-    d.notify(to, Message::Closed { how: ClosedHow::Satisfaction { level } });
+    d.notify(
+        to,
+        Message::Closed {
+            how: ClosedHow::Satisfaction { level },
+        },
+    );
     d.event(EventKind::Satisfaction, None, json!({ "level": level }));
     d.event(EventKind::Closed, None, json!({ "how": "satisfaction" }));
     Ok(d.finish())
@@ -153,7 +222,10 @@ pub(super) fn mark_typical(call: Call, summary: &str) -> Result<Decision, Reject
     let case = call.case;
     let person = call.who.person()?;
     people::require_role(person, Role::Inspector)?;
-    if !matches!(case.state, State::Completed | State::Closed | State::Independent) {
+    if !matches!(
+        case.state,
+        State::Completed | State::Closed | State::Independent
+    ) {
         return Err(Rejection::new(
             RejectReason::NotTypicalYet,
             format!(
@@ -163,16 +235,31 @@ pub(super) fn mark_typical(call: Call, summary: &str) -> Result<Decision, Reject
             ),
         ));
     }
-    let summary = required_text(summary, "典型案例总结", "典型 DH… 多部门联合现场核查，三日内化解欠薪纠纷")?;
+    let summary = required_text(
+        summary,
+        "典型案例总结",
+        "典型 DH… 多部门联合现场核查，三日内化解欠薪纠纷",
+    )?;
     if case.typical.as_ref().is_some_and(|t| t.summary == summary) {
         return Err(Rejection::new(
             RejectReason::AlreadyTypical,
-            format!("工单 {} 已以相同总结标记为典型案例，无需重复操作。", case.ticket_no),
+            format!(
+                "工单 {} 已以相同总结标记为典型案例，无需重复操作。",
+                case.ticket_no
+            ),
         ));
     }
     let mut d = call.draft();
     let revised = d.case.typical.is_some();
-    d.case.typical = Some(TypicalCase { summary, by: person.id().to_string(), at: call.now });
-    d.event(EventKind::TypicalMarked, None, json!({ "revised": revised }));
+    d.case.typical = Some(TypicalCase {
+        summary,
+        by: person.id().to_string(),
+        at: call.now,
+    });
+    d.event(
+        EventKind::TypicalMarked,
+        None,
+        json!({ "revised": revised }),
+    );
     Ok(d.finish())
 }

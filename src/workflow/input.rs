@@ -13,7 +13,10 @@ pub enum Input {
     /// A complete application from the first unit (四(一)); `case_no` is allocated by the engine.
     /// On an existing case: the same application again is idempotent (the receipt is repeated); a
     /// corrected one on a returned case is a resubmission.
-    Submit { case_no: String, application: Application },
+    Submit {
+        case_no: String,
+        application: Application,
+    },
     /// The corrected application after a return (same ticket, same first unit).
     Resubmit { application: Application },
     /// 审核: an inspector claims the review.
@@ -29,7 +32,13 @@ pub enum Input {
     /// The city's outcome, recorded by the hotline.
     RecordCityOutcome { outcome: String },
     /// 接受: a cooperating unit accepts (四(三)).
-    Accept { unit: String, contact_name: String, position: String, phone: String, help: Vec<HelpItem> },
+    Accept {
+        unit: String,
+        contact_name: String,
+        position: String,
+        phone: String,
+        help: Vec<HelpItem>,
+    },
     /// 异议: a cooperating unit objects (四(三)).
     Object { unit: String, reason: String },
     /// 撤回: the inspector drops an objecting, refusing or overdue unit.
@@ -41,7 +50,11 @@ pub enum Input {
     /// 进展: a progress note from the first unit or a cooperating unit (五(二)).
     Progress { text: String },
     /// 办结: the first unit reports the result (五(三)).
-    Complete { process: String, measures: String, citizen_feedback: String },
+    Complete {
+        process: String,
+        measures: String,
+        citizen_feedback: String,
+    },
     /// 满意度: the hotline records the citizen's satisfaction.
     Satisfaction { level: SatisfactionLevel },
     /// 典型: mark a typical case (五(五)).

@@ -12,7 +12,11 @@ pub fn check_invariants(case: &Case) -> Result<(), Vec<String>> {
     let mut fail = |msg: String| problems.push(msg);
 
     if case.version as usize != case.previous_versions.len() + 1 {
-        fail(format!("version {} but {} previous versions", case.version, case.previous_versions.len()));
+        fail(format!(
+            "version {} but {} previous versions",
+            case.version,
+            case.previous_versions.len()
+        ));
     }
     check_requests(case, &mut fail);
     check_clocks(case, &mut fail);
@@ -23,7 +27,12 @@ pub fn check_invariants(case: &Case) -> Result<(), Vec<String>> {
     if numbers != expected {
         fail(format!("supervision numbers {numbers:?} are not 1..n"));
     }
-    if case.typical.is_some() && !matches!(case.state, State::Completed | State::Closed | State::Independent) {
+    if case.typical.is_some()
+        && !matches!(
+            case.state,
+            State::Completed | State::Closed | State::Independent
+        )
+    {
         fail(format!("typical case in state {:?}", case.state));
     }
     if case.completion.is_some() && !matches!(case.state, State::Completed | State::Closed) {
@@ -35,7 +44,11 @@ pub fn check_invariants(case: &Case) -> Result<(), Vec<String>> {
             fail(format!("card key {} used twice", card.key));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 fn check_requests(case: &Case, fail: &mut impl FnMut(String)) {
@@ -50,7 +63,10 @@ fn check_requests(case: &Case, fail: &mut impl FnMut(String)) {
     }
     for r in &case.requests {
         let Some(clock) = case.clocks.iter().find(|c| c.id == r.clock_id) else {
-            fail(format!("request for {} has no clock {}", r.unit, r.clock_id));
+            fail(format!(
+                "request for {} has no clock {}",
+                r.unit, r.clock_id
+            ));
             continue;
         };
         let consistent = match r.status {
@@ -61,7 +77,10 @@ fn check_requests(case: &Case, fail: &mut impl FnMut(String)) {
             RequestStatus::Accepted(_) | RequestStatus::Withdrawn { .. } => !clock.is_open(),
         };
         if !consistent {
-            fail(format!("request for {} is {:?} but its clock is {:?}", r.unit, r.status, clock.state));
+            fail(format!(
+                "request for {} is {:?} but its clock is {:?}",
+                r.unit, r.status, clock.state
+            ));
         }
     }
 }
@@ -81,19 +100,30 @@ fn check_clocks(case: &Case, fail: &mut impl FnMut(String)) {
         let pending = clock.pending_timers().count();
         match clock.state {
             ClockState::Running => {
-                let due_pending =
-                    clock.timers.iter().any(|t| t.phase == Phase::Due && t.state == TimerState::Pending);
+                let due_pending = clock
+                    .timers
+                    .iter()
+                    .any(|t| t.phase == Phase::Due && t.state == TimerState::Pending);
                 if !due_pending {
-                    fail(format!("running clock {} has no pending due timer", clock.id));
+                    fail(format!(
+                        "running clock {} has no pending due timer",
+                        clock.id
+                    ));
                 }
             }
             ClockState::Breached { .. } | ClockState::Stopped { .. } if pending > 0 => {
-                fail(format!("clock {} is {:?} with {pending} pending timers", clock.id, clock.state));
+                fail(format!(
+                    "clock {} is {:?} with {pending} pending timers",
+                    clock.id, clock.state
+                ));
             }
             _ => {}
         }
         if clock.is_open() && !open_clock_allowed(case.state, &clock.kind) {
-            fail(format!("clock {} still open in state {:?}", clock.id, case.state));
+            fail(format!(
+                "clock {} still open in state {:?}",
+                clock.id, case.state
+            ));
         }
     }
 }
@@ -103,7 +133,10 @@ fn open_clock_allowed(state: State, kind: &ClockKind) -> bool {
     match kind {
         ClockKind::ReviewStart => state == State::Submitted,
         ClockKind::Decision => matches!(state, State::Submitted | State::UnderReview),
-        ClockKind::GreenCoordination => matches!(state, State::Submitted | State::UnderReview | State::Coordinating),
+        ClockKind::GreenCoordination => matches!(
+            state,
+            State::Submitted | State::UnderReview | State::Coordinating
+        ),
         ClockKind::UnitResponse { .. } => state == State::Coordinating,
         ClockKind::Handling => state == State::JointHandling,
     }
@@ -111,24 +144,38 @@ fn open_clock_allowed(state: State, kind: &ClockKind) -> bool {
 
 fn check_state(case: &Case, fail: &mut impl FnMut(String)) {
     let active = case.active_requests().count();
-    let all_accepted = case.active_requests().all(|r| matches!(r.status, RequestStatus::Accepted(_)));
+    let all_accepted = case
+        .active_requests()
+        .all(|r| matches!(r.status, RequestStatus::Accepted(_)));
     let last = case.last_decision().map(|d| &d.kind);
     let handling = case.clock(&ClockKind::Handling);
     let ok = match case.state {
         State::Submitted => {
-            case.claim.is_none() && active == 0 && case.clock(&ClockKind::ReviewStart).is_some_and(|c| c.is_open())
+            case.claim.is_none()
+                && active == 0
+                && case
+                    .clock(&ClockKind::ReviewStart)
+                    .is_some_and(|c| c.is_open())
         }
         State::UnderReview => case.claim.is_some() && active == 0,
         State::Returned => active == 0 && matches!(last, Some(DecisionKind::Returned { .. })),
         State::Independent => active == 0 && matches!(last, Some(DecisionKind::Independent { .. })),
         State::CityEscalated => {
-            active == 0 && case.city_outcome.is_none() && matches!(last, Some(DecisionKind::City { .. }))
+            active == 0
+                && case.city_outcome.is_none()
+                && matches!(last, Some(DecisionKind::City { .. }))
         }
         State::Coordinating => {
-            case.claim.is_some() && active > 0 && !all_accepted && matches!(last, Some(DecisionKind::Joint { .. }))
+            case.claim.is_some()
+                && active > 0
+                && !all_accepted
+                && matches!(last, Some(DecisionKind::Joint { .. }))
         }
         State::JointHandling => {
-            active > 0 && all_accepted && case.completion.is_none() && handling.is_some_and(|c| c.is_open())
+            active > 0
+                && all_accepted
+                && case.completion.is_none()
+                && handling.is_some_and(|c| c.is_open())
         }
         State::Completed => {
             active > 0 && all_accepted && case.completion.is_some() && case.satisfaction.is_none()
@@ -139,7 +186,10 @@ fn check_state(case: &Case, fail: &mut impl FnMut(String)) {
         }
     };
     if !ok {
-        fail(format!("state {:?} does not match the case record", case.state));
+        fail(format!(
+            "state {:?} does not match the case record",
+            case.state
+        ));
     }
     if case.state.is_terminal() {
         for clock in &case.clocks {

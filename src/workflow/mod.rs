@@ -35,9 +35,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use case::{
-    Acceptance, Case, CardKind, CardRef, CityOutcome, Claim, Completion, Contact, DecisionKind, DecisionRecord,
-    Objection, PreviousVersion, ProgressNote, RequestStatus, SatisfactionRecord, State, Supervision,
-    SupervisionGround, TypicalCase, UnitRequest,
+    Acceptance, CardKind, CardRef, Case, CityOutcome, Claim, Completion, Contact, DecisionKind,
+    DecisionRecord, Objection, PreviousVersion, ProgressNote, RequestStatus, SatisfactionRecord,
+    State, Supervision, SupervisionGround, TypicalCase, UnitRequest,
 };
 pub use clock::{Clock, ClockKind, ClockState, Phase, Timer, TimerState};
 pub use effect::{ClosedHow, Due, Effect, Message, PersonRef, TimerKind};
@@ -79,7 +79,11 @@ pub struct Decision {
 
 impl Decision {
     fn unchanged(case: &Case) -> Decision {
-        Decision { case: case.clone(), events: Vec::new(), effects: Vec::new() }
+        Decision {
+            case: case.clone(),
+            events: Vec::new(),
+            effects: Vec::new(),
+        }
     }
 }
 
@@ -97,14 +101,22 @@ pub fn transition(
     let who = Who::resolve(actor, ctx.roster)?;
     let Some(case) = case else {
         return match input {
-            Input::Submit { case_no, application } => submission::submit(case_no, application, who, now, *ctx),
+            Input::Submit {
+                case_no,
+                application,
+            } => submission::submit(case_no, application, who, now, *ctx),
             _ => Err(Rejection::new(
                 RejectReason::NoSuchCase,
                 "没有找到该工单的联合调处案件。请核对工单编号；如需发起联合调处，请先由首接单位联络员发送申请（发送“模板”获取申请格式）。",
             )),
         };
     };
-    let call = Call { case, who, now, ctx: *ctx };
+    let call = Call {
+        case,
+        who,
+        now,
+        ctx: *ctx,
+    };
     match input {
         Input::TimerFired { key } => timers::fire(call, key),
         Input::MarkTypical { summary } => handling::mark_typical(call, summary),
@@ -122,21 +134,29 @@ pub fn transition(
         Input::Resubmit { application } => submission::resubmit(call, application),
         Input::Claim => review::claim(call),
         Input::DecideJoint { units } => review::decide_joint(call, units),
-        Input::DecideIndependent { path_and_basis } => review::decide_independent(call, path_and_basis),
+        Input::DecideIndependent { path_and_basis } => {
+            review::decide_independent(call, path_and_basis)
+        }
         Input::Return { reason } => review::return_for_more(call, reason),
         Input::EscalateCity { note } => review::escalate_city(call, note),
         Input::RecordCityOutcome { outcome } => review::record_city_outcome(call, outcome),
-        Input::Accept { unit, contact_name, position, phone, help } => {
-            coordination::accept(call, unit, contact_name, position, phone, help)
-        }
+        Input::Accept {
+            unit,
+            contact_name,
+            position,
+            phone,
+            help,
+        } => coordination::accept(call, unit, contact_name, position, phone, help),
         Input::Object { unit, reason } => coordination::object(call, unit, reason),
         Input::Withdraw { unit } => coordination::withdraw(call, unit),
         Input::Insist { unit } => coordination::insist(call, unit),
         Input::Supervise { unit, content } => coordination::supervise(call, unit, content),
         Input::Progress { text } => handling::progress(call, text),
-        Input::Complete { process, measures, citizen_feedback } => {
-            handling::complete(call, process, measures, citizen_feedback)
-        }
+        Input::Complete {
+            process,
+            measures,
+            citizen_feedback,
+        } => handling::complete(call, process, measures, citizen_feedback),
         Input::Satisfaction { level } => handling::satisfaction(call, *level),
     }
 }
@@ -160,7 +180,10 @@ impl<'a> Call<'a> {
 fn required_text(text: &str, what: &str, example: &str) -> Result<String, Rejection> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(Rejection::new(RejectReason::MissingText, format!("请填写{what}，例如：{example}")));
+        return Err(Rejection::new(
+            RejectReason::MissingText,
+            format!("请填写{what}，例如：{example}"),
+        ));
     }
     Ok(text.to_string())
 }
@@ -169,6 +192,10 @@ fn required_text(text: &str, what: &str, example: &str) -> Result<String, Reject
 fn wrong_state(case: &Case, doing: &str, hint: &str) -> Rejection {
     Rejection::new(
         RejectReason::WrongState,
-        format!("工单 {} 目前处于“{}”阶段，不能{doing}。{hint}", case.ticket_no, case.state.label()),
+        format!(
+            "工单 {} 目前处于“{}”阶段，不能{doing}。{hint}",
+            case.ticket_no,
+            case.state.label()
+        ),
     )
 }

@@ -54,7 +54,9 @@ pub(super) fn speaks_for(person: &Person, unit: &str) -> bool {
 
 /// Hotline staff who record outcomes and satisfaction: inspectors, supervisors, the hotline head.
 pub(super) fn is_hotline_staff(person: &Person) -> bool {
-    [Role::Inspector, Role::Supervisor, Role::HotlineHead].into_iter().any(|r| person.has_role(r))
+    [Role::Inspector, Role::Supervisor, Role::HotlineHead]
+        .into_iter()
+        .any(|r| person.has_role(r))
 }
 
 pub(super) fn require_role(person: &Person, role: Role) -> Result<(), Rejection> {
@@ -62,18 +64,35 @@ pub(super) fn require_role(person: &Person, role: Role) -> Result<(), Rejection>
         return Ok(());
     }
     let (reason, what) = match role {
-        Role::Inspector => (RejectReason::NotInspector, "该操作只能由区12345热线质检专员办理"),
-        Role::Supervisor => (RejectReason::NotSupervisor, "书面督办只能由区12345热线督办专员签发"),
-        _ => (RejectReason::NotHotlineStaff, "该操作只能由区12345热线工作人员办理"),
+        Role::Inspector => (
+            RejectReason::NotInspector,
+            "该操作只能由区12345热线质检专员办理",
+        ),
+        Role::Supervisor => (
+            RejectReason::NotSupervisor,
+            "书面督办只能由区12345热线督办专员签发",
+        ),
+        _ => (
+            RejectReason::NotHotlineStaff,
+            "该操作只能由区12345热线工作人员办理",
+        ),
     };
-    Err(Rejection::new(reason, format!("{what}，您在名单中的角色是{}。", roles_label(person))))
+    Err(Rejection::new(
+        reason,
+        format!("{what}，您在名单中的角色是{}。", roles_label(person)),
+    ))
 }
 
 pub(super) fn roles_label(person: &Person) -> String {
     if person.roles.is_empty() {
         return "（未分配角色）".into();
     }
-    person.roles.iter().map(|r| r.label()).collect::<Vec<_>>().join("、")
+    person
+        .roles
+        .iter()
+        .map(|r| r.label())
+        .collect::<Vec<_>>()
+        .join("、")
 }
 
 /// Who receives a unit's messages and cards: its liaisons, who handle the unit's mediation work
@@ -81,7 +100,11 @@ pub(super) fn roles_label(person: &Person) -> String {
 /// the liaisons (附件1: 人事变动由分管领导依次补充).
 pub(super) fn unit_contacts(roster: &Roster, unit: &str) -> Vec<String> {
     let liaisons = ids(roster.people_in_unit_with_role(unit, Role::Liaison));
-    if liaisons.is_empty() { unit_leaders(roster, unit) } else { liaisons }
+    if liaisons.is_empty() {
+        unit_leaders(roster, unit)
+    } else {
+        liaisons
+    }
 }
 
 pub(super) fn unit_leaders(roster: &Roster, unit: &str) -> Vec<String> {
@@ -121,15 +144,10 @@ pub(super) fn person_ref(roster: &Roster, id: &str) -> Option<PersonRef> {
     })
 }
 
-/// The first unit's contact for cooperating units: the submitter, else its first liaison or leader.
-pub(super) fn first_unit_contact(roster: &Roster, case: &Case) -> PersonRef {
+/// The first unit's contact for cooperating units: the submitter, else its first liaison or
+/// leader; `None` when nobody of the first unit is left in the roster.
+pub(super) fn first_unit_contact(roster: &Roster, case: &Case) -> Option<PersonRef> {
     std::iter::once(case.submitted_by.clone())
         .chain(unit_contacts(roster, &case.first_unit))
         .find_map(|id| person_ref(roster, &id))
-        .unwrap_or_else(|| PersonRef {
-            id: String::new(),
-            name: String::new(),
-            unit: case.first_unit.clone(),
-            phone: String::new(),
-        })
 }

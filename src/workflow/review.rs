@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::case::{CardKind, Claim, CityOutcome, DecisionKind, DecisionRecord, RequestStatus, State, UnitRequest};
+use super::case::{
+    CardKind, CityOutcome, Claim, DecisionKind, DecisionRecord, RequestStatus, State, UnitRequest,
+};
 use super::clock::ClockKind;
 use super::draft::Draft;
 use super::effect::{ClosedHow, Due, Message};
@@ -25,7 +27,11 @@ pub(super) fn claim(call: Call) -> Result<Decision, Rejection> {
     match (&case.state, &case.claim) {
         (State::Submitted, _) => {}
         (State::Returned, _) => {
-            return Err(wrong_state(case, "认领审核", "申请已退回，待首接单位补充后重新提交，届时会再次推送审核卡片。"));
+            return Err(wrong_state(
+                case,
+                "认领审核",
+                "申请已退回，待首接单位补充后重新提交，届时会再次推送审核卡片。",
+            ));
         }
         (_, Some(claim)) if claim.by == person.id() => {
             return Err(Rejection::new(
@@ -34,16 +40,25 @@ pub(super) fn claim(call: Call) -> Result<Decision, Rejection> {
             ));
         }
         (_, claim) => {
-            let name = claim.as_ref().map(|c| person_name(call, &c.by)).unwrap_or_default();
+            let name = claim
+                .as_ref()
+                .map(|c| person_name(call, &c.by))
+                .unwrap_or_default();
             return Err(Rejection::new(
                 RejectReason::ClaimedByOther,
-                format!("工单 {} 已由质检专员{name}认领审核，无需重复认领。", case.ticket_no),
+                format!(
+                    "工单 {} 已由质检专员{name}认领审核，无需重复认领。",
+                    case.ticket_no
+                ),
             ));
         }
     }
     let mut d = call.draft();
     let on_time = on_time(&d, &ClockKind::ReviewStart);
-    d.case.claim = Some(Claim { by: person.id().to_string(), at: call.now });
+    d.case.claim = Some(Claim {
+        by: person.id().to_string(),
+        at: call.now,
+    });
     d.case.state = State::UnderReview;
     // 五(一): the review has started, so the "start within 1 working hour" clock stops.
     d.stop_clocks(|k| *k == ClockKind::ReviewStart);
@@ -52,7 +67,11 @@ pub(super) fn claim(call: Call) -> Result<Decision, Rejection> {
         let to = people::first_unit_side(d.roster(), &d.case);
         d.notify(to, Message::Claimed { inspector });
     }
-    d.event(EventKind::Claimed, None, json!({ "version": case.version, "on_time": on_time }));
+    d.event(
+        EventKind::Claimed,
+        None,
+        json!({ "version": case.version, "on_time": on_time }),
+    );
     Ok(d.finish())
 }
 
@@ -62,7 +81,15 @@ pub(super) fn decide_joint(call: Call, asks: &[CoordinationAsk]) -> Result<Decis
     let asks = check_units(call, asks)?;
     let mut d = call.draft();
     let units: Vec<String> = asks.iter().map(|a| a.unit.clone()).collect();
-    decided(&mut d, person, DecisionKind::Joint { units: units.clone() }, EventKind::DecidedJoint, json!({ "units": units }));
+    decided(
+        &mut d,
+        person,
+        DecisionKind::Joint {
+            units: units.clone(),
+        },
+        EventKind::DecidedJoint,
+        json!({ "units": units }),
+    );
     d.case.state = State::Coordinating;
     for ask in &asks {
         request_unit(&mut d, person, ask);
@@ -75,15 +102,27 @@ pub(super) fn decide_joint(call: Call, asks: &[CoordinationAsk]) -> Result<Decis
 /// 独立: 四(二) "无需其他单位配合" — the first unit and its leader get the path and basis; the case closes.
 pub(super) fn decide_independent(call: Call, path_and_basis: &str) -> Result<Decision, Rejection> {
     let person = deciding_inspector(call)?;
-    let path_and_basis = required_text(path_and_basis, "解决路径及政策依据", "独立 DH… 依据《…》第…条，由首接单位…")?;
+    let path_and_basis = required_text(
+        path_and_basis,
+        "解决路径及政策依据",
+        "独立 DH… 依据《…》第…条，由首接单位…",
+    )?;
     let mut d = call.draft();
-    let kind = DecisionKind::Independent { path_and_basis: path_and_basis.clone() };
-    decided(&mut d, person, kind, EventKind::DecidedIndependent, json!({}));
+    let kind = DecisionKind::Independent {
+        path_and_basis: path_and_basis.clone(),
+    };
+    decided(
+        &mut d,
+        person,
+        kind,
+        EventKind::DecidedIndependent,
+        json!({}),
+    );
     d.case.state = State::Independent;
     d.stop_all_clocks();
     let mut to = people::first_unit_side(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), &d.case.first_unit));
-    d.notify(to.clone(), Message::DecidedIndependent { path_and_basis });
+    d.notify(to, Message::DecidedIndependent { path_and_basis });
     d.event(EventKind::Closed, None, json!({ "how": "independent" }));
     Ok(d.finish())
 }
@@ -91,10 +130,22 @@ pub(super) fn decide_independent(call: Call, path_and_basis: &str) -> Result<Dec
 /// 退回: the application lacks something; the first unit resubmits a corrected version.
 pub(super) fn return_for_more(call: Call, reason: &str) -> Result<Decision, Rejection> {
     let person = deciding_inspector(call)?;
-    let reason = required_text(reason, "退回原因", "退回 DH… 已采取措施不具体，请补充与企业对接的情况")?;
+    let reason = required_text(
+        reason,
+        "退回原因",
+        "退回 DH… 已采取措施不具体，请补充与企业对接的情况",
+    )?;
     let mut d = call.draft();
-    let kind = DecisionKind::Returned { reason: reason.clone() };
-    decided(&mut d, person, kind, EventKind::Returned, json!({ "reason": reason }));
+    let kind = DecisionKind::Returned {
+        reason: reason.clone(),
+    };
+    decided(
+        &mut d,
+        person,
+        kind,
+        EventKind::Returned,
+        json!({ "reason": reason }),
+    );
     d.case.state = State::Returned;
     // Every review clock belongs to this version; the resubmission starts new ones.
     d.stop_all_clocks();
@@ -106,9 +157,19 @@ pub(super) fn return_for_more(call: Call, reason: &str) -> Result<Decision, Reje
 /// 市级: 四(一) city-level or cross-county units are needed; the city 12345 coordinates them.
 pub(super) fn escalate_city(call: Call, note: &str) -> Result<Decision, Rejection> {
     let person = deciding_inspector(call)?;
-    let note = required_text(note, "提请市级协调的说明", "市级 DH… 需市自然资源局协调土地权属")?;
+    let note = required_text(
+        note,
+        "提请市级协调的说明",
+        "市级 DH… 需市自然资源局协调土地权属",
+    )?;
     let mut d = call.draft();
-    decided(&mut d, person, DecisionKind::City { note: note.clone() }, EventKind::DecidedCity, json!({}));
+    decided(
+        &mut d,
+        person,
+        DecisionKind::City { note: note.clone() },
+        EventKind::DecidedCity,
+        json!({}),
+    );
     d.case.state = State::CityEscalated;
     // The city coordinates from here; no district clock applies until its outcome is recorded.
     d.stop_all_clocks();
@@ -133,21 +194,43 @@ pub(super) fn record_city_outcome(call: Call, outcome: &str) -> Result<Decision,
     if !(people::is_hotline_staff(person) || person.has_role(Role::CitySupervisor)) {
         return Err(Rejection::new(
             RejectReason::NotHotlineStaff,
-            format!("市级协调结果由区12345热线或市热线督办登记，您在名单中的角色是{}。", people::roles_label(person)),
+            format!(
+                "市级协调结果由区12345热线或市热线督办登记，您在名单中的角色是{}。",
+                people::roles_label(person)
+            ),
         ));
     }
     if case.state != State::CityEscalated {
-        return Err(wrong_state(case, "登记市级协调结果", "只有已提请市级协调的案件才需登记市级结果。"));
+        return Err(wrong_state(
+            case,
+            "登记市级协调结果",
+            "只有已提请市级协调的案件才需登记市级结果。",
+        ));
     }
-    let outcome = required_text(outcome, "市级协调结果", "市级结果 DH… 市自然资源局已完成确权，诉求已解决")?;
+    let outcome = required_text(
+        outcome,
+        "市级协调结果",
+        "市级结果 DH… 市自然资源局已完成确权，诉求已解决",
+    )?;
     let mut d = call.draft();
-    d.case.city_outcome = Some(CityOutcome { outcome: outcome.clone(), by: person.id().to_string(), at: call.now });
+    d.case.city_outcome = Some(CityOutcome {
+        outcome: outcome.clone(),
+        by: person.id().to_string(),
+        at: call.now,
+    });
     d.case.state = State::Closed;
     d.stop_all_clocks();
     let mut to = people::first_unit_side(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), &d.case.first_unit));
     to.extend(people::inspectors_on_duty(d.roster(), &d.case));
-    d.notify(to, Message::Closed { how: ClosedHow::City { outcome: outcome.clone() } });
+    d.notify(
+        to,
+        Message::Closed {
+            how: ClosedHow::City {
+                outcome: outcome.clone(),
+            },
+        },
+    );
     d.event(EventKind::CityOutcome, None, json!({ "outcome": outcome }));
     d.event(EventKind::Closed, None, json!({ "how": "city" }));
     Ok(d.finish())
@@ -163,7 +246,10 @@ fn deciding_inspector<'a>(call: Call<'a>) -> Result<&'a Person, Rejection> {
         State::Submitted => {
             return Err(Rejection::new(
                 RejectReason::NotClaimedYet,
-                format!("工单 {0} 尚未认领审核。请先发送“审核 {0}”认领，再作出研判。", case.ticket_no),
+                format!(
+                    "工单 {0} 尚未认领审核。请先发送“审核 {0}”认领，再作出研判。",
+                    case.ticket_no
+                ),
             ));
         }
         _ => {
@@ -180,21 +266,38 @@ fn deciding_inspector<'a>(call: Call<'a>) -> Result<&'a Person, Rejection> {
     match &case.claim {
         Some(claim) if claim.by == person.id() => Ok(person),
         claim => {
-            let name = claim.as_ref().map(|c| person_name(call, &c.by)).unwrap_or_default();
+            let name = claim
+                .as_ref()
+                .map(|c| person_name(call, &c.by))
+                .unwrap_or_default();
             Err(Rejection::new(
                 RejectReason::NotClaimer,
-                format!("工单 {} 由质检专员{name}认领审核，研判须由认领人作出。如需转交，请与{name}联系。", case.ticket_no),
+                format!(
+                    "工单 {} 由质检专员{name}认领审核，研判须由认领人作出。如需转交，请与{name}联系。",
+                    case.ticket_no
+                ),
             ))
         }
     }
 }
 
 /// Records a decision: the decision clock stops (四(二) met), with its on-time flag in the event.
-fn decided(d: &mut Draft, person: &Person, kind: DecisionKind, event: EventKind, mut data: serde_json::Value) {
+fn decided(
+    d: &mut Draft,
+    person: &Person,
+    kind: DecisionKind,
+    event: EventKind,
+    mut data: serde_json::Value,
+) {
     let on_time = on_time(d, &ClockKind::Decision);
     d.stop_clocks(|k| *k == ClockKind::Decision);
     let version = d.case.version;
-    d.case.decisions.push(DecisionRecord { version, by: person.id().to_string(), at: d.now, kind });
+    d.case.decisions.push(DecisionRecord {
+        version,
+        by: person.id().to_string(),
+        at: d.now,
+        kind,
+    });
     if let Some(map) = data.as_object_mut() {
         map.insert("on_time".into(), on_time.into());
         map.insert("version".into(), version.into());
@@ -210,7 +313,10 @@ fn check_units(call: Call, asks: &[CoordinationAsk]) -> Result<Vec<CoordinationA
     if asks.is_empty() {
         return Err(Rejection::new(
             RejectReason::NoUnits,
-            format!("联合调处须至少指定一个配合单位及其协同方向，例如：联合 {} 区住建局：核实项目资金拨付情况", case.ticket_no),
+            format!(
+                "联合调处须至少指定一个配合单位及其协同方向，例如：联合 {} 区住建局：核实项目资金拨付情况",
+                case.ticket_no
+            ),
         ));
     }
     let mut seen = BTreeSet::new();
@@ -220,7 +326,9 @@ fn check_units(call: Call, asks: &[CoordinationAsk]) -> Result<Vec<CoordinationA
         let Some(found) = roster.unit(unit) else {
             return Err(Rejection::new(
                 RejectReason::UnknownUnit,
-                format!("“{unit}”不在成员单位名单中。请使用名单中的单位全称（如“区住建局”）；市级或跨区县单位请改用“市级”提请市级协调。"),
+                format!(
+                    "“{unit}”不在成员单位名单中。请使用名单中的单位全称（如“区住建局”）；市级或跨区县单位请改用“市级”提请市级协调。"
+                ),
             ));
         };
         if found.kind == UnitKind::Hotline {
@@ -251,10 +359,15 @@ fn check_units(call: Call, asks: &[CoordinationAsk]) -> Result<Vec<CoordinationA
         if people::unit_contacts(roster, unit).is_empty() {
             return Err(Rejection::new(
                 RejectReason::UnitUnreachable,
-                format!("“{unit}”在名单中没有联络员或分管领导，无法发送协调通知。请管理员先补充该单位人员。"),
+                format!(
+                    "“{unit}”在名单中没有联络员或分管领导，无法发送协调通知。请管理员先补充该单位人员。"
+                ),
             ));
         }
-        out.push(CoordinationAsk { unit: unit.to_string(), direction: direction.to_string() });
+        out.push(CoordinationAsk {
+            unit: unit.to_string(),
+            direction: direction.to_string(),
+        });
     }
     Ok(out)
 }
@@ -265,21 +378,42 @@ fn request_unit(d: &mut Draft, person: &Person, ask: &CoordinationAsk) {
     let (now, sla, calendar) = (d.now, d.ctx.sla, d.ctx.calendar);
     let deadline = if d.case.green_channel {
         // 五(一) green channel: answers within working hours, so coordination fits in 1 working day.
-        calendar.add_working_minutes(now, sla.green_unit_response_working_hours.saturating_mul(60))
+        calendar.add_working_minutes(
+            now,
+            sla.green_unit_response_working_hours.saturating_mul(60),
+        )
     } else {
         calendar.working_days_deadline(now, sla.unit_response_working_days)
     };
     let due = Due::from(deadline.clone());
-    let clock_id = d.start_clock(ClockKind::UnitResponse { unit: ask.unit.clone() }, deadline);
-    let earlier = d.case.requests.iter().filter(|r| r.unit == ask.unit).count();
+    let clock_id = d.start_clock(
+        ClockKind::UnitResponse {
+            unit: ask.unit.clone(),
+        },
+        deadline,
+    );
+    let earlier = d
+        .case
+        .requests
+        .iter()
+        .filter(|r| r.unit == ask.unit)
+        .count();
     let card_key = match earlier {
         0 => format!("{}/coordination/{}", d.case.case_no, ask.unit),
         n => format!("{}/coordination/{}#{}", d.case.case_no, ask.unit, n + 1),
     };
     let contacts = people::unit_contacts(d.roster(), &ask.unit);
-    d.card(card_key.clone(), CardKind::Coordination { unit: ask.unit.clone() }, contacts.clone());
-    let leaders: Vec<String> =
-        people::unit_leaders(d.roster(), &ask.unit).into_iter().filter(|id| !contacts.contains(id)).collect();
+    d.card(
+        card_key.clone(),
+        CardKind::Coordination {
+            unit: ask.unit.clone(),
+        },
+        contacts.clone(),
+    );
+    let leaders: Vec<String> = people::unit_leaders(d.roster(), &ask.unit)
+        .into_iter()
+        .filter(|id| !contacts.contains(id))
+        .collect();
     let first_unit_contact = people::first_unit_contact(d.roster(), &d.case);
     d.notify(
         leaders,
@@ -302,7 +436,11 @@ fn request_unit(d: &mut Draft, person: &Person, ask: &CoordinationAsk) {
         objection: None,
         overdue_since: None,
     });
-    d.event(EventKind::UnitRequested, Some(&ask.unit), json!({ "direction": ask.direction, "due": due.at }));
+    d.event(
+        EventKind::UnitRequested,
+        Some(&ask.unit),
+        json!({ "direction": ask.direction, "due": due.at }),
+    );
 }
 
 /// Whether the latest clock of `kind` is met now by its deadline (true when there is none).
@@ -311,5 +449,9 @@ pub(super) fn on_time(d: &Draft, kind: &ClockKind) -> bool {
 }
 
 fn person_name(call: Call, id: &str) -> String {
-    call.ctx.roster.person(id).map(|p| p.name.clone()).unwrap_or_else(|| id.to_string())
+    call.ctx
+        .roster
+        .person(id)
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| id.to_string())
 }

@@ -140,7 +140,10 @@ fn register(d: &mut Draft, kind: EventKind) {
         calendar.add_working_minutes(now, sla.review_start_working_hours.saturating_mul(60)),
     );
     // 四(二): the handling method is decided within 3 working days of receipt.
-    d.start_clock(ClockKind::Decision, calendar.working_days_deadline(now, sla.decision_working_days));
+    d.start_clock(
+        ClockKind::Decision,
+        calendar.working_days_deadline(now, sla.decision_working_days),
+    );
     if d.case.green_channel {
         // 五(一) 绿色通道: the whole coordination is complete within 1 working day.
         d.start_clock(
@@ -150,7 +153,11 @@ fn register(d: &mut Draft, kind: EventKind) {
     }
     let inspectors = people::with_role(d.roster(), Role::Inspector);
     let version = d.case.version;
-    d.card(format!("{}/review/v{version}", d.case.case_no), CardKind::Review { version }, inspectors);
+    d.card(
+        format!("{}/review/v{version}", d.case.case_no),
+        CardKind::Review { version },
+        inspectors,
+    );
     if let Some(receipt) = receipt(&d.case) {
         d.notify([d.case.submitted_by.clone()], receipt);
     }
@@ -180,14 +187,22 @@ fn receipt(case: &Case) -> Option<Message> {
         category: app.category,
         review_due: due(ClockKind::ReviewStart)?,
         decision_due: due(ClockKind::Decision)?,
-        coordination_due: if case.green_channel { due(ClockKind::GreenCoordination) } else { None },
+        coordination_due: if case.green_channel {
+            due(ClockKind::GreenCoordination)
+        } else {
+            None
+        },
     })
 }
 
 /// A registrable application: complete (四(一): measures, difficulties, units, leader's consent),
 /// with a ticket number and a member unit as first unit. Returns (ticket_no, first_unit).
 fn check_application(app: &Application, roster: &Roster) -> Result<(String, String), Rejection> {
-    let ticket = app.ticket_no.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let ticket = app
+        .ticket_no
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     let Some(ticket) = ticket.filter(|_| app.ok && app.leader_approved) else {
         let mut problems: Vec<String> = app.missing.iter().map(|m| format!("缺少“{m}”")).collect();
         problems.extend(app.errors.iter().cloned());
@@ -199,11 +214,16 @@ fn check_application(app: &Application, roster: &Roster) -> Result<(String, Stri
         }
         return Err(Rejection::new(
             RejectReason::ApplicationIncomplete,
-            format!("申请不完整，未登记：{}。请按模板补全后重新发送（发送“模板”获取格式）。", problems.join("；")),
+            format!(
+                "申请不完整，未登记：{}。请按模板补全后重新发送（发送“模板”获取格式）。",
+                problems.join("；")
+            ),
         ));
     };
     let first_unit = app.first_unit.as_deref().unwrap_or("").trim();
-    let member = roster.unit(first_unit).is_some_and(|u| u.kind != UnitKind::Hotline);
+    let member = roster
+        .unit(first_unit)
+        .is_some_and(|u| u.kind != UnitKind::Hotline);
     if !member {
         return Err(Rejection::new(
             RejectReason::FirstUnitNotMember,

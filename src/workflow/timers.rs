@@ -24,13 +24,17 @@ pub(super) fn fire(call: Call, key: &str) -> Result<Decision, Rejection> {
             "定时提醒由系统按期限自动触发，不能手动触发。",
         ));
     }
-    let found = case
-        .clocks
-        .iter()
-        .enumerate()
-        .find_map(|(ci, c)| c.timers.iter().position(|t| t.key == key).map(|ti| (ci, ti)));
+    let found = case.clocks.iter().enumerate().find_map(|(ci, c)| {
+        c.timers
+            .iter()
+            .position(|t| t.key == key)
+            .map(|ti| (ci, ti))
+    });
     let Some((ci, ti)) = found else {
-        return Err(Rejection::new(RejectReason::UnknownTimer, format!("案件 {} 没有设置定时器 {key}。", case.case_no)));
+        return Err(Rejection::new(
+            RejectReason::UnknownTimer,
+            format!("案件 {} 没有设置定时器 {key}。", case.case_no),
+        ));
     };
     let clock = &case.clocks[ci];
     let timer = &clock.timers[ti];
@@ -81,15 +85,33 @@ fn breach(d: &mut Draft, ci: usize) {
     d.cancel_pending_timers(&clock.id);
     let due = Due::from(&clock);
     let unit = clock.kind.unit().map(str::to_string);
-    d.event(EventKind::Breach, unit.as_deref(), json!({ "clock": clock.id, "due": clock.due }));
+    d.event(
+        EventKind::Breach,
+        unit.as_deref(),
+        json!({ "clock": clock.id, "due": clock.due }),
+    );
     let responsible = responsible(d.roster(), &d.case, &clock.kind);
-    d.notify(responsible.clone(), Message::Breach { clock: clock.kind.clone(), due: due.clone() });
+    d.notify(
+        responsible.clone(),
+        Message::Breach {
+            clock: clock.kind.clone(),
+            due: due.clone(),
+        },
+    );
     let escalate_to = escalation(d.roster(), &d.case, &clock.kind);
     d.notify(
         escalate_to.clone(),
-        Message::Escalation { clock: clock.kind.clone(), due: due.clone(), responsible },
+        Message::Escalation {
+            clock: clock.kind.clone(),
+            due: due.clone(),
+            responsible,
+        },
     );
-    d.event(EventKind::Escalated, unit.as_deref(), json!({ "clock": clock.id, "to": escalate_to }));
+    d.event(
+        EventKind::Escalated,
+        unit.as_deref(),
+        json!({ "clock": clock.id, "to": escalate_to }),
+    );
     match &clock.kind {
         ClockKind::UnitResponse { unit } => unit_overdue(d, &clock, unit),
         ClockKind::Handling => {
@@ -98,7 +120,10 @@ fn breach(d: &mut Draft, ci: usize) {
             let supervisors = people::with_role(d.roster(), Role::Supervisor);
             d.notify(
                 supervisors,
-                Message::SupervisionRequested { unit: first_unit, ground: SupervisionGround::HandlingOverdue },
+                Message::SupervisionRequested {
+                    unit: first_unit,
+                    ground: SupervisionGround::HandlingOverdue,
+                },
             );
         }
         ClockKind::ReviewStart | ClockKind::Decision | ClockKind::GreenCoordination => {}
@@ -109,17 +134,35 @@ fn breach(d: &mut Draft, ci: usize) {
 /// 四(三) 拒不配合的，由区12345热线进行书面督办; the inspector is told so they can withdraw the unit.
 fn unit_overdue(d: &mut Draft, clock: &Clock, unit: &str) {
     let now = d.now;
-    let Some(request) = d.case.request_mut(unit).filter(|r| r.clock_id == clock.id) else { return };
+    let Some(request) = d.case.request_mut(unit).filter(|r| r.clock_id == clock.id) else {
+        return;
+    };
     if request.status != RequestStatus::Pending {
         return;
     }
     request.status = RequestStatus::Overdue;
     request.overdue_since = Some(now);
-    d.event(EventKind::UnitOverdue, Some(unit), json!({ "due": clock.due }));
+    d.event(
+        EventKind::UnitOverdue,
+        Some(unit),
+        json!({ "due": clock.due }),
+    );
     let supervisors = people::with_role(d.roster(), Role::Supervisor);
-    d.notify(supervisors, Message::SupervisionRequested { unit: unit.to_string(), ground: SupervisionGround::Overdue });
+    d.notify(
+        supervisors,
+        Message::SupervisionRequested {
+            unit: unit.to_string(),
+            ground: SupervisionGround::Overdue,
+        },
+    );
     let inspectors = people::inspectors_on_duty(d.roster(), &d.case);
-    d.notify(inspectors, Message::Breach { clock: clock.kind.clone(), due: Due::from(clock) });
+    d.notify(
+        inspectors,
+        Message::Breach {
+            clock: clock.kind.clone(),
+            due: Due::from(clock),
+        },
+    );
 }
 
 /// Who must act on a clock.

@@ -3,6 +3,7 @@
 
 mod calendar;
 mod cli;
+mod engine;
 mod parse_cases;
 mod store;
 mod workflow;

@@ -1,0 +1,412 @@
+//! The engine: finds the case an input is about, runs the pure [`workflow::transition`], and
+//! applies the [`Decision`] in ONE store transaction — case row, application versions,
+//! participating units, audit events, outbound messages, cards and timers commit together or not
+//! at all (DESIGN.md → "One transaction per decision"). A rejection writes nothing.
+//!
+//! Everything runs inside the store's writer closure, so reading the case and writing its next
+//! state cannot interleave with another decision on the same case.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::calendar::Calendar;
+use crate::roster::Roster;
+use crate::settings::SlaSettings;
+use crate::store::{CaseRow, NewCase, NewOutbound, NewTimer, Store, StoreError, Tx};
+use crate::workflow::{self, Actor, Case, Ctx, Decision, Effect, Input, Rejection};
+
+/// Outbound channel of a notification to one roster person; the payload is
+/// `{"case_no", "ticket_no", "to", "message"}` with the structured [`workflow::Message`].
+pub const CHANNEL_NOTIFY: &str = "notify";
+/// A new interactive card; payload `{"case_no", "card_key", "kind", "recipients"}`.
+pub const CHANNEL_CARD: &str = "card";
+/// Re-render every copy of a sent card from the case; payload `{"case_no", "card_key"}`.
+pub const CHANNEL_CARD_UPDATE: &str = "card_update";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("案件数据无法读取（{case_no}）：{message}")]
+    Corrupt { case_no: String, message: String },
+    /// A decision that would break a case invariant is a bug: it is refused, never stored.
+    #[error("内部错误：案件 {case_no} 的处理结果不一致，未保存（{problems}）")]
+    Invariant { case_no: String, problems: String },
+}
+
+/// What became of an input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The decision was committed; `revision` is the case row's revision after it.
+    Applied {
+        case_no: String,
+        revision: i64,
+        decision: Box<Decision>,
+    },
+    /// Refused: nothing was written; the message says why in Chinese.
+    Rejected(Rejection),
+}
+
+/// Shared, immutable context every decision reads, plus the store it writes to.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    roster: Arc<Roster>,
+    calendar: Arc<Calendar>,
+    sla: Arc<SlaSettings>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        roster: Arc<Roster>,
+        calendar: Arc<Calendar>,
+        sla: SlaSettings,
+    ) -> Engine {
+        Engine {
+            store,
+            roster,
+            calendar,
+            sla: Arc::new(sla),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Applies `input` from `actor` to the case of `ticket_no`.
+    ///
+    /// For [`Input::Submit`] the `case_no` the caller passes is ignored: the engine reuses the
+    /// open case of the ticket (a re-paste or a conflicting application, which the workflow
+    /// answers), or allocates the next case number for a new one.
+    pub async fn handle(
+        &self,
+        ticket_no: &str,
+        input: Input,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Outcome, EngineError> {
+        let engine = self.clone();
+        let ticket_no = ticket_no.to_string();
+        self.store
+            .write(move |tx| {
+                engine
+                    .handle_in_tx(tx, &ticket_no, input, &actor, now)
+                    .map_err(into_store)
+            })
+            .await
+            .map_err(from_store)
+    }
+
+    /// As [`Engine::handle`], on the calling thread (CLI, tests).
+    pub fn handle_blocking(
+        &self,
+        ticket_no: &str,
+        input: Input,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Outcome, EngineError> {
+        let engine = self.clone();
+        let ticket_no = ticket_no.to_string();
+        self.store
+            .write_blocking(move |tx| {
+                engine
+                    .handle_in_tx(tx, &ticket_no, input, &actor, now)
+                    .map_err(into_store)
+            })
+            .map_err(from_store)
+    }
+
+    /// Fires the pending timer `key` of the case with row id `case_id`, inside the caller's
+    /// transaction; returns `None` when it had already fired or been cancelled (idempotent).
+    pub fn fire_timer_in_tx(
+        &self,
+        tx: &Tx<'_>,
+        timer_id: i64,
+        key: &str,
+        case_id: i64,
+        now: Timestamp,
+    ) -> Result<Option<Outcome>, EngineError> {
+        if !tx.mark_fired(timer_id, now)? {
+            return Ok(None);
+        }
+        let Some(row) = tx.case(case_id)? else {
+            return Ok(None);
+        };
+        let case = decode(&row)?;
+        let input = Input::TimerFired {
+            key: key.to_string(),
+        };
+        self.decide_and_apply(tx, Some((&row, &case)), &input, &Actor::System, now)
+            .map(Some)
+    }
+
+    fn handle_in_tx(
+        &self,
+        tx: &Tx<'_>,
+        ticket_no: &str,
+        mut input: Input,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Outcome, EngineError> {
+        let rows = tx.case_by_ticket(ticket_no)?;
+        let mut cases = Vec::with_capacity(rows.len());
+        for row in rows {
+            let case = decode(&row)?;
+            cases.push((row, case));
+        }
+        // Newest first from the store: an open case wins, else the newest closed one.
+        let current = cases
+            .iter()
+            .find(|(_, c)| !c.state.is_terminal())
+            .or_else(|| cases.first())
+            .map(|(r, c)| (r, c));
+        if let Input::Submit { case_no, .. } = &mut input {
+            match current {
+                Some((row, case)) if !case.state.is_terminal() => *case_no = row.case_no.clone(),
+                _ => {
+                    let year = now.to_zoned(self.calendar.time_zone().clone()).year();
+                    *case_no = tx.next_case_no(year)?;
+                    return self.decide_and_apply(tx, None, &input, actor, now);
+                }
+            }
+        }
+        self.decide_and_apply(tx, current, &input, actor, now)
+    }
+
+    fn decide_and_apply(
+        &self,
+        tx: &Tx<'_>,
+        current: Option<(&CaseRow, &Case)>,
+        input: &Input,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Outcome, EngineError> {
+        let ctx = Ctx {
+            roster: &self.roster,
+            calendar: &self.calendar,
+            sla: &self.sla,
+        };
+        let decision = match workflow::transition(current.map(|(_, c)| c), input, actor, now, &ctx)
+        {
+            Ok(d) => d,
+            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+        };
+        if let Err(problems) = workflow::check_invariants(&decision.case) {
+            return Err(EngineError::Invariant {
+                case_no: decision.case.case_no.clone(),
+                problems: problems.join("；"),
+            });
+        }
+        let revision = apply(tx, current, &decision, now)?;
+        Ok(Outcome::Applied {
+            case_no: decision.case.case_no.clone(),
+            revision,
+            decision: Box::new(decision),
+        })
+    }
+}
+
+/// Writes one decision; returns the case row's revision after it.
+fn apply(
+    tx: &Tx<'_>,
+    before: Option<(&CaseRow, &Case)>,
+    decision: &Decision,
+    now: Timestamp,
+) -> Result<i64, EngineError> {
+    let case = &decision.case;
+    let data = serde_json::to_string(case).map_err(|e| corrupt(case, e))?;
+    let state = serde_json::to_value(case.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let (case_id, revision) = match before {
+        None => {
+            let id = tx.insert_case(&NewCase {
+                case_no: &case.case_no,
+                ticket_no: &case.ticket_no,
+                first_unit: &case.first_unit,
+                urgent: case.green_channel,
+                state: &state,
+                data_json: &data,
+                created_at: now,
+            })?;
+            (id, 1)
+        }
+        // A no-op (a stale timer) writes nothing. Any other decision bumps the revision, even
+        // when the case document is unchanged (a re-pasted application's repeated receipt),
+        // because the revision keys its outbound messages.
+        Some((row, _)) if decision.events.is_empty() && decision.effects.is_empty() => {
+            return Ok(row.revision);
+        }
+        Some((row, _)) => (
+            row.id,
+            tx.update_case(row.id, row.revision, &state, &data, now)?,
+        ),
+    };
+
+    // Application versions: one row per version, written when the version first appears.
+    if before.is_none_or(|(_, old)| old.version != case.version) {
+        let application = serde_json::to_string(&case.application).map_err(|e| corrupt(case, e))?;
+        tx.insert_case_version(
+            case_id,
+            i64::from(case.version),
+            &application,
+            &case.submitted_by,
+            case.received_at,
+        )?;
+    }
+    for request in &case.requests {
+        if case
+            .request(&request.unit)
+            .is_some_and(|r| std::ptr::eq(r, request))
+        {
+            let json = serde_json::to_string(request).map_err(|e| corrupt(case, e))?;
+            tx.upsert_case_unit(
+                case_id,
+                &request.unit,
+                status_name(&request.status),
+                &json,
+                now,
+            )?;
+        }
+    }
+    for event in &decision.events {
+        let mut data = event.data.clone();
+        if let (Some(unit), Some(obj)) = (&event.unit, data.as_object_mut()) {
+            obj.insert("unit".into(), json!(unit));
+        }
+        let kind = serde_json::to_value(event.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        tx.append_event(
+            Some(case_id),
+            &kind,
+            &event.actor,
+            event.at,
+            &data.to_string(),
+        )?;
+    }
+    for (i, effect) in decision.effects.iter().enumerate() {
+        // Keys are stable per decision (case revision + position), so re-applying nothing twice
+        // is guaranteed by the outbox's unique key rather than by hope.
+        let key = format!("{}#r{revision}/{i}", case.case_no);
+        match effect {
+            Effect::Notify { to, message } => {
+                let payload = json!({"case_no": case.case_no, "ticket_no": case.ticket_no, "to": to, "message": message});
+                enqueue(tx, &key, CHANNEL_NOTIFY, to, &payload, now)?;
+            }
+            Effect::Card {
+                card_key,
+                kind,
+                recipients,
+            } => {
+                let recipients_json = json!(recipients).to_string();
+                let kind_json = json!(kind);
+                tx.upsert_card(
+                    card_key,
+                    Some(case_id),
+                    &kind_json.to_string(),
+                    &recipients_json,
+                    &data,
+                    now,
+                )?;
+                let payload = json!({"case_no": case.case_no, "card_key": card_key, "kind": kind_json, "recipients": recipients});
+                enqueue(tx, &key, CHANNEL_CARD, card_key, &payload, now)?;
+            }
+            Effect::UpdateCard { card_key } => {
+                if let Some(card) = tx.card(card_key)? {
+                    tx.upsert_card(
+                        card_key,
+                        Some(case_id),
+                        &card.kind,
+                        &card.recipients_json,
+                        &data,
+                        now,
+                    )?;
+                }
+                let payload = json!({"case_no": case.case_no, "card_key": card_key});
+                enqueue(tx, &key, CHANNEL_CARD_UPDATE, card_key, &payload, now)?;
+            }
+            Effect::SetTimer {
+                key: timer_key,
+                due_at,
+                kind,
+            } => {
+                let kind_json = json!(kind).to_string();
+                tx.set_timer(&NewTimer {
+                    key: timer_key,
+                    case_id: Some(case_id),
+                    kind: &kind_json,
+                    due_at: *due_at,
+                    payload_json: &json!({"case_no": case.case_no}).to_string(),
+                })?;
+            }
+            Effect::CancelTimer { key: timer_key } => {
+                tx.cancel_timer(timer_key)?;
+            }
+        }
+    }
+    Ok(revision)
+}
+
+fn enqueue(
+    tx: &Tx<'_>,
+    key: &str,
+    channel: &str,
+    target: &str,
+    payload: &serde_json::Value,
+    now: Timestamp,
+) -> Result<(), EngineError> {
+    tx.enqueue_outbox(&NewOutbound {
+        idem_key: key,
+        channel,
+        target,
+        payload: payload.to_string().as_bytes(),
+        not_before: now,
+    })?;
+    Ok(())
+}
+
+fn status_name(status: &workflow::RequestStatus) -> &'static str {
+    use workflow::RequestStatus as S;
+    match status {
+        S::Pending => "pending",
+        S::Accepted(_) => "accepted",
+        S::Objected => "objected",
+        S::Insisted { .. } => "insisted",
+        S::Overdue => "overdue",
+        S::Withdrawn { .. } => "withdrawn",
+    }
+}
+
+/// The case document of a row.
+pub fn decode(row: &CaseRow) -> Result<Case, EngineError> {
+    serde_json::from_str(&row.data_json).map_err(|e| EngineError::Corrupt {
+        case_no: row.case_no.clone(),
+        message: e.to_string(),
+    })
+}
+
+fn corrupt(case: &Case, e: serde_json::Error) -> EngineError {
+    EngineError::Corrupt {
+        case_no: case.case_no.clone(),
+        message: e.to_string(),
+    }
+}
+
+// The store's write closure speaks StoreError; engine errors travel through it and back.
+fn into_store(e: EngineError) -> StoreError {
+    match e {
+        EngineError::Store(s) => s,
+        other => StoreError::Abort(other.to_string()),
+    }
+}
+
+fn from_store(e: StoreError) -> EngineError {
+    EngineError::Store(e)
+}

@@ -1,0 +1,321 @@
+//! Integration tests: the engine applies each decision in one store transaction — a pasted
+//! application parsed by the real parser, then claimed, with timers fired from the store — and a
+//! rejection leaves the database untouched.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::engine::{CHANNEL_CARD, CHANNEL_NOTIFY, Engine, Outcome};
+use tiaochu::parse::{UnitMatcher, parse_application};
+use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::settings::Settings;
+use tiaochu::store::{OutboxState, Store};
+use tiaochu::workflow::{Actor, Input, RejectReason, State};
+
+const LIAISON: &str = "rs-liaison";
+const OTHER_LIAISON: &str = "zj-liaison";
+const INSPECTOR: &str = "local:区12345热线:孟艳秋";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    store: Store,
+    roster: Roster,
+}
+
+fn fixture() -> Fixture {
+    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
+    let mut people = shipped.people().to_vec();
+    people.push(Person::new(
+        "人社联络员",
+        "区人社局",
+        "科员",
+        vec![Role::Liaison],
+        LIAISON,
+        "",
+    ));
+    people.push(Person::new(
+        "住建联络员",
+        "区住建局",
+        "股长",
+        vec![Role::Liaison],
+        OTHER_LIAISON,
+        "",
+    ));
+    let roster = Roster::from_parts(shipped.units().to_vec(), people);
+    let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
+        .expect("calendar");
+    let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("t.db")).expect("store");
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(roster.clone()),
+        Arc::new(calendar),
+        settings.sla,
+    );
+    Fixture {
+        _dir: dir,
+        engine,
+        store,
+        roster,
+    }
+}
+
+fn seed_application(roster: &Roster) -> tiaochu::parse::Application {
+    let text = std::fs::read_to_string("tests/fixtures/applications/001-seed-template.txt")
+        .expect("fixture");
+    let app = parse_application(&text, &UnitMatcher::new(roster));
+    assert!(app.ok, "{:?}", app.errors);
+    app
+}
+
+fn at(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+/// Row counts of the tables a decision writes.
+fn counts(store: &Store) -> (usize, usize, usize, usize) {
+    store
+        .read_blocking(|r| {
+            let cases = r.case_by_ticket("DH2026110300017")?;
+            let events: usize = cases
+                .iter()
+                .map(|c| r.events_for_case(c.id).map(|e| e.len()))
+                .sum::<Result<_, _>>()?;
+            let timers: usize = cases
+                .iter()
+                .map(|c| r.timers_for_case(c.id).map(|t| t.len()))
+                .sum::<Result<_, _>>()?;
+            let outbox = r.list_outbox(None, 10_000)?.len();
+            Ok((cases.len(), events, timers, outbox))
+        })
+        .expect("read")
+}
+
+fn submit(app: &tiaochu::parse::Application) -> Input {
+    Input::Submit {
+        case_no: String::new(),
+        application: app.clone(),
+    }
+}
+
+#[test]
+fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
+    let f = fixture();
+    let app = seed_application(&f.roster);
+    let now = at("2026-11-02T09:00:00+08:00");
+    let ticket = app.ticket_no.clone().expect("ticket");
+
+    let out = f
+        .engine
+        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .expect("handle");
+    let Outcome::Applied {
+        case_no,
+        revision,
+        decision,
+    } = out
+    else {
+        panic!("rejected: {out:?}")
+    };
+    assert_eq!(case_no, "TC-2026-0001");
+    assert_eq!(revision, 1);
+    assert_eq!(decision.case.state, State::Submitted);
+
+    let (cases, events, timers, outbox) = counts(&f.store);
+    assert_eq!(cases, 1);
+    assert_eq!(events, decision.events.len());
+    assert!(
+        timers >= 2,
+        "review-start and decision clocks set timers, got {timers}"
+    );
+    assert_eq!(
+        outbox,
+        decision
+            .effects
+            .iter()
+            .filter(|e| !matches!(
+                e,
+                tiaochu::workflow::Effect::SetTimer { .. }
+                    | tiaochu::workflow::Effect::CancelTimer { .. }
+            ))
+            .count()
+    );
+    let rows = f
+        .store
+        .read_blocking(|r| r.list_outbox(Some(OutboxState::Pending), 100))
+        .expect("outbox");
+    assert!(
+        rows.iter()
+            .any(|r| r.channel == CHANNEL_NOTIFY && r.target == LIAISON),
+        "receipt to the liaison"
+    );
+    assert!(
+        rows.iter().any(|r| r.channel == CHANNEL_CARD),
+        "review card to the inspectors"
+    );
+    let versions = f
+        .store
+        .read_blocking(|r| {
+            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            r.case_versions(c.id)
+        })
+        .expect("versions");
+    assert_eq!(versions.len(), 1);
+
+    // The same text again: same case, a second receipt (a new outbox row), no new case.
+    let again = f
+        .engine
+        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .expect("handle");
+    let Outcome::Applied {
+        case_no: again_no, ..
+    } = again
+    else {
+        panic!("rejected: {again:?}")
+    };
+    assert_eq!(again_no, "TC-2026-0001");
+    let (cases2, _, _, outbox2) = counts(&f.store);
+    assert_eq!(cases2, 1);
+    assert!(outbox2 > outbox, "the repeated receipt is queued");
+}
+
+#[test]
+fn a_rejection_writes_nothing() {
+    let f = fixture();
+    let app = seed_application(&f.roster);
+    let ticket = app.ticket_no.clone().expect("ticket");
+    let now = at("2026-11-02T09:00:00+08:00");
+    // A liaison of another unit may not submit for 区人社局.
+    let out = f
+        .engine
+        .handle_blocking(
+            &ticket,
+            submit(&app),
+            Actor::Person(OTHER_LIAISON.into()),
+            now,
+        )
+        .expect("handle");
+    let Outcome::Rejected(rejection) = out else {
+        panic!("accepted: {out:?}")
+    };
+    assert_eq!(
+        rejection.reason,
+        RejectReason::NotFirstUnit,
+        "{}",
+        rejection.message
+    );
+    assert!(
+        rejection.message.contains("区人社局"),
+        "{}",
+        rejection.message
+    );
+    assert_eq!(counts(&f.store), (0, 0, 0, 0));
+    // An unknown ticket for a non-submission input: no such case, nothing written.
+    let out = f
+        .engine
+        .handle_blocking(
+            "DH1234567",
+            Input::Claim,
+            Actor::Person(INSPECTOR.into()),
+            now,
+        )
+        .expect("handle");
+    assert!(matches!(out, Outcome::Rejected(r) if r.reason == RejectReason::NoSuchCase));
+    assert_eq!(counts(&f.store), (0, 0, 0, 0));
+}
+
+#[test]
+fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
+    let f = fixture();
+    let app = seed_application(&f.roster);
+    let ticket = app.ticket_no.clone().expect("ticket");
+    let now = at("2026-11-02T09:00:00+08:00");
+    f.engine
+        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .expect("submit");
+
+    // Late in the day every review-start timer is due; fire them from the store.
+    let later = at("2026-11-02T17:00:00+08:00");
+    let due = f
+        .store
+        .read_blocking(move |r| r.due_timers(later, 100))
+        .expect("due");
+    assert!(
+        due.iter().any(|t| t.key.contains("review_start")),
+        "{:?}",
+        due.iter().map(|t| &t.key).collect::<Vec<_>>()
+    );
+    let mut fired = 0;
+    for timer in due.clone() {
+        let engine = f.engine.clone();
+        let outcome = f
+            .store
+            .write_blocking(move |tx| {
+                engine
+                    .fire_timer_in_tx(
+                        tx,
+                        timer.id,
+                        &timer.key,
+                        timer.case_id.expect("case"),
+                        later,
+                    )
+                    .map_err(|e| tiaochu::store::StoreError::Abort(e.to_string()))
+            })
+            .expect("fire");
+        if outcome.is_some() {
+            fired += 1;
+        }
+    }
+    assert_eq!(fired, due.len());
+    // Firing the same timers again is a no-op.
+    for timer in due {
+        let engine = f.engine.clone();
+        let key = timer.key.clone();
+        let again = f
+            .store
+            .write_blocking(move |tx| {
+                engine
+                    .fire_timer_in_tx(
+                        tx,
+                        timer.id,
+                        &timer.key,
+                        timer.case_id.expect("case"),
+                        later,
+                    )
+                    .map_err(|e| tiaochu::store::StoreError::Abort(e.to_string()))
+            })
+            .expect("fire again");
+        assert!(again.is_none(), "fired twice: {key}");
+    }
+
+    let out = f
+        .engine
+        .handle_blocking(
+            &ticket,
+            Input::Claim,
+            Actor::Person(INSPECTOR.into()),
+            later,
+        )
+        .expect("claim");
+    let Outcome::Applied { decision, .. } = out else {
+        panic!("claim rejected: {out:?}")
+    };
+    assert_eq!(decision.case.state, State::UnderReview);
+    let pending_review = f
+        .store
+        .read_blocking(|r| {
+            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            r.timers_for_case(c.id)
+        })
+        .expect("timers")
+        .into_iter()
+        .filter(|t| {
+            t.key.contains("review_start") && t.state == tiaochu::store::TimerState::Pending
+        })
+        .count();
+    assert_eq!(pending_review, 0, "claim stops the review-start clock");
+}
