@@ -2,7 +2,7 @@
 //! exactly as the robot runs it (SPEC.md → `tiaochu parse --json`). Used to check what an
 //! application will produce before it is sent, and by the fixture checker.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -28,12 +28,18 @@ pub fn run(settings: &Settings, args: &ParseArgs) -> anyhow::Result<i32> {
     let roster = Roster::load(&settings.roster.path)?;
     let text = read_input(args)?;
     let app = parse_application(&text, &UnitMatcher::new(&roster));
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&app).context("无法输出 JSON")?);
+    let output = if args.json {
+        serde_json::to_string_pretty(&app).context("无法输出 JSON")?
     } else if app.ok {
-        println!("{}", render_preview(&app));
+        render_preview(&app)
     } else {
-        println!("{}", render_incomplete(&app));
+        render_incomplete(&app)
+    };
+    // A reader that stops early (`| head`) is not an error of ours.
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{output}")
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e).context("无法写出结果");
     }
     Ok(if app.ok { 0 } else { 1 })
 }
@@ -47,14 +53,16 @@ fn read_input(args: &ParseArgs) -> anyhow::Result<String> {
         ),
         None => {
             let mut bytes = Vec::new();
-            std::io::stdin().read_to_end(&mut bytes).context("无法读取标准输入")?;
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("无法读取标准输入")?;
             (bytes, "标准输入".to_string())
         }
     };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     String::from_utf8(bytes.to_vec()).map_err(|e| {
         anyhow::anyhow!(
-            "{origin} 不是 UTF-8 编码的文本（第 {} 个字节起无法解码）：请将文件另存为 UTF-8 编码后重试",
+            "“{origin}”不是 UTF-8 编码的文本（第 {} 个字节起无法解码）：请另存为 UTF-8 编码后重试",
             e.utf8_error().valid_up_to() + 1
         )
     })

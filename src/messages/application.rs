@@ -34,12 +34,16 @@ fn hint(field: Field) -> &'static str {
     }
 }
 
-/// "申请未登记：", then each missing field with a hint, each error, and the template.
-/// When nothing was recognised as an application, only the reason and the template.
+/// "申请未登记：", then each missing field with a hint, each error, and the template. When all
+/// seven fields are missing the errors say why (not an application) and the fields are not
+/// listed one by one. An application that is not `ok` always has a missing field or an error.
 pub fn render_incomplete(app: &Application) -> String {
     let mut out = String::from("申请未登记：\n");
-    let nothing_recognised = app.missing.len() == Field::REQUIRED.len();
-    if !nothing_recognised {
+    if app.missing.len() == Field::REQUIRED.len() {
+        if app.errors.is_empty() {
+            out.push_str("· 必填项都没有填写内容\n");
+        }
+    } else {
         for label in &app.missing {
             match Field::REQUIRED.iter().find(|f| f.label() == label) {
                 Some(f) => out.push_str(&format!("· 缺少“{label}”：{}\n", hint(*f))),
@@ -49,10 +53,6 @@ pub fn render_incomplete(app: &Application) -> String {
     }
     for error in &app.errors {
         out.push_str(&format!("· {error}\n"));
-    }
-    if app.missing.is_empty() && app.errors.is_empty() {
-        // `ok` is false only through a rule that also writes an error; say so rather than nothing.
-        out.push_str("· 申请内容不完整，请对照模板逐项核对\n");
     }
     out.push_str("\n请按模板补充后重新发送：\n");
     out.push_str(TEMPLATE);
@@ -65,22 +65,39 @@ pub fn render_incomplete(app: &Application) -> String {
 /// workflow's, not this.
 pub fn render_preview(app: &Application) -> String {
     let mut out = String::from("申请内容已识别：\n");
-    let line = |out: &mut String, label: &str, value: &str| out.push_str(&format!("{label}：{value}\n"));
-    line(&mut out, "工单编号", app.ticket_no.as_deref().unwrap_or("（未识别）"));
+    let line =
+        |out: &mut String, label: &str, value: &str| out.push_str(&format!("{label}：{value}\n"));
+    line(
+        &mut out,
+        "工单编号",
+        app.ticket_no.as_deref().unwrap_or("（未识别）"),
+    );
     line(&mut out, "工单标题", &app.title);
-    line(&mut out, "首接单位", app.first_unit.as_deref().unwrap_or("（未识别）"));
+    line(
+        &mut out,
+        "首接单位",
+        app.first_unit.as_deref().unwrap_or("（未识别）"),
+    );
     if app.requested_units.is_empty() {
         line(&mut out, "拟协调单位", "未写明具体单位");
     } else {
         line(&mut out, "拟协调单位", &app.requested_units.join("、"));
     }
     if !app.unresolved_mentions.is_empty() {
-        line(&mut out, "待质检专员确定", &app.unresolved_mentions.join("、"));
+        line(
+            &mut out,
+            "待质检专员确定",
+            &app.unresolved_mentions.join("、"),
+        );
     }
     line(&mut out, "疑难类型", app.category.label());
     if app.urgent {
         // 五(一): urgent tickets are reviewed at once and coordinated within 1 working day.
-        line(&mut out, "紧急程度", "紧急（绿色通道：质检专员即时研判，1 个工作日内完成协调）");
+        line(
+            &mut out,
+            "紧急程度",
+            "紧急（绿色通道：质检专员即时研判，1 个工作日内完成协调）",
+        );
     } else {
         line(&mut out, "紧急程度", "一般");
     }
@@ -111,9 +128,20 @@ mod tests {
         let app = parse_application(TEMPLATE, &matcher());
         assert!(!app.ok);
         assert!(app.missing.is_empty(), "{:?}", app.missing);
-        for label in ["工单编号", "工单标题", "首接单位", "已采取措施", "办理难点", "需协调部门及事由", "请示分管领导相关情况"]
-        {
-            assert!(app.errors.iter().any(|e| e.contains(label)), "{label}: {:?}", app.errors);
+        for label in [
+            "工单编号",
+            "工单标题",
+            "首接单位",
+            "已采取措施",
+            "办理难点",
+            "需协调部门及事由",
+            "请示分管领导相关情况",
+        ] {
+            assert!(
+                app.errors.iter().any(|e| e.contains(label)),
+                "{label}: {:?}",
+                app.errors
+            );
         }
     }
 
@@ -122,7 +150,10 @@ mod tests {
         let text = "工单编号：DH*****\n工单标题：反映小区养犬扰民的问题\n首接单位：南街街道\n已采取措施：已上门劝导犬主。";
         let reply = render_incomplete(&parse_application(text, &matcher()));
         assert!(reply.starts_with("申请未登记："), "{reply}");
-        assert!(reply.contains("· 缺少“办理难点”：本单位为什么无法单独办结"), "{reply}");
+        assert!(
+            reply.contains("· 缺少“办理难点”：本单位为什么无法单独办结"),
+            "{reply}"
+        );
         assert!(reply.contains("工单编号仍是模板占位符“DH*****”"), "{reply}");
         assert!(reply.ends_with(TEMPLATE));
     }
@@ -132,6 +163,9 @@ mod tests {
         let reply = render_incomplete(&parse_application("模板在哪里？", &matcher()));
         assert!(!reply.contains("缺少"), "{reply}");
         assert!(reply.contains("这不是联合调处申请"), "{reply}");
+        let empty = "工单编号：\n工单标题：\n首接单位：\n已采取措施：\n办理难点：\n需协调部门及事由：\n请示分管领导相关情况：";
+        let reply = render_incomplete(&parse_application(empty, &matcher()));
+        assert!(reply.contains("必填项都没有填写内容"), "{reply}");
     }
 
     #[test]
@@ -144,7 +178,10 @@ mod tests {
         let preview = render_preview(&app);
         assert!(preview.contains("工单编号：DH2026112600310"), "{preview}");
         assert!(preview.contains("拟协调单位：区住建局"), "{preview}");
-        assert!(preview.contains("待质检专员确定：市交通运输局、相关国企"), "{preview}");
+        assert!(
+            preview.contains("待质检专员确定：市交通运输局、相关国企"),
+            "{preview}"
+        );
         assert!(preview.contains("绿色通道"), "{preview}");
         assert!(preview.contains("办理时限：2026-12-05"), "{preview}");
         assert!(preview.contains("市级或跨区县"), "{preview}");

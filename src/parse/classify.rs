@@ -18,7 +18,11 @@ const TICKET_DIGITS: std::ops::RangeInclusive<usize> = 6..=20;
 /// A 工单编号 value, normalised: NFKC (full-width → ASCII), upper case, whitespace removed and
 /// trailing punctuation dropped. `Ok` holds `DH` + 6–20 digits.
 pub(crate) fn ticket_no(raw: &str) -> Result<String, ()> {
-    let mut t: String = raw.nfkc().filter(|c| !is_space(*c)).flat_map(char::to_uppercase).collect();
+    let mut t: String = raw
+        .nfkc()
+        .filter(|c| !is_space(*c))
+        .flat_map(char::to_uppercase)
+        .collect();
     while t.ends_with(['.', ',', ';', '。', '，', '；', '、']) {
         t.pop();
     }
@@ -49,21 +53,53 @@ pub(crate) enum Approval {
 /// Wording that says the leader has not (yet) agreed. It wins over any approving word, since
 /// 不同意 and 未同意 contain 同意.
 const NOT_APPROVED: [&str; 24] = [
-    "尚未", "还未", "暂未", "未汇报", "未请示", "未同意", "未批准", "未审批", "未审核", "未经", "未能",
-    "不同意", "不批准", "没有汇报", "没有请示", "没有同意", "没同意", "待汇报", "待请示", "待同意", "待审批",
-    "待批准", "正在请示", "正在汇报",
+    "尚未",
+    "还未",
+    "暂未",
+    "未汇报",
+    "未请示",
+    "未同意",
+    "未批准",
+    "未审批",
+    "未审核",
+    "未经",
+    "未能",
+    "不同意",
+    "不批准",
+    "没有汇报",
+    "没有请示",
+    "没有同意",
+    "没同意",
+    "待汇报",
+    "待请示",
+    "待同意",
+    "待审批",
+    "待批准",
+    "正在请示",
+    "正在汇报",
 ];
 
 /// Wording that states the leader agreed.
-const APPROVED: [&str; 9] = ["同意", "已批准", "批准", "已审核", "审核通过", "已审批", "审批通过", "签批", "认可"];
+const APPROVED: [&str; 9] = [
+    "同意",
+    "已批准",
+    "批准",
+    "已审核",
+    "审核通过",
+    "已审批",
+    "审批通过",
+    "签批",
+    "认可",
+];
 
 /// 四(一): the first unit reports to its leader and applies only after the leader agrees.
 pub(crate) fn leader_approval(value: &str) -> Approval {
     static NEGATIVE: LazyLock<AhoCorasick> = LazyLock::new(|| keywords(&NOT_APPROVED));
     static POSITIVE: LazyLock<AhoCorasick> = LazyLock::new(|| keywords(&APPROVED));
     // 拟下周汇报 / 准备请示: a report that is only planned.
-    static PLANNED: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(拟|准备).{0,8}(汇报|请示)").expect("a fixed, valid pattern"));
+    static PLANNED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(拟|准备).{0,8}(汇报|请示)").expect("a fixed, valid pattern")
+    });
     let v = fold_width(value);
     if NEGATIVE.is_match(&v) || PLANNED.is_match(&v) {
         Approval::NotYet
@@ -86,23 +122,60 @@ const CATEGORY_WORDS: [(Category, &[&str]); 3] = [
     (
         Category::UrgentPublic,
         &[
-            "群体", "集体上访", "上访", "聚集", "围堵", "堵路", "安全事故", "安全隐患", "泄漏", "泄露",
-            "重大公共利益", "公共利益", "紧急", "人身安全", "生命安全", "火灾", "爆炸", "坍塌", "中毒",
-            "极端", "绿色通道",
+            "群体",
+            "集体上访",
+            "上访",
+            "聚集",
+            "围堵",
+            "堵路",
+            "安全事故",
+            "安全隐患",
+            "泄漏",
+            "泄露",
+            "重大公共利益",
+            "公共利益",
+            "紧急",
+            "人身安全",
+            "生命安全",
+            "火灾",
+            "爆炸",
+            "坍塌",
+            "中毒",
+            "极端",
+            "绿色通道",
         ],
     ),
     (
         Category::DissatisfiedRepeat,
         &[
-            "不满意", "重复投诉", "多次投诉", "反复投诉", "反复来电", "多次来电", "重复来电", "再次来电",
-            "屡次", "重复件",
+            "不满意",
+            "重复投诉",
+            "多次投诉",
+            "反复投诉",
+            "反复来电",
+            "多次来电",
+            "重复来电",
+            "再次来电",
+            "屡次",
+            "重复件",
         ],
     ),
     (
         Category::PolicyUnclear,
         &[
-            "不明确", "无明确规定", "没有明确规定", "权责不清", "权责不明", "职责不清", "职能交叉",
-            "职责交叉", "政策理解", "理解偏差", "法律适用", "政策不明", "规定不明",
+            "不明确",
+            "无明确规定",
+            "没有明确规定",
+            "权责不清",
+            "权责不明",
+            "职责不清",
+            "职能交叉",
+            "职责交叉",
+            "政策理解",
+            "理解偏差",
+            "法律适用",
+            "政策不明",
+            "规定不明",
         ],
     ),
 ];
@@ -155,13 +228,22 @@ fn negated(before: &str) -> bool {
 /// An explicit 疑难类型 value: the kind its words name, or `None` when it names none or several.
 pub(crate) fn category_field(value: &str) -> Option<Category> {
     const WORDS: [(Category, &[&str]); 4] = [
-        (Category::UrgentPublic, &["紧急", "群体", "公共利益", "安全"]),
+        (
+            Category::UrgentPublic,
+            &["紧急", "群体", "公共利益", "安全"],
+        ),
         (Category::DissatisfiedRepeat, &["不满意", "重复"]),
-        (Category::PolicyUnclear, &["政策", "权责", "职能交叉", "不明确", "法律", "法规"]),
+        (
+            Category::PolicyUnclear,
+            &["政策", "权责", "职能交叉", "不明确", "法律", "法规"],
+        ),
         (Category::LacksCapacity, &["抓手", "力量", "难度大", "缺乏"]),
     ];
     let v = fold_width(value);
-    let mut found = WORDS.iter().filter(|(_, words)| words.iter().any(|w| v.contains(w))).map(|(k, _)| *k);
+    let mut found = WORDS
+        .iter()
+        .filter(|(_, words)| words.iter().any(|w| v.contains(w)))
+        .map(|(k, _)| *k);
     let first = found.next()?;
     found.next().is_none().then_some(first)
 }
@@ -171,9 +253,13 @@ pub(crate) fn category_field(value: &str) -> Option<Category> {
 pub(crate) fn urgency_field(value: &str) -> Option<bool> {
     let v = fold_width(value);
     let v = v.trim_matches(is_space);
-    let no = ["不紧急", "非紧急", "不急", "一般", "普通", "常规", "否"].iter().any(|w| v.contains(w));
+    let no = ["不紧急", "非紧急", "不急", "一般", "普通", "常规", "否"]
+        .iter()
+        .any(|w| v.contains(w));
     let yes_words = ["紧急", "特急", "加急", "急"];
-    let stripped = ["不紧急", "非紧急", "不急"].iter().fold(v.to_string(), |acc, w| acc.replace(w, ""));
+    let stripped = ["不紧急", "非紧急", "不急"]
+        .iter()
+        .fold(v.to_string(), |acc, w| acc.replace(w, ""));
     let yes = yes_words.iter().any(|w| stripped.contains(w)) || v == "是";
     match (yes, no) {
         (true, false) => Some(true),
@@ -198,10 +284,12 @@ pub(crate) enum DeadlineError {
 /// by the ticket date, as a December ticket with a January deadline).
 pub(crate) fn deadline(value: &str, ticket_date: Option<Date>) -> Result<Date, DeadlineError> {
     static FULL: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})").expect("a fixed, valid pattern")
+        Regex::new(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
+            .expect("a fixed, valid pattern")
     });
-    static MONTH_DAY: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]").expect("a fixed, valid pattern"));
+    static MONTH_DAY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]").expect("a fixed, valid pattern")
+    });
     let v = fold_width(value);
     let number = |s: &str| s.parse::<i16>().map_err(|_| DeadlineError::Invalid);
     let date = |y: i16, m: i16, d: i16| {
@@ -216,7 +304,11 @@ pub(crate) fn deadline(value: &str, ticket_date: Option<Date>) -> Result<Date, D
     let base = ticket_date.ok_or(DeadlineError::NoYear)?;
     let (m, d) = (number(&c[1])?, number(&c[2])?);
     let same_year = date(base.year(), m, d)?;
-    if same_year >= base { Ok(same_year) } else { date(base.year() + 1, m, d) }
+    if same_year >= base {
+        Ok(same_year)
+    } else {
+        date(base.year() + 1, m, d)
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +318,10 @@ mod tests {
 
     #[test]
     fn ticket_numbers() {
-        assert_eq!(ticket_no("ｄｈ 2026 1125 0099"), Ok("DH202611250099".into()));
+        assert_eq!(
+            ticket_no("ｄｈ 2026 1125 0099"),
+            Ok("DH202611250099".into())
+        );
         assert_eq!(ticket_no("DH2026110300017。"), Ok("DH2026110300017".into()));
         assert_eq!(ticket_no("DH12345"), Err(()));
         assert_eq!(ticket_no("2026110300017"), Err(()));
@@ -237,7 +332,10 @@ mod tests {
 
     #[test]
     fn approvals() {
-        assert_eq!(leader_approval("已向分管领导副局长王某汇报, 分管领导已同意。"), Approval::Approved);
+        assert_eq!(
+            leader_approval("已向分管领导副局长王某汇报, 分管领导已同意。"),
+            Approval::Approved
+        );
         assert_eq!(leader_approval("尚未汇报，拟下周汇报。"), Approval::NotYet);
         assert_eq!(leader_approval("拟于明日向分管领导汇报"), Approval::NotYet);
         assert_eq!(leader_approval("分管领导不同意"), Approval::NotYet);
@@ -247,19 +345,41 @@ mod tests {
 
     #[test]
     fn categories() {
-        assert_eq!(category_by_keywords("诉求人已第三次来电"), Category::DissatisfiedRepeat);
-        assert_eq!(category_by_keywords("第一次来电，情况不紧急，无安全隐患"), Category::LacksCapacity);
-        assert_eq!(category_by_keywords("权责不清晰；购房户聚集"), Category::UrgentPublic);
-        assert_eq!(category_by_keywords("职能交叉，诉求人不满意"), Category::DissatisfiedRepeat);
-        assert_eq!(category_field("重复投诉工单"), Some(Category::DissatisfiedRepeat));
+        assert_eq!(
+            category_by_keywords("诉求人已第三次来电"),
+            Category::DissatisfiedRepeat
+        );
+        assert_eq!(
+            category_by_keywords("第一次来电，情况不紧急，无安全隐患"),
+            Category::LacksCapacity
+        );
+        assert_eq!(
+            category_by_keywords("权责不清晰；购房户聚集"),
+            Category::UrgentPublic
+        );
+        assert_eq!(
+            category_by_keywords("职能交叉，诉求人不满意"),
+            Category::DissatisfiedRepeat
+        );
+        assert_eq!(
+            category_field("重复投诉工单"),
+            Some(Category::DissatisfiedRepeat)
+        );
         assert_eq!(category_field("其他"), None);
     }
 
     #[test]
     fn urgency() {
-        for (v, want) in [("紧急", Some(true)), ("是", Some(true)), ("特急", Some(true)), ("一般", Some(false)),
-            ("不紧急", Some(false)), ("否", Some(false)), ("一般／紧急", None), ("待定", None)]
-        {
+        for (v, want) in [
+            ("紧急", Some(true)),
+            ("是", Some(true)),
+            ("特急", Some(true)),
+            ("一般", Some(false)),
+            ("不紧急", Some(false)),
+            ("否", Some(false)),
+            ("一般／紧急", None),
+            ("待定", None),
+        ] {
             assert_eq!(urgency_field(v), want, "{v}");
         }
     }

@@ -167,19 +167,28 @@ pub struct Fields {
 }
 
 impl Fields {
-    /// Whether any label was recognised at all.
-    pub fn any(&self) -> bool {
-        self.occurrences.iter().any(|o| !o.is_empty())
+    /// Whether the label of any required field was recognised: without one, the text is not an
+    /// application (a stray 时限：明天 in a chat message is not enough).
+    pub fn any_required(&self) -> bool {
+        Field::REQUIRED
+            .iter()
+            .any(|f| !self.occurrences[f.index()].is_empty())
     }
 
     /// The field's value: its first non-empty occurrence, trimmed; `None` when absent or empty.
     pub fn value(&self, field: Field) -> Option<&str> {
-        self.occurrences[field.index()].iter().map(|v| trim(v)).find(|v| !v.is_empty())
+        self.occurrences[field.index()]
+            .iter()
+            .map(|v| trim(v))
+            .find(|v| !v.is_empty())
     }
 
     /// Whether the field was filled twice with different content (two applications pasted together).
     pub fn conflicting(&self, field: Field) -> bool {
-        let mut filled = self.occurrences[field.index()].iter().map(|v| trim(v)).filter(|v| !v.is_empty());
+        let mut filled = self.occurrences[field.index()]
+            .iter()
+            .map(|v| trim(v))
+            .filter(|v| !v.is_empty());
         match filled.next() {
             Some(first) => filled.any(|v| v != first),
             None => false,
@@ -216,7 +225,8 @@ pub fn segment(text: &str) -> Fields {
             fields.push(current, "\n");
             line
         };
-        split_line(rest, &mut fields, &mut current);
+        // Indentation and trailing blanks of pasted lines are layout, not content.
+        split_line(trim(rest), &mut fields, &mut current);
     }
     fields
 }
@@ -226,11 +236,17 @@ pub fn segment(text: &str) -> Fields {
 fn split_line(mut rest: &str, fields: &mut Fields, current: &mut Option<(Field, usize)>) {
     let mut from = 0;
     let mut prev_space = true;
-    while let Some((i, c)) = rest[from..].char_indices().next().map(|(i, c)| (i + from, c)) {
+    while let Some((i, c)) = rest[from..]
+        .char_indices()
+        .next()
+        .map(|(i, c)| (i + from, c))
+    {
         let after = i + c.len_utf8();
         let start = match c {
             '；' | ';' => field_start(&rest[after..], 1),
-            c if is_space(c) && !prev_space => field_start(&rest[after..], MIN_LABEL_CHARS_AFTER_SPACE),
+            c if is_space(c) && !prev_space => {
+                field_start(&rest[after..], MIN_LABEL_CHARS_AFTER_SPACE)
+            }
             _ => None,
         };
         prev_space = is_space(c);
@@ -252,7 +268,10 @@ fn split_line(mut rest: &str, fields: &mut Fields, current: &mut Option<(Field, 
 fn strip_mentions(mut line: &str) -> &str {
     loop {
         let trimmed = line.trim_start_matches(is_space);
-        let Some(after_at) = trimmed.strip_prefix('@').or_else(|| trimmed.strip_prefix('＠')) else {
+        let Some(after_at) = trimmed
+            .strip_prefix('@')
+            .or_else(|| trimmed.strip_prefix('＠'))
+        else {
             return line;
         };
         match after_at.find(is_space) {
@@ -268,7 +287,9 @@ fn list_marker_len(s: &str) -> usize {
     let lead = s.len() - s.trim_start_matches(is_space).len();
     let t = &s[lead..];
     let mut chars = t.char_indices().peekable();
-    let Some(&(_, first)) = chars.peek() else { return lead };
+    let Some(&(_, first)) = chars.peek() else {
+        return lead;
+    };
     let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
     let is_numeral = |c: char| "一二三四五六七八九十".contains(c);
     let end = if is_digit(first) || is_numeral(first) {
@@ -286,7 +307,9 @@ fn list_marker_len(s: &str) -> usize {
             }
         }
         match chars.next() {
-            Some((i, c @ ('.' | '、' | '．' | ')' | '）'))) if digits || c != ')' && c != '）' => i + c.len_utf8(),
+            Some((i, c @ ('.' | '、' | '．' | ')' | '）'))) if digits || c != ')' && c != '）' => {
+                i + c.len_utf8()
+            }
             _ => return lead,
         }
     } else if first == '(' || first == '（' {
@@ -403,11 +426,28 @@ fn label_end(s: &str, i: usize, close: Option<char>, bold: bool) -> Option<usize
 /// names a person, a contact or a date (联系人：, 联系电话：, 报送人：, 填报日期：).
 fn is_signature(line: &str) -> bool {
     const SUFFIXES: [&str; 17] = [
-        "人", "员", "电话", "手机", "手机号", "号码", "日期", "时间", "邮箱", "微信", "钉钉", "方式",
-        "签名", "落款", "单位", "职务", "姓名",
+        "人",
+        "员",
+        "电话",
+        "手机",
+        "手机号",
+        "号码",
+        "日期",
+        "时间",
+        "邮箱",
+        "微信",
+        "钉钉",
+        "方式",
+        "签名",
+        "落款",
+        "单位",
+        "职务",
+        "姓名",
     ];
     let t = &line[list_marker_len(line)..];
-    let Some((label, _)) = t.split_once([':', '：']) else { return false };
+    let Some((label, _)) = t.split_once([':', '：']) else {
+        return false;
+    };
     let label = trim(label);
     let n = label.chars().count();
     (2..=8).contains(&n) && label.chars().all(is_han) && SUFFIXES.iter().any(|s| label.ends_with(s))
@@ -419,7 +459,10 @@ mod tests {
 
     fn fields(text: &str) -> Vec<(Field, String)> {
         let f = segment(text);
-        Field::ALL.iter().filter_map(|&k| f.value(k).map(|v| (k, v.to_string()))).collect()
+        Field::ALL
+            .iter()
+            .filter_map(|&k| f.value(k).map(|v| (k, v.to_string())))
+            .collect()
     }
 
     #[test]
@@ -448,15 +491,20 @@ mod tests {
             "@联合调处助手 工单编号：A",
             "@联合调处助手\u{2005}工单编号：A",
         ] {
-            assert_eq!(fields(line), vec![(Field::TicketNo, "A".to_string())], "{line}");
+            assert_eq!(
+                fields(line),
+                vec![(Field::TicketNo, "A".to_string())],
+                "{line}"
+            );
         }
     }
 
     #[test]
     fn unclosed_labels_are_text() {
-        assert!(!segment("工单编号 A").any());
-        assert!(!segment("编号码：A").any());
-        assert!(!segment("十分紧急：A").any());
+        assert!(!segment("工单编号 A").any_required());
+        assert!(!segment("编号码：A").any_required());
+        assert!(!segment("十分紧急：A").any_required());
+        assert!(!segment("时限：明天").any_required());
     }
 
     #[test]
@@ -475,13 +523,24 @@ mod tests {
 
     #[test]
     fn multiline_values_and_signatures() {
-        let got = fields("您好：\n已采取措施：\n1. 甲；\n2. 乙\n\n办理难点：丙\n联系人：张三\n13800000000\n备注：丁");
+        let got = fields(
+            "您好：\n已采取措施：\n1. 甲；\n2. 乙\n\n办理难点：丙\n联系人：张三\n13800000000\n备注：丁",
+        );
         assert_eq!(
             got,
-            vec![(Field::Measures, "1. 甲；\n2. 乙".into()), (Field::Difficulties, "丙".into())]
+            vec![
+                (Field::Measures, "1. 甲；\n2. 乙".into()),
+                (Field::Difficulties, "丙".into())
+            ]
         );
         let got = fields("办理难点：丙\n区住建局：负责维修\n注：见附件");
-        assert_eq!(got, vec![(Field::Difficulties, "丙\n区住建局：负责维修\n注：见附件".into())]);
+        assert_eq!(
+            got,
+            vec![(
+                Field::Difficulties,
+                "丙\n区住建局：负责维修\n注：见附件".into()
+            )]
+        );
     }
 
     #[test]
@@ -497,7 +556,11 @@ mod tests {
     #[test]
     fn every_variant_is_recognised() {
         for (label, field) in label_variants() {
-            assert_eq!(fields(&format!("{label}：值")), vec![(field, "值".to_string())], "{label}");
+            assert_eq!(
+                fields(&format!("{label}：值")),
+                vec![(field, "值".to_string())],
+                "{label}"
+            );
         }
     }
 }

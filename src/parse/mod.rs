@@ -1,6 +1,14 @@
 //! The tolerant application parser (SPEC.md → Parsing): from whatever a liaison pasted to an
 //! [`Application`] with canonical unit names, category, urgency and a precise list of what is
 //! missing or wrong. Pure and linear-time in the input.
+//!
+//! `fields` splits the text into labelled values, `units` finds units and city-level mentions,
+//! `classify` reads single values (ticket number, approval, category, urgency, deadline), and
+//! [`parse_application`] combines them and writes one Chinese sentence per problem.
+//!
+//! Deadlines written without a year (`12月5日`) take the year of the date the ticket number
+//! starts with (`DH20261103…`), or the next year when that day is already past by then; the
+//! parser never reads the clock, so without such a date the year must be written.
 
 use std::collections::HashSet;
 
@@ -78,6 +86,12 @@ pub struct Application {
     pub errors: Vec<String>,
 }
 
+/// A 工单编号 as written (`ｄｈ 2026 1125 0099`) normalised to `DH` + 6–20 digits (NFKC, upper
+/// case, whitespace removed), or `None` when it is not one. Commands name cases this way too.
+pub fn normalize_ticket_no(raw: &str) -> Option<String> {
+    classify::ticket_no(raw).ok()
+}
+
 /// Longest excerpt of a user's value quoted back in a message.
 const QUOTE_CHARS: usize = 30;
 
@@ -105,8 +119,11 @@ pub fn parse_application(text: &str, units: &UnitMatcher) -> Application {
         missing: Vec::new(),
         errors: Vec::new(),
     };
-    if !fields.any() {
-        app.missing = Field::REQUIRED.iter().map(|f| f.label().to_string()).collect();
+    if !fields.any_required() {
+        app.missing = Field::REQUIRED
+            .iter()
+            .map(|f| f.label().to_string())
+            .collect();
         app.errors.push(
             "这不是联合调处申请：没有识别到任何申请字段。请发送“模板”获取申请模板，按模板逐项填写后再发送".into(),
         );
@@ -128,15 +145,26 @@ pub fn parse_application(text: &str, units: &UnitMatcher) -> Application {
     let mut unfilled = HashSet::new();
     for field in Field::ALL {
         if fields.conflicting(field) {
-            app.errors.push(format!("“{}”填写了两处且内容不同：一次只提交一份申请，请只保留一处", field.label()));
+            app.errors.push(format!(
+                "“{}”填写了两处且内容不同：一次只提交一份申请，请只保留一处",
+                field.label()
+            ));
         }
-        let Some(v) = fields.value(field) else { continue };
+        let Some(v) = fields.value(field) else {
+            continue;
+        };
         let Some(mark) = placeholder(v) else { continue };
         unfilled.insert(field);
         app.errors.push(if field == Field::TicketNo {
-            format!("工单编号仍是模板占位符“{}”，请填写真实工单编号", excerpt(v, QUOTE_CHARS))
+            format!(
+                "工单编号仍是模板占位符“{}”，请填写真实工单编号",
+                excerpt(v, QUOTE_CHARS)
+            )
         } else {
-            format!("“{}”中仍有模板占位符“{mark}”，请换成实际内容", field.label())
+            format!(
+                "“{}”中仍有模板占位符“{mark}”，请换成实际内容",
+                field.label()
+            )
         });
     }
     let readable = |f: Field| fields.value(f).filter(|_| !unfilled.contains(&f));
@@ -195,14 +223,24 @@ pub fn parse_application(text: &str, units: &UnitMatcher) -> Application {
             app.errors.push(format!(
                 "疑难类型“{}”无法识别：请填写{}之一，或删除该项由系统判断",
                 excerpt(v, QUOTE_CHARS),
-                [Category::UrgentPublic, Category::DissatisfiedRepeat, Category::PolicyUnclear, Category::LacksCapacity]
-                    .map(|c| format!("“{}”", c.label()))
-                    .join("、")
+                [
+                    Category::UrgentPublic,
+                    Category::DissatisfiedRepeat,
+                    Category::PolicyUnclear,
+                    Category::LacksCapacity
+                ]
+                .map(|c| format!("“{}”", c.label()))
+                .join("、")
             ));
             Category::LacksCapacity
         }),
         None => {
-            let scope = [&app.title, &app.measures_taken, &app.difficulties, &app.coordination];
+            let scope = [
+                &app.title,
+                &app.measures_taken,
+                &app.difficulties,
+                &app.coordination,
+            ];
             let mut joined = String::with_capacity(scope.iter().map(|s| s.len() + 1).sum());
             for part in scope {
                 joined.push_str(part);

@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn folds_full_width_forms() {
-        assert_eq!(fold_width("ｄｈ２０２６\u{3000}区１２３４５热线：，。、"), "dh2026 区12345热线:,。、");
+        assert_eq!(
+            fold_width("ｄｈ２０２６\u{3000}区１２３４５热线：，。、"),
+            "dh2026 区12345热线:,。、"
+        );
     }
 
     #[test]
@@ -92,7 +95,10 @@ mod tests {
 
     #[test]
     fn excerpts_are_short() {
-        assert_eq!(excerpt("\n  区特种设备检测所 \n第二行", 30), "区特种设备检测所");
+        assert_eq!(
+            excerpt("\n  区特种设备检测所 \n第二行", 30),
+            "区特种设备检测所"
+        );
         assert_eq!(excerpt("一二三四五", 3), "一二三…");
     }
 }

@@ -35,7 +35,8 @@ const GENERIC: [&str; 16] = [
 
 /// Characters that end a place name when walking back from 市/省/县: verbs and connectives
 /// (需市交通运输局 → 市交通运输局; 由临泽县… → 临泽县…).
-const STOPS: &str = "需请由与和及同向让或的经对将在至到交报并协调配等为是从给被把联系知求商会跨往去";
+const STOPS: &str =
+    "需请由与和及同向让或的经对将在至到交报并协调配等为是从给被把联系知求商会跨往去";
 
 /// Longest place name kept before 市/省/县 (肃南裕固族自治县 is the longest nearby).
 const MAX_PLACE_CHARS: usize = 8;
@@ -45,8 +46,28 @@ const MAX_ORG_CHARS: usize = 12;
 
 /// Endings that make "市…"/"县…"/"省…" an organisation; longer ones first.
 const ORG_SUFFIXES: [&str; 22] = [
-    "委员会", "办公室", "检察院", "部门", "中心", "公司", "政府", "集团", "单位", "大队", "支队",
-    "热线", "医院", "法院", "局", "委", "院", "厅", "所", "队", "站", "联",
+    "委员会",
+    "办公室",
+    "检察院",
+    "部门",
+    "中心",
+    "公司",
+    "政府",
+    "集团",
+    "单位",
+    "大队",
+    "支队",
+    "热线",
+    "医院",
+    "法院",
+    "局",
+    "委",
+    "院",
+    "厅",
+    "所",
+    "队",
+    "站",
+    "联",
 ];
 
 /// Bodies under a member unit that people name instead of it (the special-equipment inspection
@@ -117,7 +138,10 @@ impl UnitMatcher {
         let mut names = Vec::new();
         for (i, unit) in roster.units().iter().enumerate() {
             let hotline = unit.kind == UnitKind::Hotline;
-            units.push(UnitEntry { name: unit.name.clone(), hotline });
+            units.push(UnitEntry {
+                name: unit.name.clone(),
+                hotline,
+            });
             for written in std::iter::once(&unit.name).chain(&unit.aliases) {
                 let folded = fold_width(written);
                 if !hotline {
@@ -136,7 +160,12 @@ impl UnitMatcher {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
             .expect("a roster of a few hundred names always fits an Aho-Corasick automaton");
-        UnitMatcher { ac, targets, units, names }
+        UnitMatcher {
+            ac,
+            targets,
+            units,
+            names,
+        }
     }
 
     /// The canonical name of unit `index` (from a [`Mention::Unit`]).
@@ -177,7 +206,8 @@ impl UnitMatcher {
                     scan_gap(&s, gap_from, m.start(), &mut out);
                     out.push(Mention::Generic(s[m.range()].to_string()));
                 }
-                Target::Unit(u) => match scope_start(&s, m.start()).filter(|_| !self.is_hotline(u)) {
+                Target::Unit(u) => match scope_start(&s, m.start()).filter(|_| !self.is_hotline(u))
+                {
                     Some(scope) => {
                         let from = walk_back(&s, scope, gap_from);
                         scan_gap(&s, gap_from, from, &mut out);
@@ -201,7 +231,12 @@ impl UnitMatcher {
     /// of the name, so a stray 区 or 局 suggests nothing.
     pub fn suggest(&self, written: &str) -> Vec<String> {
         // Only the start of a long value matters, and it bounds the quadratic edit distance.
-        let w: Vec<char> = written.chars().map(fold_char).filter(|c| !is_space(*c)).take(24).collect();
+        let w: Vec<char> = written
+            .chars()
+            .map(fold_char)
+            .filter(|c| !is_space(*c))
+            .take(24)
+            .collect();
         let w = strip_home_prefix(&w);
         if w.is_empty() {
             return Vec::new();
@@ -222,7 +257,10 @@ impl UnitMatcher {
             .iter()
             .filter(|(keyword, _)| folded.contains(keyword))
             .filter_map(|(_, parent)| self.units.iter().find(|u| u.name == *parent));
-        let similar = ranked.into_iter().take_while(|(_, s)| *s >= top * 0.75).map(|(u, _)| &self.units[u]);
+        let similar = ranked
+            .into_iter()
+            .take_while(|(_, s)| *s >= top * 0.75)
+            .map(|(u, _)| &self.units[u]);
         let mut out: Vec<String> = Vec::new();
         for unit in parents.chain(similar) {
             if !out.contains(&unit.name) && out.len() < MAX_SUGGESTIONS {
@@ -251,9 +289,13 @@ fn is_common(c: char) -> bool {
 
 /// 0..=1: the best of bigram overlap (Dice), shared distinctive characters and edit distance.
 fn similarity(a: &[char], b: &[char]) -> f64 {
-    let bigrams = |s: &[char]| -> Vec<(char, char)> { s.windows(2).map(|w| (w[0], w[1])).collect() };
+    let bigrams =
+        |s: &[char]| -> Vec<(char, char)> { s.windows(2).map(|w| (w[0], w[1])).collect() };
     let (ba, bb) = (bigrams(a), bigrams(b));
-    let shared_bigrams = ba.iter().filter(|g| bb.contains(g) && !(is_common(g.0) && is_common(g.1))).count();
+    let shared_bigrams = ba
+        .iter()
+        .filter(|g| bb.contains(g) && !(is_common(g.0) && is_common(g.1)))
+        .count();
     let dice = if ba.is_empty() || bb.is_empty() {
         0.0
     } else {
@@ -324,7 +366,10 @@ fn ordinary_word(s: &str, p: usize, c: char) -> bool {
         return true;
     }
     match c {
-        '市' => "场民容政值面价井".contains(next) || "城超夜集菜上门都街闹股楼黑早开罢全各".contains(prev),
+        '市' => {
+            "场民容政值面价井".contains(next)
+                || "城超夜集菜上门都街闹股楼黑早开罢全各".contains(prev)
+        }
         '县' => "道乡级城域区".contains(next),
         _ => "道钱去略时力事心份".contains(next) || "节反俭自不".contains(prev),
     }
@@ -336,7 +381,9 @@ fn ordinary_word(s: &str, p: usize, c: char) -> bool {
 fn scan_gap(s: &str, from: usize, to: usize, out: &mut Vec<Mention>) {
     let mut p = from;
     while p < to {
-        let Some(c) = s[p..to].chars().next() else { break };
+        let Some(c) = s[p..to].chars().next() else {
+            break;
+        };
         let next = p + c.len_utf8();
         if !matches!(c, '市' | '省' | '县') || ordinary_word(s, p, c) {
             p = next;
@@ -400,10 +447,23 @@ mod tests {
     fn district_units_and_aliases() {
         let m = matcher();
         assert_eq!(
-            describe(&m, "市场监管局、公安分局和交通局配合；区市场监督管理局；市公安局甘州分局；生态环境分局"),
-            ["区市场监管局", "市公安局甘州分局", "区交通运输局", "区市场监管局", "市公安局甘州分局", "市生态环境局甘州分局"]
+            describe(
+                &m,
+                "市场监管局、公安分局和交通局配合；区市场监督管理局；市公安局甘州分局；生态环境分局"
+            ),
+            [
+                "区市场监管局",
+                "市公安局甘州分局",
+                "区交通运输局",
+                "区市场监管局",
+                "市公安局甘州分局",
+                "市生态环境局甘州分局"
+            ]
         );
-        assert_eq!(describe(&m, "甘州区交通运输局、区１２３４５热线"), ["区交通运输局", "区12345热线"]);
+        assert_eq!(
+            describe(&m, "甘州区交通运输局、区１２３４５热线"),
+            ["区交通运输局", "区12345热线"]
+        );
     }
 
     #[test]
@@ -413,7 +473,10 @@ mod tests {
             describe(&m, "需市交通运输局统筹协调线路恢复，临泽县交通运输局配合。"),
             ["^市交通运输局", "^临泽县交通运输局"]
         );
-        assert_eq!(describe(&m, "请张掖市市场监管局、高台县人民法院协助"), ["^张掖市市场监管局", "^高台县人民法院"]);
+        assert_eq!(
+            describe(&m, "请张掖市市场监管局、高台县人民法院协助"),
+            ["^张掖市市场监管局", "^高台县人民法院"]
+        );
         assert_eq!(describe(&m, "市生态环境局"), ["^市生态环境局"]);
     }
 
@@ -421,7 +484,10 @@ mod tests {
     fn unlisted_city_bodies_and_places() {
         let m = matcher();
         assert_eq!(
-            describe(&m, "由省住建厅、市级部门指导，该线路跨甘州区和临泽县，民乐县人民政府配合"),
+            describe(
+                &m,
+                "由省住建厅、市级部门指导，该线路跨甘州区和临泽县，民乐县人民政府配合"
+            ),
             ["^省住建厅", "^市级部门", "^临泽县", "^民乐县人民政府"]
         );
         assert!(describe(&m, "夜市、超市、城市道路、县道、市民、市场秩序、全市、节省").is_empty());
@@ -430,7 +496,10 @@ mod tests {
     #[test]
     fn generic_wording() {
         let m = matcher();
-        assert_eq!(describe(&m, "与对应的具体国企及相关部门、属地"), ["?具体国企", "?相关部门", "?属地"]);
+        assert_eq!(
+            describe(&m, "与对应的具体国企及相关部门、属地"),
+            ["?具体国企", "?相关部门", "?属地"]
+        );
     }
 
     #[test]
@@ -440,7 +509,10 @@ mod tests {
         assert_eq!(m.resolve("市交通运输局"), None);
         assert_eq!(m.resolve("区12345热线"), None);
         assert_eq!(m.suggest("区住建委"), ["区住建局"]);
-        assert_eq!(m.suggest("区人设局").first().map(String::as_str), Some("区人社局"));
+        assert_eq!(
+            m.suggest("区人设局").first().map(String::as_str),
+            Some("区人社局")
+        );
         assert!(m.suggest("区局").is_empty());
         assert!(m.suggest("某某公司").is_empty());
         assert_eq!(m.suggest("区特种设备检测所"), ["区市场监管局"]);
@@ -449,5 +521,4 @@ mod tests {
         assert_eq!(m.suggest("区卫生局"), ["区卫健局"]);
         assert_eq!(m.suggest("区城投公司").len(), 3);
     }
-
 }
