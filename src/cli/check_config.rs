@@ -2,6 +2,7 @@
 //! calendar) and reports problems as errors and things that will stop messages from arriving as
 //! warnings, so an admin can fix them before starting the service.
 
+use crate::calendar::Calendar;
 use crate::roster::Roster;
 use crate::settings::{DingtalkMode, Settings};
 
@@ -19,6 +20,24 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
                 roster.people().len()
             );
             warnings.extend(roster.warnings());
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+
+    match Calendar::from_settings(settings) {
+        Ok(calendar) => {
+            let years = calendar.years();
+            println!(
+                "节假日数据 {}：{}",
+                settings.calendar.dir.display(),
+                years
+                    .iter()
+                    .map(|y| format!("{y} 年"))
+                    .collect::<Vec<_>>()
+                    .join("、")
+            );
+            let today = jiff::Zoned::now().with_time_zone(calendar.time_zone().clone());
+            warnings.extend(missing_year_warning(&calendar, today.year(), today.month()));
         }
         Err(e) => errors.push(e.to_string()),
     }
@@ -55,5 +74,43 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
             warnings.len()
         );
         Ok(1)
+    }
+}
+
+/// The current year's data is needed now; next year's from November, when the State Council
+/// usually publishes it, so that deadlines reaching January are not provisional for long.
+fn missing_year_warning(calendar: &Calendar, year: i16, month: i8) -> Vec<String> {
+    let mut out = Vec::new();
+    if !calendar.has_year(year) {
+        out.push(format!(
+            "尚未载入 {year} 年节假日安排：所有期限按周一至周五暂定计算。请用 `tiaochu calendar load` 载入"
+        ));
+    }
+    if month >= 11 && !calendar.has_year(year + 1) {
+        out.push(format!(
+            "尚未载入 {} 年节假日安排：跨年的期限将标注为暂定。国务院通知发布后请用 `tiaochu calendar load` 载入",
+            year + 1
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::WorkingHours;
+
+    #[test]
+    fn next_year_is_asked_for_from_november() {
+        let calendar = Calendar::load_dir(
+            std::path::Path::new("config/calendar"),
+            WorkingHours::default(),
+        )
+        .expect("shipped calendar");
+        assert!(missing_year_warning(&calendar, 2026, 10).is_empty());
+        let w = missing_year_warning(&calendar, 2026, 11);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("2027 年"), "{w:?}");
+        assert_eq!(missing_year_warning(&calendar, 2027, 3).len(), 1);
     }
 }
