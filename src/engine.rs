@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::calendar::Calendar;
 use crate::roster::Roster;
 use crate::settings::SlaSettings;
-use crate::store::{CaseRow, NewCase, NewOutbound, NewTimer, Store, StoreError, Tx};
+use crate::store::{CaseRow, NewCase, NewOutbound, NewTimer, Store, StoreError, TimerRow, Tx};
 use crate::workflow::{self, Actor, Case, Ctx, Decision, Effect, Input, Rejection};
 
 /// Outbound channel of a notification to one roster person; the payload is
@@ -89,16 +89,8 @@ impl Engine {
         actor: Actor,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
-        let engine = self.clone();
-        let ticket_no = ticket_no.to_string();
-        self.store
-            .write(move |tx| {
-                engine
-                    .handle_in_tx(tx, &ticket_no, input, &actor, now)
-                    .map_err(into_store)
-            })
-            .await
-            .map_err(from_store)
+        let job = self.handle_job(ticket_no, input, actor, now);
+        self.store.write(job).await.map_err(from_store)
     }
 
     /// As [`Engine::handle`], on the calling thread (CLI, tests).
@@ -109,15 +101,61 @@ impl Engine {
         actor: Actor,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
+        let job = self.handle_job(ticket_no, input, actor, now);
+        self.store.write_blocking(job).map_err(from_store)
+    }
+
+    /// Fires one due timer in its own transaction; `None` when it had already fired or been
+    /// cancelled, so firing twice changes nothing.
+    pub async fn fire_timer(
+        &self,
+        timer: &TimerRow,
+        now: Timestamp,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let job = self.fire_job(timer, now);
+        self.store.write(job).await.map_err(from_store)
+    }
+
+    /// As [`Engine::fire_timer`], on the calling thread.
+    pub fn fire_timer_blocking(
+        &self,
+        timer: &TimerRow,
+        now: Timestamp,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let job = self.fire_job(timer, now);
+        self.store.write_blocking(job).map_err(from_store)
+    }
+
+    fn handle_job(
+        &self,
+        ticket_no: &str,
+        input: Input,
+        actor: Actor,
+        now: Timestamp,
+    ) -> impl FnOnce(&Tx<'_>) -> Result<Outcome, StoreError> + Send + 'static {
         let engine = self.clone();
         let ticket_no = ticket_no.to_string();
-        self.store
-            .write_blocking(move |tx| {
-                engine
-                    .handle_in_tx(tx, &ticket_no, input, &actor, now)
-                    .map_err(into_store)
-            })
-            .map_err(from_store)
+        move |tx| {
+            engine
+                .handle_in_tx(tx, &ticket_no, input, &actor, now)
+                .map_err(into_store)
+        }
+    }
+
+    fn fire_job(
+        &self,
+        timer: &TimerRow,
+        now: Timestamp,
+    ) -> impl FnOnce(&Tx<'_>) -> Result<Option<Outcome>, StoreError> + Send + 'static {
+        let engine = self.clone();
+        let (id, key, case_id) = (timer.id, timer.key.clone(), timer.case_id);
+        move |tx| match case_id {
+            Some(case_id) => engine
+                .fire_timer_in_tx(tx, id, &key, case_id, now)
+                .map_err(into_store),
+            // Timers without a case (none exist yet) have nothing to decide: just consume them.
+            None => tx.mark_fired(id, now).map(|_| None),
+        }
     }
 
     /// Fires the pending timer `key` of the case with row id `case_id`, inside the caller's
