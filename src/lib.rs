@@ -2,12 +2,17 @@
 //! work orders, run inside DingTalk. The pure core (`parse`, `calendar`, `workflow`) knows nothing
 //! of the wire or the database; `store` owns every line of SQL; `cli` is the thin entry.
 
+pub mod app;
 pub mod calendar;
 pub mod cli;
+pub mod clock;
+pub mod dingtalk;
 pub mod engine;
+pub mod http;
 pub mod messages;
 pub mod parse;
 pub mod roster;
+pub mod scheduler;
 pub mod settings;
 pub mod store;
 pub mod workflow;

@@ -10,6 +10,7 @@ pub mod calendar_cmd;
 pub mod check_config;
 pub mod deadline;
 pub mod parse_cmd;
+pub mod serve;
 pub mod store_cmd;
 
 #[derive(Parser, Debug)]
@@ -28,6 +29,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// 启动服务：接收钉钉消息、健康检查（按 Ctrl-C 停止）
+    Serve,
     /// 解析一份联合调处申请（与机器人收到时的解析完全相同）
     Parse(parse_cmd::ParseArgs),
     /// 计算工作日/工作小时截止时间（含法定节假日与调休）
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     let result = match &cli.command {
+        Command::Serve => serve::run(&settings),
         Command::Parse(args) => parse_cmd::run(&settings, args),
         Command::Deadline(args) => deadline::run(&settings, args),
         Command::Calendar(cmd) => calendar_cmd::run(&settings, cmd),

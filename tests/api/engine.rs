@@ -289,3 +289,46 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
         .count();
     assert_eq!(pending_review, 0, "claim stops the review-start clock");
 }
+
+#[tokio::test]
+async fn the_scheduler_step_fires_each_due_timer_once() {
+    use tiaochu::clock::ManualClock;
+    use tiaochu::scheduler::fire_due;
+
+    let f = fixture();
+    let app = seed_application(&f.roster);
+    let ticket = app.ticket_no.clone().expect("ticket");
+    let clock = ManualClock::new(at("2026-11-02T09:00:00+08:00"));
+    f.engine
+        .handle(
+            &ticket,
+            submit(&app),
+            Actor::Person(LIAISON.into()),
+            tiaochu::clock::Clock::now(&clock),
+        )
+        .await
+        .expect("submit");
+    let nothing = fire_due(&f.engine, &clock).await.expect("step");
+    assert_eq!(nothing.fired, 0, "nothing is due at receipt");
+
+    // Past the review-start deadline (1 working hour) but before any decision reminder.
+    clock.set(at("2026-11-02T10:31:00+08:00"));
+    let first = fire_due(&f.engine, &clock).await.expect("step");
+    let due_now = f
+        .store
+        .read_blocking(|r| {
+            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            r.timers_for_case(c.id)
+        })
+        .expect("timers")
+        .into_iter()
+        .filter(|t| t.key.contains("review_start"))
+        .count();
+    assert_eq!(
+        first.fired, due_now,
+        "every review-start timer fired: {first:?}"
+    );
+    assert!(first.fired >= 1);
+    let again = fire_due(&f.engine, &clock).await.expect("step");
+    assert_eq!(again, Default::default(), "a second step fires nothing");
+}

@@ -4,6 +4,8 @@
 mod calendar;
 mod cli;
 mod engine;
+mod http_callback;
 mod parse_cases;
 mod store;
+mod support;
 mod workflow;

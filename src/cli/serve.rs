@@ -1,0 +1,69 @@
+//! `tiaochu serve`: runs the service in the foreground until ctrl-c. Sets up logging, binds
+//! `[server] listen`, opens the database and says in Chinese where it listens and how DingTalk
+//! reaches it.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::settings::{DingtalkMode, Settings};
+
+/// Serves until ctrl-c; 0 on a clean stop. Start-up failures (address in use, database
+/// unopenable, missing secret) come back as errors with a Chinese message (exit status 2).
+pub fn run(settings: &Settings) -> anyhow::Result<i32> {
+    // RUST_LOG overrides; a subscriber installed earlier (tests) is kept.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("无法启动异步运行时")?;
+    runtime.block_on(serve(settings.clone()))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<i32> {
+    let listen = settings.server.listen.clone();
+    let db = settings.store.path.clone();
+    let listener = TcpListener::bind(&listen).await.with_context(|| {
+        format!("无法监听地址 {listen}（端口已被占用，或地址无效？请检查 [server] listen）")
+    })?;
+    let app = App::build(settings, listener, Arc::new(SystemClock)).context("服务无法启动")?;
+
+    println!("tiaochu 已启动，监听 http://{}", app.address());
+    println!("数据库：{}", db.display());
+    println!("{}", mode_line(app.mode()));
+    println!("健康检查：GET /healthz；按 Ctrl-C 停止");
+
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(async move {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => {
+                eprintln!("收到停止信号，正在停止（等待处理中的请求完成）…");
+                shutdown.trigger();
+            }
+            Err(e) => eprintln!("无法监听 Ctrl-C（{e}），只能通过结束进程来停止服务"),
+        }
+    });
+    app.run_until_stopped().await?;
+    println!("tiaochu 已停止");
+    Ok(0)
+}
+
+fn mode_line(mode: DingtalkMode) -> &'static str {
+    match mode {
+        DingtalkMode::Sandbox => {
+            "运行模式：沙盒（sandbox）。未配置钉钉凭据，钉钉回调接口 /dingtalk/robot 已关闭"
+        }
+        DingtalkMode::Http => "运行模式：钉钉 HTTP 回调，机器人消息接收地址 POST /dingtalk/robot",
+        DingtalkMode::Stream => {
+            "运行模式：钉钉 Stream。注意：本版本尚未包含 Stream 连接，机器人消息暂时无法接收；HTTP 回调接口已关闭"
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! `GET /healthz`: whether the store answers, the state of the Stream connection and the outbox
+//! backlog, for a load balancer (status code) and an admin (body).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::json;
+
+use super::AppState;
+
+/// 200 when the store answers, 503 otherwise. `status` is `"degraded"` when the store fails or
+/// dead letters wait for an admin, else `"ok"`. `stream` is `"not_configured"`: this build has
+/// no Stream client yet.
+pub(super) async fn healthz(
+    State(state): State<AppState>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    match state.store.read(|r| r.outbox_backlog()).await {
+        Ok((pending, dead)) => (
+            StatusCode::OK,
+            Json(json!({
+                "status": if dead == 0 { "ok" } else { "degraded" },
+                "store": "ok",
+                "outbox": { "pending": pending, "dead": dead },
+                "stream": "not_configured",
+            })),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: store unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "degraded",
+                    "store": e.to_string(),
+                    "outbox": null,
+                    "stream": "not_configured",
+                })),
+            )
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The HTTP surface (axum): the DingTalk robot callback and the health check. This module is the
+//! only place errors become HTTP responses — every handler returns [`HttpError`], whose status
+//! mapping is one exhaustive `match`.
+//!
+//! Nothing here logs a secret or a message body (the bodies carry citizens' phone numbers): logs
+//! name the `msgId` and the outcome only.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::clock::Clock;
+use crate::dingtalk::inbound::InboundError;
+use crate::dingtalk::sign::SignError;
+use crate::settings::Secret;
+use crate::store::{Store, StoreError};
+
+mod health;
+mod robot;
+
+/// The largest robot callback body accepted, in bytes (64 KiB; §1.2 hardening).
+pub const ROBOT_BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// The app secret that signs robot callbacks; None when the callback is off (sandbox and
+    /// Stream modes), and then the route does not exist.
+    pub callback_secret: Option<Secret>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The routes: `GET /healthz` always, `POST /dingtalk/robot` only when a callback secret is
+/// set (otherwise 404, as for any unknown path).
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new().route("/healthz", get(health::healthz));
+    if let Some(secret) = state.callback_secret.clone() {
+        let callback = move |State(state): State<AppState>, request: Request| {
+            robot::robot_callback(state, secret.clone(), request)
+        };
+        app = app.route(
+            "/dingtalk/robot",
+            post(callback).layer(DefaultBodyLimit::max(ROBOT_BODY_LIMIT)),
+        );
+    }
+    app.with_state(state)
+}
+
+/// Every way a request can fail. The response text is short Chinese and names no secret and no
+/// part of the body.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("签名校验失败：{0}")]
+    Unauthorized(#[from] SignError),
+    #[error("缺少或重复的 {0} 请求头")]
+    BadSignatureHeader(&'static str),
+    #[error("请求体超过 64 KiB")]
+    PayloadTooLarge,
+    #[error("请求体读取失败")]
+    BodyUnreadable,
+    #[error("{0}")]
+    NotRobotMessage(#[from] InboundError),
+    #[error("服务暂时无法写入数据库，请稍后重试")]
+    Store(#[from] StoreError),
+}
+
+impl HttpError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            // DingTalk treats 401/403 as "rejected"; a missing or doubled header is a forged
+            // request like any other, never a server error.
+            HttpError::Unauthorized(_) | HttpError::BadSignatureHeader(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::BodyUnreadable | HttpError::NotRobotMessage(_) => StatusCode::BAD_REQUEST,
+            // Not acknowledged, so a redelivery can still land once the store is back.
+            HttpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let HttpError::Store(e) = &self {
+            tracing::error!(error = %e, "request failed in the store");
+        }
+        (
+            status,
+            axum::Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}

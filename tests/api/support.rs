@@ -1,0 +1,157 @@
+//! Shared helpers for the HTTP tests: [`spawn_app`] boots the real server on 127.0.0.1:0 with a
+//! temporary database, DingTalk mode `http`, a known app secret and a manual clock, and the
+//! returned [`TestApp`] signs and posts robot callbacks with reqwest.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::header::{HeaderName, HeaderValue};
+use tiaochu::app::{App, AppError, Shutdown};
+use tiaochu::clock::{Clock, ManualClock};
+use tiaochu::dingtalk::sign::callback_sign;
+use tiaochu::settings::{DingtalkMode, Secret, Settings};
+use tiaochu::store::{InboxRow, Store};
+
+/// The app secret every test app is configured with unless overridden.
+pub const SECRET: &str = "test-app-secret-调处";
+
+/// Where the manual clock starts: 2026-05-28T20:26:40Z, in milliseconds.
+pub const START_MS: i64 = 1_780_000_000_000;
+
+/// A running server and handles to look inside it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub db_path: PathBuf,
+    /// The app secret the server verifies with (after overrides).
+    pub secret: String,
+    pub client: reqwest::Client,
+    pub shutdown: Shutdown,
+    pub server: tokio::task::JoinHandle<Result<(), AppError>>,
+    /// Keeps the database directory alive as long as the app.
+    pub _tempdir: tempfile::TempDir,
+}
+
+/// Boots the real server. `overrides` edits the settings after the test defaults are applied.
+pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
+    let tempdir = tempfile::tempdir().expect("tempdir");
+    let db_path = tempdir.path().join("tiaochu.db");
+    // Built-in defaults only: the developer's TIAOCHU_* variables must not leak into tests.
+    let mut settings = Settings::load_with_env(None, Vec::new()).expect("default settings");
+    settings.store.path = db_path.clone();
+    settings.dingtalk.mode = DingtalkMode::Http;
+    settings.dingtalk.app_secret = Secret::new(SECRET);
+    overrides(&mut settings);
+    let secret = settings.dingtalk.app_secret.expose().to_string();
+
+    let clock = Arc::new(ManualClock::at_millis(START_MS));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let shared: Arc<dyn Clock> = clock.clone();
+    let app = App::build(settings, listener, shared).expect("build app");
+    let address = format!("http://{}", app.address());
+    let store = app.store().clone();
+    let shutdown = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        store,
+        clock,
+        db_path,
+        secret,
+        // No proxy: a developer's HTTP_PROXY must not capture requests to 127.0.0.1.
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("reqwest client"),
+        shutdown,
+        server,
+        _tempdir: tempdir,
+    }
+}
+
+/// A text robot message (§1.3 shape) with the given id and content.
+pub fn robot_message(msg_id: &str, text: &str) -> String {
+    serde_json::json!({
+        "msgtype": "text",
+        "msgId": msg_id,
+        "createAt": START_MS,
+        "conversationType": "1",
+        "conversationId": "cidTest==",
+        "senderStaffId": "user001",
+        "senderNick": "测试联络员",
+        "text": { "content": text },
+    })
+    .to_string()
+}
+
+impl TestApp {
+    /// The manual clock's current time in milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now().as_millisecond()
+    }
+
+    /// Posts `body` to the robot callback with exactly the given headers (repeats allowed).
+    pub async fn post_robot(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, HeaderValue)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/dingtalk/robot", self.address))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body);
+        for (name, value) in headers {
+            // RequestBuilder::header appends, so a name given twice is sent twice.
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("header name");
+            request = request.header(name, value.clone());
+        }
+        request.send().await.expect("request reaches the server")
+    }
+
+    /// Posts `body` with `timestamp` and the `sign` DingTalk would compute for it.
+    pub async fn post_signed_at(
+        &self,
+        body: impl Into<reqwest::Body>,
+        timestamp: &str,
+    ) -> reqwest::Response {
+        let sign = callback_sign(timestamp, &self.secret);
+        self.post_robot(body, &[("timestamp", hv(timestamp)), ("sign", hv(&sign))])
+            .await
+    }
+
+    /// Posts `body` signed with the manual clock's current time, as DingTalk would.
+    pub async fn post_signed(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        let timestamp = self.now_ms().to_string();
+        self.post_signed_at(body, &timestamp).await
+    }
+
+    /// Every inbox row (all unprocessed: this slice does not process them).
+    pub async fn inbox(&self) -> Vec<InboxRow> {
+        self.store
+            .read(|r| r.pending_inbox(100_000))
+            .await
+            .expect("read inbox")
+    }
+
+    /// `GET /healthz`: status and JSON body.
+    pub async fn health(&self) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .get(format!("{}/healthz", self.address))
+            .send()
+            .await
+            .expect("healthz reachable");
+        let status = response.status();
+        (status, response.json().await.expect("healthz JSON"))
+    }
+}
+
+/// A header value from text that is known to be valid.
+pub fn hv(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).expect("valid header value")
+}
