@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::dingtalk::stream::{InboxHandler, StreamClient, StreamState};
 use crate::http::{AppState, router};
 use crate::settings::{DingtalkMode, Settings};
 use crate::store::{Store, StoreError};
@@ -23,6 +25,12 @@ pub enum AppError {
         "钉钉模式为 http，但未配置 [dingtalk] app_secret（可用环境变量 TIAOCHU_DINGTALK__APP_SECRET 设置）"
     )]
     MissingAppSecret,
+    #[error(
+        "钉钉模式为 stream，但未配置 [dingtalk] app_key 或 app_secret（可用环境变量 TIAOCHU_DINGTALK__APP_KEY、TIAOCHU_DINGTALK__APP_SECRET 设置）"
+    )]
+    MissingStreamCredentials,
+    #[error("无法创建访问钉钉的 HTTP 客户端：{0}")]
+    HttpClient(#[source] reqwest::Error),
     #[error("无法读取监听地址：{0}")]
     Listener(#[source] std::io::Error),
     #[error("HTTP 服务异常退出：{0}")]
@@ -47,6 +55,10 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
+    fn subscribe(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
+
     async fn wait(self) {
         let mut rx = self.tx.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
@@ -62,11 +74,14 @@ pub struct App {
     mode: DingtalkMode,
     shutdown: Shutdown,
     router: axum::Router,
+    /// The Stream client and the state it publishes to `/healthz`; only in `stream` mode.
+    stream: Option<(StreamClient, watch::Sender<StreamState>)>,
 }
 
 impl App {
     /// Opens (creating and migrating) the database at `[store] path` and prepares the routes.
-    /// The robot callback is served only in `http` mode, which therefore requires `app_secret`.
+    /// The robot callback is served only in `http` mode, which therefore requires `app_secret`;
+    /// `stream` mode requires `app_key` and `app_secret` and runs the Stream client.
     pub fn build(
         settings: Settings,
         listener: TcpListener,
@@ -83,11 +98,34 @@ impl App {
             DingtalkMode::Sandbox | DingtalkMode::Stream => None,
         };
         let address = listener.local_addr().map_err(AppError::Listener)?;
+        if mode == DingtalkMode::Stream
+            && (settings.dingtalk.app_key.is_empty() || settings.dingtalk.app_secret.is_empty())
+        {
+            return Err(AppError::MissingStreamCredentials);
+        }
         let store = Store::open(&settings.store.path)?;
+        let (stream, stream_state) = match mode {
+            DingtalkMode::Stream => {
+                let http = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(15))
+                    .build()
+                    .map_err(AppError::HttpClient)?;
+                let handler = Arc::new(InboxHandler::new(store.clone(), Arc::clone(&clock)));
+                let client =
+                    StreamClient::new(&settings.dingtalk, http, handler, Arc::clone(&clock));
+                let (state_tx, state_rx) = watch::channel(StreamState::Connecting);
+                (Some((client, state_tx)), state_rx)
+            }
+            DingtalkMode::Sandbox | DingtalkMode::Http => {
+                (None, watch::channel(StreamState::NotConfigured).1)
+            }
+        };
         let router = router(AppState {
             store: store.clone(),
             callback_secret,
             clock,
+            stream: stream_state,
         });
         Ok(App {
             address,
@@ -96,6 +134,7 @@ impl App {
             mode,
             shutdown: Shutdown::new(),
             router,
+            stream,
         })
     }
 
@@ -119,11 +158,23 @@ impl App {
         self.shutdown.clone()
     }
 
-    /// Serves until the shutdown handle is triggered, then lets in-flight requests finish.
+    /// Serves (and in `stream` mode keeps the Stream connection) until the shutdown handle is
+    /// triggered, then lets in-flight requests and Stream handlers finish.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(self.shutdown.wait())
+        let stream = self
+            .stream
+            .map(|(client, state)| tokio::spawn(client.run(self.shutdown.subscribe(), state)));
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(self.shutdown.clone().wait())
             .await
-            .map_err(AppError::Serve)
+            .map_err(AppError::Serve);
+        // A server that failed must not leave the Stream client running.
+        self.shutdown.trigger();
+        if let Some(task) = stream
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "stream client task failed");
+        }
+        served
     }
 }

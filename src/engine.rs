@@ -12,18 +12,13 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::calendar::Calendar;
+use crate::dispatch::{Dispatch, Outgoing};
+use crate::messages::card::{self, CardContent};
+use crate::messages::notify;
 use crate::roster::Roster;
 use crate::settings::SlaSettings;
 use crate::store::{CaseRow, NewCase, NewOutbound, NewTimer, Store, StoreError, TimerRow, Tx};
-use crate::workflow::{self, Actor, Case, Ctx, Decision, Effect, Input, Rejection};
-
-/// Outbound channel of a notification to one roster person; the payload is
-/// `{"case_no", "ticket_no", "to", "message"}` with the structured [`workflow::Message`].
-pub const CHANNEL_NOTIFY: &str = "notify";
-/// A new interactive card; payload `{"case_no", "card_key", "kind", "recipients"}`.
-pub const CHANNEL_CARD: &str = "card";
-/// Re-render every copy of a sent card from the case; payload `{"case_no", "card_key"}`.
-pub const CHANNEL_CARD_UPDATE: &str = "card_update";
+use crate::workflow::{self, Actor, CardKind, Case, Ctx, Decision, Effect, Input, Rejection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -34,6 +29,9 @@ pub enum EngineError {
     /// A decision that would break a case invariant is a bug: it is refused, never stored.
     #[error("内部错误：案件 {case_no} 的处理结果不一致，未保存（{problems}）")]
     Invariant { case_no: String, problems: String },
+    /// The workflow only addresses roster people; anything else is a bug, refused unsaved.
+    #[error("内部错误：案件 {case_no} 的消息收件人 {id} 不在名单中，未保存")]
+    UnknownRecipient { case_no: String, id: String },
 }
 
 /// What became of an input.
@@ -56,6 +54,7 @@ pub struct Engine {
     roster: Arc<Roster>,
     calendar: Arc<Calendar>,
     sla: Arc<SlaSettings>,
+    dispatch: Arc<Dispatch>,
 }
 
 impl Engine {
@@ -64,17 +63,31 @@ impl Engine {
         roster: Arc<Roster>,
         calendar: Arc<Calendar>,
         sla: SlaSettings,
+        dispatch: Dispatch,
     ) -> Engine {
         Engine {
             store,
             roster,
             calendar,
             sla: Arc::new(sla),
+            dispatch: Arc::new(dispatch),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.dispatch
     }
 
     /// Applies `input` from `actor` to the case of `ticket_no`.
@@ -182,7 +195,9 @@ impl Engine {
             .map(Some)
     }
 
-    fn handle_in_tx(
+    /// [`Engine::handle`] inside the caller's transaction, so that an inbound message can be
+    /// marked processed in the same commit as the decision it caused.
+    pub fn handle_in_tx(
         &self,
         tx: &Tx<'_>,
         ticket_no: &str,
@@ -239,7 +254,7 @@ impl Engine {
                 problems: problems.join("；"),
             });
         }
-        let revision = apply(tx, current, &decision, now)?;
+        let revision = apply(self, tx, current, &decision, now)?;
         Ok(Outcome::Applied {
             case_no: decision.case.case_no.clone(),
             revision,
@@ -250,6 +265,7 @@ impl Engine {
 
 /// Writes one decision; returns the case row's revision after it.
 fn apply(
+    engine: &Engine,
     tx: &Tx<'_>,
     before: Option<(&CaseRow, &Case)>,
     decision: &Decision,
@@ -335,40 +351,73 @@ fn apply(
         let key = format!("{}#r{revision}/{i}", case.case_no);
         match effect {
             Effect::Notify { to, message } => {
-                let payload = json!({"case_no": case.case_no, "ticket_no": case.ticket_no, "to": to, "message": message});
-                enqueue(tx, &key, CHANNEL_NOTIFY, to, &payload, now)?;
+                let Some(person) = engine.roster.person(to) else {
+                    return Err(EngineError::UnknownRecipient {
+                        case_no: case.case_no.clone(),
+                        id: to.clone(),
+                    });
+                };
+                let rendered = notify::render(case, message, &engine.roster, &engine.calendar);
+                enqueue(tx, &key, &engine.dispatch.message(person, &rendered), now)?;
             }
             Effect::Card {
                 card_key,
                 kind,
                 recipients,
             } => {
-                let recipients_json = json!(recipients).to_string();
-                let kind_json = json!(kind);
                 tx.upsert_card(
                     card_key,
                     Some(case_id),
-                    &kind_json.to_string(),
-                    &recipients_json,
+                    &json!(kind).to_string(),
+                    &json!(recipients).to_string(),
                     &data,
                     now,
                 )?;
-                let payload = json!({"case_no": case.case_no, "card_key": card_key, "kind": kind_json, "recipients": recipients});
-                enqueue(tx, &key, CHANNEL_CARD, card_key, &payload, now)?;
+                let content = render_card(engine, case, kind);
+                for (j, to) in recipients.iter().enumerate() {
+                    let content = for_viewer(case, kind, to, &content);
+                    let Some(person) = engine.roster.person(to) else {
+                        return Err(EngineError::UnknownRecipient {
+                            case_no: case.case_no.clone(),
+                            id: to.clone(),
+                        });
+                    };
+                    enqueue(
+                        tx,
+                        &format!("{key}/{j}"),
+                        &engine.dispatch.card(card_key, person, content.as_ref()),
+                        now,
+                    )?;
+                }
             }
             Effect::UpdateCard { card_key } => {
-                if let Some(card) = tx.card(card_key)? {
+                let Some(card) = case.cards.iter().find(|c| &c.key == card_key) else {
+                    continue;
+                };
+                if let Some(row) = tx.card(card_key)? {
                     tx.upsert_card(
                         card_key,
                         Some(case_id),
-                        &card.kind,
-                        &card.recipients_json,
+                        &row.kind,
+                        &row.recipients_json,
                         &data,
                         now,
                     )?;
                 }
-                let payload = json!({"case_no": case.case_no, "card_key": card_key});
-                enqueue(tx, &key, CHANNEL_CARD_UPDATE, card_key, &payload, now)?;
+                let content = render_card(engine, case, &card.kind);
+                for (j, to) in card.recipients.iter().enumerate() {
+                    let Some(person) = engine.roster.person(to) else {
+                        continue;
+                    };
+                    let content = for_viewer(case, &card.kind, to, &content);
+                    if let Some(out) =
+                        engine
+                            .dispatch
+                            .card_update(card_key, person, content.as_ref())
+                    {
+                        enqueue(tx, &format!("{key}/{j}"), &out, now)?;
+                    }
+                }
             }
             Effect::SetTimer {
                 key: timer_key,
@@ -392,22 +441,49 @@ fn apply(
     Ok(revision)
 }
 
-fn enqueue(
-    tx: &Tx<'_>,
-    key: &str,
-    channel: &str,
-    target: &str,
-    payload: &serde_json::Value,
-    now: Timestamp,
-) -> Result<(), EngineError> {
-    tx.enqueue_outbox(&NewOutbound {
+/// Writes one outbox row; an undeliverable one is dead-lettered in the same transaction, with
+/// its reason, so it shows in `tiaochu outbox dead` instead of vanishing.
+pub fn enqueue(tx: &Tx<'_>, key: &str, out: &Outgoing, now: Timestamp) -> Result<(), EngineError> {
+    let id = tx.enqueue_outbox(&NewOutbound {
         idem_key: key,
-        channel,
-        target,
-        payload: payload.to_string().as_bytes(),
+        channel: out.channel.as_str(),
+        target: &out.target,
+        payload: &out.payload,
         not_before: now,
     })?;
+    if let Some(reason) = &out.undeliverable {
+        tx.mark_dead(id, reason, now)?;
+    }
     Ok(())
+}
+
+/// A claimed review card keeps its decision buttons for the claiming inspector only (四(二): the
+/// inspector who reviews decides); every other copy shows the status without buttons.
+fn for_viewer<'c>(
+    case: &Case,
+    kind: &CardKind,
+    viewer: &str,
+    content: &'c CardContent,
+) -> std::borrow::Cow<'c, CardContent> {
+    match (kind, &case.claim) {
+        (CardKind::Review { .. }, Some(claim))
+            if claim.by != viewer && !content.buttons.is_empty() =>
+        {
+            let mut own = content.clone();
+            own.buttons.clear();
+            std::borrow::Cow::Owned(own)
+        }
+        _ => std::borrow::Cow::Borrowed(content),
+    }
+}
+
+fn render_card(engine: &Engine, case: &Case, kind: &CardKind) -> CardContent {
+    match kind {
+        CardKind::Review { .. } => card::review_card(case, &engine.roster, &engine.calendar),
+        CardKind::Coordination { unit } => {
+            card::coordination_card(case, unit, &engine.roster, &engine.calendar)
+        }
+    }
 }
 
 fn status_name(status: &workflow::RequestStatus) -> &'static str {

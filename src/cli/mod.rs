@@ -9,6 +9,7 @@ use crate::settings::Settings;
 pub mod calendar_cmd;
 pub mod check_config;
 pub mod deadline;
+pub mod outbox_cmd;
 pub mod parse_cmd;
 pub mod serve;
 pub mod store_cmd;
@@ -44,6 +45,9 @@ pub enum Command {
     Migrate,
     /// 在线备份数据库并校验备份文件
     Backup(store_cmd::BackupArgs),
+    /// 发送队列：查看、查看发送失败的消息、重新发送
+    #[command(subcommand)]
+    Outbox(outbox_cmd::OutboxCommand),
 }
 
 /// Runs the parsed command; the result is the process exit status.
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::CheckConfig => check_config::run(&settings),
         Command::Migrate => store_cmd::migrate(&settings),
         Command::Backup(args) => store_cmd::backup(&settings, args),
+        Command::Outbox(cmd) => outbox_cmd::run(&settings, cmd),
     };
     match result {
         Ok(code) => code,

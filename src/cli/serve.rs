@@ -63,7 +63,7 @@ fn mode_line(mode: DingtalkMode) -> &'static str {
         }
         DingtalkMode::Http => "运行模式：钉钉 HTTP 回调，机器人消息接收地址 POST /dingtalk/robot",
         DingtalkMode::Stream => {
-            "运行模式：钉钉 Stream。注意：本版本尚未包含 Stream 连接，机器人消息暂时无法接收；HTTP 回调接口已关闭"
+            "运行模式：钉钉 Stream，通过 WebSocket 接收机器人消息和卡片回调；HTTP 回调接口已关闭"
         }
     }
 }

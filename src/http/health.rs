@@ -9,11 +9,13 @@ use serde_json::json;
 use super::AppState;
 
 /// 200 when the store answers, 503 otherwise. `status` is `"degraded"` when the store fails or
-/// dead letters wait for an admin, else `"ok"`. `stream` is `"not_configured"`: this build has
-/// no Stream client yet.
+/// dead letters wait for an admin, else `"ok"`. `stream` is `"connected"` while a Stream socket
+/// is open, `"connecting"` while (re)connecting, `"not_configured"` outside `stream` mode; it does
+/// not change the status code, since the HTTP side keeps working without it.
 pub(super) async fn healthz(
     State(state): State<AppState>,
 ) -> (StatusCode, Json<serde_json::Value>) {
+    let stream = state.stream.borrow().as_str();
     match state.store.read(|r| r.outbox_backlog()).await {
         Ok((pending, dead)) => (
             StatusCode::OK,
@@ -21,7 +23,7 @@ pub(super) async fn healthz(
                 "status": if dead == 0 { "ok" } else { "degraded" },
                 "store": "ok",
                 "outbox": { "pending": pending, "dead": dead },
-                "stream": "not_configured",
+                "stream": stream,
             })),
         ),
         Err(e) => {
@@ -32,7 +34,7 @@ pub(super) async fn healthz(
                     "status": "degraded",
                     "store": e.to_string(),
                     "outbox": null,
-                    "stream": "not_configured",
+                    "stream": stream,
                 })),
             )
         }

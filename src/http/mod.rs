@@ -12,10 +12,12 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::dingtalk::inbound::InboundError;
 use crate::dingtalk::sign::SignError;
+use crate::dingtalk::stream::StreamState;
 use crate::settings::Secret;
 use crate::store::{Store, StoreError};
 
@@ -33,6 +35,8 @@ pub struct AppState {
     /// Stream modes), and then the route does not exist.
     pub callback_secret: Option<Secret>,
     pub clock: Arc<dyn Clock>,
+    /// The Stream connection state for `/healthz` (`NotConfigured` outside `stream` mode).
+    pub stream: watch::Receiver<StreamState>,
 }
 
 /// The routes: `GET /healthz` always, `POST /dingtalk/robot` only when a callback secret is

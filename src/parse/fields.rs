@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use super::text::{is_han, is_space, trim};
+use super::text::{is_han, is_space, strip_mentions, trim};
 
 /// A field of the application template (seed 附件2), plus the optional ones SPEC.md adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -262,23 +262,6 @@ fn split_line(mut rest: &str, fields: &mut Fields, current: &mut Option<(Field, 
         }
     }
     fields.push(*current, rest);
-}
-
-/// Drops `@name` mentions (DingTalk's `@机器人名 ` prefix) at the start of a line.
-fn strip_mentions(mut line: &str) -> &str {
-    loop {
-        let trimmed = line.trim_start_matches(is_space);
-        let Some(after_at) = trimmed
-            .strip_prefix('@')
-            .or_else(|| trimmed.strip_prefix('＠'))
-        else {
-            return line;
-        };
-        match after_at.find(is_space) {
-            Some(end) => line = &after_at[end..],
-            None => return "",
-        }
-    }
 }
 
 /// Byte length of a list marker (`1.`, `1、`, `（一）`, `一、`, `①`, `-`, `#`) and the spaces

@@ -16,6 +16,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 mod classify;
+pub mod command;
 mod fields;
 mod text;
 mod units;

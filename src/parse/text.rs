@@ -72,6 +72,23 @@ pub(crate) fn excerpt(s: &str, max_chars: usize) -> String {
     out
 }
 
+/// Drops `@name` mentions (DingTalk's `@机器人名 ` prefix) at the start of a line.
+pub(crate) fn strip_mentions(mut line: &str) -> &str {
+    loop {
+        let trimmed = line.trim_start_matches(is_space);
+        let Some(after_at) = trimmed
+            .strip_prefix('@')
+            .or_else(|| trimmed.strip_prefix('＠'))
+        else {
+            return line;
+        };
+        match after_at.find(is_space) {
+            Some(end) => line = &after_at[end..],
+            None => return "",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::engine::{CHANNEL_CARD, CHANNEL_NOTIFY, Engine, Outcome};
+use tiaochu::dingtalk::api::Channel;
+use tiaochu::dispatch::Dispatch;
+use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::{UnitMatcher, parse_application};
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::Settings;
@@ -55,6 +57,7 @@ fn fixture() -> Fixture {
         Arc::new(roster.clone()),
         Arc::new(calendar),
         settings.sla,
+        Dispatch::from_settings(&settings.dingtalk),
     );
     Fixture {
         _dir: dir,
@@ -137,12 +140,13 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
         decision
             .effects
             .iter()
-            .filter(|e| !matches!(
-                e,
-                tiaochu::workflow::Effect::SetTimer { .. }
-                    | tiaochu::workflow::Effect::CancelTimer { .. }
-            ))
-            .count()
+            .map(|e| match e {
+                tiaochu::workflow::Effect::Notify { .. } => 1,
+                tiaochu::workflow::Effect::Card { recipients, .. } => recipients.len(),
+                _ => 0,
+            })
+            .sum::<usize>(),
+        "one sandbox row per notification and per card copy"
     );
     let rows = f
         .store
@@ -150,11 +154,13 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
         .expect("outbox");
     assert!(
         rows.iter()
-            .any(|r| r.channel == CHANNEL_NOTIFY && r.target == LIAISON),
+            .any(|r| r.channel == Channel::Sandbox.as_str() && r.target == LIAISON),
         "receipt to the liaison"
     );
     assert!(
-        rows.iter().any(|r| r.channel == CHANNEL_CARD),
+        rows.iter()
+            .filter(|r| r.target == INSPECTOR || r.target == "local:区12345热线:李德艳")
+            .any(|r| String::from_utf8_lossy(&r.payload).contains("\"buttons\"")),
         "review card to the inspectors"
     );
     let versions = f

@@ -3,9 +3,16 @@
 
 mod calendar;
 mod cli;
+mod commands;
+mod conversation;
 mod engine;
+mod fake_dingtalk;
+mod fake_stream;
 mod http_callback;
+mod messages;
+mod outbound;
 mod parse_cases;
 mod store;
+mod stream;
 mod support;
 mod workflow;

@@ -1,0 +1,332 @@
+//! What a DingTalk answer means for the outbox: delivered, retry later, wait out a throttle, or
+//! give up (docs/dingtalk-protocol.md §3.3, §4.3, §5.3, §6.1, §7). HTTP 200 is not success:
+//! the old and webhook APIs put `errcode` in a 200 body, the new API answers 4xx/5xx with
+//! `{"code","message"}`, and the IP ban answers `{"status":1111,"wait":5,"punish":"deny"}`.
+//! Every code the reference lists has a row in [`classify_errcode`] or [`classify_api_code`];
+//! an unknown code is permanent, because retrying a request DingTalk refused for a reason we
+//! cannot name only repeats the refusal (the dead letter carries the code for the admin).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long a QPS throttle (90002, 90018, 90019, new-API throttling codes, 429 without
+/// `Retry-After`) is waited out: the reference says "≥ 1 s backoff" (§7).
+pub const QPS_WAIT: Duration = Duration::from_secs(1);
+
+/// How long the custom robot's 20-a-minute throttle (130101, 410100) is waited out before the
+/// next try: "retry after ≥ 60 s (up to 10 min)" (§5.3).
+pub const ROBOT_THROTTLE_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a send did not (fully) succeed. `reason` is Chinese for the dead-letter list and the
+/// admin notice; it never holds a token, secret or signed URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Transient (5xx, network, timeout, `-1` busy): retry with backoff, no sooner than
+    /// `retry_after` when DingTalk named a time.
+    #[error("暂时失败：{reason}")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// DingTalk asked us to slow down: retry no sooner than `wait`.
+    #[error("被钉钉限流：{reason}")]
+    Throttled { reason: String, wait: Duration },
+    /// Retrying cannot help (bad request, permission, configuration, quota): dead-letter it.
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+impl SendError {
+    pub fn retryable(reason: impl Into<String>) -> SendError {
+        SendError::Retryable {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> SendError {
+        SendError::Permanent {
+            reason: reason.into(),
+        }
+    }
+
+    fn throttled(reason: impl Into<String>, wait: Duration) -> SendError {
+        SendError::Throttled {
+            reason: reason.into(),
+            wait,
+        }
+    }
+}
+
+/// The verdict on one HTTP answer, before the channel looks at the body of a success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// 2xx without an error code; the caller still checks channel-specific fields
+    /// (`deliverResults[].success`, `flowControlledStaffIdList`, …).
+    Ok,
+    /// The access token was refused (HTTP 401 or `InvalidAuthentication`): refresh and retry
+    /// once (§3.3).
+    TokenInvalid,
+    Failed(SendError),
+}
+
+/// Classifies one answer: `status` is the HTTP status, `retry_after` the parsed `Retry-After`
+/// header, `body` the raw body (JSON or not).
+pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    // §7: >10 000 calls in 20 s from one IP → ban for `wait` minutes; no errcode at all.
+    if json.get("punish").and_then(Value::as_str) == Some("deny")
+        || json.get("status").and_then(Value::as_i64) == Some(1111)
+    {
+        let minutes = json.get("wait").and_then(Value::as_u64).unwrap_or(5);
+        return Verdict::Failed(SendError::throttled(
+            format!("本机 IP 调用过于频繁被钉钉封禁 {minutes} 分钟"),
+            Duration::from_secs(minutes.saturating_mul(60)),
+        ));
+    }
+    let code = json.get("code").and_then(Value::as_str).unwrap_or("");
+    let message = json.get("message").and_then(Value::as_str).unwrap_or("");
+    if status == 401 || code == "InvalidAuthentication" {
+        return Verdict::TokenInvalid;
+    }
+    if let Some(errcode) = json.get("errcode").and_then(Value::as_i64) {
+        let errmsg = json.get("errmsg").and_then(Value::as_str).unwrap_or("");
+        if let Some(e) = classify_errcode(errcode, errmsg) {
+            return Verdict::Failed(e);
+        }
+    }
+    if (200..300).contains(&status) {
+        return Verdict::Ok;
+    }
+    Verdict::Failed(classify_api_code(status, code, message, retry_after))
+}
+
+/// The `errcode` table of the old and webhook APIs (§5.3, §7). None for 0 (success).
+pub fn classify_errcode(errcode: i64, errmsg: &str) -> Option<SendError> {
+    let with = |meaning: &str| format!("钉钉错误码 {errcode}（{meaning}）：{errmsg}");
+    Some(match errcode {
+        0 => return None,
+        // 系统繁忙 [C].
+        -1 => SendError::retryable(with("系统繁忙")),
+        // 90002: global per-API limit; 90018/90019: per-app / per-org QPS limit [C].
+        90002 | 90018 | 90019 => SendError::throttled(with("调用频率超限"), QPS_WAIT),
+        // Custom robot: 20 messages a minute, then a 10-minute penalty (130101 old, 410100 new).
+        130101 | 410100 => SendError::throttled(with("群机器人发送过快"), ROBOT_THROTTLE_WAIT),
+        // Monthly API quota of the organisation: nothing to gain before next month.
+        90020 => SendError::permanent(with("本月接口调用量已用完")),
+        // 88 + sub_code (e.g. 60011): permission.
+        88 | 60011 => SendError::permanent(with("没有权限")),
+        // Keywords missing, sign mismatch, IP not allow-listed or timestamp off.
+        310000 => SendError::permanent(with("关键词、签名、IP 白名单或时间戳校验未通过")),
+        300001 | 300005 | 400101 => SendError::permanent(with("机器人 access_token 不存在")),
+        400106 => SendError::permanent(with("机器人不存在")),
+        400102 => SendError::permanent(with("机器人已停用")),
+        400013 => SendError::permanent(with("群已解散")),
+        // Our own request is malformed: a bug, retrying repeats it.
+        40035 => SendError::permanent(with("缺少参数 access_token")),
+        43002 => SendError::permanent(with("需要 POST 请求")),
+        43004 => SendError::permanent(with("Content-Type 无效")),
+        _ => SendError::permanent(with("未知错误码")),
+    })
+}
+
+/// New-API codes that mean "slow down" whatever the HTTP status: QPS limits
+/// (`Forbidden.AccessDenied.QpsLimit…`), gateway throttling (`Throttling…`) and the robot-send
+/// codes other clients treat as rate limits (§4.3, [R]).
+fn is_throttling_code(code: &str) -> bool {
+    code.contains("QpsLimit")
+        || code.starts_with("Throttling")
+        || matches!(
+            code,
+            "send.too.fast" | "too.many.group" | "too.many.people" | "send.byToken.tooFast"
+        )
+}
+
+/// A non-2xx answer of the new API (`{"code","message"}`, §7).
+pub fn classify_api_code(
+    status: u16,
+    code: &str,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> SendError {
+    let detail = if code.is_empty() && message.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status} {code}：{message}")
+    };
+    if status == 429 || is_throttling_code(code) {
+        return SendError::throttled(
+            format!("调用频率超限（{detail}）"),
+            retry_after.unwrap_or(QPS_WAIT).max(QPS_WAIT),
+        );
+    }
+    match status {
+        // Server side or gateway timeout: transient; the idempotent ids make retries safe.
+        500..=599 | 408 => SendError::Retryable {
+            reason: format!("钉钉服务暂时不可用（{detail}）"),
+            retry_after,
+        },
+        // 403 Forbidden.AccessDenied.*: permission, IP allow-list or monthly quota
+        // (ApiCountLimitForOrg); none passes by retrying.
+        403 => SendError::permanent(format!("钉钉拒绝访问（{detail}）")),
+        // invalidParameter.*, param.openSpaceIdInvalid, card codes (§6.1): all our fault.
+        400..=499 => SendError::permanent(format!("钉钉拒绝了请求（{detail}）")),
+        // 1xx/3xx never come from these APIs; a proxy in between is the likely cause.
+        _ => SendError::retryable(format!("意外的应答（{detail}）")),
+    }
+}
+
+/// A transport failure: no answer, so it may or may not have reached DingTalk. Always
+/// retryable (§7: network and timeout are transient).
+pub fn transport(err: &reqwest::Error) -> SendError {
+    let what = if err.is_timeout() {
+        "请求超时"
+    } else if err.is_connect() {
+        "无法连接钉钉"
+    } else {
+        "网络错误"
+    };
+    // reqwest's Display includes the URL, which for webhooks carries access_token and sign.
+    SendError::retryable(what)
+}
+
+/// Parses `Retry-After` given in seconds; the HTTP-date form is not used by DingTalk and is
+/// ignored.
+pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(v: Verdict) -> SendError {
+        match v {
+            Verdict::Failed(e) => e,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn http_200_with_errcode_is_not_success() {
+        assert_eq!(
+            classify(200, None, br#"{"errcode":0,"errmsg":"ok"}"#),
+            Verdict::Ok
+        );
+        assert!(matches!(
+            failed(classify(200, None, br#"{"errcode":310000,"errmsg":"sign not match"}"#)),
+            SendError::Permanent { reason } if reason.contains("310000") && reason.contains("sign not match")
+        ));
+        assert!(matches!(
+            failed(classify(200, None, br#"{"errcode":-1,"errmsg":"busy"}"#)),
+            SendError::Retryable { .. }
+        ));
+    }
+
+    #[test]
+    fn throttling_codes_wait() {
+        for code in [130101, 410100] {
+            let body = format!(r#"{{"errcode":{code},"errmsg":"send too fast"}}"#);
+            assert_eq!(
+                failed(classify(200, None, body.as_bytes())),
+                SendError::Throttled {
+                    reason: format!("钉钉错误码 {code}（群机器人发送过快）：send too fast"),
+                    wait: ROBOT_THROTTLE_WAIT
+                }
+            );
+        }
+        for code in [90002, 90018, 90019] {
+            let body = format!(r#"{{"errcode":{code},"errmsg":"qps"}}"#);
+            assert!(matches!(
+                failed(classify(200, None, body.as_bytes())),
+                SendError::Throttled { wait, .. } if wait == QPS_WAIT
+            ));
+        }
+        assert!(matches!(
+            failed(classify(429, Some(Duration::from_secs(7)), b"")),
+            SendError::Throttled { wait, .. } if wait == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            failed(classify(
+                403,
+                None,
+                br#"{"code":"Forbidden.AccessDenied.QpsLimitForAppkeyAndApi","message":"m"}"#
+            )),
+            SendError::Throttled { .. }
+        ));
+        assert!(matches!(
+            failed(classify(
+                400,
+                None,
+                br#"{"code":"send.too.fast","message":"m"}"#
+            )),
+            SendError::Throttled { .. }
+        ));
+        assert!(matches!(
+            failed(classify(200, None, br#"{"status":1111,"wait":5,"punish":"deny"}"#)),
+            SendError::Throttled { wait, .. } if wait == Duration::from_secs(300)
+        ));
+    }
+
+    #[test]
+    fn token_and_permanent_and_transient() {
+        assert_eq!(classify(401, None, b""), Verdict::TokenInvalid);
+        assert_eq!(
+            classify(
+                400,
+                None,
+                br#"{"code":"InvalidAuthentication","message":"x"}"#
+            ),
+            Verdict::TokenInvalid
+        );
+        assert!(matches!(
+            failed(classify(400, None, br#"{"code":"invalidParameter.userIds.overMax","message":"m"}"#)),
+            SendError::Permanent { reason } if reason.contains("invalidParameter.userIds.overMax")
+        ));
+        assert!(matches!(
+            failed(classify(
+                403,
+                None,
+                br#"{"code":"Forbidden.AccessDenied.ApiCountLimitForOrg","message":"m"}"#
+            )),
+            SendError::Permanent { .. }
+        ));
+        assert!(matches!(
+            failed(classify(503, Some(Duration::from_secs(3)), b"<html>")),
+            SendError::Retryable { retry_after: Some(d), .. } if d == Duration::from_secs(3)
+        ));
+        assert!(matches!(
+            failed(classify(500, None, b"")),
+            SendError::Retryable {
+                retry_after: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            failed(classify(
+                200,
+                None,
+                br#"{"errcode":90020,"errmsg":"quota"}"#
+            )),
+            SendError::Permanent { .. }
+        ));
+        assert!(matches!(
+            failed(classify(200, None, br#"{"errcode":123456,"errmsg":"?"}"#)),
+            SendError::Permanent { reason } if reason.contains("未知错误码")
+        ));
+    }
+
+    #[test]
+    fn retry_after_seconds_only() {
+        assert_eq!(
+            parse_retry_after(Some(" 12 ")),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+        assert_eq!(parse_retry_after(None), None);
+    }
+}

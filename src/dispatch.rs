@@ -1,0 +1,266 @@
+//! Dispatch: turns what a decision says to people (rendered messages, cards) into outbox rows
+//! holding the exact bytes the transport will send — DingTalk OpenAPI bodies in `http` and
+//! `stream` mode, sandbox rows (shown on the local sandbox page) in `sandbox` mode. The engine
+//! writes these rows in the decision's own transaction.
+//!
+//! A person without a DingTalk `staff_id` cannot be reached in DingTalk: their row is written
+//! anyway and dead-lettered at once with the reason, so the admin sees what did not arrive.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::dingtalk::api::Channel;
+use crate::dingtalk::payload::{self, CardCallback, CardCreate, CardSpace};
+use crate::messages::card::{CardContent, card_params};
+use crate::messages::notify::Rendered;
+use crate::roster::Person;
+use crate::settings::{DingtalkMode, DingtalkSettings};
+
+/// One row to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub channel: Channel,
+    pub target: String,
+    pub payload: Vec<u8>,
+    /// Set when the row cannot be delivered at all; the engine dead-letters it at once.
+    pub undeliverable: Option<String>,
+}
+
+/// How messages leave, from `[dingtalk]`.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    mode: DingtalkMode,
+    robot_code: String,
+    card_template_id: String,
+    card_callback_route_key: String,
+}
+
+impl Dispatch {
+    pub fn from_settings(s: &DingtalkSettings) -> Dispatch {
+        // An internal app's robotCode is normally its AppKey (protocol reference §0).
+        let robot_code = if s.robot_code.is_empty() {
+            s.app_key.clone()
+        } else {
+            s.robot_code.clone()
+        };
+        Dispatch {
+            mode: s.mode,
+            robot_code,
+            card_template_id: s.card_template_id.clone(),
+            card_callback_route_key: s.card_callback_route_key.clone(),
+        }
+    }
+
+    pub fn mode(&self) -> DingtalkMode {
+        self.mode
+    }
+
+    pub fn robot_code(&self) -> &str {
+        &self.robot_code
+    }
+
+    /// Whether cards go through the card platform (a template is configured) rather than as
+    /// ActionCard messages whose buttons send text commands.
+    pub fn uses_card_template(&self) -> bool {
+        self.mode != DingtalkMode::Sandbox && !self.card_template_id.is_empty()
+    }
+
+    /// A notification to one person.
+    pub fn message(&self, to: &Person, rendered: &Rendered) -> Outgoing {
+        if self.mode == DingtalkMode::Sandbox {
+            return sandbox(to, rendered, None);
+        }
+        let Some(staff_id) = reachable(to) else {
+            return unreachable(to, rendered, None);
+        };
+        match payload::batch_send_markdown(
+            &self.robot_code,
+            std::slice::from_ref(&staff_id),
+            &rendered.title,
+            &rendered.markdown,
+        ) {
+            Ok(body) => Outgoing {
+                channel: Channel::RobotBatch,
+                target: staff_id,
+                payload: body,
+                undeliverable: None,
+            },
+            Err(e) => dead(to, rendered, None, e.to_string()),
+        }
+    }
+
+    /// A new card for one person. Without a template the card is an ActionCard whose buttons
+    /// send the equivalent text commands (1:1 chat), or a plain message when it has no buttons.
+    pub fn card(&self, card_key: &str, to: &Person, content: &CardContent) -> Outgoing {
+        let rendered = card_as_message(content);
+        if self.mode == DingtalkMode::Sandbox {
+            return sandbox(to, &rendered, Some((card_key, content)));
+        }
+        let Some(staff_id) = reachable(to) else {
+            return unreachable(to, &rendered, Some((card_key, content)));
+        };
+        if self.uses_card_template() {
+            let out_track_id = instance_id(card_key, &staff_id);
+            let params = card_params(content);
+            let callback =
+                if self.mode == DingtalkMode::Stream || self.card_callback_route_key.is_empty() {
+                    CardCallback::Stream
+                } else {
+                    CardCallback::Http {
+                        route_key: &self.card_callback_route_key,
+                    }
+                };
+            let body = payload::card_create(&CardCreate {
+                template_id: &self.card_template_id,
+                out_track_id: &out_track_id,
+                robot_code: &self.robot_code,
+                space: CardSpace::Robot { user_id: &staff_id },
+                callback,
+                params: &params,
+                private: &BTreeMap::new(),
+            });
+            return Outgoing {
+                channel: Channel::CardCreate,
+                target: out_track_id,
+                payload: body,
+                undeliverable: None,
+            };
+        }
+        let buttons: Vec<(&str, &str)> = content
+            .buttons
+            .iter()
+            .take(payload::MAX_ACTION_CARD_BUTTONS)
+            .map(|b| (b.label.as_str(), b.command.as_str()))
+            .collect();
+        let body = if buttons.is_empty() {
+            payload::batch_send_markdown(
+                &self.robot_code,
+                std::slice::from_ref(&staff_id),
+                &rendered.title,
+                &rendered.markdown,
+            )
+        } else {
+            payload::batch_send_action_card(
+                &self.robot_code,
+                std::slice::from_ref(&staff_id),
+                &rendered.title,
+                &rendered.markdown,
+                &buttons,
+            )
+        };
+        match body {
+            Ok(body) => Outgoing {
+                channel: Channel::RobotBatch,
+                target: staff_id,
+                payload: body,
+                undeliverable: None,
+            },
+            Err(e) => dead(to, &rendered, Some((card_key, content)), e.to_string()),
+        }
+    }
+
+    /// The new content of a card already sent to `to`. ActionCard messages cannot be changed
+    /// after sending, so without a template there is nothing to update (`None`): the decision's
+    /// notifications tell people what happened.
+    pub fn card_update(
+        &self,
+        card_key: &str,
+        to: &Person,
+        content: &CardContent,
+    ) -> Option<Outgoing> {
+        if self.mode == DingtalkMode::Sandbox {
+            return Some(sandbox(
+                to,
+                &card_as_message(content),
+                Some((card_key, content)),
+            ));
+        }
+        if !self.uses_card_template() {
+            return None;
+        }
+        let staff_id = reachable(to)?;
+        let out_track_id = instance_id(card_key, &staff_id);
+        let body = payload::card_update(&out_track_id, &card_params(content));
+        Some(Outgoing {
+            channel: Channel::CardUpdate,
+            target: out_track_id,
+            payload: body,
+            undeliverable: None,
+        })
+    }
+}
+
+/// The card-platform instance id of `card_key` as delivered to `staff_id`: one instance per
+/// person, since a robot 1:1 space holds one user. Only characters safe in any id are kept.
+pub fn instance_id(card_key: &str, staff_id: &str) -> String {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("{}__{}", safe(card_key), safe(staff_id))
+}
+
+fn reachable(to: &Person) -> Option<String> {
+    to.reachable().then(|| to.staff_id.clone())
+}
+
+fn card_as_message(content: &CardContent) -> Rendered {
+    let mut markdown = content.markdown.clone();
+    if !content.status.is_empty() {
+        markdown.push_str(&format!("\n\n**{}**", content.status));
+    }
+    Rendered {
+        title: content.title.clone(),
+        markdown,
+    }
+}
+
+fn sandbox_body(to: &Person, rendered: &Rendered, card: Option<(&str, &CardContent)>) -> Vec<u8> {
+    let card = card.map(|(key, c)| json!({"key": key, "title": c.title, "markdown": c.markdown, "status": c.status, "buttons": c.buttons}));
+    json!({"to": [to.id()], "title": rendered.title, "text": rendered.markdown, "card": card})
+        .to_string()
+        .into_bytes()
+}
+
+fn sandbox(to: &Person, rendered: &Rendered, card: Option<(&str, &CardContent)>) -> Outgoing {
+    Outgoing {
+        channel: Channel::Sandbox,
+        target: to.id().to_string(),
+        payload: sandbox_body(to, rendered, card),
+        undeliverable: None,
+    }
+}
+
+fn dead(
+    to: &Person,
+    rendered: &Rendered,
+    card: Option<(&str, &CardContent)>,
+    reason: String,
+) -> Outgoing {
+    Outgoing {
+        channel: Channel::RobotBatch,
+        target: to.id().to_string(),
+        payload: sandbox_body(to, rendered, card),
+        undeliverable: Some(reason),
+    }
+}
+
+fn unreachable(to: &Person, rendered: &Rendered, card: Option<(&str, &CardContent)>) -> Outgoing {
+    dead(
+        to,
+        rendered,
+        card,
+        format!(
+            "{}（{}）未配置钉钉 staff_id，无法发送；请管理员在名单中补充",
+            to.name, to.unit
+        ),
+    )
+}

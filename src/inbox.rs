@@ -1,0 +1,408 @@
+//! The inbox processor: turns each stored inbound message into what it asks for — a command, an
+//! application, or a question — and answers it. Every message is processed in ONE transaction
+//! with the decision it causes and the replies it gets, and marked finished in that same commit,
+//! so a crash either loses nothing (the message is processed again after restart) or has done
+//! everything exactly once.
+//!
+//! Who may do what is the workflow's business; this module only finds the sender in the roster
+//! and reads the text (SPEC.md → Text commands, → Parsing).
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::dingtalk::api::Channel;
+use crate::dingtalk::inbound::{ConversationKind, RobotMessage};
+use crate::dingtalk::payload;
+use crate::dispatch::Outgoing;
+use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
+use crate::messages::application::{TEMPLATE, render_incomplete};
+use crate::messages::help::help_text;
+use crate::messages::notify::Rendered;
+use crate::messages::timeline::{TimelineEntry, render_query};
+use crate::parse::command::{Command, parse_command};
+use crate::parse::{Field, UnitMatcher, parse_application};
+use crate::roster::Person;
+use crate::settings::DingtalkMode;
+use crate::store::{InboxRow, StoreError, Tx};
+use crate::workflow::{Actor, EventKind, Input};
+
+/// How many inbound messages one step takes.
+pub const BATCH: usize = 50;
+
+/// What became of one inbound message (stored as the inbox row's outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// A workflow decision was committed.
+    Applied,
+    /// The workflow refused; the sender was told why.
+    Rejected,
+    /// Answered without touching a case (help, template, query, an incomplete application).
+    Answered,
+    /// Not processable (not a robot message): recorded, nothing sent.
+    Ignored,
+}
+
+impl Handled {
+    fn as_str(self) -> &'static str {
+        match self {
+            Handled::Applied => "applied",
+            Handled::Rejected => "rejected",
+            Handled::Answered => "answered",
+            Handled::Ignored => "ignored",
+        }
+    }
+}
+
+/// Processes the inbox with the engine's roster, calendar and dispatch.
+#[derive(Clone)]
+pub struct InboxProcessor {
+    engine: Engine,
+    units: Arc<UnitMatcher>,
+}
+
+impl InboxProcessor {
+    pub fn new(engine: Engine) -> InboxProcessor {
+        let units = Arc::new(UnitMatcher::new(engine.roster()));
+        InboxProcessor { engine, units }
+    }
+
+    /// Processes every pending message, oldest first, up to [`BATCH`]; returns how many.
+    pub async fn process_pending(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let rows = self.engine.store().read(|r| r.pending_inbox(BATCH)).await?;
+        let mut done = 0;
+        for row in rows {
+            let this = self.clone();
+            let processed = self
+                .engine
+                .store()
+                .write(move |tx| {
+                    this.process_in_tx(tx, &row, now)
+                        .map_err(|e| StoreError::Abort(e.to_string()))
+                })
+                .await?;
+            if processed.is_some() {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// One message in the caller's transaction; `None` when another step already finished it.
+    pub fn process_in_tx(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        now: Timestamp,
+    ) -> Result<Option<Handled>, EngineError> {
+        if tx.inbox(row.id)?.is_none_or(|r| r.finished_at.is_some()) {
+            return Ok(None);
+        }
+        let handled = match row.source.as_str() {
+            "robot" | "stream" | "sandbox" => match RobotMessage::from_json(row.payload.as_bytes())
+            {
+                Ok(message) => self.robot_message(tx, row, &message, now)?,
+                Err(e) => {
+                    tracing::warn!(inbox = row.id, error = %e, "inbound message is not a robot message");
+                    Handled::Ignored
+                }
+            },
+            // Card-platform callbacks arrive only with a card template configured; their
+            // buttons are handled in the card callback path, not as chat text.
+            _ => Handled::Ignored,
+        };
+        tx.finish_inbox(row.id, handled.as_str(), now)?;
+        Ok(Some(handled))
+    }
+
+    fn robot_message(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        message: &RobotMessage,
+        now: Timestamp,
+    ) -> Result<Handled, EngineError> {
+        let text = message.text().unwrap_or_default();
+        let roster = self.engine.roster();
+        let sender = message.sender_staff_id().and_then(|id| roster.person(id));
+        let reply = |rendered: Rendered| self.reply(tx, row, message, sender, &rendered, now);
+        let Some(person) = sender else {
+            reply(plain(
+                "无法使用联合调处机器人",
+                &format!(
+                    "您不在疑难工单联合调处工作名单中（钉钉 userId：{}），机器人不能受理您的消息。\n\n请联系本单位分管领导在钉钉群中发送“设置联络员 @您”，或联系区12345热线管理员把您加入名单。",
+                    message.sender_staff_id().unwrap_or("未知")
+                ),
+            ))?;
+            return Ok(Handled::Answered);
+        };
+        if text.trim().is_empty() {
+            reply(plain(
+                "请发送文字",
+                "机器人只能读取文字消息。发送“帮助”查看可用的命令，发送“模板”获取申请格式。",
+            ))?;
+            return Ok(Handled::Answered);
+        }
+        match parse_command(&text, &self.units) {
+            Some(Ok(command)) => self.command(tx, row, message, person, command, now),
+            Some(Err(e)) => {
+                reply(plain("命令格式有误", &e.message))?;
+                Ok(Handled::Answered)
+            }
+            None => self.application(tx, row, message, person, &text, now),
+        }
+    }
+
+    fn command(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        message: &RobotMessage,
+        person: &Person,
+        mut command: Command,
+        now: Timestamp,
+    ) -> Result<Handled, EngineError> {
+        let reply = |rendered: Rendered| self.reply(tx, row, message, Some(person), &rendered, now);
+        if command.needs_sender_unit() {
+            command.fill_sender_unit(&person.unit);
+        }
+        match command {
+            Command::Help => reply(plain("联合调处机器人 · 帮助", &help_text(&person.roles)))?,
+            Command::Template => reply(plain("联合调处申请模板", TEMPLATE))?,
+            Command::Query { ticket_no } => reply(self.query(tx, &ticket_no)?)?,
+            Command::Stats { month } => reply(self.stats(tx, month, now)?)?,
+            Command::Act { ticket_no, input } => {
+                return self.act(tx, row, message, person, &ticket_no, input, now);
+            }
+        }
+        Ok(Handled::Answered)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one message's whole context, passed down once
+    fn act(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        message: &RobotMessage,
+        person: &Person,
+        ticket_no: &str,
+        input: Input,
+        now: Timestamp,
+    ) -> Result<Handled, EngineError> {
+        match self.engine.handle_in_tx(
+            tx,
+            ticket_no,
+            input,
+            &Actor::Person(person.id().to_string()),
+            now,
+        )? {
+            Outcome::Applied { .. } => Ok(Handled::Applied),
+            Outcome::Rejected(rejection) => {
+                self.reply(
+                    tx,
+                    row,
+                    message,
+                    Some(person),
+                    &plain("未受理", &rejection.message),
+                    now,
+                )?;
+                Ok(Handled::Rejected)
+            }
+        }
+    }
+
+    fn application(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        message: &RobotMessage,
+        person: &Person,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<Handled, EngineError> {
+        let app = parse_application(text, &self.units);
+        if app.missing.len() == Field::REQUIRED.len() && app.ticket_no.is_none() {
+            // Not an application and not a command: chit-chat or a question.
+            let body = "没有看懂这条消息。\n\n· 发起联合调处：发送“模板”获取申请格式，填好后整段发给我；\n· 查看全部命令：发送“帮助”。";
+            self.reply(
+                tx,
+                row,
+                message,
+                Some(person),
+                &plain("没有看懂", body),
+                now,
+            )?;
+            return Ok(Handled::Answered);
+        }
+        if !app.ok {
+            self.reply(
+                tx,
+                row,
+                message,
+                Some(person),
+                &plain("申请未登记", &render_incomplete(&app)),
+                now,
+            )?;
+            return Ok(Handled::Answered);
+        }
+        let ticket_no = app.ticket_no.clone().unwrap_or_default();
+        let input = Input::Submit {
+            case_no: String::new(),
+            application: app,
+        };
+        self.act(tx, row, message, person, &ticket_no, input, now)
+    }
+
+    fn query(&self, tx: &Tx<'_>, ticket_no: &str) -> Result<Rendered, EngineError> {
+        let rows = tx.case_by_ticket(ticket_no)?;
+        let Some(row) = rows.first() else {
+            return Ok(plain(
+                "未找到案件",
+                &format!(
+                    "没有找到工单 {ticket_no} 的联合调处案件。请核对工单编号（如 DH2026110300017）。"
+                ),
+            ));
+        };
+        let case = decode(row)?;
+        let events: Vec<TimelineEntry> = tx
+            .events_for_case(row.id)?
+            .into_iter()
+            .filter_map(|e| {
+                let kind: EventKind = serde_json::from_value(Value::String(e.kind)).ok()?;
+                let unit = serde_json::from_str::<Value>(&e.data_json)
+                    .ok()
+                    .and_then(|d| d.get("unit").and_then(Value::as_str).map(str::to_string));
+                Some(TimelineEntry {
+                    kind,
+                    at: e.at,
+                    actor: e.actor,
+                    unit,
+                })
+            })
+            .collect();
+        let body = render_query(&case, &events, self.engine.roster(), self.engine.calendar());
+        Ok(plain(&format!("查询 {ticket_no}"), &body))
+    }
+
+    /// 统计: the month's counts from the audit log (the full monthly report is `tiaochu report`).
+    fn stats(
+        &self,
+        tx: &Tx<'_>,
+        month: Option<(i16, i8)>,
+        now: Timestamp,
+    ) -> Result<Rendered, EngineError> {
+        let tz = self.engine.calendar().time_zone().clone();
+        let today = now.to_zoned(tz.clone()).date();
+        let (year, month) = month.unwrap_or((today.year(), today.month()));
+        let start = jiff::civil::date(year, month, 1);
+        let next = start
+            .checked_add(jiff::Span::new().months(1))
+            .unwrap_or(start);
+        let from = start
+            .to_zoned(tz.clone())
+            .map(|z| z.timestamp())
+            .unwrap_or(now);
+        let to = next.to_zoned(tz).map(|z| z.timestamp()).unwrap_or(now);
+        let events = tx.events_between(from, to)?;
+        let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+        let body = format!(
+            "{year} 年 {month} 月（截至目前，按事件记录统计）\n\n· 申请登记：{}（退回补充 {}）\n· 研判：联合调处 {}，独立办理 {}，提请市级协调 {}\n· 协办请求：{}，接受 {}，异议 {}，超时未答复 {}\n· 书面督办：{}\n· 办结：{}\n· 提醒：{}，超时：{}",
+            count("submitted"),
+            count("returned"),
+            count("decided_joint"),
+            count("decided_independent"),
+            count("decided_city"),
+            count("unit_requested"),
+            count("unit_accepted"),
+            count("unit_objected"),
+            count("unit_overdue"),
+            count("supervision_issued"),
+            count("completed"),
+            count("reminder_sent"),
+            count("breach"),
+        );
+        Ok(plain(&format!("{year}-{month:02} 统计"), &body))
+    }
+
+    /// Answers the sender: in a group, through the message's session webhook while it is valid;
+    /// otherwise in the sender's 1:1 chat with the robot.
+    fn reply(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        message: &RobotMessage,
+        person: Option<&Person>,
+        rendered: &Rendered,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let key = format!("inbox:{}:reply", row.id);
+        let dispatch = self.engine.dispatch();
+        let sender_id = message.sender_staff_id().unwrap_or_default().to_string();
+        let out = if dispatch.mode() == DingtalkMode::Sandbox {
+            match person {
+                Some(p) => dispatch.message(p, rendered),
+                None => sandbox_to(&sender_id, rendered),
+            }
+        } else if let Some(hook) = message.session_webhook().filter(|h| {
+            h.usable_at(now) && message.conversation_kind() == Some(ConversationKind::Group)
+        }) {
+            let at: Vec<String> = vec![sender_id.clone()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            Outgoing {
+                channel: Channel::SessionReply,
+                target: payload::session_target(
+                    hook.url,
+                    // Without a stated expiry, assume the shortest life seen (90 min after the
+                    // message) less a margin: a late reply goes 1:1 instead of failing.
+                    hook.expires_at
+                        .unwrap_or(row.received_at + jiff::SignedDuration::from_mins(60)),
+                ),
+                payload: payload::session_reply_markdown(&rendered.title, &rendered.markdown, &at),
+                undeliverable: None,
+            }
+        } else if let Some(p) = person {
+            dispatch.message(p, rendered)
+        } else if !sender_id.is_empty() {
+            Outgoing {
+                channel: Channel::RobotBatch,
+                target: sender_id.clone(),
+                payload: payload::batch_send_markdown(
+                    dispatch.robot_code(),
+                    std::slice::from_ref(&sender_id),
+                    &rendered.title,
+                    &rendered.markdown,
+                )
+                .map_err(|e| EngineError::Store(StoreError::Abort(e.to_string())))?,
+                undeliverable: None,
+            }
+        } else {
+            tracing::warn!(
+                inbox = row.id,
+                "no way to answer a sender without staff id outside a group"
+            );
+            return Ok(());
+        };
+        enqueue(tx, &key, &out, now)
+    }
+}
+
+fn plain(title: &str, markdown: &str) -> Rendered {
+    Rendered {
+        title: title.to_string(),
+        markdown: markdown.to_string(),
+    }
+}
+
+fn sandbox_to(id: &str, rendered: &Rendered) -> Outgoing {
+    Outgoing {
+        channel: Channel::Sandbox,
+        target: id.to_string(),
+        payload: serde_json::json!({"to": [id], "title": rendered.title, "text": rendered.markdown, "card": null})
+            .to_string()
+            .into_bytes(),
+        undeliverable: None,
+    }
+}

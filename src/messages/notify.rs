@@ -1,0 +1,617 @@
+//! Notifications (SPEC.md → Messages and cards): one DingTalk markdown message per workflow
+//! [`Message`], rendered with the case it belongs to. Short, Chinese and specific: case number,
+//! 工单编号, what is asked, by when (with the deadline's explanation), and the next command to
+//! type in a code span. Every message of a green-channel case carries 【绿色通道】; a provisional
+//! deadline says so.
+//!
+//! Citizens' phone numbers never appear: every free text that came from users (application
+//! fields, reasons, notes, progress) goes through [`mask_phones`]. Contacts' phones are the units'
+//! work contacts (四(三): 联系方式) and are shown as given.
+
+use jiff::Timestamp;
+
+use crate::calendar::Calendar;
+use crate::parse::command::{Verb, normalize_phone, syntax};
+use crate::roster::Roster;
+use crate::workflow::{
+    Case, ClockKind, ClosedHow, Contact, Due, HelpItem, Message, PersonRef, Phase,
+    SupervisionGround,
+};
+
+/// A rendered notification: `title` is what DingTalk shows in the chat list and the push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub title: String,
+    pub markdown: String,
+}
+
+/// Renders `message` about `case` for its recipient.
+pub fn render(case: &Case, message: &Message, roster: &Roster, calendar: &Calendar) -> Rendered {
+    let t = &case.ticket_no;
+    let mut m = Md::new(case);
+    let headline = match message {
+        Message::Receipt {
+            version,
+            first_unit,
+            requested_units,
+            unresolved_mentions,
+            city_level,
+            category,
+            review_due,
+            decision_due,
+            coordination_due,
+        } => {
+            if *version > 1 {
+                m.item("申请版本", &format!("第 {version} 版（补充后重新提交）"));
+            }
+            m.item("工单标题", &mask_phones(&case.application.title));
+            m.item("首接单位", first_unit);
+            m.item(
+                "拟协调单位",
+                &list_or(requested_units, "未写明具体单位，由质检专员确定"),
+            );
+            if !unresolved_mentions.is_empty() {
+                m.item("待质检专员确定", &unresolved_mentions.join("、"));
+            }
+            if *city_level {
+                // 四(一): city-level or cross-county units are arranged through the city 12345.
+                m.item(
+                    "市级协调",
+                    "涉及市级或跨区县单位，将由市区12345热线先行对接",
+                );
+            }
+            m.item("疑难类型", category.label());
+            m.item(
+                "紧急程度",
+                if case.green_channel {
+                    "紧急（绿色通道：即时研判，1 个工作日内完成协调）"
+                } else {
+                    "一般"
+                },
+            );
+            m.due("质检专员启动审核", review_due, calendar);
+            m.due("研判确定处置方式", decision_due, calendar);
+            if let Some(due) = coordination_due {
+                m.due("绿色通道协调完成", due, calendar);
+            }
+            m.next("等待质检专员审核。查看进度", &[cmd(Verb::Query, t)]);
+            "申请已登记"
+        }
+        Message::Claimed { inspector } => {
+            m.line(&format!("质检专员 {} 已开始审核本申请。", inspector.name));
+            if let Some(clock) = case.clock(&ClockKind::Decision) {
+                m.due("研判确定处置方式", &Due::from(clock), calendar);
+            }
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "已开始审核"
+        }
+        Message::DecidedJoint { units } => {
+            m.line("质检专员研判决定：**联合调处**。已请以下单位配合：");
+            for ask in units {
+                m.item(&ask.unit, &mask_phones(&ask.direction));
+            }
+            if let Some(request) = units.first().and_then(|a| case.request(&a.unit)) {
+                m.line(&format!(
+                    "各单位须于 {} 前答复；全部接受后，各单位联系人将汇总发给您。",
+                    calendar.display(request.due)
+                ));
+            }
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "决定联合调处"
+        }
+        Message::DecidedIndependent { path_and_basis } => {
+            m.line("质检专员研判认为无需其他单位配合，建议**由首接单位独立办理**。");
+            m.item("解决路径及政策依据", &mask_phones(path_and_basis));
+            m.line("本联合调处案件已结案（独立办理），请继续按工单时限办结。");
+            m.next("查看办理经过", &[cmd(Verb::Query, t)]);
+            "建议独立办理"
+        }
+        Message::Returned { reason } => {
+            m.line("申请被质检专员**退回补充**。");
+            m.item("退回原因", &mask_phones(reason));
+            m.next(
+                "请补充后重新发送完整申请（工单编号不变）。获取申请格式",
+                &[cmd(Verb::Template, t)],
+            );
+            "申请已退回补充"
+        }
+        Message::DecidedCity { note } => {
+            m.line("质检专员已**提请市12345热线协调**市级或跨区县单位。");
+            m.item("说明", &mask_phones(note));
+            m.next("协调结果将另行通知。查看进度", &[cmd(Verb::Query, t)]);
+            "已提请市级协调"
+        }
+        Message::CityEscalation {
+            note,
+            first_unit,
+            title,
+            coordination,
+        } => {
+            m.line("甘州区12345热线提请市12345热线统筹协调市级部门或跨区县单位参与处置。");
+            m.item("工单标题", &mask_phones(title));
+            m.item("首接单位", first_unit);
+            m.item("需协调部门及事由", &mask_phones(coordination));
+            m.item("说明", &mask_phones(note));
+            m.next(
+                "协调结果请告知区12345热线，由热线记录",
+                &[cmd(Verb::CityOutcome, t)],
+            );
+            "提请市级协调"
+        }
+        Message::CoordinationRequest {
+            unit,
+            direction,
+            due,
+            first_unit_contact,
+        } => {
+            m.line(&format!(
+                "区12345热线请**{unit}**配合首接单位 {} 联合调处本工单。",
+                case.first_unit
+            ));
+            m.item("工单标题", &mask_phones(&case.application.title));
+            m.item("协同方向及重点", &mask_phones(direction));
+            if let Some(p) = first_unit_contact {
+                m.item("首接单位联系人", &person_contact(p));
+            }
+            m.due("答复期限", due, calendar);
+            m.next(
+                "请组织本单位联络员答复：接受协办，或提出异议",
+                &[cmd(Verb::Accept, t), cmd(Verb::Object, t)],
+            );
+            "协办请求"
+        }
+        Message::UnitAccepted { contact } => {
+            m.line(&format!("**{}** 已接受协办。", contact.unit));
+            contact_items(&mut m, contact);
+            let waiting: Vec<&str> = case
+                .active_requests()
+                .filter(|r| !r.status.is_settled())
+                .map(|r| r.unit.as_str())
+                .collect();
+            if !waiting.is_empty() {
+                m.item("尚待答复", &waiting.join("、"));
+            }
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "配合单位已接受协办"
+        }
+        Message::ObjectionRaised { unit, reason } => {
+            m.line(&format!("**{unit}** 对协作需求提出异议。"));
+            m.item("异议理由", &mask_phones(reason));
+            m.next(
+                "请质检专员处理：采纳异议撤回该单位，或坚持请求（转书面督办）",
+                &[format!("撤回 {t} {unit}"), format!("坚持 {t} {unit}")],
+            );
+            "配合单位提出异议"
+        }
+        Message::RequestWithdrawn { unit } => {
+            m.line(&format!(
+                "质检专员已撤回对 **{unit}** 的协办请求，{unit}无需再配合本工单。"
+            ));
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "协办请求已撤回"
+        }
+        Message::RequestInsisted { unit, objection } => {
+            m.line(&format!(
+                "质检专员研究了 **{unit}** 的异议，决定**继续请求协办**，区12345热线将书面督办。"
+            ));
+            m.item("原异议理由", &mask_phones(objection));
+            m.next("请尽快接受协办", &[cmd(Verb::Accept, t)]);
+            "异议未采纳，继续请求协办"
+        }
+        Message::SupervisionRequested { unit, ground } => {
+            m.line(&format!("请对 **{unit}** 进行书面督办。"));
+            m.item("督办事由", ground_label(*ground));
+            m.next("请督办专员发送", &[format!("督办 {t} {unit} 督办内容")]);
+            "待书面督办"
+        }
+        Message::Supervision {
+            number,
+            unit,
+            content,
+            ground,
+        } => {
+            m.line(&format!("**书面督办（第 {number} 号）**"));
+            m.item("督办单位", unit);
+            m.item("督办事由", ground_label(*ground));
+            m.item("督办内容", &mask_phones(content));
+            let next = match ground {
+                SupervisionGround::HandlingOverdue => cmd(Verb::Complete, t),
+                SupervisionGround::Insisted | SupervisionGround::Overdue => cmd(Verb::Accept, t),
+            };
+            m.next("请按督办要求立即办理", &[next]);
+            "书面督办"
+        }
+        Message::DecisionReopened {
+            withdrawn,
+            decision_due,
+        } => {
+            m.line(&format!(
+                "请求的配合单位已全部撤回（{}），请重新研判处置方式。",
+                withdrawn.join("、")
+            ));
+            m.due("研判确定处置方式", decision_due, calendar);
+            m.next("请发送", &[cmd(Verb::Joint, t), cmd(Verb::Independent, t)]);
+            "请重新研判"
+        }
+        Message::ContactsReady {
+            contacts,
+            handling_due,
+        } => {
+            m.line("各配合单位均已接受协办，联系人如下，请牵头联合处置（五(二)）：");
+            for c in contacts {
+                m.item(&c.unit, &contact_summary(c));
+            }
+            m.due("办结期限", handling_due, calendar);
+            m.next(
+                "同步进展、反馈结果",
+                &[cmd(Verb::Progress, t), cmd(Verb::Complete, t)],
+            );
+            "配合单位联系人已齐"
+        }
+        Message::JointHandlingStarted {
+            first_unit_contact,
+            handling_due,
+        } => {
+            m.line(&format!(
+                "联合处置开始，由首接单位 **{}** 牵头，请按约定到岗履职、形成合力。",
+                case.first_unit
+            ));
+            if let Some(p) = first_unit_contact {
+                m.item("首接单位联系人", &person_contact(p));
+            }
+            m.due("办结期限", handling_due, calendar);
+            m.next("同步进展", &[cmd(Verb::Progress, t)]);
+            "联合处置开始"
+        }
+        Message::Progress {
+            from_unit,
+            by,
+            text,
+        } => {
+            m.line(&format!("**{from_unit}**（{}）同步办理进展：", by.name));
+            m.quote(&mask_phones(text));
+            m.next("回复进展", &[cmd(Verb::Progress, t)]);
+            "办理进展"
+        }
+        Message::Completed {
+            process,
+            measures,
+            citizen_feedback,
+            on_time,
+        } => {
+            m.line(&format!(
+                "首接单位 {} 已反馈办理结果（{}）。",
+                case.first_unit,
+                if *on_time {
+                    "按期办结"
+                } else {
+                    "超过办结期限"
+                }
+            ));
+            m.item("处理过程", &mask_phones(process));
+            m.item("解决措施", &mask_phones(measures));
+            m.item("群众反馈", &mask_phones(citizen_feedback));
+            m.next(
+                "请热线回访后记录满意度；可标记典型案例",
+                &[cmd(Verb::Satisfaction, t), cmd(Verb::Typical, t)],
+            );
+            "已办结"
+        }
+        Message::Closed { how } => {
+            match how {
+                ClosedHow::Independent => m.line("本案件已结案：由首接单位独立办理。"),
+                ClosedHow::City { outcome } => {
+                    m.line("本案件已结案：市级协调结果已记录。");
+                    m.item("市级协调结果", &mask_phones(outcome));
+                }
+                ClosedHow::Satisfaction { level } => {
+                    m.line("本案件已结案。");
+                    m.item("群众满意度", level.label());
+                }
+            }
+            m.line("感谢各单位协同配合。");
+            m.next("查看办理经过", &[cmd(Verb::Query, t)]);
+            "已结案"
+        }
+        Message::Reminder {
+            clock,
+            phase,
+            due,
+            remaining_minutes,
+            count,
+        } => {
+            let when = match phase {
+                Phase::Soon | Phase::Due => "即将到期",
+                Phase::Half => "已过半",
+            };
+            m.line(&format!(
+                "**第 {count} 次提醒**：“{}”{when}，剩余 {}。",
+                clock.label(),
+                working_time(*remaining_minutes)
+            ));
+            m.due(&clock.label(), due, calendar);
+            m.next("请及时办理", &next_for_clock(clock, t));
+            // DingTalk drops identical repeats: the count and remaining time are in the title.
+            return m.finish(&format!(
+                "第{count}次提醒：{}（剩余{}）",
+                clock.label(),
+                working_time(*remaining_minutes)
+            ));
+        }
+        Message::Breach { clock, due } => {
+            m.line(&format!("“{}”**已超过期限**，请立即办理。", clock.label()));
+            m.due("期限", due, calendar);
+            m.next("请立即办理", &next_for_clock(clock, t));
+            "已超期"
+        }
+        Message::Escalation {
+            clock,
+            due,
+            responsible,
+        } => {
+            let names: Vec<String> = responsible
+                .iter()
+                .map(|id| person_name(roster, id))
+                .collect();
+            m.line(&format!(
+                "“{}”已超过期限，请督促落实（五(四) 考核问责）。",
+                clock.label()
+            ));
+            m.item("责任人", &list_or(&names, "（名单中无人）"));
+            m.due("期限", due, calendar);
+            m.next("查看办理经过", &[cmd(Verb::Query, t)]);
+            "超期提醒"
+        }
+    };
+    m.finish(headline)
+}
+
+/// Markdown under construction: the case line first, then items, deadlines and the next step.
+struct Md<'c> {
+    case: &'c Case,
+    body: Vec<String>,
+}
+
+impl<'c> Md<'c> {
+    fn new(case: &'c Case) -> Md<'c> {
+        Md {
+            case,
+            body: vec![format!(
+                "案件 {} · 工单 **{}**",
+                case.case_no, case.ticket_no
+            )],
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        self.body.push(text.to_string());
+    }
+
+    fn item(&mut self, label: &str, value: &str) {
+        self.body
+            .push(format!("- {label}：{}", one_paragraph(value)));
+    }
+
+    fn quote(&mut self, text: &str) {
+        self.body.push(format!("> {}", one_paragraph(text)));
+    }
+
+    fn due(&mut self, label: &str, due: &Due, calendar: &Calendar) {
+        self.body
+            .push(format!("- {label}：{}", due_text(due, calendar)));
+    }
+
+    fn next(&mut self, what: &str, commands: &[String]) {
+        let spans: Vec<String> = commands.iter().map(|c| format!("`{c}`")).collect();
+        self.body.push(format!("{what}：{}", spans.join(" 或 ")));
+    }
+
+    fn finish(self, headline: &str) -> Rendered {
+        let green = green_mark(self.case);
+        let title = format!("{green}{headline} {}", self.case.ticket_no);
+        let mut markdown = format!("#### {green}{headline}\n\n");
+        markdown.push_str(&self.body.join("\n\n"));
+        Rendered { title, markdown }
+    }
+}
+
+/// 五(一): every card and message of a green-channel case is marked.
+pub(crate) fn green_mark(case: &Case) -> &'static str {
+    if case.green_channel {
+        "【绿色通道】"
+    } else {
+        ""
+    }
+}
+
+/// `截止 2026-11-05 18:00（周四），…`: the calendar's explanation (which names the instant), or the
+/// instant alone; a provisional deadline is marked as such.
+pub(crate) fn due_text(due: &Due, calendar: &Calendar) -> String {
+    let mut text = if due.explanation.is_empty() {
+        format!("截止 {}", calendar.display(due.at))
+    } else {
+        due.explanation.clone()
+    };
+    if due.provisional && !text.contains("暂定") {
+        text.push_str("（暂定期限：该年节假日安排尚未载入，载入后将重新计算）");
+    }
+    text
+}
+
+/// `11-02 09:00` in the calendar's zone (Asia/Shanghai).
+pub(crate) fn short_time(t: Timestamp, calendar: &Calendar) -> String {
+    calendar
+        .time_zone()
+        .to_datetime(t)
+        .strftime("%m-%d %H:%M")
+        .to_string()
+}
+
+/// `孟艳秋（区12345热线）`, or the id when the person left the roster.
+pub(crate) fn person_name(roster: &Roster, id: &str) -> String {
+    match roster.person(id) {
+        Some(p) => format!("{}（{}）", p.name, p.unit),
+        None if id == crate::workflow::SYSTEM_ACTOR => "系统".to_string(),
+        None => id.to_string(),
+    }
+}
+
+/// The command `verb` for ticket `t`, in its written form (`接受 DH… 联系人：…`).
+pub(crate) fn cmd(verb: Verb, t: &str) -> String {
+    syntax(verb).form.replacen("DH…", t, 1)
+}
+
+/// What whoever must act on `clock` types next.
+fn next_for_clock(clock: &ClockKind, t: &str) -> Vec<String> {
+    match clock {
+        ClockKind::ReviewStart => vec![cmd(Verb::Claim, t)],
+        ClockKind::Decision => vec![cmd(Verb::Joint, t), cmd(Verb::Independent, t)],
+        ClockKind::GreenCoordination => vec![cmd(Verb::Query, t)],
+        ClockKind::UnitResponse { .. } => vec![cmd(Verb::Accept, t), cmd(Verb::Object, t)],
+        ClockKind::Handling => vec![cmd(Verb::Complete, t)],
+    }
+}
+
+pub(crate) fn ground_label(ground: SupervisionGround) -> &'static str {
+    match ground {
+        SupervisionGround::Insisted => "对协作需求有异议，经研判未予采纳",
+        SupervisionGround::Overdue => "未在期限内答复协调请求（视为拒不配合）",
+        SupervisionGround::HandlingOverdue => "联合处置超过办结期限",
+    }
+}
+
+/// `3 小时 20 分钟` of working time; `0 分钟` once due.
+pub(crate) fn working_time(minutes: i64) -> String {
+    let minutes = minutes.max(0);
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} 分钟工作时间"),
+        (h, 0) => format!("{h} 个工作小时"),
+        (h, m) => format!("{h} 小时 {m} 分钟工作时间"),
+    }
+}
+
+fn list_or(items: &[String], empty: &str) -> String {
+    if items.is_empty() {
+        empty.to_string()
+    } else {
+        items.join("、")
+    }
+}
+
+/// Line breaks inside a value would break the markdown list; they become spaces.
+fn one_paragraph(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn person_contact(p: &PersonRef) -> String {
+    if p.phone.is_empty() {
+        format!("{}（{}）", p.name, p.unit)
+    } else {
+        format!("{}（{}）{}", p.name, p.unit, p.phone)
+    }
+}
+
+fn help_labels(help: &[HelpItem]) -> String {
+    help.iter()
+        .map(HelpItem::label)
+        .collect::<Vec<_>>()
+        .join("、")
+}
+
+/// `张三（股长）13900000000，协助：现场核查、政策解释`.
+pub(crate) fn contact_summary(c: &Contact) -> String {
+    format!(
+        "{}（{}）{}，协助：{}",
+        c.name,
+        c.position,
+        c.phone,
+        help_labels(&c.help)
+    )
+}
+
+fn contact_items(m: &mut Md, c: &Contact) {
+    m.item("联系人", &format!("{}（{}）", c.name, c.position));
+    m.item("电话", &c.phone);
+    m.item("可协助事项", &help_labels(&c.help));
+}
+
+/// `text` with every phone-number-like digit run (a mainland mobile, or a landline with its area
+/// code, as [`normalize_phone`] accepts) masked to `138****5678`. Runs glued to letters
+/// (`DH2026…`) are ticket numbers and stay.
+pub fn mask_phones(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |c: char| match c {
+        '0'..='9' => Some(c),
+        '０'..='９' => char::from_u32(c as u32 - 0xFEE0),
+        _ => None,
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if digit(chars[i]).is_none() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // A maximal run of digits, with single spaces or dashes between digit groups.
+        let mut end = i + 1;
+        let mut j = i + 1;
+        while j < chars.len() {
+            if digit(chars[j]).is_some() {
+                j += 1;
+                end = j;
+            } else if matches!(chars[j], ' ' | '-')
+                && chars.get(j + 1).and_then(|c| digit(*c)).is_some()
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let digits: String = chars[i..end].iter().filter_map(|c| digit(*c)).collect();
+        let glued = |c: Option<&char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        let is_phone = !glued(i.checked_sub(1).and_then(|p| chars.get(p)))
+            && !glued(chars.get(end))
+            && normalize_phone(&digits).is_some();
+        if is_phone {
+            out.push_str(&digits[..3]);
+            out.push_str("****");
+            out.push_str(&digits[digits.len() - 4..]);
+        } else {
+            out.extend(&chars[i..end]);
+        }
+        i = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_mobiles_and_landlines_but_not_tickets_or_dates() {
+        assert_eq!(
+            mask_phones("诉求人电话13912345678，座机 0936-8685841。"),
+            "诉求人电话139****5678，座机 093****5841。"
+        );
+        assert_eq!(mask_phones("手机 139 1234 5678"), "手机 139****5678");
+        assert_eq!(
+            mask_phones("工单 DH2026110300017 于 2026-11-05 前"),
+            "工单 DH2026110300017 于 2026-11-05 前"
+        );
+        assert_eq!(mask_phones("欠薪 12000 元"), "欠薪 12000 元");
+    }
+
+    #[test]
+    fn working_time_reads_naturally() {
+        assert_eq!(working_time(45), "45 分钟工作时间");
+        assert_eq!(working_time(120), "2 个工作小时");
+        assert_eq!(working_time(200), "3 小时 20 分钟工作时间");
+        assert_eq!(working_time(-5), "0 分钟工作时间");
+    }
+}

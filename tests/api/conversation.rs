@@ -1,0 +1,351 @@
+//! Integration tests: whole conversations with the robot in sandbox mode — people send text
+//! (applications and commands) into the inbox, the inbox processor answers through the engine,
+//! and each person's sandbox chat is read back. The full case's transcript is written to
+//! `test-artifacts/transcript-joint-case.md`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::dispatch::Dispatch;
+use tiaochu::engine::Engine;
+use tiaochu::inbox::InboxProcessor;
+use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::settings::Settings;
+use tiaochu::store::{NewInbound, Store};
+
+pub const RS: &str = "rs-liaison";
+pub const ZJ: &str = "zj-liaison";
+pub const CG: &str = "cg-liaison";
+pub const INSPECTOR: &str = "local:区12345热线:孟艳秋";
+pub const INSPECTOR_B: &str = "local:区12345热线:李德艳";
+
+/// A sandbox-mode service without HTTP: the store, the engine and the inbox processor.
+pub struct Chat {
+    _dir: tempfile::TempDir,
+    pub store: Store,
+    processor: InboxProcessor,
+    roster: Roster,
+    pub now: Timestamp,
+    seq: u64,
+    /// Outbox rows already read, so each read returns what is new.
+    seen: i64,
+    pub transcript: Vec<String>,
+}
+
+impl Chat {
+    pub fn new() -> Chat {
+        let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
+        let mut people = shipped.people().to_vec();
+        people.push(Person::new(
+            "王联络",
+            "区人社局",
+            "科员",
+            vec![Role::Liaison],
+            RS,
+            "13800000001",
+        ));
+        people.push(Person::new(
+            "赵联络",
+            "区住建局",
+            "股长",
+            vec![Role::Liaison],
+            ZJ,
+            "13800000002",
+        ));
+        people.push(Person::new(
+            "钱联络",
+            "区城市管理局",
+            "股长",
+            vec![Role::Liaison],
+            CG,
+            "13800000003",
+        ));
+        let roster = Roster::from_parts(shipped.units().to_vec(), people);
+        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
+            .expect("calendar");
+        let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("chat.db")).expect("store");
+        let engine = Engine::new(
+            store.clone(),
+            Arc::new(roster.clone()),
+            Arc::new(calendar),
+            settings.sla,
+            Dispatch::from_settings(&settings.dingtalk),
+        );
+        Chat {
+            _dir: dir,
+            store,
+            processor: InboxProcessor::new(engine),
+            roster,
+            now: "2026-11-02T09:00:00+08:00".parse().expect("now"),
+            seq: 0,
+            seen: 0,
+            transcript: Vec::new(),
+        }
+    }
+
+    fn name(&self, id: &str) -> String {
+        self.roster
+            .person(id)
+            .map(|p| format!("{}（{}）", p.name, p.unit))
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    /// `from` sends `text` to the robot in a 1:1 chat; returns what everyone received, by person id.
+    pub async fn say(&mut self, from: &str, text: &str) -> BTreeMap<String, Vec<String>> {
+        self.seq += 1;
+        self.now = self
+            .now
+            .checked_add(SignedDuration::from_mins(5))
+            .expect("time");
+        let msg_id = format!("msg-{}", self.seq);
+        let body = json!({
+            "msgtype": "text", "text": {"content": text}, "msgId": msg_id,
+            "conversationType": "1", "conversationId": "cid-1to1", "senderStaffId": from,
+            "senderNick": from, "createAt": self.now.as_millisecond(), "robotCode": "sandbox"
+        })
+        .to_string();
+        let now = self.now;
+        self.store
+            .write(move |tx| {
+                tx.insert_inbox(&NewInbound {
+                    source: "sandbox",
+                    message_id: &msg_id,
+                    received_at: now,
+                    payload: &body,
+                })
+            })
+            .await
+            .expect("inbox");
+        self.transcript.push(format!(
+            "\n### {} → 机器人\n\n```\n{}\n```",
+            self.name(from),
+            text.trim()
+        ));
+        let processed = self
+            .processor
+            .process_pending(self.now)
+            .await
+            .expect("process");
+        assert_eq!(processed, 1, "the message was processed once");
+        self.received()
+    }
+
+    /// Sandbox rows written since the last read, grouped by recipient, as "title\ntext[\n[buttons]]".
+    pub fn received(&mut self) -> BTreeMap<String, Vec<String>> {
+        let rows = self
+            .store
+            .read_blocking(|r| r.list_outbox(None, 100_000))
+            .expect("outbox");
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut rows: Vec<_> = rows.into_iter().filter(|r| r.id > self.seen).collect();
+        rows.sort_by_key(|r| r.id);
+        for row in rows {
+            self.seen = self.seen.max(row.id);
+            assert_eq!(
+                row.channel, "sandbox",
+                "sandbox mode sends nothing to DingTalk"
+            );
+            let v: Value = serde_json::from_slice(&row.payload).expect("sandbox payload is JSON");
+            let mut text = format!(
+                "{}\n{}",
+                v["title"].as_str().unwrap_or(""),
+                v["text"].as_str().unwrap_or("")
+            );
+            if let Some(buttons) = v["card"]["buttons"].as_array().filter(|b| !b.is_empty()) {
+                let labels: Vec<&str> =
+                    buttons.iter().filter_map(|b| b["label"].as_str()).collect();
+                text.push_str(&format!("\n[按钮：{}]", labels.join(" | ")));
+            }
+            let to = row.target.clone();
+            self.transcript.push(format!(
+                "\n**机器人 → {}**\n\n{}",
+                self.name(&to),
+                indent(&text)
+            ));
+            out.entry(to).or_default().push(text);
+        }
+        out
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("> {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Everything `to` received in one step, joined.
+fn one(got: &BTreeMap<String, Vec<String>>, to: &str) -> String {
+    got.get(to)
+        .unwrap_or_else(|| panic!("nothing for {to}: {got:#?}"))
+        .join("\n---\n")
+}
+
+const APPLICATION: &str = "工单编号：DH2026110300017
+工单标题：反映某建筑公司拖欠薪资的问题
+首接单位：区人社局
+已采取措施：已向涉事建筑企业取得联系，核实拖欠薪资的基本情况，企业方承认存在拖欠行为。
+办理难点：涉诉企业承接区城建公司项目，工程款拨付与住建审批相关，区人社局一家无法办理。
+需协调部门及事由：区住建局核查项目审批及工程款拨付；区城市管理局协助现场核查。
+请示分管领导相关情况：已向分管领导汇报，分管领导已同意。";
+
+#[tokio::test]
+async fn a_joint_case_from_paste_to_typical_case_in_commands() {
+    let mut chat = Chat::new();
+    let t = "DH2026110300017";
+
+    let got = chat.say(RS, APPLICATION).await;
+    let receipt = one(&got, RS);
+    assert!(
+        receipt.contains(t) && receipt.contains("TC-2026-0001"),
+        "{receipt}"
+    );
+    assert!(
+        got.contains_key(INSPECTOR) && got.contains_key(INSPECTOR_B),
+        "review cards to both inspectors"
+    );
+    assert!(
+        one(&got, INSPECTOR).contains("开始审核"),
+        "{}",
+        one(&got, INSPECTOR)
+    );
+
+    // The same paste again: the same receipt, no second case.
+    let got = chat.say(RS, APPLICATION).await;
+    assert!(one(&got, RS).contains("TC-2026-0001"), "{got:#?}");
+
+    // A liaison cannot claim.
+    let got = chat.say(RS, &format!("审核 {t}")).await;
+    assert!(one(&got, RS).contains("质检"), "{got:#?}");
+
+    let got = chat.say(INSPECTOR, &format!("审核 {t}")).await;
+    assert!(
+        got.contains_key(RS),
+        "the first unit is told the review started: {got:#?}"
+    );
+    // Double tap by the other inspector.
+    let got = chat.say(INSPECTOR_B, &format!("审核 {t}")).await;
+    assert!(one(&got, INSPECTOR_B).contains("孟艳秋"), "{got:#?}");
+
+    let got = chat
+        .say(
+            INSPECTOR,
+            &format!("联合 {t} 区住建局：核查项目审批及工程款拨付；区城市管理局：协助现场核查"),
+        )
+        .await;
+    assert!(
+        one(&got, ZJ).contains("接受协办"),
+        "coordination card to 区住建局: {got:#?}"
+    );
+    assert!(one(&got, CG).contains("区城市管理局"), "{got:#?}");
+
+    let got = chat
+        .say(CG, &format!("异议 {t} 现场核查不属于本局职责"))
+        .await;
+    assert!(
+        got.contains_key(INSPECTOR),
+        "the objection goes to the inspector: {got:#?}"
+    );
+    chat.say(INSPECTOR, &format!("撤回 {t} 区城市管理局")).await;
+
+    let got = chat
+        .say(
+            ZJ,
+            &format!("接受 {t} 联系人：赵建 职务：股长 电话：13900000000 协助：现场核查、政策解释"),
+        )
+        .await;
+    let contacts = one(&got, RS);
+    assert!(
+        contacts.contains("赵建") && contacts.contains("13900000000"),
+        "contacts to the first unit: {contacts}"
+    );
+
+    let got = chat
+        .say(RS, &format!("进展 {t} 已约谈企业负责人，承诺本周内付清"))
+        .await;
+    assert!(one(&got, ZJ).contains("本周内付清"), "{got:#?}");
+    let got = chat
+        .say(ZJ, &format!("进展 {t} 工程款已拨付至项目账户"))
+        .await;
+    assert!(one(&got, RS).contains("工程款已拨付"), "{got:#?}");
+
+    let got = chat
+        .say(
+            RS,
+            &format!("办结 {t} 过程：联合约谈 措施：督促企业足额支付 群众反馈：诉求人表示满意"),
+        )
+        .await;
+    assert!(got.contains_key(INSPECTOR), "{got:#?}");
+    let got = chat.say(INSPECTOR, &format!("满意度 {t} 满意")).await;
+    assert!(
+        got.contains_key(RS) && got.contains_key(ZJ),
+        "everyone involved is told: {got:#?}"
+    );
+    chat.say(
+        INSPECTOR,
+        &format!("典型 {t} 人社、住建联动，一周内解决欠薪"),
+    )
+    .await;
+
+    // A closed case refuses further actions.
+    let got = chat.say(RS, &format!("进展 {t} 补充说明")).await;
+    assert!(one(&got, RS).contains("已结案"), "{got:#?}");
+
+    let got = chat.say(RS, &format!("查询 {t}")).await;
+    assert!(one(&got, RS).contains("已结案"), "{got:#?}");
+
+    std::fs::create_dir_all("test-artifacts").expect("artifacts dir");
+    std::fs::write(
+        "test-artifacts/transcript-joint-case.md",
+        format!(
+            "# 联合调处全过程（沙盒，命令方式）\n{}\n",
+            chat.transcript.join("\n")
+        ),
+    )
+    .expect("transcript");
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_input_get_chinese_answers_and_change_nothing() {
+    let mut chat = Chat::new();
+    let got = chat.say("stranger-1", "帮助").await;
+    assert!(one(&got, "stranger-1").contains("名单"), "{got:#?}");
+    let got = chat.say(RS, "你好").await;
+    assert!(one(&got, RS).contains("模板"), "{got:#?}");
+    let got = chat.say(RS, "审核 DH2026119999999").await;
+    assert!(one(&got, RS).contains("没有找到"), "{got:#?}");
+    let got = chat.say(INSPECTOR, "联合 DH2026110300017").await;
+    assert!(!one(&got, INSPECTOR).is_empty(), "{got:#?}");
+    let incomplete =
+        "工单编号：DH2026110300099\n工单标题：反映小区养犬扰民的问题\n首接单位：区人社局";
+    let got = chat.say(RS, incomplete).await;
+    assert!(one(&got, RS).contains("办理难点"), "{got:#?}");
+    let cases = chat
+        .store
+        .read_blocking(|r| r.case_by_ticket("DH2026110300099"))
+        .expect("read");
+    assert!(
+        cases.is_empty(),
+        "an incomplete application registers nothing"
+    );
+}
+
+#[tokio::test]
+async fn after_a_claim_only_the_claiming_inspector_keeps_the_decision_buttons() {
+    let mut chat = Chat::new();
+    chat.say(RS, APPLICATION).await;
+    let got = chat.say(INSPECTOR, "审核 DH2026110300017").await;
+    assert!(one(&got, INSPECTOR).contains("[按钮：联合调处"), "{got:#?}");
+    let other = one(&got, INSPECTOR_B);
+    assert!(
+        other.contains("开始审核") && !other.contains("[按钮"),
+        "{other}"
+    );
+}

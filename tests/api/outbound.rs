@@ -1,0 +1,1163 @@
+//! Integration tests of outbound delivery against the strict fake DingTalk: the token cache,
+//! every channel's exact body, the limits (≤ 20 users, 20 custom-robot messages a minute),
+//! sessionWebhook safety, the outbox worker's retries, throttling, dead letters and admin
+//! notices, the fault test of the issue (500 messages, 30% faults, each key delivered exactly
+//! once), and `tiaochu outbox list|retry|dead` through the binary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tiaochu::clock::{Clock, ManualClock};
+use tiaochu::dingtalk::api::{Channel, DingtalkClient, Timeouts};
+use tiaochu::dingtalk::errors::SendError;
+use tiaochu::dingtalk::payload::{self, CardCallback, CardCreate, CardSpace};
+use tiaochu::outbox::{self, DeliveryReport, MAX_ATTEMPTS, RateLimits};
+use tiaochu::store::{NewOutbound, OutboxState, Store};
+
+use crate::fake_dingtalk::{Delivery, FakeDingtalk, Fault, ROBOT_CODE, TEMPLATE_ID};
+
+/// Client timeout in these tests; the fake's slow answers take longer.
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(400);
+
+fn start_time() -> Timestamp {
+    "2026-11-02T01:00:00Z".parse().expect("timestamp")
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Store,
+    clock: Arc<ManualClock>,
+    fake: FakeDingtalk,
+    client: Arc<DingtalkClient>,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("tiaochu.db")).expect("store");
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let fake = FakeDingtalk::start(clock.clone()).await;
+    let http = Timeouts {
+        connect: Duration::from_secs(1),
+        total: CLIENT_TIMEOUT,
+    }
+    .http_client()
+    .expect("http client");
+    let client = Arc::new(
+        DingtalkClient::new(&fake.settings(), http, clock.clone()).with_timeout(CLIENT_TIMEOUT),
+    );
+    Harness {
+        _dir: dir,
+        store,
+        clock,
+        fake,
+        client,
+    }
+}
+
+fn users(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+async fn enqueue(
+    store: &Store,
+    key: &str,
+    channel: Channel,
+    target: &str,
+    payload: Vec<u8>,
+    at: Timestamp,
+) -> i64 {
+    let (key, channel, target) = (key.to_string(), channel.as_str(), target.to_string());
+    store
+        .write(move |tx| {
+            tx.enqueue_outbox(&NewOutbound {
+                idem_key: &key,
+                channel,
+                target: &target,
+                payload: &payload,
+                not_before: at,
+            })
+        })
+        .await
+        .expect("enqueue")
+}
+
+/// Runs the worker step until nothing is pending, moving the manual clock to the next due row
+/// whenever a step finds nothing to do now. Returns the reports.
+async fn drain(h: &Harness, limits: &mut RateLimits, admins: &[String]) -> Vec<DeliveryReport> {
+    let mut reports = Vec::new();
+    for _ in 0..5_000 {
+        let report = outbox::deliver_due(
+            &h.store,
+            h.client.as_ref(),
+            h.clock.as_ref(),
+            limits,
+            admins,
+        )
+        .await
+        .expect("step");
+        reports.push(report);
+        let (pending, _) = h
+            .store
+            .read(|tx| tx.outbox_backlog())
+            .await
+            .expect("backlog");
+        if pending == 0 {
+            return reports;
+        }
+        let next = h.store.read(|tx| tx.next_outbox_due()).await.expect("next");
+        if let Some(next) = next
+            && next > h.clock.now()
+        {
+            h.clock.set(next);
+        }
+    }
+    panic!("outbox did not drain in 5000 steps");
+}
+
+fn count_by<K: std::hash::Hash + Eq>(
+    deliveries: &[Delivery],
+    key: impl Fn(&Delivery) -> K,
+) -> HashMap<K, usize> {
+    let mut counts = HashMap::new();
+    for d in deliveries {
+        *counts.entry(key(d)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// At most 20 custom-robot requests in any 60 s window.
+fn max_per_minute(sends: &[Timestamp]) -> usize {
+    let mut sorted = sends.to_vec();
+    sorted.sort();
+    sorted
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let end = *t + SignedDuration::from_secs(60);
+            sorted[i..].iter().take_while(|s| **s < end).count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_is_fetched_once_for_concurrent_sends_and_refreshed_before_expiry() {
+    let h = harness().await;
+    h.fake.set_token_delay(Duration::from_millis(100));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let client = h.client.clone();
+        tasks.spawn(async move {
+            let body =
+                payload::batch_send_text(ROBOT_CODE, &users(&["u1"]), &format!("[#t{i}] 提醒"))
+                    .expect("body");
+            client.send("robot_batch", "u1", &body).await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("send");
+    }
+    assert_eq!(
+        h.fake.token_calls(),
+        1,
+        "single flight: one token fetch for 10 concurrent sends"
+    );
+
+    let body =
+        payload::batch_send_text(ROBOT_CODE, &users(&["u1"]), "[#later] 提醒").expect("body");
+    // expireIn 7200 s; refreshed 300 s early.
+    h.clock.advance(SignedDuration::from_secs(7200 - 300 - 1));
+    h.client
+        .send("robot_batch", "u1", &body)
+        .await
+        .expect("send");
+    assert_eq!(
+        h.fake.token_calls(),
+        1,
+        "still inside the lifetime minus 5 minutes"
+    );
+    h.clock.advance(SignedDuration::from_secs(2));
+    h.client
+        .send("robot_batch", "u1", &body)
+        .await
+        .expect("send");
+    assert_eq!(h.fake.token_calls(), 2, "refreshed 5 minutes before expiry");
+    assert!(h.fake.violations().is_empty(), "{:?}", h.fake.violations());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_token_is_refreshed_once_and_the_call_retried() {
+    let h = harness().await;
+    let body = payload::group_send_text(ROBOT_CODE, "cidA==", "[#g1] 通知").expect("body");
+    h.client
+        .send("robot_group", "cidA==", &body)
+        .await
+        .expect("first");
+    h.fake.expire_tokens();
+    h.client
+        .send("robot_group", "cidA==", &body)
+        .await
+        .expect("after refresh");
+    assert_eq!(h.fake.token_calls(), 2);
+    let statuses: Vec<u16> = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.route == "group_send")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![200, 401, 200],
+        "one 401, one refresh, one retry"
+    );
+    assert!(h.fake.violations().is_empty(), "{:?}", h.fake.violations());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_body_is_accepted_by_the_strict_fake() {
+    let h = harness().await;
+    let mut params = BTreeMap::new();
+    params.insert("caseNo".to_string(), "A123".to_string());
+    params.insert("urgent".to_string(), payload::card_param(&true));
+    params.insert("units".to_string(), payload::card_param(&["区住建局"]));
+    let mut private = BTreeMap::new();
+    private.insert(
+        "u1".to_string(),
+        BTreeMap::from([("canAct".to_string(), payload::card_param(&true))]),
+    );
+    let at = BTreeMap::from([("u1".to_string(), "张三".to_string())]);
+    let later = h.clock.now() + SignedDuration::from_mins(90);
+    let sends: Vec<(&str, String, Vec<u8>)> = vec![
+        (
+            "robot_batch",
+            "u1".into(),
+            payload::batch_send_markdown(
+                ROBOT_CODE,
+                &users(&["u1", "u2"]),
+                "催办",
+                "[#md] **工单 A123**",
+            )
+            .expect("md"),
+        ),
+        (
+            "robot_batch",
+            "u1".into(),
+            payload::batch_send_action_card(
+                ROBOT_CODE,
+                &users(&["u1"]),
+                "质检复核 A123",
+                "[#ac] ### 工单 A123",
+                &[
+                    ("同意联办", "联合 DH2026 区住建局：核查"),
+                    ("独立办理", "独立 DH2026 依据"),
+                    ("退回", "退回 DH2026 材料不全"),
+                ],
+            )
+            .expect("ac"),
+        ),
+        (
+            "robot_batch",
+            "u1".into(),
+            payload::batch_send_action_card(
+                ROBOT_CODE,
+                &users(&["u1"]),
+                "查询",
+                "[#ac1] 点此",
+                &[("查询", "查询 DH2026")],
+            )
+            .expect("ac1"),
+        ),
+        (
+            "robot_group",
+            "cidA==".into(),
+            payload::group_send_markdown(ROBOT_CODE, "cidA==", "通知", "[#gm] 请确认").expect("gm"),
+        ),
+        (
+            "card_create",
+            "card-1".into(),
+            payload::card_create(&CardCreate {
+                template_id: TEMPLATE_ID,
+                out_track_id: "card-1",
+                robot_code: ROBOT_CODE,
+                space: CardSpace::Group {
+                    open_conversation_id: "cidA==",
+                    at: &at,
+                    recipients: &users(&["u1"]),
+                },
+                callback: CardCallback::Stream,
+                params: &params,
+                private: &private,
+            }),
+        ),
+        (
+            "card_create",
+            "card-2".into(),
+            payload::card_create(&CardCreate {
+                template_id: TEMPLATE_ID,
+                out_track_id: "card-2",
+                robot_code: ROBOT_CODE,
+                space: CardSpace::Robot { user_id: "u1" },
+                callback: CardCallback::Http {
+                    route_key: "hotline_cb",
+                },
+                params: &params,
+                private: &BTreeMap::new(),
+            }),
+        ),
+        (
+            "card_update",
+            "card-1".into(),
+            payload::card_update(
+                "card-1",
+                &BTreeMap::from([("status".to_string(), "已同意".to_string())]),
+            ),
+        ),
+        (
+            "session_reply",
+            payload::session_target(&h.fake.session_url("s1"), later),
+            payload::session_reply_markdown("已登记", "[#sr] 工单 A123 已登记", &users(&["u1"])),
+        ),
+        (
+            "group_webhook",
+            "hotline".into(),
+            payload::custom_robot_markdown("超时", "[#cr] 工单 A123 超时", &[]),
+        ),
+        (
+            "group_webhook",
+            "hotline".into(),
+            payload::custom_robot_text("[#ct] 工单 A123 超时", &users(&["u1"])),
+        ),
+    ];
+    for (channel, target, body) in &sends {
+        let ok = h.client.send(channel, target, body).await;
+        assert!(ok.is_ok(), "{channel}: {ok:?}");
+    }
+    assert!(h.fake.violations().is_empty(), "{:?}", h.fake.violations());
+    let keys: Vec<String> = h
+        .fake
+        .deliveries()
+        .iter()
+        .map(|d| format!("{}:{}", d.route, d.key))
+        .collect();
+    for expected in [
+        "batch_send:md",
+        "batch_send:ac",
+        "batch_send:ac1",
+        "group_send:gm",
+        "card_create:card-1",
+        "card_create:card-2",
+        "card_update:card-1",
+        "session_reply:sr",
+        "custom_robot:cr",
+        "custom_robot:ct",
+    ] {
+        assert!(
+            keys.contains(&expected.to_string()),
+            "{expected} missing from {keys:?}"
+        );
+    }
+    // The markdown batch went to both users.
+    assert_eq!(keys.iter().filter(|k| *k == "batch_send:md").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_is_strict_and_the_client_refuses_what_dingtalk_would() {
+    let h = harness().await;
+    // A number in cardParamMap: DingTalk (and the fake) refuse it; the builder cannot make one.
+    let body = serde_json::json!({
+        "cardTemplateId": TEMPLATE_ID, "outTrackId": "bad-1",
+        "cardData": {"cardParamMap": {"count": 3}}, "callbackType": "STREAM",
+        "openSpaceId": "dtv1.card//IM_ROBOT.u1", "imRobotOpenSpaceModel": {"supportForward": false},
+        "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": ROBOT_CODE}, "userIdType": 1
+    })
+    .to_string();
+    let err = h
+        .client
+        .send("card_create", "bad-1", body.as_bytes())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, SendError::Permanent { reason } if reason.contains("cardParamMap")),
+        "{err:?}"
+    );
+    // msgParam as an object instead of a JSON string.
+    let body = serde_json::json!({"robotCode": ROBOT_CODE, "openConversationId": "cidA==",
+        "msgKey": "sampleText", "msgParam": {"content": "x"}})
+    .to_string();
+    let err = h
+        .client
+        .send("robot_group", "cidA==", body.as_bytes())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, SendError::Permanent { .. }), "{err:?}");
+    let violations = h.fake.violations();
+    assert_eq!(violations.len(), 2, "{violations:?}");
+    assert!(
+        violations[0].contains("cardParamMap.count"),
+        "{violations:?}"
+    );
+    assert!(
+        violations[1].contains("msgParam 应为 JSON 字符串"),
+        "{violations:?}"
+    );
+
+    // 21 users never leave the client.
+    let many: Vec<String> = (0..21).map(|i| format!("u{i}")).collect();
+    assert!(payload::batch_send_text(ROBOT_CODE, &many, "x").is_err());
+    let mut body = payload::BatchSend::from_slice(
+        &payload::batch_send_text(ROBOT_CODE, &many[..20], "x").expect("20 ok"),
+    )
+    .expect("parse");
+    body.user_ids = many.clone();
+    let before = h.fake.requests().len();
+    let err = h
+        .client
+        .send("robot_batch", "", &body.to_vec())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, SendError::Permanent { reason } if reason.contains("20")),
+        "{err:?}"
+    );
+    assert_eq!(h.fake.requests().len(), before, "nothing was sent");
+
+    // A failed deliverResults entry is a failure even with HTTP 200 and success:true.
+    h.fake.undeliverable(&["u9"]);
+    let params = BTreeMap::from([("caseNo".to_string(), "A1".to_string())]);
+    let card = payload::card_create(&CardCreate {
+        template_id: TEMPLATE_ID,
+        out_track_id: "card-u9",
+        robot_code: ROBOT_CODE,
+        space: CardSpace::Robot { user_id: "u9" },
+        callback: CardCallback::Stream,
+        params: &params,
+        private: &BTreeMap::new(),
+    });
+    let err = h
+        .client
+        .send("card_create", "card-u9", &card)
+        .await
+        .expect_err("not delivered");
+    assert!(
+        matches!(&err, SendError::Permanent { reason } if reason.contains("用户不在应用可见范围")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_webhook_only_to_the_dingtalk_host_and_before_expiry() {
+    let h = harness().await;
+    let body = payload::session_reply_markdown("回复", "[#s] 好", &[]);
+    let later = h.clock.now() + SignedDuration::from_mins(90);
+    let port = h.fake.base.rsplit(':').next().expect("port");
+    for foreign in [
+        format!("http://127.0.0.2:{port}/robot/sendBySession?session=s"),
+        "http://evil.example/robot/sendBySession?session=s".to_string(),
+        format!("{}/robot/send?access_token=x", h.fake.base),
+    ] {
+        let err = h
+            .client
+            .send(
+                "session_reply",
+                &payload::session_target(&foreign, later),
+                &body,
+            )
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, SendError::Permanent { reason } if reason.contains("不是配置的钉钉地址")),
+            "{err:?}"
+        );
+    }
+    let past = h.clock.now() - SignedDuration::from_secs(1);
+    let err = h
+        .client
+        .send(
+            "session_reply",
+            &payload::session_target(&h.fake.session_url("s"), past),
+            &body,
+        )
+        .await
+        .expect_err("expired");
+    assert!(
+        matches!(&err, SendError::Permanent { reason } if reason.contains("已过期")),
+        "{err:?}"
+    );
+    assert!(h.fake.requests().is_empty(), "nothing may reach any server");
+    h.client
+        .send(
+            "session_reply",
+            &payload::session_target(&h.fake.session_url("s"), later),
+            &body,
+        )
+        .await
+        .expect("valid reply");
+    assert_eq!(h.fake.deliveries().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_errors_are_dead_lettered_with_reasons_and_admins_told() {
+    let h = harness().await;
+    h.fake.bad_groups(&["cidGone=="]);
+    h.fake.flow_control_once(&["u2"]);
+    h.fake.invalid_users(&["u3"]);
+    let now = h.clock.now();
+    let dead_id = enqueue(
+        &h.store,
+        "case:1:group",
+        Channel::RobotGroup,
+        "cidGone==",
+        payload::group_send_text(ROBOT_CODE, "cidGone==", "[#g] 通知").expect("body"),
+        now,
+    )
+    .await;
+    let batch_id = enqueue(
+        &h.store,
+        "case:1:notify",
+        Channel::RobotBatch,
+        "u1,u2,u3",
+        payload::batch_send_text(ROBOT_CODE, &users(&["u1", "u2", "u3"]), "[#n] 请处理")
+            .expect("body"),
+        now,
+    )
+    .await;
+    let admins = users(&["admin1", "admin2"]);
+    let mut limits = RateLimits::new();
+
+    let first = outbox::deliver_due(
+        &h.store,
+        h.client.as_ref(),
+        h.clock.as_ref(),
+        &mut limits,
+        &admins,
+    )
+    .await
+    .expect("step");
+    assert_eq!(
+        (first.sent, first.dead, first.requeued),
+        (1, 2, 1),
+        "{first:?}"
+    );
+
+    let dead = h
+        .store
+        .read(move |tx| tx.outbox(dead_id))
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(dead.state, OutboxState::Dead);
+    let reason = dead.last_error.expect("reason");
+    assert!(
+        reason.contains("robot.notInGroup") && reason.contains("机器人不在该群中"),
+        "{reason}"
+    );
+    let batch = h
+        .store
+        .read(move |tx| tx.outbox(batch_id))
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(batch.state, OutboxState::Sent);
+
+    let rows = h
+        .store
+        .read(|tx| tx.list_outbox(None, 100))
+        .await
+        .expect("list");
+    let by_key: HashMap<&str, _> = rows.iter().map(|r| (r.idem_key.as_str(), r)).collect();
+    let fc = by_key["case:1:notify#fc1"];
+    assert_eq!((fc.state, fc.target.as_str()), (OutboxState::Pending, "u2"));
+    assert!(
+        fc.next_attempt_at > h.clock.now(),
+        "flow-controlled users wait"
+    );
+    let inv = by_key["case:1:notify#inv1"];
+    assert_eq!((inv.state, inv.target.as_str()), (OutboxState::Dead, "u3"));
+    assert!(
+        inv.last_error.as_deref().is_some_and(|e| e.contains("u3")),
+        "{inv:?}"
+    );
+    let notices: Vec<_> = rows
+        .iter()
+        .filter(|r| r.idem_key.starts_with(outbox::ADMIN_NOTICE_PREFIX))
+        .collect();
+    assert_eq!(notices.len(), 2, "one per dead letter: {notices:?}");
+    assert!(
+        notices
+            .iter()
+            .all(|n| n.channel == "robot_batch" && n.target == "admin1,admin2")
+    );
+
+    drain(&h, &mut limits, &admins).await;
+    let deliveries = h.fake.deliveries();
+    let told: Vec<&Delivery> = deliveries
+        .iter()
+        .filter(|d| d.text.contains("消息发送失败"))
+        .collect();
+    assert_eq!(told.len(), 4, "2 notices × 2 admins: {told:?}");
+    assert!(told.iter().any(
+        |d| d.text.contains("robot.notInGroup") && d.text.contains(&format!("retry {dead_id}"))
+    ));
+    let pairs = count_by(&deliveries, |d| (d.key.clone(), d.user.clone()));
+    assert_eq!(
+        pairs.get(&("n".to_string(), Some("u1".to_string()))),
+        Some(&1)
+    );
+    assert_eq!(
+        pairs.get(&("n".to_string(), Some("u2".to_string()))),
+        Some(&1),
+        "re-queued once"
+    );
+    assert_eq!(pairs.get(&("n".to_string(), Some("u3".to_string()))), None);
+    assert!(h.fake.violations().is_empty(), "{:?}", h.fake.violations());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_back_off_then_dead_letter_after_max_attempts() {
+    let h = harness().await;
+    h.fake
+        .fail_next(&[Fault::Status(500); MAX_ATTEMPTS as usize]);
+    let id = enqueue(
+        &h.store,
+        "k",
+        Channel::RobotGroup,
+        "cidA==",
+        payload::group_send_text(ROBOT_CODE, "cidA==", "[#k] x").expect("body"),
+        h.clock.now(),
+    )
+    .await;
+    let mut limits = RateLimits::new();
+    let mut gaps = Vec::new();
+    for attempt in 0..MAX_ATTEMPTS {
+        let before = h.clock.now();
+        let r = outbox::deliver_due(
+            &h.store,
+            h.client.as_ref(),
+            h.clock.as_ref(),
+            &mut limits,
+            &[],
+        )
+        .await
+        .expect("step");
+        assert_eq!(r.claimed, 1, "attempt {attempt}");
+        let row = h
+            .store
+            .read(move |tx| tx.outbox(id))
+            .await
+            .expect("read")
+            .expect("row");
+        if row.state == OutboxState::Dead {
+            assert_eq!(attempt, MAX_ATTEMPTS - 1);
+            assert!(
+                row.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("已尝试 12 次")),
+                "{row:?}"
+            );
+            break;
+        }
+        let gap = row.next_attempt_at.duration_since(before);
+        let ceiling = (outbox::BACKOFF_BASE * (1 << attempt)).min(outbox::BACKOFF_CAP);
+        assert!(
+            gap >= SignedDuration::ZERO && gap <= ceiling,
+            "attempt {attempt}: {gap:?} > {ceiling:?}"
+        );
+        gaps.push(gap);
+        h.clock.set(row.next_attempt_at.max(before));
+    }
+    let row = h
+        .store
+        .read(move |tx| tx.outbox(id))
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.state, OutboxState::Dead);
+    assert!(
+        gaps.iter().any(|g| *g > SignedDuration::from_secs(60)),
+        "backoff grows: {gaps:?}"
+    );
+    assert!(h.fake.deliveries().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_waits_and_a_lost_card_answer_is_not_a_duplicate() {
+    let h = harness().await;
+    h.fake.fail_next(&[Fault::TooMany { retry_after: 30 }]);
+    let id = enqueue(
+        &h.store,
+        "t",
+        Channel::RobotGroup,
+        "cidA==",
+        payload::group_send_text(ROBOT_CODE, "cidA==", "[#t] x").expect("body"),
+        h.clock.now(),
+    )
+    .await;
+    let mut limits = RateLimits::new();
+    let r = outbox::deliver_due(
+        &h.store,
+        h.client.as_ref(),
+        h.clock.as_ref(),
+        &mut limits,
+        &[],
+    )
+    .await
+    .expect("step");
+    assert_eq!(r.throttled, 1);
+    let row = h
+        .store
+        .read(move |tx| tx.outbox(id))
+        .await
+        .expect("read")
+        .expect("row");
+    assert!(
+        row.next_attempt_at.duration_since(h.clock.now()) >= SignedDuration::from_secs(30),
+        "Retry-After honoured"
+    );
+
+    // The card is created but the answer is lost; the retry meets the duplicate outTrackId.
+    h.fake.fail_next(&[Fault::SlowAfterDeliver]);
+    let params = BTreeMap::from([("caseNo".to_string(), "A1".to_string())]);
+    enqueue(
+        &h.store,
+        "card",
+        Channel::CardCreate,
+        "card-x",
+        payload::card_create(&CardCreate {
+            template_id: TEMPLATE_ID,
+            out_track_id: "card-x",
+            robot_code: ROBOT_CODE,
+            space: CardSpace::Robot { user_id: "u1" },
+            callback: CardCallback::Stream,
+            params: &params,
+            private: &BTreeMap::new(),
+        }),
+        h.clock.now(),
+    )
+    .await;
+    drain(&h, &mut limits, &[]).await;
+    let counts = count_by(&h.fake.deliveries(), |d| d.key.clone());
+    assert_eq!(counts.get("card-x"), Some(&1));
+    assert_eq!(counts.get("t"), Some(&1));
+    let rows = h
+        .store
+        .read(|tx| tx.list_outbox(Some(OutboxState::Sent), 10))
+        .await
+        .expect("list");
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().any(|r| {
+        r.response
+            .as_deref()
+            .is_some_and(|t| t.contains("outTrackId 重复"))
+    }));
+}
+
+/// The issue's must-show: 500 messages, 30% of answers failing (5xx, throttling, 429,
+/// timeouts), every key delivered exactly once, the custom robot never above 20 a minute,
+/// permanent errors dead-lettered with reasons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
+    let h = harness().await;
+    h.fake.fail_fraction(0.30, 0x5eed_1234);
+    h.fake.set_slow(Duration::from_millis(1000));
+    h.fake.bad_groups(&["cidGone=="]);
+    h.fake.invalid_users(&["ghost"]);
+    h.fake.flow_control_once(&["u3", "u7"]);
+    let now = h.clock.now();
+    let expires = now + SignedDuration::from_hours(24);
+    let mut expected_pairs: Vec<(String, Option<String>)> = Vec::new();
+    let mut expected_dead = Vec::new();
+    for i in 0..500 {
+        let key = format!("m{i}");
+        let text = format!("[#{key}] 工单 DH2026{i:04} 提醒");
+        let (channel, target, body) = match i % 10 {
+            0..=3 => {
+                let to: Vec<String> = (0..(1 + i % 3))
+                    .map(|j| format!("u{}", (i + j) % 10))
+                    .collect();
+                for u in &to {
+                    expected_pairs.push((key.clone(), Some(u.clone())));
+                }
+                let target = to.join(",");
+                (
+                    Channel::RobotBatch,
+                    target,
+                    payload::batch_send_markdown(ROBOT_CODE, &to, "提醒", &text).expect("body"),
+                )
+            }
+            4 => {
+                expected_pairs.push((key.clone(), None));
+                (
+                    Channel::RobotGroup,
+                    "cidA==".to_string(),
+                    payload::group_send_text(ROBOT_CODE, "cidA==", &text).expect("body"),
+                )
+            }
+            5 | 6 => {
+                let user = format!("u{}", i % 10);
+                expected_pairs.push((key.clone(), Some(user.clone())));
+                let params = BTreeMap::from([("title".to_string(), text.clone())]);
+                let body = payload::card_create(&CardCreate {
+                    template_id: TEMPLATE_ID,
+                    out_track_id: &key,
+                    robot_code: ROBOT_CODE,
+                    space: CardSpace::Robot { user_id: &user },
+                    callback: CardCallback::Stream,
+                    params: &params,
+                    private: &BTreeMap::new(),
+                });
+                (Channel::CardCreate, key.clone(), body)
+            }
+            7 => {
+                expected_pairs.push((key.clone(), None));
+                let target =
+                    payload::session_target(&h.fake.session_url(&format!("s{i}")), expires);
+                (
+                    Channel::SessionReply,
+                    target,
+                    payload::session_reply_markdown("回复", &text, &[]),
+                )
+            }
+            _ => {
+                expected_pairs.push((key.clone(), None));
+                (
+                    Channel::GroupWebhook,
+                    "hotline".to_string(),
+                    payload::custom_robot_markdown("提醒", &text, &[]),
+                )
+            }
+        };
+        enqueue(&h.store, &key, channel, &target, body, now).await;
+    }
+    // Permanent failures: a group the robot left, and a user outside the app's range.
+    for i in 0..3 {
+        let key = format!("p{i}");
+        let id = enqueue(
+            &h.store,
+            &key,
+            Channel::RobotGroup,
+            "cidGone==",
+            payload::group_send_text(ROBOT_CODE, "cidGone==", &format!("[#{key}] x"))
+                .expect("body"),
+            now,
+        )
+        .await;
+        expected_dead.push(id);
+    }
+    enqueue(
+        &h.store,
+        "pg",
+        Channel::RobotBatch,
+        "ghost,u1",
+        payload::batch_send_text(ROBOT_CODE, &users(&["ghost", "u1"]), "[#pg] x").expect("body"),
+        now,
+    )
+    .await;
+    expected_pairs.push(("pg".to_string(), Some("u1".to_string())));
+
+    let admins = users(&["admin1"]);
+    let mut limits = RateLimits::new();
+    let reports = drain(&h, &mut limits, &admins).await;
+
+    assert!(h.fake.violations().is_empty(), "{:?}", h.fake.violations());
+    // 30% of the message answers failed (±4.5 standard deviations), in every kind.
+    let requests: Vec<_> = h
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.route != "token")
+        .collect();
+    let faults: Vec<Fault> = requests.iter().filter_map(|r| r.fault).collect();
+    let share = faults.len() as f64 / requests.len() as f64;
+    assert!(
+        (0.22..=0.38).contains(&share),
+        "fault share {share} of {}",
+        requests.len()
+    );
+    for kind in [
+        |f: &Fault| matches!(f, Fault::Status(500 | 503)),
+        |f: &Fault| matches!(f, Fault::Throttle),
+        |f: &Fault| matches!(f, Fault::TooMany { .. }),
+        |f: &Fault| matches!(f, Fault::Slow | Fault::SlowAfterDeliver),
+    ] {
+        assert!(
+            faults.iter().filter(|f| kind(f)).count() >= 10,
+            "{faults:?}"
+        );
+    }
+    assert!(
+        reports
+            .iter()
+            .map(|r| r.retried + r.throttled)
+            .sum::<usize>()
+            > 100,
+        "retries happened"
+    );
+
+    // Exactly once per idempotency key (and per user for 1:1 messages).
+    let deliveries = h.fake.deliveries();
+    let counts = count_by(&deliveries, |d| {
+        let user = if d.route == "batch_send" || d.route == "card_create" {
+            d.user.clone()
+        } else {
+            None
+        };
+        (d.key.clone(), user)
+    });
+    for pair in &expected_pairs {
+        assert_eq!(
+            counts.get(pair),
+            Some(&1),
+            "{pair:?} delivered {:?} times",
+            counts.get(pair)
+        );
+    }
+    let admin_notices = deliveries
+        .iter()
+        .filter(|d| d.text.contains("消息发送失败"))
+        .count();
+    assert_eq!(
+        deliveries.len(),
+        expected_pairs.len() + admin_notices,
+        "nothing else was delivered"
+    );
+    assert_eq!(admin_notices, 4, "3 dead group sends + 1 invalid user");
+
+    // The custom robot never above 20 in any minute.
+    let robot = h.fake.robot_sends();
+    assert!(robot.len() >= 50, "{}", robot.len());
+    assert!(max_per_minute(&robot) <= 20, "{}", max_per_minute(&robot));
+
+    // Permanent errors are dead letters with their reasons; nothing else is.
+    let dead = h
+        .store
+        .read(|tx| tx.list_outbox(Some(OutboxState::Dead), 100))
+        .await
+        .expect("dead");
+    let mut dead_ids: Vec<i64> = dead
+        .iter()
+        .filter(|r| r.channel == "robot_group")
+        .map(|r| r.id)
+        .collect();
+    dead_ids.sort();
+    assert_eq!(dead_ids, expected_dead);
+    assert!(dead.iter().filter(|r| r.channel == "robot_group").all(|r| {
+        r.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("robot.notInGroup"))
+    }));
+    let ghost: Vec<_> = dead.iter().filter(|r| r.channel == "robot_batch").collect();
+    assert_eq!(ghost.len(), 1, "{dead:?}");
+    // `#inv<N>`: N is the attempt that got through, which the faults decide.
+    assert!(ghost[0].idem_key.starts_with("pg#inv"), "{:?}", ghost[0]);
+    assert_eq!(ghost[0].target, "ghost");
+    assert!(
+        ghost[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("ghost")),
+        "{:?}",
+        ghost[0]
+    );
+    assert_eq!(dead.len(), 4);
+}
+
+fn tiaochu(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TIAOCHU_DINGTALK__MODE")
+        .output()
+        .expect("run tiaochu");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn outbox_commands_list_retry_and_show_dead_letters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[store]\npath = {:?}\n", db.display().to_string()),
+    )
+    .expect("config");
+
+    let (code, _, err) = tiaochu(&config, &["outbox", "list"]);
+    assert_eq!(code, 2, "missing database: {err}");
+    assert!(err.contains("不存在"), "{err}");
+
+    let store = Store::open(&db).expect("store");
+    let now = Timestamp::now();
+    let session = payload::session_target(
+        "https://oapi.dingtalk.com/robot/sendBySession?session=SESSIONSECRET",
+        now,
+    );
+    let (sent_id, dead_id) = store
+        .write_blocking(move |tx| {
+            let sent_id = tx.enqueue_outbox(&NewOutbound {
+                idem_key: "a",
+                channel: "robot_batch",
+                target: "u1",
+                payload: &payload::batch_send_markdown(
+                    "r",
+                    &["u1".to_string()],
+                    "催办",
+                    "请联系 13800000001",
+                )
+                .expect("body"),
+                not_before: now,
+            })?;
+            tx.mark_sent(sent_id, now, "{}")?;
+            let dead_id = tx.enqueue_outbox(&NewOutbound {
+                idem_key: "b",
+                channel: "session_reply",
+                target: &session,
+                payload: &payload::session_reply_markdown("回复", "电话 13912345678", &[]),
+                not_before: now,
+            })?;
+            tx.mark_dead(dead_id, "会话回复地址已过期 13700000002", now)?;
+            Ok((sent_id, dead_id))
+        })
+        .expect("rows");
+    drop(store);
+
+    let (code, out, err) = tiaochu(&config, &["outbox", "list"]);
+    assert_eq!(code, 0, "{err}");
+    for expected in [
+        "编号",
+        "已发送",
+        "发送失败",
+        "机器人单聊",
+        "会话回复",
+        "催办：请联系 138****0001",
+        "待发送 0 条，发送失败 1 条",
+    ] {
+        assert!(out.contains(expected), "{expected} missing in\n{out}");
+    }
+    for secret in ["13800000001", "13912345678", "SESSIONSECRET", "13700000002"] {
+        assert!(!out.contains(secret), "{secret} printed:\n{out}");
+    }
+
+    let (code, out, _) = tiaochu(&config, &["outbox", "dead"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("#{dead_id}")) && out.contains("会话回复地址已过期 137****0002"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("tiaochu outbox retry {dead_id}")),
+        "{out}"
+    );
+    assert!(!out.contains("SESSIONSECRET"), "{out}");
+
+    let (code, _, err) = tiaochu(&config, &["outbox", "retry", &sent_id.to_string()]);
+    assert_eq!(code, 1, "a sent row is not retried");
+    assert!(err.contains("已发送"), "{err}");
+    let (code, out, _) = tiaochu(&config, &["outbox", "retry", &dead_id.to_string()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("重新放回队列"), "{out}");
+    let (code, out, _) = tiaochu(&config, &["outbox", "list", "--state", "pending"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("#{dead_id}")) && !out.contains(&format!("#{sent_id} ")),
+        "{out}"
+    );
+    let (code, _, err) = tiaochu(&config, &["outbox", "retry"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = tiaochu(&config, &["outbox", "retry", "--all-dead"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("已将 0 条"), "{out}");
+    let (code, out, _) = tiaochu(&config, &["outbox", "dead"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("没有发送失败的消息"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_loop_delivers_when_woken_and_stops_on_shutdown() {
+    let h = harness().await;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(outbox::run(
+        h.store.clone(),
+        h.client.clone(),
+        h.clock.clone(),
+        Vec::new(),
+        wake.clone(),
+        stopped,
+    ));
+    for i in 0..3 {
+        let key = format!("r{i}");
+        enqueue(
+            &h.store,
+            &key,
+            Channel::RobotGroup,
+            "cidA==",
+            payload::group_send_text(ROBOT_CODE, "cidA==", &format!("[#{key}] x")).expect("body"),
+            h.clock.now(),
+        )
+        .await;
+    }
+    wake.notify_one();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.fake.deliveries().len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("worker stops")
+        .expect("worker did not panic");
+    let (pending, dead) = h
+        .store
+        .read(|tx| tx.outbox_backlog())
+        .await
+        .expect("backlog");
+    assert_eq!((pending, dead), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_sender_marks_sent_and_keeps_notices_local() {
+    let h = harness().await;
+    let id = enqueue(
+        &h.store,
+        "s1",
+        Channel::Sandbox,
+        "u1",
+        br#"{"to":["u1"],"title":"t","text":"x"}"#.to_vec(),
+        h.clock.now(),
+    )
+    .await;
+    let mut limits = RateLimits::new();
+    let r = outbox::deliver_due(
+        &h.store,
+        &outbox::SandboxSender,
+        h.clock.as_ref(),
+        &mut limits,
+        &[],
+    )
+    .await
+    .expect("step");
+    assert_eq!((r.claimed, r.sent), (1, 1));
+    let row = h
+        .store
+        .read(move |tx| tx.outbox(id))
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.state, OutboxState::Sent);
+    let notices = outbox::Sender::admin_notice(&outbox::SandboxSender, &users(&["a1"]), "t", "m");
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].channel, "sandbox");
+    assert!(h.fake.requests().is_empty(), "sandbox never calls DingTalk");
+}
