@@ -1,5 +1,7 @@
-//! The running service: opens the store, wires the HTTP routes onto an already-bound listener
-//! (so tests bind port 0 and read the address back), and stops gracefully when told. Signals are
+//! The running service: opens the store, loads the roster and the calendar, wires the HTTP
+//! routes onto an already-bound listener (so tests bind port 0 and read the address back), runs
+//! the workers — inbox processor, timer scheduler, outbox sender and, in `stream` mode, the
+//! Stream client — and stops gracefully when told. Signals are
 //! not handled here: `tiaochu serve` turns ctrl-c into [`Shutdown::trigger`], tests call it
 //! directly.
 
@@ -10,17 +12,34 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use tokio::sync::Notify;
+
+use crate::calendar::{Calendar, CalendarError};
 use crate::clock::Clock;
+use crate::dingtalk::api::{DingtalkClient, Timeouts};
 use crate::dingtalk::stream::{InboxHandler, StreamClient, StreamState};
+use crate::dispatch::Dispatch;
+use crate::engine::Engine;
 use crate::http::{AppState, router};
+use crate::inbox::InboxProcessor;
+use crate::outbox::{self, SandboxSender, Sender};
+use crate::roster::{Role, Roster, RosterError};
+use crate::scheduler;
 use crate::settings::{DingtalkMode, Settings};
 use crate::store::{Store, StoreError};
+
+/// How often the inbox is checked for messages the HTTP route or the Stream client stored.
+const INBOX_POLL: Duration = Duration::from_millis(200);
 
 /// Why the service could not start. Chinese, because the admin reads it.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Roster(#[from] RosterError),
+    #[error("节假日数据有误：{0}")]
+    Calendar(#[from] CalendarError),
     #[error(
         "钉钉模式为 http，但未配置 [dingtalk] app_secret（可用环境变量 TIAOCHU_DINGTALK__APP_SECRET 设置）"
     )]
@@ -76,6 +95,12 @@ pub struct App {
     router: axum::Router,
     /// The Stream client and the state it publishes to `/healthz`; only in `stream` mode.
     stream: Option<(StreamClient, watch::Sender<StreamState>)>,
+    engine: Engine,
+    sender: Arc<dyn Sender>,
+    admins: Vec<String>,
+    clock: Arc<dyn Clock>,
+    /// Moves the scheduler when the clock jumps (the sandbox clock panel).
+    clock_moved: Arc<watch::Sender<u64>>,
 }
 
 impl App {
@@ -104,6 +129,29 @@ impl App {
             return Err(AppError::MissingStreamCredentials);
         }
         let store = Store::open(&settings.store.path)?;
+        let roster = Arc::new(Roster::load(&settings.roster.path)?);
+        let calendar = Arc::new(Calendar::from_settings(&settings)?);
+        let admins: Vec<String> = roster
+            .people_with_role(Role::Admin)
+            .map(|p| p.id().to_string())
+            .collect();
+        let engine = Engine::new(
+            store.clone(),
+            Arc::clone(&roster),
+            calendar,
+            settings.sla.clone(),
+            Dispatch::from_settings(&settings.dingtalk),
+        );
+        let sender: Arc<dyn Sender> = match mode {
+            DingtalkMode::Sandbox => Arc::new(SandboxSender),
+            DingtalkMode::Http | DingtalkMode::Stream => Arc::new(DingtalkClient::new(
+                &settings.dingtalk,
+                Timeouts::default()
+                    .http_client()
+                    .map_err(AppError::HttpClient)?,
+                Arc::clone(&clock),
+            )),
+        };
         let (stream, stream_state) = match mode {
             DingtalkMode::Stream => {
                 let http = reqwest::Client::builder()
@@ -124,7 +172,7 @@ impl App {
         let router = router(AppState {
             store: store.clone(),
             callback_secret,
-            clock,
+            clock: Arc::clone(&clock),
             stream: stream_state,
         });
         Ok(App {
@@ -135,7 +183,23 @@ impl App {
             shutdown: Shutdown::new(),
             router,
             stream,
+            engine,
+            sender,
+            admins,
+            clock,
+            clock_moved: Arc::new(watch::Sender::new(0)),
         })
+    }
+
+    /// The engine every worker decides through.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Tells the scheduler the clock moved (so timers that became due fire now, not at the
+    /// next regular check).
+    pub fn clock_moved_handle(&self) -> Arc<watch::Sender<u64>> {
+        Arc::clone(&self.clock_moved)
     }
 
     /// The address the listener is bound to (with the real port when bound to port 0).
@@ -164,6 +228,29 @@ impl App {
         let stream = self
             .stream
             .map(|(client, state)| tokio::spawn(client.run(self.shutdown.subscribe(), state)));
+        let outbox_wake = Arc::new(Notify::new());
+        let workers = [
+            tokio::spawn(inbox_loop(
+                InboxProcessor::new(self.engine.clone()),
+                Arc::clone(&self.clock),
+                Arc::clone(&outbox_wake),
+                self.shutdown.subscribe(),
+            )),
+            tokio::spawn(scheduler::run(
+                self.engine.clone(),
+                Arc::clone(&self.clock),
+                self.clock_moved.subscribe(),
+                self.shutdown.subscribe(),
+            )),
+            tokio::spawn(outbox::run(
+                self.store.clone(),
+                self.sender,
+                Arc::clone(&self.clock),
+                self.admins,
+                outbox_wake,
+                self.shutdown.subscribe(),
+            )),
+        ];
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(self.shutdown.clone().wait())
             .await
@@ -175,6 +262,40 @@ impl App {
         {
             tracing::error!(error = %e, "stream client task failed");
         }
+        for task in workers {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "worker task failed");
+            }
+        }
         served
+    }
+}
+
+/// Processes stored inbound messages as they arrive; wakes the outbox after each batch, since
+/// processing queues replies and notifications.
+async fn inbox_loop(
+    processor: InboxProcessor,
+    clock: Arc<dyn Clock>,
+    outbox_wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match processor.process_pending(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(processed = n, "inbound messages processed");
+                outbox_wake.notify_one();
+                // More may be waiting behind a full batch.
+                continue;
+            }
+            Err(e) => tracing::error!(error = %e, "processing inbound messages failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(INBOX_POLL) => {}
+            _ = stop.changed() => {}
+        }
     }
 }

@@ -5,6 +5,7 @@ mod calendar;
 mod cli;
 mod commands;
 mod conversation;
+mod dingtalk_case;
 mod engine;
 mod fake_dingtalk;
 mod fake_stream;
