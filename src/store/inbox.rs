@@ -113,6 +113,14 @@ impl ReadTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every message, processed or not, oldest first, up to `max` (tests, diagnostics).
+    pub fn all_inbox(&self, max: usize) -> Result<Vec<InboxRow>, StoreError> {
+        let sql = format!("SELECT {INBOX_COLUMNS} FROM inbox ORDER BY id LIMIT ?1");
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map([limit(max)], inbox_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn inbox(&self, id: i64) -> Result<Option<InboxRow>, StoreError> {
         let sql = format!("SELECT {INBOX_COLUMNS} FROM inbox WHERE id = ?1");
         Ok(self

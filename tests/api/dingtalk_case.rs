@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tiaochu::clock::{Clock, ManualClock};
+use tiaochu::clock::ManualClock;
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::DingtalkMode;
 

@@ -130,7 +130,7 @@ async fn start(config: StreamConfig, card_update: Option<Value>) -> Harness {
 impl Harness {
     async fn inbox(&self) -> Vec<InboxRow> {
         self.store
-            .read(|r| r.pending_inbox(100_000))
+            .read(|r| r.all_inbox(100_000))
             .await
             .expect("inbox")
     }
@@ -142,7 +142,7 @@ impl Harness {
             let store = store.clone();
             Box::pin(async move {
                 store
-                    .read(|r| r.pending_inbox(100_000))
+                    .read(|r| r.all_inbox(100_000))
                     .await
                     .expect("inbox")
                     .len() as i64

@@ -130,10 +130,10 @@ impl TestApp {
         self.post_signed_at(body, &timestamp).await
     }
 
-    /// Every inbox row (all unprocessed: this slice does not process them).
+    /// Every inbox row, processed or not.
     pub async fn inbox(&self) -> Vec<InboxRow> {
         self.store
-            .read(|r| r.pending_inbox(100_000))
+            .read(|r| r.all_inbox(100_000))
             .await
             .expect("read inbox")
     }
