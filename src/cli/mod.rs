@@ -9,6 +9,7 @@ use crate::settings::Settings;
 pub mod calendar_cmd;
 pub mod check_config;
 pub mod deadline;
+pub mod healthcheck;
 pub mod outbox_cmd;
 pub mod parse_cmd;
 pub mod serve;
@@ -41,6 +42,8 @@ pub enum Command {
     Calendar(calendar_cmd::CalendarCommand),
     /// 检查配置、名单与节假日数据
     CheckConfig,
+    /// 询问正在运行的服务是否健康（容器健康检查用；健康时退出码 0）
+    Healthcheck,
     /// 创建或升级数据库
     Migrate,
     /// 在线备份数据库并校验备份文件
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Deadline(args) => deadline::run(&settings, args),
         Command::Calendar(cmd) => calendar_cmd::run(&settings, cmd),
         Command::CheckConfig => check_config::run(&settings),
+        Command::Healthcheck => healthcheck::run(&settings),
         Command::Migrate => store_cmd::migrate(&settings),
         Command::Backup(args) => store_cmd::backup(&settings, args),
         Command::Outbox(cmd) => outbox_cmd::run(&settings, cmd),

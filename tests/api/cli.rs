@@ -87,3 +87,41 @@ fn bad_settings_exit_2_in_chinese() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn healthcheck_exits_0_against_a_running_service_and_1_when_none_answers() {
+    let app = crate::support::spawn_app(|_| {}).await;
+    let listen = app.address.trim_start_matches("http://").to_string();
+    let run = |listen: String| {
+        Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+            .arg("healthcheck")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("TIAOCHU_SERVER__LISTEN", listen)
+            .output()
+            .expect("run")
+    };
+    let out = tokio::task::spawn_blocking(move || run(listen))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("\"store\""),
+        "{}",
+        text(&out.stdout)
+    );
+    app.shutdown.trigger();
+
+    // Nothing listens on a port just released.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = free.local_addr().expect("addr").to_string();
+    drop(free);
+    let out = tokio::task::spawn_blocking(move || run(addr))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("无法连接"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -349,3 +349,116 @@ async fn after_a_claim_only_the_claiming_inspector_keeps_the_decision_buttons() 
         "{other}"
     );
 }
+
+const URGENT: &str = "工单编号：DH2026112100012
+工单标题：反映某楼盘逾期交房，购房户拟集体上访的问题
+首接单位：区人社局
+已采取措施：已约谈开发企业负责人，企业称资金链断裂，无法给出交房时间。
+办理难点：涉及购房户200余户，部分购房户在售楼部聚集，存在群体性事件风险，情况紧急。
+需协调部门及事由：区住建局督促企业复工；区城市管理局维护现场秩序。
+请示分管领导相关情况：已向分管领导汇报，领导同意并要求启动绿色通道。";
+
+#[tokio::test]
+async fn a_green_channel_case_is_marked_everywhere_and_runs_on_hour_clocks() {
+    let mut chat = Chat::new();
+    let t = "DH2026112100012";
+    let got = chat.say(RS, URGENT).await;
+    let receipt = one(&got, RS);
+    assert!(receipt.contains("绿色通道"), "{receipt}");
+    assert!(
+        one(&got, INSPECTOR).contains("绿色通道"),
+        "the review card is marked"
+    );
+    chat.say(INSPECTOR, &format!("审核 {t}")).await;
+    let got = chat
+        .say(
+            INSPECTOR,
+            &format!("联合 {t} 区住建局：督促企业复工；区城市管理局：维护现场秩序"),
+        )
+        .await;
+    let request = one(&got, ZJ);
+    assert!(request.contains("绿色通道"), "{request}");
+    // 五(一): the green channel's unit response is 2 working hours, not a working day.
+    assert!(
+        request.contains("11:"),
+        "answer due within two working hours of 09:20: {request}"
+    );
+    let got = chat
+        .say(
+            ZJ,
+            &format!("接受 {t} 联系人：赵建 职务：股长 电话：13900000000 协助：现场核查"),
+        )
+        .await;
+    assert!(
+        got.contains_key(RS) || got.contains_key(INSPECTOR),
+        "{got:#?}"
+    );
+    let got = chat
+        .say(
+            CG,
+            &format!("接受 {t} 联系人：钱城 职务：队长 电话：13900000001 协助：其他（现场秩序）"),
+        )
+        .await;
+    let contacts = one(&got, RS);
+    assert!(
+        contacts.contains("赵建") && contacts.contains("钱城"),
+        "all contacts at once: {contacts}"
+    );
+}
+
+#[tokio::test]
+async fn an_independent_handling_case_closes_and_tells_the_first_unit() {
+    let mut chat = Chat::new();
+    let t = "DH2026110300017";
+    chat.say(RS, APPLICATION).await;
+    chat.say(INSPECTOR, &format!("审核 {t}")).await;
+    let got = chat
+        .say(
+            INSPECTOR,
+            &format!(
+                "独立 {t} 依据《保障农民工工资支付条例》第三十条，由人社局责令总包单位先行清偿"
+            ),
+        )
+        .await;
+    let told = one(&got, RS);
+    assert!(told.contains("保障农民工工资支付条例"), "{told}");
+    let got = chat.say(RS, &format!("进展 {t} 已责令清偿")).await;
+    assert!(
+        one(&got, RS).contains("已结案") || one(&got, RS).contains("独立办理"),
+        "{got:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_returned_application_resubmitted_becomes_version_two() {
+    let mut chat = Chat::new();
+    let t = "DH2026110300017";
+    chat.say(RS, APPLICATION).await;
+    chat.say(INSPECTOR, &format!("审核 {t}")).await;
+    let got = chat
+        .say(INSPECTOR, &format!("退回 {t} 请补充与区城建公司的沟通情况"))
+        .await;
+    assert!(
+        one(&got, RS).contains("请补充与区城建公司的沟通情况"),
+        "{got:#?}"
+    );
+    let corrected = APPLICATION.replace(
+        "已采取措施：已向涉事建筑企业取得联系",
+        "已采取措施：已与区城建公司沟通，对方称需住建审批；已向涉事建筑企业取得联系",
+    );
+    let got = chat.say(RS, &corrected).await;
+    let receipt = one(&got, RS);
+    assert!(receipt.contains("TC-2026-0001"), "the same case: {receipt}");
+    let versions = chat
+        .store
+        .read_blocking(|r| {
+            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            r.case_versions(c.id)
+        })
+        .expect("versions");
+    assert_eq!(versions.len(), 2, "version 2 of the same case");
+    assert!(
+        got.contains_key(INSPECTOR),
+        "the inspectors get the new version: {got:#?}"
+    );
+}
