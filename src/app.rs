@@ -15,17 +15,19 @@ use tokio::sync::watch;
 use tokio::sync::Notify;
 
 use crate::calendar::{Calendar, CalendarError};
+use crate::cards::CardStreamHandler;
 use crate::clock::Clock;
 use crate::dingtalk::api::{DingtalkClient, Timeouts};
 use crate::dingtalk::stream::{InboxHandler, StreamClient, StreamState};
 use crate::dispatch::Dispatch;
 use crate::engine::Engine;
+use crate::http::sandbox::SandboxState;
 use crate::http::{AppState, router};
 use crate::inbox::InboxProcessor;
 use crate::outbox::{self, SandboxSender, Sender};
 use crate::roster::{Role, Roster, RosterError};
 use crate::scheduler;
-use crate::settings::{DingtalkMode, Settings};
+use crate::settings::{DingtalkMode, ReportSettings, Settings};
 use crate::store::{Store, StoreError};
 
 /// How often the inbox is checked for messages the HTTP route or the Stream client stored.
@@ -101,6 +103,8 @@ pub struct App {
     clock: Arc<dyn Clock>,
     /// Moves the scheduler when the clock jumps (the sandbox clock panel).
     clock_moved: Arc<watch::Sender<u64>>,
+    /// When the monthly report is posted (`[report]`).
+    report: ReportSettings,
 }
 
 impl App {
@@ -131,6 +135,18 @@ impl App {
         let store = Store::open(&settings.store.path)?;
         let roster = Arc::new(Roster::load(&settings.roster.path)?);
         let calendar = Arc::new(Calendar::from_settings(&settings)?);
+        let clock_moved = Arc::new(watch::Sender::new(0));
+        // The console reads the same store and clock the workers use, so it shows exactly what
+        // they do.
+        let sandbox = (mode == DingtalkMode::Sandbox).then(|| {
+            SandboxState::new(
+                store.clone(),
+                Arc::clone(&roster),
+                Arc::clone(&calendar),
+                Arc::clone(&clock),
+                Arc::clone(&clock_moved),
+            )
+        });
         let admins: Vec<String> = roster
             .people_with_role(Role::Admin)
             .map(|p| p.id().to_string())
@@ -141,7 +157,10 @@ impl App {
             calendar,
             settings.sla.clone(),
             Dispatch::from_settings(&settings.dingtalk),
-        );
+        )
+        // The hotline's digest goes to its notice group when the group robot is configured,
+        // else to the hotline head.
+        .with_group_digest(!settings.dingtalk.group_webhook.is_empty());
         let sender: Arc<dyn Sender> = match mode {
             DingtalkMode::Sandbox => Arc::new(SandboxSender),
             DingtalkMode::Http | DingtalkMode::Stream => Arc::new(DingtalkClient::new(
@@ -159,7 +178,12 @@ impl App {
                     .timeout(Duration::from_secs(15))
                     .build()
                     .map_err(AppError::HttpClient)?;
-                let handler = Arc::new(InboxHandler::new(store.clone(), Arc::clone(&clock)));
+                // Card callbacks are decided before their ACK, which carries the card update.
+                let handler = Arc::new(CardStreamHandler::new(
+                    InboxHandler::new(store.clone(), Arc::clone(&clock)),
+                    InboxProcessor::new(engine.clone()),
+                    Arc::clone(&clock),
+                ));
                 let client =
                     StreamClient::new(&settings.dingtalk, http, handler, Arc::clone(&clock));
                 let (state_tx, state_rx) = watch::channel(StreamState::Connecting);
@@ -174,6 +198,9 @@ impl App {
             callback_secret,
             clock: Arc::clone(&clock),
             stream: stream_state,
+            card_callbacks: (mode == DingtalkMode::Http)
+                .then(|| InboxProcessor::new(engine.clone())),
+            sandbox,
         });
         Ok(App {
             address,
@@ -187,7 +214,8 @@ impl App {
             sender,
             admins,
             clock,
-            clock_moved: Arc::new(watch::Sender::new(0)),
+            clock_moved,
+            report: settings.report.clone(),
         })
     }
 
@@ -240,6 +268,13 @@ impl App {
                 self.engine.clone(),
                 Arc::clone(&self.clock),
                 self.clock_moved.subscribe(),
+                self.shutdown.subscribe(),
+            )),
+            // 五(四) 月统计: the previous month's report on the first working day at 09:00.
+            tokio::spawn(crate::report::run(
+                self.engine.clone(),
+                Arc::clone(&self.clock),
+                self.report,
                 self.shutdown.subscribe(),
             )),
             tokio::spawn(outbox::run(

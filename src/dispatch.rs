@@ -192,8 +192,12 @@ impl Dispatch {
 }
 
 /// The card-platform instance id of `card_key` as delivered to `staff_id`: one instance per
-/// person, since a robot 1:1 space holds one user. Only characters safe in any id are kept.
+/// person, since a robot 1:1 space holds one user. Only characters safe in any id are kept; the
+/// short hash of the whole key keeps keys that differ only in Chinese unit names apart.
 pub fn instance_id(card_key: &str, staff_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(card_key.as_bytes());
+    let tag: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
     let safe = |s: &str| -> String {
         s.chars()
             .map(|c| {
@@ -205,7 +209,7 @@ pub fn instance_id(card_key: &str, staff_id: &str) -> String {
             })
             .collect()
     };
-    format!("{}__{}", safe(card_key), safe(staff_id))
+    format!("{}-{tag}__{}", safe(card_key), safe(staff_id))
 }
 
 fn reachable(to: &Person) -> Option<String> {
@@ -263,4 +267,24 @@ fn unreachable(to: &Person, rendered: &Rendered, card: Option<(&str, &CardConten
             to.name, to.unit
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::instance_id;
+
+    #[test]
+    fn instance_ids_of_different_units_differ() {
+        let a = instance_id("TC-2026-0001/coord/区住建局", "u1");
+        let b = instance_id("TC-2026-0001/coord/区财政局", "u1");
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("TC-2026-0001_coord_") && a.ends_with("__u1"),
+            "{a}"
+        );
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
 }

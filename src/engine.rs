@@ -55,6 +55,9 @@ pub struct Engine {
     calendar: Arc<Calendar>,
     sla: Arc<SlaSettings>,
     dispatch: Arc<Dispatch>,
+    /// The scheduler's per-pass digest goes to the hotline group's custom robot
+    /// (`[dingtalk] group_webhook` is set) rather than to the hotline head.
+    group_digest: bool,
 }
 
 impl Engine {
@@ -71,6 +74,32 @@ impl Engine {
             calendar,
             sla: Arc::new(sla),
             dispatch: Arc::new(dispatch),
+            group_digest: false,
+        }
+    }
+
+    /// Sends the scheduler's digest to the hotline group's custom robot; call with whether
+    /// `[dingtalk] group_webhook` is configured. Ignored in sandbox mode, which has no group.
+    pub fn with_group_digest(mut self, on: bool) -> Engine {
+        self.group_digest = on;
+        self
+    }
+
+    /// Whether the digest goes to the hotline group (see [`Engine::with_group_digest`]).
+    pub fn group_digest(&self) -> bool {
+        self.group_digest
+    }
+
+    pub fn sla(&self) -> &SlaSettings {
+        &self.sla
+    }
+
+    /// What every decision reads besides the case.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            roster: &self.roster,
+            calendar: &self.calendar,
+            sla: &self.sla,
         }
     }
 
@@ -88,6 +117,12 @@ impl Engine {
 
     pub fn dispatch(&self) -> &Dispatch {
         &self.dispatch
+    }
+
+    /// What `viewer`'s copy of the card `kind` of `case` shows: the same content the outbox
+    /// sends that person, so a card callback's answer and the card updates agree.
+    pub fn card_for_viewer(&self, case: &Case, kind: &CardKind, viewer: &str) -> CardContent {
+        for_viewer(case, kind, viewer, &render_card(self, case, kind)).into_owned()
     }
 
     /// Applies `input` from `actor` to the case of `ticket_no`.
@@ -238,16 +273,24 @@ impl Engine {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
-        let ctx = Ctx {
-            roster: &self.roster,
-            calendar: &self.calendar,
-            sla: &self.sla,
-        };
-        let decision = match workflow::transition(current.map(|(_, c)| c), input, actor, now, &ctx)
-        {
-            Ok(d) => d,
-            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
-        };
+        let decision =
+            match workflow::transition(current.map(|(_, c)| c), input, actor, now, &self.ctx()) {
+                Ok(d) => d,
+                Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+            };
+        self.apply_in_tx(tx, current, decision, now)
+    }
+
+    /// Checks and writes a decision taken outside [`workflow::transition`] (the scheduler's
+    /// grouped firings, recomputed deadlines) inside the caller's transaction, exactly as an
+    /// input's decision is written.
+    pub fn apply_in_tx(
+        &self,
+        tx: &Tx<'_>,
+        current: Option<(&CaseRow, &Case)>,
+        decision: Decision,
+        now: Timestamp,
+    ) -> Result<Outcome, EngineError> {
         if let Err(problems) = workflow::check_invariants(&decision.case) {
             return Err(EngineError::Invariant {
                 case_no: decision.case.case_no.clone(),

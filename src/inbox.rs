@@ -12,9 +12,11 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::cards::{self, CardCallback, CardCopy, CardReply, Refusal};
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::inbound::{ConversationKind, RobotMessage};
 use crate::dingtalk::payload;
+use crate::dingtalk::stream::{InboxHandler, SOURCE_CARD};
 use crate::dispatch::Outgoing;
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
@@ -25,7 +27,7 @@ use crate::parse::command::{Command, parse_command};
 use crate::parse::{Field, UnitMatcher, parse_application};
 use crate::roster::Person;
 use crate::settings::DingtalkMode;
-use crate::store::{InboxRow, StoreError, Tx};
+use crate::store::{InboxInsert, InboxRow, NewInbound, StoreError, Tx};
 use crate::workflow::{Actor, EventKind, Input};
 
 /// How many inbound messages one step takes.
@@ -108,12 +110,134 @@ impl InboxProcessor {
                     Handled::Ignored
                 }
             },
-            // Card-platform callbacks arrive only with a card template configured; their
-            // buttons are handled in the card callback path, not as chat text.
+            // Card callbacks are normally processed before their answer
+            // ([`InboxProcessor::card_callback`]); a row stored without that (by a bare
+            // `InboxHandler`) is processed here, its refusal told in a 1:1 message instead.
+            SOURCE_CARD => self.card_row(tx, row, now)?,
             _ => Handled::Ignored,
         };
         tx.finish_inbox(row.id, handled.as_str(), now)?;
         Ok(Some(handled))
+    }
+
+    /// A card callback (§6.4), processed before it is answered, since the answer carries the
+    /// card update: in ONE transaction the callback is stored in the inbox under its dedupe key
+    /// ([`InboxHandler::card_key`]), its action decided and the row finished. A callback for a
+    /// card that is not ours, or from anyone but the copy's owner, stores nothing; a duplicate
+    /// answers the current card without acting again.
+    pub async fn card_callback(
+        &self,
+        data: &str,
+        now: Timestamp,
+    ) -> Result<CardReply, EngineError> {
+        let this = self.clone();
+        let data = data.to_string();
+        let reply = self
+            .engine
+            .store()
+            .write(move |tx| {
+                this.card_callback_in_tx(tx, &data, now)
+                    .map_err(|e| StoreError::Abort(e.to_string()))
+            })
+            .await?;
+        Ok(reply)
+    }
+
+    fn card_callback_in_tx(
+        &self,
+        tx: &Tx<'_>,
+        data: &str,
+        now: Timestamp,
+    ) -> Result<CardReply, EngineError> {
+        let roster = self.engine.roster();
+        let (Some(callback), Some(key)) =
+            (CardCallback::from_json(data), InboxHandler::card_key(data))
+        else {
+            return Ok(CardReply::Refused(Refusal::UnknownCard));
+        };
+        let copy = match cards::locate(tx, roster, &callback)? {
+            Ok(copy) => copy,
+            Err(refusal) => return Ok(CardReply::Refused(refusal)),
+        };
+        let inserted = tx.insert_inbox(&NewInbound {
+            source: SOURCE_CARD,
+            message_id: &key,
+            received_at: now,
+            payload: data,
+        })?;
+        let error = match inserted {
+            // Answered before: the card as it is now is the whole answer.
+            InboxInsert::Duplicate(_) => None,
+            InboxInsert::Inserted(id) => {
+                let (handled, error) = self.card_action(tx, &copy, &callback, now)?;
+                tx.finish_inbox(id, handled.as_str(), now)?;
+                error
+            }
+        };
+        // Read again: the decision just taken (in this transaction) changed the case.
+        let content = match cards::locate(tx, roster, &callback)? {
+            Ok(now_copy) => {
+                self.engine
+                    .card_for_viewer(&now_copy.case, &now_copy.card.kind, &now_copy.owner)
+            }
+            Err(_) => self
+                .engine
+                .card_for_viewer(&copy.case, &copy.card.kind, &copy.owner),
+        };
+        Ok(CardReply::Answer { content, error })
+    }
+
+    /// Decides one tap; the error is for the tapping user when nothing changed.
+    fn card_action(
+        &self,
+        tx: &Tx<'_>,
+        copy: &CardCopy,
+        callback: &CardCallback,
+        now: Timestamp,
+    ) -> Result<(Handled, Option<String>), EngineError> {
+        let (ticket_no, input) = match cards::input(copy, callback, &self.units) {
+            Ok(found) => found,
+            Err(message) => return Ok((Handled::Answered, Some(message))),
+        };
+        match self.engine.handle_in_tx(
+            tx,
+            &ticket_no,
+            input,
+            &Actor::Person(copy.owner.clone()),
+            now,
+        )? {
+            Outcome::Applied { .. } => Ok((Handled::Applied, None)),
+            Outcome::Rejected(rejection) => Ok((Handled::Rejected, Some(rejection.message))),
+        }
+    }
+
+    /// A stored card callback nobody answered: acted on as a tap would be; a refusal or a
+    /// mistake goes to the tapping user as a 1:1 message, since no answer can carry it.
+    fn card_row(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        now: Timestamp,
+    ) -> Result<Handled, EngineError> {
+        let Some(callback) = CardCallback::from_json(&row.payload) else {
+            return Ok(Handled::Ignored);
+        };
+        let copy = match cards::locate(tx, self.engine.roster(), &callback)? {
+            Ok(copy) => copy,
+            Err(refusal) => {
+                tracing::warn!(inbox = row.id, ?refusal, "stored card callback refused");
+                return Ok(Handled::Ignored);
+            }
+        };
+        let (handled, error) = self.card_action(tx, &copy, &callback, now)?;
+        if let (Some(message), Some(person)) = (error, self.engine.roster().person(&copy.owner)) {
+            let out = self
+                .engine
+                .dispatch()
+                .message(person, &plain("卡片操作未受理", &message));
+            enqueue(tx, &format!("inbox:{}:reply", row.id), &out, now)?;
+        }
+        Ok(handled)
     }
 
     fn robot_message(
@@ -285,44 +409,23 @@ impl InboxProcessor {
         Ok(plain(&format!("查询 {ticket_no}"), &body))
     }
 
-    /// 统计: the month's counts from the audit log (the full monthly report is `tiaochu report`).
+    /// 统计: the month's figures, targets against actuals and the units named, from the audit log
+    /// (the full report with evidence is `tiaochu report`).
     fn stats(
         &self,
         tx: &Tx<'_>,
         month: Option<(i16, i8)>,
         now: Timestamp,
     ) -> Result<Rendered, EngineError> {
-        let tz = self.engine.calendar().time_zone().clone();
-        let today = now.to_zoned(tz.clone()).date();
+        let calendar = self.engine.calendar();
+        let today = calendar.local_date(now);
         let (year, month) = month.unwrap_or((today.year(), today.month()));
-        let start = jiff::civil::date(year, month, 1);
-        let next = start
-            .checked_add(jiff::Span::new().months(1))
-            .unwrap_or(start);
-        let from = start
-            .to_zoned(tz.clone())
-            .map(|z| z.timestamp())
-            .unwrap_or(now);
-        let to = next.to_zoned(tz).map(|z| z.timestamp()).unwrap_or(now);
-        let events = tx.events_between(from, to)?;
-        let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
-        let body = format!(
-            "{year} 年 {month} 月（截至目前，按事件记录统计）\n\n· 申请登记：{}（退回补充 {}）\n· 研判：联合调处 {}，独立办理 {}，提请市级协调 {}\n· 协办请求：{}，接受 {}，异议 {}，超时未答复 {}\n· 书面督办：{}\n· 办结：{}\n· 提醒：{}，超时：{}",
-            count("submitted"),
-            count("returned"),
-            count("decided_joint"),
-            count("decided_independent"),
-            count("decided_city"),
-            count("unit_requested"),
-            count("unit_accepted"),
-            count("unit_objected"),
-            count("unit_overdue"),
-            count("supervision_issued"),
-            count("completed"),
-            count("reminder_sent"),
-            count("breach"),
-        );
-        Ok(plain(&format!("{year}-{month:02} 统计"), &body))
+        let period = crate::report::Period::Month { year, month };
+        let report = crate::report::build(tx, calendar, &period, now)?;
+        Ok(plain(
+            &format!("{year}-{month:02} 统计"),
+            &crate::report::markdown::brief(&report),
+        ))
     }
 
     /// Answers the sender: in a group, through the message's session webhook while it is valid;

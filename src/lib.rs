@@ -4,16 +4,20 @@
 
 pub mod app;
 pub mod calendar;
+pub mod cards;
 pub mod cli;
 pub mod clock;
+pub mod clocks;
 pub mod dingtalk;
 pub mod dispatch;
 pub mod engine;
 pub mod http;
 pub mod inbox;
 pub mod messages;
+pub mod metrics;
 pub mod outbox;
 pub mod parse;
+pub mod report;
 pub mod roster;
 pub mod scheduler;
 pub mod settings;

@@ -344,8 +344,12 @@ impl Planner<'_> {
     ) {
         let now = self.now;
         let attempt = row.attempts + 1;
+        if let Err(e) = &result {
+            crate::metrics::global().dingtalk_error(e);
+        }
         let (delay, error, throttled) = match result {
             Ok(ok) => {
+                tracing::info!(id = row.id, key = %row.idem_key, channel = %row.channel, "outbox row sent");
                 self.partial(row, &ok);
                 self.plans.push(Plan::Sent {
                     id: row.id,
@@ -445,7 +449,7 @@ impl Planner<'_> {
     }
 
     fn dead(&mut self, row: &OutboxRow, reason: String) {
-        tracing::warn!(id = row.id, channel = %row.channel, %reason, "outbox row dead-lettered");
+        tracing::warn!(id = row.id, key = %row.idem_key, channel = %row.channel, reason = %crate::messages::notify::mask_phones(&reason), "outbox row dead-lettered");
         self.notify_admins(
             &format!("{}#{}", row.idem_key, row.attempts + 1),
             &format!("#{}", row.id),

@@ -1,21 +1,29 @@
-//! The scheduler: fires the durable timers the workflow set (reminders, breaches, escalations).
-//! Timers live in SQLite, so a restart loses none; each firing is its own transaction through
-//! [`Engine::fire_timer`], which marks the timer fired and applies the workflow's decision
-//! together, so a timer fires exactly once however often the step runs.
+//! The scheduler: fires the durable timers the workflow set (reminders, breaches, escalations)
+//! and the system's own (the weekly reminder about missing holiday data). Timers live in SQLite,
+//! so a restart loses none; all due timers of one case fire in ONE transaction through
+//! [`clocks::fire_case`], which marks them fired and applies the workflow's decision together,
+//! so a timer fires exactly once however often the step runs — and timers that piled up while
+//! the service was down go out as one catch-up message per case and person, not a flood. Each
+//! pass ends with one digest of what it sent, for the hotline group.
 //!
-//! [`fire_due`] is the one step tests call; [`run`] sleeps until the next due timer, or until the
-//! store reports a timer change, or until `wake` says the clock moved (the sandbox clock panel).
+//! [`fire_due`] is the one step tests call; [`run`] first recomputes open deadlines on the
+//! loaded calendar (new holiday data takes effect on restart) and arms the holiday-data
+//! reminder, then sleeps until the next due timer, or until the store reports a timer change,
+//! or until `wake` says the clock moved (the sandbox clock panel).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::clocks;
 use crate::engine::{Engine, EngineError, Outcome};
 
 /// How many due timers one step takes; the rest wait for the next step, so a long backlog
-/// after downtime cannot hold the writer for long.
+/// after downtime cannot hold the writer for long. A case's due timers fire together, so this
+/// bounds the cases a step visits.
 pub const BATCH: usize = 200;
 
 /// Longest sleep between checks, so a clock that jumps (NTP, sandbox) is noticed.
@@ -26,13 +34,16 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 pub struct FireReport {
     /// Timers whose decision was applied.
     pub fired: usize,
+    /// Timers that came due outside working hours and were moved to the next working time.
+    pub deferred: usize,
     /// Timers that were due but had already fired or been cancelled meanwhile.
     pub skipped: usize,
     /// Firings the workflow refused (an unknown key): consumed, logged, nothing else.
     pub rejected: usize,
 }
 
-/// Fires every timer due at the clock's now, oldest first, up to [`BATCH`].
+/// Fires every timer due at the clock's now, oldest first, up to [`BATCH`] (with every other
+/// due timer of the same cases), then sends the pass's digest.
 pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, EngineError> {
     let now = clock.now();
     let due = engine
@@ -40,16 +51,36 @@ pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, 
         .read(move |r| r.due_timers(now, BATCH))
         .await?;
     let mut report = FireReport::default();
+    let mut digest = Vec::new();
+    let mut cases = BTreeSet::new();
     for timer in &due {
-        match engine.fire_timer(timer, now).await? {
-            None => report.skipped += 1,
-            Some(Outcome::Applied { .. }) => report.fired += 1,
+        let Some(case_id) = timer.case_id else {
+            if clocks::fire_system(engine, timer, now).await? {
+                report.fired += 1;
+            } else {
+                report.skipped += 1;
+            }
+            continue;
+        };
+        if !cases.insert(case_id) {
+            continue;
+        }
+        let firing = clocks::fire_case(engine, case_id, now).await?;
+        report.skipped += firing.skipped;
+        report.deferred += firing.deferred;
+        match firing.outcome {
+            None => {}
+            Some(Outcome::Applied { decision, .. }) => {
+                report.fired += firing.fired;
+                digest.extend(clocks::digest_lines(&decision));
+            }
             Some(Outcome::Rejected(rejection)) => {
-                tracing::warn!(timer = %timer.key, reason = ?rejection.reason, "timer refused by the workflow");
-                report.rejected += 1;
+                tracing::warn!(timer = %timer.key, reason = ?rejection.reason, "timers refused by the workflow");
+                report.rejected += firing.fired;
             }
         }
     }
+    clocks::send_digest(engine, digest, now).await?;
     Ok(report)
 }
 
@@ -61,22 +92,42 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut timers_changed = engine.store().timers_changed();
+    match clocks::recompute_open(&engine, clock.now()).await {
+        Ok(r) if r.clocks > 0 => tracing::info!(
+            cases = r.cases,
+            clocks = r.clocks,
+            moved = r.moved,
+            "deadlines recomputed on the loaded holiday data"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "recomputing open deadlines failed"),
+    }
+    if let Err(e) = clocks::ensure_calendar_reminders(&engine, clock.now()).await {
+        tracing::error!(error = %e, "arming the holiday-data reminder failed");
+    }
     loop {
         if *stop.borrow() {
             return;
         }
+        let mut failed = false;
         match fire_due(&engine, clock.as_ref()).await {
-            Ok(report) if report.fired + report.rejected > 0 => {
+            Ok(report) if report.fired + report.deferred + report.rejected > 0 => {
                 tracing::info!(
                     fired = report.fired,
+                    deferred = report.deferred,
                     rejected = report.rejected,
                     "timers fired"
                 );
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "firing timers failed; retrying shortly"),
+            Err(e) => {
+                tracing::error!(error = %e, "firing timers failed; retrying shortly");
+                failed = true;
+            }
         }
         let sleep = match engine.store().read(|r| r.next_due()).await {
+            // The failed timers are still due: wait rather than spin on them.
+            _ if failed => Duration::from_secs(1),
             Ok(Some(next)) => {
                 let ms = next.as_millisecond() - clock.now().as_millisecond();
                 Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)).min(MAX_SLEEP)

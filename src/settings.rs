@@ -40,6 +40,8 @@ pub struct Settings {
     pub hours: HoursSettings,
     pub sla: SlaSettings,
     pub dingtalk: DingtalkSettings,
+    pub report: ReportSettings,
+    pub log: LogSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +114,41 @@ pub struct DingtalkSettings {
     pub card_callback_route_key: String,
     pub group_webhook: Secret,
     pub group_secret: Secret,
+}
+
+/// The monthly report post (五(四) 月统计).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Local time of day, `"HH:MM"`, on the first working day of the month.
+    pub monthly_at: String,
+    /// Also send the report to each group leader (组长/副组长) in a 1:1 message.
+    pub group_leaders: bool,
+}
+
+impl ReportSettings {
+    /// `monthly_at` as (hour, minute); None when it is not a valid `HH:MM`.
+    pub fn monthly_at_time(&self) -> Option<(i8, i8)> {
+        let (h, m) = self.monthly_at.trim().split_once(':')?;
+        let (h, m) = (h.parse::<i8>().ok()?, m.parse::<i8>().ok()?);
+        ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h, m))
+    }
+}
+
+/// How `tiaochu serve` writes its log lines (to stderr).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+/// `text`: one human-readable line per event; `json`: one JSON object per line, for a log
+/// collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// A configuration value that must never be printed.
@@ -192,6 +229,12 @@ impl Settings {
         }
         if self.sla.decision_working_days == 0 || self.sla.handling_working_days == 0 {
             return Err(SettingsError::Invalid("[sla] 中的期限必须大于 0".into()));
+        }
+        if self.report.monthly_at_time().is_none() {
+            return Err(SettingsError::Invalid(format!(
+                "[report] monthly_at 应为 HH:MM（如 \"09:00\"），当前为 \"{}\"",
+                self.report.monthly_at
+            )));
         }
         Ok(())
     }
@@ -276,6 +319,25 @@ mod tests {
         assert_eq!(s.sla.decision_working_days, 3);
         assert_eq!(s.hours.periods, vec!["08:30-12:00", "14:30-18:00"]);
         assert_eq!(s.dingtalk.mode, DingtalkMode::Sandbox);
+        assert_eq!(s.report.monthly_at_time(), Some((9, 0)));
+        assert!(s.report.group_leaders);
+    }
+
+    #[test]
+    fn the_log_format_defaults_to_text_and_takes_json() {
+        let s = Settings::load_with_env(None, env(&[])).expect("defaults");
+        assert_eq!(s.log.format, LogFormat::Text);
+        let s =
+            Settings::load_with_env(None, env(&[("TIAOCHU_LOG__FORMAT", "json")])).expect("json");
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert!(Settings::load_with_env(None, env(&[("TIAOCHU_LOG__FORMAT", "xml")])).is_err());
+    }
+
+    #[test]
+    fn a_bad_report_time_is_refused() {
+        let err = Settings::load_with_env(None, env(&[("TIAOCHU_REPORT__MONTHLY_AT", "9点")]))
+            .expect_err("must fail");
+        assert!(err.to_string().contains("monthly_at"), "{err}");
     }
 
     #[test]

@@ -1,16 +1,24 @@
 //! `tiaochu calendar show|load`: the admin's view of the holiday data and the way to add next
 //! year's without a redeploy. The State Council publishes each schedule in the autumn; until a
-//! year is loaded its deadlines are provisional (SPEC.md → Clocks).
+//! year is loaded its deadlines are provisional (SPEC.md → Clocks), and loading it recomputes
+//! the open deadlines in the database.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use jiff::civil::Date;
 
 use crate::calendar::{Calendar, YearData, date_range, month_day, weekday_name};
+use crate::clock::{Clock, SystemClock};
+use crate::clocks;
+use crate::dispatch::Dispatch;
+use crate::engine::Engine;
+use crate::roster::Roster;
 use crate::settings::Settings;
+use crate::store::Store;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum CalendarCommand {
@@ -20,8 +28,9 @@ pub enum CalendarCommand {
     Load { file: PathBuf },
 }
 
-/// `show`: 0, or 1 when the year is not loaded. `load`: 0 when written or already identical,
-/// 1 when the file is invalid or another file in the directory holds the same year.
+/// `show`: 0, or 1 when the year is not loaded. `load`: 0 when written (and the open deadlines
+/// recomputed) or already identical, 1 when the file is invalid or another file in the
+/// directory holds the same year.
 /// Unreadable files or directories are errors (exit 2).
 pub fn run(settings: &Settings, cmd: &CalendarCommand) -> anyhow::Result<i32> {
     match cmd {
@@ -154,9 +163,54 @@ fn load(settings: &Settings, file: &Path) -> anyhow::Result<i32> {
         Some(Err(e)) => println!("原文件无法解析，已被替换（{e}）。"),
         None => {}
     }
-    if let Err(e) = Calendar::from_settings(settings) {
-        eprintln!("警告：节假日目录整体载入失败，服务启动前请修正：{e}");
+    match Calendar::from_settings(settings) {
+        Err(e) => {
+            eprintln!("警告：节假日目录整体载入失败，服务启动前请修正：{e}");
+            Ok(0)
+        }
+        Ok(calendar) => recompute(settings, calendar, new.year),
     }
+}
+
+/// SPEC.md → Clocks: loading a year's data recomputes the open deadlines. Counts every running
+/// clock of the database's open cases again with the new data (telling the people whose
+/// deadline moved) and stops the weekly "data missing" reminder for that year. The running
+/// service keeps the calendar it started with until restarted; it checks every open deadline
+/// again when it starts.
+fn recompute(settings: &Settings, calendar: Calendar, year: i16) -> anyhow::Result<i32> {
+    let path = &settings.store.path;
+    if !path.exists() {
+        println!(
+            "数据库 {} 尚未创建，没有需要重新计算的期限。",
+            path.display()
+        );
+        return Ok(0);
+    }
+    let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
+    let roster = Roster::load(&settings.roster.path)
+        .with_context(|| format!("无法载入名单 {}", settings.roster.path.display()))?;
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(roster),
+        Arc::new(calendar),
+        settings.sla.clone(),
+        Dispatch::from_settings(&settings.dingtalk),
+    );
+    let report = clocks::recompute_open_blocking(&engine, SystemClock.now())
+        .context("重新计算未到期的期限失败")?;
+    let key = clocks::calendar_timer_key(year);
+    store
+        .write_blocking(move |tx| tx.cancel_timer(&key))
+        .context("无法停止节假日数据提醒")?;
+    if report.clocks == 0 {
+        println!("未到期的期限均不受影响，无需重新计算。");
+    } else {
+        println!(
+            "已按新数据重新计算 {} 个案件的 {} 个期限，其中 {} 个截止时间有变化（已通知相关人员）。",
+            report.cases, report.clocks, report.moved
+        );
+    }
+    println!("正在运行的服务请重启，以便用新数据计算新案件的期限。");
     Ok(0)
 }
 

@@ -12,6 +12,7 @@ pub mod deadline;
 pub mod healthcheck;
 pub mod outbox_cmd;
 pub mod parse_cmd;
+pub mod report_cmd;
 pub mod serve;
 pub mod store_cmd;
 
@@ -51,6 +52,8 @@ pub enum Command {
     /// 发送队列：查看、查看发送失败的消息、重新发送
     #[command(subcommand)]
     Outbox(outbox_cmd::OutboxCommand),
+    /// 统计报表：月统计、季总结、通报、典型案例（md / xlsx / csv / json）
+    Report(report_cmd::ReportArgs),
 }
 
 /// Runs the parsed command; the result is the process exit status.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Migrate => store_cmd::migrate(&settings),
         Command::Backup(args) => store_cmd::backup(&settings, args),
         Command::Outbox(cmd) => outbox_cmd::run(&settings, cmd),
+        Command::Report(args) => report_cmd::run(&settings, args),
     };
     match result {
         Ok(code) => code,

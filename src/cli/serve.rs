@@ -1,31 +1,55 @@
-//! `tiaochu serve`: runs the service in the foreground until ctrl-c. Sets up logging, binds
-//! `[server] listen`, opens the database and says in Chinese where it listens and how DingTalk
-//! reaches it.
+//! `tiaochu serve`: runs the service in the foreground until ctrl-c. Sets up logging (`[log]
+//! format`: text or JSON lines), binds `[server] listen`, opens the database and says in Chinese
+//! where it listens and how DingTalk reaches it. In sandbox mode the clock is an [`OffsetClock`]
+//! the sandbox clock panel moves, and the console's address is printed first, since it is what
+//! an evaluator opens.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::app::App;
-use crate::clock::SystemClock;
-use crate::settings::{DingtalkMode, Settings};
+use crate::clock::{Clock, OffsetClock, SystemClock};
+use crate::settings::{DingtalkMode, LogFormat, Settings};
 
 /// Serves until ctrl-c; 0 on a clean stop. Start-up failures (address in use, database
 /// unopenable, missing secret) come back as errors with a Chinese message (exit status 2).
 pub fn run(settings: &Settings) -> anyhow::Result<i32> {
     // RUST_LOG overrides; a subscriber installed earlier (tests) is kept.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .try_init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing::subscriber::set_global_default(log_subscriber(
+        settings.log.format,
+        filter,
+        std::io::stderr,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("无法启动异步运行时")?;
     runtime.block_on(serve(settings.clone()))
+}
+
+/// The subscriber `serve` logs through, writing to `writer`: `text` is the readable default,
+/// `json` one object per line with the event's fields at the top level and the enclosing spans
+/// (their ids: message, inbox row, case) under `spans`.
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
+    }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<i32> {
@@ -34,9 +58,20 @@ async fn serve(settings: Settings) -> anyhow::Result<i32> {
     let listener = TcpListener::bind(&listen).await.with_context(|| {
         format!("无法监听地址 {listen}（端口已被占用，或地址无效？请检查 [server] listen）")
     })?;
-    let app = App::build(settings, listener, Arc::new(SystemClock)).context("服务无法启动")?;
+    // Only the sandbox may move time; a DingTalk deployment runs on the system clock alone.
+    let clock: Arc<dyn Clock> = match settings.dingtalk.mode {
+        DingtalkMode::Sandbox => Arc::new(OffsetClock::new()),
+        DingtalkMode::Http | DingtalkMode::Stream => Arc::new(SystemClock),
+    };
+    let app = App::build(settings, listener, clock).context("服务无法启动")?;
 
     println!("tiaochu 已启动，监听 http://{}", app.address());
+    if app.mode() == DingtalkMode::Sandbox {
+        println!(
+            "沙盒控制台：http://{}/sandbox （在浏览器中打开，选择身份即可体验全流程）",
+            app.address()
+        );
+    }
     println!("数据库：{}", db.display());
     println!("{}", mode_line(app.mode()));
     println!("健康检查：GET /healthz；按 Ctrl-C 停止");
@@ -59,7 +94,7 @@ async fn serve(settings: Settings) -> anyhow::Result<i32> {
 fn mode_line(mode: DingtalkMode) -> &'static str {
     match mode {
         DingtalkMode::Sandbox => {
-            "运行模式：沙盒（sandbox）。未配置钉钉凭据，钉钉回调接口 /dingtalk/robot 已关闭"
+            "运行模式：沙盒（sandbox）。未配置钉钉凭据，消息只在沙盒控制台显示；钉钉回调接口 /dingtalk/robot 已关闭"
         }
         DingtalkMode::Http => "运行模式：钉钉 HTTP 回调，机器人消息接收地址 POST /dingtalk/robot",
         DingtalkMode::Stream => {

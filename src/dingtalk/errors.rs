@@ -143,6 +143,9 @@ fn is_throttling_code(code: &str) -> bool {
         )
 }
 
+/// How long an update of a card that does not exist yet waits before trying again.
+pub const CARD_NOT_YET_WAIT: Duration = Duration::from_secs(10);
+
 /// A non-2xx answer of the new API (`{"code","message"}`, §7).
 pub fn classify_api_code(
     status: u16,
@@ -170,6 +173,14 @@ pub fn classify_api_code(
         // 403 Forbidden.AccessDenied.*: permission, IP allow-list or monthly quota
         // (ApiCountLimitForOrg); none passes by retrying.
         403 => SendError::permanent(format!("钉钉拒绝访问（{detail}）")),
+        // An update can overtake its card's create (the create waiting for a retry, or held by
+        // a process that died): the card will exist once the create goes out, so wait for it.
+        // A create that never succeeds dead-letters itself; the update then runs out of attempts.
+        // A steady wait, not a growing backoff: the create is at most a lease (60 s) away.
+        404 | 400 if code == "card.instanceNotExist" => SendError::Throttled {
+            reason: format!("卡片尚未创建，稍后更新（{detail}）"),
+            wait: CARD_NOT_YET_WAIT,
+        },
         // invalidParameter.*, param.openSpaceIdInvalid, card codes (§6.1): all our fault.
         400..=499 => SendError::permanent(format!("钉钉拒绝了请求（{detail}）")),
         // 1xx/3xx never come from these APIs; a proxy in between is the likely cause.
@@ -200,6 +211,18 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_of_a_card_not_created_yet_is_retried() {
+        assert!(matches!(
+            classify_api_code(400, "card.instanceNotExist", "卡片实例不存在", None),
+            SendError::Throttled { wait, .. } if wait == CARD_NOT_YET_WAIT
+        ));
+        assert!(matches!(
+            classify_api_code(400, "param.invalid", "x", None),
+            SendError::Permanent { .. }
+        ));
+    }
 
     fn failed(v: Verdict) -> SendError {
         match v {

@@ -361,13 +361,14 @@ pub fn card_create(c: &CardCreate<'_>) -> Vec<u8> {
     to_vec(&body)
 }
 
-/// The body of `PUT /v1.0/card/instances` (§6.3): merges `params` into the shared card data
-/// (`updateCardDataByKey: true`), leaving other keys and private data as they are.
+/// The body of `PUT /v1.0/card/instances` (§6.3): replaces the shared card data with `params`
+/// (`updateCardDataByKey: false`), leaving private data as it is.
 pub fn card_update(out_track_id: &str, params: &BTreeMap<String, String>) -> Vec<u8> {
     to_vec(&json!({
         "outTrackId": out_track_id,
         "cardData": CardData { card_param_map: params },
-        "cardUpdateOptions": { "updateCardDataByKey": true, "updatePrivateDataByKey": false },
+        // The whole public data is replaced, so button slots a re-render no longer has vanish.
+        "cardUpdateOptions": { "updateCardDataByKey": false, "updatePrivateDataByKey": false },
         "userIdType": 1,
     }))
 }
@@ -588,7 +589,7 @@ mod tests {
             json!({"spaceType":"IM_ROBOT","robotCode":"dingbot"})
         );
         let update = value(&card_update("case-A123-v1", &params));
-        assert_eq!(update["cardUpdateOptions"]["updateCardDataByKey"], true);
+        assert_eq!(update["cardUpdateOptions"]["updateCardDataByKey"], false);
         assert_eq!(update["cardData"]["cardParamMap"]["urgent"], "true");
     }
 

@@ -277,6 +277,9 @@ impl StreamClient {
                         let id = next_id;
                         next_id += 1;
                         tracing::info!(connection = id, "stream connected");
+                        if id > 0 {
+                            crate::metrics::global().stream_reconnected();
+                        }
                         let task = connections.spawn(connection(
                             id,
                             socket,

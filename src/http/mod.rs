@@ -1,4 +1,4 @@
-//! The HTTP surface (axum): the DingTalk robot callback and the health check. This module is the
+//! The HTTP surface (axum): the DingTalk robot and card callbacks and the health check. This module is the
 //! only place errors become HTTP responses — every handler returns [`HttpError`], whose status
 //! mapping is one exhaustive `match`.
 //!
@@ -18,11 +18,15 @@ use crate::clock::Clock;
 use crate::dingtalk::inbound::InboundError;
 use crate::dingtalk::sign::SignError;
 use crate::dingtalk::stream::StreamState;
+use crate::inbox::InboxProcessor;
 use crate::settings::Secret;
 use crate::store::{Store, StoreError};
 
+mod card;
 mod health;
+mod metrics;
 mod robot;
+pub mod sandbox;
 
 /// The largest robot callback body accepted, in bytes (64 KiB; §1.2 hardening).
 pub const ROBOT_BODY_LIMIT: usize = 64 * 1024;
@@ -37,12 +41,22 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The Stream connection state for `/healthz` (`NotConfigured` outside `stream` mode).
     pub stream: watch::Receiver<StreamState>,
+    /// Processes card callbacks; set only in `http` mode, and only then does
+    /// `POST /dingtalk/card` exist (in Stream mode they arrive over the socket).
+    pub card_callbacks: Option<InboxProcessor>,
+    /// The sandbox console; set only in `sandbox` mode, and only then do the `/sandbox` routes
+    /// exist.
+    pub sandbox: Option<sandbox::SandboxState>,
 }
 
 /// The routes: `GET /healthz` always, `POST /dingtalk/robot` only when a callback secret is
-/// set (otherwise 404, as for any unknown path).
+/// set and `POST /dingtalk/card` only with a card callback processor (otherwise 404, as for any
+/// unknown path). Both callbacks take bodies of at most 64 KiB. The `/sandbox` console exists
+/// only in sandbox mode.
 pub fn router(state: AppState) -> Router {
-    let mut app = Router::new().route("/healthz", get(health::healthz));
+    let mut app = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics));
     if let Some(secret) = state.callback_secret.clone() {
         let callback = move |State(state): State<AppState>, request: Request| {
             robot::robot_callback(state, secret.clone(), request)
@@ -52,7 +66,20 @@ pub fn router(state: AppState) -> Router {
             post(callback).layer(DefaultBodyLimit::max(ROBOT_BODY_LIMIT)),
         );
     }
-    app.with_state(state)
+    if let Some(processor) = state.card_callbacks.clone() {
+        let callback = move |State(state): State<AppState>, request: Request| {
+            card::card_callback(state, processor.clone(), request)
+        };
+        app = app.route(
+            "/dingtalk/card",
+            post(callback).layer(DefaultBodyLimit::max(ROBOT_BODY_LIMIT)),
+        );
+    }
+    if let Some(sandbox) = state.sandbox.clone() {
+        app = app.merge(sandbox::routes(sandbox));
+    }
+    app.layer(axum::middleware::from_fn(metrics::track))
+        .with_state(state)
 }
 
 /// Every way a request can fail. The response text is short Chinese and names no secret and no
@@ -69,6 +96,12 @@ pub enum HttpError {
     BodyUnreadable,
     #[error("{0}")]
     NotRobotMessage(#[from] InboundError),
+    #[error("不是卡片回调（缺少 outTrackId 或 userId）")]
+    NotCardCallback,
+    #[error("卡片不存在")]
+    UnknownCard,
+    #[error("这张卡片不是发给该用户的")]
+    NotCardRecipient,
     #[error("服务暂时无法写入数据库，请稍后重试")]
     Store(#[from] StoreError),
 }
@@ -82,7 +115,11 @@ impl HttpError {
                 StatusCode::UNAUTHORIZED
             }
             HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            HttpError::BodyUnreadable | HttpError::NotRobotMessage(_) => StatusCode::BAD_REQUEST,
+            HttpError::BodyUnreadable
+            | HttpError::NotRobotMessage(_)
+            | HttpError::NotCardCallback => StatusCode::BAD_REQUEST,
+            HttpError::UnknownCard => StatusCode::NOT_FOUND,
+            HttpError::NotCardRecipient => StatusCode::FORBIDDEN,
             // Not acknowledged, so a redelivery can still land once the store is back.
             HttpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -27,8 +27,20 @@ pub struct Rendered {
 
 /// Renders `message` about `case` for its recipient.
 pub fn render(case: &Case, message: &Message, roster: &Roster, calendar: &Calendar) -> Rendered {
-    let t = &case.ticket_no;
     let mut m = Md::new(case);
+    let headline = body(&mut m, case, message, roster, calendar);
+    m.finish(&headline)
+}
+
+/// Fills `m` with what `message` says below the case line; returns the headline.
+fn body(
+    m: &mut Md,
+    case: &Case,
+    message: &Message,
+    roster: &Roster,
+    calendar: &Calendar,
+) -> String {
+    let t = &case.ticket_no;
     let headline = match message {
         Message::Receipt {
             version,
@@ -162,7 +174,7 @@ pub fn render(case: &Case, message: &Message, roster: &Roster, calendar: &Calend
         }
         Message::UnitAccepted { contact } => {
             m.line(&format!("**{}** 已接受协办。", contact.unit));
-            contact_items(&mut m, contact);
+            contact_items(m, contact);
             let waiting: Vec<&str> = case
                 .active_requests()
                 .filter(|r| !r.status.is_settled())
@@ -201,7 +213,14 @@ pub fn render(case: &Case, message: &Message, roster: &Roster, calendar: &Calend
         Message::SupervisionRequested { unit, ground } => {
             m.line(&format!("请对 **{unit}** 进行书面督办。"));
             m.item("督办事由", ground_label(*ground));
-            m.next("请督办专员发送", &[format!("督办 {t} {unit} 督办内容")]);
+            match supervision_draft(case, unit, *ground, calendar) {
+                // The last rung of the ladder: issued with one command, editable before sending.
+                Some(draft) => m.next(
+                    "已拟好督办内容，请督办专员确认后发送（可修改）",
+                    &[format!("督办 {t} {unit} {draft}")],
+                ),
+                None => m.next("请督办专员发送", &[format!("督办 {t} {unit} 督办内容")]),
+            }
             "待书面督办"
         }
         Message::Supervision {
@@ -323,6 +342,7 @@ pub fn render(case: &Case, message: &Message, roster: &Roster, calendar: &Calend
             let when = match phase {
                 Phase::Soon | Phase::Due => "即将到期",
                 Phase::Half => "已过半",
+                Phase::Start => "请立即开始（绿色通道即时研判，不等工作时间）",
             };
             m.line(&format!(
                 "**第 {count} 次提醒**：“{}”{when}，剩余 {}。",
@@ -332,11 +352,11 @@ pub fn render(case: &Case, message: &Message, roster: &Roster, calendar: &Calend
             m.due(&clock.label(), due, calendar);
             m.next("请及时办理", &next_for_clock(clock, t));
             // DingTalk drops identical repeats: the count and remaining time are in the title.
-            return m.finish(&format!(
+            return format!(
                 "第{count}次提醒：{}（剩余{}）",
                 clock.label(),
                 working_time(*remaining_minutes)
-            ));
+            );
         }
         Message::Breach { clock, due } => {
             m.line(&format!("“{}”**已超过期限**，请立即办理。", clock.label()));
@@ -362,8 +382,146 @@ pub fn render(case: &Case, message: &Message, roster: &Roster, calendar: &Calend
             m.next("查看办理经过", &[cmd(Verb::Query, t)]);
             "超期提醒"
         }
+        Message::CatchUp {
+            scheduled,
+            late_minutes,
+            items,
+        } => {
+            let late = elapsed(*late_minutes);
+            m.line(&format!(
+                "系统服务曾中断，以下事项原定于 {} 起提醒，现补发（迟发 {late}）：",
+                short_time(*scheduled, calendar)
+            ));
+            for item in items {
+                let mut part = Md {
+                    case,
+                    body: Vec::new(),
+                };
+                let headline = body(&mut part, case, item, roster, calendar);
+                m.line(&format!("**{headline}**"));
+                m.body.extend(part.body);
+            }
+            // Distinct per lateness, since DingTalk drops identical repeats.
+            return format!("补发提醒（迟发{late}）");
+        }
+        Message::DeadlineChanged {
+            clock,
+            previous,
+            due,
+        } => {
+            m.line(&format!(
+                "节假日安排已更新，“{}”的期限重新计算（原截止 {}）。",
+                clock.label(),
+                calendar.display(*previous)
+            ));
+            m.due("新的期限", due, calendar);
+            m.next("请按新期限办理", &next_for_clock(clock, t));
+            "期限已重新计算"
+        }
     };
-    m.finish(headline)
+    headline.to_string()
+}
+
+/// The written supervision the ladder's last rung drafts for a unit that let its deadline pass
+/// (四(三) 拒不配合; 五(二) 规定时限内办结), citing the missed deadline and the 五(四) consequence;
+/// `None` for an upheld objection, whose grounds only the supervisor can word.
+fn supervision_draft(
+    case: &Case,
+    unit: &str,
+    ground: SupervisionGround,
+    calendar: &Calendar,
+) -> Option<String> {
+    let consequence = "逾期将在月统计、季总结中通报（五(四) 考核问责）";
+    match ground {
+        SupervisionGround::Overdue => {
+            let due = case
+                .request(unit)
+                .map(|r| format!("（答复期限 {}）", calendar.display(r.due)))
+                .unwrap_or_default();
+            Some(format!(
+                "{unit}未在期限内答复本工单联合调处协作请求{due}，请于收到督办后立即明确联系人、到岗履职，{consequence}。"
+            ))
+        }
+        SupervisionGround::HandlingOverdue => {
+            let due = case
+                .clock(&ClockKind::Handling)
+                .map(|c| format!("（办结期限 {}）", calendar.display(c.due)))
+                .unwrap_or_default();
+            Some(format!(
+                "本工单联合处置已超过办结期限{due}，请{unit}牵头立即办结并反馈办理结果，{consequence}。"
+            ))
+        }
+        SupervisionGround::Insisted => None,
+    }
+}
+
+/// `2 天 3 小时`, `45 分钟`: wall-clock time, for how late a catch-up goes out.
+pub(crate) fn elapsed(minutes: i64) -> String {
+    let minutes = minutes.max(0);
+    let (days, hours, mins) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    let mut parts = Vec::new();
+    if days > 0 {
+        parts.push(format!("{days} 天"));
+    }
+    if hours > 0 {
+        parts.push(format!("{hours} 小时"));
+    }
+    if mins > 0 || parts.is_empty() {
+        parts.push(format!("{mins} 分钟"));
+    }
+    parts.join(" ")
+}
+
+/// One line of the scheduler's digest: a reminder, breach or escalation of one clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestLine {
+    pub ticket_no: String,
+    pub green_channel: bool,
+    /// The clock's Chinese label.
+    pub clock: String,
+    /// `第 2 次提醒`, `已超期`, …
+    pub what: String,
+}
+
+/// The hotline group's digest of one scheduler pass at `at`: every reminder, breach and
+/// escalation in ONE message rather than one each.
+pub fn digest(lines: &[DigestLine], at: Timestamp, calendar: &Calendar) -> Rendered {
+    let when = short_time(at, calendar);
+    let mut markdown = format!("#### 期限提醒汇总（{when}）\n\n本轮共 {} 项：", lines.len());
+    for line in lines {
+        let green = if line.green_channel {
+            "【绿色通道】"
+        } else {
+            ""
+        };
+        markdown.push_str(&format!(
+            "\n\n- {green}工单 {} · {}：{}",
+            line.ticket_no, line.clock, line.what
+        ));
+    }
+    Rendered {
+        // The time and count keep successive digests distinct (DingTalk drops identical repeats).
+        title: format!("期限提醒汇总 {when}（{} 项）", lines.len()),
+        markdown,
+    }
+}
+
+/// To the admins, weekly from 1 November: `year`'s holiday schedule is not loaded, so deadlines
+/// reaching it are provisional (SPEC.md → Clocks).
+pub fn calendar_missing(year: i16, at: Timestamp, calendar: &Calendar) -> Rendered {
+    let markdown = format!(
+        "#### {year} 年节假日安排尚未载入\n\n涉及 {year} 年的期限目前只按周一至周五计算，在所有消息中标为“暂定”。\n\n\
+         国务院办公厅发布 {year} 年部分节假日安排的通知后，请整理为节假日文件，在服务器上执行 \
+         `tiaochu calendar load 文件` 载入，然后重启服务；载入时会重新计算未到期的期限。\n\n\
+         查看已载入的年份：`tiaochu calendar show {year}`"
+    );
+    Rendered {
+        title: format!(
+            "{year} 年节假日安排尚未载入（{}）",
+            short_time(at, calendar)
+        ),
+        markdown,
+    }
 }
 
 /// Markdown under construction: the case line first, then items, deadlines and the next step.

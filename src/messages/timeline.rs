@@ -117,6 +117,7 @@ pub fn event_label(kind: EventKind) -> &'static str {
         EventKind::ReminderSent => "发送提醒",
         EventKind::Breach => "超过期限",
         EventKind::Escalated => "超期上报",
+        EventKind::DeadlineRecomputed => "重新计算期限",
         EventKind::Progress => "同步进展",
         EventKind::Completed => "反馈办理结果",
         EventKind::Satisfaction => "记录满意度",

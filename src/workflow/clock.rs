@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Calendar, Deadline};
+use crate::settings::SlaSettings;
 
 /// What a clock measures and whose duty it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,12 +57,60 @@ impl ClockKind {
             _ => None,
         }
     }
+
+    /// How long the clock runs under `sla`, for a green-channel case when `green`; `None` for a
+    /// handling clock that follows the ticket's own 办理时限 (a fixed date, which no calendar
+    /// data moves). This is what recomputing a deadline re-derives it from.
+    pub fn length(&self, sla: &SlaSettings, green: bool, ticket_deadline: bool) -> Option<Length> {
+        Some(match self {
+            // 五(一) 即收即审.
+            ClockKind::ReviewStart => {
+                Length::WorkingMinutes(sla.review_start_working_hours.saturating_mul(60))
+            }
+            // 四(二).
+            ClockKind::Decision => Length::WorkingDays(sla.decision_working_days),
+            // 五(一) 绿色通道.
+            ClockKind::GreenCoordination => {
+                Length::WorkingDays(sla.green_coordination_working_days)
+            }
+            // 四(三); 五(一) green channel: answers within working hours.
+            ClockKind::UnitResponse { .. } if green => {
+                Length::WorkingMinutes(sla.green_unit_response_working_hours.saturating_mul(60))
+            }
+            ClockKind::UnitResponse { .. } => Length::WorkingDays(sla.unit_response_working_days),
+            // 五(二).
+            ClockKind::Handling if ticket_deadline => return None,
+            ClockKind::Handling => Length::WorkingDays(sla.handling_working_days),
+        })
+    }
+}
+
+/// A clock's configured length, counted on the calendar from the clock's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    /// Working days, the start day not counted; due at the end of the last one.
+    WorkingDays(u32),
+    /// Working minutes inside working periods.
+    WorkingMinutes(u32),
+}
+
+impl Length {
+    /// The deadline of a clock of this length started at `started`.
+    pub fn deadline(self, calendar: &Calendar, started: Timestamp) -> Deadline {
+        match self {
+            Length::WorkingDays(n) => calendar.working_days_deadline(started, n),
+            Length::WorkingMinutes(n) => calendar.add_working_minutes(started, n),
+        }
+    }
 }
 
 /// When a timer fires relative to its clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// A green-channel review received outside working hours: the inspectors are alerted at
+    /// once (五(一) 即时研判), not at the next working period.
+    Start,
     /// Half of the clock's working time has passed: first reminder.
     Half,
     /// `remind_before_due_minutes` working minutes before the deadline: last reminder.
@@ -73,6 +122,7 @@ pub enum Phase {
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Start => "start",
             Phase::Half => "half",
             Phase::Soon => "soon",
             Phase::Due => "due",
@@ -129,6 +179,13 @@ impl Clock {
     /// Starts a clock with its timers: `half` at half the working time, `soon` at
     /// `remind_before` working minutes before the deadline when that is later than `half`,
     /// and `due` at the deadline. A deadline at or before `started` gets only `due`.
+    ///
+    /// A green-channel (`any_hour`) review clock started outside working hours also gets a `start`
+    /// timer at once. Unless `any_hour`, each timer fires at the first working time at or
+    /// after its instant: people are told only in working hours (SPEC.md → Clocks), so a breach
+    /// at 18:00, the end of a working day, is recorded and escalated at the next day's 08:30.
+    /// The clock's `due` stays the deadline itself.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         case_no: &str,
         id: String,
@@ -136,21 +193,13 @@ impl Clock {
         started: Timestamp,
         deadline: Deadline,
         remind_before: u32,
+        any_hour: bool,
         calendar: &Calendar,
     ) -> Clock {
-        let total = calendar
-            .working_minutes_between(started, deadline.due)
-            .max(0);
-        let half = total / 2;
-        let mut phases = Vec::new();
-        if half > 0 {
-            phases.push((Phase::Half, offset(calendar, started, half)));
+        let mut phases = schedule(started, deadline.due, remind_before, any_hour, calendar);
+        if any_hour && kind == ClockKind::ReviewStart && !calendar.is_working_time(started) {
+            phases.insert(0, (Phase::Start, started));
         }
-        let soon = total - i64::from(remind_before);
-        if remind_before > 0 && soon > half {
-            phases.push((Phase::Soon, offset(calendar, started, soon)));
-        }
-        phases.push((Phase::Due, deadline.due));
         let timers = phases
             .into_iter()
             .map(|(phase, due_at)| Timer {
@@ -211,6 +260,84 @@ impl Clock {
             .iter()
             .filter(|t| t.state == TimerState::Pending)
     }
+
+    /// Gives a running clock a new deadline (the calendar data changed): its due, provisional
+    /// flag and explanation, and the new firing time of each still pending timer, counted as
+    /// [`Clock::start`] counts them. Timers that already fired stay fired, so no reminder is sent
+    /// twice. Returns the pending timers whose time changed, as `(key, new due_at)`.
+    pub fn reschedule(
+        &mut self,
+        deadline: Deadline,
+        remind_before: u32,
+        any_hour: bool,
+        calendar: &Calendar,
+    ) -> Vec<(String, Timestamp)> {
+        let phases = schedule(
+            self.started,
+            deadline.due,
+            remind_before,
+            any_hour,
+            calendar,
+        );
+        self.due = deadline.due;
+        self.provisional = deadline.provisional;
+        self.explanation = deadline.explanation;
+        let mut moved = Vec::new();
+        for timer in self
+            .timers
+            .iter_mut()
+            .filter(|t| t.state == TimerState::Pending)
+        {
+            // A phase the new length no longer has (a `soon` that would now precede `half`)
+            // keeps its slot just before the deadline rather than vanishing.
+            let at = phases.iter().find(|(p, _)| *p == timer.phase).map_or_else(
+                || fire_time(deadline.due, any_hour, calendar),
+                |(_, at)| *at,
+            );
+            if at != timer.due_at {
+                timer.due_at = at;
+                moved.push((timer.key.clone(), at));
+            }
+        }
+        moved
+    }
+}
+
+/// The firing times of a clock from `started` to `due`: `half` at half the working time, `soon`
+/// `remind_before` working minutes before the deadline when later than `half`, `due` at the
+/// deadline; each moved into working time unless `any_hour`.
+fn schedule(
+    started: Timestamp,
+    due: Timestamp,
+    remind_before: u32,
+    any_hour: bool,
+    calendar: &Calendar,
+) -> Vec<(Phase, Timestamp)> {
+    let total = calendar.working_minutes_between(started, due).max(0);
+    let half = total / 2;
+    let mut phases = Vec::new();
+    if half > 0 {
+        phases.push((Phase::Half, offset(calendar, started, half)));
+    }
+    let soon = total - i64::from(remind_before);
+    if remind_before > 0 && soon > half {
+        phases.push((Phase::Soon, offset(calendar, started, soon)));
+    }
+    phases.push((Phase::Due, due));
+    for (_, at) in &mut phases {
+        *at = fire_time(*at, any_hour, calendar);
+    }
+    phases
+}
+
+/// When a firing meant for `at` goes out: at once for the green channel, else at the first
+/// working time from `at` (a period's end instant, such as a deadline at 18:00, is outside).
+pub fn fire_time(at: Timestamp, any_hour: bool, calendar: &Calendar) -> Timestamp {
+    if any_hour {
+        at
+    } else {
+        calendar.next_working_time(at)
+    }
 }
 
 /// `minutes` working minutes after `start`; both are within one clock, so the offset is small
@@ -252,6 +379,7 @@ mod tests {
             start,
             deadline,
             30,
+            true,
             &cal,
         );
         // The 30-minute reminder would coincide with half-time, so it is not set.
@@ -280,6 +408,7 @@ mod tests {
             start,
             deadline,
             30,
+            true,
             &cal,
         );
         let total = cal.working_minutes_between(start, due);
@@ -307,12 +436,78 @@ mod tests {
             start,
             past,
             30,
+            true,
             &cal,
         );
         assert_eq!(
             schedule(&clock),
             vec![(Phase::Due, ts("2026-11-06T18:00:00+08:00"))]
         );
+    }
+
+    #[test]
+    fn outside_the_green_channel_timers_fire_in_working_time_only() {
+        let cal = calendar();
+        // Wednesday 16:00 before the National Day holiday: 3 working days end on the make-up
+        // Saturday 2026-10-10 at 18:00, the end of that working day.
+        let start = ts("2026-09-30T16:00:00+08:00");
+        let deadline = cal.working_days_deadline(start, 3);
+        assert_eq!(deadline.due, ts("2026-10-10T18:00:00+08:00"));
+        let normal = Clock::start(
+            "TC-1",
+            "decision".into(),
+            ClockKind::Decision,
+            start,
+            deadline.clone(),
+            30,
+            false,
+            &cal,
+        );
+        assert_eq!(normal.due, deadline.due, "the deadline itself is unchanged");
+        for (_, at) in schedule(&normal) {
+            assert!(cal.is_working_time(at), "{at}");
+        }
+        assert_eq!(
+            schedule(&normal).last(),
+            Some(&(Phase::Due, ts("2026-10-12T08:30:00+08:00")))
+        );
+        let green = Clock::start(
+            "TC-1",
+            "decision".into(),
+            ClockKind::Decision,
+            start,
+            deadline.clone(),
+            30,
+            true,
+            &cal,
+        );
+        assert_eq!(schedule(&green).last(), Some(&(Phase::Due, deadline.due)));
+    }
+
+    #[test]
+    fn rescheduling_moves_only_pending_timers() {
+        let cal = calendar();
+        let start = ts("2026-11-02T09:00:00+08:00");
+        let mut clock = Clock::start(
+            "TC-1",
+            "decision".into(),
+            ClockKind::Decision,
+            start,
+            cal.working_days_deadline(start, 3),
+            30,
+            false,
+            &cal,
+        );
+        clock.timers[0].state = TimerState::Fired { at: start };
+        let half_before = clock.timers[0].due_at;
+        let moved = clock.reschedule(cal.working_days_deadline(start, 5), 30, false, &cal);
+        assert_eq!(clock.due, ts("2026-11-09T18:00:00+08:00"));
+        assert_eq!(clock.timers[0].due_at, half_before, "a fired timer stays");
+        let keys: Vec<&str> = moved.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["TC-1/decision/soon", "TC-1/decision/due"]);
+        assert_eq!(moved[1].1, ts("2026-11-10T08:30:00+08:00"));
+        let again = clock.reschedule(cal.working_days_deadline(start, 5), 30, false, &cal);
+        assert!(again.is_empty(), "the same deadline moves nothing");
     }
 
     #[test]
@@ -330,6 +525,7 @@ mod tests {
                 start,
                 cal.working_days_deadline(start, 3),
                 30,
+                false,
                 &cal,
             ));
         }
@@ -350,6 +546,7 @@ mod tests {
             start,
             cal.add_working_minutes(start, 60),
             30,
+            false,
             &cal,
         );
         assert!(clock.met_on_time(ts("2026-11-02T10:00:00+08:00")));

@@ -111,6 +111,8 @@ impl<'a> Draft<'a> {
             self.now,
             deadline,
             self.ctx.sla.remind_before_due_minutes,
+            // 五(一): the green channel is reminded at any hour.
+            self.case.green_channel,
             self.ctx.calendar,
         );
         for t in &clock.timers {
@@ -125,6 +127,21 @@ impl<'a> Draft<'a> {
         }
         self.case.clocks.push(clock);
         id
+    }
+
+    /// Sets the store timer of `clocks[ci].timers[ti]` to fire at `at` (again, if it fired);
+    /// the case's own record of the timer is the caller's to change.
+    pub fn set_timer_at(&mut self, ci: usize, ti: usize, at: Timestamp) {
+        let clock = &self.case.clocks[ci];
+        let timer = &clock.timers[ti];
+        self.effects.push(Effect::SetTimer {
+            key: timer.key.clone(),
+            due_at: at,
+            kind: TimerKind {
+                clock: clock.kind.clone(),
+                phase: timer.phase,
+            },
+        });
     }
 
     /// Stops every open clock whose kind matches: its condition is met (or moot) now.

@@ -207,4 +207,18 @@ pub enum Message {
         due: Due,
         responsible: Vec<String>,
     },
+    /// To each person a catch-up concerns (firings that came due while the service was down):
+    /// everything they would have been told, in one message. `scheduled` is the earliest missed
+    /// firing time; `late_minutes` how long after it this goes out (wall-clock minutes).
+    CatchUp {
+        scheduled: Timestamp,
+        late_minutes: i64,
+        items: Vec<Message>,
+    },
+    /// To whoever must act on `clock`: its deadline moved because holiday data was loaded.
+    DeadlineChanged {
+        clock: ClockKind,
+        previous: Timestamp,
+        due: Due,
+    },
 }

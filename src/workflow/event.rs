@@ -58,12 +58,17 @@ pub enum EventKind {
     DecisionReopened,
     /// Every remaining unit accepted; joint handling starts (data: `units`, `handling_due`).
     JointHandlingStarted,
-    /// A reminder was sent (data: `clock`, `phase`, `count`).
+    /// A reminder was sent (data: `clock`, `phase`, `count`; after downtime also `late_minutes`
+    /// and `skipped_in_catch_up`: the earlier phases marked fired without a message).
     ReminderSent,
-    /// A deadline passed with its duty undone (data: `clock`, `due`).
+    /// A deadline passed with its duty undone (data: `clock`, `due`; after downtime also
+    /// `late_minutes` and `skipped_in_catch_up`, as for [`EventKind::ReminderSent`]).
     Breach,
     /// A breach was escalated (data: `clock`, `to`).
     Escalated,
+    /// A running clock's deadline was counted again after holiday data was loaded (data:
+    /// `clock`, `previous`, `due`, `provisional`, `changed`: whether the due instant moved).
+    DeadlineRecomputed,
     /// A progress note (data: `text`).
     Progress,
     /// The first unit reported completion (data: `on_time`: by the handling deadline).

@@ -39,12 +39,13 @@ pub use case::{
     DecisionRecord, Objection, PreviousVersion, ProgressNote, RequestStatus, SatisfactionRecord,
     State, Supervision, SupervisionGround, TypicalCase, UnitRequest,
 };
-pub use clock::{Clock, ClockKind, ClockState, Phase, Timer, TimerState};
+pub use clock::{Clock, ClockKind, ClockState, Length, Phase, Timer, TimerState};
 pub use effect::{ClosedHow, Due, Effect, Message, PersonRef, TimerKind};
 pub use event::{Event, EventKind, SYSTEM_ACTOR};
 pub use input::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub use invariants::check_invariants;
 pub use reject::{RejectReason, Rejection};
+pub use timers::CATCH_UP_AFTER_MINUTES;
 
 use crate::calendar::Calendar;
 use crate::roster::Roster;
@@ -158,6 +159,33 @@ pub fn transition(
             citizen_feedback,
         } => handling::complete(call, process, measures, citizen_feedback),
         Input::Satisfaction { level } => handling::satisfaction(call, *level),
+    }
+}
+
+/// The scheduler's firing of several due timers of `case` at once (`keys`, as stored): the same
+/// as one [`Input::TimerFired`] each, except that firings of one clock collapse into the latest
+/// phase and a late batch (after downtime) tells each person once (see `timers.rs`).
+pub fn fire_timers(
+    case: &Case,
+    keys: &[String],
+    now: Timestamp,
+    ctx: &Ctx,
+) -> Result<Decision, Rejection> {
+    timers::fire_all(system_call(case, now, ctx), keys)
+}
+
+/// Counts the running clocks of `case` again on `ctx.calendar` (new holiday data); a no-op
+/// decision when no deadline changed.
+pub fn recompute_clocks(case: &Case, now: Timestamp, ctx: &Ctx) -> Decision {
+    timers::recompute(system_call(case, now, ctx))
+}
+
+fn system_call<'a>(case: &'a Case, now: Timestamp, ctx: &Ctx<'a>) -> Call<'a> {
+    Call {
+        case,
+        who: Who::System,
+        now,
+        ctx: *ctx,
     }
 }
 

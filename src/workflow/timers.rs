@@ -1,10 +1,21 @@
 //! Timer firings (SPEC.md → Clocks): reminders at half-time and shortly before each deadline, and
 //! at the deadline the breach with its escalation ladder — the responsible person, then their
-//! leader or the hotline head, then the supervisor. A unit that does not answer in time is treated
-//! like a refusal (四(三) 拒不配合 → 书面督办). Firing a timer of a stopped clock, or one that already
-//! fired or was cancelled, is a no-op: the scheduler may deliver a firing twice or late.
+//! leader or the hotline head, then (for a unit) the supervisor with a drafted 书面督办. A unit that
+//! does not answer in time is treated like a refusal (四(三) 拒不配合 → 书面督办). Firing a timer of
+//! a stopped clock, or one that already fired or was cancelled, is a no-op: the scheduler may
+//! deliver a firing twice or late.
+//!
+//! Only in working hours (SPEC.md → Clocks), green-channel cases excepted (五(一)): a firing
+//! outside them moves its timer to the next working time and says nothing yet. Several firings
+//! of one clock due at once (after downtime) collapse into the latest phase — a breach makes the
+//! reminders before it moot — and the skipped phases are recorded on its event. A firing more
+//! than [`CATCH_UP_AFTER_MINUTES`] late is a catch-up: each person gets ONE message for the case,
+//! naming how late it is, instead of one per firing.
 
-use serde_json::json;
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
 
 use super::case::{Case, RequestStatus, SupervisionGround};
 use super::clock::{Clock, ClockKind, ClockState, Phase, TimerState};
@@ -16,7 +27,18 @@ use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision};
 use crate::roster::{Role, Roster};
 
+/// A firing this many minutes past its time (working minutes; wall-clock minutes for the green
+/// channel, whose timers run at any hour) came due while nobody fired it: the service was down.
+/// The scheduler wakes at each due time and checks at least every minute, so a punctual firing
+/// is never this late.
+pub const CATCH_UP_AFTER_MINUTES: i64 = 10;
+
 pub(super) fn fire(call: Call, key: &str) -> Result<Decision, Rejection> {
+    fire_all(call, &[key.to_string()])
+}
+
+/// Fires every pending timer of the case among `keys` that belongs to a running clock.
+pub(super) fn fire_all(call: Call, keys: &[String]) -> Result<Decision, Rejection> {
     let case = call.case;
     if let Who::Person(_) = call.who {
         return Err(Rejection::new(
@@ -24,41 +46,170 @@ pub(super) fn fire(call: Call, key: &str) -> Result<Decision, Rejection> {
             "定时提醒由系统按期限自动触发，不能手动触发。",
         ));
     }
-    let found = case.clocks.iter().enumerate().find_map(|(ci, c)| {
-        c.timers
-            .iter()
-            .position(|t| t.key == key)
-            .map(|ti| (ci, ti))
-    });
-    let Some((ci, ti)) = found else {
+    // Clock index → indices of its due timers, in clock order.
+    let mut due: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut known = false;
+    for key in keys {
+        let found = case.clocks.iter().enumerate().find_map(|(ci, c)| {
+            c.timers
+                .iter()
+                .position(|t| &t.key == key)
+                .map(|ti| (ci, ti))
+        });
+        let Some((ci, ti)) = found else { continue };
+        known = true;
+        let clock = &case.clocks[ci];
+        if clock.is_running() && clock.timers[ti].state == TimerState::Pending {
+            due.entry(ci).or_default().push(ti);
+        }
+    }
+    if !known {
         return Err(Rejection::new(
             RejectReason::UnknownTimer,
-            format!("案件 {} 没有设置定时器 {key}。", case.case_no),
+            format!("案件 {} 没有设置定时器 {}。", case.case_no, keys.join("、")),
         ));
-    };
-    let clock = &case.clocks[ci];
-    let timer = &clock.timers[ti];
-    if !clock.is_running() || timer.state != TimerState::Pending {
+    }
+    if due.is_empty() {
         return Ok(Decision::unchanged(case));
     }
-    let phase = timer.phase;
     let mut d = call.draft();
-    d.case.clocks[ci].timers[ti].state = TimerState::Fired { at: call.now };
-    match phase {
-        Phase::Half | Phase::Soon => remind(&mut d, ci, phase),
-        Phase::Due => breach(&mut d, ci),
+    let (now, calendar) = (d.now, d.ctx.calendar);
+    if !d.case.green_channel && !calendar.is_working_time(now) {
+        // SPEC.md → Clocks: reminders only in working hours; the green channel at any hour.
+        let at = calendar.next_working_time(now);
+        for (ci, tis) in &due {
+            for ti in tis {
+                d.set_timer_at(*ci, *ti, at);
+            }
+        }
+        return Ok(d.finish());
+    }
+    let late = |at: Timestamp| -> i64 {
+        if d.case.green_channel {
+            now.duration_since(at).as_mins()
+        } else {
+            calendar.working_minutes_between(at, now)
+        }
+    };
+    let earliest = due
+        .iter()
+        .flat_map(|(ci, tis)| tis.iter().map(|ti| case.clocks[*ci].timers[*ti].due_at))
+        .min()
+        .unwrap_or(now);
+    let catch_up = due
+        .iter()
+        .flat_map(|(ci, tis)| tis.iter().map(|ti| case.clocks[*ci].timers[*ti].due_at))
+        .any(|at| late(at) > CATCH_UP_AFTER_MINUTES);
+    let late_minutes = now.duration_since(earliest).as_mins().max(0);
+    let mut sends = Sends::default();
+    for (ci, tis) in due {
+        let clock = &mut d.case.clocks[ci];
+        for &ti in &tis {
+            clock.timers[ti].state = TimerState::Fired { at: now };
+        }
+        let top = tis
+            .iter()
+            .map(|&ti| clock.timers[ti].phase)
+            .max_by_key(|p| phase_rank(*p))
+            .unwrap_or(Phase::Due);
+        let skipped: Vec<&str> = tis
+            .iter()
+            .map(|&ti| clock.timers[ti].phase)
+            .filter(|p| *p != top)
+            .map(Phase::as_str)
+            .collect();
+        let mut extra = serde_json::Map::new();
+        if catch_up {
+            extra.insert("late_minutes".into(), json!(late_minutes));
+        }
+        if !skipped.is_empty() {
+            extra.insert("skipped_in_catch_up".into(), json!(skipped));
+        }
+        match top {
+            Phase::Start | Phase::Half | Phase::Soon => remind(&mut d, &mut sends, ci, top, extra),
+            Phase::Due => breach(&mut d, &mut sends, ci, extra),
+        }
+    }
+    if catch_up {
+        for (to, items) in sends.by_person() {
+            d.notify(
+                [to],
+                Message::CatchUp {
+                    scheduled: earliest,
+                    late_minutes,
+                    items,
+                },
+            );
+        }
+    } else {
+        for (to, message) in sends.0 {
+            d.notify(to, message);
+        }
     }
     Ok(d.finish())
 }
 
+/// Phases in the order they fire.
+fn phase_rank(p: Phase) -> u8 {
+    match p {
+        Phase::Start => 0,
+        Phase::Half => 1,
+        Phase::Soon => 2,
+        Phase::Due => 3,
+    }
+}
+
+/// The messages one firing produces, in order, before they are sent one by one or folded into
+/// one catch-up message per person.
+#[derive(Default)]
+struct Sends(Vec<(Vec<String>, Message)>);
+
+impl Sends {
+    fn push(&mut self, to: Vec<String>, message: Message) {
+        self.0.push((to, message));
+    }
+
+    /// Each person's messages, people in order of first mention, each message once.
+    fn by_person(self) -> Vec<(String, Vec<Message>)> {
+        let mut out: Vec<(String, Vec<Message>)> = Vec::new();
+        for (to, message) in self.0 {
+            for id in to {
+                match out.iter_mut().find(|(p, _)| *p == id) {
+                    Some((_, items)) if items.contains(&message) => {}
+                    Some((_, items)) => items.push(message.clone()),
+                    None => out.push((id, vec![message.clone()])),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `base` with the catch-up details added.
+fn with_extra(base: Value, extra: serde_json::Map<String, Value>) -> Value {
+    match base {
+        Value::Object(mut map) => {
+            map.extend(extra);
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
 /// A reminder to whoever must act on the clock.
-fn remind(d: &mut Draft, ci: usize, phase: Phase) {
+fn remind(
+    d: &mut Draft,
+    sends: &mut Sends,
+    ci: usize,
+    phase: Phase,
+    extra: serde_json::Map<String, Value>,
+) {
     let clock = &mut d.case.clocks[ci];
     clock.reminders_sent += 1;
     let clock = clock.clone();
     let remaining = d.ctx.calendar.working_minutes_between(d.now, clock.due);
     let to = responsible(d.roster(), &d.case, &clock.kind);
-    d.notify(
+    sends.push(
         to,
         Message::Reminder {
             clock: clock.kind.clone(),
@@ -71,13 +222,18 @@ fn remind(d: &mut Draft, ci: usize, phase: Phase) {
     d.event(
         EventKind::ReminderSent,
         clock.kind.unit(),
-        json!({ "clock": clock.id, "phase": phase, "count": clock.reminders_sent }),
+        with_extra(
+            json!({ "clock": clock.id, "phase": phase, "count": clock.reminders_sent }),
+            extra,
+        ),
     );
 }
 
-/// The deadline passed with the duty undone: record the breach, tell the responsible person,
-/// escalate, and for a unit's response treat the silence as a refusal.
-fn breach(d: &mut Draft, ci: usize) {
+/// The deadline passed with the duty undone: record the breach and climb the ladder — the
+/// responsible person again, then their unit's leader (the hotline head for the hotline's own
+/// clocks), then for a unit the supervisor, with the written supervision drafted; a unit's
+/// silence is also treated as a refusal.
+fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<String, Value>) {
     let now = d.now;
     d.case.clocks[ci].state = ClockState::Breached { at: now };
     let clock = d.case.clocks[ci].clone();
@@ -88,10 +244,10 @@ fn breach(d: &mut Draft, ci: usize) {
     d.event(
         EventKind::Breach,
         unit.as_deref(),
-        json!({ "clock": clock.id, "due": clock.due }),
+        with_extra(json!({ "clock": clock.id, "due": clock.due }), extra),
     );
     let responsible = responsible(d.roster(), &d.case, &clock.kind);
-    d.notify(
+    sends.push(
         responsible.clone(),
         Message::Breach {
             clock: clock.kind.clone(),
@@ -99,7 +255,7 @@ fn breach(d: &mut Draft, ci: usize) {
         },
     );
     let escalate_to = escalation(d.roster(), &d.case, &clock.kind);
-    d.notify(
+    sends.push(
         escalate_to.clone(),
         Message::Escalation {
             clock: clock.kind.clone(),
@@ -113,12 +269,12 @@ fn breach(d: &mut Draft, ci: usize) {
         json!({ "clock": clock.id, "to": escalate_to }),
     );
     match &clock.kind {
-        ClockKind::UnitResponse { unit } => unit_overdue(d, &clock, unit),
+        ClockKind::UnitResponse { unit } => unit_overdue(d, sends, &clock, unit),
         ClockKind::Handling => {
             // SPEC.md → People: the supervisor supervises units that time out.
             let first_unit = d.case.first_unit.clone();
             let supervisors = people::with_role(d.roster(), Role::Supervisor);
-            d.notify(
+            sends.push(
                 supervisors,
                 Message::SupervisionRequested {
                     unit: first_unit,
@@ -126,13 +282,14 @@ fn breach(d: &mut Draft, ci: usize) {
                 },
             );
         }
+        // 书面督办 is addressed to units (四(三)); the hotline's own clocks stop at its head.
         ClockKind::ReviewStart | ClockKind::Decision | ClockKind::GreenCoordination => {}
     }
 }
 
 /// SPEC.md → Coordination: "No answer by the response deadline is treated like a refusal" —
 /// 四(三) 拒不配合的，由区12345热线进行书面督办; the inspector is told so they can withdraw the unit.
-fn unit_overdue(d: &mut Draft, clock: &Clock, unit: &str) {
+fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &Clock, unit: &str) {
     let now = d.now;
     let Some(request) = d.case.request_mut(unit).filter(|r| r.clock_id == clock.id) else {
         return;
@@ -148,7 +305,7 @@ fn unit_overdue(d: &mut Draft, clock: &Clock, unit: &str) {
         json!({ "due": clock.due }),
     );
     let supervisors = people::with_role(d.roster(), Role::Supervisor);
-    d.notify(
+    sends.push(
         supervisors,
         Message::SupervisionRequested {
             unit: unit.to_string(),
@@ -156,7 +313,7 @@ fn unit_overdue(d: &mut Draft, clock: &Clock, unit: &str) {
         },
     );
     let inspectors = people::inspectors_on_duty(d.roster(), &d.case);
-    d.notify(
+    sends.push(
         inspectors,
         Message::Breach {
             clock: clock.kind.clone(),
@@ -187,4 +344,65 @@ fn escalation(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
         ClockKind::UnitResponse { unit } => people::unit_leaders(roster, unit),
         ClockKind::Handling => people::unit_leaders(roster, &case.first_unit),
     }
+}
+
+/// Counts every running clock's deadline again from its start and configured length on the
+/// current calendar (holiday data was loaded, SPEC.md → Clocks: "loading the year's data
+/// recomputes it"). A deadline whose due, provisional flag or explanation changed is recorded
+/// and its pending timers move; only when the due instant itself moved is whoever must act on
+/// the clock told. Nothing else changes, so recomputing twice is a no-op.
+pub(super) fn recompute(call: Call) -> Decision {
+    let mut d = call.draft();
+    let (calendar, sla) = (d.ctx.calendar, d.ctx.sla);
+    let green = d.case.green_channel;
+    let ticket_deadline = d.case.application.deadline.is_some();
+    for ci in 0..d.case.clocks.len() {
+        let clock = &d.case.clocks[ci];
+        if !clock.is_running() {
+            continue;
+        }
+        let Some(length) = clock.kind.length(sla, green, ticket_deadline) else {
+            continue;
+        };
+        let deadline = length.deadline(calendar, clock.started);
+        if deadline.due == clock.due
+            && deadline.provisional == clock.provisional
+            && deadline.explanation == clock.explanation
+        {
+            continue;
+        }
+        let previous = clock.due;
+        let moved =
+            d.case.clocks[ci].reschedule(deadline, sla.remind_before_due_minutes, green, calendar);
+        for (key, at) in moved {
+            if let Some(ti) = d.case.clocks[ci].timers.iter().position(|t| t.key == key) {
+                d.set_timer_at(ci, ti, at);
+            }
+        }
+        let clock = d.case.clocks[ci].clone();
+        let changed = clock.due != previous;
+        d.event(
+            EventKind::DeadlineRecomputed,
+            clock.kind.unit(),
+            json!({
+                "clock": clock.id,
+                "previous": previous,
+                "due": clock.due,
+                "provisional": clock.provisional,
+                "changed": changed,
+            }),
+        );
+        if changed {
+            let to = responsible(d.roster(), &d.case, &clock.kind);
+            d.notify(
+                to,
+                Message::DeadlineChanged {
+                    clock: clock.kind.clone(),
+                    previous,
+                    due: Due::from(&clock),
+                },
+            );
+        }
+    }
+    d.finish()
 }

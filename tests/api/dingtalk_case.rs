@@ -2,7 +2,8 @@
 //! callbacks into `POST /dingtalk/robot`, the inbox processor and the engine deciding, the outbox
 //! sending to the strict fake DingTalk — asserting every outbound message and card by recipient
 //! and content. Once with the card platform (a template configured: cards created and updated in
-//! place), once with no template (ActionCard messages whose buttons send text commands).
+//! place), once with no template (ActionCard messages whose buttons send text commands), and once
+//! with messages arriving over Stream mode from the fake gateway.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::DingtalkMode;
 
 use crate::fake_dingtalk::{Delivery, FakeDingtalk};
+use crate::fake_stream::{FakeStream, callback_frame};
 use crate::support::{START_MS, TestApp, spawn_app};
 
 const RS: &str = "u-rs-liaison";
@@ -88,16 +90,73 @@ fn roster_file(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// How robot messages reach the service.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Http,
+    Stream,
+}
+
+/// One `api_base` for the service in Stream mode: the gateway's `open` goes to the fake Stream
+/// gateway, every other OpenAPI call to the fake DingTalk (the real DingTalk serves both).
+async fn api_proxy(gateway: String, openapi: String) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, Uri};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let router = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (client, gateway, openapi) = (client.clone(), gateway.clone(), openapi.clone());
+            async move {
+                let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                let target = if path.starts_with("/v1.0/gateway/") {
+                    gateway
+                } else {
+                    openapi
+                };
+                let mut request = client.request(method, format!("{target}{path}")).body(body);
+                for (name, value) in &headers {
+                    if name != "host" && name != "content-length" {
+                        request = request.header(name, value);
+                    }
+                }
+                let response = request.send().await.expect("fake reachable");
+                let status = response.status();
+                let content_type = response.headers().get("content-type").cloned();
+                let bytes = response.bytes().await.expect("body");
+                let mut answer = axum::response::Response::new(axum::body::Body::from(bytes));
+                *answer.status_mut() = status;
+                if let Some(ct) = content_type {
+                    answer.headers_mut().insert("content-type", ct);
+                }
+                answer
+            }
+        },
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    base
+}
+
 struct Case {
     app: TestApp,
     fake: FakeDingtalk,
+    via: Via,
+    gateway: Option<FakeStream>,
     seq: u32,
     seen: usize,
     _dir: tempfile::TempDir,
 }
 
 impl Case {
-    async fn start(template: bool) -> Case {
+    async fn start(template: bool, via: Via) -> Case {
         let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let roster = roster_file(dir.path());
@@ -106,15 +165,29 @@ impl Case {
         if !template {
             dingtalk.card_template_id = String::new();
         }
+        let gateway = match via {
+            Via::Http => None,
+            Via::Stream => {
+                let gateway = FakeStream::start().await;
+                dingtalk.mode = DingtalkMode::Stream;
+                dingtalk.api_base = api_proxy(gateway.api_base.clone(), fake.base.clone()).await;
+                Some(gateway)
+            }
+        };
         let app = spawn_app(move |s| {
             // The fake's app secret both signs the callbacks and buys the access token.
             s.dingtalk = dingtalk;
             s.roster.path = roster;
         })
         .await;
+        if let Some(gateway) = &gateway {
+            gateway.connection(0).await;
+        }
         Case {
             app,
             fake,
+            via,
+            gateway,
             seq: 0,
             seen: 0,
             _dir: dir,
@@ -130,8 +203,21 @@ impl Case {
             "senderNick": from, "text": {"content": format!(" {text}")}, "robotCode": "ding-robot",
         })
         .to_string();
-        let response = self.app.post_signed(body).await;
-        assert_eq!(response.status(), 200, "callback accepted");
+        match (self.via, &self.gateway) {
+            (Via::Stream, Some(gateway)) => {
+                let frame_id = format!("frame-{}", self.seq);
+                let data: serde_json::Value = serde_json::from_str(&body).expect("json");
+                gateway.send(
+                    0,
+                    callback_frame(&frame_id, "/v1.0/im/bot/messages/get", &data),
+                );
+                gateway.acked(&frame_id, 1).await;
+            }
+            _ => {
+                let response = self.app.post_signed(body).await;
+                assert_eq!(response.status(), 200, "callback accepted");
+            }
+        }
         self.settle().await
     }
 
@@ -184,8 +270,8 @@ const APPLICATION: &str = "工单编号：DH2026110300017
 需协调部门及事由：区住建局核查项目审批及工程款拨付；区城市管理局协助现场核查。
 请示分管领导相关情况：已向分管领导汇报，分管领导已同意。";
 
-async fn run_case(template: bool) {
-    let mut c = Case::start(template).await;
+async fn run_case(template: bool, via: Via) {
+    let mut c = Case::start(template, via).await;
 
     let d = c.say(RS, APPLICATION).await;
     assert!(
@@ -326,10 +412,15 @@ async fn run_case(template: bool) {
 
 #[tokio::test]
 async fn a_joint_case_through_http_callbacks_with_card_template() {
-    run_case(true).await;
+    run_case(true, Via::Http).await;
 }
 
 #[tokio::test]
 async fn a_joint_case_through_http_callbacks_with_commands_only() {
-    run_case(false).await;
+    run_case(false, Via::Http).await;
+}
+
+#[tokio::test]
+async fn a_joint_case_through_stream_mode() {
+    run_case(true, Via::Stream).await;
 }

@@ -423,7 +423,7 @@ pub fn card_frame(
     callback_frame(message_id, "/v1.0/card/instances/callback", &data)
 }
 
-fn callback_frame(message_id: &str, topic: &str, data: &Value) -> String {
+pub fn callback_frame(message_id: &str, topic: &str, data: &Value) -> String {
     json!({
         "specVersion": "1.0",
         "type": "CALLBACK",

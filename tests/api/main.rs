@@ -2,17 +2,25 @@
 //! the built `tiaochu` command, with fixtures from `tests/fixtures/`.
 
 mod calendar;
+mod card_callbacks;
 mod cli;
+mod clocks;
 mod commands;
+mod conformance_models;
 mod conversation;
+mod crash;
 mod dingtalk_case;
 mod engine;
 mod fake_dingtalk;
 mod fake_stream;
 mod http_callback;
 mod messages;
+mod observability;
 mod outbound;
 mod parse_cases;
+mod reports;
+mod restore;
+mod sandbox_browser;
 mod store;
 mod stream;
 mod support;

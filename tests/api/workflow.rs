@@ -438,11 +438,17 @@ fn joint_with_two_units_one_withdrawn_one_accepting_to_closed() {
     assert_eq!(review[0].1, Phase::Half);
     assert_eq!(review[0].2, ts("2026-11-02T09:30:00+08:00"));
     assert_eq!(review[1].2, ts("2026-11-02T10:00:00+08:00"));
-    // 四(二) decide within 3 working days: Thursday 18:00, with half-time and last reminders.
+    // 四(二) decide within 3 working days: due Thursday 18:00, with half-time and last
+    // reminders; the breach is acted on at the next working time (Friday 08:30), since people
+    // are told only in working hours outside the green channel.
     let decision = f.timers(&ClockKind::Decision);
     let phases: Vec<Phase> = decision.iter().map(|t| t.1).collect();
     assert_eq!(phases, vec![Phase::Half, Phase::Soon, Phase::Due]);
-    assert_eq!(decision[2].2, ts("2026-11-05T18:00:00+08:00"));
+    assert_eq!(
+        f.case().clock(&ClockKind::Decision).map(|c| c.due),
+        Some(ts("2026-11-05T18:00:00+08:00"))
+    );
+    assert_eq!(decision[2].2, ts("2026-11-06T08:30:00+08:00"));
     assert!(f.case().clock(&ClockKind::GreenCoordination).is_none());
 
     f.after(10.minutes()).ok(Input::Claim, INSPECTOR_A);

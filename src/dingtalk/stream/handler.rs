@@ -53,8 +53,9 @@ pub const SOURCE_CARD: &str = "card";
 ///   user + action), or the frame `messageId` when `outTrackId` or `userId` is missing.
 ///
 /// A duplicate is success (it is stored already). Card callbacks answer `None`: the card update
-/// in the ACK belongs to the workflow; a handler that knows it wraps or replaces this one and
-/// returns the update from [`FrameHandler::card_callback`] after the commit.
+/// in the ACK belongs to the workflow, so the running service wraps this handler in
+/// [`crate::cards::CardStreamHandler`], which processes the callback in the same transaction as
+/// its inbox row and returns the update from [`FrameHandler::card_callback`] after the commit.
 #[derive(Clone)]
 pub struct InboxHandler {
     store: Store,
@@ -64,6 +65,12 @@ pub struct InboxHandler {
 impl InboxHandler {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> InboxHandler {
         InboxHandler { store, clock }
+    }
+
+    /// The inbox `message_id` of a card callback body: `outTrackId|userId|actionIds|params
+    /// hash`, the same whichever transport brought it; `None` without `outTrackId` or `userId`.
+    pub fn card_key(data: &str) -> Option<String> {
+        card_callback_key(data)
     }
 
     async fn insert(

@@ -1,0 +1,424 @@
+//! Clock work above one input (SPEC.md → Clocks): firing all due timers of a case together (so
+//! a backlog after downtime becomes one catch-up per case and person), the hotline's digest of
+//! each scheduler pass, recomputing open deadlines when holiday data is loaded, and the system
+//! timer that reminds the admins weekly from 1 November while next year's data is missing.
+//!
+//! Each step that decides runs in ONE store transaction through [`Engine::apply_in_tx`], like
+//! every other decision, so a firing and its consequences commit together and a timer fires once.
+
+use std::collections::BTreeSet;
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use crate::dingtalk::api::Channel;
+use crate::dingtalk::payload;
+use crate::dispatch::Outgoing;
+use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
+use crate::messages::notify::{self, DigestLine};
+use crate::roster::{Person, Role};
+use crate::settings::DingtalkMode;
+use crate::store::{NewTimer, StoreError, TimerRow, TimerState, Tx};
+use crate::workflow::{self, Decision, Effect, EventKind, State};
+
+/// Keys of timers that belong to no case.
+pub const SYSTEM_TIMER_PREFIX: &str = "system/";
+
+const CALENDAR_TIMER_PREFIX: &str = "system/calendar-data/";
+
+/// How often the admins are reminded of missing holiday data.
+const CALENDAR_REMINDER_EVERY: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+/// The key of the weekly "holiday data for `year` is missing" reminder.
+pub fn calendar_timer_key(year: i16) -> String {
+    format!("{CALENDAR_TIMER_PREFIX}{year}")
+}
+
+/// What firing one case's due timers did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CaseFiring {
+    /// Timers consumed whose decision was applied (deferred ones excluded).
+    pub fired: usize,
+    /// Timers moved to the next working time instead (outside working hours, not green channel).
+    pub deferred: usize,
+    /// Due timers that another firing had consumed meanwhile.
+    pub skipped: usize,
+    /// The decision, when any timer was consumed.
+    pub outcome: Option<Outcome>,
+}
+
+/// Fires every pending timer of case `case_id` due at `now`, in one transaction: the workflow
+/// sees them together (see [`workflow::fire_timers`]).
+pub async fn fire_case(
+    engine: &Engine,
+    case_id: i64,
+    now: Timestamp,
+) -> Result<CaseFiring, EngineError> {
+    let engine2 = engine.clone();
+    engine
+        .store()
+        .write(move |tx| fire_case_in_tx(&engine2, tx, case_id, now).map_err(into_store))
+        .await
+        .map_err(EngineError::Store)
+}
+
+/// [`fire_case`] inside the caller's transaction.
+pub fn fire_case_in_tx(
+    engine: &Engine,
+    tx: &Tx<'_>,
+    case_id: i64,
+    now: Timestamp,
+) -> Result<CaseFiring, EngineError> {
+    let mut firing = CaseFiring::default();
+    let mut keys = Vec::new();
+    for timer in tx.timers_for_case(case_id)? {
+        if timer.state != TimerState::Pending || timer.due_at > now {
+            continue;
+        }
+        if tx.mark_fired(timer.id, now)? {
+            keys.push(timer.key);
+        } else {
+            firing.skipped += 1;
+        }
+    }
+    if keys.is_empty() {
+        return Ok(firing);
+    }
+    let Some(row) = tx.case(case_id)? else {
+        return Ok(firing);
+    };
+    let case = decode(&row)?;
+    let outcome = match workflow::fire_timers(&case, &keys, now, &engine.ctx()) {
+        Ok(decision) => {
+            let rearmed: BTreeSet<&str> = decision
+                .effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::SetTimer { key, .. } => Some(key.as_str()),
+                    _ => None,
+                })
+                .collect();
+            firing.deferred = keys.iter().filter(|k| rearmed.contains(k.as_str())).count();
+            engine.apply_in_tx(tx, Some((&row, &case)), decision, now)?
+        }
+        Err(rejection) => Outcome::Rejected(rejection),
+    };
+    firing.fired = keys.len() - firing.deferred;
+    firing.outcome = Some(outcome);
+    Ok(firing)
+}
+
+/// The digest lines for a firing's decision: one per reminder and per breach.
+pub fn digest_lines(decision: &Decision) -> Vec<DigestLine> {
+    let case = &decision.case;
+    decision
+        .events
+        .iter()
+        .filter_map(|e| {
+            let id = e.data["clock"].as_str()?;
+            let clock = case.clocks.iter().find(|c| c.id == id)?;
+            let late = if e.data.get("late_minutes").is_some() {
+                "（服务中断后补发）"
+            } else {
+                ""
+            };
+            let what = match e.kind {
+                EventKind::ReminderSent => format!("第 {} 次提醒{late}", e.data["count"]),
+                EventKind::Breach => format!("已超期，已通知责任人并逐级上报{late}"),
+                _ => return None,
+            };
+            Some(DigestLine {
+                ticket_no: case.ticket_no.clone(),
+                green_channel: case.green_channel,
+                clock: clock.kind.label(),
+                what,
+            })
+        })
+        .collect()
+}
+
+/// Sends one pass's digest: to the hotline group's custom robot when configured, else to each
+/// hotline head. Keyed by the pass's time and content, so a repeated pass sends nothing twice.
+pub async fn send_digest(
+    engine: &Engine,
+    lines: Vec<DigestLine>,
+    now: Timestamp,
+) -> Result<(), EngineError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let rendered = notify::digest(&lines, now, engine.calendar());
+    let key = format!(
+        "digest/{}/{:016x}",
+        now.as_millisecond(),
+        fnv1a(rendered.markdown.as_bytes())
+    );
+    let mut rows: Vec<Outgoing> = Vec::new();
+    if engine.group_digest() && engine.dispatch().mode() != DingtalkMode::Sandbox {
+        rows.push(Outgoing {
+            channel: Channel::GroupWebhook,
+            target: "区12345热线工作群".into(),
+            payload: payload::custom_robot_markdown(&rendered.title, &rendered.markdown, &[]),
+            undeliverable: None,
+        });
+    } else {
+        for head in engine.roster().people_with_role(Role::HotlineHead) {
+            rows.push(engine.dispatch().message(head, &rendered));
+        }
+    }
+    engine
+        .store()
+        .write(move |tx| {
+            for (i, row) in rows.iter().enumerate() {
+                enqueue(tx, &format!("{key}/{i}"), row, now).map_err(into_store)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(EngineError::Store)
+}
+
+/// Fires a timer of no case; false when it had already fired or been cancelled.
+pub async fn fire_system(
+    engine: &Engine,
+    timer: &TimerRow,
+    now: Timestamp,
+) -> Result<bool, EngineError> {
+    let engine2 = engine.clone();
+    let (id, key) = (timer.id, timer.key.clone());
+    engine
+        .store()
+        .write(move |tx| fire_system_in_tx(&engine2, tx, id, &key, now).map_err(into_store))
+        .await
+        .map_err(EngineError::Store)
+}
+
+fn fire_system_in_tx(
+    engine: &Engine,
+    tx: &Tx<'_>,
+    id: i64,
+    key: &str,
+    now: Timestamp,
+) -> Result<bool, EngineError> {
+    if !tx.mark_fired(id, now)? {
+        return Ok(false);
+    }
+    let Some(year) = key
+        .strip_prefix(CALENDAR_TIMER_PREFIX)
+        .and_then(|y| y.parse::<i16>().ok())
+    else {
+        tracing::warn!(timer = %key, "unknown system timer consumed");
+        return Ok(true);
+    };
+    let calendar = engine.calendar();
+    if calendar.has_year(year) {
+        // Loaded: the chain goes on with the following year, from 1 November.
+        arm_calendar_timer(engine, tx, year + 1, november_first(engine, year))?;
+        return Ok(true);
+    }
+    let rendered = notify::calendar_missing(year, now, calendar);
+    for (i, person) in calendar_admins(engine).into_iter().enumerate() {
+        let out = engine.dispatch().message(person, &rendered);
+        enqueue(
+            tx,
+            &format!("{key}/{}/{i}", now.as_millisecond()),
+            &out,
+            now,
+        )?;
+    }
+    let next = now
+        .checked_add(CALENDAR_REMINDER_EVERY)
+        .unwrap_or(Timestamp::MAX);
+    arm_calendar_timer(engine, tx, year, next)?;
+    Ok(true)
+}
+
+/// The admins; the hotline head when the roster names no admin, so the reminder reaches someone.
+fn calendar_admins(engine: &Engine) -> Vec<&Person> {
+    let admins: Vec<&Person> = engine.roster().people_with_role(Role::Admin).collect();
+    if admins.is_empty() {
+        engine
+            .roster()
+            .people_with_role(Role::HotlineHead)
+            .collect()
+    } else {
+        admins
+    }
+}
+
+/// Sets the reminder for `year` at the first working time from `from`.
+fn arm_calendar_timer(
+    engine: &Engine,
+    tx: &Tx<'_>,
+    year: i16,
+    from: Timestamp,
+) -> Result<(), EngineError> {
+    let key = calendar_timer_key(year);
+    tx.set_timer(&NewTimer {
+        key: &key,
+        case_id: None,
+        kind: r#"{"system":"calendar_data"}"#,
+        due_at: engine.calendar().next_working_time(from),
+        payload_json: &json!({ "year": year }).to_string(),
+    })?;
+    Ok(())
+}
+
+/// 1 November of `year`, 00:00 in the calendar's zone: when next year's data is due.
+fn november_first(engine: &Engine, year: i16) -> Timestamp {
+    Date::new(year, 11, 1)
+        .ok()
+        .and_then(|d| d.to_zoned(engine.calendar().time_zone().clone()).ok())
+        .map_or(Timestamp::MAX, |z| z.timestamp())
+}
+
+/// At start-up: makes sure the weekly reminder runs for a missing current year (at once) and a
+/// missing next year (from 1 November). A reminder already pending keeps its time.
+pub async fn ensure_calendar_reminders(engine: &Engine, now: Timestamp) -> Result<(), EngineError> {
+    let engine2 = engine.clone();
+    engine
+        .store()
+        .write(move |tx| {
+            let year = engine2.calendar().local_date(now).year();
+            for (y, from) in [(year, now), (year + 1, november_first(&engine2, year))] {
+                if engine2.calendar().has_year(y) {
+                    continue;
+                }
+                let pending = tx
+                    .timer_by_key(&calendar_timer_key(y))?
+                    .is_some_and(|t| t.state == TimerState::Pending);
+                if !pending {
+                    arm_calendar_timer(&engine2, tx, y, from.max(now)).map_err(into_store)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(EngineError::Store)
+}
+
+/// What recomputing the open deadlines did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recomputed {
+    /// Cases with at least one deadline counted again.
+    pub cases: usize,
+    /// Running clocks whose deadline, provisional flag or explanation changed.
+    pub clocks: usize,
+    /// Of those, the ones whose due instant moved (their people were told).
+    pub moved: usize,
+}
+
+/// Counts every running clock of every open case again on the engine's calendar, one
+/// transaction per case (see [`workflow::recompute_clocks`]); a no-op when nothing changed.
+pub async fn recompute_open(engine: &Engine, now: Timestamp) -> Result<Recomputed, EngineError> {
+    let ids = open_case_ids(engine).await?;
+    let mut total = Recomputed::default();
+    for id in ids {
+        let engine2 = engine.clone();
+        let one = engine
+            .store()
+            .write(move |tx| recompute_in_tx(&engine2, tx, id, now).map_err(into_store))
+            .await
+            .map_err(EngineError::Store)?;
+        total.add(one);
+    }
+    Ok(total)
+}
+
+/// As [`recompute_open`], on the calling thread (`tiaochu calendar load`).
+pub fn recompute_open_blocking(engine: &Engine, now: Timestamp) -> Result<Recomputed, EngineError> {
+    let states = open_states();
+    let rows = engine.store().read_blocking(move |r| {
+        r.cases_in_states(&states.iter().map(String::as_str).collect::<Vec<_>>())
+    })?;
+    let mut total = Recomputed::default();
+    for row in rows {
+        let engine2 = engine.clone();
+        let id = row.id;
+        let one = engine
+            .store()
+            .write_blocking(move |tx| recompute_in_tx(&engine2, tx, id, now).map_err(into_store))?;
+        total.add(one);
+    }
+    Ok(total)
+}
+
+impl Recomputed {
+    fn add(&mut self, other: Recomputed) {
+        self.cases += other.cases;
+        self.clocks += other.clocks;
+        self.moved += other.moved;
+    }
+}
+
+async fn open_case_ids(engine: &Engine) -> Result<Vec<i64>, EngineError> {
+    let states = open_states();
+    let rows = engine
+        .store()
+        .read(move |r| r.cases_in_states(&states.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+fn recompute_in_tx(
+    engine: &Engine,
+    tx: &Tx<'_>,
+    case_id: i64,
+    now: Timestamp,
+) -> Result<Recomputed, EngineError> {
+    let Some(row) = tx.case(case_id)? else {
+        return Ok(Recomputed::default());
+    };
+    let case = decode(&row)?;
+    let decision = workflow::recompute_clocks(&case, now, &engine.ctx());
+    let recomputed: Vec<bool> = decision
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::DeadlineRecomputed)
+        .map(|e| e.data["changed"] == json!(true))
+        .collect();
+    if recomputed.is_empty() {
+        return Ok(Recomputed::default());
+    }
+    engine.apply_in_tx(tx, Some((&row, &case)), decision, now)?;
+    Ok(Recomputed {
+        cases: 1,
+        clocks: recomputed.len(),
+        moved: recomputed.iter().filter(|c| **c).count(),
+    })
+}
+
+/// The stored names of the states in which a case may have running clocks.
+fn open_states() -> Vec<String> {
+    [
+        State::Submitted,
+        State::UnderReview,
+        State::Returned,
+        State::Independent,
+        State::CityEscalated,
+        State::Coordinating,
+        State::JointHandling,
+        State::Completed,
+        State::Closed,
+    ]
+    .into_iter()
+    .filter(|s| !s.is_terminal())
+    .filter_map(|s| serde_json::to_value(s).ok()?.as_str().map(str::to_string))
+    .collect()
+}
+
+/// A stable 64-bit hash (FNV-1a) for idempotency keys.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+// The store's write closure speaks StoreError; engine errors travel through it and back.
+fn into_store(e: EngineError) -> StoreError {
+    match e {
+        EngineError::Store(s) => s,
+        other => StoreError::Abort(other.to_string()),
+    }
+}

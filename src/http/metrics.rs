@@ -1,0 +1,50 @@
+//! `GET /metrics` (Prometheus text format) and the middleware that times every request for it.
+//! The exposition itself is [`crate::metrics`]; this file only gathers the scrape-time inputs
+//! (the store gauges, the Stream state) and counts request latency by matched route.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::metrics::{self, StoreGauges};
+
+/// The exposition; always 200, since a scrape that fails is itself the alert. When the store
+/// does not answer, `tiaochu_store_up 0` says so and its gauges are left out.
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    let stream = *state.stream.borrow();
+    let gauges = match state.store.read(move |r| StoreGauges::read(r, now)).await {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: store unavailable");
+            None
+        }
+    };
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::global().render(gauges.as_ref(), stream),
+    )
+        .into_response()
+}
+
+/// Times the request from routing to the response head, labelled with the route pattern (never
+/// the raw path, which a caller controls) and the method.
+pub(super) async fn track(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    metrics::global().observe_request(&route, &method, start.elapsed());
+    response
+}

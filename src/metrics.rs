@@ -1,0 +1,510 @@
+//! The service's counters and their Prometheus text exposition (format 0.0.4), written by hand
+//! because a handful of counters and one histogram do not need a metrics crate.
+//!
+//! Counters live in one process-wide [`Metrics`] ([`global`]): the places that count (the HTTP
+//! latency middleware, the outbox worker, the Stream client) are far apart and a process runs one
+//! service, so a static spares threading a handle through every constructor. Several services in
+//! one process (the tests) therefore share the counters; counters only ever grow, so readers
+//! compare before and after. Gauges derived from the store (inbox lag, outbox backlog, timers)
+//! are not kept here: [`StoreGauges::read`] queries them at scrape time, so they cannot drift.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::dingtalk::errors::SendError;
+use crate::dingtalk::stream::StreamState;
+use crate::store::{ReadTx, StoreError};
+
+/// Upper bounds of the request latency buckets, in seconds (`+Inf` is implied).
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A pending timer this long past its due time counts as overdue: the scheduler fires due
+/// timers within about a second, so a minute behind means it is stuck or the store is.
+pub const TIMER_OVERDUE_AFTER: Duration = Duration::from_secs(60);
+
+/// Distinct DingTalk error codes kept as their own label; later new codes are counted under
+/// `code="other"`, so a misbehaving peer cannot grow the exposition without bound.
+pub const MAX_ERROR_CODES: usize = 64;
+
+/// Process-wide counters. All methods are cheap and never block for long (atomics, or a mutex
+/// held for one map lookup).
+#[derive(Debug)]
+pub struct Metrics {
+    stream_reconnects: AtomicU64,
+    /// (kind, code) → count; kind is `retryable`, `throttled` or `permanent`.
+    dingtalk_errors: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// (route, method) → latency histogram; the route is the matched pattern, so the key set is
+    /// bounded by the router.
+    requests: Mutex<BTreeMap<(String, String), Histogram>>,
+}
+
+/// A latency histogram in Prometheus' cumulative form, counted per bucket on observe.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Histogram {
+    /// Observations at or below each [`LATENCY_BUCKETS`] bound (not yet cumulative).
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+static METRICS: Metrics = Metrics::new();
+
+/// The process's counters.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub const fn new() -> Metrics {
+        Metrics {
+            stream_reconnects: AtomicU64::new(0),
+            dingtalk_errors: Mutex::new(BTreeMap::new()),
+            requests: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// A Stream socket opened again after the first one (dropped, refused or rotated by the
+    /// gateway's `disconnect`).
+    pub fn stream_reconnected(&self) {
+        self.stream_reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reconnects since the process started.
+    pub fn stream_reconnects(&self) -> u64 {
+        self.stream_reconnects.load(Ordering::Relaxed)
+    }
+
+    /// One failed DingTalk send, counted by its kind and the code DingTalk answered.
+    pub fn dingtalk_error(&self, error: &SendError) {
+        let (kind, reason) = match error {
+            SendError::Retryable { reason, .. } => ("retryable", reason),
+            SendError::Throttled { reason, .. } => ("throttled", reason),
+            SendError::Permanent { reason } => ("permanent", reason),
+        };
+        let code = error_code(reason);
+        let mut errors = lock(&self.dingtalk_errors);
+        let known = errors.contains_key(&(kind, code.clone()));
+        let code = if known || errors.len() < MAX_ERROR_CODES {
+            code
+        } else {
+            "other".to_string()
+        };
+        *errors.entry((kind, code)).or_insert(0) += 1;
+    }
+
+    /// Failed sends with this kind and code so far.
+    pub fn dingtalk_errors(&self, kind: &str, code: &str) -> u64 {
+        lock(&self.dingtalk_errors)
+            .iter()
+            .find(|((k, c), _)| *k == kind && c == code)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// One answered HTTP request: `route` is the matched route pattern (`/dingtalk/robot`), or
+    /// `unmatched` for a path no route serves.
+    pub fn observe_request(&self, route: &str, method: &str, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        let mut requests = lock(&self.requests);
+        let histogram = requests
+            .entry((route.to_string(), method.to_string()))
+            .or_default();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            histogram.buckets[i] += 1;
+        }
+        histogram.count += 1;
+        histogram.sum_seconds += seconds;
+    }
+
+    /// Requests answered on `route` with `method` so far.
+    pub fn requests(&self, route: &str, method: &str) -> u64 {
+        lock(&self.requests)
+            .get(&(route.to_string(), method.to_string()))
+            .map_or(0, |h| h.count)
+    }
+
+    /// The whole exposition. `store` is None when the store did not answer (then
+    /// `tiaochu_store_up` is 0 and the store gauges are left out rather than reported as 0).
+    pub fn render(&self, store: Option<&StoreGauges>, stream: StreamState) -> String {
+        let mut out = String::with_capacity(4096);
+        gauge(
+            &mut out,
+            "tiaochu_store_up",
+            "1 when the database answered this scrape",
+            u64::from(store.is_some()),
+        );
+        if let Some(g) = store {
+            gauge(
+                &mut out,
+                "tiaochu_inbox_pending",
+                "Inbound messages stored but not yet processed",
+                g.inbox_pending,
+            );
+            gauge_f(
+                &mut out,
+                "tiaochu_inbox_oldest_pending_age_seconds",
+                "Age of the oldest unprocessed inbound message (0 when none): the inbox lag",
+                g.inbox_oldest_age.as_secs_f64(),
+            );
+            gauge(
+                &mut out,
+                "tiaochu_outbox_pending",
+                "Outbound messages waiting to be sent (the backlog)",
+                g.outbox_pending,
+            );
+            gauge(
+                &mut out,
+                "tiaochu_outbox_dead",
+                "Dead letters: outbound messages given up on, waiting for an admin",
+                g.outbox_dead,
+            );
+            gauge(
+                &mut out,
+                "tiaochu_timers_due",
+                "Pending timers whose due time has passed",
+                g.timers_due,
+            );
+            gauge(
+                &mut out,
+                "tiaochu_timers_overdue",
+                "Pending timers more than 60 s past their due time (the scheduler is behind)",
+                g.timers_overdue,
+            );
+        }
+        out.push_str("# HELP tiaochu_stream_state DingTalk Stream connection state (1 for the current one)\n");
+        out.push_str("# TYPE tiaochu_stream_state gauge\n");
+        for s in [
+            StreamState::NotConfigured,
+            StreamState::Connecting,
+            StreamState::Connected,
+        ] {
+            let _ = writeln!(
+                out,
+                "tiaochu_stream_state{{state=\"{}\"}} {}",
+                s.as_str(),
+                u8::from(s == stream)
+            );
+        }
+        out.push_str(
+            "# HELP tiaochu_stream_reconnects_total Stream sockets opened after the first one\n",
+        );
+        out.push_str("# TYPE tiaochu_stream_reconnects_total counter\n");
+        let _ = writeln!(
+            out,
+            "tiaochu_stream_reconnects_total {}",
+            self.stream_reconnects()
+        );
+
+        out.push_str(
+            "# HELP tiaochu_dingtalk_errors_total Failed DingTalk sends by outcome and error code\n",
+        );
+        out.push_str("# TYPE tiaochu_dingtalk_errors_total counter\n");
+        for ((kind, code), n) in lock(&self.dingtalk_errors).iter() {
+            let _ = writeln!(
+                out,
+                "tiaochu_dingtalk_errors_total{{kind=\"{kind}\",code=\"{code}\"}} {n}"
+            );
+        }
+
+        out.push_str(
+            "# HELP tiaochu_http_request_duration_seconds HTTP request latency by route\n",
+        );
+        out.push_str("# TYPE tiaochu_http_request_duration_seconds histogram\n");
+        for ((route, method), h) in lock(&self.requests).iter() {
+            let labels = format!("route=\"{}\",method=\"{}\"", escape(route), escape(method));
+            let mut cumulative = 0;
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "tiaochu_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "tiaochu_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "tiaochu_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "tiaochu_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        out
+    }
+}
+
+/// What the store holds that an operator watches; read in one snapshot at scrape time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreGauges {
+    pub inbox_pending: u64,
+    /// How long the oldest unprocessed inbound message has waited (zero when none).
+    pub inbox_oldest_age: Duration,
+    pub outbox_pending: u64,
+    pub outbox_dead: u64,
+    /// Pending timers with `due_at <= now`.
+    pub timers_due: u64,
+    /// Pending timers more than [`TIMER_OVERDUE_AFTER`] past due.
+    pub timers_overdue: u64,
+}
+
+impl StoreGauges {
+    /// Reads every gauge in the caller's read transaction. Each count is served by a partial
+    /// index (`inbox_pending`, `outbox_pending_due`, `outbox_dead`, `timers_pending_due`), so a
+    /// scrape stays cheap however many finished rows accumulate.
+    pub fn read(r: &ReadTx<'_>, now: Timestamp) -> Result<StoreGauges, StoreError> {
+        let (outbox_pending, outbox_dead) = r.outbox_backlog()?;
+        let now_ms = now.as_millisecond();
+        let overdue_before = now_ms.saturating_sub(duration_ms(TIMER_OVERDUE_AFTER));
+        // Inbox lag and timers have no query in the store yet; these are read-only counts.
+        let (inbox_pending, oldest, timers_due, timers_overdue): (i64, Option<i64>, i64, i64) = r
+            .conn()
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM inbox WHERE finished_at IS NULL),
+                        (SELECT min(received_at) FROM inbox WHERE finished_at IS NULL),
+                        (SELECT count(*) FROM timers WHERE state = 'pending' AND due_at <= ?1),
+                        (SELECT count(*) FROM timers WHERE state = 'pending' AND due_at <= ?2)",
+            )?
+            .query_row([now_ms, overdue_before], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?;
+        let age_ms = oldest.map_or(0, |t| now_ms.saturating_sub(t).max(0));
+        Ok(StoreGauges {
+            inbox_pending: inbox_pending.unsigned_abs(),
+            inbox_oldest_age: Duration::from_millis(age_ms.unsigned_abs()),
+            outbox_pending,
+            outbox_dead,
+            timers_due: timers_due.unsigned_abs(),
+            timers_overdue: timers_overdue.unsigned_abs(),
+        })
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The code in a [`SendError`] reason, as the classifier in `dingtalk::errors` words it:
+/// `钉钉错误码 90018（…）` → `90018`, `HTTP 403 Forbidden.AccessDenied：…` → the code, a bare
+/// `HTTP 503` → `http_503`, the IP ban → `1111`, transport failures → `timeout`, `connect` or
+/// `network`; anything else `other`. Only `[A-Za-z0-9._-]` survive, at most 64 characters, so
+/// a label never needs escaping.
+pub fn error_code(reason: &str) -> String {
+    if let Some(rest) = reason.split("钉钉错误码 ").nth(1) {
+        let code: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        if !code.is_empty() {
+            return code;
+        }
+    }
+    if let Some(rest) = reason.split("HTTP ").nth(1) {
+        let status: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let after = &rest[status.len()..];
+        let code: String = after
+            .strip_prefix(' ')
+            .map(|s| s.chars().take_while(|c| *c != '：').collect())
+            .unwrap_or_default();
+        let code = sanitize(&code);
+        if !code.is_empty() {
+            return code;
+        }
+        if !status.is_empty() {
+            return format!("http_{status}");
+        }
+    }
+    if reason.contains("封禁") {
+        return "1111".to_string();
+    }
+    match reason {
+        "请求超时" => "timeout",
+        "无法连接钉钉" => "connect",
+        "网络错误" => "network",
+        _ => "other",
+    }
+    .to_string()
+}
+
+fn sanitize(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect()
+}
+
+/// Label values from the router are route patterns and method names; escaped anyway so the
+/// exposition stays parseable whatever a future route is called.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+fn gauge_f(out: &mut String, name: &str, help: &str, value: f64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain counters: a panic while one was held cannot leave it inconsistent.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dingtalk::errors::{classify, classify_api_code, classify_errcode};
+
+    #[test]
+    fn codes_are_read_from_what_the_classifier_wrote() {
+        let code = |e: SendError| match e {
+            SendError::Retryable { reason, .. }
+            | SendError::Throttled { reason, .. }
+            | SendError::Permanent { reason } => error_code(&reason),
+        };
+        assert_eq!(
+            code(classify_errcode(90018, "qps").expect("error")),
+            "90018"
+        );
+        assert_eq!(code(classify_errcode(-1, "busy").expect("error")), "-1");
+        assert_eq!(
+            code(classify_api_code(
+                403,
+                "Forbidden.AccessDenied.IpNotInWhiteList",
+                "ip",
+                None
+            )),
+            "Forbidden.AccessDenied.IpNotInWhiteList"
+        );
+        assert_eq!(code(classify_api_code(503, "", "", None)), "http_503");
+        let ban = classify(200, None, br#"{"status":1111,"wait":5,"punish":"deny"}"#);
+        match ban {
+            crate::dingtalk::errors::Verdict::Failed(e) => assert_eq!(code(e), "1111"),
+            other => panic!("the ban is a failure: {other:?}"),
+        }
+        assert_eq!(code(SendError::permanent("完全不同的原因")), "other");
+        assert_eq!(error_code("请求超时"), "timeout");
+        assert_eq!(error_code("HTTP 400 a\"b\nc：x"), "abc");
+    }
+
+    #[test]
+    fn error_labels_are_bounded() {
+        let m = Metrics::new();
+        for i in 0..(MAX_ERROR_CODES + 10) {
+            m.dingtalk_error(&SendError::permanent(format!("钉钉错误码 {i}（x）：y")));
+        }
+        assert_eq!(m.dingtalk_errors("permanent", "0"), 1);
+        assert_eq!(m.dingtalk_errors("permanent", "other"), 10);
+        m.dingtalk_error(&SendError::permanent("钉钉错误码 0（x）：y"));
+        assert_eq!(
+            m.dingtalk_errors("permanent", "0"),
+            2,
+            "a known code keeps its label"
+        );
+    }
+
+    #[test]
+    fn the_histogram_is_cumulative_and_complete() {
+        let m = Metrics::new();
+        for ms in [0, 3, 3, 40, 7000] {
+            m.observe_request("/dingtalk/robot", "POST", Duration::from_millis(ms));
+        }
+        assert_eq!(m.requests("/dingtalk/robot", "POST"), 5);
+        let text = m.render(None, StreamState::NotConfigured);
+        let line = |needle: &str| {
+            text.lines()
+                .find(|l| l.starts_with(needle))
+                .unwrap_or_else(|| panic!("{needle} missing in\n{text}"))
+                .rsplit(' ')
+                .next()
+                .expect("value")
+                .to_string()
+        };
+        let labels = "route=\"/dingtalk/robot\",method=\"POST\"";
+        let bucket = |le: &str| {
+            line(&format!(
+                "tiaochu_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}}"
+            ))
+        };
+        assert_eq!(bucket("0.001"), "1");
+        assert_eq!(bucket("0.005"), "3");
+        assert_eq!(bucket("0.05"), "4");
+        assert_eq!(bucket("5"), "4", "7 s is above the last bound");
+        assert_eq!(bucket("+Inf"), "5");
+        assert_eq!(
+            line(&format!(
+                "tiaochu_http_request_duration_seconds_count{{{labels}}}"
+            )),
+            "5"
+        );
+        assert_eq!(line("tiaochu_store_up"), "0");
+        assert!(
+            !text.contains("tiaochu_inbox_pending"),
+            "no store, no store gauges"
+        );
+        assert_eq!(line("tiaochu_stream_state{state=\"not_configured\"}"), "1");
+        assert_eq!(line("tiaochu_stream_state{state=\"connected\"}"), "0");
+    }
+
+    #[test]
+    fn every_sample_line_is_well_formed() {
+        let m = Metrics::new();
+        m.stream_reconnected();
+        m.dingtalk_error(&SendError::retryable("请求超时"));
+        m.observe_request("unmatched", "GET", Duration::from_millis(1));
+        let gauges = StoreGauges {
+            inbox_pending: 2,
+            inbox_oldest_age: Duration::from_millis(1500),
+            ..StoreGauges::default()
+        };
+        let text = m.render(Some(&gauges), StreamState::Connected);
+        let sample = regex::Regex::new(
+            r#"^[a-z_]+(\{([a-z]+="[^"\\\n]*",)*[a-z]+="[^"\\\n]*"\})? -?[0-9.e+-]+$|^# (HELP|TYPE) "#,
+        )
+        .expect("regex");
+        for l in text.lines() {
+            assert!(sample.is_match(l), "malformed line {l:?} in\n{text}");
+        }
+        assert!(
+            text.contains("tiaochu_inbox_oldest_pending_age_seconds 1.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tiaochu_stream_reconnects_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kind=\"retryable\",code=\"timeout\"} 1\n"),
+            "{text}"
+        );
+    }
+}

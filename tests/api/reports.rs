@@ -1,0 +1,774 @@
+//! Reports (五(四), 五(五)): real cases driven through the engine with explicit instants, then the
+//! monthly statistics, 通报, 三抓三促 transfers and 热线故事汇 compared with numbers worked out by
+//! hand; the xlsx read back by openpyxl; the monthly post queued once per month.
+//!
+//! The seeded cases (all first unit 区人社局 = RS; cooperating 区住建局 = ZJ, 区城市管理局 = CG):
+//! - A: submitted 10-28, ZJ accepts exactly at its response deadline (10-29), completed on time
+//!   11-05, 满意, marked typical 11-06 — spans October and November.
+//! - B: submitted 11-02, returned, resubmitted the same day, decided independent — one application.
+//! - C: joint with ZJ and CG 11-03; ZJ objects on time and is withdrawn; CG does not answer (overdue
+//!   11-05 08:30), is supervised, accepts late; the handling deadline (11-19) passes (breach 11-20).
+//! - D: joint with CG 11-09; CG objects, the inspector insists, CG is supervised and accepts;
+//!   completed on time, 不满意.
+//! - E: joint with ZJ 11-16; ZJ accepts on time; completed on time, 基本满意.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::dispatch::Dispatch;
+use tiaochu::engine::{Engine, Outcome};
+use tiaochu::parse::{Application, UnitMatcher, parse_application};
+use tiaochu::report::{self, NoticeKind, Period};
+use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::settings::Settings;
+use tiaochu::store::Store;
+use tiaochu::workflow::{Actor, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
+
+const RS: &str = "rs-liaison";
+const ZJ: &str = "zj-liaison";
+const CG: &str = "cg-liaison";
+const INSPECTOR: &str = "local:区12345热线:孟艳秋";
+const SUPERVISOR: &str = "local:区12345热线:姚雪婷";
+const HEAD: &str = "local:区12345热线:李小燕";
+const RS_UNIT: &str = "区人社局";
+const ZJ_UNIT: &str = "区住建局";
+const CG_UNIT: &str = "区城市管理局";
+
+struct World {
+    dir: tempfile::TempDir,
+    engine: Engine,
+    store: Store,
+    roster: Roster,
+    calendar: Calendar,
+}
+
+fn world() -> World {
+    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
+    let mut people = shipped.people().to_vec();
+    for (name, unit, id) in [
+        ("王联络", RS_UNIT, RS),
+        ("赵联络", ZJ_UNIT, ZJ),
+        ("钱联络", CG_UNIT, CG),
+    ] {
+        people.push(Person::new(name, unit, "科员", vec![Role::Liaison], id, ""));
+    }
+    let roster = Roster::from_parts(shipped.units().to_vec(), people);
+    let calendar = || {
+        Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default()).expect("calendar")
+    };
+    let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("t.db")).expect("store");
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(roster.clone()),
+        Arc::new(calendar()),
+        settings.sla,
+        Dispatch::from_settings(&settings.dingtalk),
+    );
+    World {
+        dir,
+        engine,
+        store,
+        roster,
+        calendar: calendar(),
+    }
+}
+
+fn at(s: &str) -> Timestamp {
+    format!("{s}+08:00[Asia/Shanghai]")
+        .parse::<jiff::Zoned>()
+        .expect("instant")
+        .timestamp()
+}
+
+fn application(roster: &Roster, ticket: &str, measures: &str) -> Application {
+    let text = std::fs::read_to_string("tests/fixtures/applications/001-seed-template.txt")
+        .expect("fixture")
+        .replace("DH2026110300017", ticket)
+        .replace("核实拖欠薪资的基本情况", measures);
+    let app = parse_application(&text, &UnitMatcher::new(roster));
+    assert!(app.ok, "{:?}", app.errors);
+    app
+}
+
+impl World {
+    fn act(&self, ticket: &str, who: &str, when: &str, input: Input) {
+        let out = self
+            .engine
+            .handle_blocking(ticket, input, Actor::Person(who.into()), at(when))
+            .expect("engine");
+        assert!(
+            matches!(out, Outcome::Applied { .. }),
+            "{ticket} at {when}: {out:?}"
+        );
+    }
+
+    fn submit(&self, ticket: &str, when: &str, measures: &str) {
+        let application = application(&self.roster, ticket, measures);
+        self.act(
+            ticket,
+            RS,
+            when,
+            Input::Submit {
+                case_no: String::new(),
+                application,
+            },
+        );
+    }
+
+    fn joint(&self, ticket: &str, when: &str, units: &[&str]) {
+        let units = units
+            .iter()
+            .map(|u| CoordinationAsk {
+                unit: (*u).to_string(),
+                direction: format!("{u}协助核查"),
+            })
+            .collect();
+        self.act(ticket, INSPECTOR, when, Input::DecideJoint { units });
+    }
+
+    fn accept(&self, ticket: &str, who: &str, unit: &str, when: &str) {
+        self.act(
+            ticket,
+            who,
+            when,
+            Input::Accept {
+                unit: unit.into(),
+                contact_name: "张三".into(),
+                position: "股长".into(),
+                phone: "13900000000".into(),
+                help: vec![HelpItem::SiteCheck],
+            },
+        );
+    }
+
+    fn complete(&self, ticket: &str, when: &str) {
+        self.act(
+            ticket,
+            RS,
+            when,
+            Input::Complete {
+                process: "联合现场核查".into(),
+                measures: "督促企业分期支付".into(),
+                citizen_feedback: "已收到工资".into(),
+            },
+        );
+    }
+
+    fn satisfaction(&self, ticket: &str, when: &str, level: SatisfactionLevel) {
+        self.act(ticket, HEAD, when, Input::Satisfaction { level });
+    }
+
+    /// Fires every timer due at `when`, as the scheduler would at that instant.
+    fn fire(&self, when: &str) {
+        let now = at(when);
+        let due = self
+            .store
+            .read_blocking(move |r| r.due_timers(now, 1000))
+            .expect("due timers");
+        for timer in &due {
+            self.engine.fire_timer_blocking(timer, now).expect("fire");
+        }
+    }
+
+    fn response_due(&self, ticket: &str, unit: &str) -> Timestamp {
+        let ticket = ticket.to_string();
+        let row = self
+            .store
+            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .expect("case")
+            .remove(0);
+        let case = tiaochu::engine::decode(&row).expect("decode");
+        case.request(unit).expect("request").due
+    }
+
+    fn report(&self, period: Period, now: &str) -> report::Report {
+        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
+            .expect("calendar");
+        let now = at(now);
+        self.store
+            .read_blocking(move |r| Ok(report::build(r, &calendar, &period, now)))
+            .expect("read")
+            .expect("report")
+    }
+}
+
+const A: &str = "DH2026102800001";
+const B: &str = "DH2026110200002";
+const C: &str = "DH2026110300003";
+const D: &str = "DH2026110900004";
+const E: &str = "DH2026111600005";
+
+/// Every step of the five cases, in time order.
+fn seeded() -> World {
+    let w = world();
+    // A: spans two months; answered exactly at the deadline.
+    w.submit(A, "2026-10-28T09:00:00", "核实欠薪情况A");
+    w.act(A, INSPECTOR, "2026-10-28T09:10:00", Input::Claim);
+    w.joint(A, "2026-10-28T10:00:00", &[ZJ_UNIT]);
+    let deadline = w.response_due(A, ZJ_UNIT);
+    assert_eq!(deadline, at("2026-10-29T18:00:00"), "1 working day");
+    let exactly = deadline
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").expect("tz"))
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    w.accept(A, ZJ, ZJ_UNIT, &exactly);
+    // B: returned and resubmitted: one application.
+    w.submit(B, "2026-11-02T09:00:00", "核实欠薪情况B");
+    w.act(B, INSPECTOR, "2026-11-02T09:05:00", Input::Claim);
+    w.act(
+        B,
+        INSPECTOR,
+        "2026-11-02T09:30:00",
+        Input::Return {
+            reason: "措施不具体".into(),
+        },
+    );
+    w.submit(B, "2026-11-02T14:30:00", "核实欠薪情况B（补充）");
+    w.act(B, INSPECTOR, "2026-11-02T14:40:00", Input::Claim);
+    w.act(
+        B,
+        INSPECTOR,
+        "2026-11-02T15:00:00",
+        Input::DecideIndependent {
+            path_and_basis: "依据《保障农民工工资支付条例》由首接单位办理".into(),
+        },
+    );
+    // C: a withdrawn objection, a refusal, a supervision, a late answer, overdue handling.
+    w.submit(C, "2026-11-03T09:00:00", "核实欠薪情况C");
+    w.act(C, INSPECTOR, "2026-11-03T09:05:00", Input::Claim);
+    w.joint(C, "2026-11-03T09:30:00", &[ZJ_UNIT, CG_UNIT]);
+    w.act(
+        C,
+        ZJ,
+        "2026-11-04T10:00:00",
+        Input::Object {
+            unit: ZJ_UNIT.into(),
+            reason: "不属于本单位职责".into(),
+        },
+    );
+    w.act(
+        C,
+        INSPECTOR,
+        "2026-11-04T11:00:00",
+        Input::Withdraw {
+            unit: ZJ_UNIT.into(),
+        },
+    );
+    w.fire("2026-11-05T08:30:00");
+    w.act(
+        C,
+        SUPERVISOR,
+        "2026-11-05T09:00:00",
+        Input::Supervise {
+            unit: CG_UNIT.into(),
+            content: "请于今日内明确联系人".into(),
+        },
+    );
+    w.accept(C, CG, CG_UNIT, "2026-11-05T10:00:00");
+    // A completes on time, 满意, typical.
+    w.complete(A, "2026-11-05T10:30:00");
+    w.satisfaction(A, "2026-11-05T11:00:00", SatisfactionLevel::Satisfied);
+    w.act(
+        A,
+        INSPECTOR,
+        "2026-11-06T09:00:00",
+        Input::MarkTypical {
+            summary: "国企协同破解欠薪".into(),
+        },
+    );
+    // D: an upheld objection and a second supervision of CG.
+    w.submit(D, "2026-11-09T09:00:00", "核实欠薪情况D");
+    w.act(D, INSPECTOR, "2026-11-09T09:05:00", Input::Claim);
+    w.joint(D, "2026-11-09T09:30:00", &[CG_UNIT]);
+    w.act(
+        D,
+        CG,
+        "2026-11-09T15:00:00",
+        Input::Object {
+            unit: CG_UNIT.into(),
+            reason: "职责不清".into(),
+        },
+    );
+    w.act(
+        D,
+        INSPECTOR,
+        "2026-11-09T16:00:00",
+        Input::Insist {
+            unit: CG_UNIT.into(),
+        },
+    );
+    w.act(
+        D,
+        SUPERVISOR,
+        "2026-11-10T09:00:00",
+        Input::Supervise {
+            unit: CG_UNIT.into(),
+            content: "请按要求接受协办".into(),
+        },
+    );
+    w.accept(D, CG, CG_UNIT, "2026-11-10T10:00:00");
+    w.complete(D, "2026-11-12T10:00:00");
+    w.satisfaction(D, "2026-11-12T11:00:00", SatisfactionLevel::Dissatisfied);
+    // E: all on time, 基本满意.
+    w.submit(E, "2026-11-16T09:00:00", "核实欠薪情况E");
+    w.act(E, INSPECTOR, "2026-11-16T09:05:00", Input::Claim);
+    w.joint(E, "2026-11-16T09:30:00", &[ZJ_UNIT]);
+    w.accept(E, ZJ, ZJ_UNIT, "2026-11-16T10:00:00");
+    w.complete(E, "2026-11-18T10:00:00");
+    w.satisfaction(
+        E,
+        "2026-11-18T11:00:00",
+        SatisfactionLevel::BasicallySatisfied,
+    );
+    // C's handling deadline (10 working days after 11-05: 11-19 18:00) passes.
+    w.fire("2026-11-20T09:00:00");
+    w
+}
+
+fn month(m: &str) -> Period {
+    Period::parse_month(m).expect("month")
+}
+
+#[test]
+fn november_figures_match_the_hand_count() {
+    let w = seeded();
+    let r = w.report(month("2026-11"), "2026-12-01T10:00:00");
+    let o = &r.stats.overall;
+    // Applications: B, C, D, E (A was October; B's resubmission is not a second application).
+    assert_eq!((o.submitted, o.resubmitted, o.returned), (4, 1, 1));
+    assert_eq!(
+        (o.decided_joint, o.decided_independent, o.decided_city),
+        (3, 1, 0)
+    );
+    // Requests: C→ZJ, C→CG, D→CG, E→ZJ. On time: ZJ's objection on C, CG's objection on D, ZJ on
+    // E; late: CG on C (after its overdue, which settled it as due). D's accept after the
+    // objection is not a second answer.
+    assert_eq!(o.requests, 4);
+    assert_eq!(
+        (o.answered_on_time, o.answered_late, o.response_due),
+        (3, 1, 4)
+    );
+    assert_eq!(
+        (o.objections, o.objections_withdrawn, o.objections_upheld),
+        (2, 1, 1)
+    );
+    assert_eq!((o.refusals, o.supervisions), (1, 2));
+    // Completed: A (spanning from October), D, E, all on time; C breached its handling deadline.
+    assert_eq!(
+        (o.completed, o.completed_on_time, o.completed_late),
+        (3, 3, 0)
+    );
+    assert_eq!((o.handling_overdue, o.completion_due), (1, 4));
+    assert_eq!(
+        (o.satisfied, o.basically_satisfied, o.dissatisfied),
+        (1, 1, 1)
+    );
+    assert_eq!(o.typical, 1);
+    // Rates against targets.
+    let [completion, response, satisfaction] = o.targets();
+    assert_eq!((completion.actual.num, completion.actual.den), (3, 4));
+    assert_eq!((response.actual.num, response.actual.den), (3, 4));
+    assert_eq!((satisfaction.actual.num, satisfaction.actual.den), (2, 3));
+    assert_eq!(
+        [completion.met, response.met, satisfaction.met],
+        [Some(false), Some(false), Some(false)]
+    );
+    assert_eq!(satisfaction.target_label(), "≥ 90%");
+
+    // Per unit.
+    let units: Vec<&str> = r.stats.units.keys().map(String::as_str).collect();
+    let mut want = vec![RS_UNIT, ZJ_UNIT, CG_UNIT];
+    want.sort();
+    assert_eq!(units, want);
+    let rs = &r.stats.units[RS_UNIT];
+    assert_eq!((rs.submitted, rs.completed, rs.completion_due), (4, 3, 4));
+    assert_eq!(
+        (rs.requests, rs.supervisions, rs.handling_overdue),
+        (0, 0, 1)
+    );
+    let zj = &r.stats.units[ZJ_UNIT];
+    assert_eq!(
+        (
+            zj.requests,
+            zj.answered_on_time,
+            zj.response_due,
+            zj.objections_withdrawn
+        ),
+        (2, 2, 2, 1)
+    );
+    assert_eq!(zj.response_rate().value(), Some(1.0));
+    assert_eq!(zj.targets()[1].met, Some(true));
+    let cg = &r.stats.units[CG_UNIT];
+    assert_eq!(
+        (
+            cg.requests,
+            cg.answered_on_time,
+            cg.answered_late,
+            cg.response_due
+        ),
+        (2, 1, 1, 2)
+    );
+    assert_eq!(
+        (
+            cg.refusals,
+            cg.objections,
+            cg.objections_upheld,
+            cg.supervisions
+        ),
+        (1, 1, 1, 2)
+    );
+    // Nothing missing: the overall counts are the unit sums.
+    let sum: u64 = r.stats.units.values().map(|c| c.requests).sum();
+    assert_eq!(sum, o.requests);
+
+    // Cases touched: A (its completion), B, C, D, E.
+    assert_eq!(r.cases.len(), 5);
+    let a = r.cases.iter().find(|c| c.ticket_no == A).expect("A listed");
+    assert_eq!(a.completed_on_time, Some(true));
+    assert_eq!(a.satisfaction.as_deref(), Some("满意"));
+}
+
+#[test]
+fn october_counts_the_submission_and_the_answer_at_the_deadline() {
+    let w = seeded();
+    let r = w.report(month("2026-10"), "2026-12-01T10:00:00");
+    let o = &r.stats.overall;
+    assert_eq!((o.submitted, o.decided_joint, o.requests), (1, 1, 1));
+    assert_eq!(
+        (o.answered_on_time, o.response_due, o.answered_late),
+        (1, 1, 0),
+        "an answer exactly at the deadline is on time"
+    );
+    assert_eq!((o.completed, o.completion_due, o.satisfied), (0, 0, 0));
+    let [completion, response, satisfaction] = o.targets();
+    assert_eq!(response.met, Some(true));
+    assert_eq!((completion.met, satisfaction.met), (None, None), "无数据");
+    assert_eq!(completion.verdict(), "无数据");
+    assert_eq!(r.cases.len(), 1);
+    assert!(r.notices.is_empty() && r.transfers.is_empty());
+
+    // The quarter is the sum of its months (no case event falls in December here).
+    let q = w.report(
+        Period::parse_quarter("2026-Q4").expect("quarter"),
+        "2026-12-01T10:00:00",
+    );
+    let nov = w.report(month("2026-11"), "2026-12-01T10:00:00");
+    assert_eq!(q.stats.overall.submitted, 5);
+    assert_eq!(
+        q.stats.overall.requests,
+        o.requests + nov.stats.overall.requests
+    );
+    assert_eq!(q.period_label, "2026年第四季度");
+    // A date range inside November sees only what happened in it: B's day.
+    let day = w.report(
+        Period::range(
+            "2026-11-02".parse().expect("date"),
+            "2026-11-02".parse().expect("date"),
+        )
+        .expect("range"),
+        "2026-12-01T10:00:00",
+    );
+    assert_eq!(
+        (
+            day.stats.overall.submitted,
+            day.stats.overall.resubmitted,
+            day.stats.overall.returned
+        ),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn the_notice_names_units_with_evidence_and_marks_transfers() {
+    let w = seeded();
+    let r = w.report(month("2026-11"), "2026-12-01T10:00:00");
+    let mut kinds: Vec<(&str, &str, NoticeKind)> = r
+        .notices
+        .iter()
+        .map(|n| (n.unit.as_str(), n.ticket_no.as_str(), n.kind))
+        .collect();
+    kinds.sort();
+    let mut want = vec![
+        (RS_UNIT, C, NoticeKind::HandlingOverdue),
+        (CG_UNIT, C, NoticeKind::Refusal),
+        (CG_UNIT, C, NoticeKind::Supervision),
+        (CG_UNIT, C, NoticeKind::LateAnswer),
+        (CG_UNIT, D, NoticeKind::ObjectionUpheld),
+        (CG_UNIT, D, NoticeKind::Supervision),
+    ];
+    want.sort();
+    assert_eq!(kinds, want);
+    let refusal = r
+        .notices
+        .iter()
+        .find(|n| n.kind == NoticeKind::Refusal)
+        .expect("refusal");
+    assert_eq!(refusal.deadline, Some(at("2026-11-04T18:00:00")));
+    assert_eq!(refusal.at, at("2026-11-05T08:30:00"));
+    let late = r
+        .notices
+        .iter()
+        .find(|n| n.kind == NoticeKind::LateAnswer)
+        .expect("late answer");
+    assert_eq!(late.deadline, Some(at("2026-11-04T18:00:00")));
+    assert_eq!(late.at, at("2026-11-05T10:00:00"));
+    let overdue = r
+        .notices
+        .iter()
+        .find(|n| n.kind == NoticeKind::HandlingOverdue)
+        .expect("handling overdue");
+    assert_eq!(overdue.deadline, Some(at("2026-11-19T18:00:00")));
+    assert!(
+        !r.notices.iter().any(|n| n.unit == ZJ_UNIT),
+        "a withdrawn objection is not named"
+    );
+
+    // 三抓三促: CG was supervised twice (C and D); C's handling is 7 working days overdue by 11-30.
+    let transfers: Vec<(&str, &str)> = r
+        .transfers
+        .iter()
+        .map(|t| (t.unit.as_str(), t.ticket_no.as_str()))
+        .collect();
+    assert_eq!(transfers.len(), 3, "{transfers:?}");
+    assert!(transfers.contains(&(CG_UNIT, C)) && transfers.contains(&(CG_UNIT, D)));
+    let rs = r
+        .transfers
+        .iter()
+        .find(|t| t.unit == RS_UNIT)
+        .expect("overdue transfer");
+    assert!(rs.reason.contains("办理超期 7 个工作日"), "{}", rs.reason);
+
+    // Typical cases: A, with its sections filled from the case.
+    assert_eq!(r.stories.len(), 1);
+    let s = &r.stories[0];
+    assert_eq!(s.ticket_no, A);
+    assert_eq!(s.lessons, "国企协同破解欠薪");
+    assert_eq!(s.units[0].0, RS_UNIT);
+    assert!(
+        s.units
+            .iter()
+            .any(|(u, did)| u == ZJ_UNIT && did.contains("现场核查"))
+    );
+    assert!(s.result.contains("满意度：满意"), "{}", s.result);
+    let draft = report::typical::markdown(&r.period_label, &r.stories);
+    for section in [
+        "**背景**",
+        "**难点**",
+        "**各单位做法**",
+        "**结果**",
+        "**可复制推广的经验**",
+    ] {
+        assert!(draft.contains(section), "{section}");
+    }
+}
+
+#[test]
+fn the_notice_order_is_by_unit_then_time() {
+    let w = seeded();
+    let r = w.report(month("2026-11"), "2026-12-01T10:00:00");
+    let got: Vec<(String, NoticeKind)> =
+        r.notices.iter().map(|n| (n.unit.clone(), n.kind)).collect();
+    let mut want = vec![
+        (RS_UNIT.to_string(), NoticeKind::HandlingOverdue),
+        (CG_UNIT.to_string(), NoticeKind::Refusal),
+        (CG_UNIT.to_string(), NoticeKind::Supervision),
+        (CG_UNIT.to_string(), NoticeKind::LateAnswer),
+        (CG_UNIT.to_string(), NoticeKind::ObjectionUpheld),
+        (CG_UNIT.to_string(), NoticeKind::Supervision),
+    ];
+    // Units sort by name; within a unit, by time.
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn the_monthly_post_is_queued_once_per_month() {
+    let w = seeded();
+    let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+    let at_time = settings.report.monthly_at_time().expect("09:00");
+    // 2026-12-01 is a Tuesday, the first working day of December.
+    assert_eq!(
+        report::monthly_due(&w.calendar, at("2026-12-15T12:00:00"), at_time),
+        Some(at("2026-12-01T09:00:00"))
+    );
+    // 2026-11-01 is a Sunday: November's post is due Monday 11-02.
+    assert_eq!(
+        report::monthly_due(&w.calendar, at("2026-11-20T12:00:00"), at_time),
+        Some(at("2026-11-02T09:00:00"))
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let now = at("2026-12-01T09:00:00");
+    let first = rt
+        .block_on(report::post_monthly(&w.engine, &settings.report, now))
+        .expect("post");
+    assert_eq!(first.period_key, "2026-11");
+    // Sandbox, no group robot: the hotline head stands in for the group; two group leaders.
+    assert_eq!((first.queued, first.empty), (3, false));
+    let again = rt
+        .block_on(report::post_monthly(&w.engine, &settings.report, now))
+        .expect("post again");
+    assert_eq!(again.queued, 0, "idempotent per month");
+    let rows = w
+        .store
+        .read_blocking(|r| r.list_outbox(None, 10_000))
+        .expect("outbox");
+    let posted: Vec<_> = rows
+        .iter()
+        .filter(|r| r.idem_key.starts_with("report:2026-11/"))
+        .collect();
+    assert_eq!(posted.len(), 3);
+    assert!(posted.iter().any(|r| r.target == HEAD));
+    assert!(
+        posted
+            .iter()
+            .any(|r| r.target == "local:区营商环境建设局:何军")
+    );
+    let text = String::from_utf8_lossy(&posted[0].payload);
+    assert!(text.contains("2026年11月联合调处月统计"), "{text}");
+    assert!(text.contains("75.0%（3/4）"), "{text}");
+    // A month without events posts nothing.
+    let empty = rt
+        .block_on(report::post_monthly(
+            &w.engine,
+            &settings.report,
+            at("2026-10-09T09:00:00"),
+        ))
+        .expect("post");
+    assert_eq!(
+        (empty.period_key.as_str(), empty.empty, empty.queued),
+        ("2026-09", true, 0)
+    );
+}
+
+/// The interpreter with openpyxl: `TIAOCHU_CONFORMANCE_PYTHON`, else the venv `.ci/run` creates,
+/// else `python3` from PATH.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TIAOCHU_CONFORMANCE_PYTHON") {
+        return p.into();
+    }
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/conformance-venv/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+#[test]
+fn the_cli_xlsx_is_read_back_by_openpyxl() {
+    let w = seeded();
+    let db = w.store.path().to_path_buf();
+    let xlsx = w.dir.path().join("报表.xlsx");
+    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        .args(["report", "--month", "2026-11", "--format", "xlsx", "--out"])
+        .arg(&xlsx)
+        .env("TIAOCHU_STORE__PATH", &db)
+        .output()
+        .expect("run tiaochu");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // CSV and JSON from the same command agree with the in-process report.
+    let csv = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        .args(["report", "--month", "2026-11", "--format", "csv"])
+        .env("TIAOCHU_STORE__PATH", &db)
+        .output()
+        .expect("run tiaochu");
+    let csv = String::from_utf8(csv.stdout).expect("utf-8");
+    let total = csv
+        .lines()
+        .find(|l| l.starts_with("合计"))
+        .expect("合计 row");
+    assert!(
+        total.starts_with("合计,4,1,1,3,1,0,4,4,3,1,1,2,1,1,2,4,3,3,0,1,1,1,1,1,75.0%,75.0%,66.7%"),
+        "{total}"
+    );
+    let json = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        .args(["report", "--quarter", "2026-Q4", "--format", "json"])
+        .env("TIAOCHU_STORE__PATH", &db)
+        .output()
+        .expect("run tiaochu");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["stats"]["overall"]["submitted"], 5);
+    let bad = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        .args(["report", "--month", "2026-11", "--format", "xlsx"])
+        .env("TIAOCHU_STORE__PATH", &db)
+        .output()
+        .expect("run tiaochu");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--out"));
+
+    let python = python();
+    let importable = Command::new(&python)
+        .args(["-c", "import openpyxl"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !importable {
+        let why = format!(
+            "{} cannot import openpyxl (install with: pip install openpyxl==3.1.5, as .ci/run \
+             does into target/conformance-venv)",
+            python.display()
+        );
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "xlsx check needs openpyxl: {why}"
+        );
+        eprintln!("SKIPPED openpyxl check: {why}");
+        return;
+    }
+    let mut unit_headers = vec!["单位".to_string()];
+    unit_headers.extend(
+        report::Counts::default()
+            .columns()
+            .iter()
+            .map(|(n, _)| (*n).to_string()),
+    );
+    let expected = serde_json::json!({
+        "sheets": report::xlsx::SHEETS,
+        "unit_headers": unit_headers,
+        "units": 3,
+        "cases": 5,
+        "summary": {
+            "统计期间": "2026年11月",
+            "申请登记": 4,
+            "重新提交": 1,
+            "协办请求": 4,
+            "按时答复": 3,
+            "书面督办": 2,
+            "办结": 3,
+            "办理超期": 1,
+            "办结率": 0.75,
+            "响应率": 0.75,
+            "满意率": 2.0 / 3.0,
+            "通报事项": 6,
+        },
+    });
+    let expected_path = w.dir.path().join("expected.json");
+    std::fs::write(&expected_path, expected.to_string()).expect("write expected");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/check_xlsx.py");
+    let check = Command::new(&python)
+        .arg(&script)
+        .arg(&xlsx)
+        .arg(&expected_path)
+        .output()
+        .expect("run openpyxl check");
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && said.contains("OK"),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
