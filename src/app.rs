@@ -21,6 +21,7 @@ use crate::dingtalk::api::{DingtalkClient, Timeouts};
 use crate::dingtalk::stream::{InboxHandler, StreamClient, StreamState};
 use crate::dispatch::Dispatch;
 use crate::engine::Engine;
+use crate::http::dashboard::DashboardState;
 use crate::http::sandbox::SandboxState;
 use crate::http::{AppState, router};
 use crate::inbox::InboxProcessor;
@@ -105,6 +106,8 @@ pub struct App {
     clock_moved: Arc<watch::Sender<u64>>,
     /// When the monthly report is posted (`[report]`).
     report: ReportSettings,
+    /// `[dashboard] base_url`, for the 看板 login links.
+    dashboard_url: String,
 }
 
 impl App {
@@ -161,6 +164,10 @@ impl App {
         // The hotline's digest goes to its notice group when the group robot is configured,
         // else to the hotline head.
         .with_group_digest(!settings.dingtalk.group_webhook.is_empty());
+        // Roster changes made in DingTalk before this start are in force again.
+        engine
+            .reload_roster_blocking()
+            .map_err(|e| AppError::Store(StoreError::BadData(e.to_string())))?;
         let sender: Arc<dyn Sender> = match mode {
             DingtalkMode::Sandbox => Arc::new(SandboxSender),
             DingtalkMode::Http | DingtalkMode::Stream => Arc::new(DingtalkClient::new(
@@ -181,7 +188,8 @@ impl App {
                 // Card callbacks are decided before their ACK, which carries the card update.
                 let handler = Arc::new(CardStreamHandler::new(
                     InboxHandler::new(store.clone(), Arc::clone(&clock)),
-                    InboxProcessor::new(engine.clone()),
+                    InboxProcessor::new(engine.clone())
+                        .with_dashboard_url(&settings.dashboard.base_url),
                     Arc::clone(&clock),
                 ));
                 let client =
@@ -198,9 +206,15 @@ impl App {
             callback_secret,
             clock: Arc::clone(&clock),
             stream: stream_state,
-            card_callbacks: (mode == DingtalkMode::Http)
-                .then(|| InboxProcessor::new(engine.clone())),
+            card_callbacks: (mode == DingtalkMode::Http).then(|| {
+                InboxProcessor::new(engine.clone()).with_dashboard_url(&settings.dashboard.base_url)
+            }),
             sandbox,
+            dashboard: DashboardState::new(
+                engine.clone(),
+                Arc::clone(&clock),
+                &settings.dashboard.base_url,
+            ),
         });
         Ok(App {
             address,
@@ -216,6 +230,7 @@ impl App {
             clock,
             clock_moved,
             report: settings.report.clone(),
+            dashboard_url: settings.dashboard.base_url.clone(),
         })
     }
 
@@ -259,7 +274,7 @@ impl App {
         let outbox_wake = Arc::new(Notify::new());
         let workers = [
             tokio::spawn(inbox_loop(
-                InboxProcessor::new(self.engine.clone()),
+                InboxProcessor::new(self.engine.clone()).with_dashboard_url(&self.dashboard_url),
                 Arc::clone(&self.clock),
                 Arc::clone(&outbox_wake),
                 self.shutdown.subscribe(),

@@ -89,7 +89,7 @@ pub fn fire_case_in_tx(
         return Ok(firing);
     };
     let case = decode(&row)?;
-    let outcome = match workflow::fire_timers(&case, &keys, now, &engine.ctx()) {
+    let outcome = match workflow::fire_timers(&case, &keys, now, &engine.ctx(&engine.roster())) {
         Ok(decision) => {
             let rearmed: BTreeSet<&str> = decision
                 .effects
@@ -219,7 +219,7 @@ fn fire_system_in_tx(
     }
     let rendered = notify::calendar_missing(year, now, calendar);
     for (i, person) in calendar_admins(engine).into_iter().enumerate() {
-        let out = engine.dispatch().message(person, &rendered);
+        let out = engine.dispatch().message(&person, &rendered);
         enqueue(
             tx,
             &format!("{key}/{}/{i}", now.as_millisecond()),
@@ -235,12 +235,13 @@ fn fire_system_in_tx(
 }
 
 /// The admins; the hotline head when the roster names no admin, so the reminder reaches someone.
-fn calendar_admins(engine: &Engine) -> Vec<&Person> {
-    let admins: Vec<&Person> = engine.roster().people_with_role(Role::Admin).collect();
+fn calendar_admins(engine: &Engine) -> Vec<Person> {
+    let roster = engine.roster();
+    let admins: Vec<Person> = roster.people_with_role(Role::Admin).cloned().collect();
     if admins.is_empty() {
-        engine
-            .roster()
+        roster
             .people_with_role(Role::HotlineHead)
+            .cloned()
             .collect()
     } else {
         admins
@@ -371,7 +372,7 @@ fn recompute_in_tx(
         return Ok(Recomputed::default());
     };
     let case = decode(&row)?;
-    let decision = workflow::recompute_clocks(&case, now, &engine.ctx());
+    let decision = workflow::recompute_clocks(&case, now, &engine.ctx(&engine.roster()));
     let recomputed: Vec<bool> = decision
         .events
         .iter()

@@ -6,7 +6,7 @@
 //! Everything runs inside the store's writer closure, so reading the case and writing its next
 //! state cannot interleave with another decision on the same case.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -15,10 +15,14 @@ use crate::calendar::Calendar;
 use crate::dispatch::{Dispatch, Outgoing};
 use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
-use crate::roster::Roster;
+use crate::roster::{Person, PersonChange, Roster};
 use crate::settings::SlaSettings;
-use crate::store::{CaseRow, NewCase, NewOutbound, NewTimer, Store, StoreError, TimerRow, Tx};
-use crate::workflow::{self, Actor, CardKind, Case, Ctx, Decision, Effect, Input, Rejection};
+use crate::store::{
+    CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, TimerRow, Tx,
+};
+use crate::workflow::{
+    self, Actor, CardKind, Case, Ctx, Decision, Effect, EventKind, Input, Rejection, State,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -51,7 +55,11 @@ pub enum Outcome {
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
-    roster: Arc<Roster>,
+    /// The roster in force, swapped whole after each roster change so every clone of the engine
+    /// sees it at once; a decision takes one snapshot and keeps it to the end.
+    roster: Arc<RwLock<Arc<Roster>>>,
+    /// The roster file as loaded: the base DingTalk changes are laid over.
+    roster_file: Arc<Roster>,
     calendar: Arc<Calendar>,
     sla: Arc<SlaSettings>,
     dispatch: Arc<Dispatch>,
@@ -70,7 +78,8 @@ impl Engine {
     ) -> Engine {
         Engine {
             store,
-            roster,
+            roster: Arc::new(RwLock::new(Arc::clone(&roster))),
+            roster_file: roster,
             calendar,
             sla: Arc::new(sla),
             dispatch: Arc::new(dispatch),
@@ -94,10 +103,11 @@ impl Engine {
         &self.sla
     }
 
-    /// What every decision reads besides the case.
-    pub fn ctx(&self) -> Ctx<'_> {
+    /// What every decision reads besides the case, with `roster` (a [`Engine::roster`]
+    /// snapshot taken by the caller, so one decision never sees two rosters).
+    pub fn ctx<'a>(&'a self, roster: &'a Roster) -> Ctx<'a> {
         Ctx {
-            roster: &self.roster,
+            roster,
             calendar: &self.calendar,
             sla: &self.sla,
         }
@@ -107,8 +117,38 @@ impl Engine {
         &self.store
     }
 
-    pub fn roster(&self) -> &Roster {
-        &self.roster
+    /// The roster in force now: the file with the DingTalk changes laid over it.
+    pub fn roster(&self) -> Arc<Roster> {
+        Arc::clone(&self.roster.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The roster file as loaded at start-up, before any DingTalk change.
+    pub fn roster_file(&self) -> &Roster {
+        &self.roster_file
+    }
+
+    /// Rebuilds the roster in force from the file and the changes stored so far, reading in
+    /// `tx` (the transaction that just recorded a change, or any read), and puts it in force.
+    pub fn reload_roster_in_tx(&self, tx: &ReadTx<'_>) -> Result<Arc<Roster>, EngineError> {
+        let mut changed = Vec::new();
+        for row in tx.roster_overrides()? {
+            changed.push(
+                Person::from_override(&row)
+                    .map_err(|m| EngineError::Store(StoreError::BadData(m)))?,
+            );
+        }
+        let roster = Arc::new(self.roster_file.with_overrides(&changed));
+        *self.roster.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&roster);
+        Ok(roster)
+    }
+
+    /// As [`Engine::reload_roster_in_tx`] on a read connection: at start-up, so the changes
+    /// made in DingTalk before a restart are in force again.
+    pub fn reload_roster_blocking(&self) -> Result<Arc<Roster>, EngineError> {
+        let engine = self.clone();
+        self.store
+            .read_blocking(move |r| engine.reload_roster_in_tx(r).map_err(into_store))
+            .map_err(from_store)
     }
 
     pub fn calendar(&self) -> &Calendar {
@@ -172,6 +212,93 @@ impl Engine {
     ) -> Result<Option<Outcome>, EngineError> {
         let job = self.fire_job(timer, now);
         self.store.write_blocking(job).map_err(from_store)
+    }
+
+    /// Records the roster `changes` of `unit` made by `actor` (history and the people as they now
+    /// stand), puts the rebuilt roster in force and makes the unit's open cases follow it, all
+    /// in `tx`: each open case of the unit gets a [`EventKind::ContactsChanged`] event, and the
+    /// card of a coordination request still open for the unit goes to its new contacts. Returns
+    /// the roster now in force.
+    pub fn change_roster_in_tx(
+        &self,
+        tx: &Tx<'_>,
+        unit: &str,
+        changes: &[PersonChange],
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Arc<Roster>, EngineError> {
+        let before = self.roster();
+        for change in changes {
+            let row = change.after.to_override(now, actor);
+            let before_json = change.before.as_ref().map(|p| person_json(p).to_string());
+            tx.record_roster_change(
+                &row,
+                change.action,
+                before_json.as_deref(),
+                &person_json(&change.after).to_string(),
+            )?;
+        }
+        let after = self.reload_roster_in_tx(tx)?;
+        let old_contacts = workflow::unit_contacts(&before, unit);
+        let new_contacts = workflow::unit_contacts(&after, unit);
+        let described: Vec<String> = changes.iter().map(PersonChange::describe).collect();
+        let open = open_states();
+        let open: Vec<&str> = open.iter().map(String::as_str).collect();
+        for row in tx.cases_in_states(&open)? {
+            let case = decode(&row)?;
+            let touches = case.first_unit == unit || case.request(unit).is_some();
+            if !touches || case.state.is_terminal() {
+                continue;
+            }
+            let mut next = case.clone();
+            let mut effects = Vec::new();
+            let request_open = case
+                .request(unit)
+                .is_some_and(|r| !matches!(r.status, workflow::RequestStatus::Withdrawn { .. }));
+            let added: Vec<String> = new_contacts
+                .iter()
+                .filter(|id| !old_contacts.contains(id))
+                .cloned()
+                .collect();
+            if request_open {
+                let coordination = CardKind::Coordination {
+                    unit: unit.to_string(),
+                };
+                // The latest card for the unit is the one its open request answers.
+                if let Some(card) = next.cards.iter_mut().rev().find(|c| c.kind == coordination) {
+                    // Former contacts stop receiving the unit's card; anyone else on it stays.
+                    card.recipients.retain(|id| {
+                        after.person(id).is_some()
+                            && (new_contacts.contains(id) || !old_contacts.contains(id))
+                    });
+                    for id in &added {
+                        if !card.recipients.contains(id) {
+                            card.recipients.push(id.clone());
+                        }
+                    }
+                    if !added.is_empty() {
+                        effects.push(Effect::Card {
+                            card_key: card.key.clone(),
+                            kind: coordination,
+                            recipients: added.clone(),
+                        });
+                    }
+                }
+            }
+            let decision = Decision {
+                case: next,
+                events: vec![workflow::Event {
+                    kind: EventKind::ContactsChanged,
+                    at: now,
+                    actor: actor.to_string(),
+                    unit: Some(unit.to_string()),
+                    data: json!({ "changes": described, "contacts": new_contacts }),
+                }],
+                effects,
+            };
+            self.apply_in_tx(tx, Some((&row, &case)), decision, now)?;
+        }
+        Ok(after)
     }
 
     fn handle_job(
@@ -273,11 +400,17 @@ impl Engine {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
-        let decision =
-            match workflow::transition(current.map(|(_, c)| c), input, actor, now, &self.ctx()) {
-                Ok(d) => d,
-                Err(rejection) => return Ok(Outcome::Rejected(rejection)),
-            };
+        let roster = self.roster();
+        let decision = match workflow::transition(
+            current.map(|(_, c)| c),
+            input,
+            actor,
+            now,
+            &self.ctx(&roster),
+        ) {
+            Ok(d) => d,
+            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+        };
         self.apply_in_tx(tx, current, decision, now)
     }
 
@@ -306,6 +439,34 @@ impl Engine {
     }
 }
 
+/// The store names of every state a case can be open in (not [`State::is_terminal`]).
+fn open_states() -> Vec<String> {
+    [
+        State::Submitted,
+        State::UnderReview,
+        State::Returned,
+        State::Independent,
+        State::CityEscalated,
+        State::Coordinating,
+        State::JointHandling,
+        State::Completed,
+        State::Closed,
+    ]
+    .into_iter()
+    .filter(|s| !s.is_terminal())
+    .filter_map(|s| serde_json::to_value(s).ok()?.as_str().map(str::to_string))
+    .collect()
+}
+
+/// A person as the roster history stores them.
+fn person_json(p: &Person) -> serde_json::Value {
+    json!({
+        "name": p.name, "unit": p.unit, "title": p.title,
+        "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        "staff_id": p.staff_id, "phone": p.phone,
+    })
+}
+
 /// Writes one decision; returns the case row's revision after it.
 fn apply(
     engine: &Engine,
@@ -315,6 +476,7 @@ fn apply(
     now: Timestamp,
 ) -> Result<i64, EngineError> {
     let case = &decision.case;
+    let roster = engine.roster();
     let data = serde_json::to_string(case).map_err(|e| corrupt(case, e))?;
     let state = serde_json::to_value(case.state)
         .ok()
@@ -394,13 +556,13 @@ fn apply(
         let key = format!("{}#r{revision}/{i}", case.case_no);
         match effect {
             Effect::Notify { to, message } => {
-                let Some(person) = engine.roster.person(to) else {
+                let Some(person) = roster.person(to) else {
                     return Err(EngineError::UnknownRecipient {
                         case_no: case.case_no.clone(),
                         id: to.clone(),
                     });
                 };
-                let rendered = notify::render(case, message, &engine.roster, &engine.calendar);
+                let rendered = notify::render(case, message, &roster, &engine.calendar);
                 enqueue(tx, &key, &engine.dispatch.message(person, &rendered), now)?;
             }
             Effect::Card {
@@ -419,7 +581,7 @@ fn apply(
                 let content = render_card(engine, case, kind);
                 for (j, to) in recipients.iter().enumerate() {
                     let content = for_viewer(case, kind, to, &content);
-                    let Some(person) = engine.roster.person(to) else {
+                    let Some(person) = roster.person(to) else {
                         return Err(EngineError::UnknownRecipient {
                             case_no: case.case_no.clone(),
                             id: to.clone(),
@@ -449,7 +611,7 @@ fn apply(
                 }
                 let content = render_card(engine, case, &card.kind);
                 for (j, to) in card.recipients.iter().enumerate() {
-                    let Some(person) = engine.roster.person(to) else {
+                    let Some(person) = roster.person(to) else {
                         continue;
                     };
                     let content = for_viewer(case, &card.kind, to, &content);
@@ -522,9 +684,9 @@ fn for_viewer<'c>(
 
 fn render_card(engine: &Engine, case: &Case, kind: &CardKind) -> CardContent {
     match kind {
-        CardKind::Review { .. } => card::review_card(case, &engine.roster, &engine.calendar),
+        CardKind::Review { .. } => card::review_card(case, &engine.roster(), &engine.calendar),
         CardKind::Coordination { unit } => {
-            card::coordination_card(case, unit, &engine.roster, &engine.calendar)
+            card::coordination_card(case, unit, &engine.roster(), &engine.calendar)
         }
     }
 }

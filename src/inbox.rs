@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde_json::Value;
 
 use crate::cards::{self, CardCallback, CardCopy, CardReply, Refusal};
 use crate::dingtalk::api::Channel;
@@ -25,10 +24,13 @@ use crate::messages::notify::Rendered;
 use crate::messages::timeline::{TimelineEntry, render_query};
 use crate::parse::command::{Command, parse_command};
 use crate::parse::{Field, UnitMatcher, parse_application};
-use crate::roster::Person;
+use crate::roster::{Mentioned, Person, PersonChange};
 use crate::settings::DingtalkMode;
 use crate::store::{InboxInsert, InboxRow, NewInbound, StoreError, Tx};
-use crate::workflow::{Actor, EventKind, Input};
+use crate::workflow::{Actor, Input};
+
+/// Where 看板 links point when no `[dashboard] base_url` was given (the shipped default).
+const DEFAULT_DASHBOARD_URL: &str = "http://127.0.0.1:8080";
 
 /// How many inbound messages one step takes.
 pub const BATCH: usize = 50;
@@ -62,12 +64,24 @@ impl Handled {
 pub struct InboxProcessor {
     engine: Engine,
     units: Arc<UnitMatcher>,
+    /// `[dashboard] base_url`: where the 看板 login links point.
+    dashboard_url: Arc<str>,
 }
 
 impl InboxProcessor {
     pub fn new(engine: Engine) -> InboxProcessor {
-        let units = Arc::new(UnitMatcher::new(engine.roster()));
-        InboxProcessor { engine, units }
+        let units = Arc::new(UnitMatcher::new(&engine.roster()));
+        InboxProcessor {
+            engine,
+            units,
+            dashboard_url: Arc::from(DEFAULT_DASHBOARD_URL),
+        }
+    }
+
+    /// Login links for 看板 start with `base_url` (`[dashboard] base_url`).
+    pub fn with_dashboard_url(mut self, base_url: &str) -> InboxProcessor {
+        self.dashboard_url = Arc::from(base_url);
+        self
     }
 
     /// Processes every pending message, oldest first, up to [`BATCH`]; returns how many.
@@ -155,7 +169,7 @@ impl InboxProcessor {
         else {
             return Ok(CardReply::Refused(Refusal::UnknownCard));
         };
-        let copy = match cards::locate(tx, roster, &callback)? {
+        let copy = match cards::locate(tx, &roster, &callback)? {
             Ok(copy) => copy,
             Err(refusal) => return Ok(CardReply::Refused(refusal)),
         };
@@ -175,7 +189,7 @@ impl InboxProcessor {
             }
         };
         // Read again: the decision just taken (in this transaction) changed the case.
-        let content = match cards::locate(tx, roster, &callback)? {
+        let content = match cards::locate(tx, &roster, &callback)? {
             Ok(now_copy) => {
                 self.engine
                     .card_for_viewer(&now_copy.case, &now_copy.card.kind, &now_copy.owner)
@@ -222,7 +236,7 @@ impl InboxProcessor {
         let Some(callback) = CardCallback::from_json(&row.payload) else {
             return Ok(Handled::Ignored);
         };
-        let copy = match cards::locate(tx, self.engine.roster(), &callback)? {
+        let copy = match cards::locate(tx, &self.engine.roster(), &callback)? {
             Ok(copy) => copy,
             Err(refusal) => {
                 tracing::warn!(inbox = row.id, ?refusal, "stored card callback refused");
@@ -296,11 +310,107 @@ impl InboxProcessor {
             Command::Template => reply(plain("联合调处申请模板", TEMPLATE))?,
             Command::Query { ticket_no } => reply(self.query(tx, &ticket_no)?)?,
             Command::Stats { month } => reply(self.stats(tx, month, now)?)?,
+            // The link logs in as the sender: always 1:1, never into a group.
+            Command::Dashboard => {
+                let rendered = crate::http::dashboard::login_reply(
+                    tx,
+                    person,
+                    &self.dashboard_url,
+                    self.engine.calendar(),
+                    now,
+                )?;
+                let out = self.engine.dispatch().message(person, &rendered);
+                enqueue(tx, &format!("inbox:{}:reply", row.id), &out, now)?;
+            }
             Command::Act { ticket_no, input } => {
                 return self.act(tx, row, message, person, &ticket_no, input, now);
             }
+            Command::ListRoster { unit } => {
+                let unit = unit.unwrap_or_else(|| person.unit.clone());
+                reply(plain(
+                    &format!("{unit}名单"),
+                    &self.engine.roster().unit_listing(&unit),
+                ))?;
+            }
+            Command::RosterChange {
+                action,
+                unit,
+                mentions,
+            } => {
+                let planned = mentioned(message, &mentions).and_then(|target| {
+                    self.engine
+                        .roster()
+                        .plan_change(person, action, unit.as_deref(), &target)
+                });
+                return self.roster_change(tx, row, message, person, planned, now);
+            }
+            Command::Bind { name, mentions } => {
+                let planned = mentioned(message, &mentions).and_then(|target| {
+                    let roster = self.engine.roster();
+                    let change = roster.plan_bind(person, &name, &target)?;
+                    Ok((change.after.unit.clone(), vec![change]))
+                });
+                return self.roster_change(tx, row, message, person, planned, now);
+            }
         }
         Ok(Handled::Answered)
+    }
+
+    /// Applies a planned roster change (or tells the sender why not): the history, the roster
+    /// in force and the unit's open cases change in this transaction; the people changed, the
+    /// hotline head and the sender are told.
+    fn roster_change(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        message: &RobotMessage,
+        person: &Person,
+        planned: Result<(String, Vec<PersonChange>), String>,
+        now: Timestamp,
+    ) -> Result<Handled, EngineError> {
+        let (unit, changes) = match planned {
+            Ok(p) => p,
+            Err(refusal) => {
+                self.reply(
+                    tx,
+                    row,
+                    message,
+                    Some(person),
+                    &plain("未受理", &refusal),
+                    now,
+                )?;
+                return Ok(Handled::Rejected);
+            }
+        };
+        let roster = self
+            .engine
+            .change_roster_in_tx(tx, &unit, &changes, person.id(), now)?;
+        let lines: Vec<String> = changes
+            .iter()
+            .map(|c| format!("· {}", c.describe()))
+            .collect();
+        let notice = plain(
+            "名单变更",
+            &format!(
+                "{}（{}）调整了{unit}的名单：\n{}\n\n此后{unit}的协办请求和提醒发给现任联络员；发送“名单 {unit}”查看现有人员。",
+                person.name,
+                person.unit,
+                lines.join("\n")
+            ),
+        );
+        let mut told: Vec<String> = vec![person.id().to_string()];
+        let heads = roster.people_with_role(crate::roster::Role::HotlineHead);
+        let changed = changes.iter().filter_map(|c| roster.person(c.after.id()));
+        for (i, p) in changed.chain(heads).enumerate() {
+            if told.iter().any(|id| id == p.id()) {
+                continue;
+            }
+            told.push(p.id().to_string());
+            let out = self.engine.dispatch().message(p, &notice);
+            enqueue(tx, &format!("inbox:{}:roster/{i}", row.id), &out, now)?;
+        }
+        self.reply(tx, row, message, Some(person), &notice, now)?;
+        Ok(Handled::Applied)
     }
 
     #[allow(clippy::too_many_arguments)] // one message's whole context, passed down once
@@ -391,21 +501,15 @@ impl InboxProcessor {
         let case = decode(row)?;
         let events: Vec<TimelineEntry> = tx
             .events_for_case(row.id)?
-            .into_iter()
-            .filter_map(|e| {
-                let kind: EventKind = serde_json::from_value(Value::String(e.kind)).ok()?;
-                let unit = serde_json::from_str::<Value>(&e.data_json)
-                    .ok()
-                    .and_then(|d| d.get("unit").and_then(Value::as_str).map(str::to_string));
-                Some(TimelineEntry {
-                    kind,
-                    at: e.at,
-                    actor: e.actor,
-                    unit,
-                })
-            })
+            .iter()
+            .filter_map(TimelineEntry::from_row)
             .collect();
-        let body = render_query(&case, &events, self.engine.roster(), self.engine.calendar());
+        let body = render_query(
+            &case,
+            &events,
+            &self.engine.roster(),
+            self.engine.calendar(),
+        );
         Ok(plain(&format!("查询 {ticket_no}"), &body))
     }
 
@@ -489,6 +593,29 @@ impl InboxProcessor {
             return Ok(());
         };
         enqueue(tx, &key, &out, now)
+    }
+}
+
+/// The one person a roster command `@`-mentions: the staff id from the message's `atUsers`
+/// (entries without one are the robot itself or people outside the organisation) and the nick
+/// written after `@`, paired in order; `Err` is the Chinese refusal.
+fn mentioned(message: &RobotMessage, nicks: &[String]) -> Result<Mentioned, String> {
+    let ids: Vec<&str> = message
+        .at_users()
+        .iter()
+        .filter_map(|u| u.staff_id.as_deref())
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (ids.as_slice(), nicks) {
+        ([id], [nick, ..]) => Ok(Mentioned {
+            staff_id: (*id).to_string(),
+            nick: nick.clone(),
+        }),
+        ([], _) => Err(
+            "没有识别到被@人员的钉钉账号：请在钉钉中输入 @ 并从列表中选择该人员（对方须为本单位钉钉组织成员）。"
+                .into(),
+        ),
+        _ => Err("一次只能@一位人员（机器人除外），请分开发送。".into()),
     }
 }
 

@@ -12,6 +12,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::parse::command::RosterAction;
+use crate::store::RosterOverride;
+
 /// What kind of body a unit is. Hotline units are the mechanism's coordinators, not cooperating units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -538,6 +541,382 @@ impl Roster {
             ));
         }
         out
+    }
+}
+
+/// A person's roles as the roster file writes them (`["leader","liaison"]`).
+pub fn roles_json(roles: &[Role]) -> String {
+    serde_json::to_string(&roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into())
+}
+
+impl Person {
+    /// This person as a stored DingTalk change leaves them (`at`, `by`: when and who).
+    pub fn to_override(&self, at: jiff::Timestamp, by: &str) -> RosterOverride {
+        RosterOverride {
+            unit: self.unit.clone(),
+            name: self.name.clone(),
+            title: self.title.clone(),
+            roles_json: roles_json(&self.roles),
+            staff_id: self.staff_id.clone(),
+            phone: self.phone.clone(),
+            updated_at: at,
+            updated_by: by.to_string(),
+        }
+    }
+
+    /// The person a stored change describes; `Err` names what cannot be read.
+    pub fn from_override(row: &RosterOverride) -> Result<Person, String> {
+        let names: Vec<String> = serde_json::from_str(&row.roles_json)
+            .map_err(|e| format!("{}（{}）的角色无法读取：{e}", row.name, row.unit))?;
+        let mut roles = Vec::new();
+        for n in names {
+            let role = Role::parse(&n)
+                .ok_or_else(|| format!("{}（{}）的角色“{n}”无效", row.name, row.unit))?;
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        Ok(Person::new(
+            &row.name,
+            &row.unit,
+            &row.title,
+            roles,
+            &row.staff_id,
+            &row.phone,
+        ))
+    }
+}
+
+impl Roster {
+    /// The roster in force: this one (the file) with `changed` people replacing the file's person
+    /// of the same unit and name, or added when the file has none. A staff id a change gave
+    /// someone is taken from any file person who still has it, so ids stay unique.
+    pub fn with_overrides(&self, changed: &[Person]) -> Roster {
+        let key = |p: &Person| (p.unit.clone(), p.name.clone());
+        let changed_keys: HashSet<(String, String)> = changed.iter().map(key).collect();
+        let claimed: HashSet<&str> = changed
+            .iter()
+            .map(|p| p.staff_id.as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut people: Vec<Person> = Vec::with_capacity(self.people.len() + changed.len());
+        let mut pending: Vec<&Person> = changed.iter().collect();
+        for p in &self.people {
+            if changed_keys.contains(&key(p)) {
+                if let Some(i) = pending.iter().position(|c| key(c) == key(p)) {
+                    people.push(pending.remove(i).clone());
+                }
+            } else if claimed.contains(p.staff_id.as_str()) {
+                people.push(Person::new(
+                    &p.name,
+                    &p.unit,
+                    &p.title,
+                    p.roles.clone(),
+                    "",
+                    &p.phone,
+                ));
+            } else {
+                people.push(p.clone());
+            }
+        }
+        people.extend(pending.into_iter().cloned());
+        Roster::from_parts(self.units.clone(), people)
+    }
+
+    /// How `effective` (the roster in force) differs from this one (the file), one line per
+    /// person, in Chinese for `check-config`.
+    pub fn differences(&self, effective: &Roster) -> Vec<String> {
+        let describe = |p: &Person| {
+            let roles: Vec<&str> = p.roles.iter().map(|r| r.label()).collect();
+            format!(
+                "角色 {}，staff_id {}",
+                if roles.is_empty() {
+                    "（无）".to_string()
+                } else {
+                    roles.join("、")
+                },
+                if p.staff_id.is_empty() {
+                    "（未填）"
+                } else {
+                    p.staff_id.as_str()
+                }
+            )
+        };
+        let mut out = Vec::new();
+        for p in &effective.people {
+            let in_file = self
+                .people
+                .iter()
+                .find(|f| f.unit == p.unit && f.name == p.name);
+            match in_file {
+                None => out.push(format!(
+                    "{}（{}）：文件中没有，钉钉中新增（{}）",
+                    p.name,
+                    p.unit,
+                    describe(p)
+                )),
+                Some(f) if f.roles != p.roles || f.staff_id != p.staff_id => out.push(format!(
+                    "{}（{}）：文件 {}；现行 {}",
+                    p.name,
+                    p.unit,
+                    describe(f),
+                    describe(p)
+                )),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
+
+/// Someone `@`-mentioned in a roster command: the staff id DingTalk's `atUsers` gave, and the
+/// nick written after `@` (their name when they are new to the roster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mentioned {
+    pub staff_id: String,
+    pub nick: String,
+}
+
+/// One person changed by a roster command: `before` is `None` when the command adds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonChange {
+    /// `set_liaison`, `remove_liaison`, `set_leader`, `drop_leader` or `bind`.
+    pub action: &'static str,
+    pub before: Option<Person>,
+    pub after: Person,
+}
+
+impl PersonChange {
+    /// The change as the people told read it.
+    pub fn describe(&self) -> String {
+        let p = &self.after;
+        match self.action {
+            "set_liaison" => format!("{}（{}）设为联络员", p.name, p.unit),
+            "remove_liaison" => format!("{}（{}）不再担任联络员", p.name, p.unit),
+            "set_leader" => format!("{}（{}）任分管领导", p.name, p.unit),
+            "drop_leader" => format!("{}（{}）不再担任分管领导", p.name, p.unit),
+            _ => format!("{}（{}）绑定钉钉账号 {}", p.name, p.unit, p.staff_id),
+        }
+    }
+}
+
+impl Roster {
+    /// Plans 设置联络员 / 移除联络员 / 更换分管领导 sent by `sender` for `unit` (`None`: their own):
+    /// a unit's leader changes their own unit only, an admin names any unit (附件1: 人事变动由
+    /// 负责本部门热线工作的分管领导依次补充). `Err` is the Chinese refusal.
+    pub fn plan_change(
+        &self,
+        sender: &Person,
+        action: RosterAction,
+        unit: Option<&str>,
+        target: &Mentioned,
+    ) -> Result<(String, Vec<PersonChange>), String> {
+        let what = match action {
+            RosterAction::SetLiaison => "设置联络员",
+            RosterAction::RemoveLiaison => "移除联络员",
+            RosterAction::ChangeLeader => "更换分管领导",
+        };
+        let unit = if sender.has_role(Role::Admin) {
+            match unit {
+                Some(u) => u.to_string(),
+                None if sender.has_role(Role::Leader) => sender.unit.clone(),
+                None => {
+                    return Err(format!(
+                        "管理员{what}时请写明单位，例如：{what} 区住建局 @某人"
+                    ));
+                }
+            }
+        } else if !sender.has_role(Role::Leader) {
+            let roles: Vec<&str> = sender.roles.iter().map(|r| r.label()).collect();
+            return Err(format!(
+                "只有本单位分管领导可以{what}，您在名单中的角色是{}。如需调整，请联系{}分管领导。",
+                if roles.is_empty() {
+                    "（未分配角色）".to_string()
+                } else {
+                    roles.join("、")
+                },
+                sender.unit
+            ));
+        } else {
+            match unit {
+                Some(u) if u != sender.unit => {
+                    return Err(format!(
+                        "您是{}的分管领导，只能调整本单位的名单，不能调整{u}的名单。",
+                        sender.unit
+                    ));
+                }
+                _ => sender.unit.clone(),
+            }
+        };
+        let existing = self.person(&target.staff_id);
+        if let Some(p) = existing.filter(|p| p.unit != unit) {
+            return Err(format!(
+                "{}是{}的人员，不能{what}为{unit}的人员。",
+                p.name, p.unit
+            ));
+        }
+        // Someone the file lists without a staff id is bound by the same @, not duplicated.
+        let existing = existing.or_else(|| {
+            self.people_in_unit(&unit)
+                .find(|p| !p.reachable() && p.name == normalize_name(&target.nick))
+        });
+        let with_roles = |p: &Person, roles: Vec<Role>| {
+            Person::new(
+                &p.name,
+                &p.unit,
+                &p.title,
+                roles,
+                &target.staff_id,
+                &p.phone,
+            )
+        };
+        let mut changes = Vec::new();
+        match action {
+            RosterAction::SetLiaison | RosterAction::ChangeLeader => {
+                let (role, label, code) = match action {
+                    RosterAction::ChangeLeader => (Role::Leader, "分管领导", "set_leader"),
+                    _ => (Role::Liaison, "联络员", "set_liaison"),
+                };
+                match existing {
+                    Some(p) if p.has_role(role) && p.reachable() => {
+                        return Err(format!("{}已是{unit}的{label}，无需重复设置。", p.name));
+                    }
+                    Some(p) => {
+                        let mut roles = p.roles.clone();
+                        if !roles.contains(&role) {
+                            roles.push(role);
+                        }
+                        changes.push(PersonChange {
+                            action: code,
+                            before: Some(p.clone()),
+                            after: with_roles(p, roles),
+                        });
+                    }
+                    None => {
+                        let nick = normalize_name(&target.nick);
+                        if nick.is_empty() {
+                            return Err("无法识别被@人员的姓名，请在命令中 @该人员。".into());
+                        }
+                        changes.push(PersonChange {
+                            action: code,
+                            before: None,
+                            after: Person::new(&nick, &unit, "", vec![role], &target.staff_id, ""),
+                        });
+                    }
+                }
+                if role == Role::Leader {
+                    let new_id = changes.first().map(|c| c.after.id().to_string());
+                    for old in self.people_in_unit_with_role(&unit, Role::Leader) {
+                        if Some(old.id()) != new_id.as_deref() {
+                            let roles = old.roles.iter().copied().filter(|r| *r != Role::Leader);
+                            changes.push(PersonChange {
+                                action: "drop_leader",
+                                before: Some(old.clone()),
+                                after: Person::new(
+                                    &old.name,
+                                    &old.unit,
+                                    &old.title,
+                                    roles.collect(),
+                                    &old.staff_id,
+                                    &old.phone,
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            RosterAction::RemoveLiaison => match existing {
+                Some(p) if p.has_role(Role::Liaison) && p.reachable() => {
+                    let roles = p.roles.iter().copied().filter(|r| *r != Role::Liaison);
+                    changes.push(PersonChange {
+                        action: "remove_liaison",
+                        before: Some(p.clone()),
+                        after: with_roles(p, roles.collect()),
+                    });
+                }
+                _ => {
+                    return Err(format!(
+                        "{}不是{unit}的联络员，无需移除。",
+                        existing.map_or(target.nick.as_str(), |p| p.name.as_str())
+                    ));
+                }
+            },
+        }
+        Ok((unit, changes))
+    }
+
+    /// Plans 绑定: an admin gives the roster person `name` the mentioned staff id.
+    pub fn plan_bind(
+        &self,
+        sender: &Person,
+        name: &str,
+        target: &Mentioned,
+    ) -> Result<PersonChange, String> {
+        if !sender.has_role(Role::Admin) {
+            return Err("只有管理员可以绑定钉钉账号。".into());
+        }
+        let Some(p) = self.person_by_name(name) else {
+            return Err(format!(
+                "名单中没有唯一名为“{name}”的人员，请核对姓名（发送“名单 单位”查看）。"
+            ));
+        };
+        if p.reachable() {
+            return Err(format!("{}已绑定钉钉账号 {}。", p.name, p.staff_id));
+        }
+        if let Some(other) = self.person(&target.staff_id) {
+            return Err(format!(
+                "该钉钉账号已属于{}（{}），不能再绑定给{}。",
+                other.name, other.unit, p.name
+            ));
+        }
+        Ok(PersonChange {
+            action: "bind",
+            before: Some(p.clone()),
+            after: Person::new(
+                &p.name,
+                &p.unit,
+                &p.title,
+                p.roles.clone(),
+                &target.staff_id,
+                &p.phone,
+            ),
+        })
+    }
+
+    /// 名单: a unit's people and roles, as the chat shows them.
+    pub fn unit_listing(&self, unit: &str) -> String {
+        let mut out = format!("{unit}现有人员：\n");
+        let mut any = false;
+        for p in self.people_in_unit(unit) {
+            any = true;
+            let roles: Vec<&str> = p.roles.iter().map(|r| r.label()).collect();
+            out.push_str(&format!(
+                "· {}：{}{}\n",
+                p.name,
+                if roles.is_empty() {
+                    "（无角色）".to_string()
+                } else {
+                    roles.join("、")
+                },
+                if p.reachable() {
+                    ""
+                } else {
+                    "（未绑定钉钉账号）"
+                }
+            ));
+        }
+        if !any {
+            out.push_str("（暂无人员）\n");
+        }
+        if self
+            .people_in_unit_with_role(unit, Role::Liaison)
+            .next()
+            .is_none()
+        {
+            out.push_str("\n本单位尚无联络员，请分管领导发送“设置联络员 @某人”。");
+        }
+        out.trim_end().to_string()
     }
 }
 

@@ -41,6 +41,7 @@ pub struct Settings {
     pub sla: SlaSettings,
     pub dingtalk: DingtalkSettings,
     pub report: ReportSettings,
+    pub dashboard: DashboardSettings,
     pub log: LogSettings,
 }
 
@@ -133,6 +134,15 @@ impl ReportSettings {
         let (h, m) = (h.parse::<i8>().ok()?, m.parse::<i8>().ok()?);
         ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h, m))
     }
+}
+
+/// The web dashboard (`/dashboard`, issue 7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSettings {
+    /// Where people's browsers reach this service (scheme, host, port, no trailing path); the
+    /// one-time login links sent through the robot start with it.
+    pub base_url: String,
 }
 
 /// How `tiaochu serve` writes its log lines (to stderr).

@@ -3,8 +3,9 @@
 //! warnings, so an admin can fix them before starting the service.
 
 use crate::calendar::Calendar;
-use crate::roster::Roster;
+use crate::roster::{Person, Roster};
 use crate::settings::{DingtalkMode, Settings};
+use crate::store::Store;
 
 /// Exit 0 when the service can start (warnings allowed), 1 when something must be fixed.
 pub fn run(settings: &Settings) -> anyhow::Result<i32> {
@@ -20,6 +21,20 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
                 roster.people().len()
             );
             warnings.extend(roster.warnings());
+            match stored_differences(settings, &roster) {
+                Ok(diff) if !diff.is_empty() => {
+                    println!(
+                        "数据库 {} 中有 {} 人的名单已在钉钉中调整（以数据库为准；`tiaochu roster export` 可写回文件）：",
+                        settings.store.path.display(),
+                        diff.len()
+                    );
+                    for d in &diff {
+                        println!("  {d}");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => errors.push(e.to_string()),
+            }
         }
         Err(e) => errors.push(e.to_string()),
     }
@@ -75,6 +90,21 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
         );
         Ok(1)
     }
+}
+
+/// How the roster in force (file + changes made in DingTalk, kept in the store) differs from
+/// `file`; empty when the store does not exist yet or holds no change.
+fn stored_differences(settings: &Settings, file: &Roster) -> anyhow::Result<Vec<String>> {
+    if !settings.store.path.exists() {
+        return Ok(Vec::new());
+    }
+    let store = Store::open(&settings.store.path)?;
+    let rows = store.read_blocking(|r| r.roster_overrides())?;
+    let mut changed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        changed.push(Person::from_override(row).map_err(anyhow::Error::msg)?);
+    }
+    Ok(file.differences(&file.with_overrides(&changed)))
 }
 
 /// The current year's data is needed now; next year's from November, when the State Council

@@ -13,6 +13,7 @@ pub mod healthcheck;
 pub mod outbox_cmd;
 pub mod parse_cmd;
 pub mod report_cmd;
+pub mod roster_cmd;
 pub mod serve;
 pub mod store_cmd;
 
@@ -43,6 +44,9 @@ pub enum Command {
     Calendar(calendar_cmd::CalendarCommand),
     /// 检查配置、名单与节假日数据
     CheckConfig,
+    /// 名单：导出当前生效的名单
+    #[command(subcommand)]
+    Roster(roster_cmd::RosterCommand),
     /// 询问正在运行的服务是否健康（容器健康检查用；健康时退出码 0）
     Healthcheck,
     /// 创建或升级数据库
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Deadline(args) => deadline::run(&settings, args),
         Command::Calendar(cmd) => calendar_cmd::run(&settings, cmd),
         Command::CheckConfig => check_config::run(&settings),
+        Command::Roster(cmd) => roster_cmd::run(&settings, cmd),
         Command::Healthcheck => healthcheck::run(&settings),
         Command::Migrate => store_cmd::migrate(&settings),
         Command::Backup(args) => store_cmd::backup(&settings, args),

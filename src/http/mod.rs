@@ -23,6 +23,7 @@ use crate::settings::Secret;
 use crate::store::{Store, StoreError};
 
 mod card;
+pub mod dashboard;
 mod health;
 mod metrics;
 mod robot;
@@ -47,6 +48,8 @@ pub struct AppState {
     /// The sandbox console; set only in `sandbox` mode, and only then do the `/sandbox` routes
     /// exist.
     pub sandbox: Option<sandbox::SandboxState>,
+    /// The web dashboard (`/dashboard`), served in every mode.
+    pub dashboard: dashboard::DashboardState,
 }
 
 /// The routes: `GET /healthz` always, `POST /dingtalk/robot` only when a callback secret is
@@ -78,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     if let Some(sandbox) = state.sandbox.clone() {
         app = app.merge(sandbox::routes(sandbox));
     }
+    app = app.merge(dashboard::routes(state.dashboard.clone()));
     app.layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -41,7 +41,11 @@ fn list<'a>(out: &mut String, commands: impl Iterator<Item = &'a Syntax>) {
 fn is_for(verb: Verb, roles: &[Role]) -> bool {
     let hotline = [Role::Inspector, Role::Supervisor, Role::HotlineHead];
     let senders: &[Role] = match verb {
-        Verb::Help | Verb::Template | Verb::Query => return !roles.is_empty(),
+        Verb::Help | Verb::Template | Verb::Query | Verb::ListRoster => {
+            return !roles.is_empty();
+        }
+        Verb::SetLiaison | Verb::RemoveLiaison | Verb::ChangeLeader => &[Role::Leader, Role::Admin],
+        Verb::Bind => &[Role::Admin],
         Verb::Claim
         | Verb::Joint
         | Verb::Independent
@@ -55,7 +59,7 @@ fn is_for(verb: Verb, roles: &[Role]) -> bool {
             &[Role::Liaison, Role::Leader]
         }
         Verb::Supervise => &[Role::Supervisor],
-        Verb::Stats => &[
+        Verb::Stats | Verb::Dashboard => &[
             Role::Inspector,
             Role::Supervisor,
             Role::HotlineHead,

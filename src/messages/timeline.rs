@@ -21,6 +21,24 @@ pub struct TimelineEntry {
     pub unit: Option<String>,
 }
 
+impl TimelineEntry {
+    /// A stored audit row as a timeline entry; `None` for a kind this build does not know.
+    /// The store keeps the event's unit inside `data_json["unit"]`.
+    pub fn from_row(row: &crate::store::EventRow) -> Option<TimelineEntry> {
+        let kind: EventKind =
+            serde_json::from_value(serde_json::Value::String(row.kind.clone())).ok()?;
+        let unit = serde_json::from_str::<serde_json::Value>(&row.data_json)
+            .ok()
+            .and_then(|d| d.get("unit").and_then(|u| u.as_str()).map(str::to_string));
+        Some(TimelineEntry {
+            kind,
+            at: row.at,
+            actor: row.actor.clone(),
+            unit,
+        })
+    }
+}
+
 impl From<&Event> for TimelineEntry {
     fn from(e: &Event) -> TimelineEntry {
         TimelineEntry {
@@ -124,5 +142,6 @@ pub fn event_label(kind: EventKind) -> &'static str {
         EventKind::TypicalMarked => "标记典型案例",
         EventKind::CityOutcome => "记录市级协调结果",
         EventKind::Closed => "结案",
+        EventKind::ContactsChanged => "单位联络人变更",
     }
 }

@@ -36,6 +36,20 @@ pub enum Command {
     Query { ticket_no: String },
     /// 统计: the figures of a month (`(year, month)`), or of the current month when `None`.
     Stats { month: Option<(i16, i8)> },
+    /// 看板: a one-time login link to the web dashboard, sent 1:1.
+    Dashboard,
+    /// 设置联络员 / 移除联络员 / 更换分管领导: a change to the people of `unit` (`None`: the
+    /// sender's own unit). `mentions` are the nicks written after `@`, in order; the message's
+    /// `atUsers` carry their staff ids.
+    RosterChange {
+        action: RosterAction,
+        unit: Option<String>,
+        mentions: Vec<String>,
+    },
+    /// 名单: the current people and roles of `unit` (`None`: the sender's own unit).
+    ListRoster { unit: Option<String> },
+    /// 绑定: gives the roster person `name` (spaces removed) the staff id of the one `@`-mentioned.
+    Bind { name: String, mentions: Vec<String> },
     /// A workflow action on the case of `ticket_no` (normalised `DH` + digits).
     ///
     /// For 接受 and 异议 the unit is not in the command: the parser leaves `Input::Accept::unit`
@@ -69,6 +83,17 @@ impl Command {
     }
 }
 
+/// What a roster command changes (附件1: 人事变动由分管领导依次补充).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RosterAction {
+    /// 设置联络员: the mentioned person becomes a liaison of the unit.
+    SetLiaison,
+    /// 移除联络员: the mentioned liaison is a liaison no more.
+    RemoveLiaison,
+    /// 更换分管领导: the mentioned person becomes the unit's leader, replacing the current one.
+    ChangeLeader,
+}
+
 /// A malformed command. `message` is Chinese: what was wrong, the right form and an example.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -98,6 +123,12 @@ pub enum Verb {
     Satisfaction,
     Typical,
     Stats,
+    Dashboard,
+    SetLiaison,
+    RemoveLiaison,
+    ChangeLeader,
+    ListRoster,
+    Bind,
 }
 
 /// How one command is written: the help text lists these, and every [`CommandError`] quotes the
@@ -117,7 +148,7 @@ pub struct Syntax {
 }
 
 /// Every command, in the order of SPEC.md → Text commands.
-pub static COMMANDS: [Syntax; 19] = [
+pub static COMMANDS: [Syntax; 25] = [
     Syntax {
         verb: Verb::Help,
         word: "帮助",
@@ -289,6 +320,60 @@ pub static COMMANDS: [Syntax; 19] = [
         who: "热线、工作小组组长",
         does: "查看当月（或指定月份）统计",
     },
+    Syntax {
+        verb: Verb::Dashboard,
+        word: "看板",
+        aliases: &["数据看板"],
+        form: "看板",
+        example: "看板",
+        who: "热线负责人、质检专员、督办专员、工作小组组长",
+        does: "获取数据看板登录链接（10 分钟内有效，仅可使用一次）",
+    },
+    Syntax {
+        verb: Verb::SetLiaison,
+        word: "设置联络员",
+        aliases: &["添加联络员", "增加联络员"],
+        form: "设置联络员 [单位] @某人",
+        example: "设置联络员 @张三",
+        who: "本单位分管领导；管理员须写明单位",
+        does: "把被@的人设为本单位联络员（此后本单位的协办请求、提醒都发给他）",
+    },
+    Syntax {
+        verb: Verb::RemoveLiaison,
+        word: "移除联络员",
+        aliases: &["删除联络员"],
+        form: "移除联络员 [单位] @某人",
+        example: "移除联络员 @张三",
+        who: "本单位分管领导；管理员须写明单位",
+        does: "取消被@的人的本单位联络员身份",
+    },
+    Syntax {
+        verb: Verb::ChangeLeader,
+        word: "更换分管领导",
+        aliases: &["设置分管领导"],
+        form: "更换分管领导 [单位] @某人",
+        example: "更换分管领导 @李四",
+        who: "本单位分管领导；管理员须写明单位",
+        does: "由被@的人接任本单位分管领导",
+    },
+    Syntax {
+        verb: Verb::ListRoster,
+        word: "名单",
+        aliases: &["人员名单"],
+        form: "名单 [单位]",
+        example: "名单 区住建局",
+        who: "名单内人员",
+        does: "查看本单位（或指定单位）现有人员和角色",
+    },
+    Syntax {
+        verb: Verb::Bind,
+        word: "绑定",
+        aliases: &[],
+        form: "绑定 姓名 @某人",
+        example: "绑定 任燕 @任燕",
+        who: "管理员",
+        does: "把名单中尚未填写钉钉账号的人员与被@的钉钉用户对应起来",
+    },
 ];
 
 /// The syntax of `verb`.
@@ -349,6 +434,32 @@ fn parse_args(
     match syntax.verb {
         Verb::Help => Ok(Command::Help),
         Verb::Template => Ok(Command::Template),
+        Verb::Dashboard => Ok(Command::Dashboard),
+        Verb::SetLiaison => roster_change(syntax, RosterAction::SetLiaison, rest, units),
+        Verb::RemoveLiaison => roster_change(syntax, RosterAction::RemoveLiaison, rest, units),
+        Verb::ChangeLeader => roster_change(syntax, RosterAction::ChangeLeader, rest, units),
+        Verb::ListRoster => {
+            let written = trim_separators(strip_label(rest, &["单位"]));
+            Ok(Command::ListRoster {
+                unit: if written.is_empty() {
+                    None
+                } else {
+                    Some(unit_arg(syntax, written, units)?)
+                },
+            })
+        }
+        Verb::Bind => {
+            let (text, mentions) = split_mentions(rest);
+            let name =
+                crate::roster::normalize_name(trim_separators(strip_label(&text, &["姓名"])));
+            if name.is_empty() {
+                return Err(error(syntax, "缺少要绑定的人员姓名。"));
+            }
+            if mentions.len() != 1 {
+                return Err(error(syntax, "请在姓名后 @一位钉钉用户。"));
+            }
+            Ok(Command::Bind { name, mentions })
+        }
         Verb::Stats => Ok(Command::Stats {
             month: month(syntax, rest)?,
         }),
@@ -555,6 +666,48 @@ fn text_arg(
         return Err(error(syntax, format!("缺少{what}。")));
     }
     Ok(text.to_string())
+}
+
+/// The text of `rest` without its `@nick` mentions, and the nicks in order.
+fn split_mentions(rest: &str) -> (String, Vec<String>) {
+    let mut text = Vec::new();
+    let mut mentions = Vec::new();
+    for word in rest.split(is_space).filter(|w| !w.is_empty()) {
+        match word.strip_prefix('@').or_else(|| word.strip_prefix('＠')) {
+            Some(nick) if !nick.is_empty() => mentions.push(nick.to_string()),
+            Some(_) => {}
+            None => text.push(word),
+        }
+    }
+    (text.join(" "), mentions)
+}
+
+/// 设置联络员 / 移除联络员 / 更换分管领导: an optional unit, then exactly one `@` person.
+fn roster_change(
+    syntax: &Syntax,
+    action: RosterAction,
+    rest: &str,
+    units: &UnitMatcher,
+) -> Result<Command, CommandError> {
+    let (text, mentions) = split_mentions(rest);
+    let written = trim_separators(strip_label(&text, &["单位"]));
+    let unit = if written.is_empty() {
+        None
+    } else {
+        Some(unit_arg(syntax, written, units)?)
+    };
+    match mentions.len() {
+        0 => Err(error(
+            syntax,
+            "缺少人员：请在命令后 @该人员（钉钉中输入 @ 选择）。",
+        )),
+        1 => Ok(Command::RosterChange {
+            action,
+            unit,
+            mentions,
+        }),
+        _ => Err(error(syntax, "一次只能@一位人员。")),
+    }
 }
 
 /// The unit a command names, resolved through the roster's names and aliases.

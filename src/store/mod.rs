@@ -26,20 +26,29 @@ use tokio::sync::{oneshot, watch};
 mod backup;
 mod cards;
 mod cases;
+mod dashboard;
 mod events;
 mod inbox;
 mod outbox;
+mod roster;
 mod timers;
 
 pub use backup::{BackupReport, backup_file};
 pub use cards::CardRow;
 pub use cases::{CaseRow, CaseUnitRow, CaseVersionRow, NewCase};
+pub use dashboard::{CaseFilter, new_secret, secret_hash};
 pub use events::EventRow;
 pub use inbox::{InboxInsert, InboxRow, NewInbound};
 pub use outbox::{NewOutbound, OutboxRow, OutboxState};
+pub use roster::{RosterChangeRow, RosterOverride};
 pub use timers::{NewTimer, TimerRow, TimerState};
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(include_str!("migrations/0001_initial.sql"))];
+// Applied in list order: 0002 (another slice) goes before 0003 (dashboard login).
+const MIGRATION_LIST: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_initial.sql")),
+    M::up(include_str!("migrations/0002_roster.sql")),
+    M::up(include_str!("migrations/0003_dashboard.sql")),
+];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
 /// The schema version this build migrates to (SQLite `user_version`).
@@ -557,7 +566,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 1);
+        assert_eq!(SCHEMA_VERSION, 3);
     }
 
     #[test]

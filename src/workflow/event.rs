@@ -81,4 +81,7 @@ pub enum EventKind {
     CityOutcome,
     /// The case closed (data: `how`: independent | city | satisfaction).
     Closed,
+    /// A unit's people changed in the roster while the case was open (data: `changes`: what
+    /// changed, `contacts`: who now receives the unit's messages); unit = that unit.
+    ContactsChanged,
 }

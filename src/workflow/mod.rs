@@ -47,6 +47,12 @@ pub use invariants::check_invariants;
 pub use reject::{RejectReason, Rejection};
 pub use timers::CATCH_UP_AFTER_MINUTES;
 
+/// Who receives `unit`'s messages and cards under `roster`: its liaisons, else its leaders
+/// (二、组织领导). Roster changes compare this before and after.
+pub fn unit_contacts(roster: &Roster, unit: &str) -> Vec<String> {
+    people::unit_contacts(roster, unit)
+}
+
 use crate::calendar::Calendar;
 use crate::roster::Roster;
 use crate::settings::SlaSettings;

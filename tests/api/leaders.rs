@@ -1,0 +1,384 @@
+//! Integration tests: unit leaders change their unit's roster from DingTalk (设置联络员 @某人 in a
+//! group), the change is kept in the store across restarts and in the exported file, open cases
+//! follow it (the pending coordination card and the next reminder reach the new liaison), and
+//! anyone but the unit's leader or an admin is refused in Chinese.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::dispatch::Dispatch;
+use tiaochu::engine::Engine;
+use tiaochu::inbox::InboxProcessor;
+use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::settings::Settings;
+use tiaochu::store::{NewInbound, Store, TimerState};
+
+const RS: &str = "rs-liaison";
+const ZJ: &str = "zj-liaison";
+const CG: &str = "cg-liaison";
+const ZJ_LEADER: &str = "local:区住建局:保国钰";
+const INSPECTOR: &str = "local:区12345热线:孟艳秋";
+/// The new liaison of 区住建局, known to DingTalk but not to the roster file.
+const NEW: &str = "zj-new-001";
+const ADMIN: &str = "admin-001";
+
+const APPLICATION: &str = "工单编号：DH2026110300017
+工单标题：反映某建筑公司拖欠薪资的问题
+首接单位：区人社局
+已采取措施：已向涉事建筑企业取得联系，核实拖欠薪资的基本情况，企业方承认存在拖欠行为。
+办理难点：涉诉企业承接区城建公司项目，工程款拨付与住建审批相关，区人社局一家无法办理。
+需协调部门及事由：区住建局核查项目审批及工程款拨付；区城市管理局协助现场核查。
+请示分管领导相关情况：已向分管领导汇报，分管领导已同意。";
+
+fn file_roster() -> Roster {
+    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
+    let mut people = shipped.people().to_vec();
+    for (name, unit, id) in [
+        ("王联络", "区人社局", RS),
+        ("赵联络", "区住建局", ZJ),
+        ("钱联络", "区城市管理局", CG),
+    ] {
+        people.push(Person::new(name, unit, "科员", vec![Role::Liaison], id, ""));
+    }
+    people.push(Person::new(
+        "管理员",
+        "区12345热线",
+        "系统管理员",
+        vec![Role::Admin],
+        ADMIN,
+        "",
+    ));
+    Roster::from_parts(shipped.units().to_vec(), people)
+}
+
+struct Group {
+    dir: tempfile::TempDir,
+    engine: Engine,
+    processor: InboxProcessor,
+    now: Timestamp,
+    seq: u64,
+    seen: i64,
+}
+
+impl Group {
+    fn new() -> Group {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (engine, processor) = Group::open(&dir);
+        Group {
+            dir,
+            engine,
+            processor,
+            now: "2026-11-02T09:00:00+08:00".parse().expect("now"),
+            seq: 0,
+            seen: 0,
+        }
+    }
+
+    /// The service as a start builds it: file roster, then the stored changes laid over it.
+    fn open(dir: &tempfile::TempDir) -> (Engine, InboxProcessor) {
+        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
+            .expect("calendar");
+        let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+        let store = Store::open(&dir.path().join("leaders.db")).expect("store");
+        let engine = Engine::new(
+            store,
+            Arc::new(file_roster()),
+            Arc::new(calendar),
+            settings.sla,
+            Dispatch::from_settings(&settings.dingtalk),
+        );
+        engine.reload_roster_blocking().expect("stored roster");
+        let processor = InboxProcessor::new(engine.clone());
+        (engine, processor)
+    }
+
+    fn restart(&mut self) {
+        let (engine, processor) = Group::open(&self.dir);
+        self.engine = engine;
+        self.processor = processor;
+    }
+
+    /// `from` sends `text` in a group; `at` are the staff ids DingTalk lists in `atUsers` (the
+    /// robot's own entry, without one, comes first as DingTalk sends it).
+    async fn say(&mut self, from: &str, text: &str, at: &[&str]) -> BTreeMap<String, Vec<String>> {
+        self.seq += 1;
+        self.now += SignedDuration::from_mins(5);
+        let mut at_users = vec![json!({"dingtalkId": "$:LWCP_v1:$robot"})];
+        at_users.extend(
+            at.iter()
+                .map(|id| json!({"dingtalkId": format!("$:LWCP_v1:${id}"), "staffId": id})),
+        );
+        let msg_id = format!("msg-{}", self.seq);
+        let body = json!({
+            "msgtype": "text", "text": {"content": text}, "msgId": msg_id,
+            "conversationType": if at.is_empty() { "1" } else { "2" },
+            "conversationId": "cid-group", "senderStaffId": from, "senderNick": from,
+            "atUsers": at_users, "createAt": self.now.as_millisecond(), "robotCode": "sandbox"
+        })
+        .to_string();
+        let now = self.now;
+        self.engine
+            .store()
+            .write(move |tx| {
+                tx.insert_inbox(&NewInbound {
+                    source: "sandbox",
+                    message_id: &msg_id,
+                    received_at: now,
+                    payload: &body,
+                })
+            })
+            .await
+            .expect("inbox");
+        let n = self.processor.process_pending(now).await.expect("process");
+        assert_eq!(n, 1);
+        self.received()
+    }
+
+    fn received(&mut self) -> BTreeMap<String, Vec<String>> {
+        let rows = self
+            .engine
+            .store()
+            .read_blocking(|r| r.list_outbox(None, 100_000))
+            .expect("outbox");
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let seen = self.seen;
+        let mut rows: Vec<_> = rows.into_iter().filter(|r| r.id > seen).collect();
+        rows.sort_by_key(|r| r.id);
+        for row in rows {
+            self.seen = self.seen.max(row.id);
+            let v: Value = serde_json::from_slice(&row.payload).expect("json");
+            let mut text = format!(
+                "{}\n{}",
+                v["title"].as_str().unwrap_or(""),
+                v["text"].as_str().unwrap_or("")
+            );
+            if v["card"].is_object() {
+                text.push_str("\n[卡片]");
+            }
+            out.entry(row.target).or_default().push(text);
+        }
+        out
+    }
+}
+
+fn one(got: &BTreeMap<String, Vec<String>>, to: &str) -> String {
+    got.get(to)
+        .unwrap_or_else(|| panic!("nothing for {to}: {got:#?}"))
+        .join("\n---\n")
+}
+
+/// A joint case with a pending coordination request to 区住建局.
+async fn pending_request(g: &mut Group) {
+    g.say(RS, APPLICATION, &[]).await;
+    g.say(INSPECTOR, "审核 DH2026110300017", &[]).await;
+    let got = g
+        .say(
+            INSPECTOR,
+            "联合 DH2026110300017 区住建局：核查项目审批及工程款拨付；区城市管理局：协助现场核查",
+            &[],
+        )
+        .await;
+    assert!(one(&got, ZJ).contains("[卡片]"), "{got:#?}");
+}
+
+#[tokio::test]
+async fn a_leader_replaces_the_liaison_and_the_open_request_follows() {
+    let mut g = Group::new();
+    pending_request(&mut g).await;
+
+    // 保国钰, 区住建局's leader, hands the liaison work from 赵联络 to a newcomer.
+    let got = g.say(ZJ_LEADER, "移除联络员 @赵联络", &[ZJ]).await;
+    assert!(
+        one(&got, ZJ).contains("赵联络（区住建局）不再担任联络员"),
+        "{got:#?}"
+    );
+    let got = g.say(ZJ_LEADER, "设置联络员 @孙新人", &[NEW]).await;
+    let new = one(&got, NEW);
+    assert!(new.contains("孙新人（区住建局）设为联络员"), "{new}");
+    assert!(
+        new.contains("[卡片]") && new.contains("区住建局"),
+        "the pending card: {new}"
+    );
+    assert!(one(&got, ZJ_LEADER).contains("名单变更"), "{got:#?}");
+    let head = g
+        .engine
+        .roster()
+        .people_with_role(Role::HotlineHead)
+        .next()
+        .map(|p| p.id().to_string())
+        .expect("hotline head");
+    assert!(one(&got, &head).contains("孙新人"), "{got:#?}");
+    assert!(
+        !got.contains_key(ZJ),
+        "the old liaison gets no card: {got:#?}"
+    );
+
+    let roster = g.engine.roster();
+    let p = roster.person(NEW).expect("new liaison in force");
+    assert_eq!((p.name.as_str(), p.unit.as_str()), ("孙新人", "区住建局"));
+    assert!(!roster.person(ZJ).expect("kept").has_role(Role::Liaison));
+
+    // The timeline records the change on the open case.
+    let got = g.say(RS, "查询 DH2026110300017", &[]).await;
+    assert!(one(&got, RS).contains("单位联络人变更"), "{got:#?}");
+
+    // The next reminder of 区住建局's answer goes to the new liaison, not the old.
+    let timers = g
+        .engine
+        .store()
+        .read_blocking(|r| {
+            let case = r.case_by_ticket("DH2026110300017")?;
+            r.timers_for_case(case[0].id)
+        })
+        .expect("timers");
+    let mut pending: Vec<_> = timers
+        .into_iter()
+        .filter(|t| t.state == TimerState::Pending && t.key.contains("区住建局"))
+        .collect();
+    pending.sort_by_key(|t| t.due_at);
+    let next = pending.first().expect("a pending reminder for 区住建局");
+    g.engine
+        .fire_timer_blocking(next, next.due_at)
+        .expect("fire");
+    let got = g.received();
+    assert!(
+        got.contains_key(NEW),
+        "reminder to the new liaison: {got:#?}"
+    );
+    assert!(
+        !got.contains_key(ZJ),
+        "nothing to the old liaison: {got:#?}"
+    );
+
+    // A restart keeps the change; the export writes it in the file format.
+    g.restart();
+    let roster = g.engine.roster();
+    assert!(
+        roster
+            .person(NEW)
+            .is_some_and(|p| p.has_role(Role::Liaison))
+    );
+    let exported = roster.to_toml();
+    let again = Roster::from_toml_str(&exported, "export").expect("export parses");
+    assert!(
+        again
+            .person(NEW)
+            .is_some_and(|p| p.has_role(Role::Liaison) && p.unit == "区住建局")
+    );
+    assert!(exported.contains("name = \"孙新人\""), "{exported}");
+    let diff = g.engine.roster_file().differences(&roster);
+    assert!(diff.iter().any(|d| d.contains("孙新人")), "{diff:?}");
+    let history = g
+        .engine
+        .store()
+        .read_blocking(|r| r.roster_changes())
+        .expect("history");
+    let actions: Vec<(&str, &str)> = history
+        .iter()
+        .map(|h| (h.action.as_str(), h.actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("remove_liaison", ZJ_LEADER), ("set_liaison", ZJ_LEADER)]
+    );
+}
+
+#[tokio::test]
+async fn others_are_refused_in_chinese() {
+    let mut g = Group::new();
+    // A liaison of another unit naming 区住建局.
+    let got = g.say(CG, "设置联络员 区住建局 @孙新人", &[NEW]).await;
+    assert!(
+        one(&got, CG).contains("只有本单位分管领导可以设置联络员"),
+        "{got:#?}"
+    );
+    // 区住建局's own liaison is no leader either.
+    let got = g.say(ZJ, "设置联络员 @孙新人", &[NEW]).await;
+    assert!(
+        one(&got, ZJ).contains("您在名单中的角色是联络员"),
+        "{got:#?}"
+    );
+    // A leader of another unit may not change 区住建局.
+    let rs_leader = g
+        .engine
+        .roster()
+        .people_in_unit_with_role("区人社局", Role::Leader)
+        .next()
+        .map(|p| p.id().to_string())
+        .expect("leader");
+    let got = g
+        .say(&rs_leader, "设置联络员 区住建局 @孙新人", &[NEW])
+        .await;
+    assert!(
+        one(&got, &rs_leader).contains("只能调整本单位的名单"),
+        "{got:#?}"
+    );
+    // Someone of another unit cannot become 区住建局's liaison.
+    let got = g.say(ZJ_LEADER, "设置联络员 @钱联络", &[CG]).await;
+    assert!(
+        one(&got, ZJ_LEADER).contains("是区城市管理局的人员"),
+        "{got:#?}"
+    );
+    assert!(g.engine.roster().person(NEW).is_none(), "nothing changed");
+    let history = g
+        .engine
+        .store()
+        .read_blocking(|r| r.roster_changes())
+        .expect("history");
+    assert!(history.is_empty());
+
+    // 名单 shows the unit as it is.
+    let got = g.say(ZJ, "名单", &[]).await;
+    let list = one(&got, ZJ);
+    assert!(
+        list.contains("赵联络：联络员") && list.contains("保国钰：分管领导"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_leader_takes_over_and_an_admin_binds() {
+    let mut g = Group::new();
+    let got = g
+        .say(ZJ_LEADER, "更换分管领导 @周领导", &["zj-lead-2"])
+        .await;
+    assert!(
+        one(&got, "zj-lead-2").contains("周领导（区住建局）任分管领导"),
+        "{got:#?}"
+    );
+    let roster = g.engine.roster();
+    assert!(
+        roster
+            .person("zj-lead-2")
+            .is_some_and(|p| p.has_role(Role::Leader))
+    );
+    assert!(
+        !roster
+            .person(ZJ_LEADER)
+            .expect("kept")
+            .has_role(Role::Leader)
+    );
+    // The former leader may no longer change the unit.
+    let got = g.say(ZJ_LEADER, "设置联络员 @孙新人", &[NEW]).await;
+    assert!(
+        one(&got, ZJ_LEADER).contains("只有本单位分管领导"),
+        "{got:#?}"
+    );
+
+    let got = g.say(ADMIN, "绑定 任燕 @任燕", &["ry-001"]).await;
+    assert!(
+        one(&got, "ry-001").contains("任燕（区人社局）绑定钉钉账号 ry-001"),
+        "{got:#?}"
+    );
+    assert_eq!(
+        g.engine.roster().person("ry-001").map(|p| p.name.clone()),
+        Some("任燕".to_string())
+    );
+    // Only an admin binds.
+    let got = g.say(ZJ, "绑定 何军 @何军", &["hj-001"]).await;
+    assert!(one(&got, ZJ).contains("只有管理员可以绑定"), "{got:#?}");
+}
