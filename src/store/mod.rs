@@ -157,7 +157,74 @@ pub struct Pragmas {
 
 /// A unit of work for the writer thread. It answers its caller itself, through a channel it
 /// captured, so the loop stays generic.
-type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+enum Job {
+    /// Needs the connection alone, outside any transaction (pragmas, tests).
+    Exclusive(Box<dyn FnOnce(&mut Writer) + Send>),
+    /// A write that shares one commit with the writes queued behind it (group commit).
+    Write(Box<dyn GroupWrite>),
+}
+
+impl<F: FnOnce(&mut Writer) + Send + 'static> From<F> for Job {
+    fn from(f: F) -> Job {
+        Job::Exclusive(Box::new(f))
+    }
+}
+
+/// How many queued writes one commit may carry. Each write keeps its own savepoint, so one
+/// that fails is undone alone; the group shares the `fsync` of a single commit, which is what
+/// lets a burst of callbacks be acknowledged without one disk sync each.
+const GROUP_MAX: usize = 64;
+
+/// One write inside a group: runs under its own savepoint, answers its caller only after the
+/// group's commit (so an answer always means durable).
+trait GroupWrite: Send {
+    /// Runs the write; true when its changes are to be kept.
+    fn run(&mut self, tx: &Tx<'_>) -> bool;
+    /// Answers the caller once the group's commit succeeded (`Ok`) or failed (`Err`).
+    fn finish(self: Box<Self>, commit: Result<(), &str>);
+}
+
+/// Hands a write's outcome back to its caller (an async or a blocking channel).
+type Reply<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
+
+struct PendingWrite<T, F> {
+    f: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: Option<Reply<T>>,
+}
+
+impl<T, F> GroupWrite for PendingWrite<T, F>
+where
+    T: Send,
+    F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, tx: &Tx<'_>) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        // A panicking closure must not take the writer thread (and every later write) down.
+        let (keep, result) = match catch_unwind(AssertUnwindSafe(|| f(tx))) {
+            Ok(Ok(value)) => (true, Ok(value)),
+            Ok(Err(e)) => (false, Err(e)),
+            Err(_) => {
+                tracing::error!("a store write closure panicked; its changes were rolled back");
+                (false, Err(StoreError::Panicked))
+            }
+        };
+        self.result = Some(result);
+        keep
+    }
+
+    fn finish(mut self: Box<Self>, commit: Result<(), &str>) {
+        let result = match (commit, self.result.take()) {
+            (_, Some(Err(e))) => Err(e),
+            (Ok(()), Some(Ok(value))) => Ok(value),
+            (Err(why), Some(Ok(_))) => Err(StoreError::Abort(why.to_string())),
+            (_, None) => Err(StoreError::WriterGone),
+        };
+        if let Some(reply) = self.reply.take() {
+            reply(result);
+        }
+    }
+}
 
 /// What the writer thread owns.
 struct Writer {
@@ -229,8 +296,16 @@ impl Store {
         std::thread::Builder::new()
             .name("tiaochu-store-writer".into())
             .spawn(move || {
-                for job in rx {
-                    job(&mut writer);
+                while let Ok(first) = rx.recv() {
+                    // Everything already queued joins this round, up to GROUP_MAX writes.
+                    let mut round = vec![first];
+                    while round.len() < GROUP_MAX {
+                        match rx.try_recv() {
+                            Ok(job) => round.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    run_round(&mut writer, round);
                 }
             })
             .map_err(|source| StoreError::Io {
@@ -275,10 +350,14 @@ impl Store {
         T: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.submit(Box::new(move |w: &mut Writer| {
+        self.submit(Job::Write(Box::new(PendingWrite {
+            f: Some(f),
+            result: None,
             // The caller may have stopped waiting; the outcome is committed either way.
-            let _ = reply.send(run_write(w, f));
-        }))?;
+            reply: Some(Box::new(move |r| {
+                let _ = reply.send(r);
+            })),
+        })))?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -290,9 +369,13 @@ impl Store {
         T: Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.submit(Box::new(move |w: &mut Writer| {
-            let _ = reply.send(run_write(w, f));
-        }))?;
+        self.submit(Job::Write(Box::new(PendingWrite {
+            f: Some(f),
+            result: None,
+            reply: Some(Box::new(move |r| {
+                let _ = reply.send(r);
+            })),
+        })))?;
         answer.recv().map_err(|_| StoreError::WriterGone)?
     }
 
@@ -367,7 +450,7 @@ impl Store {
     /// The pragmas in force on the writer connection.
     pub async fn pragmas(&self) -> Result<Pragmas, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Box::new(move |w: &mut Writer| {
+        self.submit(Job::from(move |w: &mut Writer| {
             let _ = reply.send(read_pragmas(&w.conn));
         }))?;
         answer.await.map_err(|_| StoreError::WriterGone)?
@@ -376,48 +459,73 @@ impl Store {
     /// As [`Store::pragmas`], blocking.
     pub fn pragmas_blocking(&self) -> Result<Pragmas, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.submit(Box::new(move |w: &mut Writer| {
+        self.submit(Job::from(move |w: &mut Writer| {
             let _ = reply.send(read_pragmas(&w.conn));
         }))?;
         answer.recv().map_err(|_| StoreError::WriterGone)?
     }
 }
 
-/// The body of every write job: one IMMEDIATE transaction around `f`, and the timer
-/// notification only once the transaction is durable.
-fn run_write<T, F>(w: &mut Writer, f: F) -> Result<T, StoreError>
-where
-    F: FnOnce(&Tx<'_>) -> Result<T, StoreError>,
-{
-    let tx = w
-        .conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let handle = Tx {
-        read: ReadTx { conn: &tx },
-        timers_touched: Cell::new(false),
-    };
-    // A panicking closure must not take the writer thread (and every later write) down with it.
-    let out = catch_unwind(AssertUnwindSafe(|| f(&handle)));
-    let touched = handle.timers_touched.get();
-    match out {
-        Ok(Ok(value)) => {
-            tx.commit()?;
+/// Runs one round of queued jobs in order: consecutive writes share one IMMEDIATE
+/// transaction (each under its own savepoint) and are answered after its commit; an exclusive
+/// job first lets the writes before it commit.
+fn run_round(w: &mut Writer, round: Vec<Job>) {
+    let mut writes: Vec<Box<dyn GroupWrite>> = Vec::new();
+    for job in round {
+        match job {
+            Job::Write(write) => writes.push(write),
+            Job::Exclusive(f) => {
+                commit_group(w, std::mem::take(&mut writes));
+                f(w);
+            }
+        }
+    }
+    commit_group(w, writes);
+}
+
+/// One transaction for `writes`; the timer notification only once it is durable.
+fn commit_group(w: &mut Writer, mut writes: Vec<Box<dyn GroupWrite>>) {
+    if writes.is_empty() {
+        return;
+    }
+    let outcome = (|| -> Result<bool, StoreError> {
+        let tx = w
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut touched = false;
+        for write in &mut writes {
+            tx.execute_batch("SAVEPOINT group_write")?;
+            let handle = Tx {
+                read: ReadTx { conn: &tx },
+                timers_touched: Cell::new(false),
+            };
+            if write.run(&handle) {
+                touched |= handle.timers_touched.get();
+                tx.execute_batch("RELEASE group_write")?;
+            } else {
+                tx.execute_batch("ROLLBACK TO group_write; RELEASE group_write")?;
+            }
+        }
+        tx.commit()?;
+        Ok(touched)
+    })();
+    match outcome {
+        Ok(touched) => {
             if touched {
                 w.timers
                     .send_modify(|generation| *generation = generation.wrapping_add(1));
             }
-            Ok(value)
-        }
-        Ok(Err(e)) => {
-            if let Err(rollback) = tx.rollback() {
-                tracing::error!(error = %rollback, "rollback after a failed write failed");
+            for write in writes {
+                write.finish(Ok(()));
             }
-            Err(e)
         }
-        Err(_) => {
-            tracing::error!("a store write closure panicked; its transaction was rolled back");
-            drop(tx);
-            Err(StoreError::Panicked)
+        Err(e) => {
+            // Dropping the transaction rolled everything back; every caller learns why.
+            tracing::error!(error = %e, "a group of writes could not be committed");
+            let why = e.to_string();
+            for write in writes {
+                write.finish(Err(&why));
+            }
         }
     }
 }
@@ -593,7 +701,9 @@ mod tests {
         let (_dir, store) = fresh();
         // A job that panics outside run_write's guard kills the thread, as a bug in the loop would.
         store
-            .submit(Box::new(|_w: &mut Writer| panic!("simulated writer crash")))
+            .submit(Job::from(|_w: &mut Writer| {
+                panic!("simulated writer crash")
+            }))
             .expect("submit");
         // Jobs run in order, so this write is queued behind the crash and must fail, not hang.
         let err = tokio::time::timeout(

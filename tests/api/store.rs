@@ -691,3 +691,51 @@ fn migrate_and_backup_commands() {
         tiaochu::cli::store_cmd::backup(&settings, &args).expect_err("refuses to overwrite");
     assert!(format!("{twice:#}").contains("已存在"), "{twice:#}");
 }
+
+/// Writes queued together share one commit (group commit), yet each stays atomic on its own:
+/// a write that fails or panics in the middle of a burst is undone alone, the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_writes_commits_together_but_each_fails_alone() {
+    let (dir, store) = temp_store();
+    let mut tasks = Vec::new();
+    for i in 0..60_i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(move |tx| {
+                    let key = format!("m-{i}");
+                    tx.insert_inbox(&NewInbound {
+                        source: "robot",
+                        message_id: &key,
+                        received_at: at(i),
+                        payload: "{}",
+                    })?;
+                    match i % 3 {
+                        0 => Err(StoreError::Abort(format!("refused {i}"))),
+                        1 if i % 2 == 1 && i % 7 == 0 => panic!("write {i} panics"),
+                        _ => Ok(i),
+                    }
+                })
+                .await
+        }));
+    }
+    let mut kept = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        let i = i as i64;
+        match task.await.expect("join") {
+            Ok(v) => {
+                assert_eq!(v, i);
+                kept += 1;
+            }
+            Err(StoreError::Abort(m)) => assert_eq!(m, format!("refused {i}")),
+            Err(StoreError::Panicked) => assert!(i % 7 == 0, "only the panicking write fails so"),
+            Err(e) => panic!("write {i}: {e}"),
+        }
+    }
+    assert_eq!(count(&dir.path().join("tiaochu.db"), "inbox"), kept);
+    // The writer survived the panic and the failures: one more write goes through.
+    store
+        .write(|tx| tx.next_case_no(2026))
+        .await
+        .expect("writer alive");
+}
