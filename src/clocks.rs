@@ -329,7 +329,7 @@ pub async fn recompute_open(engine: &Engine, now: Timestamp) -> Result<Recompute
 
 /// As [`recompute_open`], on the calling thread (`tiaochu calendar load`).
 pub fn recompute_open_blocking(engine: &Engine, now: Timestamp) -> Result<Recomputed, EngineError> {
-    let states = open_states();
+    let states = State::open_names();
     let rows = engine.store().read_blocking(move |r| {
         r.cases_in_states(&states.iter().map(String::as_str).collect::<Vec<_>>())
     })?;
@@ -354,7 +354,7 @@ impl Recomputed {
 }
 
 async fn open_case_ids(engine: &Engine) -> Result<Vec<i64>, EngineError> {
-    let states = open_states();
+    let states = State::open_names();
     let rows = engine
         .store()
         .read(move |r| r.cases_in_states(&states.iter().map(String::as_str).collect::<Vec<_>>()))
@@ -388,25 +388,6 @@ fn recompute_in_tx(
         clocks: recomputed.len(),
         moved: recomputed.iter().filter(|c| **c).count(),
     })
-}
-
-/// The stored names of the states in which a case may have running clocks.
-fn open_states() -> Vec<String> {
-    [
-        State::Submitted,
-        State::UnderReview,
-        State::Returned,
-        State::Independent,
-        State::CityEscalated,
-        State::Coordinating,
-        State::JointHandling,
-        State::Completed,
-        State::Closed,
-    ]
-    .into_iter()
-    .filter(|s| !s.is_terminal())
-    .filter_map(|s| serde_json::to_value(s).ok()?.as_str().map(str::to_string))
-    .collect()
 }
 
 /// A stable 64-bit hash (FNV-1a) for idempotency keys.

@@ -242,7 +242,7 @@ impl Engine {
         let old_contacts = workflow::unit_contacts(&before, unit);
         let new_contacts = workflow::unit_contacts(&after, unit);
         let described: Vec<String> = changes.iter().map(PersonChange::describe).collect();
-        let open = open_states();
+        let open = State::open_names();
         let open: Vec<&str> = open.iter().map(String::as_str).collect();
         for row in tx.cases_in_states(&open)? {
             let case = decode(&row)?;
@@ -437,25 +437,6 @@ impl Engine {
             decision: Box::new(decision),
         })
     }
-}
-
-/// The store names of every state a case can be open in (not [`State::is_terminal`]).
-fn open_states() -> Vec<String> {
-    [
-        State::Submitted,
-        State::UnderReview,
-        State::Returned,
-        State::Independent,
-        State::CityEscalated,
-        State::Coordinating,
-        State::JointHandling,
-        State::Completed,
-        State::Closed,
-    ]
-    .into_iter()
-    .filter(|s| !s.is_terminal())
-    .filter_map(|s| serde_json::to_value(s).ok()?.as_str().map(str::to_string))
-    .collect()
 }
 
 /// A person as the roster history stores them.

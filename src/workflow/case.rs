@@ -42,6 +42,28 @@ pub enum State {
 }
 
 impl State {
+    pub const ALL: [State; 9] = [
+        State::Submitted,
+        State::UnderReview,
+        State::Returned,
+        State::Independent,
+        State::CityEscalated,
+        State::Coordinating,
+        State::JointHandling,
+        State::Completed,
+        State::Closed,
+    ];
+
+    /// The stored names (the case row's `state` column) of every state a case can be open in
+    /// (not [`State::is_terminal`]).
+    pub fn open_names() -> Vec<String> {
+        State::ALL
+            .into_iter()
+            .filter(|s| !s.is_terminal())
+            .filter_map(|s| serde_json::to_value(s).ok()?.as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Terminal states absorb every input except typical-case marking (and stale timers).
     pub fn is_terminal(self) -> bool {
         matches!(self, State::Independent | State::Closed)

@@ -272,21 +272,6 @@ fn shape_diff(path: &str, ours: &Value, theirs: &Value) -> Vec<String> {
     }
 }
 
-/// The interpreter that has the SDK: `TIAOCHU_CONFORMANCE_PYTHON`, else the venv `.ci/run`
-/// creates, else `python3` from PATH (the same order as the Stream SDK conformance test).
-fn conformance_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("TIAOCHU_CONFORMANCE_PYTHON") {
-        return python.into();
-    }
-    let venv =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/conformance-venv/bin/python3");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
 /// Runs the SDK script on `messages`; returns its stdout report.
 fn sdk_bodies(python: &PathBuf, messages: &[Message]) -> Value {
     let input: Vec<Value> = messages
@@ -400,7 +385,7 @@ async fn post(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_model_bodies_are_accepted_by_the_fake_like_ours() {
-    let python = conformance_python();
+    let python = crate::support::conformance_python();
     let importable = Command::new(&python)
         .args([
             "-c",

@@ -648,21 +648,6 @@ fn the_monthly_post_is_queued_once_per_month() {
     );
 }
 
-/// The interpreter with openpyxl: `TIAOCHU_CONFORMANCE_PYTHON`, else the venv `.ci/run` creates,
-/// else `python3` from PATH.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TIAOCHU_CONFORMANCE_PYTHON") {
-        return p.into();
-    }
-    let venv =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/conformance-venv/bin/python3");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
 #[test]
 fn the_cli_xlsx_is_read_back_by_openpyxl() {
     let w = seeded();
@@ -709,7 +694,7 @@ fn the_cli_xlsx_is_read_back_by_openpyxl() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--out"));
 
-    let python = python();
+    let python = crate::support::conformance_python();
     let importable = Command::new(&python)
         .args(["-c", "import openpyxl"])
         .stdout(Stdio::null())

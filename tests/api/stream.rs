@@ -541,24 +541,9 @@ async fn stream_mode_without_app_key_refuses_to_start() {
     assert!(!err.to_string().contains(APP_SECRET));
 }
 
-/// The interpreter for the conformance script: `TIAOCHU_CONFORMANCE_PYTHON`, else the venv
-/// `.ci/run` creates, else `python3` from PATH.
-fn conformance_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("TIAOCHU_CONFORMANCE_PYTHON") {
-        return python.into();
-    }
-    let venv =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/conformance-venv/bin/python3");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_acks_the_fakes_robot_message_and_card_callback() {
-    let python = conformance_python();
+    let python = crate::support::conformance_python();
     let importable = Command::new(&python)
         .args(["-c", "import dingtalk_stream"])
         .stdout(Stdio::null())

@@ -155,3 +155,18 @@ impl TestApp {
 pub fn hv(value: &str) -> HeaderValue {
     HeaderValue::from_str(value).expect("valid header value")
 }
+
+/// The Python interpreter for the conformance and reader tests: `TIAOCHU_CONFORMANCE_PYTHON`,
+/// else the venv `.ci/run` creates (`target/conformance-venv`), else `python3` from PATH.
+pub fn conformance_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("TIAOCHU_CONFORMANCE_PYTHON") {
+        return python.into();
+    }
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/conformance-venv/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
