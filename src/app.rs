@@ -163,7 +163,8 @@ impl App {
         )
         // The hotline's digest goes to its notice group when the group robot is configured,
         // else to the hotline head.
-        .with_group_digest(!settings.dingtalk.group_webhook.is_empty());
+        .with_group_digest(!settings.dingtalk.group_webhook.is_empty())
+        .with_leader_confirmation(settings.workflow.require_leader_confirmation);
         // Roster changes made in DingTalk before this start are in force again.
         engine
             .reload_roster_blocking()

@@ -66,6 +66,7 @@ pub struct Engine {
     /// The scheduler's per-pass digest goes to the hotline group's custom robot
     /// (`[dingtalk] group_webhook` is set) rather than to the hotline head.
     group_digest: bool,
+    leader_confirmation: bool,
 }
 
 impl Engine {
@@ -84,6 +85,7 @@ impl Engine {
             sla: Arc::new(sla),
             dispatch: Arc::new(dispatch),
             group_digest: false,
+            leader_confirmation: false,
         }
     }
 
@@ -91,6 +93,13 @@ impl Engine {
     /// `[dingtalk] group_webhook` is configured. Ignored in sandbox mode, which has no group.
     pub fn with_group_digest(mut self, on: bool) -> Engine {
         self.group_digest = on;
+        self
+    }
+
+    /// Whether applications wait for the first unit's leader (`[workflow]
+    /// require_leader_confirmation`; off by default).
+    pub fn with_leader_confirmation(mut self, on: bool) -> Engine {
+        self.leader_confirmation = on;
         self
     }
 
@@ -110,6 +119,7 @@ impl Engine {
             roster,
             calendar: &self.calendar,
             sla: &self.sla,
+            require_leader_confirmation: self.leader_confirmation,
         }
     }
 

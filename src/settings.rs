@@ -42,6 +42,9 @@ pub struct Settings {
     pub dingtalk: DingtalkSettings,
     pub report: ReportSettings,
     pub dashboard: DashboardSettings,
+    /// Optional steps of the flow; absent means every option off.
+    #[serde(default)]
+    pub workflow: WorkflowSettings,
     pub log: LogSettings,
 }
 
@@ -143,6 +146,17 @@ pub struct DashboardSettings {
     /// Where people's browsers reach this service (scheme, host, port, no trailing path); the
     /// one-time login links sent through the robot start with it.
     pub base_url: String,
+}
+
+/// Optional steps of the workflow (issue 9).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSettings {
+    /// 四(一) 经本单位分管领导同意: when on, a registered application first waits for the first
+    /// unit's leader to confirm it in DingTalk (同意 / 退回联络员); the mechanism clocks start only
+    /// at the confirmation. Off: the pasted leader statement is taken as the consent.
+    #[serde(default)]
+    pub require_leader_confirmation: bool,
 }
 
 /// How `tiaochu serve` writes its log lines (to stderr).

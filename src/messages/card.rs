@@ -147,7 +147,8 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
                 button("escalate_city", "提请市级协调", cmd(Verb::City, t)),
             ]
         }
-        State::Returned
+        State::AwaitingLeader
+        | State::Returned
         | State::Independent
         | State::CityEscalated
         | State::Coordinating

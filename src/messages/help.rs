@@ -45,6 +45,7 @@ fn is_for(verb: Verb, roles: &[Role]) -> bool {
             return !roles.is_empty();
         }
         Verb::SetLiaison | Verb::RemoveLiaison | Verb::ChangeLeader => &[Role::Leader, Role::Admin],
+        Verb::LeaderApprove | Verb::LeaderReturn => &[Role::Leader],
         Verb::Bind => &[Role::Admin],
         Verb::Claim
         | Verb::Joint

@@ -89,6 +89,57 @@ fn body(
             m.next("等待质检专员审核。查看进度", &[cmd(Verb::Query, t)]);
             "申请已登记"
         }
+        Message::AwaitingLeader { version, leaders } => {
+            if *version > 1 {
+                m.item("申请版本", &format!("第 {version} 版（补充后重新提交）"));
+            }
+            m.item("工单标题", &mask_phones(&case.application.title));
+            m.item("首接单位", &case.first_unit);
+            let names: Vec<String> = leaders.iter().map(|p| p.name.clone()).collect();
+            m.item("待确认", &format!("分管领导 {}", names.join("、")));
+            // 四(一): the mechanism clocks start when the leader agrees, not at registration.
+            m.line("申请已登记，**须经本单位分管领导确认同意**后才推送质检专员审核，各项期限自领导确认时起算。");
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "申请待分管领导确认"
+        }
+        Message::LeaderConfirmationRequest {
+            version,
+            submitted_by,
+        } => {
+            if *version > 1 {
+                m.item("申请版本", &format!("第 {version} 版（补充后重新提交）"));
+            }
+            if let Some(p) = submitted_by {
+                m.item("提交人", &format!("{}（{}）", p.name, p.unit));
+            }
+            m.item("工单标题", &mask_phones(&case.application.title));
+            m.item("已采取措施", &mask_phones(&case.application.measures_taken));
+            m.item("存在困难", &mask_phones(&case.application.difficulties));
+            m.item("需协调事项", &mask_phones(&case.application.coordination));
+            m.item(
+                "拟协调单位",
+                &list_or(&case.application.requested_units, "未写明具体单位"),
+            );
+            m.line("本单位联络员提交了联合调处申请，请您确认是否同意发起（四(一) 经本单位分管领导同意）。");
+            m.next(
+                "同意请发送；需修改请退回联络员并写明原因",
+                &[cmd(Verb::LeaderApprove, t), cmd(Verb::LeaderReturn, t)],
+            );
+            "请确认联合调处申请"
+        }
+        Message::LeaderReturned { leader, reason } => {
+            let who = leader
+                .as_ref()
+                .map(|p| format!("分管领导 {} ", p.name))
+                .unwrap_or_else(|| "分管领导".to_string());
+            m.line(&format!("申请被{who}**退回联络员**，未推送质检专员。"));
+            m.item("退回原因", &mask_phones(reason));
+            m.next(
+                "请修改后重新发送完整申请（工单编号不变），将再次送分管领导确认。获取申请格式",
+                &[cmd(Verb::Template, t)],
+            );
+            "申请被分管领导退回"
+        }
         Message::Claimed { inspector } => {
             m.line(&format!("质检专员 {} 已开始审核本申请。", inspector.name));
             if let Some(clock) = case.clock(&ClockKind::Decision) {

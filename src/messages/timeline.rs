@@ -116,6 +116,8 @@ pub fn render_query(
 /// The Chinese name of an audit event.
 pub fn event_label(kind: EventKind) -> &'static str {
     match kind {
+        EventKind::AwaitingLeader => "提交申请，待分管领导确认",
+        EventKind::LeaderReturned => "分管领导退回联络员",
         EventKind::Submitted => "提交申请",
         EventKind::Resubmitted => "补充后重新提交",
         EventKind::Claimed => "开始审核",

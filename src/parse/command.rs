@@ -107,6 +107,8 @@ pub enum Verb {
     Help,
     Template,
     Query,
+    LeaderApprove,
+    LeaderReturn,
     Claim,
     Joint,
     Independent,
@@ -148,7 +150,7 @@ pub struct Syntax {
 }
 
 /// Every command, in the order of SPEC.md → Text commands.
-pub static COMMANDS: [Syntax; 25] = [
+pub static COMMANDS: [Syntax; 27] = [
     Syntax {
         verb: Verb::Help,
         word: "帮助",
@@ -175,6 +177,24 @@ pub static COMMANDS: [Syntax; 25] = [
         example: "查询 DH2026110300017",
         who: "参与单位、热线",
         does: "查看办理经过和各项期限",
+    },
+    Syntax {
+        verb: Verb::LeaderApprove,
+        word: "同意",
+        aliases: &["同意发起"],
+        form: "同意 DH…",
+        example: "同意 DH2026110300017",
+        who: "首接单位分管领导",
+        does: "确认同意本单位联络员提交的联合调处申请（开启领导确认时）",
+    },
+    Syntax {
+        verb: Verb::LeaderReturn,
+        word: "退回联络员",
+        aliases: &[],
+        form: "退回联络员 DH… 退回原因",
+        example: "退回联络员 DH2026110300017 请补充与企业约谈的情况",
+        who: "首接单位分管领导",
+        does: "将待确认的申请退回本单位联络员修改（开启领导确认时）",
     },
     Syntax {
         verb: Verb::Claim,
@@ -466,6 +486,12 @@ fn parse_args(
         Verb::Query => Ok(Command::Query {
             ticket_no: ticket(syntax, rest)?.0,
         }),
+        Verb::LeaderApprove => act(ticket(syntax, rest)?.0, Input::LeaderApprove),
+        Verb::LeaderReturn => {
+            let (t, args) = ticket(syntax, rest)?;
+            let reason = text_arg(syntax, args, &["退回原因", "原因", "理由"], "退回原因")?;
+            act(t, Input::LeaderReturn { reason })
+        }
         Verb::Claim => act(ticket(syntax, rest)?.0, Input::Claim),
         Verb::Joint => {
             let (t, args) = ticket(syntax, rest)?;

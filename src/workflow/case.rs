@@ -12,6 +12,7 @@ use crate::parse::Application;
 /// Where a case is in the mechanism's flow (四、工作流程; 五、工作要求).
 ///
 /// ```text
+/// (leader confirmation on) AwaitingLeader → Submitted; AwaitingLeader → Returned
 /// Submitted → UnderReview → Returned → (resubmission) Submitted …
 ///                         → Independent                       (terminal)
 ///                         → CityEscalated → Closed            (terminal)
@@ -21,6 +22,9 @@ use crate::parse::Application;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    /// Registered with `[workflow] require_leader_confirmation` on: waits for the first unit's
+    /// leader to agree (四(一) 经本单位分管领导同意); no mechanism clock runs yet.
+    AwaitingLeader,
     /// Registered, waiting for an inspector to claim the review (五(一) 即收即审).
     Submitted,
     /// Claimed by an inspector, who must decide how it is handled (四(二)).
@@ -42,7 +46,8 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 9] = [
+    pub const ALL: [State; 10] = [
+        State::AwaitingLeader,
         State::Submitted,
         State::UnderReview,
         State::Returned,
@@ -72,6 +77,7 @@ impl State {
     /// The Chinese name users see.
     pub fn label(self) -> &'static str {
         match self {
+            State::AwaitingLeader => "待分管领导确认",
             State::Submitted => "待认领审核",
             State::UnderReview => "研判中",
             State::Returned => "已退回待补充",
@@ -104,7 +110,8 @@ pub struct Case {
     pub application: Application,
     /// Roster id of whoever sent the latest version.
     pub submitted_by: String,
-    /// Receipt of the latest version; the review clocks run from here.
+    /// Receipt of the latest version; the review clocks run from here. With leader confirmation
+    /// on, the leader's confirmation time (四(一): the clocks start when the leader agrees).
     pub received_at: Timestamp,
     /// 五(一) green channel: the latest application is urgent.
     pub green_channel: bool,

@@ -116,6 +116,22 @@ pub enum Message {
         /// Green channel only.
         coordination_due: Option<Due>,
     },
+    /// To the submitter: the application is registered and waits for the first unit's leader
+    /// (`[workflow] require_leader_confirmation`).
+    AwaitingLeader {
+        version: u32,
+        leaders: Vec<PersonRef>,
+    },
+    /// To the first unit's leaders: confirm (同意) or send back (退回联络员) the application.
+    LeaderConfirmationRequest {
+        version: u32,
+        submitted_by: Option<PersonRef>,
+    },
+    /// To the first unit: its leader sent the application back.
+    LeaderReturned {
+        leader: Option<PersonRef>,
+        reason: String,
+    },
     /// To the first unit: an inspector started the review.
     Claimed { inspector: PersonRef },
     /// To the first unit: joint mediation with these units.

@@ -27,6 +27,13 @@ pub enum EventKind {
     /// Application registered (data: `version`, `ticket_no`, `green_channel`, `category`,
     /// `requested_units`); unit = first unit.
     Submitted,
+    /// Application registered and sent to the first unit's leader for confirmation (data:
+    /// `version`, `ticket_no`); unit = first unit. The `Submitted`/`Resubmitted` event follows
+    /// at the confirmation.
+    AwaitingLeader,
+    /// The first unit's leader sent the waiting application back to its liaison (data:
+    /// `version`, `reason`); unit = first unit.
+    LeaderReturned,
     /// Corrected application after a return (data: `version`); unit = first unit.
     Resubmitted,
     /// Review claimed (data: `version`, `on_time`: within the review-start clock).

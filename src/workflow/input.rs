@@ -19,6 +19,11 @@ pub enum Input {
     },
     /// The corrected application after a return (same ticket, same first unit).
     Resubmit { application: Application },
+    /// 同意: the first unit's leader (or an admin) confirms an application waiting for it
+    /// (`[workflow] require_leader_confirmation`); the review starts now.
+    LeaderApprove,
+    /// 退回联络员: the first unit's leader sends the waiting application back to its liaison.
+    LeaderReturn { reason: String },
     /// 审核: an inspector claims the review.
     Claim,
     /// 联合: joint mediation with these cooperating units (四(二)).
@@ -69,6 +74,8 @@ impl Input {
         match self {
             Input::Submit { .. } => "提交申请",
             Input::Resubmit { .. } => "重新提交",
+            Input::LeaderApprove => "同意",
+            Input::LeaderReturn { .. } => "退回联络员",
             Input::Claim => "审核",
             Input::DecideJoint { .. } => "联合",
             Input::DecideIndependent { .. } => "独立",

@@ -150,6 +150,12 @@ fn check_state(case: &Case, fail: &mut impl FnMut(String)) {
     let last = case.last_decision().map(|d| &d.kind);
     let handling = case.clock(&ClockKind::Handling);
     let ok = match case.state {
+        // No clock runs before the leader's confirmation (open_clock_allowed has none for it).
+        State::AwaitingLeader => {
+            case.claim.is_none()
+                && active == 0
+                && matches!(last, None | Some(DecisionKind::Returned { .. }))
+        }
         State::Submitted => {
             case.claim.is_none()
                 && active == 0
@@ -158,7 +164,10 @@ fn check_state(case: &Case, fail: &mut impl FnMut(String)) {
                     .is_some_and(|c| c.is_open())
         }
         State::UnderReview => case.claim.is_some() && active == 0,
-        State::Returned => active == 0 && matches!(last, Some(DecisionKind::Returned { .. })),
+        // A leader's return (退回联络员) records no inspector decision.
+        State::Returned => {
+            active == 0 && matches!(last, None | Some(DecisionKind::Returned { .. }))
+        }
         State::Independent => active == 0 && matches!(last, Some(DecisionKind::Independent { .. })),
         State::CityEscalated => {
             active == 0

@@ -64,6 +64,9 @@ pub struct Ctx<'a> {
     pub roster: &'a Roster,
     pub calendar: &'a Calendar,
     pub sla: &'a SlaSettings,
+    /// `[workflow] require_leader_confirmation`: a submission waits for the first unit's leader
+    /// ([`State::AwaitingLeader`]) before the review clocks start.
+    pub require_leader_confirmation: bool,
 }
 
 /// Who sent an input.
@@ -139,6 +142,8 @@ pub fn transition(
         )),
         Input::Submit { application, .. } => submission::submit_again(call, application),
         Input::Resubmit { application } => submission::resubmit(call, application),
+        Input::LeaderApprove => submission::leader_approve(call),
+        Input::LeaderReturn { reason } => submission::leader_return(call, reason),
         Input::Claim => review::claim(call),
         Input::DecideJoint { units } => review::decide_joint(call, units),
         Input::DecideIndependent { path_and_basis } => {

@@ -33,6 +33,9 @@ pub enum RejectReason {
     PersonNotAllowed,
     /// The sender is not a liaison or leader of the first unit (nor an admin).
     NotFirstUnit,
+    /// Leader confirmation (同意 / 退回联络员) from someone who is not a leader of the first unit
+    /// (nor an admin).
+    NotUnitLeader,
     /// The sender is not a liaison or leader of the unit named.
     NotUnitMember,
     NotInspector,

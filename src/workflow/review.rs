@@ -26,6 +26,13 @@ pub(super) fn claim(call: Call) -> Result<Decision, Rejection> {
     people::require_role(person, Role::Inspector)?;
     match (&case.state, &case.claim) {
         (State::Submitted, _) => {}
+        (State::AwaitingLeader, _) => {
+            return Err(wrong_state(
+                case,
+                "认领审核",
+                "申请尚待首接单位分管领导确认，确认后会推送审核卡片。",
+            ));
+        }
         (State::Returned, _) => {
             return Err(wrong_state(
                 case,
@@ -243,6 +250,13 @@ fn deciding_inspector<'a>(call: Call<'a>) -> Result<&'a Person, Rejection> {
     people::require_role(person, Role::Inspector)?;
     match case.state {
         State::UnderReview => {}
+        State::AwaitingLeader => {
+            return Err(wrong_state(
+                case,
+                "作出研判",
+                "申请尚待首接单位分管领导确认，确认并认领审核后再作出研判。",
+            ));
+        }
         State::Submitted => {
             return Err(Rejection::new(
                 RejectReason::NotClaimedYet,

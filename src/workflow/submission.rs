@@ -1,6 +1,10 @@
 //! Submission and resubmission (四(一) 首接牵头提意向): the first unit's liaison sends the
 //! application once its leader agreed; it is registered, the review clocks start (五(一) 即收即审;
 //! 四(二) 3 working days; green channel 1 working day), and every inspector gets the review card.
+//!
+//! With `[workflow] require_leader_confirmation` on, the leader's consent is given in DingTalk
+//! instead of pasted: a registered application waits in [`State::AwaitingLeader`] with no clock
+//! running, and the review (clocks, cards, receipt) starts when the leader sends 同意.
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -12,7 +16,7 @@ use super::effect::{Due, Message};
 use super::event::EventKind;
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
-use super::{Call, Ctx, Decision};
+use super::{Call, Ctx, Decision, required_text, wrong_state};
 use crate::parse::Application;
 use crate::roster::{Person, Role, Roster, UnitKind};
 
@@ -51,7 +55,11 @@ pub(super) fn submit(
         previous_versions: Vec::new(),
     };
     let mut d = Draft::new(ctx, now, person.id().to_string(), case, None);
-    register(&mut d, EventKind::Submitted);
+    if ctx.require_leader_confirmation {
+        await_leader(&mut d)?;
+    } else {
+        register(&mut d, EventKind::Submitted);
+    }
     Ok(d.finish())
 }
 
@@ -78,7 +86,10 @@ pub(super) fn submit_again(call: Call, application: &Application) -> Result<Deci
         ));
     }
     let mut d = call.draft();
-    if let Some(receipt) = receipt(case) {
+    if case.state == State::AwaitingLeader {
+        let waiting = awaiting_message(&d);
+        d.notify([person.id().to_string()], waiting);
+    } else if let Some(receipt) = receipt(case) {
         d.notify([person.id().to_string()], receipt);
     }
     Ok(d.finish())
@@ -126,9 +137,146 @@ pub(super) fn resubmit(call: Call, application: &Application) -> Result<Decision
     c.received_at = call.now;
     c.green_channel = application.urgent;
     c.claim = None;
-    c.state = State::Submitted;
-    register(&mut d, EventKind::Resubmitted);
+    if call.ctx.require_leader_confirmation {
+        await_leader(&mut d)?;
+    } else {
+        d.case.state = State::Submitted;
+        register(&mut d, EventKind::Resubmitted);
+    }
     Ok(d.finish())
+}
+
+/// 同意: the first unit's leader confirms the waiting application (四(一) 经本单位分管领导同意).
+/// The confirmation replaces the pasted statement in the record, and the review starts now: the
+/// mechanism clocks run from this moment (四(一), 五(一)).
+pub(super) fn leader_approve(call: Call) -> Result<Decision, Rejection> {
+    let (person, title) = confirming_leader(call, "确认")?;
+    let case = call.case;
+    if case.state != State::AwaitingLeader {
+        return Err(not_awaiting(case, "确认同意"));
+    }
+    let local = call
+        .ctx
+        .calendar
+        .time_zone()
+        .to_datetime(call.now)
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string();
+    let mut d = call.draft();
+    let c = &mut d.case;
+    c.application.leader_approval = format!("{title} {} 于 {local} 在钉钉中确认同意", person.name);
+    c.application.leader_approved = true;
+    c.received_at = call.now;
+    c.state = State::Submitted;
+    let kind = if c.version > 1 {
+        EventKind::Resubmitted
+    } else {
+        EventKind::Submitted
+    };
+    register(&mut d, kind);
+    Ok(d.finish())
+}
+
+/// 退回联络员: the first unit's leader sends the waiting application back with a reason; the
+/// liaison corrects it and submits again, which goes to the leader again.
+pub(super) fn leader_return(call: Call, reason: &str) -> Result<Decision, Rejection> {
+    let (person, _) = confirming_leader(call, "退回")?;
+    let case = call.case;
+    if case.state != State::AwaitingLeader {
+        return Err(not_awaiting(case, "退回联络员"));
+    }
+    let reason = required_text(reason, "退回原因", "退回联络员 DH… 请补充与企业约谈的情况")?;
+    let mut d = call.draft();
+    d.case.state = State::Returned;
+    let leader = people::person_ref(d.roster(), person.id());
+    let to = people::first_unit_side(d.roster(), &d.case);
+    d.notify(
+        to,
+        Message::LeaderReturned {
+            leader,
+            reason: reason.clone(),
+        },
+    );
+    let data = json!({ "version": d.case.version, "reason": reason });
+    let first_unit = d.case.first_unit.clone();
+    d.event(EventKind::LeaderReturned, Some(&first_unit), data);
+    Ok(d.finish())
+}
+
+/// Who may confirm or send back: a leader of the first unit, or an admin on its behalf. Returns
+/// the person and the title the record gives them.
+fn confirming_leader<'a>(
+    call: Call<'a>,
+    doing: &str,
+) -> Result<(&'a Person, &'static str), Rejection> {
+    let person = call.who.person()?;
+    if person.unit == call.case.first_unit && person.has_role(Role::Leader) {
+        return Ok((person, "分管领导"));
+    }
+    if person.has_role(Role::Admin) {
+        return Ok((person, "管理员"));
+    }
+    Err(Rejection::new(
+        RejectReason::NotUnitLeader,
+        format!(
+            "工单 {} 的申请须由首接单位“{}”的分管领导{doing}；您在名单中属于“{}”（{}）。",
+            call.case.ticket_no,
+            call.case.first_unit,
+            person.unit,
+            people::roles_label(person)
+        ),
+    ))
+}
+
+fn not_awaiting(case: &Case, doing: &str) -> Rejection {
+    wrong_state(
+        case,
+        doing,
+        "只有待分管领导确认的申请才能确认或退回联络员。发送“查询 工单编号”查看进度。",
+    )
+}
+
+/// Registers the application as waiting for the first unit's leader: no clock starts (the
+/// mechanism clocks start at the confirmation); the leaders are asked, the submitter is told.
+fn await_leader(d: &mut Draft) -> Result<(), Rejection> {
+    let leaders = people::unit_leaders(d.roster(), &d.case.first_unit);
+    if leaders.is_empty() {
+        return Err(Rejection::new(
+            RejectReason::UnitUnreachable,
+            format!(
+                "“{}”在名单中没有分管领导，申请无法送领导确认，未登记。请联系区12345热线管理员补充分管领导。",
+                d.case.first_unit
+            ),
+        ));
+    }
+    d.case.state = State::AwaitingLeader;
+    let submitted_by = people::person_ref(d.roster(), &d.case.submitted_by);
+    let version = d.case.version;
+    d.notify(
+        leaders,
+        Message::LeaderConfirmationRequest {
+            version,
+            submitted_by,
+        },
+    );
+    let waiting = awaiting_message(d);
+    d.notify([d.case.submitted_by.clone()], waiting);
+    let data = json!({ "version": version, "ticket_no": d.case.ticket_no });
+    let first_unit = d.case.first_unit.clone();
+    d.event(EventKind::AwaitingLeader, Some(&first_unit), data);
+    Ok(())
+}
+
+/// The submitter's receipt while the leader has not confirmed.
+fn awaiting_message(d: &Draft) -> Message {
+    let roster = d.roster();
+    Message::AwaitingLeader {
+        version: d.case.version,
+        leaders: people::unit_leaders(roster, &d.case.first_unit)
+            .iter()
+            .filter_map(|id| people::person_ref(roster, id))
+            .collect(),
+    }
 }
 
 /// Starts the review of the case's latest version: clocks, review card, receipt, event.

@@ -1,7 +1,9 @@
 //! Integration tests: unit leaders change their unit's roster from DingTalk (设置联络员 @某人 in a
 //! group), the change is kept in the store across restarts and in the exported file, open cases
 //! follow it (the pending coordination card and the next reminder reach the new liaison), and
-//! anyone but the unit's leader or an admin is refused in Chinese.
+//! anyone but the unit's leader or an admin is refused in Chinese. With `[workflow]
+//! require_leader_confirmation` on, an application waits for the first unit's leader, who sends
+//! it back (退回联络员) or agrees (同意), which starts the mechanism clocks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +18,7 @@ use tiaochu::inbox::InboxProcessor;
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::Settings;
 use tiaochu::store::{NewInbound, Store, TimerState};
+use tiaochu::workflow::{Case, ClockKind, State};
 
 const RS: &str = "rs-liaison";
 const ZJ: &str = "zj-liaison";
@@ -57,6 +60,7 @@ fn file_roster() -> Roster {
 
 struct Group {
     dir: tempfile::TempDir,
+    confirm: bool,
     engine: Engine,
     processor: InboxProcessor,
     now: Timestamp,
@@ -66,10 +70,16 @@ struct Group {
 
 impl Group {
     fn new() -> Group {
+        Group::with_confirmation(false)
+    }
+
+    /// `confirm`: `[workflow] require_leader_confirmation`.
+    fn with_confirmation(confirm: bool) -> Group {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (engine, processor) = Group::open(&dir);
+        let (engine, processor) = Group::open(&dir, confirm);
         Group {
             dir,
+            confirm,
             engine,
             processor,
             now: "2026-11-02T09:00:00+08:00".parse().expect("now"),
@@ -79,7 +89,7 @@ impl Group {
     }
 
     /// The service as a start builds it: file roster, then the stored changes laid over it.
-    fn open(dir: &tempfile::TempDir) -> (Engine, InboxProcessor) {
+    fn open(dir: &tempfile::TempDir, confirm: bool) -> (Engine, InboxProcessor) {
         let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
             .expect("calendar");
         let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
@@ -90,14 +100,15 @@ impl Group {
             Arc::new(calendar),
             settings.sla,
             Dispatch::from_settings(&settings.dingtalk),
-        );
+        )
+        .with_leader_confirmation(confirm);
         engine.reload_roster_blocking().expect("stored roster");
         let processor = InboxProcessor::new(engine.clone());
         (engine, processor)
     }
 
     fn restart(&mut self) {
-        let (engine, processor) = Group::open(&self.dir);
+        let (engine, processor) = Group::open(&self.dir, self.confirm);
         self.engine = engine;
         self.processor = processor;
     }
@@ -381,4 +392,140 @@ async fn a_new_leader_takes_over_and_an_admin_binds() {
     // Only an admin binds.
     let got = g.say(ZJ, "绑定 何军 @何军", &["hj-001"]).await;
     assert!(one(&got, ZJ).contains("只有管理员可以绑定"), "{got:#?}");
+}
+
+/// 任燕, 区人社局's leader in the shipped roster.
+const RS_LEADER: &str = "local:区人社局:任燕";
+
+fn stored_case(g: &Group) -> Case {
+    let rows = g
+        .engine
+        .store()
+        .read_blocking(|r| r.case_by_ticket("DH2026110300017"))
+        .expect("case");
+    serde_json::from_str(&rows[0].data_json).expect("case json")
+}
+
+#[tokio::test]
+async fn with_confirmation_on_the_leader_returns_then_agrees_and_the_clocks_start_then() {
+    assert!(
+        !Settings::load_with_env(None, Vec::new())
+            .expect("settings")
+            .workflow
+            .require_leader_confirmation,
+        "off by default"
+    );
+    let mut g = Group::with_confirmation(true);
+
+    // The application waits for the leader: nothing reaches the inspectors, no clock runs.
+    let got = g.say(RS, APPLICATION, &[]).await;
+    let receipt = one(&got, RS);
+    assert!(
+        receipt.contains("申请待分管领导确认") && receipt.contains("任燕"),
+        "{receipt}"
+    );
+    let ask = one(&got, RS_LEADER);
+    assert!(
+        ask.contains("同意 DH2026110300017") && ask.contains("退回联络员 DH2026110300017"),
+        "{ask}"
+    );
+    assert!(!got.contains_key(INSPECTOR), "{got:#?}");
+    let case = stored_case(&g);
+    assert_eq!(case.state, State::AwaitingLeader);
+    assert!(case.clocks.is_empty(), "{:?}", case.clocks);
+
+    // Inspectors cannot claim it yet; only 区人社局's leader may decide on it.
+    let got = g.say(INSPECTOR, "审核 DH2026110300017", &[]).await;
+    assert!(one(&got, INSPECTOR).contains("待分管领导确认"), "{got:#?}");
+    let got = g.say(ZJ_LEADER, "同意 DH2026110300017", &[]).await;
+    assert!(
+        one(&got, ZJ_LEADER).contains("须由首接单位“区人社局”的分管领导确认"),
+        "{got:#?}"
+    );
+    let got = g.say(RS, "同意 DH2026110300017", &[]).await;
+    assert!(
+        one(&got, RS).contains("您在名单中属于“区人社局”（联络员）"),
+        "{got:#?}"
+    );
+    assert_eq!(stored_case(&g).state, State::AwaitingLeader);
+
+    // 退回联络员: the liaison gets the reason; the inspectors still know nothing.
+    let got = g
+        .say(
+            RS_LEADER,
+            "退回联络员 DH2026110300017 请补充与企业约谈的情况",
+            &[],
+        )
+        .await;
+    let back = one(&got, RS);
+    assert!(
+        back.contains("退回联络员") && back.contains("请补充与企业约谈的情况"),
+        "{back}"
+    );
+    assert!(!got.contains_key(INSPECTOR), "{got:#?}");
+    assert_eq!(stored_case(&g).state, State::Returned);
+
+    // The corrected application goes to the leader again.
+    let corrected = APPLICATION.replace(
+        "企业方承认存在拖欠行为。",
+        "企业方承认存在拖欠行为，已约谈企业负责人。",
+    );
+    let got = g.say(RS, &corrected, &[]).await;
+    assert!(one(&got, RS_LEADER).contains("第 2 版"), "{got:#?}");
+    assert!(!got.contains_key(INSPECTOR), "{got:#?}");
+    let waiting = stored_case(&g);
+    assert_eq!((waiting.version, waiting.state), (2, State::AwaitingLeader));
+    assert!(waiting.clocks.is_empty());
+
+    // 同意: the review card reaches the inspectors and the clocks start at this moment.
+    let got = g.say(RS_LEADER, "同意 DH2026110300017", &[]).await;
+    let agreed_at = g.now;
+    assert!(one(&got, INSPECTOR).contains("[卡片]"), "{got:#?}");
+    assert!(one(&got, RS).contains("申请已登记"), "{got:#?}");
+    let case = stored_case(&g);
+    assert_eq!(case.state, State::Submitted);
+    assert_eq!(case.received_at, agreed_at);
+    assert!(
+        case.application
+            .leader_approval
+            .starts_with("分管领导 任燕 于 2026-11-02 ")
+            && case
+                .application
+                .leader_approval
+                .ends_with("在钉钉中确认同意"),
+        "{}",
+        case.application.leader_approval
+    );
+    let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
+        .expect("calendar");
+    let review = case.clock(&ClockKind::ReviewStart).expect("review clock");
+    assert_eq!(review.started, agreed_at);
+    assert_eq!(
+        review.due,
+        calendar.add_working_minutes(agreed_at, 60).due,
+        "五(一): one working hour from the confirmation"
+    );
+    let decision = case.clock(&ClockKind::Decision).expect("decision clock");
+    assert_eq!(decision.started, agreed_at);
+
+    // Confirmed once: a second 同意 is refused; the inspector can now claim.
+    let got = g.say(RS_LEADER, "同意 DH2026110300017", &[]).await;
+    assert!(one(&got, RS_LEADER).contains("待认领审核"), "{got:#?}");
+    let got = g.say(INSPECTOR, "审核 DH2026110300017", &[]).await;
+    assert!(one(&got, RS).contains("已开始审核"), "{got:#?}");
+}
+
+#[tokio::test]
+async fn with_confirmation_off_the_pasted_statement_counts() {
+    let mut g = Group::new();
+    let got = g.say(RS, APPLICATION, &[]).await;
+    assert!(one(&got, INSPECTOR).contains("[卡片]"), "{got:#?}");
+    assert!(!got.contains_key(RS_LEADER), "{got:#?}");
+    let case = stored_case(&g);
+    assert_eq!(case.state, State::Submitted);
+    let got = g.say(RS_LEADER, "同意 DH2026110300017", &[]).await;
+    assert!(
+        one(&got, RS_LEADER).contains("只有待分管领导确认的申请"),
+        "{got:#?}"
+    );
 }

@@ -120,6 +120,7 @@ impl<'w> Run<'w> {
             roster: &self.w.roster,
             calendar: &self.w.calendar,
             sla: &self.w.sla,
+            require_leader_confirmation: false,
         };
         let d = transition(self.case.as_ref(), &input, &actor_ref, self.now, &ctx)
             .unwrap_or_else(|r| panic!("{input:?} by {actor} refused: {}", r.message));
