@@ -3,15 +3,17 @@
 //! deciding and queueing outbox rows behind it — against a bare axum endpoint that only answers
 //! 200, both in this process, driven by the same client with the same signed callbacks:
 //!
-//! 1. a held 200 requests/s for [`HELD`] (open loop: latency is measured from each request's
+//! 1. a held 200 requests/s for [`HELD_FULL`] (open loop: latency is measured from each request's
 //!    scheduled start, so a stall is not hidden by sending less) → p50 and p99 ratios;
-//! 2. as many requests as [`WORKERS`] concurrent clients get answered in [`MAX`] → the
+//! 2. as many requests as [`WORKERS`] concurrent clients get answered in [`MAX_FULL`] → the
 //!    throughput ratio;
 //! 3. the resident memory of a separate `tiaochu serve` process (the binary built with this
-//!    bench), idle after 5 s and again after a held 200 requests/s for [`RSS_LOAD`].
+//!    bench), idle after 5 s and again after a held 200 requests/s for [`RSS_LOAD_FULL`].
 //!
-//! Run with `cargo bench --bench load`; prints the figures and the goals they are measured
-//! against (throughput ≥ 0.30× bare, p99 ≤ 3× bare at 200 req/s, idle RSS ≤ 30 MB).
+//! Run with `cargo bench --bench load` (the full form); prints the figures and the goals they are
+//! measured against (throughput ≥ 0.30× bare, p99 ≤ 3× bare at 200 req/s, idle RSS ≤ 30 MB).
+//! `cargo bench --bench load -- --short` runs every phase for a fifth of the time: `.ci/run`
+//! uses it so the whole path is exercised on every change; its figures are noisier.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -28,9 +30,32 @@ use tiaochu::settings::{DingtalkMode, Secret, Settings};
 
 const SECRET: &str = "bench-app-secret";
 const RATE: u64 = 200;
-const HELD: Duration = Duration::from_secs(20);
-const MAX: Duration = Duration::from_secs(10);
-const RSS_LOAD: Duration = Duration::from_secs(5);
+const HELD_FULL: Duration = Duration::from_secs(20);
+const MAX_FULL: Duration = Duration::from_secs(10);
+const RSS_LOAD_FULL: Duration = Duration::from_secs(5);
+
+static SHORT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// A phase's length: the full form, or a fifth of it with `--short`.
+fn phase(full: Duration) -> Duration {
+    if *SHORT.get_or_init(|| std::env::args().any(|a| a == "--short")) {
+        full / 5
+    } else {
+        full
+    }
+}
+
+fn held_phase() -> Duration {
+    phase(HELD_FULL)
+}
+
+fn max_phase() -> Duration {
+    phase(MAX_FULL)
+}
+
+fn rss_load_phase() -> Duration {
+    phase(RSS_LOAD_FULL)
+}
 const WORKERS: usize = 64;
 const LIAISON: &str = "u-bench-liaison";
 
@@ -59,15 +84,15 @@ async fn run() {
     held(&client, &bare, &seq, Duration::from_secs(2)).await;
     held(&client, &service, &seq, Duration::from_secs(2)).await;
 
-    println!("held {RATE} req/s for {} s each:", HELD.as_secs());
-    let bare_held = held(&client, &bare, &seq, HELD).await;
+    println!("held {RATE} req/s for {} s each:", held_phase().as_secs());
+    let bare_held = held(&client, &bare, &seq, held_phase()).await;
     println!("  bare    {}", bare_held.line());
-    let service_held = held(&client, &service, &seq, HELD).await;
+    let service_held = held(&client, &service, &seq, held_phase()).await;
     println!("  service {}", service_held.line());
 
     println!(
         "maximum throughput, {WORKERS} concurrent clients, {} s each:",
-        MAX.as_secs()
+        max_phase().as_secs()
     );
     let bare_max = max_throughput(&client, &bare, &seq).await;
     println!("  bare    {bare_max:.0} req/s");
@@ -92,7 +117,7 @@ async fn run() {
         "tiaochu serve RSS: idle {} (goal ≤ 30 MB: {}), after {} s at {RATE} req/s {}, peak {}",
         mb(idle),
         verdict(idle <= 30 * 1024),
-        RSS_LOAD.as_secs(),
+        rss_load_phase().as_secs(),
         mb(loaded),
         mb(peak)
     );
@@ -263,7 +288,7 @@ async fn held(client: &reqwest::Client, base: &str, seq: &AtomicU64, duration: D
     }
 }
 
-/// Requests answered 200 per second by [`WORKERS`] clients sending back to back for [`MAX`].
+/// Requests answered 200 per second by [`WORKERS`] clients sending back to back for [`MAX_FULL`].
 async fn max_throughput(client: &reqwest::Client, base: &str, seq: &Arc<AtomicU64>) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -290,7 +315,7 @@ async fn max_throughput(client: &reqwest::Client, base: &str, seq: &Arc<AtomicU6
             })
         })
         .collect();
-    tokio::time::sleep(MAX).await;
+    tokio::time::sleep(max_phase()).await;
     stop.store(true, Ordering::Relaxed);
     let answered = done.load(Ordering::Relaxed);
     let elapsed = start.elapsed();
@@ -324,7 +349,7 @@ impl Drop for Serve {
     }
 }
 
-/// Idle RSS of `tiaochu serve` 5 s after start, its RSS after [`RSS_LOAD`] at [`RATE`], and its
+/// Idle RSS of `tiaochu serve` 5 s after start, its RSS after [`RSS_LOAD_FULL`] at [`RATE`], and its
 /// peak; all KiB.
 async fn serve_rss(
     client: &reqwest::Client,
@@ -370,7 +395,7 @@ async fn serve_rss(
         .unwrap_or_else(|| panic!("no address in {address:?}"));
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (idle, _) = rss(pid);
-    let loaded = held(client, &base, seq, RSS_LOAD).await;
+    let loaded = held(client, &base, seq, rss_load_phase()).await;
     assert_eq!(
         loaded.failed, 0,
         "tiaochu serve refused requests under load"
