@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tiaochu::clock::ManualClock;
-use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::roster::{Person, Role};
 use tiaochu::settings::DingtalkMode;
 
 use crate::fake_dingtalk::{Delivery, FakeDingtalk};
@@ -28,66 +28,42 @@ const T: &str = "DH2026110300017";
 
 /// The shipped roster with DingTalk staff ids for the people this case involves.
 fn roster_file(dir: &Path) -> std::path::PathBuf {
-    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-    let mut people: Vec<Person> = shipped
-        .people()
-        .iter()
-        .map(|p| match p.name.as_str() {
-            "孟艳秋" => Person::new(&p.name, &p.unit, &p.title, p.roles.clone(), INSPECTOR, ""),
-            "李德艳" => {
-                Person::new(&p.name, &p.unit, &p.title, p.roles.clone(), INSPECTOR_B, "")
-            }
-            "武应国" => Person::new(&p.name, &p.unit, &p.title, p.roles.clone(), CG_LEADER, ""),
-            "任燕" => Person::new(
-                &p.name,
-                &p.unit,
-                &p.title,
-                p.roles.clone(),
-                "u-rs-leader",
-                "",
+    crate::support::write_roster(
+        dir,
+        &[
+            ("孟艳秋", INSPECTOR),
+            ("李德艳", INSPECTOR_B),
+            ("武应国", CG_LEADER),
+            ("任燕", "u-rs-leader"),
+            ("保国钰", "u-zj-leader"),
+        ],
+        vec![
+            Person::new(
+                "王联络",
+                "区人社局",
+                "科员",
+                vec![Role::Liaison],
+                RS,
+                "13800000001",
             ),
-            "保国钰" => Person::new(
-                &p.name,
-                &p.unit,
-                &p.title,
-                p.roles.clone(),
-                "u-zj-leader",
-                "",
+            Person::new(
+                "赵联络",
+                "区住建局",
+                "股长",
+                vec![Role::Liaison],
+                ZJ,
+                "13800000002",
             ),
-            _ => p.clone(),
-        })
-        .collect();
-    people.push(Person::new(
-        "王联络",
-        "区人社局",
-        "科员",
-        vec![Role::Liaison],
-        RS,
-        "13800000001",
-    ));
-    people.push(Person::new(
-        "赵联络",
-        "区住建局",
-        "股长",
-        vec![Role::Liaison],
-        ZJ,
-        "13800000002",
-    ));
-    people.push(Person::new(
-        "钱联络",
-        "区城市管理局",
-        "股长",
-        vec![Role::Liaison],
-        CG,
-        "13800000003",
-    ));
-    let path = dir.join("roster.toml");
-    std::fs::write(
-        &path,
-        Roster::from_parts(shipped.units().to_vec(), people).to_toml(),
+            Person::new(
+                "钱联络",
+                "区城市管理局",
+                "股长",
+                vec![Role::Liaison],
+                CG,
+                "13800000003",
+            ),
+        ],
     )
-    .expect("write roster");
-    path
 }
 
 /// How robot messages reach the service.

@@ -14,7 +14,7 @@ use serde_json::json;
 use tiaochu::app::{App, AppError, Shutdown};
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::dingtalk::sign::callback_sign;
-use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::roster::{Person, Role};
 use tiaochu::settings::{DingtalkMode, Settings};
 use tiaochu::store::{OutboxState, Store, TimerState};
 
@@ -41,30 +41,18 @@ pub fn application(extra: &str) -> String {
 
 /// The shipped roster with staff ids for the inspector 孟艳秋 and a 区人社局 liaison.
 pub fn roster_file(dir: &Path) -> PathBuf {
-    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-    let mut people: Vec<Person> = shipped
-        .people()
-        .iter()
-        .map(|p| match p.name.as_str() {
-            "孟艳秋" => Person::new(&p.name, &p.unit, &p.title, p.roles.clone(), INSPECTOR, ""),
-            _ => p.clone(),
-        })
-        .collect();
-    people.push(Person::new(
-        "王联络",
-        "区人社局",
-        "科员",
-        vec![Role::Liaison],
-        RS,
-        "13800000001",
-    ));
-    let path = dir.join("roster.toml");
-    std::fs::write(
-        &path,
-        Roster::from_parts(shipped.units().to_vec(), people).to_toml(),
+    crate::support::write_roster(
+        dir,
+        &[("孟艳秋", INSPECTOR)],
+        vec![Person::new(
+            "王联络",
+            "区人社局",
+            "科员",
+            vec![Role::Liaison],
+            RS,
+            "13800000001",
+        )],
     )
-    .expect("write roster");
-    path
 }
 
 /// A running service on a given database file and manual clock, in http mode against `fake`.

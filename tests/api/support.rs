@@ -170,3 +170,32 @@ pub fn conformance_python() -> PathBuf {
         PathBuf::from("python3")
     }
 }
+
+/// Writes `dir/roster.toml`: the shipped roster with DingTalk staff ids given to the people
+/// named in `staff_ids` (name → staff id) and `extra` people added. Returns the file's path.
+pub fn write_roster(
+    dir: &std::path::Path,
+    staff_ids: &[(&str, &str)],
+    extra: Vec<tiaochu::roster::Person>,
+) -> PathBuf {
+    use tiaochu::roster::{Person, Roster};
+    let shipped = Roster::load(std::path::Path::new("config/roster.toml")).expect("roster");
+    let mut people: Vec<Person> = shipped
+        .people()
+        .iter()
+        .map(
+            |p| match staff_ids.iter().find(|(name, _)| *name == p.name) {
+                Some((_, id)) => Person::new(&p.name, &p.unit, &p.title, p.roles.clone(), id, ""),
+                None => p.clone(),
+            },
+        )
+        .collect();
+    people.extend(extra);
+    let path = dir.join("roster.toml");
+    std::fs::write(
+        &path,
+        Roster::from_parts(shipped.units().to_vec(), people).to_toml(),
+    )
+    .expect("write roster");
+    path
+}
