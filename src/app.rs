@@ -29,7 +29,7 @@ use crate::outbox::{self, SandboxSender, Sender};
 use crate::roster::{Role, Roster, RosterError};
 use crate::scheduler;
 use crate::settings::{DingtalkMode, ReportSettings, Settings};
-use crate::store::{Store, StoreError};
+use crate::store::{ServiceLock, Store, StoreError};
 
 /// How often the inbox is checked for messages the HTTP route or the Stream client stored.
 const INBOX_POLL: Duration = Duration::from_millis(200);
@@ -92,6 +92,8 @@ impl Shutdown {
 pub struct App {
     address: SocketAddr,
     listener: TcpListener,
+    /// One service per database, held until [`App::run_until_stopped`] returns.
+    lock: ServiceLock,
     store: Store,
     mode: DingtalkMode,
     shutdown: Shutdown,
@@ -135,6 +137,7 @@ impl App {
         {
             return Err(AppError::MissingStreamCredentials);
         }
+        let lock = ServiceLock::acquire(&settings.store.path)?;
         let store = Store::open(&settings.store.path)?;
         let roster = Arc::new(Roster::load(&settings.roster.path)?);
         let calendar = Arc::new(Calendar::from_settings(&settings)?);
@@ -220,6 +223,7 @@ impl App {
         Ok(App {
             address,
             listener,
+            lock,
             store,
             mode,
             shutdown: Shutdown::new(),
@@ -269,6 +273,14 @@ impl App {
     /// Serves (and in `stream` mode keeps the Stream connection) until the shutdown handle is
     /// triggered, then lets in-flight requests and Stream handlers finish.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
+        let lock = self.lock;
+        // Under the lock, a lease in the outbox was left by a process that died mid-send; its
+        // rows go out now instead of after the lease (at-least-once, as any retry).
+        match self.store.write(|tx| tx.release_outbox_leases()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "released outbox leases left by a stopped process"),
+            Err(e) => tracing::error!(error = %e, "could not release stale outbox leases"),
+        }
         let stream = self
             .stream
             .map(|(client, state)| tokio::spawn(client.run(self.shutdown.subscribe(), state)));
@@ -318,6 +330,7 @@ impl App {
                 tracing::error!(error = %e, "worker task failed");
             }
         }
+        drop(lock);
         served
     }
 }

@@ -100,7 +100,18 @@ pub fn fire_case_in_tx(
                 })
                 .collect();
             firing.deferred = keys.iter().filter(|k| rearmed.contains(k.as_str())).count();
-            engine.apply_in_tx(tx, Some((&row, &case)), decision, now)?
+            let outcome = engine.apply_in_tx(tx, Some((&row, &case)), decision, now)?;
+            if let Outcome::Applied { decision, .. } = &outcome {
+                // Queued with the decision, so the pass's digest cannot lose them to a kill.
+                let lines = digest_lines(decision)
+                    .iter()
+                    .map(|l| {
+                        serde_json::to_string(l).map_err(|e| StoreError::BadData(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.add_digest_lines(&lines, now)?;
+            }
+            outcome
         }
         Err(rejection) => Outcome::Rejected(rejection),
     };
@@ -138,38 +149,52 @@ pub fn digest_lines(decision: &Decision) -> Vec<DigestLine> {
         .collect()
 }
 
-/// Sends one pass's digest: to the hotline group's custom robot when configured, else to each
-/// hotline head. Keyed by the pass's time and content, so a repeated pass sends nothing twice.
-pub async fn send_digest(
-    engine: &Engine,
-    lines: Vec<DigestLine>,
-    now: Timestamp,
-) -> Result<(), EngineError> {
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let rendered = notify::digest(&lines, now, engine.calendar());
-    let key = format!(
-        "digest/{}/{:016x}",
-        now.as_millisecond(),
-        fnv1a(rendered.markdown.as_bytes())
-    );
-    let mut rows: Vec<Outgoing> = Vec::new();
-    if engine.group_digest() && engine.dispatch().mode() != DingtalkMode::Sandbox {
-        rows.push(Outgoing {
-            channel: Channel::GroupWebhook,
-            target: "区12345热线工作群".into(),
-            payload: payload::custom_robot_markdown(&rendered.title, &rendered.markdown, &[]),
-            undeliverable: None,
-        });
-    } else {
-        for head in engine.roster().people_with_role(Role::HotlineHead) {
-            rows.push(engine.dispatch().message(head, &rendered));
-        }
-    }
+/// Sends the digest of every queued line (the firings of this pass, and any a killed pass left):
+/// to the hotline group's custom robot when configured, else to each hotline head. The lines are
+/// taken and the digest queued in ONE transaction, keyed by the first line's id, so each line is
+/// in exactly one digest.
+pub async fn send_digest(engine: &Engine, now: Timestamp) -> Result<(), EngineError> {
+    let engine2 = engine.clone();
     engine
         .store()
         .write(move |tx| {
+            let taken = tx.take_digest_lines()?;
+            let Some((first, _)) = taken.first() else {
+                return Ok(());
+            };
+            let key = format!("digest/{first}");
+            let mut lines = Vec::with_capacity(taken.len());
+            for (id, json) in &taken {
+                match serde_json::from_str::<DigestLine>(json) {
+                    Ok(line) => lines.push(line),
+                    // Only this module writes the queue; a line it cannot read is dropped, not
+                    // allowed to block every later digest.
+                    Err(e) => {
+                        tracing::error!(line = id, error = %e, "unreadable digest line dropped")
+                    }
+                }
+            }
+            if lines.is_empty() {
+                return Ok(());
+            }
+            let rendered = notify::digest(&lines, now, engine2.calendar());
+            let mut rows: Vec<Outgoing> = Vec::new();
+            if engine2.group_digest() && engine2.dispatch().mode() != DingtalkMode::Sandbox {
+                rows.push(Outgoing {
+                    channel: Channel::GroupWebhook,
+                    target: "区12345热线工作群".into(),
+                    payload: payload::custom_robot_markdown(
+                        &rendered.title,
+                        &rendered.markdown,
+                        &[],
+                    ),
+                    undeliverable: None,
+                });
+            } else {
+                for head in engine2.roster().people_with_role(Role::HotlineHead) {
+                    rows.push(engine2.dispatch().message(head, &rendered));
+                }
+            }
             for (i, row) in rows.iter().enumerate() {
                 enqueue(tx, &format!("{key}/{i}"), row, now).map_err(into_store)?;
             }
@@ -387,13 +412,6 @@ fn recompute_in_tx(
         cases: 1,
         clocks: recomputed.len(),
         moved: recomputed.iter().filter(|c| **c).count(),
-    })
-}
-
-/// A stable 64-bit hash (FNV-1a) for idempotency keys.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 

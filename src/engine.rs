@@ -161,6 +161,36 @@ impl Engine {
             .map_err(from_store)
     }
 
+    /// As [`Engine::reload_roster_blocking`], from async code.
+    pub async fn reload_roster(&self) -> Result<Arc<Roster>, EngineError> {
+        let engine = self.clone();
+        self.store
+            .read(move |r| engine.reload_roster_in_tx(r).map_err(into_store))
+            .await
+            .map_err(from_store)
+    }
+
+    /// Runs `f` as one store write, like [`Store::write`], for writes that may change the roster
+    /// ([`Engine::change_roster_in_tx`] puts the new roster in force inside the transaction, so
+    /// the decisions after it in the same transaction see it). When the write does not commit,
+    /// the roster in force is rebuilt from the database, so an uncommitted change never stays
+    /// in force.
+    pub async fn write_keeping_roster<T, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self.store.write(f).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if let Err(reload) = self.reload_roster().await {
+                    tracing::error!(error = %reload, "could not rebuild the roster after a failed write");
+                }
+                Err(from_store(e))
+            }
+        }
+    }
+
     pub fn calendar(&self) -> &Calendar {
         &self.calendar
     }

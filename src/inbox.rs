@@ -90,10 +90,10 @@ impl InboxProcessor {
         let mut done = 0;
         for row in rows {
             let this = self.clone();
+            // A message may change the roster (leaders' @-commands).
             let processed = self
                 .engine
-                .store()
-                .write(move |tx| {
+                .write_keeping_roster(move |tx| {
                     this.process_in_tx(tx, &row, now)
                         .map_err(|e| StoreError::Abort(e.to_string()))
                 })

@@ -6,7 +6,8 @@
 //! service, so a static spares threading a handle through every constructor. Several services in
 //! one process (the tests) therefore share the counters; counters only ever grow, so readers
 //! compare before and after. Gauges derived from the store (inbox lag, outbox backlog, timers)
-//! are not kept here: [`StoreGauges::read`] queries them at scrape time, so they cannot drift.
+//! are not kept here: the store reads them at scrape time ([`crate::store::ReadTx::backlog`]),
+//! so they cannot drift, and this module only formats the [`Backlog`] it returns.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,19 +15,18 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use jiff::Timestamp;
-
-use crate::dingtalk::errors::SendError;
+use crate::dingtalk::errors::{ErrorCode, SendError};
 use crate::dingtalk::stream::StreamState;
-use crate::store::{ReadTx, StoreError};
+use crate::store::Backlog;
 
 /// Upper bounds of the request latency buckets, in seconds (`+Inf` is implied).
 pub const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// A pending timer this long past its due time counts as overdue: the scheduler fires due
-/// timers within about a second, so a minute behind means it is stuck or the store is.
+/// A pending timer this long past its due time counts as overdue (pass it to
+/// [`crate::store::ReadTx::backlog`]): the scheduler fires due timers within about a second, so
+/// a minute behind means it is stuck or the store is.
 pub const TIMER_OVERDUE_AFTER: Duration = Duration::from_secs(60);
 
 /// Distinct DingTalk error codes kept as their own label; later new codes are counted under
@@ -87,14 +87,15 @@ impl Metrics {
         self.stream_reconnects.load(Ordering::Relaxed)
     }
 
-    /// One failed DingTalk send, counted by its kind and the code DingTalk answered.
+    /// One failed DingTalk send, counted by its kind and the code DingTalk answered
+    /// ([`code_label`]).
     pub fn dingtalk_error(&self, error: &SendError) {
-        let (kind, reason) = match error {
-            SendError::Retryable { reason, .. } => ("retryable", reason),
-            SendError::Throttled { reason, .. } => ("throttled", reason),
-            SendError::Permanent { reason } => ("permanent", reason),
+        let kind = match error {
+            SendError::Retryable { .. } => "retryable",
+            SendError::Throttled { .. } => "throttled",
+            SendError::Permanent { .. } => "permanent",
         };
-        let code = error_code(reason);
+        let code = code_label(error.code());
         let mut errors = lock(&self.dingtalk_errors);
         let known = errors.contains_key(&(kind, code.clone()));
         let code = if known || errors.len() < MAX_ERROR_CODES {
@@ -137,7 +138,7 @@ impl Metrics {
 
     /// The whole exposition. `store` is None when the store did not answer (then
     /// `tiaochu_store_up` is 0 and the store gauges are left out rather than reported as 0).
-    pub fn render(&self, store: Option<&StoreGauges>, stream: StreamState) -> String {
+    pub fn render(&self, store: Option<&Backlog>, stream: StreamState) -> String {
         let mut out = String::with_capacity(4096);
         gauge(
             &mut out,
@@ -252,96 +253,29 @@ impl Metrics {
     }
 }
 
-/// What the store holds that an operator watches; read in one snapshot at scrape time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StoreGauges {
-    pub inbox_pending: u64,
-    /// How long the oldest unprocessed inbound message has waited (zero when none).
-    pub inbox_oldest_age: Duration,
-    pub outbox_pending: u64,
-    pub outbox_dead: u64,
-    /// Pending timers with `due_at <= now`.
-    pub timers_due: u64,
-    /// Pending timers more than [`TIMER_OVERDUE_AFTER`] past due.
-    pub timers_overdue: u64,
-}
-
-impl StoreGauges {
-    /// Reads every gauge in the caller's read transaction. Each count is served by a partial
-    /// index (`inbox_pending`, `outbox_pending_due`, `outbox_dead`, `timers_pending_due`), so a
-    /// scrape stays cheap however many finished rows accumulate.
-    pub fn read(r: &ReadTx<'_>, now: Timestamp) -> Result<StoreGauges, StoreError> {
-        let (outbox_pending, outbox_dead) = r.outbox_backlog()?;
-        let now_ms = now.as_millisecond();
-        let overdue_before = now_ms.saturating_sub(duration_ms(TIMER_OVERDUE_AFTER));
-        // Inbox lag and timers have no query in the store yet; these are read-only counts.
-        let (inbox_pending, oldest, timers_due, timers_overdue): (i64, Option<i64>, i64, i64) = r
-            .conn()
-            .prepare_cached(
-                "SELECT (SELECT count(*) FROM inbox WHERE finished_at IS NULL),
-                        (SELECT min(received_at) FROM inbox WHERE finished_at IS NULL),
-                        (SELECT count(*) FROM timers WHERE state = 'pending' AND due_at <= ?1),
-                        (SELECT count(*) FROM timers WHERE state = 'pending' AND due_at <= ?2)",
-            )?
-            .query_row([now_ms, overdue_before], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?;
-        let age_ms = oldest.map_or(0, |t| now_ms.saturating_sub(t).max(0));
-        Ok(StoreGauges {
-            inbox_pending: inbox_pending.unsigned_abs(),
-            inbox_oldest_age: Duration::from_millis(age_ms.unsigned_abs()),
-            outbox_pending,
-            outbox_dead,
-            timers_due: timers_due.unsigned_abs(),
-            timers_overdue: timers_overdue.unsigned_abs(),
-        })
-    }
-}
-
-fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// The code in a [`SendError`] reason, as the classifier in `dingtalk::errors` words it:
-/// `钉钉错误码 90018（…）` → `90018`, `HTTP 403 Forbidden.AccessDenied：…` → the code, a bare
-/// `HTTP 503` → `http_503`, the IP ban → `1111`, transport failures → `timeout`, `connect` or
-/// `network`; anything else `other`. Only `[A-Za-z0-9._-]` survive, at most 64 characters, so
-/// a label never needs escaping.
-pub fn error_code(reason: &str) -> String {
-    if let Some(rest) = reason.split("钉钉错误码 ").nth(1) {
-        let code: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '-')
-            .collect();
-        if !code.is_empty() {
-            return code;
+/// The `code` label of an [`ErrorCode`]: the `errcode` (`90018`, `-1`), the new API's code
+/// (`Forbidden.AccessDenied.IpNotInWhiteList`, or `http_<status>` when nothing of it is
+/// printable), `http_<status>` for a bare status, `1111` for the IP ban, `timeout`, `connect`,
+/// `network`, and `other` for failures that carry no DingTalk code. Only `[A-Za-z0-9._-]`
+/// survive, at most 64 characters, so a label never needs escaping.
+pub fn code_label(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::Errcode(n) => n.to_string(),
+        ErrorCode::Api { status, code } => {
+            let code = sanitize(code);
+            if code.is_empty() {
+                format!("http_{status}")
+            } else {
+                code
+            }
         }
+        ErrorCode::Http(status) => format!("http_{status}"),
+        ErrorCode::IpBan => "1111".to_string(),
+        ErrorCode::Timeout => "timeout".to_string(),
+        ErrorCode::Connect => "connect".to_string(),
+        ErrorCode::Network => "network".to_string(),
+        ErrorCode::Other => "other".to_string(),
     }
-    if let Some(rest) = reason.split("HTTP ").nth(1) {
-        let status: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let after = &rest[status.len()..];
-        let code: String = after
-            .strip_prefix(' ')
-            .map(|s| s.chars().take_while(|c| *c != '：').collect())
-            .unwrap_or_default();
-        let code = sanitize(&code);
-        if !code.is_empty() {
-            return code;
-        }
-        if !status.is_empty() {
-            return format!("http_{status}");
-        }
-    }
-    if reason.contains("封禁") {
-        return "1111".to_string();
-    }
-    match reason {
-        "请求超时" => "timeout",
-        "无法连接钉钉" => "connect",
-        "网络错误" => "network",
-        _ => "other",
-    }
-    .to_string()
 }
 
 fn sanitize(code: &str) -> String {
@@ -382,22 +316,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dingtalk::errors::{classify, classify_api_code, classify_errcode};
+    use crate::dingtalk::errors::{Verdict, classify, classify_api_code, classify_errcode};
 
     #[test]
-    fn codes_are_read_from_what_the_classifier_wrote() {
-        let code = |e: SendError| match e {
-            SendError::Retryable { reason, .. }
-            | SendError::Throttled { reason, .. }
-            | SendError::Permanent { reason } => error_code(&reason),
-        };
+    fn codes_are_labelled_from_what_the_classifier_saw() {
+        let label = |e: SendError| code_label(e.code());
         assert_eq!(
-            code(classify_errcode(90018, "qps").expect("error")),
+            label(classify_errcode(90018, "qps").expect("error")),
             "90018"
         );
-        assert_eq!(code(classify_errcode(-1, "busy").expect("error")), "-1");
+        assert_eq!(label(classify_errcode(-1, "busy").expect("error")), "-1");
         assert_eq!(
-            code(classify_api_code(
+            label(classify_api_code(
                 403,
                 "Forbidden.AccessDenied.IpNotInWhiteList",
                 "ip",
@@ -405,26 +335,61 @@ mod tests {
             )),
             "Forbidden.AccessDenied.IpNotInWhiteList"
         );
-        assert_eq!(code(classify_api_code(503, "", "", None)), "http_503");
+        assert_eq!(label(classify_api_code(503, "", "", None)), "http_503");
+        assert_eq!(
+            label(classify_api_code(429, "", "slow down", None)),
+            "http_429"
+        );
         let ban = classify(200, None, br#"{"status":1111,"wait":5,"punish":"deny"}"#);
         match ban {
-            crate::dingtalk::errors::Verdict::Failed(e) => assert_eq!(code(e), "1111"),
+            Verdict::Failed(e) => assert_eq!(label(e), "1111"),
             other => panic!("the ban is a failure: {other:?}"),
         }
-        assert_eq!(code(SendError::permanent("完全不同的原因")), "other");
-        assert_eq!(error_code("请求超时"), "timeout");
-        assert_eq!(error_code("HTTP 400 a\"b\nc：x"), "abc");
+        assert_eq!(
+            label(SendError::permanent(ErrorCode::Other, "完全不同的原因")),
+            "other"
+        );
+        // The reason is text for people: a code-like phrase in it is not a label.
+        assert_eq!(
+            label(SendError::permanent(
+                ErrorCode::Other,
+                "钉钉错误码 90018（x）：HTTP 503"
+            )),
+            "other"
+        );
+        for (code, want) in [
+            (ErrorCode::Timeout, "timeout"),
+            (ErrorCode::Connect, "connect"),
+            (ErrorCode::Network, "network"),
+            (ErrorCode::Http(401), "http_401"),
+        ] {
+            assert_eq!(code_label(&code), want);
+        }
+    }
+
+    #[test]
+    fn api_codes_are_sanitised_and_bounded() {
+        let label = |code: &str| code_label(classify_api_code(400, code, "x", None).code());
+        assert_eq!(label("a\"b\nc"), "abc");
+        assert_eq!(
+            label("参数错误"),
+            "http_400",
+            "nothing printable: the status"
+        );
+        assert_eq!(label(&"x".repeat(100)), "x".repeat(64));
+        assert_eq!(label("invalid_Param-1.x"), "invalid_Param-1.x");
     }
 
     #[test]
     fn error_labels_are_bounded() {
         let m = Metrics::new();
         for i in 0..(MAX_ERROR_CODES + 10) {
-            m.dingtalk_error(&SendError::permanent(format!("钉钉错误码 {i}（x）：y")));
+            let code = i64::try_from(i).expect("small");
+            m.dingtalk_error(&SendError::permanent(ErrorCode::Errcode(code), "y"));
         }
         assert_eq!(m.dingtalk_errors("permanent", "0"), 1);
         assert_eq!(m.dingtalk_errors("permanent", "other"), 10);
-        m.dingtalk_error(&SendError::permanent("钉钉错误码 0（x）：y"));
+        m.dingtalk_error(&SendError::permanent(ErrorCode::Errcode(0), "y"));
         assert_eq!(
             m.dingtalk_errors("permanent", "0"),
             2,
@@ -479,12 +444,12 @@ mod tests {
     fn every_sample_line_is_well_formed() {
         let m = Metrics::new();
         m.stream_reconnected();
-        m.dingtalk_error(&SendError::retryable("请求超时"));
+        m.dingtalk_error(&SendError::retryable(ErrorCode::Timeout, "请求超时"));
         m.observe_request("unmatched", "GET", Duration::from_millis(1));
-        let gauges = StoreGauges {
+        let gauges = Backlog {
             inbox_pending: 2,
             inbox_oldest_age: Duration::from_millis(1500),
-            ..StoreGauges::default()
+            ..Backlog::default()
         };
         let text = m.render(Some(&gauges), StreamState::Connected);
         let sample = regex::Regex::new(

@@ -357,13 +357,14 @@ impl Planner<'_> {
                 });
                 return;
             }
-            Err(SendError::Permanent { reason }) => {
+            Err(SendError::Permanent { reason, .. }) => {
                 self.dead(row, reason);
                 return;
             }
             Err(SendError::Retryable {
                 reason,
                 retry_after,
+                ..
             }) => {
                 let jitter = full_jitter(row.id, row.attempts, now);
                 let floor = retry_after
@@ -371,7 +372,7 @@ impl Planner<'_> {
                     .unwrap_or(SignedDuration::ZERO);
                 (jitter.max(floor), reason, false)
             }
-            Err(SendError::Throttled { reason, wait }) => {
+            Err(SendError::Throttled { reason, wait, .. }) => {
                 let wait = SignedDuration::try_from(wait).unwrap_or(BACKOFF_CAP);
                 // Spread the rows that were throttled together over a tenth of the wait.
                 let spread = jitter_within(row.id, row.attempts, now, wait / 10);

@@ -51,7 +51,6 @@ pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, 
         .read(move |r| r.due_timers(now, BATCH))
         .await?;
     let mut report = FireReport::default();
-    let mut digest = Vec::new();
     let mut cases = BTreeSet::new();
     for timer in &due {
         let Some(case_id) = timer.case_id else {
@@ -70,17 +69,14 @@ pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, 
         report.deferred += firing.deferred;
         match firing.outcome {
             None => {}
-            Some(Outcome::Applied { decision, .. }) => {
-                report.fired += firing.fired;
-                digest.extend(clocks::digest_lines(&decision));
-            }
+            Some(Outcome::Applied { .. }) => report.fired += firing.fired,
             Some(Outcome::Rejected(rejection)) => {
                 tracing::warn!(timer = %timer.key, reason = ?rejection.reason, "timers refused by the workflow");
                 report.rejected += firing.fired;
             }
         }
     }
-    clocks::send_digest(engine, digest, now).await?;
+    clocks::send_digest(engine, now).await?;
     Ok(report)
 }
 

@@ -21,7 +21,7 @@ use reqwest::{Method, Url};
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::dingtalk::errors::{self, SendError, Verdict};
+use crate::dingtalk::errors::{self, ErrorCode, SendError, Verdict};
 use crate::dingtalk::payload::{BatchSend, parse_session_target};
 use crate::dingtalk::sign::custom_robot_url;
 use crate::settings::{DingtalkSettings, Secret};
@@ -253,9 +253,10 @@ impl DingtalkClient {
         payload: &[u8],
     ) -> Result<SendOk, SendError> {
         let Some(channel) = Channel::parse(channel) else {
-            return Err(SendError::permanent(format!(
-                "未知的发送渠道“{channel}”（程序错误）"
-            )));
+            return Err(SendError::permanent(
+                ErrorCode::Other,
+                format!("未知的发送渠道“{channel}”（程序错误）"),
+            ));
         };
         match channel {
             Channel::RobotBatch => self.batch_send(payload).await,
@@ -273,10 +274,13 @@ impl DingtalkClient {
                 ok_or(verdict)?;
                 let json: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
                 if json.get("success").and_then(Value::as_bool) == Some(false) {
-                    return Err(SendError::permanent(format!(
-                        "卡片更新未成功：{}",
-                        shorten(&String::from_utf8_lossy(&answer.body))
-                    )));
+                    return Err(SendError::permanent(
+                        ErrorCode::Other,
+                        format!(
+                            "卡片更新未成功：{}",
+                            shorten(&String::from_utf8_lossy(&answer.body))
+                        ),
+                    ));
                 }
                 Ok(SendOk::answered(&answer.body))
             }
@@ -327,13 +331,15 @@ impl DingtalkClient {
             Verdict::Ok => {}
             Verdict::TokenInvalid => {
                 return Err(SendError::permanent(
+                    ErrorCode::Other,
                     "获取 access token 被拒绝：请检查 [dingtalk] app_key 与 app_secret",
                 ));
             }
-            Verdict::Failed(SendError::Permanent { reason }) => {
-                return Err(SendError::permanent(format!(
-                    "获取 access token 失败（请检查 app_key 与 app_secret）：{reason}"
-                )));
+            Verdict::Failed(SendError::Permanent { reason, code }) => {
+                return Err(SendError::permanent(
+                    code,
+                    format!("获取 access token 失败（请检查 app_key 与 app_secret）：{reason}"),
+                ));
             }
             Verdict::Failed(e) => return Err(e),
         }
@@ -345,6 +351,7 @@ impl DingtalkClient {
         let expire_in = json.get("expireIn").and_then(Value::as_i64).unwrap_or(0);
         if value.is_empty() || expire_in <= 0 {
             return Err(SendError::retryable(
+                ErrorCode::Other,
                 "获取 access token 的应答缺少 accessToken 或 expireIn",
             ));
         }
@@ -418,6 +425,7 @@ impl DingtalkClient {
         let answer = self.request(method, &url, Some(&token), body).await?;
         match answer.verdict() {
             Verdict::TokenInvalid => Err(SendError::permanent(
+                ErrorCode::Other,
                 "钉钉拒绝了刚获取的 access token（应用缺少接口权限？）",
             )),
             verdict => Ok((answer, verdict)),
@@ -426,8 +434,9 @@ impl DingtalkClient {
 
     async fn batch_send(&self, payload: &[u8]) -> Result<SendOk, SendError> {
         // §4.1: more than 20 users is refused by DingTalk; never send such a body.
-        let request = BatchSend::from_slice(payload)
-            .map_err(|e| SendError::permanent(format!("消息内容无效（程序错误）：{e}")))?;
+        let request = BatchSend::from_slice(payload).map_err(|e| {
+            SendError::permanent(ErrorCode::Other, format!("消息内容无效（程序错误）：{e}"))
+        })?;
         let (answer, verdict) = self
             .authorized(Method::POST, "/v1.0/robot/oToMessages/batchSend", payload)
             .await?;
@@ -484,10 +493,13 @@ impl DingtalkClient {
             return Err(e);
         }
         if json.get("success").and_then(Value::as_bool) == Some(false) {
-            return Err(SendError::permanent(format!(
-                "卡片创建未成功：{}",
-                shorten(&String::from_utf8_lossy(&answer.body))
-            )));
+            return Err(SendError::permanent(
+                ErrorCode::Other,
+                format!(
+                    "卡片创建未成功：{}",
+                    shorten(&String::from_utf8_lossy(&answer.body))
+                ),
+            ));
         }
         let failed: Vec<String> = json
             .pointer("/result/deliverResults")
@@ -509,10 +521,10 @@ impl DingtalkClient {
             })
             .unwrap_or_default();
         if !failed.is_empty() {
-            return Err(SendError::permanent(format!(
-                "卡片投递失败（{}）",
-                failed.join("；")
-            )));
+            return Err(SendError::permanent(
+                ErrorCode::Other,
+                format!("卡片投递失败（{}）", failed.join("；")),
+            ));
         }
         Ok(SendOk::answered(&answer.body))
     }
@@ -520,23 +532,28 @@ impl DingtalkClient {
     async fn session_reply(&self, target: &str, payload: &[u8]) -> Result<SendOk, SendError> {
         let Some((expires_at, url)) = parse_session_target(target) else {
             return Err(SendError::permanent(
+                ErrorCode::Other,
                 "会话回复缺少过期时间或地址（程序错误）",
             ));
         };
-        let parsed =
-            Url::parse(url).map_err(|_| SendError::permanent("会话回复地址不是有效的 URL"))?;
+        let parsed = Url::parse(url)
+            .map_err(|_| SendError::permanent(ErrorCode::Other, "会话回复地址不是有效的 URL"))?;
         // Only DingTalk's own sessionWebhook endpoint: the URL came in a message body, and a
         // forged one must not make us post case text anywhere else.
         if self.oapi_origin.as_ref() != Some(&origin(&parsed))
             || parsed.path() != "/robot/sendBySession"
         {
-            return Err(SendError::permanent(format!(
-                "会话回复地址不是配置的钉钉地址（{}），已拒绝发送",
-                parsed.host_str().unwrap_or("?")
-            )));
+            return Err(SendError::permanent(
+                ErrorCode::Other,
+                format!(
+                    "会话回复地址不是配置的钉钉地址（{}），已拒绝发送",
+                    parsed.host_str().unwrap_or("?")
+                ),
+            ));
         }
         if self.clock.now() >= expires_at {
             return Err(SendError::permanent(
+                ErrorCode::Other,
                 "会话回复地址已过期（钉钉约 90 分钟后失效），请改用机器人单聊或群消息",
             ));
         }
@@ -548,6 +565,7 @@ impl DingtalkClient {
     async fn group_webhook(&self, payload: &[u8]) -> Result<SendOk, SendError> {
         if self.group_webhook.is_empty() {
             return Err(SendError::permanent(
+                ErrorCode::Other,
                 "未配置群自定义机器人（[dingtalk] group_webhook）",
             ));
         }
@@ -573,7 +591,10 @@ fn ok_or(verdict: Verdict) -> Result<(), SendError> {
         Verdict::Ok => Ok(()),
         Verdict::Failed(e) => Err(e),
         // Webhooks carry no app token; a 401 from them is a refusal like any other.
-        Verdict::TokenInvalid => Err(SendError::permanent("钉钉拒绝了身份验证（HTTP 401）")),
+        Verdict::TokenInvalid => Err(SendError::permanent(
+            ErrorCode::Http(401),
+            "钉钉拒绝了身份验证（HTTP 401）",
+        )),
     }
 }
 

@@ -18,8 +18,34 @@ pub const QPS_WAIT: Duration = Duration::from_secs(1);
 /// next try: "retry after ≥ 60 s (up to 10 min)" (§5.3).
 pub const ROBOT_THROTTLE_WAIT: Duration = Duration::from_secs(60);
 
+/// What DingTalk (or the transport) answered, as the classifier saw it: the `code` label of
+/// `tiaochu_dingtalk_errors_total`. Kept as data beside the Chinese reason so nothing has to
+/// read a code back out of text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// `errcode` of the old and webhook APIs (`90018`, `-1`, `310000`).
+    Errcode(i64),
+    /// `code` of the new API (`Forbidden.AccessDenied.IpNotInWhiteList`), never empty; the
+    /// status is kept for a code that has nothing printable.
+    Api { status: u16, code: String },
+    /// A non-2xx HTTP status that came without a code.
+    Http(u16),
+    /// The IP ban `{"status":1111,"punish":"deny"}` (§7).
+    IpBan,
+    /// No answer within the request timeout.
+    Timeout,
+    /// No connection to DingTalk.
+    Connect,
+    /// Any other transport failure (connection reset, body cut off).
+    Network,
+    /// Not a DingTalk code: our own checks (unknown channel, expired session URL, malformed
+    /// payload) or an answer that says "failed" without a code (`success:false`).
+    Other,
+}
+
 /// Why a send did not (fully) succeed. `reason` is Chinese for the dead-letter list and the
-/// admin notice; it never holds a token, secret or signed URL.
+/// admin notice; it never holds a token, secret or signed URL. `code` is what the classifier
+/// saw ([`ErrorCode`]). Build values with the constructors ([`SendError::retryable`], …).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// Transient (5xx, network, timeout, `-1` busy): retry with backoff, no sooner than
@@ -27,34 +53,72 @@ pub enum SendError {
     #[error("暂时失败：{reason}")]
     Retryable {
         reason: String,
+        code: ErrorCode,
         retry_after: Option<Duration>,
     },
     /// DingTalk asked us to slow down: retry no sooner than `wait`.
     #[error("被钉钉限流：{reason}")]
-    Throttled { reason: String, wait: Duration },
+    Throttled {
+        reason: String,
+        code: ErrorCode,
+        wait: Duration,
+    },
     /// Retrying cannot help (bad request, permission, configuration, quota): dead-letter it.
     #[error("{reason}")]
-    Permanent { reason: String },
+    Permanent { reason: String, code: ErrorCode },
 }
 
 impl SendError {
-    pub fn retryable(reason: impl Into<String>) -> SendError {
+    /// A transient failure with no time named by DingTalk.
+    pub fn retryable(code: ErrorCode, reason: impl Into<String>) -> SendError {
+        SendError::retryable_after(code, reason, None)
+    }
+
+    /// A transient failure not to be retried before `retry_after` (when given).
+    pub fn retryable_after(
+        code: ErrorCode,
+        reason: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> SendError {
         SendError::Retryable {
             reason: reason.into(),
-            retry_after: None,
+            code,
+            retry_after,
         }
     }
 
-    pub fn permanent(reason: impl Into<String>) -> SendError {
-        SendError::Permanent {
-            reason: reason.into(),
-        }
-    }
-
-    fn throttled(reason: impl Into<String>, wait: Duration) -> SendError {
+    /// DingTalk asked us to wait `wait` before the next try.
+    pub fn throttled(code: ErrorCode, reason: impl Into<String>, wait: Duration) -> SendError {
         SendError::Throttled {
             reason: reason.into(),
+            code,
             wait,
+        }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn permanent(code: ErrorCode, reason: impl Into<String>) -> SendError {
+        SendError::Permanent {
+            reason: reason.into(),
+            code,
+        }
+    }
+
+    /// The code the classifier saw.
+    pub fn code(&self) -> &ErrorCode {
+        match self {
+            SendError::Retryable { code, .. }
+            | SendError::Throttled { code, .. }
+            | SendError::Permanent { code, .. } => code,
+        }
+    }
+
+    /// The Chinese reason, without the kind prefix [`Display`](std::fmt::Display) adds.
+    pub fn reason(&self) -> &str {
+        match self {
+            SendError::Retryable { reason, .. }
+            | SendError::Throttled { reason, .. }
+            | SendError::Permanent { reason, .. } => reason,
         }
     }
 }
@@ -81,6 +145,7 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verd
     {
         let minutes = json.get("wait").and_then(Value::as_u64).unwrap_or(5);
         return Verdict::Failed(SendError::throttled(
+            ErrorCode::IpBan,
             format!("本机 IP 调用过于频繁被钉钉封禁 {minutes} 分钟"),
             Duration::from_secs(minutes.saturating_mul(60)),
         ));
@@ -105,29 +170,32 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verd
 /// The `errcode` table of the old and webhook APIs (§5.3, §7). None for 0 (success).
 pub fn classify_errcode(errcode: i64, errmsg: &str) -> Option<SendError> {
     let with = |meaning: &str| format!("钉钉错误码 {errcode}（{meaning}）：{errmsg}");
+    let code = ErrorCode::Errcode(errcode);
     Some(match errcode {
         0 => return None,
         // 系统繁忙 [C].
-        -1 => SendError::retryable(with("系统繁忙")),
+        -1 => SendError::retryable(code, with("系统繁忙")),
         // 90002: global per-API limit; 90018/90019: per-app / per-org QPS limit [C].
-        90002 | 90018 | 90019 => SendError::throttled(with("调用频率超限"), QPS_WAIT),
+        90002 | 90018 | 90019 => SendError::throttled(code, with("调用频率超限"), QPS_WAIT),
         // Custom robot: 20 messages a minute, then a 10-minute penalty (130101 old, 410100 new).
-        130101 | 410100 => SendError::throttled(with("群机器人发送过快"), ROBOT_THROTTLE_WAIT),
+        130101 | 410100 => {
+            SendError::throttled(code, with("群机器人发送过快"), ROBOT_THROTTLE_WAIT)
+        }
         // Monthly API quota of the organisation: nothing to gain before next month.
-        90020 => SendError::permanent(with("本月接口调用量已用完")),
+        90020 => SendError::permanent(code, with("本月接口调用量已用完")),
         // 88 + sub_code (e.g. 60011): permission.
-        88 | 60011 => SendError::permanent(with("没有权限")),
+        88 | 60011 => SendError::permanent(code, with("没有权限")),
         // Keywords missing, sign mismatch, IP not allow-listed or timestamp off.
-        310000 => SendError::permanent(with("关键词、签名、IP 白名单或时间戳校验未通过")),
-        300001 | 300005 | 400101 => SendError::permanent(with("机器人 access_token 不存在")),
-        400106 => SendError::permanent(with("机器人不存在")),
-        400102 => SendError::permanent(with("机器人已停用")),
-        400013 => SendError::permanent(with("群已解散")),
+        310000 => SendError::permanent(code, with("关键词、签名、IP 白名单或时间戳校验未通过")),
+        300001 | 300005 | 400101 => SendError::permanent(code, with("机器人 access_token 不存在")),
+        400106 => SendError::permanent(code, with("机器人不存在")),
+        400102 => SendError::permanent(code, with("机器人已停用")),
+        400013 => SendError::permanent(code, with("群已解散")),
         // Our own request is malformed: a bug, retrying repeats it.
-        40035 => SendError::permanent(with("缺少参数 access_token")),
-        43002 => SendError::permanent(with("需要 POST 请求")),
-        43004 => SendError::permanent(with("Content-Type 无效")),
-        _ => SendError::permanent(with("未知错误码")),
+        40035 => SendError::permanent(code, with("缺少参数 access_token")),
+        43002 => SendError::permanent(code, with("需要 POST 请求")),
+        43004 => SendError::permanent(code, with("Content-Type 无效")),
+        _ => SendError::permanent(code, with("未知错误码")),
     })
 }
 
@@ -158,48 +226,59 @@ pub fn classify_api_code(
     } else {
         format!("HTTP {status} {code}：{message}")
     };
+    let error_code = if code.is_empty() {
+        ErrorCode::Http(status)
+    } else {
+        ErrorCode::Api {
+            status,
+            code: code.to_string(),
+        }
+    };
     if status == 429 || is_throttling_code(code) {
         return SendError::throttled(
+            error_code,
             format!("调用频率超限（{detail}）"),
             retry_after.unwrap_or(QPS_WAIT).max(QPS_WAIT),
         );
     }
     match status {
         // Server side or gateway timeout: transient; the idempotent ids make retries safe.
-        500..=599 | 408 => SendError::Retryable {
-            reason: format!("钉钉服务暂时不可用（{detail}）"),
+        500..=599 | 408 => SendError::retryable_after(
+            error_code,
+            format!("钉钉服务暂时不可用（{detail}）"),
             retry_after,
-        },
+        ),
         // 403 Forbidden.AccessDenied.*: permission, IP allow-list or monthly quota
         // (ApiCountLimitForOrg); none passes by retrying.
-        403 => SendError::permanent(format!("钉钉拒绝访问（{detail}）")),
+        403 => SendError::permanent(error_code, format!("钉钉拒绝访问（{detail}）")),
         // An update can overtake its card's create (the create waiting for a retry, or held by
         // a process that died): the card will exist once the create goes out, so wait for it.
         // A create that never succeeds dead-letters itself; the update then runs out of attempts.
         // A steady wait, not a growing backoff: the create is at most a lease (60 s) away.
-        404 | 400 if code == "card.instanceNotExist" => SendError::Throttled {
-            reason: format!("卡片尚未创建，稍后更新（{detail}）"),
-            wait: CARD_NOT_YET_WAIT,
-        },
+        404 | 400 if code == "card.instanceNotExist" => SendError::throttled(
+            error_code,
+            format!("卡片尚未创建，稍后更新（{detail}）"),
+            CARD_NOT_YET_WAIT,
+        ),
         // invalidParameter.*, param.openSpaceIdInvalid, card codes (§6.1): all our fault.
-        400..=499 => SendError::permanent(format!("钉钉拒绝了请求（{detail}）")),
+        400..=499 => SendError::permanent(error_code, format!("钉钉拒绝了请求（{detail}）")),
         // 1xx/3xx never come from these APIs; a proxy in between is the likely cause.
-        _ => SendError::retryable(format!("意外的应答（{detail}）")),
+        _ => SendError::retryable(error_code, format!("意外的应答（{detail}）")),
     }
 }
 
 /// A transport failure: no answer, so it may or may not have reached DingTalk. Always
 /// retryable (§7: network and timeout are transient).
 pub fn transport(err: &reqwest::Error) -> SendError {
-    let what = if err.is_timeout() {
-        "请求超时"
+    let (code, what) = if err.is_timeout() {
+        (ErrorCode::Timeout, "请求超时")
     } else if err.is_connect() {
-        "无法连接钉钉"
+        (ErrorCode::Connect, "无法连接钉钉")
     } else {
-        "网络错误"
+        (ErrorCode::Network, "网络错误")
     };
     // reqwest's Display includes the URL, which for webhooks carries access_token and sign.
-    SendError::retryable(what)
+    SendError::retryable(code, what)
 }
 
 /// Parses `Retry-After` given in seconds; the HTTP-date form is not used by DingTalk and is
@@ -239,7 +318,7 @@ mod tests {
         );
         assert!(matches!(
             failed(classify(200, None, br#"{"errcode":310000,"errmsg":"sign not match"}"#)),
-            SendError::Permanent { reason } if reason.contains("310000") && reason.contains("sign not match")
+            SendError::Permanent { reason, .. } if reason.contains("310000") && reason.contains("sign not match")
         ));
         assert!(matches!(
             failed(classify(200, None, br#"{"errcode":-1,"errmsg":"busy"}"#)),
@@ -253,10 +332,11 @@ mod tests {
             let body = format!(r#"{{"errcode":{code},"errmsg":"send too fast"}}"#);
             assert_eq!(
                 failed(classify(200, None, body.as_bytes())),
-                SendError::Throttled {
-                    reason: format!("钉钉错误码 {code}（群机器人发送过快）：send too fast"),
-                    wait: ROBOT_THROTTLE_WAIT
-                }
+                SendError::throttled(
+                    ErrorCode::Errcode(code),
+                    format!("钉钉错误码 {code}（群机器人发送过快）：send too fast"),
+                    ROBOT_THROTTLE_WAIT
+                )
             );
         }
         for code in [90002, 90018, 90019] {
@@ -305,7 +385,7 @@ mod tests {
         );
         assert!(matches!(
             failed(classify(400, None, br#"{"code":"invalidParameter.userIds.overMax","message":"m"}"#)),
-            SendError::Permanent { reason } if reason.contains("invalidParameter.userIds.overMax")
+            SendError::Permanent { reason, .. } if reason.contains("invalidParameter.userIds.overMax")
         ));
         assert!(matches!(
             failed(classify(
@@ -336,8 +416,99 @@ mod tests {
         ));
         assert!(matches!(
             failed(classify(200, None, br#"{"errcode":123456,"errmsg":"?"}"#)),
-            SendError::Permanent { reason } if reason.contains("未知错误码")
+            SendError::Permanent { reason, .. } if reason.contains("未知错误码")
         ));
+    }
+
+    #[test]
+    fn each_answer_carries_the_code_it_was_classified_by() {
+        let code = |v: Verdict| failed(v).code().clone();
+        assert_eq!(
+            code(classify(200, None, br#"{"errcode":90018,"errmsg":"qps"}"#)),
+            ErrorCode::Errcode(90018)
+        );
+        assert_eq!(
+            code(classify(200, None, br#"{"errcode":-1,"errmsg":"busy"}"#)),
+            ErrorCode::Errcode(-1)
+        );
+        assert_eq!(
+            code(classify(
+                403,
+                None,
+                br#"{"code":"Forbidden.AccessDenied.IpNotInWhiteList","message":"ip"}"#
+            )),
+            ErrorCode::Api {
+                status: 403,
+                code: "Forbidden.AccessDenied.IpNotInWhiteList".to_string()
+            }
+        );
+        assert_eq!(
+            code(classify(503, None, br#"{"message":"busy"}"#)),
+            ErrorCode::Http(503)
+        );
+        assert_eq!(code(classify(429, None, b"")), ErrorCode::Http(429));
+        assert_eq!(
+            code(classify(
+                200,
+                None,
+                br#"{"status":1111,"wait":5,"punish":"deny"}"#
+            )),
+            ErrorCode::IpBan
+        );
+        let e = classify_api_code(500, "ServiceUnavailable", "m", Some(Duration::from_secs(2)));
+        assert_eq!(
+            e,
+            SendError::retryable_after(
+                ErrorCode::Api {
+                    status: 500,
+                    code: "ServiceUnavailable".to_string()
+                },
+                "钉钉服务暂时不可用（HTTP 500 ServiceUnavailable：m）",
+                Some(Duration::from_secs(2))
+            )
+        );
+        assert_eq!(
+            e.reason(),
+            "钉钉服务暂时不可用（HTTP 500 ServiceUnavailable：m）"
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_failures_are_coded_by_kind() {
+        // Straight to loopback whatever proxy the environment names.
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        // A port that was just free refuses the connection.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let err = client
+            .get(format!("http://{closed}/"))
+            .send()
+            .await
+            .expect_err("nothing listens");
+        assert_eq!(
+            transport(&err),
+            SendError::retryable(ErrorCode::Connect, "无法连接钉钉")
+        );
+        // A listener that accepts but never answers runs into the timeout.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = silent.local_addr().expect("addr");
+        let err = client
+            .get(format!("http://{addr}/"))
+            .timeout(Duration::from_millis(100))
+            .send()
+            .await
+            .expect_err("no answer");
+        assert_eq!(
+            transport(&err),
+            SendError::retryable(ErrorCode::Timeout, "请求超时")
+        );
+        drop(silent);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `GET /metrics` (Prometheus text format) and the middleware that times every request for it.
 //! The exposition itself is [`crate::metrics`]; this file only gathers the scrape-time inputs
-//! (the store gauges, the Stream state) and counts request latency by matched route.
+//! (the store's backlog, the Stream state) and counts request latency by matched route.
 
 use std::time::Instant;
 
@@ -10,14 +10,18 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::metrics::{self, StoreGauges};
+use crate::metrics::{self, TIMER_OVERDUE_AFTER};
 
 /// The exposition; always 200, since a scrape that fails is itself the alert. When the store
 /// does not answer, `tiaochu_store_up 0` says so and its gauges are left out.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let now = state.clock.now();
     let stream = *state.stream.borrow();
-    let gauges = match state.store.read(move |r| StoreGauges::read(r, now)).await {
+    let backlog = state
+        .store
+        .read(move |r| r.backlog(now, TIMER_OVERDUE_AFTER))
+        .await;
+    let backlog = match backlog {
         Ok(g) => Some(g),
         Err(e) => {
             tracing::error!(error = %e, "metrics: store unavailable");
@@ -30,7 +34,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::global().render(gauges.as_ref(), stream),
+        metrics::global().render(backlog.as_ref(), stream),
     )
         .into_response()
 }

@@ -523,8 +523,9 @@ pub(crate) fn elapsed(minutes: i64) -> String {
     parts.join(" ")
 }
 
-/// One line of the scheduler's digest: a reminder, breach or escalation of one clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of the scheduler's digest: a reminder, breach or escalation of one clock. Stored as
+/// JSON between the firing and the digest that sends it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DigestLine {
     pub ticket_no: String,
     pub green_channel: bool,

@@ -23,31 +23,37 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{M, Migrations, SchemaVersion};
 use tokio::sync::{oneshot, watch};
 
+mod backlog;
 mod backup;
 mod cards;
 mod cases;
 mod dashboard;
+mod digest;
 mod events;
 mod inbox;
+mod instance;
 mod outbox;
 mod roster;
 mod timers;
 
+pub use backlog::Backlog;
 pub use backup::{BackupReport, backup_file};
 pub use cards::CardRow;
 pub use cases::{CaseRow, CaseUnitRow, CaseVersionRow, NewCase};
 pub use dashboard::{CaseFilter, new_secret, secret_hash};
 pub use events::EventRow;
 pub use inbox::{InboxInsert, InboxRow, NewInbound};
+pub use instance::{ServiceLock, lock_path};
 pub use outbox::{NewOutbound, OutboxRow, OutboxState};
 pub use roster::{RosterChangeRow, RosterOverride};
 pub use timers::{NewTimer, TimerRow, TimerState};
 
-// Applied in list order: 0002 (another slice) goes before 0003 (dashboard login).
+// Applied in list order; a new migration is only ever appended.
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_initial.sql")),
     M::up(include_str!("migrations/0002_roster.sql")),
     M::up(include_str!("migrations/0003_dashboard.sql")),
+    M::up(include_str!("migrations/0004_digest.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -92,6 +98,14 @@ pub enum StoreError {
     /// Returned by a write closure that decides, for its own reason, to roll back.
     #[error("操作未完成：{0}")]
     Abort(String),
+    #[error(
+        "数据库 {db} 已有一个 tiaochu serve 在运行（进程号 {holder}，锁文件 {lock}）。同一个数据库只能运行一个服务：请先停止另一个（systemctl stop tiaochu），或为本进程配置另一个 [store] path"
+    )]
+    InUse {
+        db: String,
+        lock: String,
+        holder: String,
+    },
     #[error("备份文件 {path} 已存在，不会覆盖")]
     BackupExists { path: String },
     #[error("备份文件 {path} 完整性检查未通过（{detail}），已删除该文件")]
@@ -674,7 +688,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
     }
 
     #[test]

@@ -163,6 +163,19 @@ impl Tx<'_> {
         Ok(rows)
     }
 
+    /// Clears every lease: at start-up, under the [`super::ServiceLock`], any lease left in the
+    /// table belongs to a process that died while sending, and waiting it out would only delay
+    /// those messages. Returns how many rows were released.
+    pub fn release_outbox_leases(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "UPDATE outbox SET lease_until = NULL
+                 WHERE state = 'pending' AND lease_until IS NOT NULL",
+            )?
+            .execute([])?)
+    }
+
     /// Records a successful delivery. False when the row is not pending (already sent or dead).
     pub fn mark_sent(&self, id: i64, at: Timestamp, response: &str) -> Result<bool, StoreError> {
         let n = self

@@ -125,3 +125,33 @@ async fn healthcheck_exits_0_against_a_running_service_and_1_when_none_answers()
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_second_service_on_the_same_database_is_refused_naming_the_first() {
+    let app = crate::support::spawn_app(|_| {}).await;
+    let db = app.db_path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+            .arg("serve")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("TIAOCHU_STORE__PATH", &db)
+            .env("TIAOCHU_SERVER__LISTEN", "127.0.0.1:0")
+            .env("TIAOCHU_DINGTALK__MODE", "sandbox")
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("已有一个 tiaochu serve 在运行"), "{stderr}");
+    assert!(
+        stderr.contains(&std::process::id().to_string()),
+        "names the holder's process id: {stderr}"
+    );
+    // The running service was not disturbed.
+    let (status, _) = app.health().await;
+    assert!(status.is_success());
+    app.shutdown.trigger();
+    app.server.await.expect("join").expect("server");
+}

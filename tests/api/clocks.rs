@@ -663,3 +663,39 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
         "both breaches in one message: {inspector_text}"
     );
 }
+
+/// A pass killed between a case's firing (committed) and the pass's digest: the firing's digest
+/// lines were queued with its decision, so the next pass sends them, once.
+#[tokio::test]
+async fn a_digest_lost_with_its_pass_is_sent_by_the_next() {
+    let f = fixture("2026-11-02T09:00:00+08:00");
+    let t = "DH2026110200003";
+    f.submit(t, false).await;
+    f.clock.set(at("2026-11-02T09:30:00+08:00"));
+    let (case_id, _) = f.case(t);
+    // What a pass does before its digest, then the "kill": no send_digest.
+    let firing = tiaochu::clocks::fire_case(&f.engine, case_id, f.now())
+        .await
+        .expect("fire");
+    assert_eq!(firing.fired, 1, "{firing:?}");
+    let head = hotline_head(&f.roster);
+    let digests = |f: &Fixture| -> Vec<String> {
+        messages(&f.outbox())
+            .into_iter()
+            .filter(|(to, title, _)| *to == head && title.contains("期限提醒汇总"))
+            .map(|(_, _, text)| text)
+            .collect()
+    };
+    assert!(digests(&f).is_empty(), "the pass died before its digest");
+
+    // The next pass has nothing due, yet sends what the dead one left.
+    f.clock.set(at("2026-11-02T09:31:00+08:00"));
+    let report = fire_due(&f.engine, &f.clock).await.expect("step");
+    assert_eq!(report.fired, 0);
+    let sent = digests(&f);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(sent[0].contains(t), "{}", sent[0]);
+    // And never again.
+    fire_due(&f.engine, &f.clock).await.expect("step");
+    assert_eq!(digests(&f).len(), 1);
+}

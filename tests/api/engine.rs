@@ -338,3 +338,43 @@ async fn the_scheduler_step_fires_each_due_timer_once() {
     let again = fire_due(&f.engine, &clock).await.expect("step");
     assert_eq!(again, Default::default(), "a second step fires nothing");
 }
+
+/// A roster change is put in force inside its transaction (later steps of the same message see
+/// it); when that transaction does not commit, the roster in force goes back to what the
+/// database holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncommitted_roster_change_does_not_stay_in_force() {
+    let f = fixture();
+    let before = f.roster.person(LIAISON).expect("liaison").clone();
+    let mut after = before.clone();
+    after.name = "改名后的联络员".into();
+    let change = tiaochu::roster::PersonChange {
+        action: "set_liaison",
+        before: Some(before.clone()),
+        after,
+    };
+    let engine = f.engine.clone();
+    let result = f
+        .engine
+        .write_keeping_roster(move |tx| {
+            let now = at("2026-11-02T09:00:00+08:00");
+            let roster = engine
+                .change_roster_in_tx(tx, "区人社局", &[change], LIAISON, now)
+                .map_err(|e| tiaochu::store::StoreError::Abort(e.to_string()))?;
+            assert_eq!(
+                roster.person(LIAISON).map(|p| p.name.as_str()),
+                Some("改名后的联络员"),
+                "in force inside the transaction"
+            );
+            Err::<(), _>(tiaochu::store::StoreError::Abort("后续步骤失败".into()))
+        })
+        .await;
+    assert!(result.is_err());
+    assert_eq!(
+        f.engine.roster().person(LIAISON).map(|p| p.name.as_str()),
+        Some(before.name.as_str()),
+        "the rolled-back change is no longer in force"
+    );
+    let history = f.store.read(|r| r.roster_overrides()).await.expect("read");
+    assert!(history.is_empty(), "nothing was recorded");
+}

@@ -5,11 +5,14 @@
 //! and answers a malformed request with a DingTalk-style error AND records a violation, which
 //! tests assert is empty. It records every request and every delivery (by the `[#key]` marker
 //! in the text, or by outTrackId), so exactly-once can be counted, and injects faults: 5xx,
-//! throttling codes, 429 with Retry-After, slow answers past the client timeout, expired tokens,
-//! flow-controlled and invalid staff ids.
+//! throttling codes, 429 with Retry-After, slow answers past the client timeout (accepted or
+//! not), expired tokens, flow-controlled and invalid staff ids. With
+//! [`FakeDingtalk::enforce_waits`] it also checks that the client waits as long as each
+//! throttling answer asked before repeating the request (or, for the custom robot, before any
+//! send).
 //!
-//! Time is the test's [`ManualClock`]: token expiry, the custom robot's 20-a-minute window and
-//! the signature window all read it.
+//! Time is the test's [`ManualClock`]: token expiry, the custom robot's 20-a-minute window, the
+//! waits and the signature window all read it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,6 +37,22 @@ pub const TEMPLATE_ID: &str = "11111111-2222-3333-4444-555555555555.schema";
 pub const HOOK_TOKEN: &str = "fake-hook-token";
 pub const HOOK_SECRET: &str = "SECfakehooksecret0123456789";
 
+/// Throttling errcodes the webhooks (custom robot, sessionWebhook, both on oapi) answer in an
+/// HTTP 200 body: the robot's 20-a-minute codes (§5.3) and the old API's QPS codes (§7).
+pub const WEBHOOK_THROTTLE_ERRCODES: [i64; 5] = [130101, 410100, 90002, 90018, 90019];
+
+/// New-API throttling answers (HTTP status, code): the per-app QPS limit (§7) and the codes
+/// clients treat as robot-send rate limits (§4.3, [R]; the status is not documented, 400 is
+/// what the other invalid-request codes use). The robot-send codes only on the robot send
+/// routes.
+pub const API_THROTTLES: [(u16, &str); 5] = [
+    (403, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"),
+    (400, "send.too.fast"),
+    (400, "too.many.group"),
+    (400, "too.many.people"),
+    (400, "send.byToken.tooFast"),
+];
+
 /// A fault the fake answers instead of doing the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -41,14 +60,38 @@ pub enum Fault {
     Status(u16),
     /// The route's throttling answer: 130101/410100 for webhooks, a QPS-limit code for the API.
     Throttle,
+    /// This throttling errcode in an HTTP 200 body (webhook routes; see
+    /// [`WEBHOOK_THROTTLE_ERRCODES`]).
+    Errcode(i64),
+    /// A new-API throttling answer (see [`API_THROTTLES`]).
+    ApiThrottle { status: u16, code: &'static str },
     /// 429 with `Retry-After: <secs>`.
     TooMany { retry_after: u64 },
     /// Waits past the client timeout, then answers 503 without delivering.
     Slow,
-    /// Delivers, then waits past the client timeout (the answer is lost). Cards only (the
-    /// random mix uses it for every slow card answer); other routes treat it as [`Fault::Slow`]
-    /// because robot messages carry no idempotency key a retry could be matched by.
+    /// Does the work, then answers past the client timeout: accepted, but the answer is lost.
+    /// A card create's retry meets its own outTrackId (§7: a duplicate create fails), so the
+    /// card is not delivered twice. batchSend, group send, sessionWebhook and the custom robot
+    /// carry no id DingTalk could match a retry by (§4.1, §4.2, §5.2), so their retry delivers
+    /// again; such deliveries have [`Delivery::acked`] false.
     SlowAfterDeliver,
+}
+
+impl Fault {
+    /// The shortest wait the reference asks of the client after this answer on `route`, before
+    /// the same request (and, for the custom robot, any send) may come again: Retry-After for
+    /// 429, ≥ 60 s for the robot's 20-a-minute codes (§5.3), ≥ 1 s for QPS limits (§7). None
+    /// for answers that ask no wait.
+    pub fn asked_wait(&self, route: &str) -> Option<SignedDuration> {
+        let secs = match *self {
+            Fault::TooMany { retry_after } => i64::try_from(retry_after).unwrap_or(i64::MAX),
+            Fault::Throttle if matches!(route, "custom_robot" | "session_reply") => 60,
+            Fault::Errcode(130101 | 410100) => 60,
+            Fault::Throttle | Fault::Errcode(_) | Fault::ApiThrottle { .. } => 1,
+            Fault::Status(_) | Fault::Slow | Fault::SlowAfterDeliver => return None,
+        };
+        Some(SignedDuration::from_secs(secs))
+    }
 }
 
 /// One message that reached a recipient.
@@ -62,6 +105,10 @@ pub struct Delivery {
     pub at: Timestamp,
     /// The message text as DingTalk would show it (title + text, or content).
     pub text: String,
+    /// [`request_ident`] of the request that delivered it.
+    pub ident: u64,
+    /// False when the client never saw the answer ([`Fault::SlowAfterDeliver`]).
+    pub acked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +118,26 @@ pub struct Seen {
     pub status: u16,
     /// The fault injected into this answer, if any.
     pub fault: Option<Fault>,
+    /// [`request_ident`] of the request body.
+    pub ident: u64,
+    /// When it arrived (the test's clock).
+    pub at: Timestamp,
+}
+
+/// Identifies a request by its body (FNV-1a 64): a retried outbox row sends the same bytes, so
+/// the fake can tell a retry from a new message.
+pub fn request_ident(body: &[u8]) -> u64 {
+    body.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// splitmix64: one well-mixed value per input, so each draw depends only on what is hashed in.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[derive(Default)]
@@ -83,7 +150,10 @@ struct Inner {
     deliveries: Vec<Delivery>,
     fail_next: VecDeque<Fault>,
     fail_p: f64,
-    rng: u64,
+    seed: u64,
+    /// How often each request body was drawn for, so a retry draws afresh.
+    drawn: HashMap<u64, u64>,
+    draws: usize,
     slow: Duration,
     flow_control_once: HashSet<String>,
     invalid: HashSet<String>,
@@ -92,37 +162,60 @@ struct Inner {
     cards: HashSet<String>,
     robot_sends: Vec<Timestamp>,
     seq: u64,
+    enforce_waits: bool,
+    /// Request ident → (when throttled, not again before).
+    owed: HashMap<u64, (Timestamp, Timestamp)>,
+    /// Each time the custom robot was throttled: no send after .0 and before .1.
+    robot_blocked: Vec<(Timestamp, Timestamp)>,
+    waits_asked: usize,
 }
 
 impl Inner {
-    fn next_random(&mut self) -> u64 {
-        // xorshift64*: reproducible faults from a seed.
-        let mut x = self.rng.max(1);
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn fault(&mut self, route: &'static str) -> Option<Fault> {
+    fn fault(&mut self, route: &'static str, ident: u64) -> Option<Fault> {
         if let Some(f) = self.fail_next.pop_front() {
             return Some(f);
         }
+        self.random_fault(route, ident)
+    }
+
+    /// Fails with probability `fail_p`, from a value that depends only on the seed, the
+    /// request body and how many times that body came before — not on the order concurrent
+    /// requests arrive in. Six kinds, one sixth each.
+    fn random_fault(&mut self, route: &'static str, ident: u64) -> Option<Fault> {
         if self.fail_p <= 0.0 {
             return None;
         }
-        let r = (self.next_random() >> 11) as f64 / (1u64 << 53) as f64;
-        if r >= self.fail_p {
+        let nth = self.drawn.entry(ident).or_insert(0);
+        let n = *nth;
+        *nth += 1;
+        self.draws += 1;
+        let r = mix(self.seed ^ mix(ident ^ mix(n)));
+        let u = (r >> 11) as f64 / (1u64 << 53) as f64;
+        if u >= self.fail_p {
             return None;
         }
-        Some(match self.next_random() % 5 {
+        let pick = mix(r);
+        let choose = (pick >> 8) as usize;
+        Some(match pick % 6 {
             0 => Fault::Status(500),
             1 => Fault::Status(503),
-            2 => Fault::Throttle,
-            3 => Fault::TooMany { retry_after: 1 },
-            _ if route == "card_create" => Fault::SlowAfterDeliver,
-            _ => Fault::Slow,
+            2 if matches!(route, "custom_robot" | "session_reply") => {
+                Fault::Errcode(WEBHOOK_THROTTLE_ERRCODES[choose % WEBHOOK_THROTTLE_ERRCODES.len()])
+            }
+            2 => {
+                let robot_send = matches!(route, "batch_send" | "group_send");
+                let (status, code) = if robot_send {
+                    API_THROTTLES[choose % API_THROTTLES.len()]
+                } else {
+                    API_THROTTLES[0]
+                };
+                Fault::ApiThrottle { status, code }
+            }
+            3 => Fault::TooMany {
+                retry_after: 1 + (choose % 20) as u64,
+            },
+            4 => Fault::Slow,
+            _ => Fault::SlowAfterDeliver,
         })
     }
 }
@@ -219,11 +312,30 @@ impl FakeDingtalk {
     pub fn fail_next(&self, faults: &[Fault]) {
         self.shared.lock().fail_next.extend(faults.iter().copied());
     }
-    /// Fails a fraction `p` of message requests with a mix of faults drawn from `seed`.
+    /// Fails every answer — token included — with probability `p`: HTTP 500, 503, a
+    /// throttling code of the route ([`WEBHOOK_THROTTLE_ERRCODES`], [`API_THROTTLES`]), 429
+    /// with Retry-After 1–20 s, slow and not accepted, slow but accepted; one sixth each. Each
+    /// draw depends only on `seed`, the request body and how often that body came before, so
+    /// a run's faults do not depend on the order concurrent requests arrive in.
     pub fn fail_fraction(&self, p: f64, seed: u64) {
         let mut s = self.shared.lock();
         s.fail_p = p;
-        s.rng = seed;
+        s.seed = seed;
+    }
+    /// How many answers were drawn for by [`FakeDingtalk::fail_fraction`].
+    pub fn fault_draws(&self) -> usize {
+        self.shared.lock().draws
+    }
+    /// From now on a request that repeats a throttled one before the wait its answer asked
+    /// ([`Fault::asked_wait`]) is a violation, and so is any custom-robot send after a throttled
+    /// custom-robot answer and before its wait ends (sends started at the same instant were
+    /// already under way). Token fetches are exempt: they are no outbox row.
+    pub fn enforce_waits(&self) {
+        self.shared.lock().enforce_waits = true;
+    }
+    /// How many throttling answers asked for a wait while [`FakeDingtalk::enforce_waits`] was on.
+    pub fn waits_asked(&self) -> usize {
+        self.shared.lock().waits_asked
     }
     /// How long a slow answer takes (must exceed the client's timeout).
     pub fn set_slow(&self, d: Duration) {
@@ -290,74 +402,207 @@ fn ok_json(v: Value) -> Response {
     axum::Json(v).into_response()
 }
 
-/// Records a strictness violation and answers it as DingTalk would (new API style).
-fn reject(shared: &Shared, route: &'static str, what: String, code: &str) -> Response {
-    shared.lock().violations.push(format!("{route}: {what}"));
-    api_error(400, code, &what)
+/// One request being answered: its route, which request it is, and whether its answer will
+/// be lost.
+struct Req {
+    shared: Shared,
+    route: &'static str,
+    ident: u64,
+    /// The work is done but the answer comes after the client gave up
+    /// ([`Fault::SlowAfterDeliver`]).
+    lost: bool,
 }
 
-fn record(shared: &Shared, route: &'static str, status: u16) {
-    shared.lock().requests.push(Seen {
-        route,
-        status,
-        fault: None,
-    });
-}
+impl Req {
+    fn new(shared: &Shared, route: &'static str, body: &[u8]) -> Req {
+        Req {
+            shared: shared.clone(),
+            route,
+            ident: request_ident(body),
+            lost: false,
+        }
+    }
 
-/// `status` 0: no answer within the client's timeout.
-fn record_fault(shared: &Shared, route: &'static str, status: u16, fault: Fault) {
-    shared.lock().requests.push(Seen {
-        route,
-        status,
-        fault: Some(fault),
-    });
-}
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.shared.lock()
+    }
 
-/// How DingTalk answers `fault` on `route`; None for [`Fault::SlowAfterDeliver`], which
-/// delivers first.
-async fn fault_answer(shared: &Shared, route: &'static str, fault: Fault) -> Option<Response> {
-    let webhook = matches!(route, "session_reply" | "custom_robot");
-    let slow = shared.lock().slow;
-    let answer = match fault {
-        Fault::Status(s) => api_error(s, "ServiceUnavailable", "系统繁忙"),
-        Fault::Throttle if webhook => {
-            if route == "custom_robot" {
-                errcode(130101, "send too fast, exceed 20 times per minute")
-            } else {
-                errcode(410100, "发送速度太快而限流")
+    fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    fn push_seen(&self, status: u16, fault: Option<Fault>) {
+        let seen = Seen {
+            route: self.route,
+            status,
+            fault,
+            ident: self.ident,
+            at: self.now(),
+        };
+        self.lock().requests.push(seen);
+    }
+
+    /// Records the answer; a lost one was recorded (status 0) when its fault was drawn.
+    fn record(&self, status: u16) {
+        if !self.lost {
+            self.push_seen(status, None);
+        }
+    }
+
+    fn deliver(&self, key: String, user: Option<String>, text: String) {
+        let delivery = Delivery {
+            route: self.route,
+            key,
+            user,
+            at: self.now(),
+            text,
+            ident: self.ident,
+            acked: !self.lost,
+        };
+        self.lock().deliveries.push(delivery);
+    }
+
+    /// Records a strictness violation and answers it as DingTalk would (new API style).
+    fn reject(&self, what: String, code: &str) -> Response {
+        self.violation(&what);
+        api_error(400, code, &what)
+    }
+
+    fn violation(&self, what: &str) {
+        let line = format!("{}: {what}", self.route);
+        self.lock().violations.push(line);
+    }
+
+    /// With [`FakeDingtalk::enforce_waits`]: this request must not come before a wait an
+    /// earlier answer asked for.
+    fn check_waits(&self) {
+        let now = self.now();
+        let mut early = Vec::new();
+        {
+            let s = self.lock();
+            if !s.enforce_waits || self.route == "token" {
+                return;
+            }
+            if let Some((at, until)) = s.owed.get(&self.ident)
+                && now < *until
+            {
+                early.push(format!(
+                    "{at} 的限流应答要求等到 {until}，{now} 又收到同一请求"
+                ));
+            }
+            if self.route == "custom_robot"
+                && let Some((at, until)) = s
+                    .robot_blocked
+                    .iter()
+                    .find(|(at, until)| *at < now && now < *until)
+            {
+                early.push(format!(
+                    "自定义机器人在 {at} 被限流至 {until}，{now} 又收到发送"
+                ));
             }
         }
-        Fault::Throttle => api_error(
-            403,
-            "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
-            "调用频率超限",
-        ),
-        Fault::TooMany { retry_after } => {
-            let mut r = api_error(429, "Throttling", "too many requests");
-            r.headers_mut().insert(
-                "retry-after",
-                retry_after.to_string().parse().expect("header value"),
-            );
-            r
+        for e in early {
+            self.violation(&e);
         }
-        Fault::SlowAfterDeliver if route == "card_create" => {
-            // Recorded now: the client gives up before the answer, and the handler is dropped.
-            record_fault(shared, route, 0, fault);
+    }
+
+    /// Notes the wait a throttling answer asks for (see [`Req::check_waits`]).
+    fn owe_wait(&self, fault: Fault) {
+        let Some(wait) = fault.asked_wait(self.route) else {
+            return;
+        };
+        let now = self.now();
+        let mut s = self.lock();
+        if !s.enforce_waits || self.route == "token" {
+            return;
+        }
+        s.waits_asked += 1;
+        let until = now + wait;
+        s.owed.insert(self.ident, (now, until));
+        if self.route == "custom_robot" {
+            s.robot_blocked.push((now, until));
+        }
+    }
+
+    /// Draws a fault — `queued` routes take [`FakeDingtalk::fail_next`] faults first — and
+    /// answers it. None: do the work, and if the fault was [`Fault::SlowAfterDeliver`] lose the
+    /// answer ([`Req::finish`]).
+    async fn fault(&mut self, queued: bool) -> Option<Response> {
+        self.check_waits();
+        let fault = {
+            let mut s = self.lock();
+            if queued {
+                s.fault(self.route, self.ident)
+            } else {
+                s.random_fault(self.route, self.ident)
+            }
+        }?;
+        if fault == Fault::SlowAfterDeliver {
+            self.push_seen(0, Some(fault));
+            self.lost = true;
             return None;
         }
-        Fault::Slow | Fault::SlowAfterDeliver => {
-            record_fault(shared, route, 0, fault);
+        Some(self.fault_answer(fault).await)
+    }
+
+    /// How DingTalk answers `fault` on this route.
+    async fn fault_answer(&self, fault: Fault) -> Response {
+        let webhook = matches!(self.route, "session_reply" | "custom_robot");
+        let answer = match fault {
+            Fault::Status(s) => api_error(s, "ServiceUnavailable", "系统繁忙"),
+            Fault::Throttle if webhook => {
+                if self.route == "custom_robot" {
+                    errcode(130101, "send too fast, exceed 20 times per minute")
+                } else {
+                    errcode(410100, "发送速度太快而限流")
+                }
+            }
+            Fault::Throttle => api_error(
+                403,
+                "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
+                "调用频率超限",
+            ),
+            Fault::Errcode(code) => {
+                let msg = match code {
+                    130101 => "send too fast, exceed 20 times per minute",
+                    410100 => "发送速度太快而限流",
+                    _ => "接口调用超过限制",
+                };
+                errcode(code, msg)
+            }
+            Fault::ApiThrottle { status, code } => api_error(status, code, "调用频率超限"),
+            Fault::TooMany { retry_after } => {
+                let mut r = api_error(429, "Throttling", "too many requests");
+                r.headers_mut().insert(
+                    "retry-after",
+                    retry_after.to_string().parse().expect("header value"),
+                );
+                r
+            }
+            Fault::Slow | Fault::SlowAfterDeliver => {
+                self.push_seen(0, Some(fault));
+                let slow = self.lock().slow;
+                tokio::time::sleep(slow).await;
+                return api_error(503, "ServiceUnavailable", "超时");
+            }
+        };
+        self.push_seen(answer.status().as_u16(), Some(fault));
+        self.owe_wait(fault);
+        answer
+    }
+
+    /// Hands out `answer`; a lost one only after the client's timeout.
+    async fn finish(&self, answer: Response) -> Response {
+        if self.lost {
+            let slow = self.lock().slow;
             tokio::time::sleep(slow).await;
-            return Some(api_error(503, "ServiceUnavailable", "超时"));
         }
-    };
-    record_fault(shared, route, answer.status().as_u16(), fault);
-    Some(answer)
+        answer
+    }
 }
 
 fn json_body(
-    shared: &Shared,
-    route: &'static str,
+    req: &Req,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<serde_json::Map<String, Value>, Box<Response>> {
@@ -366,21 +611,16 @@ fn json_body(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !ct.starts_with("application/json") {
-        return Err(Box::new(reject(
-            shared,
-            route,
+        return Err(Box::new(req.reject(
             format!("Content-Type 应为 application/json，实际 {ct:?}"),
             "param.invalid",
         )));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Box::new(reject(
-            shared,
-            route,
-            "请求体不是 JSON 对象".into(),
-            "param.invalid",
-        ))),
+        _ => Err(Box::new(
+            req.reject("请求体不是 JSON 对象".into(), "param.invalid"),
+        )),
     }
 }
 
@@ -405,26 +645,20 @@ fn check_keys(
 
 /// Checks the token header; `Err` is the answer. A missing header is a violation, an unknown or
 /// expired token is DingTalk's ordinary 401.
-fn check_token(
-    shared: &Shared,
-    route: &'static str,
-    headers: &HeaderMap,
-) -> Result<(), Box<Response>> {
+fn check_token(req: &Req, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = headers
         .get("x-acs-dingtalk-access-token")
         .and_then(|v| v.to_str().ok())
     else {
-        let r = reject(
-            shared,
-            route,
+        let r = req.reject(
             "缺少 x-acs-dingtalk-access-token 请求头".into(),
             "MissingAuthentication",
         );
-        record(shared, route, 400);
+        req.record(400);
         return Err(Box::new(r));
     };
-    let now = shared.clock.now();
-    let valid = shared
+    let now = req.now();
+    let valid = req
         .lock()
         .tokens
         .get(token)
@@ -432,7 +666,7 @@ fn check_token(
     if valid {
         Ok(())
     } else {
-        record(shared, route, 401);
+        req.record(401);
         Err(Box::new(api_error(
             401,
             "InvalidAuthentication",
@@ -557,132 +791,127 @@ fn next_key(shared: &Shared) -> String {
 // ---- routes ----
 
 async fn token(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let route = "token";
-    let delay = shared.lock().token_delay;
+    let mut req = Req::new(&shared, "token", &body);
+    let delay = req.lock().token_delay;
     tokio::time::sleep(delay).await;
-    shared.lock().token_calls += 1;
-    let m = match json_body(&shared, route, &headers, &body) {
+    req.lock().token_calls += 1;
+    // Only the random mix: queued faults are meant for the message the test sends next.
+    if let Some(answer) = req.fault(false).await {
+        return answer;
+    }
+    let answer = token_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+fn token_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
         Ok(m) => m,
         Err(r) => return *r,
     };
     if let Err(e) = check_keys(&m, &["appKey", "appSecret"], &[]) {
-        return reject(&shared, route, e, "param.invalid");
+        return req.reject(e, "param.invalid");
     }
     if m["appKey"] != APP_KEY || m["appSecret"] != APP_SECRET {
-        record(&shared, route, 400);
+        req.record(400);
         return api_error(400, "invalidClientIdOrSecret", "无效的 appKey 或 appSecret");
     }
+    let expiry = req.now() + SignedDuration::from_secs(7200);
     let value = {
-        let mut s = shared.lock();
+        let mut s = req.lock();
         s.seq += 1;
         let value = format!("tok-{}", s.seq);
-        let expiry = shared.clock.now() + SignedDuration::from_secs(7200);
         s.tokens.insert(value.clone(), expiry);
         value
     };
-    record(&shared, route, 200);
+    req.record(200);
     ok_json(json!({"accessToken": value, "expireIn": 7200}))
 }
 
 async fn batch_send(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let route = "batch_send";
-    if let Err(r) = check_token(&shared, route, &headers) {
+    let mut req = Req::new(&shared, "batch_send", &body);
+    if let Err(r) = check_token(&req, &headers) {
         return *r;
     }
-    let fault = shared.lock().fault(route);
-    if let Some(f) = fault
-        && let Some(answer) = fault_answer(&shared, route, f).await
-    {
+    if let Some(answer) = req.fault(true).await {
         return answer;
     }
-    let m = match json_body(&shared, route, &headers, &body) {
+    let answer = batch_send_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+fn batch_send_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
         Ok(m) => m,
         Err(r) => return *r,
     };
     if let Err(e) = check_keys(&m, &["robotCode", "userIds", "msgKey", "msgParam"], &[]) {
-        return reject(&shared, route, e, "param.invalid");
+        return req.reject(e, "param.invalid");
     }
     if m["robotCode"] != ROBOT_CODE {
-        return reject(
-            &shared,
-            route,
-            "robotCode 不符".into(),
-            "invalidParameter.robotCode.auth",
-        );
+        return req.reject("robotCode 不符".into(), "invalidParameter.robotCode.auth");
     }
     let Some(users) = m["userIds"].as_array().and_then(|a| {
         a.iter()
             .map(|u| u.as_str().filter(|s| !s.is_empty()).map(str::to_string))
             .collect::<Option<Vec<String>>>()
     }) else {
-        return reject(
-            &shared,
-            route,
+        return req.reject(
             "userIds 不是字符串数组".into(),
             "invalidParameter.userIds.invalid",
         );
     };
     if users.is_empty() {
-        return reject(
-            &shared,
-            route,
-            "userIds 为空".into(),
-            "invalidParameter.userIds.empty",
-        );
+        return req.reject("userIds 为空".into(), "invalidParameter.userIds.empty");
     }
     if users.len() > 20 {
-        return reject(
-            &shared,
-            route,
+        return req.reject(
             format!("userIds 超过 20 个（{}）", users.len()),
             "invalidParameter.userIds.overMax",
         );
     }
     let param = match check_msg_param(&m["msgKey"], &m["msgParam"]) {
         Ok(p) => p,
-        Err(e) => return reject(&shared, route, e, "invalidParameter.msgParam.invalid"),
+        Err(e) => return req.reject(e, "invalidParameter.msgParam.invalid"),
     };
     let text = param_text(&param);
     let key = marker(&text);
-    let now = shared.clock.now();
-    let (mut invalid, mut flow) = (Vec::new(), Vec::new());
+    let (mut invalid, mut flow, mut reached) = (Vec::new(), Vec::new(), Vec::new());
     {
-        let mut s = shared.lock();
+        let mut s = req.lock();
         for user in &users {
             if s.invalid.contains(user) {
                 invalid.push(user.clone());
             } else if s.flow_control_once.remove(user) {
                 flow.push(user.clone());
             } else {
-                s.deliveries.push(Delivery {
-                    route,
-                    key: key.clone(),
-                    user: Some(user.clone()),
-                    at: now,
-                    text: text.clone(),
-                });
+                reached.push(user.clone());
             }
         }
     }
-    record(&shared, route, 200);
+    for user in reached {
+        req.deliver(key.clone(), Some(user), text.clone());
+    }
+    req.record(200);
     ok_json(
-        json!({"processQueryKey": next_key(&shared), "invalidStaffIdList": invalid,
+        json!({"processQueryKey": next_key(&req.shared), "invalidStaffIdList": invalid,
                    "flowControlledStaffIdList": flow, "filteredStaffIdList": []}),
     )
 }
 
 async fn group_send(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let route = "group_send";
-    if let Err(r) = check_token(&shared, route, &headers) {
+    let mut req = Req::new(&shared, "group_send", &body);
+    if let Err(r) = check_token(&req, &headers) {
         return *r;
     }
-    let fault = shared.lock().fault(route);
-    if let Some(f) = fault
-        && let Some(answer) = fault_answer(&shared, route, f).await
-    {
+    if let Some(answer) = req.fault(true).await {
         return answer;
     }
-    let m = match json_body(&shared, route, &headers, &body) {
+    let answer = group_send_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+fn group_send_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
         Ok(m) => m,
         Err(r) => return *r,
     };
@@ -691,52 +920,36 @@ async fn group_send(State(shared): State<Shared>, headers: HeaderMap, body: Byte
         &["robotCode", "openConversationId", "msgKey", "msgParam"],
         &["coolAppCode"],
     ) {
-        return reject(&shared, route, e, "param.invalid");
+        return req.reject(e, "param.invalid");
     }
     if m["robotCode"] != ROBOT_CODE {
-        return reject(
-            &shared,
-            route,
-            "robotCode 不符".into(),
-            "invalidParameter.robotCode.auth",
-        );
+        return req.reject("robotCode 不符".into(), "invalidParameter.robotCode.auth");
     }
     if m["msgParam"].as_str().is_some_and(|p| p.len() > 15_000) {
-        return reject(
-            &shared,
-            route,
+        return req.reject(
             "msgParam 超过 15000 字节".into(),
             "invalidParameter.msgParam.invalid",
         );
     }
     let param = match check_msg_param(&m["msgKey"], &m["msgParam"]) {
         Ok(p) => p,
-        Err(e) => return reject(&shared, route, e, "invalidParameter.msgParam.invalid"),
+        Err(e) => return req.reject(e, "invalidParameter.msgParam.invalid"),
     };
     let cid = m["openConversationId"].as_str().unwrap_or("").to_string();
     if cid.is_empty() {
-        return reject(
-            &shared,
-            route,
+        return req.reject(
             "openConversationId 为空".into(),
             "invalidParameter.openConversationId.empty",
         );
     }
-    if shared.lock().bad_groups.contains(&cid) {
-        record(&shared, route, 400);
+    if req.lock().bad_groups.contains(&cid) {
+        req.record(400);
         return api_error(400, "robot.notInGroup", "机器人不在该群中");
     }
     let text = param_text(&param);
-    let now = shared.clock.now();
-    shared.lock().deliveries.push(Delivery {
-        route,
-        key: marker(&text),
-        user: None,
-        at: now,
-        text,
-    });
-    record(&shared, route, 200);
-    ok_json(json!({"processQueryKey": next_key(&shared)}))
+    req.deliver(marker(&text), None, text);
+    req.record(200);
+    ok_json(json!({"processQueryKey": next_key(&req.shared)}))
 }
 
 fn string_map(v: &Value, what: &str) -> Result<(), String> {
@@ -851,34 +1064,35 @@ fn check_card_create(
 }
 
 async fn card_create(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let route = "card_create";
-    if let Err(r) = check_token(&shared, route, &headers) {
+    let mut req = Req::new(&shared, "card_create", &body);
+    if let Err(r) = check_token(&req, &headers) {
         return *r;
     }
-    let fault = shared.lock().fault(route);
-    if let Some(f) = fault
-        && let Some(answer) = fault_answer(&shared, route, f).await
-    {
+    if let Some(answer) = req.fault(true).await {
         return answer;
     }
-    let m = match json_body(&shared, route, &headers, &body) {
+    let answer = card_create_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+fn card_create_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
         Ok(m) => m,
         Err(r) => return *r,
     };
     let (out, space_id) = match check_card_create(&m) {
         Ok(v) => v,
-        Err((e, code)) => return reject(&shared, route, e, code),
+        Err((e, code)) => return req.reject(e, code),
     };
-    let now = shared.clock.now();
     let (duplicate, undeliverable) = {
-        let mut s = shared.lock();
+        let mut s = req.lock();
         (
             !s.cards.insert(out.clone()),
             s.undeliverable.contains(&space_id),
         )
     };
     if duplicate {
-        record(&shared, route, 400);
+        req.record(400);
         return api_error(400, "card.outTrackIdDuplicated", "outTrackId 已存在");
     }
     let space_type = m["openSpaceId"]
@@ -889,40 +1103,34 @@ async fn card_create(State(shared): State<Shared>, headers: HeaderMap, body: Byt
         .unwrap_or("")
         .to_string();
     if !undeliverable {
-        shared.lock().deliveries.push(Delivery {
-            route,
-            key: out.clone(),
-            user: Some(space_id.clone()),
-            at: now,
-            text: m["cardData"]["cardParamMap"].to_string(),
-        });
+        req.deliver(
+            out.clone(),
+            Some(space_id.clone()),
+            m["cardData"]["cardParamMap"].to_string(),
+        );
     }
-    let answer = ok_json(
+    req.record(200);
+    ok_json(
         json!({"success": true, "result": {"outTrackId": out, "deliverResults": [
         {"spaceType": space_type, "spaceId": space_id, "success": !undeliverable,
          "errorMsg": if undeliverable { "用户不在应用可见范围" } else { "" }, "carrierId": "c1"}]}}),
-    );
-    if fault == Some(Fault::SlowAfterDeliver) {
-        let slow = shared.lock().slow;
-        tokio::time::sleep(slow).await;
-    } else {
-        record(&shared, route, 200);
-    }
-    answer
+    )
 }
 
 async fn card_update(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let route = "card_update";
-    if let Err(r) = check_token(&shared, route, &headers) {
+    let mut req = Req::new(&shared, "card_update", &body);
+    if let Err(r) = check_token(&req, &headers) {
         return *r;
     }
-    let fault = shared.lock().fault(route);
-    if let Some(f) = fault
-        && let Some(answer) = fault_answer(&shared, route, f).await
-    {
+    if let Some(answer) = req.fault(true).await {
         return answer;
     }
-    let m = match json_body(&shared, route, &headers, &body) {
+    let answer = card_update_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+fn card_update_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
         Ok(m) => m,
         Err(r) => return *r,
     };
@@ -931,33 +1139,24 @@ async fn card_update(State(shared): State<Shared>, headers: HeaderMap, body: Byt
         &["outTrackId", "cardData", "cardUpdateOptions", "userIdType"],
         &["privateData"],
     ) {
-        return reject(&shared, route, e, "param.invalid");
+        return req.reject(e, "param.invalid");
     }
     if let Err(e) = string_map(&m["cardData"]["cardParamMap"], "cardParamMap") {
-        return reject(&shared, route, e, "param.invalid");
+        return req.reject(e, "param.invalid");
     }
     if !m["cardUpdateOptions"]["updateCardDataByKey"].is_boolean() {
-        return reject(
-            &shared,
-            route,
+        return req.reject(
             "cardUpdateOptions.updateCardDataByKey 应为布尔值".into(),
             "param.invalid",
         );
     }
     let out = m["outTrackId"].as_str().unwrap_or("").to_string();
-    if !shared.lock().cards.contains(&out) {
-        record(&shared, route, 400);
+    if !req.lock().cards.contains(&out) {
+        req.record(400);
         return api_error(400, "card.instanceNotExist", "卡片实例不存在");
     }
-    let now = shared.clock.now();
-    shared.lock().deliveries.push(Delivery {
-        route,
-        key: out,
-        user: None,
-        at: now,
-        text: m["cardData"]["cardParamMap"].to_string(),
-    });
-    record(&shared, route, 200);
+    req.deliver(out, None, m["cardData"]["cardParamMap"].to_string());
+    req.record(200);
     ok_json(json!({"success": true, "result": true}))
 }
 
@@ -1023,51 +1222,42 @@ async fn session_reply(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let route = "session_reply";
+    let mut req = Req::new(&shared, "session_reply", &body);
     let pairs = query_pairs(&query);
     if headers.contains_key("x-acs-dingtalk-access-token")
         || pairs.iter().any(|(k, _)| k == "access_token")
     {
-        let r = reject(
-            &shared,
-            route,
-            "sessionWebhook 不应带 access token".into(),
-            "param.invalid",
-        );
-        record(&shared, route, 400);
+        let r = req.reject("sessionWebhook 不应带 access token".into(), "param.invalid");
+        req.record(400);
         return r;
     }
     if !pairs.iter().any(|(k, v)| k == "session" && !v.is_empty()) {
-        record(&shared, route, 200);
+        req.record(200);
         return errcode(300005, "session is not exist");
     }
-    let fault = shared.lock().fault(route);
-    if let Some(f) = fault
-        && let Some(answer) = fault_answer(&shared, route, f).await
-    {
+    if let Some(answer) = req.fault(true).await {
         return answer;
     }
-    let m = match json_body(&shared, route, &headers, &body) {
+    let answer = robot_message(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+/// The work of both webhooks once the URL passed: a valid body is delivered.
+fn robot_message(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
         Ok(m) => m,
         Err(r) => return *r,
     };
     let text = match check_robot_body(&m) {
         Ok(t) => t,
         Err(e) => {
-            shared.lock().violations.push(format!("{route}: {e}"));
-            record(&shared, route, 200);
+            req.violation(&e);
+            req.record(200);
             return errcode(40035, &e);
         }
     };
-    let now = shared.clock.now();
-    shared.lock().deliveries.push(Delivery {
-        route,
-        key: marker(&text),
-        user: None,
-        at: now,
-        text,
-    });
-    record(&shared, route, 200);
+    req.deliver(marker(&text), None, text);
+    req.record(200);
     errcode(0, "ok")
 }
 
@@ -1077,8 +1267,8 @@ async fn custom_robot(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let route = "custom_robot";
-    let now = shared.clock.now();
+    let mut req = Req::new(&shared, "custom_robot", &body);
+    let now = req.now();
     let pairs = query_pairs(&query);
     let get = |k: &str| {
         pairs
@@ -1097,52 +1287,25 @@ async fn custom_robot(
         _ => false,
     };
     if !sign_ok {
-        shared.lock().violations.push(format!(
-            "{route}: 签名、时间戳或 access_token 无效（{query:?}）"
-        ));
-        record(&shared, route, 200);
+        req.violation(&format!("签名、时间戳或 access_token 无效（{query:?}）"));
+        req.record(200);
         return errcode(310000, "sign not match");
     }
     // DingTalk counts every request against the robot's 20-a-minute limit.
     let over = {
-        let mut s = shared.lock();
+        let mut s = req.lock();
         s.robot_sends.push(now);
         let window_start = now - SignedDuration::from_secs(60);
         s.robot_sends.iter().filter(|t| **t > window_start).count() > 20
     };
     if over {
-        shared
-            .lock()
-            .violations
-            .push(format!("{route}: 一分钟内超过 20 条"));
-        record(&shared, route, 200);
+        req.violation("一分钟内超过 20 条");
+        req.record(200);
         return errcode(130101, "send too fast, exceed 20 times per minute");
     }
-    let fault = shared.lock().fault(route);
-    if let Some(f) = fault
-        && let Some(answer) = fault_answer(&shared, route, f).await
-    {
+    if let Some(answer) = req.fault(true).await {
         return answer;
     }
-    let m = match json_body(&shared, route, &headers, &body) {
-        Ok(m) => m,
-        Err(r) => return *r,
-    };
-    let text = match check_robot_body(&m) {
-        Ok(t) => t,
-        Err(e) => {
-            shared.lock().violations.push(format!("{route}: {e}"));
-            record(&shared, route, 200);
-            return errcode(40035, &e);
-        }
-    };
-    shared.lock().deliveries.push(Delivery {
-        route,
-        key: marker(&text),
-        user: None,
-        at: now,
-        text,
-    });
-    record(&shared, route, 200);
-    errcode(0, "ok")
+    let answer = robot_message(&req, &headers, &body);
+    req.finish(answer).await
 }

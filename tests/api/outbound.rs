@@ -1,8 +1,9 @@
 //! Integration tests of outbound delivery against the strict fake DingTalk: the token cache,
 //! every channel's exact body, the limits (≤ 20 users, 20 custom-robot messages a minute),
 //! sessionWebhook safety, the outbox worker's retries, throttling, dead letters and admin
-//! notices, the fault test of the issue (500 messages, 30% faults, each key delivered exactly
-//! once), and `tiaochu outbox list|retry|dead` through the binary.
+//! notices, the fault test of issue 8 (a third of all answers failing over
+//! `TIAOCHU_FAULT_MESSAGES` messages, default 500; each key delivered once, rate limits kept),
+//! and `tiaochu outbox list|retry|dead` through the binary.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
@@ -17,7 +18,7 @@ use tiaochu::dingtalk::payload::{self, CardCallback, CardCreate, CardSpace};
 use tiaochu::outbox::{self, DeliveryReport, MAX_ATTEMPTS, RateLimits};
 use tiaochu::store::{NewOutbound, OutboxState, Store};
 
-use crate::fake_dingtalk::{Delivery, FakeDingtalk, Fault, ROBOT_CODE, TEMPLATE_ID};
+use crate::fake_dingtalk::{Delivery, FakeDingtalk, Fault, ROBOT_CODE, TEMPLATE_ID, request_ident};
 
 /// Client timeout in these tests; the fake's slow answers take longer.
 const CLIENT_TIMEOUT: Duration = Duration::from_millis(400);
@@ -87,8 +88,18 @@ async fn enqueue(
 /// Runs the worker step until nothing is pending, moving the manual clock to the next due row
 /// whenever a step finds nothing to do now. Returns the reports.
 async fn drain(h: &Harness, limits: &mut RateLimits, admins: &[String]) -> Vec<DeliveryReport> {
+    drain_within(h, limits, admins, 5_000).await
+}
+
+/// [`drain`] in at most `max_steps` steps.
+async fn drain_within(
+    h: &Harness,
+    limits: &mut RateLimits,
+    admins: &[String],
+    max_steps: usize,
+) -> Vec<DeliveryReport> {
     let mut reports = Vec::new();
-    for _ in 0..5_000 {
+    for _ in 0..max_steps {
         let report = outbox::deliver_due(
             &h.store,
             h.client.as_ref(),
@@ -114,7 +125,7 @@ async fn drain(h: &Harness, limits: &mut RateLimits, admins: &[String]) -> Vec<D
             h.clock.set(next);
         }
     }
-    panic!("outbox did not drain in 5000 steps");
+    panic!("outbox did not drain in {max_steps} steps");
 }
 
 fn count_by<K: std::hash::Hash + Eq>(
@@ -381,7 +392,7 @@ async fn the_fake_is_strict_and_the_client_refuses_what_dingtalk_would() {
         .await
         .expect_err("refused");
     assert!(
-        matches!(&err, SendError::Permanent { reason } if reason.contains("cardParamMap")),
+        matches!(&err, SendError::Permanent { reason, .. } if reason.contains("cardParamMap")),
         "{err:?}"
     );
     // msgParam as an object instead of a JSON string.
@@ -420,7 +431,7 @@ async fn the_fake_is_strict_and_the_client_refuses_what_dingtalk_would() {
         .await
         .expect_err("refused");
     assert!(
-        matches!(&err, SendError::Permanent { reason } if reason.contains("20")),
+        matches!(&err, SendError::Permanent { reason, .. } if reason.contains("20")),
         "{err:?}"
     );
     assert_eq!(h.fake.requests().len(), before, "nothing was sent");
@@ -443,7 +454,7 @@ async fn the_fake_is_strict_and_the_client_refuses_what_dingtalk_would() {
         .await
         .expect_err("not delivered");
     assert!(
-        matches!(&err, SendError::Permanent { reason } if reason.contains("用户不在应用可见范围")),
+        matches!(&err, SendError::Permanent { reason, .. } if reason.contains("用户不在应用可见范围")),
         "{err:?}"
     );
 }
@@ -469,7 +480,7 @@ async fn session_webhook_only_to_the_dingtalk_host_and_before_expiry() {
             .await
             .expect_err("refused");
         assert!(
-            matches!(&err, SendError::Permanent { reason } if reason.contains("不是配置的钉钉地址")),
+            matches!(&err, SendError::Permanent { reason, .. } if reason.contains("不是配置的钉钉地址")),
             "{err:?}"
         );
     }
@@ -484,7 +495,7 @@ async fn session_webhook_only_to_the_dingtalk_host_and_before_expiry() {
         .await
         .expect_err("expired");
     assert!(
-        matches!(&err, SendError::Permanent { reason } if reason.contains("已过期")),
+        matches!(&err, SendError::Permanent { reason, .. } if reason.contains("已过期")),
         "{err:?}"
     );
     assert!(h.fake.requests().is_empty(), "nothing may reach any server");
@@ -755,31 +766,99 @@ async fn throttling_waits_and_a_lost_card_answer_is_not_a_duplicate() {
     }));
 }
 
-/// The issue's must-show: 500 messages, 30% of answers failing (5xx, throttling, 429,
-/// timeouts), every key delivered exactly once, the custom robot never above 20 a minute,
-/// permanent errors dead-lettered with reasons.
+/// Messages in [`a_third_of_answers_failing`]: env `TIAOCHU_FAULT_MESSAGES`,
+/// default 500 (the short form `cargo test` runs).
+fn fault_messages() -> usize {
+    match std::env::var("TIAOCHU_FAULT_MESSAGES") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .expect("TIAOCHU_FAULT_MESSAGES: a whole number of messages"),
+        Err(_) => 500,
+    }
+}
+
+/// The fault families the issue names, for counting and printing.
+fn fault_family(f: &Fault) -> &'static str {
+    match f {
+        Fault::Status(_) => "HTTP 500/503",
+        Fault::Throttle | Fault::Errcode(_) | Fault::ApiThrottle { .. } => "throttling code",
+        Fault::TooMany { .. } => "429 + Retry-After",
+        Fault::Slow | Fault::SlowAfterDeliver => "slower than the client timeout",
+    }
+}
+
+/// One of the six kinds [`FakeDingtalk::fail_fraction`] draws, each a sixth of the faults.
+fn fault_kind(f: &Fault) -> String {
+    match f {
+        Fault::Status(s) => format!("HTTP {s}"),
+        Fault::Throttle | Fault::Errcode(_) | Fault::ApiThrottle { .. } => {
+            "throttling code".to_string()
+        }
+        Fault::TooMany { .. } => "HTTP 429 + Retry-After 1–20 s".to_string(),
+        Fault::Slow => "not accepted".to_string(),
+        Fault::SlowAfterDeliver => "accepted, answer lost".to_string(),
+    }
+}
+
+/// The exact answer, for the throttling codes' breakdown.
+fn fault_detail(f: &Fault) -> String {
+    match f {
+        Fault::Errcode(code) => format!("errcode {code} (HTTP 200)"),
+        Fault::ApiThrottle { status, code } => format!("HTTP {status} {code}"),
+        Fault::Throttle => "the route's default throttle".to_string(),
+        other => fault_kind(other),
+    }
+}
+
+/// Whether DingTalk can tell a retried send from a new one: only card creates carry a
+/// client-chosen id (outTrackId; §7 "a duplicate create fails"). batchSend, group send,
+/// sessionWebhook and the custom robot carry none (§4.1, §4.2, §5.2).
+fn deduplicable(route: &str) -> bool {
+    route == "card_create"
+}
+
+/// The issue's must-show (issue 8): the fake DingTalk fails a third of its answers — HTTP
+/// 500/503, the throttling codes of the reference (webhook errcodes 130101, 410100, 90002,
+/// 90018, 90019; new-API QpsLimit and the robot-send codes), 429 with Retry-After, and answers
+/// slower than the client timeout, some accepted before the answer is lost — over
+/// `TIAOCHU_FAULT_MESSAGES` messages on every channel, plus permanent failures. Short form
+/// (what `cargo test` runs): 500 messages, ≈ 20 s. Full form (≈ 8 min on 2 CPUs, figures in the
+/// README): `TIAOCHU_FAULT_MESSAGES=10000 cargo test --test api
+/// outbound::a_third_of_answers_failing -- --exact --nocapture`. It shows: each fault costs
+/// exactly one attempt; every key is delivered exactly once, except that a lost answer of a
+/// send DingTalk cannot deduplicate delivers again (counted and printed); the custom robot
+/// never above 20 in any 60 s and silent for the wait of every throttle; no row repeated
+/// before the wait its throttling answer asked; permanent failures dead-lettered with their
+/// reasons and one admin notice each. Run with `--nocapture` to see the figures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
+async fn a_third_of_answers_failing() {
+    let started = std::time::Instant::now();
+    let n = fault_messages();
     let h = harness().await;
-    h.fake.fail_fraction(0.30, 0x5eed_1234);
+    h.fake.fail_fraction(1.0 / 3.0, 0x5eed_1234);
     h.fake.set_slow(Duration::from_millis(1000));
+    h.fake.enforce_waits();
     h.fake.bad_groups(&["cidGone=="]);
     h.fake.invalid_users(&["ghost"]);
     h.fake.flow_control_once(&["u3", "u7"]);
     let now = h.clock.now();
-    let expires = now + SignedDuration::from_hours(24);
-    let mut expected_pairs: Vec<(String, Option<String>)> = Vec::new();
-    let mut expected_dead = Vec::new();
-    for i in 0..500 {
+    // Beyond any run's clock (the robot's 20 a minute alone takes n/20 minutes); expiry is
+    // tested on its own above.
+    let expires = now + SignedDuration::from_hours(24 * 30);
+    // (key, user of a 1:1 message) → the fake's route.
+    let mut expected: BTreeMap<(String, Option<String>), &'static str> = BTreeMap::new();
+    let mut permanent_dead = Vec::new();
+    for i in 0..n {
         let key = format!("m{i}");
-        let text = format!("[#{key}] 工单 DH2026{i:04} 提醒");
+        let text = format!("[#{key}] 工单 DH2026{i:05} 提醒");
         let (channel, target, body) = match i % 10 {
             0..=3 => {
                 let to: Vec<String> = (0..(1 + i % 3))
                     .map(|j| format!("u{}", (i + j) % 10))
                     .collect();
                 for u in &to {
-                    expected_pairs.push((key.clone(), Some(u.clone())));
+                    expected.insert((key.clone(), Some(u.clone())), "batch_send");
                 }
                 let target = to.join(",");
                 (
@@ -789,7 +868,7 @@ async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
                 )
             }
             4 => {
-                expected_pairs.push((key.clone(), None));
+                expected.insert((key.clone(), None), "group_send");
                 (
                     Channel::RobotGroup,
                     "cidA==".to_string(),
@@ -798,7 +877,7 @@ async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
             }
             5 | 6 => {
                 let user = format!("u{}", i % 10);
-                expected_pairs.push((key.clone(), Some(user.clone())));
+                expected.insert((key.clone(), Some(user.clone())), "card_create");
                 let params = BTreeMap::from([("title".to_string(), text.clone())]);
                 let body = payload::card_create(&CardCreate {
                     template_id: TEMPLATE_ID,
@@ -812,7 +891,7 @@ async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
                 (Channel::CardCreate, key.clone(), body)
             }
             7 => {
-                expected_pairs.push((key.clone(), None));
+                expected.insert((key.clone(), None), "session_reply");
                 let target =
                     payload::session_target(&h.fake.session_url(&format!("s{i}")), expires);
                 (
@@ -822,7 +901,7 @@ async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
                 )
             }
             _ => {
-                expected_pairs.push((key.clone(), None));
+                expected.insert((key.clone(), None), "custom_robot");
                 (
                     Channel::GroupWebhook,
                     "hotline".to_string(),
@@ -845,7 +924,7 @@ async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
             now,
         )
         .await;
-        expected_dead.push(id);
+        permanent_dead.push(id);
     }
     enqueue(
         &h.store,
@@ -856,104 +935,149 @@ async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
         now,
     )
     .await;
-    expected_pairs.push(("pg".to_string(), Some("u1".to_string())));
+    expected.insert(("pg".to_string(), Some("u1".to_string())), "batch_send");
 
     let admins = users(&["admin1"]);
     let mut limits = RateLimits::new();
-    let reports = drain(&h, &mut limits, &admins).await;
+    let reports = drain_within(&h, &mut limits, &admins, 40 * n + 1_000).await;
+    let wall = started.elapsed();
 
+    // Strict bodies, the robot's 20 a minute, and every wait a throttle asked for (the fake
+    // checks these as the requests arrive).
     assert!(h.fake.violations().is_empty(), "{:?}", h.fake.violations());
-    // 30% of the message answers failed (±4.5 standard deviations), in every kind.
-    let requests: Vec<_> = h
-        .fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.route != "token")
+
+    // A third of all answers failed, in every kind.
+    let requests = h.fake.requests();
+    let draws = h.fake.fault_draws();
+    assert_eq!(draws, requests.len(), "every answer was drawn for");
+    let faults: Vec<(Fault, &str)> = requests
+        .iter()
+        .filter_map(|r| r.fault.map(|f| (f, r.route)))
         .collect();
-    let faults: Vec<Fault> = requests.iter().filter_map(|r| r.fault).collect();
-    let share = faults.len() as f64 / requests.len() as f64;
+    let share = faults.len() as f64 / draws as f64;
+    let sigma = (2.0 / 9.0 / draws as f64).sqrt();
     assert!(
-        (0.22..=0.38).contains(&share),
-        "fault share {share} of {}",
-        requests.len()
+        (share - 1.0 / 3.0).abs() <= 5.0 * sigma,
+        "fault share {share} of {draws} answers"
     );
-    for kind in [
-        |f: &Fault| matches!(f, Fault::Status(500 | 503)),
-        |f: &Fault| matches!(f, Fault::Throttle),
-        |f: &Fault| matches!(f, Fault::TooMany { .. }),
-        |f: &Fault| matches!(f, Fault::Slow | Fault::SlowAfterDeliver),
-    ] {
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_detail: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    let mut by_route: BTreeMap<&str, usize> = BTreeMap::new();
+    for (f, route) in &faults {
+        *by_kind.entry(fault_kind(f)).or_default() += 1;
+        *by_detail
+            .entry((fault_family(f), fault_detail(f)))
+            .or_default() += 1;
+        *by_route.entry(route).or_default() += 1;
+    }
+    let per_kind = faults.len() as f64 / 6.0;
+    assert_eq!(by_kind.len(), 6, "{by_kind:?}");
+    for (kind, count) in &by_kind {
         assert!(
-            faults.iter().filter(|f| kind(f)).count() >= 10,
-            "{faults:?}"
+            (*count as f64 - per_kind).abs() <= 5.0 * per_kind.sqrt(),
+            "{kind}: {count} of {} faults",
+            faults.len()
         );
     }
-    assert!(
-        reports
-            .iter()
-            .map(|r| r.retried + r.throttled)
-            .sum::<usize>()
-            > 100,
-        "retries happened"
+
+    // Each fault cost exactly one attempt of one row (a failed token fetch fails the row that
+    // waited for it), and nothing else was retried.
+    let sum = |f: fn(&DeliveryReport) -> usize| reports.iter().map(f).sum::<usize>();
+    let (retried, throttled, held) = (sum(|r| r.retried), sum(|r| r.throttled), sum(|r| r.held));
+    let dead = h
+        .store
+        .read(|tx| tx.list_outbox(Some(OutboxState::Dead), 100_000))
+        .await
+        .expect("dead");
+    let exhausted_reason = format!("已尝试 {MAX_ATTEMPTS} 次");
+    let exhausted: Vec<_> = dead
+        .iter()
+        .filter(|r| {
+            r.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains(&exhausted_reason))
+        })
+        .collect();
+    assert_eq!(
+        retried + throttled + exhausted.len(),
+        faults.len(),
+        "retried {retried} + throttled {throttled} + exhausted {}",
+        exhausted.len()
     );
 
-    // Exactly once per idempotency key (and per user for 1:1 messages).
+    // Exactly once per key (and per user of a 1:1 message). An answer lost after DingTalk
+    // accepted the send is retried; for a card the retry meets its outTrackId, for the other
+    // sends it delivers again — a duplicate no client can avoid.
     let deliveries = h.fake.deliveries();
-    let counts = count_by(&deliveries, |d| {
-        let user = if d.route == "batch_send" || d.route == "card_create" {
+    let exhausted_keys: Vec<&str> = exhausted.iter().map(|r| r.idem_key.as_str()).collect();
+    let mut acked: HashMap<(String, Option<String>), usize> = HashMap::new();
+    let mut lost: HashMap<(String, Option<String>), usize> = HashMap::new();
+    let mut notice_deliveries = 0;
+    for d in &deliveries {
+        if d.text.contains("消息发送失败") {
+            notice_deliveries += usize::from(d.acked);
+            continue;
+        }
+        let user = if matches!(d.route, "batch_send" | "card_create") {
             d.user.clone()
         } else {
             None
         };
-        (d.key.clone(), user)
-    });
-    for pair in &expected_pairs {
+        let pair = (d.key.clone(), user);
         assert_eq!(
-            counts.get(pair),
-            Some(&1),
-            "{pair:?} delivered {:?} times",
-            counts.get(pair)
+            expected.get(&pair),
+            Some(&d.route),
+            "unexpected delivery {d:?}"
         );
+        *(if d.acked { &mut acked } else { &mut lost })
+            .entry(pair)
+            .or_default() += 1;
     }
-    let admin_notices = deliveries
-        .iter()
-        .filter(|d| d.text.contains("消息发送失败"))
-        .count();
-    assert_eq!(
-        deliveries.len(),
-        expected_pairs.len() + admin_notices,
-        "nothing else was delivered"
-    );
-    assert_eq!(admin_notices, 4, "3 dead group sends + 1 invalid user");
+    let mut duplicates: BTreeMap<&str, usize> = BTreeMap::new();
+    for (pair, route) in &expected {
+        let (a, l) = (
+            acked.get(pair).copied().unwrap_or(0),
+            lost.get(pair).copied().unwrap_or(0),
+        );
+        if exhausted_keys.contains(&pair.0.as_str()) {
+            assert_eq!(
+                a, 0,
+                "{pair:?} dead after {MAX_ATTEMPTS} faults, yet acknowledged"
+            );
+        } else if deduplicable(route) {
+            assert_eq!(a + l, 1, "{pair:?}: {a} acknowledged + {l} lost");
+        } else {
+            assert_eq!(a, 1, "{pair:?}: acknowledged {a} times");
+            if l > 0 {
+                *duplicates.entry(route).or_default() += l;
+            }
+        }
+    }
 
     // The custom robot never above 20 in any minute.
     let robot = h.fake.robot_sends();
-    assert!(robot.len() >= 50, "{}", robot.len());
-    assert!(max_per_minute(&robot) <= 20, "{}", max_per_minute(&robot));
+    let max_minute = max_per_minute(&robot);
+    assert!(robot.len() >= n / 10, "{}", robot.len());
+    assert!(max_minute <= 20, "{max_minute}");
+    assert!(h.fake.waits_asked() > 0, "throttles asked for waits");
 
-    // Permanent errors are dead letters with their reasons; nothing else is.
-    let dead = h
-        .store
-        .read(|tx| tx.list_outbox(Some(OutboxState::Dead), 100))
-        .await
-        .expect("dead");
-    let mut dead_ids: Vec<i64> = dead
+    // Dead letters: the permanent failures with their reasons, and rows every attempt of which
+    // failed (the fake never acknowledged them); one admin notice each.
+    let mut group_dead: Vec<i64> = dead
         .iter()
-        .filter(|r| r.channel == "robot_group")
+        .filter(|r| {
+            r.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("robot.notInGroup"))
+        })
         .map(|r| r.id)
         .collect();
-    dead_ids.sort();
-    assert_eq!(dead_ids, expected_dead);
-    assert!(dead.iter().filter(|r| r.channel == "robot_group").all(|r| {
-        r.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("robot.notInGroup"))
-    }));
-    let ghost: Vec<_> = dead.iter().filter(|r| r.channel == "robot_batch").collect();
+    group_dead.sort();
+    assert_eq!(group_dead, permanent_dead);
+    let ghost: Vec<_> = dead.iter().filter(|r| r.target == "ghost").collect();
     assert_eq!(ghost.len(), 1, "{dead:?}");
     // `#inv<N>`: N is the attempt that got through, which the faults decide.
     assert!(ghost[0].idem_key.starts_with("pg#inv"), "{:?}", ghost[0]);
-    assert_eq!(ghost[0].target, "ghost");
     assert!(
         ghost[0]
             .last_error
@@ -962,7 +1086,134 @@ async fn fault_test_500_messages_exactly_once_under_30_percent_faults() {
         "{:?}",
         ghost[0]
     );
-    assert_eq!(dead.len(), 4);
+    for row in &exhausted {
+        let ident = request_ident(&row.payload);
+        assert!(
+            !deliveries.iter().any(|d| d.ident == ident && d.acked)
+                && requests
+                    .iter()
+                    .filter(|r| r.ident == ident)
+                    .all(|r| r.fault.is_some()),
+            "{row:?} had an answer without a fault, yet is dead"
+        );
+    }
+    let notices_dead = exhausted
+        .iter()
+        .filter(|r| r.idem_key.starts_with(outbox::ADMIN_NOTICE_PREFIX))
+        .count();
+    assert_eq!(
+        dead.len(),
+        permanent_dead.len() + 1 + exhausted.len(),
+        "{dead:?}"
+    );
+    let all = h
+        .store
+        .read(|tx| tx.list_outbox(None, 1_000_000))
+        .await
+        .expect("rows");
+    let notices: Vec<_> = all
+        .iter()
+        .filter(|r| r.idem_key.starts_with(outbox::ADMIN_NOTICE_PREFIX))
+        .collect();
+    for row in dead
+        .iter()
+        .filter(|r| !r.idem_key.starts_with(outbox::ADMIN_NOTICE_PREFIX))
+    {
+        let about = format!("{}{}", outbox::ADMIN_NOTICE_PREFIX, row.idem_key);
+        let told = notices
+            .iter()
+            .filter(|r| {
+                r.idem_key
+                    .strip_prefix(&about)
+                    .is_some_and(|rest| rest.starts_with('#') || rest.starts_with('/'))
+            })
+            .count();
+        assert_eq!(told, 1, "admin notices about {row:?}");
+    }
+    assert_eq!(notices.len(), dead.len() - notices_dead);
+    let notices_sent = notices
+        .iter()
+        .filter(|r| r.state == OutboxState::Sent)
+        .count();
+    assert_eq!(
+        notice_deliveries, notices_sent,
+        "one delivery per sent notice"
+    );
+
+    println!(
+        "fault test: {n} messages + 4 permanent failures (seed 0x5eed1234, client timeout {} ms)",
+        CLIENT_TIMEOUT.as_millis()
+    );
+    println!(
+        "  answers given: {} ({} token, {} message); faults injected: {} = {:.1} % (p = 1/3)",
+        requests.len(),
+        requests.iter().filter(|r| r.route == "token").count(),
+        requests.iter().filter(|r| r.route != "token").count(),
+        faults.len(),
+        100.0 * share
+    );
+    for family in [
+        "HTTP 500/503",
+        "throttling code",
+        "429 + Retry-After",
+        "slower than the client timeout",
+    ] {
+        let details: Vec<String> = by_detail
+            .iter()
+            .filter(|((f, _), _)| *f == family)
+            .map(|((_, d), c)| format!("{d}: {c}"))
+            .collect();
+        let total: usize = by_detail
+            .iter()
+            .filter(|((f, _), _)| *f == family)
+            .map(|(_, c)| c)
+            .sum();
+        println!("    {family}: {total} ({})", details.join(", "));
+    }
+    let mut answers_by_route: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &requests {
+        *answers_by_route.entry(r.route).or_default() += 1;
+    }
+    println!("    faults by route: {by_route:?} of answers {answers_by_route:?}");
+    println!(
+        "  retries: {} ({retried} after transient faults, {throttled} after throttling); \
+         custom-robot rows held back by the 20-a-minute window: {held} times (a held row is \
+         claimed again when its lease ends)",
+        retried + throttled
+    );
+    println!(
+        "  throttling answers that asked for a wait: {}; requests inside a wait: 0",
+        h.fake.waits_asked()
+    );
+    println!(
+        "  max custom-robot sends in any 60 s: {max_minute} (of {} sends)",
+        robot.len()
+    );
+    println!(
+        "  delivered: {} (key, recipient) pairs, each acknowledged exactly once; dead letters: {} \
+         ({} permanent, {} after {MAX_ATTEMPTS} faulted attempts); admin notices: {}",
+        expected.len(),
+        dead.len(),
+        permanent_dead.len() + 1,
+        exhausted.len(),
+        notices.len()
+    );
+    let dup_total: usize = duplicates.values().sum();
+    println!(
+        "  duplicates: {dup_total} {duplicates:?} — each a send DingTalk accepted whose answer \
+         came after the client timeout; batchSend, group send, sessionWebhook and the custom \
+         robot carry no id DingTalk could deduplicate a retry by (protocol §4.1, §4.2, §5.2), \
+         card creates do (outTrackId, §7) and had none"
+    );
+    let span = match (requests.first(), requests.last()) {
+        (Some(first), Some(last)) => last.at.duration_since(first.at),
+        _ => SignedDuration::ZERO,
+    };
+    println!(
+        "  wall time: {:.1} s (the fake's clock covered {:.0} min)",
+        wall.as_secs_f64(),
+        span.as_secs_f64() / 60.0
+    );
 }
 
 fn tiaochu(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {

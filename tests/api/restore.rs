@@ -121,10 +121,15 @@ impl Service {
     pub async fn settle(&self) {
         for _ in 0..300 {
             let now = self.clock.now();
+            // A row being sent is leased, so the lease-aware `next_outbox_due` would call it
+            // not due yet: settled means no pending row due at all, in flight or not.
             let (inbox, due) = self
                 .store
                 .read(move |r| {
-                    let due = r.next_outbox_due()?.is_some_and(|t| t <= now);
+                    let due = r
+                        .list_outbox(Some(OutboxState::Pending), 100_000)?
+                        .iter()
+                        .any(|row| row.state == OutboxState::Pending && row.next_attempt_at <= now);
                     Ok((r.pending_inbox(10)?.len(), due))
                 })
                 .await

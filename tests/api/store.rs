@@ -739,3 +739,57 @@ async fn a_burst_of_writes_commits_together_but_each_fails_alone() {
         .await
         .expect("writer alive");
 }
+
+/// A service killed while sending leaves its rows leased; the next one, holding the database's
+/// service lock, knows nobody else can be sending them and releases them at start, so they go out
+/// at once instead of after the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_service_sends_what_a_dead_one_left_leased() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("tiaochu.db");
+    let start = Timestamp::from_millisecond(crate::support::START_MS).expect("start");
+    {
+        let store = Store::open(&db).expect("open");
+        let claimed = store
+            .write(move |tx| {
+                let payload = br#"{"to":"staff-1","title":"t","text":"x"}"#;
+                tx.enqueue_outbox(&NewOutbound {
+                    idem_key: "left-leased",
+                    channel: "sandbox",
+                    target: r#"["staff-1"]"#,
+                    payload,
+                    not_before: start,
+                })?;
+                tx.claim_due_outbox(start, start + 1.hour(), 10)
+            })
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1, "leased for an hour by the 'dead' process");
+    }
+    let path = db.clone();
+    let app = crate::support::spawn_app(move |s| {
+        s.store.path = path;
+        s.dingtalk.mode = tiaochu::settings::DingtalkMode::Sandbox;
+    })
+    .await;
+    let mut state = OutboxState::Pending;
+    for _ in 0..100 {
+        let rows = app
+            .store
+            .read(|r| r.list_outbox(None, 10))
+            .await
+            .expect("list");
+        state = rows[0].state;
+        if state == OutboxState::Sent {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        state,
+        OutboxState::Sent,
+        "sent within 5 s of the start, not after the hour"
+    );
+    app.shutdown.trigger();
+    app.server.await.expect("join").expect("server");
+}
