@@ -10,9 +10,12 @@
 //! `<key>#fc<N>`, invalid users become a dead derived row `<key>#inv<N>`, the original is sent.
 //!
 //! The custom group robot allows 20 messages a minute and punishes the 21st with a 10-minute
-//! block (§5.3), so [`RateLimits`] never starts a 21st send inside the window: rows over the
-//! limit are left under their lease (no attempt is counted) and come back when it runs out.
-//! The window is kept in memory; after a restart it starts empty.
+//! block (§5.3), so [`RateLimits`] never starts a 21st send inside the window: a step claims
+//! custom-robot rows apart from the others and no more than the window lets go (none while it is
+//! full or DingTalk's "too fast" wait runs), so a backlog for the group is never claimed only to
+//! be held, and never crowds the other channels out of a step. Should a claimed row still find
+//! no slot, it is put back, due when one frees, with no attempt counted. The window is kept in
+//! memory; after a restart it starts empty.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -29,7 +32,7 @@ use crate::clock::Clock;
 use crate::dingtalk::api::{Channel, DingtalkClient, SendOk};
 use crate::dingtalk::errors::SendError;
 use crate::dingtalk::payload::{self, BatchSend, MAX_BATCH_USERS};
-use crate::store::{NewOutbound, OutboxRow, Store, StoreError};
+use crate::store::{Channels, NewOutbound, OutboxRow, Store, StoreError};
 
 /// How long a claimed row is ours; longer than any send (15 s request timeout, one token
 /// refresh and one retry).
@@ -165,6 +168,36 @@ impl RateLimits {
         true
     }
 
+    /// How many custom-robot sends may start at `now`.
+    pub fn robot_slots(&mut self, now: Timestamp) -> usize {
+        if self.robot_free_at(now).is_some() {
+            return 0;
+        }
+        ROBOT_PER_WINDOW.saturating_sub(self.robot_sends.len())
+    }
+
+    /// When the next custom-robot send may start, if not at `now`: the window's oldest send
+    /// leaving it, or the end of DingTalk's "too fast" wait, whichever is later. None: now.
+    pub fn robot_free_at(&mut self, now: Timestamp) -> Option<Timestamp> {
+        while self
+            .robot_sends
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= ROBOT_WINDOW)
+        {
+            self.robot_sends.pop_front();
+        }
+        let window = (self.robot_sends.len() >= ROBOT_PER_WINDOW)
+            .then(|| {
+                self.robot_sends
+                    .front()
+                    .map(|t| t.saturating_add(ROBOT_WINDOW))
+            })
+            .flatten()
+            .and_then(Result::ok);
+        let blocked = self.robot_blocked_until.filter(|until| now < *until);
+        window.max(blocked)
+    }
+
     fn block_robot(&mut self, until: Timestamp) {
         if self.robot_blocked_until.is_none_or(|t| t < until) {
             self.robot_blocked_until = Some(until);
@@ -183,7 +216,7 @@ pub struct DeliveryReport {
     pub throttled: usize,
     /// Dead-lettered (including derived rows of invalid users).
     pub dead: usize,
-    /// Kept back by the custom-robot window without an attempt.
+    /// Claimed, then put back (due when the custom-robot window frees) without an attempt.
     pub held: usize,
     /// Derived rows queued for flow-controlled users.
     pub requeued: usize,
@@ -207,6 +240,11 @@ enum Plan {
     Dead {
         id: i64,
         reason: String,
+    },
+    /// Not sent (the custom-robot window filled): due again at `at`, no attempt counted.
+    Defer {
+        id: i64,
+        at: Timestamp,
     },
     /// A derived row: pending (flow control) or dead at once (invalid users).
     Derived {
@@ -234,17 +272,35 @@ pub async fn deliver_due(
 ) -> Result<DeliveryReport, StoreError> {
     let now = clock.now();
     let lease_until = now.saturating_add(LEASE).unwrap_or(now);
+    // The custom robot's rows are claimed apart, no more than the window lets go now, so a
+    // backlog for the group is never claimed only to be held.
+    let robot_slots = limits.robot_slots(now);
     let rows = store
-        .write(move |tx| tx.claim_due_outbox(now, lease_until, CLAIM_BATCH))
+        .write(move |tx| {
+            let robot = Channel::GroupWebhook.as_str();
+            let mut rows =
+                tx.claim_due_outbox_in(now, lease_until, CLAIM_BATCH, Channels::Except(robot))?;
+            if robot_slots > 0 {
+                rows.extend(tx.claim_due_outbox_in(
+                    now,
+                    lease_until,
+                    robot_slots,
+                    Channels::Only(robot),
+                )?);
+            }
+            Ok(rows)
+        })
         .await?;
     let mut report = DeliveryReport {
         claimed: rows.len(),
         ..DeliveryReport::default()
     };
     let mut sending = Vec::with_capacity(rows.len());
+    let mut deferred = Vec::new();
     for row in &rows {
         if row.channel == Channel::GroupWebhook.as_str() && !limits.take_robot_slot(now) {
-            // Left under its lease: claimable again when the lease ends, no attempt counted.
+            let at = limits.robot_free_at(now).unwrap_or(now);
+            deferred.push(Plan::Defer { id: row.id, at });
             report.held += 1;
             continue;
         }
@@ -262,7 +318,8 @@ pub async fn deliver_due(
     for (row, result) in sending.into_iter().zip(results) {
         planner.outcome(row, result, limits);
     }
-    let plans = planner.plans;
+    let mut plans = planner.plans;
+    plans.extend(deferred);
     for plan in &plans {
         match plan {
             Plan::Sent { .. } => report.sent += 1,
@@ -271,6 +328,8 @@ pub async fn deliver_due(
             } => report.throttled += 1,
             Plan::Retry { .. } => report.retried += 1,
             Plan::Dead { .. } => report.dead += 1,
+            // Counted as held above.
+            Plan::Defer { .. } => {}
             Plan::Derived {
                 dead_reason: Some(_),
                 ..
@@ -294,6 +353,9 @@ fn apply(tx: &crate::store::Tx<'_>, plans: Vec<Plan>, now: Timestamp) -> Result<
             }
             Plan::Dead { id, reason } => {
                 tx.mark_dead(id, &reason, now)?;
+            }
+            Plan::Defer { id, at } => {
+                tx.defer_outbox(id, at)?;
             }
             Plan::Derived {
                 key,
@@ -567,6 +629,25 @@ async fn join_all<'a, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a
     results.into_iter().flatten().collect()
 }
 
+/// When a step next has something to send: the earliest claimable row, except that custom-robot
+/// rows wait for the window to free (`limits` at `now`). None when nothing is pending.
+pub async fn next_step_at(
+    store: &Store,
+    limits: &mut RateLimits,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    let robot_free = limits.robot_free_at(now);
+    let except = robot_free.map(|_| Channel::GroupWebhook.as_str());
+    let next = store
+        .read(move |tx| tx.next_outbox_due_except(except))
+        .await?;
+    // A free slot only matters when robot rows wait; waking for nothing costs one query.
+    Ok(match (next, robot_free) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
 /// Repeats [`deliver_due`] until `shutdown` turns true: immediately while full batches keep
 /// coming, otherwise sleeping until the next row is due (at most [`IDLE_POLL`]) or `wake` is
 /// notified (the engine notifies after enqueueing). A store error is logged and retried after
@@ -594,17 +675,19 @@ pub async fn run(
         .await
         {
             Ok(report) if report.claimed == CLAIM_BATCH => Duration::ZERO,
-            Ok(_) => match store.read(|tx| tx.next_outbox_due()).await {
-                Ok(Some(due)) => {
-                    let ms = due.duration_since(clock.now()).as_millis().max(0);
-                    Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(IDLE_POLL)
+            Ok(_) => {
+                let now = clock.now();
+                match next_step_at(&store, &mut limits, now).await {
+                    Ok(wake) => wake.map_or(IDLE_POLL, |due| {
+                        let ms = due.duration_since(now).as_millis().max(0);
+                        Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(IDLE_POLL)
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox: cannot read the next due time");
+                        IDLE_POLL
+                    }
                 }
-                Ok(None) => IDLE_POLL,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox: cannot read the next due time");
-                    IDLE_POLL
-                }
-            },
+            }
             Err(e) => {
                 tracing::error!(error = %e, "outbox step failed");
                 IDLE_POLL
@@ -644,6 +727,29 @@ mod tests {
         limits.block_robot(at(200_000));
         assert!(!limits.take_robot_slot(at(199_999)));
         assert!(limits.take_robot_slot(at(200_000)));
+    }
+
+    #[test]
+    fn slots_and_the_free_instant_follow_the_window_and_the_block() {
+        let mut limits = RateLimits::new();
+        assert_eq!(
+            (limits.robot_slots(at(0)), limits.robot_free_at(at(0))),
+            (20, None)
+        );
+        for i in 0..18 {
+            assert!(limits.take_robot_slot(at(i * 100)));
+        }
+        assert_eq!(limits.robot_slots(at(2_000)), 2);
+        assert!(limits.take_robot_slot(at(2_000)) && limits.take_robot_slot(at(2_100)));
+        assert_eq!(limits.robot_slots(at(2_200)), 0);
+        // Full: free when the oldest send (at 0) leaves the window.
+        assert_eq!(limits.robot_free_at(at(2_200)), Some(at(61_000)));
+        assert_eq!(limits.robot_slots(at(61_000)), 1);
+        // DingTalk's wait outlasts the window: the later of the two.
+        limits.block_robot(at(300_000));
+        assert_eq!(limits.robot_free_at(at(61_000)), Some(at(300_000)));
+        assert_eq!(limits.robot_slots(at(299_999)), 0);
+        assert_eq!(limits.robot_slots(at(300_000)), 20);
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub use dashboard::{CaseFilter, new_secret, secret_hash};
 pub use events::EventRow;
 pub use inbox::{InboxInsert, InboxRow, NewInbound};
 pub use instance::{ServiceLock, lock_path};
-pub use outbox::{NewOutbound, OutboxRow, OutboxState};
+pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
 pub use roster::{RosterChangeRow, RosterOverride};
 pub use timers::{NewTimer, TimerRow, TimerState};
 

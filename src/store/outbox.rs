@@ -63,6 +63,14 @@ impl fmt::Display for OutboxState {
     }
 }
 
+/// Which channels a claim takes rows of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channels<'a> {
+    All,
+    Only(&'a str),
+    Except(&'a str),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub id: i64,
@@ -147,16 +155,38 @@ impl Tx<'_> {
         lease_until: Timestamp,
         max: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.claim_due_outbox_in(now, lease_until, max, Channels::All)
+    }
+
+    /// As [`Tx::claim_due_outbox`], for the rows `channels` selects: a channel with a rate limit
+    /// of ours is claimed separately, no more rows than it may send.
+    pub fn claim_due_outbox_in(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        max: usize,
+        channels: Channels<'_>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let (only, except) = match channels {
+            Channels::All => (None, None),
+            Channels::Only(c) => (Some(c), None),
+            Channels::Except(c) => (None, Some(c)),
+        };
         let sql = format!(
             "UPDATE outbox SET lease_until = ?2
              WHERE id IN (SELECT id FROM outbox
                           WHERE state = 'pending' AND next_attempt_at <= ?1
                             AND (lease_until IS NULL OR lease_until <= ?1)
+                            AND (?4 IS NULL OR channel = ?4)
+                            AND (?5 IS NULL OR channel <> ?5)
                           ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING {OUTBOX_COLUMNS}"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![ms(now), ms(lease_until), limit(max)], outbox_row)?;
+        let rows = stmt.query_map(
+            params![ms(now), ms(lease_until), limit(max), only, except],
+            outbox_row,
+        )?;
         let mut rows: Vec<OutboxRow> = rows.collect::<Result<_, _>>()?;
         // RETURNING gives no order guarantee.
         rows.sort_by_key(|r| (r.next_attempt_at, r.id));
@@ -186,6 +216,19 @@ impl Tx<'_> {
                  WHERE id = ?1 AND state = 'pending'",
             )?
             .execute(params![id, ms(at), response])?;
+        Ok(n == 1)
+    }
+
+    /// Puts a claimed row back, due at `at`, with no attempt counted: it was not sent (a rate
+    /// limit of ours was full). False when not pending.
+    pub fn defer_outbox(&self, id: i64, at: Timestamp) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE outbox SET next_attempt_at = ?2, lease_until = NULL
+                 WHERE id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![id, ms(at)])?;
         Ok(n == 1)
     }
 
@@ -264,13 +307,21 @@ impl ReadTx<'_> {
     /// When a pending row next becomes claimable (its due time, or its lease expiry if later);
     /// None when nothing is pending. The outbox worker sleeps until then.
     pub fn next_outbox_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.next_outbox_due_except(None)
+    }
+
+    /// As [`ReadTx::next_outbox_due`], ignoring the rows of channel `except`.
+    pub fn next_outbox_due_except(
+        &self,
+        except: Option<&str>,
+    ) -> Result<Option<Timestamp>, StoreError> {
         let v: Option<i64> = self
             .conn()
             .prepare_cached(
                 "SELECT min(max(next_attempt_at, coalesce(lease_until, next_attempt_at)))
-                 FROM outbox WHERE state = 'pending'",
+                 FROM outbox WHERE state = 'pending' AND (?1 IS NULL OR channel <> ?1)",
             )?
-            .query_row([], |r| r.get(0))?;
+            .query_row([except], |r| r.get(0))?;
         v.map(|v| {
             Timestamp::from_millisecond(v)
                 .map_err(|e| StoreError::BadData(format!("发送队列时间无效：{e}")))

@@ -118,7 +118,9 @@ async fn drain_within(
         if pending == 0 {
             return reports;
         }
-        let next = h.store.read(|tx| tx.next_outbox_due()).await.expect("next");
+        let next = outbox::next_step_at(&h.store, limits, h.clock.now())
+            .await
+            .expect("next");
         if let Some(next) = next
             && next > h.clock.now()
         {
@@ -1177,8 +1179,8 @@ async fn a_third_of_answers_failing() {
     println!("    faults by route: {by_route:?} of answers {answers_by_route:?}");
     println!(
         "  retries: {} ({retried} after transient faults, {throttled} after throttling); \
-         custom-robot rows held back by the 20-a-minute window: {held} times (a held row is \
-         claimed again when its lease ends)",
+         custom-robot rows claimed and put back because the 20-a-minute window filled: {held} \
+         times (rows are not claimed while it is full)",
         retried + throttled
     );
     println!(
