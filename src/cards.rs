@@ -451,6 +451,7 @@ mod tests {
             markdown: "正文".into(),
             status: "孟艳秋 开始审核".into(),
             buttons: Vec::new(),
+            input_defaults: Default::default(),
         };
         let ok = CardReply::Answer {
             content: content.clone(),

@@ -28,6 +28,10 @@ pub struct CardContent {
     pub status: String,
     /// Only the actions valid now, in display order.
     pub buttons: Vec<CardButton>,
+    /// What the template's input components start with, by input variable name (the
+    /// `<name>_default` card variable): the 联合调处 `units` input comes with the units the
+    /// application asks for, so the inspector edits the directions instead of typing the units.
+    pub input_defaults: BTreeMap<String, String>,
 }
 
 /// A card button and the text command that does the same.
@@ -127,6 +131,7 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
         ));
     }
 
+    let mut input_defaults = BTreeMap::new();
     let buttons = match case.state {
         State::Submitted => vec![button("claim", "开始审核", cmd(Verb::Claim, t))],
         State::UnderReview => {
@@ -138,6 +143,7 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
                     .iter()
                     .map(|u| format!("{u}：协同方向及重点"))
                     .collect();
+                input_defaults.insert("units".to_string(), asks.join("；"));
                 format!("联合 {t} {}", asks.join("；"))
             };
             vec![
@@ -161,6 +167,7 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
         markdown: body.join("\n\n"),
         status: status.join("\n"),
         buttons,
+        input_defaults,
     }
 }
 
@@ -184,6 +191,7 @@ pub fn coordination_card(
             markdown: format!("案件 {} · 工单 **{t}**", case.case_no),
             status: format!("工单 {t} 没有请{unit}协办。"),
             buttons: Vec::new(),
+            input_defaults: BTreeMap::new(),
         };
     };
     let mut body = vec![
@@ -267,6 +275,7 @@ pub fn coordination_card(
         markdown: body.join("\n\n"),
         status,
         buttons,
+        input_defaults: BTreeMap::new(),
     }
 }
 
@@ -310,6 +319,9 @@ pub fn card_params(content: &CardContent) -> BTreeMap<String, String> {
     for (n, b) in content.buttons.iter().enumerate() {
         params.insert(format!("button_{}_id", n + 1), b.id.clone());
         params.insert(format!("button_{}_label", n + 1), b.label.clone());
+    }
+    for (input, value) in &content.input_defaults {
+        params.insert(format!("{input}_default"), value.clone());
     }
     params
 }

@@ -315,6 +315,7 @@ fn a_green_joint_case_from_receipt_to_close() {
         ],
     );
     let card = review_card(run.case(), &w.roster, &w.calendar);
+    let before_claim = run.case().clone();
     assert_eq!(card.status, "");
     assert_eq!(
         card.buttons
@@ -342,6 +343,15 @@ fn a_green_joint_case_from_receipt_to_close() {
             .map(|b| b.label.as_str())
             .collect::<Vec<_>>(),
         ["联合调处", "独立办理", "退回补充", "提请市级协调"]
+    );
+    // The template's 联合调处 input starts with the units the application asks for, in the
+    // form the 联合 command reads, like the text button's command.
+    let units = format!("{ZJ}：协同方向及重点；{CG}：协同方向及重点");
+    assert_eq!(card_params(&card)["units_default"], units);
+    assert_eq!(card.buttons[0].command, format!("联合 {t} {units}"));
+    assert!(
+        !card_params(&review_card(&before_claim, &w.roster, &w.calendar))
+            .contains_key("units_default")
     );
     assert_eq!(
         card.buttons[0].command,
