@@ -462,3 +462,61 @@ async fn a_returned_application_resubmitted_becomes_version_two() {
         "the inspectors get the new version: {got:#?}"
     );
 }
+
+/// The inbox worker submits a whole batch of messages at once (one commit for the batch); they
+/// must still be decided in arrival order: each application before its own 审核 right behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_messages_is_decided_in_arrival_order() {
+    let chat = Chat::new();
+    let now = chat.now;
+    let mut messages = Vec::new();
+    for i in 0..40 {
+        let ticket = format!("DH20261103{i:05}");
+        messages.push((RS, APPLICATION.replace("DH2026110300017", &ticket)));
+        messages.push((INSPECTOR, format!("审核 {ticket}")));
+    }
+    let count = messages.len();
+    chat.store
+        .write(move |tx| {
+            for (n, (from, text)) in messages.iter().enumerate() {
+                let body = json!({
+                    "msgtype": "text", "text": {"content": text}, "msgId": format!("batch-{n}"),
+                    "conversationType": "1", "conversationId": "cid-1to1", "senderStaffId": from,
+                    "senderNick": from, "createAt": now.as_millisecond(), "robotCode": "sandbox"
+                })
+                .to_string();
+                tx.insert_inbox(&NewInbound {
+                    source: "sandbox",
+                    message_id: &format!("batch-{n}"),
+                    received_at: now,
+                    payload: &body,
+                })?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("inbox");
+    let mut processed = 0;
+    loop {
+        let n = chat.processor.process_pending(now).await.expect("process");
+        if n == 0 {
+            break;
+        }
+        processed += n;
+    }
+    assert_eq!(processed, count);
+    for i in 0..40 {
+        let ticket = format!("DH20261103{i:05}");
+        let t = ticket.clone();
+        let rows = chat
+            .store
+            .read(move |r| r.case_by_ticket(&t))
+            .await
+            .expect("case");
+        assert_eq!(rows.len(), 1, "{ticket}");
+        assert_eq!(
+            rows[0].state, "under_review",
+            "{ticket} was claimed after it was registered"
+        );
+    }
+}
