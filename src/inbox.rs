@@ -7,8 +7,6 @@
 //! Who may do what is the workflow's business; this module only finds the sender in the roster
 //! and reads the text (SPEC.md → Text commands, → Parsing).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -24,7 +22,6 @@ use crate::messages::application::{TEMPLATE, render_incomplete};
 use crate::messages::help::help_text;
 use crate::messages::notify::Rendered;
 use crate::messages::timeline::{TimelineEntry, render_query};
-use crate::outbox::join_all;
 use crate::parse::command::{Command, parse_command};
 use crate::parse::{Field, UnitMatcher, parse_application};
 use crate::roster::{Mentioned, Person, PersonChange};
@@ -71,10 +68,6 @@ pub struct InboxProcessor {
     dashboard_url: Arc<str>,
 }
 
-/// One message's write, boxed so a batch can be driven together.
-type WriteFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<Handled>, EngineError>> + Send + 'a>>;
-
 impl InboxProcessor {
     pub fn new(engine: Engine) -> InboxProcessor {
         let units = Arc::new(UnitMatcher::new(&engine.roster()));
@@ -94,35 +87,22 @@ impl InboxProcessor {
     /// Processes every pending message, oldest first, up to [`BATCH`]; returns how many.
     pub async fn process_pending(&self, now: Timestamp) -> Result<usize, EngineError> {
         let rows = self.engine.store().read(|r| r.pending_inbox(BATCH)).await?;
-        // Each message is its own write (its own savepoint: one fails alone), all submitted at
-        // once, in order, so the writer commits the batch together — one fsync for the batch
-        // instead of one per message, which would keep the callbacks' own commits waiting.
-        let writes: Vec<WriteFuture<'_>> = rows
-            .into_iter()
-            .map(|row| {
-                let this = self.clone();
-                // A message may change the roster (leaders' @-commands).
-                Box::pin(self.engine.write_keeping_roster(move |tx| {
+        let mut done = 0;
+        for row in rows {
+            let this = self.clone();
+            // A message may change the roster (leaders' @-commands).
+            let processed = self
+                .engine
+                .write_keeping_roster(move |tx| {
                     this.process_in_tx(tx, &row, now)
                         .map_err(|e| StoreError::Abort(e.to_string()))
-                })) as WriteFuture<'_>
-            })
-            .collect();
-        let mut done = 0;
-        let mut failed = None;
-        // Submitted in arrival order: a liaison's application is decided before their next
-        // command.
-        for result in join_all(writes).await {
-            match result {
-                Ok(Some(_)) => done += 1,
-                Ok(None) => {}
-                Err(e) => failed = failed.or(Some(e)),
+                })
+                .await?;
+            if processed.is_some() {
+                done += 1;
             }
         }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(done),
-        }
+        Ok(done)
     }
 
     /// One message in the caller's transaction; `None` when another step already finished it.

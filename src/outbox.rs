@@ -602,12 +602,8 @@ fn full_jitter(id: i64, attempts: i64, now: Timestamp) -> SignedDuration {
 }
 
 /// Drives every future to completion concurrently on the current task; results in input
-/// order. Each future is first polled in input order, so store writes they submit reach the
-/// writer in that order (the inbox relies on it). (The sends borrow the claimed rows, so they
-/// cannot be spawned as `'static` tasks.)
-pub(crate) async fn join_all<'a, T>(
-    futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a>>>,
-) -> Vec<T> {
+/// order. (The sends borrow the claimed rows, so they cannot be spawned as `'static` tasks.)
+async fn join_all<'a, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a>>>) -> Vec<T> {
     let mut futures: Vec<Option<_>> = futures.into_iter().map(Some).collect();
     let mut results: Vec<Option<T>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
