@@ -5,7 +5,10 @@
 //! All writes go through ONE writer thread that owns the only write connection, so a decision
 //! (case + events + outbox + timers) is one `IMMEDIATE` transaction and no two writers ever race
 //! for the lock. Reads use a small pool of separate connections, which WAL lets run alongside the
-//! writer. The store knows nothing of the workflow: cases are indexed columns plus a JSON
+//! writer. Checkpoints (copying the WAL back into the database file, with its own fsync) run on a
+//! separate thread every [`CHECKPOINT_EVERY`] instead of inside whichever commit crosses SQLite's
+//! automatic threshold, so no callback's commit waits for one. The store knows nothing of the
+//! workflow: cases are indexed columns plus a JSON
 //! document, events are JSON, outbox payloads are the exact bytes to send.
 //!
 //! Every instant is stored as INTEGER milliseconds since the Unix epoch (UTC).
@@ -62,6 +65,10 @@ pub const SCHEMA_VERSION: u32 = MIGRATION_LIST.len() as u32;
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// How often the checkpoint thread copies the WAL into the database file (PASSIVE: it never
+/// blocks the writer or a reader, and does what it can).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Idle read connections kept for reuse; more are opened on demand and closed after use.
 const READ_POOL_IDLE: usize = 4;
@@ -252,6 +259,8 @@ struct Inner {
     idle_reads: Mutex<Vec<Connection>>,
     timers: Arc<watch::Sender<u64>>,
     migration: MigrationReport,
+    /// Dropped with the last handle, which stops the checkpoint thread.
+    _checkpoints: mpsc::Sender<()>,
 }
 
 /// The handle to the database. Cheap to clone; every clone talks to the same writer thread,
@@ -327,6 +336,10 @@ impl Store {
                 source,
             })?;
 
+        let checkpoints = spawn_checkpointer(path).map_err(|source| StoreError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -334,6 +347,7 @@ impl Store {
                 idle_reads: Mutex::new(vec![first_read]),
                 timers,
                 migration: MigrationReport { before, after },
+                _checkpoints: checkpoints,
             }),
         })
     }
@@ -550,9 +564,42 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<String> {
     // committed decision survive a power cut, which the case data needs.
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // The checkpoint thread does it (see the module doc).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(mode)
+}
+
+/// Starts the checkpoint thread on its own connection; it runs a PASSIVE checkpoint every
+/// [`CHECKPOINT_EVERY`] and a last one when the returned sender is dropped. A failed checkpoint is
+/// logged and tried again at the next tick (the WAL only grows meanwhile).
+fn spawn_checkpointer(path: &Path) -> std::io::Result<mpsc::Sender<()>> {
+    let (stop, ticks) = mpsc::channel::<()>();
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("tiaochu-store-checkpoint".into())
+        .spawn(move || {
+            let conn = match Connection::open(&path) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::error!(error = %e, "checkpoint thread cannot open the database");
+                    return;
+                }
+            };
+            let checkpoint = || {
+                if let Err(e) =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retried at the next tick");
+                }
+            };
+            while let Err(mpsc::RecvTimeoutError::Timeout) = ticks.recv_timeout(CHECKPOINT_EVERY) {
+                checkpoint();
+            }
+            checkpoint();
+        })?;
+    Ok(stop)
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {

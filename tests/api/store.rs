@@ -793,3 +793,42 @@ async fn a_restarted_service_sends_what_a_dead_one_left_leased() {
     app.shutdown.trigger();
     app.server.await.expect("join").expect("server");
 }
+
+/// The writer never checkpoints (so no commit waits for one); the checkpoint thread copies the
+/// WAL into the database file in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let (dir, store) = temp_store();
+    let db = dir.path().join("tiaochu.db");
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let before = size(&db);
+    let payload = vec![b'x'; 4000];
+    store
+        .write(move |tx| {
+            for i in 0..500 {
+                tx.enqueue_outbox(&outbound(&format!("wal-{i}"), &payload, at(0)))?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("write");
+    let wal = dir.path().join("tiaochu.db-wal");
+    assert!(
+        size(&wal) > 1_000_000,
+        "the commit went to the WAL: {} bytes, db {} bytes",
+        size(&wal),
+        size(&db)
+    );
+    let mut grown = 0;
+    for _ in 0..50 {
+        grown = size(&db);
+        if grown > before + 1_000_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        grown > before + 1_000_000,
+        "the database file took the WAL's pages within 5 s ({before} → {grown} bytes)"
+    );
+}
