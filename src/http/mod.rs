@@ -22,6 +22,8 @@ use crate::inbox::InboxProcessor;
 use crate::settings::Secret;
 use crate::store::{Store, StoreError};
 
+#[cfg(feature = "bench")]
+mod bench;
 mod card;
 pub mod dashboard;
 mod health;
@@ -55,7 +57,8 @@ pub struct AppState {
 /// The routes: `GET /healthz` always, `POST /dingtalk/robot` only when a callback secret is
 /// set and `POST /dingtalk/card` only with a card callback processor (otherwise 404, as for any
 /// unknown path). Both callbacks take bodies of at most 64 KiB. The `/sandbox` console exists
-/// only in sandbox mode.
+/// only in sandbox mode. Built with the `bench` feature (never in release), `POST /bench/bare`
+/// also exists, with the same body limit.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
@@ -67,6 +70,14 @@ pub fn router(state: AppState) -> Router {
         app = app.route(
             "/dingtalk/robot",
             post(callback).layer(DefaultBodyLimit::max(ROBOT_BODY_LIMIT)),
+        );
+    }
+    // Built with `--features bench` only: the bare baseline of the load bench (bench.rs).
+    #[cfg(feature = "bench")]
+    {
+        app = app.route(
+            "/bench/bare",
+            post(bench::bare).layer(DefaultBodyLimit::max(ROBOT_BODY_LIMIT)),
         );
     }
     if let Some(processor) = state.card_callbacks.clone() {
