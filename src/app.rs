@@ -141,6 +141,16 @@ impl App {
         let store = Store::open(&settings.store.path)?;
         let roster = Arc::new(Roster::load(&settings.roster.path)?);
         let calendar = Arc::new(Calendar::from_settings(&settings)?);
+        // The sandbox clock panel's moves survive a restart (see store/sandbox.rs).
+        let sandbox_offset = match mode {
+            DingtalkMode::Sandbox => store.read_blocking(|r| r.sandbox_offset())?,
+            DingtalkMode::Http | DingtalkMode::Stream => jiff::SignedDuration::ZERO,
+        };
+        if sandbox_offset.is_positive() {
+            clock
+                .advance_by(sandbox_offset)
+                .map_err(|e| StoreError::BadData(format!("沙盒时钟无法恢复：{e}")))?;
+        }
         let clock_moved = Arc::new(watch::Sender::new(0));
         // The console reads the same store and clock the workers use, so it shows exactly what
         // they do.
@@ -152,6 +162,7 @@ impl App {
                 Arc::clone(&clock),
                 Arc::clone(&clock_moved),
             )
+            .with_moved(sandbox_offset)
         });
         let admins: Vec<String> = roster
             .people_with_role(Role::Admin)

@@ -67,7 +67,7 @@ pub struct SandboxState {
     calendar: Arc<Calendar>,
     clock: Arc<dyn Clock>,
     clock_moved: Arc<watch::Sender<u64>>,
-    /// How far the panel has moved the clock since the service started.
+    /// How far the panel has moved the clock ahead of real time (this run and earlier ones).
     moved: Arc<std::sync::Mutex<SignedDuration>>,
     /// Part of each message id, so two messages sent in the same millisecond stay distinct.
     sent: Arc<AtomicU64>,
@@ -103,6 +103,13 @@ impl SandboxState {
             .moved
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts the panel's count of how far the clock is ahead at `moved` (what an earlier run
+    /// had moved it, restored from the store).
+    pub fn with_moved(self, moved: SignedDuration) -> SandboxState {
+        self.add_moved(moved);
+        self
     }
 
     fn add_moved(&self, by: SignedDuration) {
@@ -330,6 +337,10 @@ async fn move_clock(
     let by = move_by(&state.calendar, now, &body.unit, body.amount)?;
     state.clock.advance_by(by)?;
     state.add_moved(by);
+    // Kept, so a restart does not put the clock back behind what was recorded under it.
+    if let Err(e) = state.store.write(move |tx| tx.add_sandbox_offset(by)).await {
+        tracing::error!(error = %e, "the sandbox clock's offset was not saved");
+    }
     // The scheduler sleeps until the next due timer by the old clock; this makes it look again.
     state.clock_moved.send_modify(|n| *n = n.wrapping_add(1));
     tracing::info!(minutes = by.as_mins(), "sandbox clock moved forward");
@@ -406,7 +417,7 @@ fn clock_status(state: &SandboxState) -> serde_json::Value {
         "时钟与真实时间一致。".to_string()
     } else {
         format!(
-            "已拨快 {}（服务重启后恢复真实时间）。",
+            "已拨快 {}（重启服务也保持；删掉数据库才回到真实时间）。",
             duration_text(moved)
         )
     };

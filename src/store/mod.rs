@@ -37,6 +37,7 @@ mod inbox;
 mod instance;
 mod outbox;
 mod roster;
+mod sandbox;
 mod timers;
 
 pub use backlog::Backlog;
@@ -57,6 +58,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0002_roster.sql")),
     M::up(include_str!("migrations/0003_dashboard.sql")),
     M::up(include_str!("migrations/0004_digest.sql")),
+    M::up(include_str!("migrations/0005_sandbox_clock.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -735,7 +737,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
     }
 
     #[test]

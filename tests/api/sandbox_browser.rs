@@ -262,6 +262,69 @@ async fn the_clock_panel_moves_time_and_the_breach_appears_at_once() {
     assert_eq!(status, 400, "{body}");
 }
 
+/// The sandbox runs on real time plus the panel's moves; a restart keeps the moves, so the clock
+/// never falls back behind what was recorded under it.
+#[tokio::test]
+async fn a_restart_keeps_the_moved_sandbox_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = |clock: Arc<tiaochu::clock::OffsetClock>| {
+        let db = dir.path().join("sandbox.db");
+        async move {
+            let mut settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+            settings.store.path = db;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let shared: Arc<dyn Clock> = clock;
+            let app = App::build(settings, listener, shared).expect("build");
+            let address = format!("http://{}", app.address());
+            let shutdown = app.shutdown_handle();
+            (address, shutdown, tokio::spawn(app.run_until_stopped()))
+        }
+    };
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let first = Arc::new(tiaochu::clock::OffsetClock::new());
+    let (address, shutdown, server) = start(Arc::clone(&first)).await;
+    for hours in [3, 2] {
+        let response = client
+            .post(format!("{address}/sandbox/clock"))
+            .json(&json!({"unit": "hours", "amount": hours}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(first.offset(), jiff::SignedDuration::from_hours(5));
+    shutdown.trigger();
+    server.await.expect("join").expect("stopped");
+
+    let second = Arc::new(tiaochu::clock::OffsetClock::new());
+    let (address, shutdown, server) = start(Arc::clone(&second)).await;
+    assert_eq!(
+        second.offset(),
+        jiff::SignedDuration::from_hours(5),
+        "the restarted sandbox runs 5 hours ahead again"
+    );
+    let chat: Value = client
+        .get(format!("{address}/sandbox/chat?as={LEADER}"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let moved = chat["clock"]["moved"].as_str().expect("moved");
+    assert!(
+        moved.contains("已拨快 5 小时"),
+        "the panel says so: {moved}"
+    );
+    shutdown.trigger();
+    server.await.expect("join").expect("stopped");
+}
+
 #[tokio::test]
 async fn there_is_no_sandbox_outside_sandbox_mode() {
     let app = spawn_app(|_| {}).await;
