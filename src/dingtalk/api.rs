@@ -163,6 +163,20 @@ struct CachedToken {
     refresh_at: Timestamp,
 }
 
+/// The token cache: the token, or the last fetch's failure while it still stands.
+#[derive(Default)]
+struct TokenSlot {
+    token: Option<CachedToken>,
+    /// A failed fetch and until when it answers for every caller instead of a new fetch: the
+    /// wait DingTalk asked for (throttled), [`TOKEN_FAILURE_HOLD`] otherwise. Without it the
+    /// callers queued behind a failed fetch would each fetch again at once, straight into a
+    /// throttle's wait.
+    failed: Option<(Timestamp, SendError)>,
+}
+
+/// How long an unthrottled token failure answers for the callers after it.
+const TOKEN_FAILURE_HOLD: Duration = Duration::from_secs(1);
+
 struct Answer {
     status: u16,
     retry_after: Option<Duration>,
@@ -188,7 +202,7 @@ pub struct DingtalkClient {
     group_secret: Secret,
     clock: Arc<dyn Clock>,
     total_timeout: Duration,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
+    token: tokio::sync::Mutex<TokenSlot>,
 }
 
 impl fmt::Debug for DingtalkClient {
@@ -229,7 +243,7 @@ impl DingtalkClient {
             group_secret: settings.group_secret.clone(),
             clock,
             total_timeout: Timeouts::default().total,
-            token: tokio::sync::Mutex::new(None),
+            token: tokio::sync::Mutex::new(TokenSlot::default()),
         }
     }
 
@@ -297,23 +311,52 @@ impl DingtalkClient {
     /// [`TOKEN_REFRESH_MARGIN`] of expiry. Callers arriving during a fetch wait for it.
     pub async fn access_token(&self) -> Result<String, SendError> {
         let mut slot = self.token.lock().await;
-        if let Some(token) = slot.as_ref()
-            && self.clock.now() < token.refresh_at
+        let now = self.clock.now();
+        if let Some(token) = slot.token.as_ref()
+            && now < token.refresh_at
         {
             return Ok(token.value.clone());
         }
-        let fresh = self.fetch_token().await?;
-        let value = fresh.value.clone();
-        *slot = Some(fresh);
-        Ok(value)
+        if let Some((until, error)) = slot.failed.as_ref()
+            && now < *until
+        {
+            return Err(error.clone());
+        }
+        match self.fetch_token().await {
+            Ok(fresh) => {
+                let value = fresh.value.clone();
+                *slot = TokenSlot {
+                    token: Some(fresh),
+                    failed: None,
+                };
+                Ok(value)
+            }
+            Err(error) => {
+                let hold = match &error {
+                    SendError::Throttled { wait, .. } => *wait,
+                    SendError::Retryable {
+                        retry_after: Some(wait),
+                        ..
+                    } => *wait,
+                    _ => TOKEN_FAILURE_HOLD,
+                };
+                let now = self.clock.now();
+                let until = SignedDuration::try_from(hold)
+                    .ok()
+                    .and_then(|d| now.checked_add(d).ok())
+                    .unwrap_or(now);
+                slot.failed = Some((until, error.clone()));
+                Err(error)
+            }
+        }
     }
 
     /// Forgets `stale` if it is still the cached token; a newer token fetched meanwhile by
     /// another sender is kept, so N concurrent 401s cause one refresh, not N.
     async fn drop_token(&self, stale: &str) {
         let mut slot = self.token.lock().await;
-        if slot.as_ref().is_some_and(|t| t.value == stale) {
-            *slot = None;
+        if slot.token.as_ref().is_some_and(|t| t.value == stale) {
+            slot.token = None;
         }
     }
 

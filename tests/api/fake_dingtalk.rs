@@ -149,6 +149,8 @@ struct Inner {
     violations: Vec<String>,
     deliveries: Vec<Delivery>,
     fail_next: VecDeque<Fault>,
+    /// Faults for the next token fetches (the token route takes no other queued fault).
+    fail_next_token: VecDeque<Fault>,
     fail_p: f64,
     seed: u64,
     /// How often each request body was drawn for, so a retry draws afresh.
@@ -311,6 +313,13 @@ impl FakeDingtalk {
     }
     pub fn fail_next(&self, faults: &[Fault]) {
         self.shared.lock().fail_next.extend(faults.iter().copied());
+    }
+    /// Fails the next token fetches with `faults`, in order.
+    pub fn fail_next_token(&self, faults: &[Fault]) {
+        self.shared
+            .lock()
+            .fail_next_token
+            .extend(faults.iter().copied());
     }
     /// Fails every answer — token included — with probability `p`: HTTP 500, 503, a
     /// throttling code of the route ([`WEBHOOK_THROTTLE_ERRCODES`], [`API_THROTTLES`]), 429
@@ -795,7 +804,12 @@ async fn token(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) ->
     let delay = req.lock().token_delay;
     tokio::time::sleep(delay).await;
     req.lock().token_calls += 1;
-    // Only the random mix: queued faults are meant for the message the test sends next.
+    // The token's own queue, then the random mix: queued message faults are meant for the
+    // message the test sends next.
+    let queued = req.lock().fail_next_token.pop_front();
+    if let Some(fault) = queued {
+        return req.fault_answer(fault).await;
+    }
     if let Some(answer) = req.fault(false).await {
         return answer;
     }

@@ -201,6 +201,52 @@ async fn token_is_fetched_once_for_concurrent_sends_and_refreshed_before_expiry(
     assert!(h.fake.violations().is_empty(), "{:?}", h.fake.violations());
 }
 
+/// Sends queued behind a token fetch that DingTalk throttles get that answer too, instead of
+/// each fetching again at once into the wait; the next fetch comes after the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_token_fetch_answers_for_everyone_waiting_on_it() {
+    let h = harness().await;
+    h.fake.set_token_delay(Duration::from_millis(100));
+    h.fake.fail_next_token(&[Fault::Throttle]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let client = h.client.clone();
+        tasks.spawn(async move {
+            let body =
+                payload::batch_send_text(ROBOT_CODE, &users(&["u1"]), &format!("[#w{i}] 提醒"))
+                    .expect("body");
+            client.send("robot_batch", "u1", &body).await
+        });
+    }
+    let mut waits = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result.expect("task") {
+            Err(SendError::Throttled { wait, .. }) => waits.push(wait),
+            other => panic!("every send waits with the throttled fetch: {other:?}"),
+        }
+    }
+    assert_eq!(waits.len(), 10);
+    assert_eq!(h.fake.token_calls(), 1, "one fetch, its answer shared");
+
+    // Inside the wait: still no new fetch. After it: one, and the send goes out.
+    let body =
+        payload::batch_send_text(ROBOT_CODE, &users(&["u1"]), "[#w-later] 提醒").expect("body");
+    let err = h
+        .client
+        .send("robot_batch", "u1", &body)
+        .await
+        .expect_err("inside the wait");
+    assert!(matches!(err, SendError::Throttled { .. }), "{err:?}");
+    assert_eq!(h.fake.token_calls(), 1);
+    let wait = SignedDuration::try_from(waits[0]).expect("wait");
+    h.clock.advance(wait);
+    h.client
+        .send("robot_batch", "u1", &body)
+        .await
+        .expect("after the wait");
+    assert_eq!(h.fake.token_calls(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_token_is_refreshed_once_and_the_call_retried() {
     let h = harness().await;
@@ -982,8 +1028,10 @@ async fn a_third_of_answers_failing() {
         );
     }
 
-    // Each fault cost exactly one attempt of one row (a failed token fetch fails the row that
-    // waited for it), and nothing else was retried.
+    // Each message fault cost exactly one attempt of one row, and a failed token fetch one
+    // attempt of each row that got its answer instead of sending (its failure answers for the
+    // sends waiting on it and, when throttled, until its wait ends): those are the attempts that
+    // reached no message route. Nothing else was retried.
     let sum = |f: fn(&DeliveryReport) -> usize| reports.iter().map(f).sum::<usize>();
     let (retried, throttled, held) = (sum(|r| r.retried), sum(|r| r.throttled), sum(|r| r.held));
     let dead = h
@@ -1000,9 +1048,17 @@ async fn a_third_of_answers_failing() {
                 .is_some_and(|e| e.contains(&exhausted_reason))
         })
         .collect();
+    let attempts = sum(|r| r.claimed) - held;
+    let message_requests = requests.iter().filter(|r| r.route != "token").count();
+    let token_faults = faults.iter().filter(|(_, route)| *route == "token").count();
+    let token_blocked = attempts - message_requests;
+    assert!(
+        (token_faults == 0) == (token_blocked == 0) && token_blocked >= token_faults,
+        "{token_blocked} attempts blocked by {token_faults} token faults"
+    );
     assert_eq!(
         retried + throttled + exhausted.len(),
-        faults.len(),
+        faults.len() - token_faults + token_blocked,
         "retried {retried} + throttled {throttled} + exhausted {}",
         exhausted.len()
     );
@@ -1147,10 +1203,11 @@ async fn a_third_of_answers_failing() {
         CLIENT_TIMEOUT.as_millis()
     );
     println!(
-        "  answers given: {} ({} token, {} message); faults injected: {} = {:.1} % (p = 1/3)",
+        "  answers given: {} ({} token, {} message); faults injected: {} = {:.1} % (p = 1/3); \
+         {token_faults} failed token fetches answered {token_blocked} waiting sends",
         requests.len(),
-        requests.iter().filter(|r| r.route == "token").count(),
-        requests.iter().filter(|r| r.route != "token").count(),
+        requests.len() - message_requests,
+        message_requests,
         faults.len(),
         100.0 * share
     );
