@@ -275,6 +275,7 @@ pub fn code_label(code: &ErrorCode) -> String {
         ErrorCode::Connect => "connect".to_string(),
         ErrorCode::Network => "network".to_string(),
         ErrorCode::Other => "other".to_string(),
+        ErrorCode::TokenWait => "token_wait".to_string(),
     }
 }
 

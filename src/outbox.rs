@@ -30,7 +30,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::dingtalk::api::{Channel, DingtalkClient, SendOk};
-use crate::dingtalk::errors::SendError;
+use crate::dingtalk::errors::{ErrorCode, SendError};
 use crate::dingtalk::payload::{self, BatchSend, MAX_BATCH_USERS};
 use crate::store::{Channels, NewOutbound, OutboxRow, Store, StoreError};
 
@@ -218,6 +218,8 @@ pub struct DeliveryReport {
     pub dead: usize,
     /// Claimed, then put back (due when the custom-robot window frees) without an attempt.
     pub held: usize,
+    /// Put back without an attempt because the last token fetch failed and its wait runs.
+    pub token_waits: usize,
     /// Derived rows queued for flow-controlled users.
     pub requeued: usize,
     /// Admin notice rows queued.
@@ -319,7 +321,6 @@ pub async fn deliver_due(
         planner.outcome(row, result, limits);
     }
     let mut plans = planner.plans;
-    plans.extend(deferred);
     for plan in &plans {
         match plan {
             Plan::Sent { .. } => report.sent += 1,
@@ -328,8 +329,8 @@ pub async fn deliver_due(
             } => report.throttled += 1,
             Plan::Retry { .. } => report.retried += 1,
             Plan::Dead { .. } => report.dead += 1,
-            // Counted as held above.
-            Plan::Defer { .. } => {}
+            // Only the planner's: the custom-robot holds (`deferred`) were counted as held.
+            Plan::Defer { .. } => report.token_waits += 1,
             Plan::Derived {
                 dead_reason: Some(_),
                 ..
@@ -338,6 +339,7 @@ pub async fn deliver_due(
             Plan::Notice { .. } => report.notices += 1,
         }
     }
+    plans.extend(deferred);
     store.write(move |tx| apply(tx, plans, done)).await?;
     Ok(report)
 }
@@ -406,6 +408,22 @@ impl Planner<'_> {
     ) {
         let now = self.now;
         let attempt = row.attempts + 1;
+        if let Err(SendError::Throttled {
+            code: ErrorCode::TokenWait,
+            wait,
+            ..
+        }) = &result
+        {
+            // Nothing reached DingTalk: back when the token failure's wait ends, no attempt
+            // counted, no DingTalk error counted.
+            let wait = SignedDuration::try_from(*wait).unwrap_or(BACKOFF_BASE);
+            let spread = jitter_within(row.id, row.attempts, now, wait / 10);
+            self.plans.push(Plan::Defer {
+                id: row.id,
+                at: now.saturating_add(wait + spread).unwrap_or(now),
+            });
+            return;
+        }
         if let Err(e) = &result {
             crate::metrics::global().dingtalk_error(e);
         }

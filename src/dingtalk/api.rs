@@ -320,7 +320,15 @@ impl DingtalkClient {
         if let Some((until, error)) = slot.failed.as_ref()
             && now < *until
         {
-            return Err(error.clone());
+            let wait = Duration::try_from(until.duration_since(now)).unwrap_or_default();
+            return Err(SendError::throttled(
+                ErrorCode::TokenWait,
+                format!(
+                    "未发送：获取钉钉 access token 失败后等待中（{}）",
+                    error.reason()
+                ),
+                wait,
+            ));
         }
         match self.fetch_token().await {
             Ok(fresh) => {

@@ -41,6 +41,10 @@ pub enum ErrorCode {
     /// Not a DingTalk code: our own checks (unknown channel, expired session URL, malformed
     /// payload) or an answer that says "failed" without a code (`success:false`).
     Other,
+    /// Not sent at all: the last access-token fetch failed and its answer still stands (see
+    /// `DingtalkClient::access_token`). Comes with [`SendError::Throttled`]; the outbox puts the
+    /// row back without counting an attempt, and it is not counted as a DingTalk error.
+    TokenWait,
 }
 
 /// Why a send did not (fully) succeed. `reason` is Chinese for the dead-letter list and the
