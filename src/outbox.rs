@@ -151,17 +151,7 @@ impl RateLimits {
     /// Takes a custom-robot slot at `now` if fewer than [`ROBOT_PER_WINDOW`] sends started in
     /// the last [`ROBOT_WINDOW`] and no throttle is being waited out.
     fn take_robot_slot(&mut self, now: Timestamp) -> bool {
-        if self.robot_blocked_until.is_some_and(|until| now < until) {
-            return false;
-        }
-        while self
-            .robot_sends
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= ROBOT_WINDOW)
-        {
-            self.robot_sends.pop_front();
-        }
-        if self.robot_sends.len() >= ROBOT_PER_WINDOW {
+        if self.robot_slots(now) == 0 {
             return false;
         }
         self.robot_sends.push_back(now);
@@ -179,6 +169,7 @@ impl RateLimits {
     /// When the next custom-robot send may start, if not at `now`: the window's oldest send
     /// leaving it, or the end of DingTalk's "too fast" wait, whichever is later. None: now.
     pub fn robot_free_at(&mut self, now: Timestamp) -> Option<Timestamp> {
+        // Sends that left the window no longer count.
         while self
             .robot_sends
             .front()

@@ -11,13 +11,11 @@
 //!   `userId` the owner of that copy (else 403): a forged tap can at most do what that owner
 //!   could do by tapping, and neither refusal leaves a trace in the inbox.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
-use super::{AppState, HttpError};
+use super::{AppState, HttpError, read_body};
 use crate::cards::{CardCallback, CardReply, Refusal};
 use crate::dingtalk::sign::verify_callback;
 use crate::engine::EngineError;
@@ -51,16 +49,7 @@ async fn answer(
         verify_callback(timestamp, sign, secret.expose(), now.as_millisecond())?;
     }
 
-    let body = Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(e)
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                HttpError::PayloadTooLarge
-            }
-            _ => HttpError::BodyUnreadable,
-        })?;
+    let body = read_body(request, state).await?;
     let data = std::str::from_utf8(&body).map_err(|_| HttpError::BodyUnreadable)?;
     let Some(callback) = CardCallback::from_json(data) else {
         return Err(HttpError::NotCardCallback);

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -119,6 +121,20 @@ pub enum HttpError {
     NotCardRecipient,
     #[error("服务暂时无法写入数据库，请稍后重试")]
     Store(#[from] StoreError),
+}
+
+/// The whole body of a callback, within its route's limit: too large → 413, unreadable → 400.
+async fn read_body(request: Request, state: &AppState) -> Result<Bytes, HttpError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(e)
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                HttpError::PayloadTooLarge
+            }
+            _ => HttpError::BodyUnreadable,
+        })
 }
 
 impl HttpError {

@@ -3,13 +3,11 @@
 //! processing happens later from the inbox. The order of checks is fixed so that a 401 never
 //! depends on the body: headers and signature first, the body is read only after.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
-use super::{AppState, HttpError};
+use super::{AppState, HttpError, read_body};
 use crate::dingtalk::inbound::RobotMessage;
 use crate::dingtalk::sign::verify_callback;
 use crate::settings::Secret;
@@ -51,16 +49,7 @@ async fn accept(
     let sign = single_header(headers, "sign")?;
     verify_callback(timestamp, sign, secret.expose(), now.as_millisecond())?;
 
-    let body = Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(e)
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                HttpError::PayloadTooLarge
-            }
-            _ => HttpError::BodyUnreadable,
-        })?;
+    let body = read_body(request, state).await?;
     let message = RobotMessage::from_json(&body)?;
     // The payload column is text; a body that parsed as JSON is UTF-8.
     let payload = String::from_utf8(body.to_vec()).map_err(|_| HttpError::BodyUnreadable)?;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tiaochu::clock::ManualClock;
 use tiaochu::dingtalk::sign::callback_sign;
 use tiaochu::dispatch::instance_id;
-use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::roster::{Person, Role};
 use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{InboxRow, OutboxRow};
 
@@ -40,44 +40,23 @@ const APPLICATION: &str = "工单编号：DH2026110300017
 
 /// The shipped roster with DingTalk staff ids for everyone this case reaches.
 fn roster_file(dir: &Path) -> PathBuf {
-    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-    let staff = |name: &str| match name {
-        "孟艳秋" => Some(INSPECTOR),
-        "李德艳" => Some(INSPECTOR_B),
-        "武应国" => Some("u-cg-leader"),
-        "任燕" => Some("u-rs-leader"),
-        "保国钰" => Some("u-zj-leader"),
-        _ => None,
-    };
-    let mut people: Vec<Person> = shipped
-        .people()
-        .iter()
-        .map(|p| match staff(&p.name) {
-            Some(id) => Person::new(&p.name, &p.unit, &p.title, p.roles.clone(), id, ""),
-            None => p.clone(),
-        })
-        .collect();
-    for (name, unit, id, phone) in [
+    let liaisons = [
         ("王联络", "区人社局", RS, "13800000001"),
         ("赵联络", "区住建局", ZJ, "13800000002"),
         ("钱联络", "区城市管理局", CG, "13800000003"),
-    ] {
-        people.push(Person::new(
-            name,
-            unit,
-            "股长",
-            vec![Role::Liaison],
-            id,
-            phone,
-        ));
-    }
-    let path = dir.join("roster.toml");
-    std::fs::write(
-        &path,
-        Roster::from_parts(shipped.units().to_vec(), people).to_toml(),
+    ]
+    .map(|(name, unit, id, phone)| Person::new(name, unit, "股长", vec![Role::Liaison], id, phone));
+    crate::support::write_roster(
+        dir,
+        &[
+            ("孟艳秋", INSPECTOR),
+            ("李德艳", INSPECTOR_B),
+            ("武应国", "u-cg-leader"),
+            ("任燕", "u-rs-leader"),
+            ("保国钰", "u-zj-leader"),
+        ],
+        liaisons.into(),
     )
-    .expect("write roster");
-    path
 }
 
 /// The `outTrackId` of `user`'s copy of the review card (version 1).
