@@ -1,6 +1,7 @@
 //! The one integration-test binary: each module drives the real code through its public API or
 //! the built `tiaochu` command, with fixtures from `tests/fixtures/`.
 
+mod attacks;
 mod calendar;
 mod card_callbacks;
 mod cli;
