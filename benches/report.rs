@@ -13,6 +13,7 @@ use std::time::Instant;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::{UnitMatcher, parse_application};
@@ -152,7 +153,7 @@ fn main() {
         Arc::new(roster.clone()),
         Arc::new(calendar()),
         settings.sla,
-        Dispatch::from_settings(&settings.dingtalk),
+        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
     );
     let doc = template(&engine, &roster);
 

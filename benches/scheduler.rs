@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
 use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::card_secrets::CardSecrets;
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::Engine;
@@ -38,7 +39,7 @@ fn main() {
         Arc::new(roster),
         Arc::new(calendar),
         settings.sla.clone(),
-        Dispatch::from_settings(&settings.dingtalk),
+        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
     );
 
     // Timer i is due at base + i ms: the first 110k are in the past by the end, the rest a day on.

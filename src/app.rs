@@ -15,15 +15,16 @@ use tokio::sync::watch;
 use tokio::sync::Notify;
 
 use crate::calendar::{Calendar, CalendarError};
+use crate::card_secrets::CardSecrets;
 use crate::cards::CardStreamHandler;
 use crate::clock::Clock;
 use crate::dingtalk::api::{DingtalkClient, Timeouts};
 use crate::dingtalk::stream::{InboxHandler, StreamClient, StreamState};
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, card_callbacks_over_http};
 use crate::engine::Engine;
 use crate::http::dashboard::DashboardState;
 use crate::http::sandbox::SandboxState;
-use crate::http::{AppState, router};
+use crate::http::{AppState, CardCallbackRoute, router};
 use crate::inbox::InboxProcessor;
 use crate::outbox::{self, SandboxSender, Sender};
 use crate::roster::{Role, Roster, RosterError};
@@ -139,6 +140,8 @@ impl App {
         }
         let lock = ServiceLock::acquire(&settings.store.path)?;
         let store = Store::open(&settings.store.path)?;
+        // Generated at the first start on this database and kept in it ever after.
+        let card_secrets = CardSecrets::load_or_create(&store, clock.now())?;
         let roster = Arc::new(Roster::load(&settings.roster.path)?);
         let calendar = Arc::new(Calendar::from_settings(&settings)?);
         // The sandbox clock panel's moves survive a restart (see store/sandbox.rs).
@@ -173,7 +176,7 @@ impl App {
             Arc::clone(&roster),
             calendar,
             settings.sla.clone(),
-            Dispatch::from_settings(&settings.dingtalk),
+            Dispatch::from_settings(&settings.dingtalk, card_secrets.clone()),
         )
         // The hotline's digest goes to its notice group when the group robot is configured,
         // else to the hotline head.
@@ -221,8 +224,12 @@ impl App {
             callback_secret,
             clock: Arc::clone(&clock),
             stream: stream_state,
-            card_callbacks: (mode == DingtalkMode::Http).then(|| {
-                InboxProcessor::new(engine.clone()).with_dashboard_url(&settings.dashboard.base_url)
+            card_callbacks: card_callbacks_over_http(&settings.dingtalk).then(|| {
+                CardCallbackRoute {
+                    processor: InboxProcessor::new(engine.clone())
+                        .with_dashboard_url(&settings.dashboard.base_url),
+                    secrets: card_secrets.clone(),
+                }
             }),
             sandbox,
             dashboard: DashboardState::new(

@@ -5,8 +5,9 @@
 //! shape; [`crate::inbox::InboxProcessor::card_callback`] runs it in one store transaction with
 //! the decision, because the answer carries the update and so must follow the commit.
 //!
-//! Each person has their own instance of a card (`outTrackId` = [`instance_id`]`(card_key,
-//! staff_id)`), so a copy has exactly one owner and only that owner may act on it.
+//! Each person has their own instance of a card (`outTrackId` =
+//! [`CardSecrets::instance_id`]`(card_key, staff_id)`, which carries an HMAC under the service's
+//! own secret), so a copy has exactly one owner and only that owner may act on it.
 //!
 //! # The template's callback params
 //!
@@ -29,9 +30,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::card_secrets::CardSecrets;
 use crate::clock::Clock;
 use crate::dingtalk::stream::{FrameHandler, HandlerError, HandlerFuture, InboxHandler};
-use crate::dispatch::instance_id;
 use crate::engine::{EngineError, decode};
 use crate::inbox::InboxProcessor;
 use crate::messages::card::{CardContent, card_params};
@@ -124,10 +125,12 @@ pub enum Refusal {
 
 /// Finds the copy `callback` names: the case from the `outTrackId`'s case-number prefix (case
 /// numbers, `TC-2026-0001`, hold no `_`), then the card and recipient whose [`instance_id`] is
-/// that `outTrackId`, and the card's row in the store.
+/// that `outTrackId`, and the card's row in the store. An id that was not made with `secrets`
+/// names no card, whatever case number it starts with.
 pub fn locate(
     tx: &ReadTx<'_>,
     roster: &Roster,
+    secrets: &CardSecrets,
     callback: &CardCallback,
 ) -> Result<Result<CardCopy, Refusal>, EngineError> {
     let case_no = callback.out_track_id.split('_').next().unwrap_or_default();
@@ -138,7 +141,7 @@ pub fn locate(
     let found = case.cards.iter().find_map(|card| {
         card.recipients.iter().find_map(|id| {
             let person = roster.person(id).filter(|p| p.reachable())?;
-            (instance_id(&card.key, &person.staff_id) == callback.out_track_id)
+            (secrets.instance_id(&card.key, &person.staff_id) == callback.out_track_id)
                 .then(|| (card.clone(), id.clone(), person.staff_id.clone()))
         })
     });

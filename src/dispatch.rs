@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::card_secrets::CardSecrets;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::payload::{self, CardCallback, CardCreate, CardSpace};
 use crate::messages::card::{CardContent, card_params};
@@ -34,10 +35,12 @@ pub struct Dispatch {
     robot_code: String,
     card_template_id: String,
     card_callback_route_key: String,
+    /// Makes the card instance ids unguessable (see [`CardSecrets::instance_id`]).
+    card_secrets: CardSecrets,
 }
 
 impl Dispatch {
-    pub fn from_settings(s: &DingtalkSettings) -> Dispatch {
+    pub fn from_settings(s: &DingtalkSettings, card_secrets: CardSecrets) -> Dispatch {
         // An internal app's robotCode is normally its AppKey (protocol reference §0).
         let robot_code = if s.robot_code.is_empty() {
             s.app_key.clone()
@@ -49,11 +52,17 @@ impl Dispatch {
             robot_code,
             card_template_id: s.card_template_id.clone(),
             card_callback_route_key: s.card_callback_route_key.clone(),
+            card_secrets,
         }
     }
 
     pub fn mode(&self) -> DingtalkMode {
         self.mode
+    }
+
+    /// The secrets card instance ids are made with; a tap's `outTrackId` is checked against them.
+    pub fn card_secrets(&self) -> &CardSecrets {
+        &self.card_secrets
     }
 
     pub fn robot_code(&self) -> &str {
@@ -101,7 +110,7 @@ impl Dispatch {
             return unreachable(to, &rendered, Some((card_key, content)));
         };
         if self.uses_card_template() {
-            let out_track_id = instance_id(card_key, &staff_id);
+            let out_track_id = self.card_secrets.instance_id(card_key, &staff_id);
             let params = card_params(content);
             let callback =
                 if self.mode == DingtalkMode::Stream || self.card_callback_route_key.is_empty() {
@@ -180,7 +189,7 @@ impl Dispatch {
             return None;
         }
         let staff_id = reachable(to)?;
-        let out_track_id = instance_id(card_key, &staff_id);
+        let out_track_id = self.card_secrets.instance_id(card_key, &staff_id);
         let body = payload::card_update(&out_track_id, &card_params(content));
         Some(Outgoing {
             channel: Channel::CardUpdate,
@@ -191,25 +200,14 @@ impl Dispatch {
     }
 }
 
-/// The card-platform instance id of `card_key` as delivered to `staff_id`: one instance per
-/// person, since a robot 1:1 space holds one user. Only characters safe in any id are kept; the
-/// short hash of the whole key keeps keys that differ only in Chinese unit names apart.
-pub fn instance_id(card_key: &str, staff_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(card_key.as_bytes());
-    let tag: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("{}-{tag}__{}", safe(card_key), safe(staff_id))
+/// Whether taps on template cards come back as HTTP callbacks (`POST /dingtalk/card/<segment>`):
+/// `http` mode with a card template and a callback route key registered with DingTalk. In
+/// Stream mode taps arrive over the socket, and without a template there are no taps (ActionCard
+/// buttons send text commands), so then the HTTP card route does not exist at all.
+pub fn card_callbacks_over_http(s: &DingtalkSettings) -> bool {
+    s.mode == DingtalkMode::Http
+        && !s.card_template_id.is_empty()
+        && !s.card_callback_route_key.is_empty()
 }
 
 fn reachable(to: &Person) -> Option<String> {
@@ -267,24 +265,4 @@ fn unreachable(to: &Person, rendered: &Rendered, card: Option<(&str, &CardConten
             to.name, to.unit
         ),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::instance_id;
-
-    #[test]
-    fn instance_ids_of_different_units_differ() {
-        let a = instance_id("TC-2026-0001/coord/区住建局", "u1");
-        let b = instance_id("TC-2026-0001/coord/区财政局", "u1");
-        assert_ne!(a, b);
-        assert!(
-            a.starts_with("TC-2026-0001_coord_") && a.ends_with("__u1"),
-            "{a}"
-        );
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
-    }
 }

@@ -169,7 +169,12 @@ impl InboxProcessor {
         else {
             return Ok(CardReply::Refused(Refusal::UnknownCard));
         };
-        let copy = match cards::locate(tx, &roster, &callback)? {
+        let copy = match cards::locate(
+            tx,
+            &roster,
+            self.engine.dispatch().card_secrets(),
+            &callback,
+        )? {
             Ok(copy) => copy,
             Err(refusal) => return Ok(CardReply::Refused(refusal)),
         };
@@ -189,7 +194,12 @@ impl InboxProcessor {
             }
         };
         // Read again: the decision just taken (in this transaction) changed the case.
-        let content = match cards::locate(tx, &roster, &callback)? {
+        let content = match cards::locate(
+            tx,
+            &roster,
+            self.engine.dispatch().card_secrets(),
+            &callback,
+        )? {
             Ok(now_copy) => {
                 self.engine
                     .card_for_viewer(&now_copy.case, &now_copy.card.kind, &now_copy.owner)
@@ -236,7 +246,12 @@ impl InboxProcessor {
         let Some(callback) = CardCallback::from_json(&row.payload) else {
             return Ok(Handled::Ignored);
         };
-        let copy = match cards::locate(tx, &self.engine.roster(), &callback)? {
+        let copy = match cards::locate(
+            tx,
+            &self.engine.roster(),
+            self.engine.dispatch().card_secrets(),
+            &callback,
+        )? {
             Ok(copy) => copy,
             Err(refusal) => {
                 tracing::warn!(inbox = row.id, ?refusal, "stored card callback refused");

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod calendar;
+pub mod card_secrets;
 pub mod cards;
 pub mod cli;
 pub mod clock;

@@ -12,6 +12,7 @@ use anyhow::Context;
 use jiff::civil::Date;
 
 use crate::calendar::{Calendar, YearData, date_range, month_day, weekday_name};
+use crate::card_secrets::CardSecrets;
 use crate::clock::{Clock, SystemClock};
 use crate::clocks;
 use crate::dispatch::Dispatch;
@@ -189,12 +190,15 @@ fn recompute(settings: &Settings, calendar: Calendar, year: i16) -> anyhow::Resu
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
     let roster = Roster::load(&settings.roster.path)
         .with_context(|| format!("无法载入名单 {}", settings.roster.path.display()))?;
+    // The service's own card secrets: a card this updates must keep the id it was sent with.
+    let card_secrets = CardSecrets::load_or_create(&store, SystemClock.now())
+        .with_context(|| format!("无法读取数据库 {} 中的卡片密钥", path.display()))?;
     let engine = Engine::new(
         store.clone(),
         Arc::new(roster),
         Arc::new(calendar),
         settings.sla.clone(),
-        Dispatch::from_settings(&settings.dingtalk),
+        Dispatch::from_settings(&settings.dingtalk, card_secrets),
     );
     let report = clocks::recompute_open_blocking(&engine, SystemClock.now())
         .context("重新计算未到期的期限失败")?;

@@ -3,6 +3,8 @@
 //! warnings, so an admin can fix them before starting the service.
 
 use crate::calendar::Calendar;
+use crate::card_secrets::CardSecrets;
+use crate::dispatch::card_callbacks_over_http;
 use crate::roster::{Person, Roster};
 use crate::settings::{DingtalkMode, Settings};
 use crate::store::Store;
@@ -73,6 +75,32 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
         }
     }
 
+    if dt.mode == DingtalkMode::Http
+        && !dt.card_template_id.is_empty()
+        && dt.card_callback_route_key.is_empty()
+    {
+        errors.push(
+            "[dingtalk] mode 为 http 且配置了 card_template_id，但 card_callback_route_key 未配置：\
+             卡片按钮的点击将无处送达。请设置 card_callback_route_key（如 hotline_cb）并登记卡片回调地址\
+             （见 deploy/dingtalk/README.md），或改用 stream 模式"
+                .to_string(),
+        );
+    }
+    if card_callbacks_over_http(dt) {
+        match card_callback_path(settings) {
+            Ok(Some(path)) => println!(
+                "卡片回调地址（card/callbacks/register 的 callbackUrl，路由键 {}）：https://<公网地址>{path}\n  \
+                 该地址含密钥，只登记到钉钉，勿写入工单或聊天。",
+                dt.card_callback_route_key
+            ),
+            Ok(None) => println!(
+                "卡片回调地址含服务生成的密钥，数据库 {} 尚未创建：先运行 `tiaochu migrate`（或启动一次服务），再运行 check-config 查看。",
+                settings.store.path.display()
+            ),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+
     for w in &warnings {
         println!("警告：{w}");
     }
@@ -105,6 +133,18 @@ fn stored_differences(settings: &Settings, file: &Roster) -> anyhow::Result<Vec<
         changed.push(Person::from_override(row).map_err(anyhow::Error::msg)?);
     }
     Ok(file.differences(&file.with_overrides(&changed)))
+}
+
+/// The secret path of the HTTP card callback, generated now if the service never ran on this
+/// database; None while the database does not exist (check-config creates no database).
+fn card_callback_path(settings: &Settings) -> anyhow::Result<Option<String>> {
+    if !settings.store.path.exists() {
+        return Ok(None);
+    }
+    let store = Store::open(&settings.store.path)?;
+    Ok(Some(
+        CardSecrets::load_or_create(&store, jiff::Timestamp::now())?.callback_path(),
+    ))
 }
 
 /// The current year's data is needed now; next year's from November, when the State Council

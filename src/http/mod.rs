@@ -10,12 +10,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::watch;
 
+use crate::card_secrets::CardSecrets;
 use crate::clock::Clock;
 use crate::dingtalk::inbound::InboundError;
 use crate::dingtalk::sign::SignError;
@@ -46,9 +47,11 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The Stream connection state for `/healthz` (`NotConfigured` outside `stream` mode).
     pub stream: watch::Receiver<StreamState>,
-    /// Processes card callbacks; set only in `http` mode, and only then does
-    /// `POST /dingtalk/card` exist (in Stream mode they arrive over the socket).
-    pub card_callbacks: Option<InboxProcessor>,
+    /// Processes card callbacks; set only when they arrive over HTTP
+    /// ([`crate::dispatch::card_callbacks_over_http`]), and only then does
+    /// `POST /dingtalk/card/<segment>` exist (in Stream mode they arrive over the socket, and
+    /// ActionCard buttons send text commands).
+    pub card_callbacks: Option<CardCallbackRoute>,
     /// The sandbox console; set only in `sandbox` mode, and only then do the `/sandbox` routes
     /// exist.
     pub sandbox: Option<sandbox::SandboxState>,
@@ -56,9 +59,16 @@ pub struct AppState {
     pub dashboard: dashboard::DashboardState,
 }
 
+/// The HTTP card callback: who decides the taps, and the secrets that authenticate them.
+#[derive(Clone)]
+pub struct CardCallbackRoute {
+    pub processor: InboxProcessor,
+    pub secrets: CardSecrets,
+}
+
 /// The routes: `GET /healthz` always, `POST /dingtalk/robot` only when a callback secret is
-/// set and `POST /dingtalk/card` only with a card callback processor (otherwise 404, as for any
-/// unknown path). Both callbacks take bodies of at most 64 KiB. The `/sandbox` console exists
+/// set and `POST /dingtalk/card/<segment>` only when card callbacks arrive over HTTP (otherwise
+/// 404, as for any unknown path; a wrong segment is 404 too). Both callbacks take bodies of at most 64 KiB. The `/sandbox` console exists
 /// only in sandbox mode. Built with the `bench` feature (never in release), `POST /bench/bare`
 /// also exists, with the same body limit.
 pub fn router(state: AppState) -> Router {
@@ -82,12 +92,15 @@ pub fn router(state: AppState) -> Router {
             post(bench::bare).layer(DefaultBodyLimit::max(ROBOT_BODY_LIMIT)),
         );
     }
-    if let Some(processor) = state.card_callbacks.clone() {
-        let callback = move |State(state): State<AppState>, request: Request| {
-            card::card_callback(state, processor.clone(), request)
-        };
+    if let Some(route) = state.card_callbacks.clone() {
+        let callback =
+            move |State(state): State<AppState>, Path(segment): Path<String>, request: Request| {
+                card::card_callback(state, route.clone(), segment, request)
+            };
+        // The segment is a path parameter, not part of a literal route, so the matched route
+        // that /metrics and the logs name never holds the secret.
         app = app.route(
-            "/dingtalk/card",
+            "/dingtalk/card/{segment}",
             post(callback).layer(DefaultBodyLimit::max(ROBOT_BODY_LIMIT)),
         );
     }
@@ -117,6 +130,8 @@ pub enum HttpError {
     NotCardCallback,
     #[error("卡片不存在")]
     UnknownCard,
+    #[error("地址不存在")]
+    NotFound,
     #[error("这张卡片不是发给该用户的")]
     NotCardRecipient,
     #[error("服务暂时无法写入数据库，请稍后重试")]
@@ -149,7 +164,7 @@ impl HttpError {
             HttpError::BodyUnreadable
             | HttpError::NotRobotMessage(_)
             | HttpError::NotCardCallback => StatusCode::BAD_REQUEST,
-            HttpError::UnknownCard => StatusCode::NOT_FOUND,
+            HttpError::UnknownCard | HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::NotCardRecipient => StatusCode::FORBIDDEN,
             // Not acknowledged, so a redelivery can still land once the store is back.
             HttpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -160,6 +175,10 @@ impl HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = self.status();
+        // A wrong secret path answers exactly as a path that never existed.
+        if matches!(self, HttpError::NotFound) {
+            return status.into_response();
+        }
         if let HttpError::Store(e) = &self {
             tracing::error!(error = %e, "request failed in the store");
         }

@@ -5,16 +5,11 @@
 //! (a backup, a copy) cannot log in with what they find. Secrets are 32 bytes from the kernel's
 //! random source (`/dev/urandom`), never derived from time, counters or configuration.
 
-use std::io::Read as _;
-
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{ReadTx, StoreError, Tx, ms};
-
-/// The kernel's random source; its reads never block once the system has booted.
-const RANDOM_SOURCE: &str = "/dev/urandom";
 
 /// Spent or expired rows older than this many milliseconds before now are dropped when new ones
 /// are written, so the tables stay small without a separate cleaner (one day).
@@ -22,14 +17,7 @@ const KEEP_EXPIRED_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A fresh secret: 32 random bytes as 64 lower-case hex digits (safe in URLs and cookies).
 pub fn new_secret() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open(RANDOM_SOURCE)
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|source| StoreError::Io {
-            path: RANDOM_SOURCE.to_string(),
-            source,
-        })?;
-    Ok(hex(&bytes))
+    Ok(hex(&super::random_bytes()?))
 }
 
 /// The SHA-256 of `secret`, hex; what the tables keep instead of the secret.

@@ -38,6 +38,7 @@ mod instance;
 mod outbox;
 mod roster;
 mod sandbox;
+mod secrets;
 mod timers;
 
 pub use backlog::Backlog;
@@ -50,6 +51,7 @@ pub use inbox::{InboxInsert, InboxRow, NewInbound};
 pub use instance::{ServiceLock, lock_path};
 pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
 pub use roster::{RosterChangeRow, RosterOverride};
+pub use secrets::{SECRET_LEN, random_bytes};
 pub use timers::{NewTimer, TimerRow, TimerState};
 
 // Applied in list order; a new migration is only ever appended.
@@ -59,6 +61,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0003_dashboard.sql")),
     M::up(include_str!("migrations/0004_digest.sql")),
     M::up(include_str!("migrations/0005_sandbox_clock.sql")),
+    M::up(include_str!("migrations/0007_service_secrets.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

@@ -1,6 +1,6 @@
 //! Card-platform callbacks end to end (§6.4): a case submitted by a signed robot callback, then
 //! claimed, decided, accepted and objected to by tapping card buttons — over HTTP
-//! (`POST /dingtalk/card`, against the strict fake DingTalk) and over Stream (the fake gateway,
+//! (`POST /dingtalk/card/<secret segment>`, against the strict fake DingTalk) and over Stream (the fake gateway,
 //! where the ACK carries the answer). Each answer must show the tapping user's copy as it is now;
 //! the other copies are updated through `card_update` outbox rows; taps that must not act — on
 //! an unknown card, on someone else's copy, a replay, invalid inputs — change nothing.
@@ -11,24 +11,24 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tiaochu::card_secrets::CardSecrets;
 use tiaochu::clock::ManualClock;
 use tiaochu::dingtalk::sign::callback_sign;
-use tiaochu::dispatch::instance_id;
 use tiaochu::roster::{Person, Role};
-use tiaochu::settings::DingtalkMode;
+use tiaochu::settings::{DingtalkMode, DingtalkSettings};
 use tiaochu::store::{InboxRow, OutboxRow};
 
 use crate::fake_dingtalk::{APP_SECRET, FakeDingtalk};
 use crate::fake_stream::{FakeStream, card_frame};
 use crate::support::{START_MS, TestApp, hv, spawn_app};
 
-const RS: &str = "u-rs-liaison";
-const ZJ: &str = "u-zj-liaison";
-const CG: &str = "u-cg-liaison";
-const INSPECTOR: &str = "u-inspector-meng";
-const INSPECTOR_B: &str = "u-inspector-li";
-const T: &str = "DH2026110300017";
-const CASE: &str = "TC-2026-0001";
+pub(crate) const RS: &str = "u-rs-liaison";
+pub(crate) const ZJ: &str = "u-zj-liaison";
+pub(crate) const CG: &str = "u-cg-liaison";
+pub(crate) const INSPECTOR: &str = "u-inspector-meng";
+pub(crate) const INSPECTOR_B: &str = "u-inspector-li";
+pub(crate) const T: &str = "DH2026110300017";
+pub(crate) const CASE: &str = "TC-2026-0001";
 
 const APPLICATION: &str = "工单编号：DH2026110300017
 工单标题：反映某建筑公司拖欠薪资的问题
@@ -59,18 +59,25 @@ fn roster_file(dir: &Path) -> PathBuf {
     )
 }
 
+/// The card secrets `app` made its card ids with.
+pub(crate) fn card_secrets(app: &TestApp) -> CardSecrets {
+    CardSecrets::stored(&app.store)
+        .expect("readable store")
+        .expect("generated at start")
+}
+
 /// The `outTrackId` of `user`'s copy of the review card (version 1).
-fn review(user: &str) -> String {
-    instance_id(&format!("{CASE}/review/v1"), user)
+pub(crate) fn review(app: &TestApp, user: &str) -> String {
+    card_secrets(app).instance_id(&format!("{CASE}/review/v1"), user)
 }
 
 /// The `outTrackId` of `user`'s copy of `unit`'s coordination card.
-fn coordination(unit: &str, user: &str) -> String {
-    instance_id(&format!("{CASE}/coordination/{unit}"), user)
+pub(crate) fn coordination(app: &TestApp, unit: &str, user: &str) -> String {
+    card_secrets(app).instance_id(&format!("{CASE}/coordination/{unit}"), user)
 }
 
 /// A card callback body (§6.4): `user` tapped `action` on the copy `out_track_id`.
-fn tap_body(out_track_id: &str, user: &str, action: &str, inputs: Value) -> String {
+pub(crate) fn tap_body(out_track_id: &str, user: &str, action: &str, inputs: Value) -> String {
     let mut params = inputs.as_object().cloned().unwrap_or_default();
     params.insert("action".into(), json!(action));
     let content =
@@ -107,15 +114,15 @@ fn button_ids(params: &Value) -> Vec<String> {
 
 /// What a test looks at in the store.
 #[derive(Debug, PartialEq)]
-struct Snapshot {
-    inbox: usize,
-    outbox: usize,
-    state: String,
-    revision: i64,
-    units: Vec<(String, String)>,
+pub(crate) struct Snapshot {
+    pub(crate) inbox: usize,
+    pub(crate) outbox: usize,
+    pub(crate) state: String,
+    pub(crate) revision: i64,
+    pub(crate) units: Vec<(String, String)>,
 }
 
-async fn snapshot(app: &TestApp) -> Snapshot {
+pub(crate) async fn snapshot(app: &TestApp) -> Snapshot {
     app.store
         .read(|r| {
             let case = r.case_by_ticket(T)?.into_iter().next();
@@ -168,7 +175,7 @@ async fn card_rows(app: &TestApp) -> Vec<InboxRow> {
 }
 
 /// Waits until the inbox is processed and (when `drain`) the outbox has sent everything due.
-async fn settle(app: &TestApp, drain: bool) {
+pub(crate) async fn settle(app: &TestApp, drain: bool) {
     for _ in 0..300 {
         let (inbox, backlog) = app
             .store
@@ -183,14 +190,19 @@ async fn settle(app: &TestApp, drain: bool) {
     panic!("the service did not settle");
 }
 
-struct Http {
-    app: TestApp,
-    fake: FakeDingtalk,
+pub(crate) struct Http {
+    pub(crate) app: TestApp,
+    pub(crate) fake: FakeDingtalk,
     _dir: tempfile::TempDir,
 }
 
 impl Http {
-    async fn start() -> Http {
+    pub(crate) async fn start() -> Http {
+        Http::start_with(|_| {}).await
+    }
+
+    /// As [`Http::start`], with `edit` applied to the DingTalk settings last.
+    pub(crate) async fn start_with(edit: impl FnOnce(&mut DingtalkSettings)) -> Http {
         let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let roster = roster_file(dir.path());
@@ -198,6 +210,7 @@ impl Http {
         dingtalk.mode = DingtalkMode::Http;
         // Cards are created for HTTP callbacks to this route key (§6.4).
         dingtalk.card_callback_route_key = "hotline_cb".into();
+        edit(&mut dingtalk);
         let app = spawn_app(move |s| {
             s.dingtalk = dingtalk;
             s.roster.path = roster;
@@ -210,7 +223,7 @@ impl Http {
         }
     }
 
-    async fn submit(&self) {
+    pub(crate) async fn submit(&self) {
         let body = json!({
             "msgtype": "text", "msgId": "msg-1", "createAt": self.app.now_ms(),
             "conversationType": "1", "conversationId": "cid-rs", "senderStaffId": RS,
@@ -221,12 +234,25 @@ impl Http {
         settle(&self.app, true).await;
     }
 
-    /// Posts a card callback with the given headers; the status and the JSON answer.
-    async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    /// Posts a card callback with the given headers to the registered callback path; the status
+    /// and the JSON answer.
+    pub(crate) async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+        let path = card_secrets(&self.app).callback_path();
+        self.post_at(&path, body, headers).await
+    }
+
+    /// Posts a card callback to `path`; the status and the JSON answer (Null when the answer
+    /// is not JSON, as for a bare 404).
+    pub(crate) async fn post_at(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut request = self
             .app
             .client
-            .post(format!("{}/dingtalk/card", self.app.address))
+            .post(format!("{}{path}", self.app.address))
             .header("content-type", "application/json")
             .body(body.to_string());
         for (name, value) in headers {
@@ -234,11 +260,18 @@ impl Http {
         }
         let response = request.send().await.expect("reachable");
         let status = response.status();
-        (status, response.json().await.expect("JSON answer"))
+        let text = response.text().await.expect("answer body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// An unsigned tap (HTTP card callback auth is unconfirmed, §13); must be answered 200.
-    async fn tap(&self, out_track_id: &str, user: &str, action: &str, inputs: Value) -> Value {
+    pub(crate) async fn tap(
+        &self,
+        out_track_id: &str,
+        user: &str,
+        action: &str,
+        inputs: Value,
+    ) -> Value {
         let (status, answer) = self
             .post(&tap_body(out_track_id, user, action, inputs), &[])
             .await;
@@ -256,12 +289,12 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
     assert_eq!(submitted.state, "submitted");
 
     // Taps that must not act: no answer body beyond the refusal, no inbox row, no change.
-    let claim = tap_body(&review(INSPECTOR), INSPECTOR, "claim", json!({}));
+    let claim = tap_body(&review(&h.app, INSPECTOR), INSPECTOR, "claim", json!({}));
     let unknown = tap_body("TC-2026-0099_review_v1__u-x", INSPECTOR, "claim", json!({}));
     assert_eq!(h.post(&unknown, &[]).await.0, StatusCode::NOT_FOUND);
-    let forged_card = tap_body(&review("u-nobody"), INSPECTOR, "claim", json!({}));
+    let forged_card = tap_body(&review(&h.app, "u-nobody"), INSPECTOR, "claim", json!({}));
     assert_eq!(h.post(&forged_card, &[]).await.0, StatusCode::NOT_FOUND);
-    let not_mine = tap_body(&review(INSPECTOR), INSPECTOR_B, "claim", json!({}));
+    let not_mine = tap_body(&review(&h.app, INSPECTOR), INSPECTOR_B, "claim", json!({}));
     assert_eq!(h.post(&not_mine, &[]).await.0, StatusCode::FORBIDDEN);
     let now = h.app.now_ms().to_string();
     let wrong_sign = callback_sign(&now, "not-the-secret");
@@ -317,7 +350,7 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
     let claimed = snapshot(&h.app).await;
     assert_eq!(claimed.state, "under_review");
     assert_eq!(claimed.inbox, submitted.inbox + 1);
-    let other = updates_for(&h.app, &review(INSPECTOR_B)).await;
+    let other = updates_for(&h.app, &review(&h.app, INSPECTOR_B)).await;
     assert!(
         other[0]["status"]
             .as_str()
@@ -329,7 +362,7 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
         .fake
         .deliveries()
         .into_iter()
-        .filter(|d| d.route == "card_update" && d.key == review(INSPECTOR_B))
+        .filter(|d| d.route == "card_update" && d.key == review(&h.app, INSPECTOR_B))
         .count();
     assert_eq!(delivered, 1, "the other copy is updated at DingTalk");
 
@@ -341,7 +374,12 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
 
     // The other inspector's stale copy: refused by the workflow, told privately, no change.
     let late = h
-        .tap(&review(INSPECTOR_B), INSPECTOR_B, "claim", json!({}))
+        .tap(
+            &review(&h.app, INSPECTOR_B),
+            INSPECTOR_B,
+            "claim",
+            json!({}),
+        )
         .await;
     assert!(error(&late).contains("孟艳秋"), "{late}");
     assert_eq!(card(&late)["button_count"], "0");
@@ -358,7 +396,7 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
     // 联合调处 naming a unit that is not a member: the error is shown, the buttons stay.
     let bad = h
         .tap(
-            &review(INSPECTOR),
+            &review(&h.app, INSPECTOR),
             INSPECTOR,
             "decide_joint",
             json!({"units": "区不存在局：核查"}),
@@ -371,7 +409,7 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
     // 联合调处 with the final units as a JSON list.
     let joint = h
         .tap(
-            &review(INSPECTOR),
+            &review(&h.app, INSPECTOR),
             INSPECTOR,
             "decide_joint",
             json!({"units": [
@@ -398,12 +436,12 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
         ]
     );
     assert!(
-        updates_for(&h.app, &review(INSPECTOR_B)).await[0]["status"]
+        updates_for(&h.app, &review(&h.app, INSPECTOR_B)).await[0]["status"]
             .as_str()
             .is_some_and(|s| s.contains("决定联合调处")),
         "every copy shows the decision"
     );
-    let zj_card = coordination("区住建局", ZJ);
+    let zj_card = coordination(&h.app, "区住建局", ZJ);
     assert!(
         h.fake
             .deliveries()
@@ -426,7 +464,7 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
     assert_eq!(snapshot(&h.app).await.revision, decided.revision);
 
     // Someone else's coordination card.
-    let cg_card = coordination("区城市管理局", CG);
+    let cg_card = coordination(&h.app, "区城市管理局", CG);
     let foreign = tap_body(&cg_card, ZJ, "accept", json!({}));
     assert_eq!(h.post(&foreign, &[]).await.0, StatusCode::FORBIDDEN);
 
@@ -528,7 +566,7 @@ async fn taps_over_stream_are_answered_in_the_ack() {
         0,
         card_frame(
             "f-claim",
-            &review(INSPECTOR),
+            &review(&app, INSPECTOR),
             INSPECTOR,
             "claim_btn",
             json!({"action": "claim"}),
@@ -546,7 +584,7 @@ async fn taps_over_stream_are_answered_in_the_ack() {
     assert_eq!(error(answer), "");
     let claimed = snapshot(&app).await;
     assert_eq!(claimed.state, "under_review", "decided before the ACK");
-    let other = updates_for(&app, &review(INSPECTOR_B)).await;
+    let other = updates_for(&app, &review(&app, INSPECTOR_B)).await;
     assert_eq!(
         other.len(),
         1,
@@ -559,7 +597,7 @@ async fn taps_over_stream_are_answered_in_the_ack() {
         0,
         card_frame(
             "f-claim-2",
-            &review(INSPECTOR),
+            &review(&app, INSPECTOR),
             INSPECTOR,
             "claim_btn",
             json!({"action": "claim"}),
@@ -574,7 +612,7 @@ async fn taps_over_stream_are_answered_in_the_ack() {
         0,
         card_frame(
             "f-foreign",
-            &review(INSPECTOR),
+            &review(&app, INSPECTOR),
             INSPECTOR_B,
             "claim_btn",
             json!({"action": "claim"}),
@@ -603,7 +641,7 @@ async fn taps_over_stream_are_answered_in_the_ack() {
         0,
         card_frame(
             "f-wrong",
-            &review(INSPECTOR),
+            &review(&app, INSPECTOR),
             INSPECTOR,
             "accept_btn",
             json!({"action": "accept"}),
@@ -620,7 +658,7 @@ async fn taps_over_stream_are_answered_in_the_ack() {
         0,
         card_frame(
             "f-independent",
-            &review(INSPECTOR),
+            &review(&app, INSPECTOR),
             INSPECTOR,
             "decide_independent_btn",
             json!({"action": "decide_independent",

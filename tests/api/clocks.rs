@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tiaochu::app::App;
 use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::card_secrets::CardSecrets;
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::{Engine, Outcome, decode};
@@ -76,7 +77,7 @@ fn fixture_with(calendar_dir: &Path, start: &str, mode: DingtalkMode, group: boo
         Arc::new(roster.clone()),
         Arc::new(calendar),
         settings.sla,
-        Dispatch::from_settings(&settings.dingtalk),
+        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
     )
     .with_group_digest(group);
     Fixture {

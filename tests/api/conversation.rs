@@ -10,6 +10,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::Engine;
 use tiaochu::inbox::InboxProcessor;
@@ -75,7 +76,7 @@ impl Chat {
             Arc::new(roster.clone()),
             Arc::new(calendar),
             settings.sla,
-            Dispatch::from_settings(&settings.dingtalk),
+            Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
         );
         Chat {
             _dir: dir,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dingtalk::api::Channel;
 use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::{Engine, Outcome};
@@ -57,7 +58,7 @@ fn fixture() -> Fixture {
         Arc::new(roster.clone()),
         Arc::new(calendar),
         settings.sla,
-        Dispatch::from_settings(&settings.dingtalk),
+        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
     );
     Fixture {
         _dir: dir,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::Engine;
 use tiaochu::inbox::InboxProcessor;
@@ -99,7 +100,7 @@ impl Group {
             Arc::new(file_roster()),
             Arc::new(calendar),
             settings.sla,
-            Dispatch::from_settings(&settings.dingtalk),
+            Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
         )
         .with_leader_confirmation(confirm);
         engine.reload_roster_blocking().expect("stored roster");

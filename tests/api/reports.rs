@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::{Application, UnitMatcher, parse_application};
@@ -67,7 +68,7 @@ fn world() -> World {
         Arc::new(roster.clone()),
         Arc::new(calendar()),
         settings.sla,
-        Dispatch::from_settings(&settings.dingtalk),
+        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
     );
     World {
         dir,
