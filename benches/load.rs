@@ -267,6 +267,9 @@ async fn spawn_serve(sink: &str, roster: &Path, dir: &Path) -> Serve {
         .env("TIAOCHU_STORE__PATH", dir.join("serve.db"))
         .env("TIAOCHU_ROSTER__PATH", roster)
         .env("TIAOCHU_DINGTALK__MODE", "http")
+        // One liaison sends every callback: the per-sender flood limit is off so that each one
+        // takes the whole path (parse, decide, queue) instead of the cheap throttled one.
+        .env("TIAOCHU_INBOX__PER_SENDER_PER_MINUTE", "0")
         .env("TIAOCHU_DINGTALK__APP_SECRET", SECRET)
         .env("TIAOCHU_DINGTALK__APP_KEY", "bench-app-key")
         .env("TIAOCHU_DINGTALK__ROBOT_CODE", "bench-robot")

@@ -111,6 +111,8 @@ pub struct App {
     report: ReportSettings,
     /// `[dashboard] base_url`, for the 看板 login links.
     dashboard_url: String,
+    /// `[inbox] per_sender_per_minute`.
+    per_sender_per_minute: u32,
 }
 
 impl App {
@@ -254,6 +256,7 @@ impl App {
             clock_moved,
             report: settings.report.clone(),
             dashboard_url: settings.dashboard.base_url.clone(),
+            per_sender_per_minute: settings.inbox.per_sender_per_minute,
         })
     }
 
@@ -305,7 +308,9 @@ impl App {
         let outbox_wake = Arc::new(Notify::new());
         let workers = [
             tokio::spawn(inbox_loop(
-                InboxProcessor::new(self.engine.clone()).with_dashboard_url(&self.dashboard_url),
+                InboxProcessor::new(self.engine.clone())
+                    .with_dashboard_url(&self.dashboard_url)
+                    .with_sender_limit(self.per_sender_per_minute),
                 Arc::clone(&self.clock),
                 Arc::clone(&outbox_wake),
                 self.shutdown.subscribe(),

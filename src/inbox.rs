@@ -32,6 +32,9 @@ use crate::workflow::{Actor, Input};
 /// Where 看板 links point when no `[dashboard] base_url` was given (the shipped default).
 const DEFAULT_DASHBOARD_URL: &str = "http://127.0.0.1:8080";
 
+/// The per-sender limit when none is configured (`[inbox] per_sender_per_minute`).
+pub const DEFAULT_PER_SENDER_PER_MINUTE: u32 = 30;
+
 /// How many inbound messages one step takes.
 pub const BATCH: usize = 50;
 
@@ -46,6 +49,9 @@ pub enum Handled {
     Answered,
     /// Not processable (not a robot message): recorded, nothing sent.
     Ignored,
+    /// Over the sender's per-minute limit: recorded, not acted on; the sender is told once per
+    /// window.
+    Throttled,
 }
 
 impl Handled {
@@ -55,8 +61,19 @@ impl Handled {
             Handled::Rejected => "rejected",
             Handled::Answered => "answered",
             Handled::Ignored => "ignored",
+            Handled::Throttled => "throttled",
         }
     }
+}
+
+/// Whether a robot message is within its sender's per-minute limit.
+enum SenderLimit {
+    Within,
+    /// Over the limit: not acted on; `notice` is the one message telling the sender, set for the
+    /// first message over the limit in a window.
+    Over {
+        notice: Option<Rendered>,
+    },
 }
 
 /// Processes the inbox with the engine's roster, calendar and dispatch.
@@ -66,6 +83,9 @@ pub struct InboxProcessor {
     units: Arc<UnitMatcher>,
     /// `[dashboard] base_url`: where the 看板 login links point.
     dashboard_url: Arc<str>,
+    /// `[inbox] per_sender_per_minute`: robot messages one sender may have processed in one
+    /// minute; 0 means no limit.
+    per_sender_per_minute: u32,
 }
 
 impl InboxProcessor {
@@ -75,7 +95,14 @@ impl InboxProcessor {
             engine,
             units,
             dashboard_url: Arc::from(DEFAULT_DASHBOARD_URL),
+            per_sender_per_minute: DEFAULT_PER_SENDER_PER_MINUTE,
         }
+    }
+
+    /// At most `n` robot messages per sender and minute are acted on (0: no limit).
+    pub fn with_sender_limit(mut self, n: u32) -> InboxProcessor {
+        self.per_sender_per_minute = n;
+        self
     }
 
     /// Login links for 看板 start with `base_url` (`[dashboard] base_url`).
@@ -280,6 +307,15 @@ impl InboxProcessor {
         let roster = self.engine.roster();
         let sender = message.sender_staff_id().and_then(|id| roster.person(id));
         let reply = |rendered: Rendered| self.reply(tx, row, message, sender, &rendered, now);
+        match self.sender_limit(tx, message, now)? {
+            SenderLimit::Within => {}
+            SenderLimit::Over { notice } => {
+                if let Some(notice) = notice {
+                    reply(notice)?;
+                }
+                return Ok(Handled::Throttled);
+            }
+        }
         let Some(person) = sender else {
             reply(plain(
                 "无法使用联合调处机器人",
@@ -305,6 +341,50 @@ impl InboxProcessor {
             }
             None => self.application(tx, row, message, person, &text, now),
         }
+    }
+
+    /// The flood limit (security issue 13): one sender's burst must not hold up everyone else's
+    /// answers. A message over the sender's limit is not acted on, and the first one over it in
+    /// a window carries the one notice saying so. Messages without a sender id are counted by
+    /// conversation.
+    fn sender_limit(
+        &self,
+        tx: &Tx<'_>,
+        message: &RobotMessage,
+        now: Timestamp,
+    ) -> Result<SenderLimit, EngineError> {
+        if self.per_sender_per_minute == 0 {
+            return Ok(SenderLimit::Within);
+        }
+        let key = match message.sender_staff_id() {
+            Some(id) => format!("staff:{id}"),
+            None => format!("conversation:{}", message.conversation_id),
+        };
+        let window = tx.note_inbound(&key, now)?;
+        if window.count <= self.per_sender_per_minute {
+            return Ok(SenderLimit::Within);
+        }
+        if window.told {
+            return Ok(SenderLimit::Over { notice: None });
+        }
+        tx.mark_sender_told(&key)?;
+        let resume = window
+            .ends_at
+            .to_zoned(self.engine.calendar().time_zone().clone())
+            .strftime("%H:%M");
+        tracing::warn!(
+            limit = self.per_sender_per_minute,
+            "a sender went over the per-minute message limit"
+        );
+        Ok(SenderLimit::Over {
+            notice: Some(plain(
+                "消息过于频繁",
+                &format!(
+                    "您一分钟内发送了超过 {} 条消息，机器人暂停处理您的消息到 {resume}。\n\n从这条起到 {resume} 前发来的消息都未处理，请在 {resume} 后重新发送需要办理的内容。",
+                    self.per_sender_per_minute
+                ),
+            )),
+        })
     }
 
     fn command(

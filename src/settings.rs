@@ -45,6 +45,9 @@ pub struct Settings {
     /// Optional steps of the flow; absent means every option off.
     #[serde(default)]
     pub workflow: WorkflowSettings,
+    /// Inbound limits; absent means the defaults.
+    #[serde(default)]
+    pub inbox: InboxSettings,
     pub log: LogSettings,
 }
 
@@ -157,6 +160,28 @@ pub struct WorkflowSettings {
     /// at the confirmation. Off: the pasted leader statement is taken as the consent.
     #[serde(default)]
     pub require_leader_confirmation: bool,
+}
+
+/// Limits on inbound robot messages (security issue 13).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxSettings {
+    /// Robot messages one sender may have acted on per minute; the rest of the minute is
+    /// recorded but not processed, and the sender is told once. 0 turns the limit off.
+    #[serde(default = "default_per_sender_per_minute")]
+    pub per_sender_per_minute: u32,
+}
+
+impl Default for InboxSettings {
+    fn default() -> Self {
+        InboxSettings {
+            per_sender_per_minute: default_per_sender_per_minute(),
+        }
+    }
+}
+
+fn default_per_sender_per_minute() -> u32 {
+    crate::inbox::DEFAULT_PER_SENDER_PER_MINUTE
 }
 
 /// How `tiaochu serve` writes its log lines (to stderr).

@@ -39,6 +39,7 @@ mod outbox;
 mod roster;
 mod sandbox;
 mod secrets;
+mod sender_rate;
 mod timers;
 
 pub use backlog::Backlog;
@@ -52,6 +53,7 @@ pub use instance::{ServiceLock, lock_path};
 pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
 pub use roster::{RosterChangeRow, RosterOverride};
 pub use secrets::{SECRET_LEN, random_bytes};
+pub use sender_rate::{SENDER_WINDOW_MS, SenderWindow};
 pub use timers::{NewTimer, TimerRow, TimerState};
 
 // Applied in list order; a new migration is only ever appended.
@@ -62,6 +64,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0004_digest.sql")),
     M::up(include_str!("migrations/0005_sandbox_clock.sql")),
     M::up(include_str!("migrations/0007_service_secrets.sql")),
+    M::up(include_str!("migrations/0008_sender_rate.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -740,7 +743,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 5);
+        assert_eq!(SCHEMA_VERSION, 7);
     }
 
     #[test]

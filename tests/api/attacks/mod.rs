@@ -2,3 +2,4 @@
 //! one test per attack, named for it. Each asserts the status answered, that nothing was stored,
 //! nothing was sent and no state changed.
 mod card;
+mod flood;

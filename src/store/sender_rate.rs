@@ -1,0 +1,56 @@
+//! The per-sender inbound count (migrations/0008_sender_rate.sql) behind the inbox's flood limit:
+//! a fixed one-minute window per sender, counted in the transaction that processes the message,
+//! so a crash never counts a message that was not processed.
+
+use jiff::Timestamp;
+
+use super::{StoreError, Tx, ms};
+
+/// The length of one counting window, in milliseconds.
+pub const SENDER_WINDOW_MS: i64 = 60_000;
+
+/// A sender's count in the window that holds the message just noted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderWindow {
+    /// Messages in this window, the one just noted included.
+    pub count: u32,
+    /// Whether the sender was already told about the limit in this window.
+    pub told: bool,
+    /// When the window ends (the next message is counted afresh from then).
+    pub ends_at: Timestamp,
+}
+
+impl Tx<'_> {
+    /// Counts one message from `sender` at `now`, starting a new window when the last one ended.
+    pub fn note_inbound(&self, sender: &str, now: Timestamp) -> Result<SenderWindow, StoreError> {
+        let start = ms(now) - ms(now).rem_euclid(SENDER_WINDOW_MS);
+        let (count, told): (i64, i64) = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO sender_rate (sender, window_start, count, told) VALUES (?1, ?2, 1, 0)
+                 ON CONFLICT (sender) DO UPDATE SET
+                   count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,
+                   told = CASE WHEN window_start = excluded.window_start THEN told ELSE 0 END,
+                   window_start = excluded.window_start
+                 RETURNING count, told",
+            )?
+            .query_row(rusqlite::params![sender, start], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let ends_at = Timestamp::from_millisecond(start + SENDER_WINDOW_MS)
+            .map_err(|e| StoreError::BadData(format!("时间超出范围：{e}")))?;
+        Ok(SenderWindow {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            told: told != 0,
+            ends_at,
+        })
+    }
+
+    /// Records that `sender` was told about the limit in the current window.
+    pub fn mark_sender_told(&self, sender: &str) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("UPDATE sender_rate SET told = 1 WHERE sender = ?1")?
+            .execute([sender])?;
+        Ok(())
+    }
+}
