@@ -172,14 +172,21 @@ impl Tx<'_> {
             Channels::Only(c) => (Some(c), None),
             Channels::Except(c) => (None, Some(c)),
         };
+        // Fair across recipients (security issue 13): each target's due rows are ranked in due
+        // order and the claim takes every target's first row before anyone's second, so one
+        // person's backlog of thousands never holds another person's single message.
         let sql = format!(
             "UPDATE outbox SET lease_until = ?2
-             WHERE id IN (SELECT id FROM outbox
-                          WHERE state = 'pending' AND next_attempt_at <= ?1
-                            AND (lease_until IS NULL OR lease_until <= ?1)
-                            AND (?4 IS NULL OR channel = ?4)
-                            AND (?5 IS NULL OR channel <> ?5)
-                          ORDER BY next_attempt_at, id LIMIT ?3)
+             WHERE id IN (SELECT id FROM (
+                            SELECT id, next_attempt_at,
+                                   row_number() OVER (PARTITION BY target
+                                                      ORDER BY next_attempt_at, id) AS turn
+                            FROM outbox
+                            WHERE state = 'pending' AND next_attempt_at <= ?1
+                              AND (lease_until IS NULL OR lease_until <= ?1)
+                              AND (?4 IS NULL OR channel = ?4)
+                              AND (?5 IS NULL OR channel <> ?5))
+                          ORDER BY turn, next_attempt_at, id LIMIT ?3)
              RETURNING {OUTBOX_COLUMNS}"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
@@ -187,10 +194,10 @@ impl Tx<'_> {
             params![ms(now), ms(lease_until), limit(max), only, except],
             outbox_row,
         )?;
-        let mut rows: Vec<OutboxRow> = rows.collect::<Result<_, _>>()?;
-        // RETURNING gives no order guarantee.
-        rows.sort_by_key(|r| (r.next_attempt_at, r.id));
-        Ok(rows)
+        let rows: Vec<OutboxRow> = rows.collect::<Result<_, _>>()?;
+        // RETURNING gives no order guarantee. The rows claimed are each target's earliest, so
+        // ranking them again within the claim gives the same turns as the query.
+        Ok(fair_order(rows))
     }
 
     /// Clears every lease: at start-up, under the [`super::ServiceLock`], any lease left in the
@@ -355,4 +362,21 @@ impl ReadTx<'_> {
             .query_row([id], outbox_row)
             .optional()?)
     }
+}
+
+/// `rows` in turns: every target's first row (in due order), then every target's second, …
+fn fair_order(mut rows: Vec<OutboxRow>) -> Vec<OutboxRow> {
+    rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut turned: Vec<(usize, OutboxRow)> = rows
+        .into_iter()
+        .map(|r| {
+            let turn = seen.entry(r.target.clone()).or_insert(0);
+            *turn += 1;
+            (*turn, r)
+        })
+        .collect();
+    // Stable: within a turn, due order stays.
+    turned.sort_by_key(|(turn, _)| *turn);
+    turned.into_iter().map(|(_, r)| r).collect()
 }

@@ -832,3 +832,42 @@ async fn the_wal_is_checkpointed_in_the_background() {
         "the database file took the WAL's pages within 5 s ({before} → {grown} bytes)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_claims_are_fair_across_recipients() {
+    let (_dir, store) = temp_store();
+    // 500 rows queued for one person first, then one each for two others.
+    store
+        .write(|tx| {
+            for i in 0..500 {
+                tx.enqueue_outbox(&NewOutbound {
+                    target: "flooder",
+                    ..outbound(&format!("flood-{i}"), b"x", at(i))
+                })?;
+            }
+            tx.enqueue_outbox(&NewOutbound {
+                target: "quiet-a",
+                ..outbound("quiet-a", b"a", at(600))
+            })?;
+            tx.enqueue_outbox(&NewOutbound {
+                target: "quiet-b",
+                ..outbound("quiet-b", b"b", at(700))
+            })?;
+            Ok(())
+        })
+        .await
+        .expect("enqueue");
+    let now = at(1_000);
+    let claimed = store
+        .write(move |tx| tx.claim_due_outbox(now, now + 30.seconds(), 5))
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|r| r.idem_key.as_str())
+            .collect::<Vec<_>>(),
+        ["flood-0", "quiet-a", "quiet-b", "flood-1", "flood-2"],
+        "every recipient's first row before anyone's second, each in due order"
+    );
+}
