@@ -540,12 +540,20 @@ mod tests {
         for made_up in ["FOO", "get", "G\"ET", "X".repeat(500).as_str()] {
             m.observe_request("other", made_up, Duration::from_millis(1));
         }
-        assert_eq!(m.requests("other", "other"), 4, "every made-up method is `other`");
+        assert_eq!(
+            m.requests("other", "other"),
+            4,
+            "every made-up method is `other`"
+        );
         for i in 0..(MAX_REQUEST_SERIES + 50) {
             m.observe_request(&format!("/r{i}"), "GET", Duration::from_millis(1));
         }
         assert_eq!(lock(&m.requests).len(), MAX_REQUEST_SERIES + 1);
-        assert_eq!(m.requests("other", "GET"), 51, "routes past the cap are `other`");
+        assert_eq!(
+            m.requests("other", "GET"),
+            51,
+            "routes past the cap are `other`"
+        );
     }
 
     #[test]

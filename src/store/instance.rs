@@ -173,6 +173,9 @@ mod tests {
         std::fs::write(&db, b"").expect("the database now exists");
         let _held = ServiceLock::acquire(&dir_link.join("t.db")).expect("free again");
         let err = ServiceLock::acquire(&file_link).expect_err("an existing file via a link");
-        assert!(err.to_string().contains("via-file.db"), "names the path given: {err}");
+        assert!(
+            err.to_string().contains("via-file.db"),
+            "names the path given: {err}"
+        );
     }
 }

@@ -172,13 +172,7 @@ async fn silent_and_kept_alive_connections_are_closed_at_the_idle_timeout() {
     kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .expect("write");
-    let fate = hold(
-        kept,
-        b"",
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-    )
-    .await;
+    let fate = hold(kept, b"", Duration::from_secs(1), Duration::from_secs(10)).await;
     assert!(
         fate.received.starts_with(b"HTTP/1.1 200"),
         "the request was answered: {}",
@@ -296,7 +290,10 @@ async fn connections_over_the_per_address_cap_are_closed_at_once_while_others_ar
             Duration::from_millis(300),
         )
         .await;
-        assert!(fate.closed_after.is_none(), "a connection within the cap was closed");
+        assert!(
+            fate.closed_after.is_none(),
+            "a connection within the cap was closed"
+        );
     }
 }
 
@@ -425,8 +422,7 @@ fn median_and_max(mut values: Vec<Duration>) -> (Duration, Duration) {
 /// the flood, spread over addresses, so the timeouts alone must free the descriptors) and closed
 /// by the server within its timeout, while signed callbacks keep being answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slowloris_and_silent_floods_are_closed_within_the_timeouts_while_callbacks_are_answered()
-{
+async fn slowloris_and_silent_floods_are_closed_within_the_timeouts_while_callbacks_are_answered() {
     const PER_ADDRESS: usize = 50;
     const TIMEOUT: Duration = Duration::from_secs(2);
     let slow = env_count("TIAOCHU_SLOWLORIS_CONNECTIONS", 40);
@@ -472,7 +468,11 @@ async fn slowloris_and_silent_floods_are_closed_within_the_timeouts_while_callba
         let k = i / PER_ADDRESS;
         let from = Ipv4Addr::new(127, 1, (k / 250) as u8, (k % 250 + 1) as u8);
         let stream = connect_from(from, server).await;
-        let trickle = if i < slow { endless_headers() } else { Vec::new() };
+        let trickle = if i < slow {
+            endless_headers()
+        } else {
+            Vec::new()
+        };
         held.push(tokio::spawn(async move {
             hold(
                 stream,
@@ -519,10 +519,20 @@ async fn slowloris_and_silent_floods_are_closed_within_the_timeouts_while_callba
         cb_median.as_millis(),
         cb_max.as_millis(),
     );
-    assert_eq!(still_open, 0, "every stuck connection is closed by the server");
-    assert_eq!(late, 0, "every stuck connection is closed within its timeout");
+    assert_eq!(
+        still_open, 0,
+        "every stuck connection is closed by the server"
+    );
+    assert_eq!(
+        late, 0,
+        "every stuck connection is closed within its timeout"
+    );
     assert!(answered.len() >= 5, "callbacks kept going during the flood");
-    assert_eq!(ok, answered.len(), "every callback during the flood answered");
+    assert_eq!(
+        ok,
+        answered.len(),
+        "every callback during the flood answered"
+    );
     assert_eq!(app.inbox().await.len(), answered.len(), "and stored");
 }
 
@@ -617,14 +627,27 @@ async fn a_second_service_through_a_link_to_the_database_is_refused() {
 
     for db in [link, dir_link.join("tiaochu.db")] {
         let out = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+            let mut child = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
                 .arg("serve")
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .env("TIAOCHU_STORE__PATH", &db)
                 .env("TIAOCHU_SERVER__LISTEN", "127.0.0.1:0")
                 .env("TIAOCHU_DINGTALK__MODE", "sandbox")
-                .output()
-                .expect("run")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            // A refusal is immediate; a second service would run until killed.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().expect("wait").is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("a second service started on {}", db.display());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            child.wait_with_output().expect("output")
         })
         .await
         .expect("join");
@@ -723,7 +746,10 @@ async fn a_sandbox_request_naming_a_foreign_host_is_refused() {
         .await
         .expect("answered");
     assert_eq!(response.status(), 403);
-    for path in ["/sandbox", "/sandbox/chat?as=local%3A%E5%8C%BA%E4%BA%BA%E7%A4%BE%E5%B1%80%3A%E4%BB%BB%E7%87%95"] {
+    for path in [
+        "/sandbox",
+        "/sandbox/chat?as=local%3A%E5%8C%BA%E4%BA%BA%E7%A4%BE%E5%B1%80%3A%E4%BB%BB%E7%87%95",
+    ] {
         let response = app
             .client
             .get(format!("{}{path}", app.address))
@@ -744,11 +770,9 @@ async fn a_sandbox_request_naming_a_foreign_host_is_refused() {
 
 /// `ENV` assignments of deploy/Containerfile.
 fn containerfile_env() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/Containerfile"
-    ))
-    .expect("Containerfile");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/Containerfile"))
+            .expect("Containerfile");
     let joined = text.replace("\\\n", " ");
     joined
         .lines()
@@ -761,11 +785,9 @@ fn containerfile_env() -> Vec<(String, String)> {
 
 #[test]
 fn the_container_image_without_credentials_refuses_to_start() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/Containerfile"
-    ))
-    .expect("Containerfile");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/Containerfile"))
+            .expect("Containerfile");
     assert!(
         text.lines().any(|l| l.trim() == "STOPSIGNAL SIGTERM"),
         "the image stops with SIGTERM"
@@ -857,10 +879,7 @@ fn sigterm_stops_the_service_in_order() {
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
         .expect("stderr");
     assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(
-        printed.iter().any(|l| l == "tiaochu 已停止"),
-        "{printed:?}"
-    );
+    assert!(printed.iter().any(|l| l == "tiaochu 已停止"), "{printed:?}");
     assert!(stderr.contains("收到停止信号（SIGTERM）"), "{stderr}");
     assert!(stderr.contains("stop signal received"), "{stderr}");
     assert!(stderr.contains("stopped in order"), "{stderr}");
