@@ -1,9 +1,9 @@
 //! `tiaochu serve`: runs the service in the foreground until ctrl-c or SIGTERM (what `podman
-//! stop`, `docker stop` and, by default, systemd send), both a graceful stop. Sets up logging (`[log]
-//! format`: text or JSON lines), binds `[server] listen`, opens the database and says in Chinese
-//! where it listens and how DingTalk reaches it. In sandbox mode the clock is an [`OffsetClock`]
-//! the sandbox clock panel moves, and the console's address is printed first, since it is what
-//! an evaluator opens.
+//! stop`, `docker stop` and, by default, systemd send), both a graceful stop. Sets up logging
+//! (`[log] format`: text or JSON lines), binds `[server] listen`, opens the database and says in
+//! Chinese where it listens and how DingTalk reaches it. In sandbox mode the clock is an
+//! [`OffsetClock`] the sandbox clock panel moves, and the console's address is printed first,
+//! since it is what an evaluator opens.
 
 use std::sync::Arc;
 

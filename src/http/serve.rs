@@ -173,7 +173,11 @@ async fn connection(
                 // The phase may have moved on just now; only its own deadline closes it.
                 if phase.deadline(&limits) == (current, deadline) {
                     metrics::global().connection_timed_out(current);
-                    tracing::debug!(peer = %peer.ip(), phase = current.as_str(), "connection timed out, closed");
+                    tracing::debug!(
+                        peer = %peer.ip(),
+                        phase = current.as_str(),
+                        "connection timed out, closed"
+                    );
                     break;
                 }
             }
