@@ -275,6 +275,9 @@ async fn spawn_serve(sink: &str, roster: &Path, dir: &Path) -> Serve {
         .env("TIAOCHU_DINGTALK__ROBOT_CODE", "bench-robot")
         .env("TIAOCHU_DINGTALK__API_BASE", sink)
         .env("TIAOCHU_DINGTALK__OAPI_BASE", sink)
+        // One client address opens every connection (64 workers, scrapes, open-loop bursts), as
+        // a reverse proxy would: the per-address cap must not be what is measured.
+        .env("TIAOCHU_HTTP__MAX_CONNECTIONS_PER_IP", "512")
         .env("RUST_LOG", log_level())
         .stdout(Stdio::piped())
         .stderr(log)

@@ -2,8 +2,9 @@
 //! routes onto an already-bound listener (so tests bind port 0 and read the address back), runs
 //! the workers — inbox processor, timer scheduler, outbox sender and, in `stream` mode, the
 //! Stream client — and stops gracefully when told. Signals are
-//! not handled here: `tiaochu serve` turns ctrl-c into [`Shutdown::trigger`], tests call it
-//! directly.
+//! not handled here: `tiaochu serve` turns ctrl-c and SIGTERM into [`Shutdown::trigger`], tests
+//! call it directly. Connections are served by [`crate::http::serve`], under the `[http]`
+//! timeouts and caps.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,12 +25,13 @@ use crate::dispatch::{Dispatch, card_callbacks_over_http};
 use crate::engine::Engine;
 use crate::http::dashboard::DashboardState;
 use crate::http::sandbox::SandboxState;
+use crate::http::serve::{self, Limits};
 use crate::http::{AppState, CardCallbackRoute, router};
 use crate::inbox::InboxProcessor;
 use crate::outbox::{self, SandboxSender, Sender};
 use crate::roster::{Role, Roster, RosterError};
 use crate::scheduler;
-use crate::settings::{DingtalkMode, ReportSettings, Settings};
+use crate::settings::{DingtalkMode, ReportSettings, Settings, sandbox_exposure};
 use crate::store::{ServiceLock, Store, StoreError};
 
 /// How often the inbox is checked for messages the HTTP route or the Stream client stored.
@@ -56,8 +58,8 @@ pub enum AppError {
     HttpClient(#[source] reqwest::Error),
     #[error("无法读取监听地址：{0}")]
     Listener(#[source] std::io::Error),
-    #[error("HTTP 服务异常退出：{0}")]
-    Serve(#[source] std::io::Error),
+    #[error("{0}")]
+    SandboxExposed(String),
 }
 
 /// A handle that stops a running [`App`]: in-flight requests finish, new ones are refused.
@@ -80,12 +82,6 @@ impl Shutdown {
 
     fn subscribe(&self) -> watch::Receiver<bool> {
         self.tx.subscribe()
-    }
-
-    async fn wait(self) {
-        let mut rx = self.tx.subscribe();
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|stopped| *stopped).await;
     }
 }
 
@@ -113,6 +109,8 @@ pub struct App {
     dashboard_url: String,
     /// `[inbox] per_sender_per_minute`.
     per_sender_per_minute: u32,
+    /// `[http]`: connection timeouts and caps.
+    limits: Limits,
 }
 
 impl App {
@@ -135,6 +133,17 @@ impl App {
             DingtalkMode::Sandbox | DingtalkMode::Stream => None,
         };
         let address = listener.local_addr().map_err(AppError::Listener)?;
+        if let Some(refusal) = sandbox_exposure(&settings, address.ip()) {
+            return Err(AppError::SandboxExposed(refusal));
+        }
+        if mode == DingtalkMode::Sandbox && !address.ip().to_canonical().is_loopback() {
+            tracing::warn!(
+                %address,
+                "SANDBOX MODE ON A NETWORK ADDRESS ([sandbox] allow_remote = true): the console has \
+                 no login, anyone who reaches it acts as anyone on the roster; \
+                 沙盒控制台没有登录，能访问它的任何人都能以任何人的身份操作"
+            );
+        }
         if mode == DingtalkMode::Stream
             && (settings.dingtalk.app_key.is_empty() || settings.dingtalk.app_secret.is_empty())
         {
@@ -168,6 +177,7 @@ impl App {
                 Arc::clone(&clock_moved),
             )
             .with_moved(sandbox_offset)
+            .with_public_hosts(&settings.dashboard.base_url, address)
         });
         let admins: Vec<String> = roster
             .people_with_role(Role::Admin)
@@ -257,6 +267,7 @@ impl App {
             report: settings.report.clone(),
             dashboard_url: settings.dashboard.base_url.clone(),
             per_sender_per_minute: settings.inbox.per_sender_per_minute,
+            limits: Limits::from(&settings.http),
         })
     }
 
@@ -337,12 +348,16 @@ impl App {
                 self.shutdown.subscribe(),
             )),
         ];
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(self.shutdown.clone().wait())
-            .await
-            .map_err(AppError::Serve);
-        // A server that failed must not leave the Stream client running.
-        self.shutdown.trigger();
+        serve::warn_if_near_file_limit(self.limits.max_connections);
+        serve::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            self.shutdown.subscribe(),
+        )
+        .await;
+        // The server returns only once the shutdown was triggered, which stops the Stream client
+        // and the workers too; wait for them.
         if let Some(task) = stream
             && let Err(e) = task.await
         {
@@ -354,7 +369,7 @@ impl App {
             }
         }
         drop(lock);
-        served
+        Ok(())
     }
 }
 

@@ -33,6 +33,60 @@ pub const TIMER_OVERDUE_AFTER: Duration = Duration::from_secs(60);
 /// `code="other"`, so a misbehaving peer cannot grow the exposition without bound.
 pub const MAX_ERROR_CODES: usize = 64;
 
+/// The `method` label takes these names; any other method (HTTP allows any token) is `other`.
+pub const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+];
+
+/// Distinct (route, method) label pairs at most. Routes are the router's patterns and methods a
+/// fixed set, so this is never reached; it bounds the exposition even if a caller forgets that.
+pub const MAX_REQUEST_SERIES: usize = 256;
+
+/// Which connection cap closed a new connection at once (`[http]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionLimit {
+    Total,
+    PerIp,
+}
+
+impl ConnectionLimit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionLimit::Total => "total",
+            ConnectionLimit::PerIp => "per_ip",
+        }
+    }
+}
+
+/// Where a connection is (src/http/serve.rs): no request under way, a request's headers
+/// arriving, or a request being read, handled and answered. Each has its `[http]` timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionPhase {
+    Idle,
+    Head,
+    Request,
+}
+
+impl ConnectionPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionPhase::Idle => "idle",
+            ConnectionPhase::Head => "header",
+            ConnectionPhase::Request => "request",
+        }
+    }
+}
+
+/// The `method` label of a request method: its name when it is one of [`KNOWN_METHODS`], else
+/// `other`, so made-up methods cannot grow the exposition.
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// Process-wide counters. All methods are cheap and never block for long (atomics, or a mutex
 /// held for one map lookup).
 #[derive(Debug)]
@@ -40,9 +94,14 @@ pub struct Metrics {
     stream_reconnects: AtomicU64,
     /// (kind, code) → count; kind is `retryable`, `throttled` or `permanent`.
     dingtalk_errors: Mutex<BTreeMap<(&'static str, String), u64>>,
-    /// (route, method) → latency histogram; the route is the matched pattern, so the key set is
-    /// bounded by the router.
-    requests: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// (route, method) → latency histogram; the route is the matched pattern (or `other`) and
+    /// the method one of [`KNOWN_METHODS`] (or `other`), so the key set is bounded by the router.
+    requests: Mutex<BTreeMap<(String, &'static str), Histogram>>,
+    connections_open: AtomicU64,
+    /// By [`ConnectionLimit`]: total, per_ip.
+    connections_refused: [AtomicU64; 2],
+    /// By [`ConnectionPhase`]: idle, head, request.
+    connections_timed_out: [AtomicU64; 3],
 }
 
 /// A latency histogram in Prometheus' cumulative form, counted per bucket on observe.
@@ -73,7 +132,40 @@ impl Metrics {
             stream_reconnects: AtomicU64::new(0),
             dingtalk_errors: Mutex::new(BTreeMap::new()),
             requests: Mutex::new(BTreeMap::new()),
+            connections_open: AtomicU64::new(0),
+            connections_refused: [AtomicU64::new(0), AtomicU64::new(0)],
+            connections_timed_out: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
         }
+    }
+
+    /// A connection was accepted into a slot.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection that had a slot is closed.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A new connection was closed at once because `limit` was reached.
+    pub fn connection_refused(&self, limit: ConnectionLimit) {
+        self.connections_refused[limit as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections refused by `limit` so far.
+    pub fn connections_refused(&self, limit: ConnectionLimit) -> u64 {
+        self.connections_refused[limit as usize].load(Ordering::Relaxed)
+    }
+
+    /// A connection was closed because it stayed in `phase` past its timeout.
+    pub fn connection_timed_out(&self, phase: ConnectionPhase) {
+        self.connections_timed_out[phase as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed by the timeout of `phase` so far.
+    pub fn connections_timed_out(&self, phase: ConnectionPhase) -> u64 {
+        self.connections_timed_out[phase as usize].load(Ordering::Relaxed)
     }
 
     /// A Stream socket opened again after the first one (dropped, refused or rotated by the
@@ -115,13 +207,18 @@ impl Metrics {
     }
 
     /// One answered HTTP request: `route` is the matched route pattern (`/dingtalk/robot`), or
-    /// `unmatched` for a path no route serves.
+    /// `other` for a path no route serves; `method` is labelled by [`method_label`].
     pub fn observe_request(&self, route: &str, method: &str, latency: Duration) {
         let seconds = latency.as_secs_f64();
+        let method = method_label(method);
         let mut requests = lock(&self.requests);
-        let histogram = requests
-            .entry((route.to_string(), method.to_string()))
-            .or_default();
+        let known = requests.contains_key(&(route.to_string(), method));
+        let route = if known || requests.len() < MAX_REQUEST_SERIES {
+            route
+        } else {
+            "other"
+        };
+        let histogram = requests.entry((route.to_string(), method)).or_default();
         if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
             histogram.buckets[i] += 1;
         }
@@ -132,7 +229,7 @@ impl Metrics {
     /// Requests answered on `route` with `method` so far.
     pub fn requests(&self, route: &str, method: &str) -> u64 {
         lock(&self.requests)
-            .get(&(route.to_string(), method.to_string()))
+            .get(&(route.to_string(), method_label(method)))
             .map_or(0, |h| h.count)
     }
 
@@ -216,6 +313,42 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "tiaochu_dingtalk_errors_total{{kind=\"{kind}\",code=\"{code}\"}} {n}"
+            );
+        }
+
+        out.push_str("# HELP tiaochu_http_connections_open Open HTTP connections\n");
+        out.push_str("# TYPE tiaochu_http_connections_open gauge\n");
+        let _ = writeln!(
+            out,
+            "tiaochu_http_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP tiaochu_http_connections_refused_total New connections closed at once because an [http] cap was reached\n",
+        );
+        out.push_str("# TYPE tiaochu_http_connections_refused_total counter\n");
+        for limit in [ConnectionLimit::Total, ConnectionLimit::PerIp] {
+            let _ = writeln!(
+                out,
+                "tiaochu_http_connections_refused_total{{limit=\"{}\"}} {}",
+                limit.as_str(),
+                self.connections_refused(limit)
+            );
+        }
+        out.push_str(
+            "# HELP tiaochu_http_connections_timed_out_total Connections closed by an [http] timeout, by the phase they were in\n",
+        );
+        out.push_str("# TYPE tiaochu_http_connections_timed_out_total counter\n");
+        for phase in [
+            ConnectionPhase::Idle,
+            ConnectionPhase::Head,
+            ConnectionPhase::Request,
+        ] {
+            let _ = writeln!(
+                out,
+                "tiaochu_http_connections_timed_out_total{{phase=\"{}\"}} {}",
+                phase.as_str(),
+                self.connections_timed_out(phase)
             );
         }
 
@@ -399,6 +532,31 @@ mod tests {
     }
 
     #[test]
+    fn request_labels_come_from_fixed_sets() {
+        let m = Metrics::new();
+        for method in ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+            assert_eq!(method_label(method), method);
+        }
+        for made_up in ["FOO", "get", "G\"ET", "X".repeat(500).as_str()] {
+            m.observe_request("other", made_up, Duration::from_millis(1));
+        }
+        assert_eq!(
+            m.requests("other", "other"),
+            4,
+            "every made-up method is `other`"
+        );
+        for i in 0..(MAX_REQUEST_SERIES + 50) {
+            m.observe_request(&format!("/r{i}"), "GET", Duration::from_millis(1));
+        }
+        assert_eq!(lock(&m.requests).len(), MAX_REQUEST_SERIES + 1);
+        assert_eq!(
+            m.requests("other", "GET"),
+            51,
+            "routes past the cap are `other`"
+        );
+    }
+
+    #[test]
     fn the_histogram_is_cumulative_and_complete() {
         let m = Metrics::new();
         for ms in [0, 3, 3, 40, 7000] {
@@ -446,7 +604,7 @@ mod tests {
         let m = Metrics::new();
         m.stream_reconnected();
         m.dingtalk_error(&SendError::retryable(ErrorCode::Timeout, "请求超时"));
-        m.observe_request("unmatched", "GET", Duration::from_millis(1));
+        m.observe_request("other", "GET", Duration::from_millis(1));
         let gauges = Backlog {
             inbox_pending: 2,
             inbox_oldest_age: Duration::from_millis(1500),

@@ -6,7 +6,9 @@
 //! `Display` never show the value, so no log line or error message can leak them.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +36,7 @@ pub enum SettingsError {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub http: HttpSettings,
     pub store: StoreSettings,
     pub roster: RosterSettings,
     pub calendar: CalendarSettings,
@@ -42,6 +45,7 @@ pub struct Settings {
     pub dingtalk: DingtalkSettings,
     pub report: ReportSettings,
     pub dashboard: DashboardSettings,
+    pub sandbox: SandboxSettings,
     /// Optional steps of the flow; absent means every option off.
     #[serde(default)]
     pub workflow: WorkflowSettings,
@@ -56,6 +60,47 @@ pub struct Settings {
 pub struct ServerSettings {
     /// `host:port` of the HTTP listener.
     pub listen: String,
+}
+
+/// Connection timeouts and caps of the HTTP listener (src/http/serve.rs). Every timeout closes
+/// the connection without an answer; a connection over a cap is accepted and closed at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// A request's headers must be complete this long after its first byte arrived.
+    pub header_read_timeout_secs: u64,
+    /// From complete headers to the last byte of the response: the body read, the handling and
+    /// the answer written.
+    pub request_timeout_secs: u64,
+    /// A connection with no request under way (just opened, or kept alive after an answer) is
+    /// closed after this long without a byte.
+    pub idle_timeout_secs: u64,
+    /// Open connections at most; keep it well under the process's file limit, which the
+    /// database, DingTalk sends and the Stream socket also draw on.
+    pub max_connections: usize,
+    /// Open connections from one peer address (an IPv6 peer counts by its /64) at most.
+    pub max_connections_per_ip: usize,
+}
+
+impl HttpSettings {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}
+
+/// The login-free sandbox console.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Serve the sandbox on an address other machines reach. Off: sandbox mode refuses to start
+    /// on a non-loopback listen address, since anyone reaching the console acts as anyone.
+    pub allow_remote: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -279,6 +324,23 @@ impl Settings {
         if self.sla.decision_working_days == 0 || self.sla.handling_working_days == 0 {
             return Err(SettingsError::Invalid("[sla] 中的期限必须大于 0".into()));
         }
+        let http = &self.http;
+        for (key, value) in [
+            ("header_read_timeout_secs", http.header_read_timeout_secs),
+            ("request_timeout_secs", http.request_timeout_secs),
+            ("idle_timeout_secs", http.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(SettingsError::Invalid(format!(
+                    "[http] {key} 应在 1 到 3600 秒之间，当前为 {value}"
+                )));
+            }
+        }
+        if http.max_connections == 0 || http.max_connections_per_ip == 0 {
+            return Err(SettingsError::Invalid(
+                "[http] max_connections 与 max_connections_per_ip 必须大于 0".into(),
+            ));
+        }
         if self.report.monthly_at_time().is_none() {
             return Err(SettingsError::Invalid(format!(
                 "[report] monthly_at 应为 HH:MM（如 \"09:00\"），当前为 \"{}\"",
@@ -287,6 +349,24 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Why sandbox mode may not listen on `ip`: the console has no login, so whoever reaches it acts
+/// as anyone on the roster. None when the mode is not sandbox, the address is loopback, or
+/// `[sandbox] allow_remote` is on.
+pub fn sandbox_exposure(settings: &Settings, ip: IpAddr) -> Option<String> {
+    (settings.dingtalk.mode == DingtalkMode::Sandbox
+        && !ip.to_canonical().is_loopback()
+        && !settings.sandbox.allow_remote)
+        .then(|| {
+            format!(
+                "沙盒模式没有登录，任何能访问控制台的人都能以任何人的身份操作，因此只能监听本机地址（127.0.0.1 或 [::1]），当前为 {ip}。\
+                 请把 [server] listen 改为 127.0.0.1:端口，或改用钉钉模式（[dingtalk] mode = \"stream\" 或 \"http\"）；\
+                 确需远程访问沙盒时设置 [sandbox] allow_remote = true（环境变量 TIAOCHU_SANDBOX__ALLOW_REMOTE=true）。\
+                 / Sandbox mode has no login and may only listen on a loopback address (now {ip}); \
+                 set [sandbox] allow_remote = true (TIAOCHU_SANDBOX__ALLOW_REMOTE=true) to serve it to the network anyway."
+            )
+        })
 }
 
 fn parse_layer(text: &str, origin: &str) -> Result<toml::Table, SettingsError> {

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The evidence suite of issue 8 in its full form, one part after the other so they do not share
 # the CPUs: the crash test with 100 SIGKILLs, the long fault run, both fuzz targets for a fixed
-# time, and the load bench. `.ci/run` runs the short forms (the default `cargo test` and
+# time, the load bench, and the stuck-connection flood (slowloris and silent sockets, and
+# connections over the per-address cap). `.ci/run` runs the short forms (the default `cargo test` and
 # `cargo bench --features bench --bench load -- --short`); this is what the README's figures
 # come from. Each part's whole output goes to test-artifacts/evidence/<part>.log and its summary
 # lines to the terminal.
 #
 #   tests/evidence-full.sh                 # everything (≈ 45 min on 2 CPUs)
-#   tests/evidence-full.sh crash load      # only some parts: crash faults fuzz load
+#   tests/evidence-full.sh crash load      # only some parts: crash faults fuzz load slowloris
 #
-# Sizes: CRASH_KILLS (100), FAULT_MESSAGES (10000), FUZZ_SECONDS per target (600).
+# Sizes: CRASH_KILLS (100), FAULT_MESSAGES (10000), FUZZ_SECONDS per target (600),
+# SLOWLORIS (1500) and SILENT (500) stuck connections, OVERCAP (1100) connections over the cap.
 # Fuzzing needs the nightly toolchain and cargo-fuzz:
 #   rustup toolchain install nightly && cargo install cargo-fuzz
 set -euo pipefail
@@ -18,11 +20,14 @@ cd "$(dirname "$0")/.."
 out=test-artifacts/evidence
 mkdir -p "$out"
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(crash faults fuzz load)
+[ ${#parts[@]} -gt 0 ] || parts=(crash faults fuzz load slowloris)
 
 CRASH_KILLS=${CRASH_KILLS:-100}
 FAULT_MESSAGES=${FAULT_MESSAGES:-10000}
 FUZZ_SECONDS=${FUZZ_SECONDS:-600}
+SLOWLORIS=${SLOWLORIS:-1500}
+SILENT=${SILENT:-500}
+OVERCAP=${OVERCAP:-1100}
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(git rev-parse --short HEAD)"
 
@@ -71,8 +76,17 @@ for part in "${parts[@]}"; do
         run load cargo bench --features bench --bench load
         grep -E 'machine|ratio|RSS|bare|service' "$out/load.log" || true
         ;;
+    slowloris)
+        # Both ends of every connection are in the test process: raise its open-file limit.
+        ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+        run slowloris env TIAOCHU_SLOWLORIS_CONNECTIONS="$SLOWLORIS" \
+            TIAOCHU_SILENT_CONNECTIONS="$SILENT" TIAOCHU_OVERCAP_CONNECTIONS="$OVERCAP" \
+            cargo test --test api -- --nocapture --test-threads 1 \
+            attacks::network::slowloris_and_silent_floods attacks::network::connections_over_the_per_address_cap
+        grep -oE '(slowloris|over-cap) test: .*' "$out/slowloris.log" || true
+        ;;
     *)
-        echo "unknown part: $part (crash, faults, fuzz, load)"
+        echo "unknown part: $part (crash, faults, fuzz, load, slowloris)"
         exit 2
         ;;
     esac

@@ -100,6 +100,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
             Err(e) => errors.push(e.to_string()),
         }
     }
+    // A name (`localhost:8080`) is checked when `serve` binds it.
+    if let Ok(listen) = settings.server.listen.parse::<std::net::SocketAddr>()
+        && let Some(refusal) = crate::settings::sandbox_exposure(settings, listen.ip())
+    {
+        errors.push(refusal);
+    }
 
     for w in &warnings {
         println!("警告：{w}");

@@ -1,8 +1,9 @@
-//! `tiaochu serve`: runs the service in the foreground until ctrl-c. Sets up logging (`[log]
-//! format`: text or JSON lines), binds `[server] listen`, opens the database and says in Chinese
-//! where it listens and how DingTalk reaches it. In sandbox mode the clock is an [`OffsetClock`]
-//! the sandbox clock panel moves, and the console's address is printed first, since it is what
-//! an evaluator opens.
+//! `tiaochu serve`: runs the service in the foreground until ctrl-c or SIGTERM (what `podman
+//! stop`, `docker stop` and, by default, systemd send), both a graceful stop. Sets up logging
+//! (`[log] format`: text or JSON lines), binds `[server] listen`, opens the database and says in
+//! Chinese where it listens and how DingTalk reaches it. In sandbox mode the clock is an
+//! [`OffsetClock`] the sandbox clock panel moves, and the console's address is printed first,
+//! since it is what an evaluator opens.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::app::App;
 use crate::clock::{Clock, OffsetClock, SystemClock};
 use crate::settings::{DingtalkMode, LogFormat, Settings};
 
-/// Serves until ctrl-c; 0 on a clean stop. Start-up failures (address in use, database
+/// Serves until ctrl-c or SIGTERM; 0 on a clean stop. Start-up failures (address in use, database
 /// unopenable, missing secret) come back as errors with a Chinese message (exit status 2).
 pub fn run(settings: &Settings) -> anyhow::Result<i32> {
     // RUST_LOG overrides; a subscriber installed earlier (tests) is kept.
@@ -63,6 +64,7 @@ async fn serve(settings: Settings) -> anyhow::Result<i32> {
         DingtalkMode::Sandbox => Arc::new(OffsetClock::new()),
         DingtalkMode::Http | DingtalkMode::Stream => Arc::new(SystemClock),
     };
+    let stop = stop_signal().context("无法监听停止信号（SIGTERM）")?;
     let app = App::build(settings, listener, clock).context("服务无法启动")?;
 
     println!("tiaochu 已启动，监听 http://{}", app.address());
@@ -78,17 +80,34 @@ async fn serve(settings: Settings) -> anyhow::Result<i32> {
 
     let shutdown = app.shutdown_handle();
     tokio::spawn(async move {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => {
-                eprintln!("收到停止信号，正在停止（等待处理中的请求完成）…");
+        match stop.await {
+            Ok(signal) => {
+                tracing::info!(signal, "stop signal received; finishing in-flight requests");
+                eprintln!("收到停止信号（{signal}），正在停止（等待处理中的请求完成）…");
                 shutdown.trigger();
             }
             Err(e) => eprintln!("无法监听 Ctrl-C（{e}），只能通过结束进程来停止服务"),
         }
     });
     app.run_until_stopped().await?;
+    tracing::info!("stopped in order");
     println!("tiaochu 已停止");
     Ok(0)
+}
+
+/// Resolves with the name of the first stop signal: SIGINT (ctrl-c) or SIGTERM. SIGTERM's
+/// handler is installed when this is called (before the service is built), so from then on a
+/// SIGTERM is a graceful stop, not the default immediate death.
+fn stop_signal()
+-> std::io::Result<impl Future<Output = std::io::Result<&'static str>> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "SIGINT"),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    })
 }
 
 fn mode_line(mode: DingtalkMode) -> &'static str {

@@ -39,16 +39,17 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Times the request from routing to the response head, labelled with the route pattern (never
-/// the raw path, which a caller controls) and the method.
+/// Times the request from routing to the response head. Both labels come from fixed sets, since
+/// anyone can send a request: the route is the matched pattern (never the raw path), `other` for a
+/// path no route serves, and the method is a standard one or `other` ([`metrics::method_label`]).
 pub(super) async fn track(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
+        .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
+    let method = metrics::method_label(request.method().as_str());
     let response = next.run(request).await;
-    metrics::global().observe_request(&route, &method, start.elapsed());
+    metrics::global().observe_request(&route, method, start.elapsed());
     response
 }

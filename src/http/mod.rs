@@ -33,6 +33,7 @@ mod health;
 mod metrics;
 mod robot;
 pub mod sandbox;
+pub(crate) mod serve;
 
 /// The largest robot callback body accepted, in bytes (64 KiB; §1.2 hardening).
 pub const ROBOT_BODY_LIMIT: usize = 64 * 1024;

@@ -11,19 +11,24 @@
 //!
 //! Pages are rendered on the server with every text escaped; the one script and the style sheet
 //! are embedded files, and the Content-Security-Policy forbids inline script, so a message that
-//! carries markup shows as text. There is no login (the routes exist only in sandbox mode and the
-//! server binds 127.0.0.1 by default); the two POST routes take JSON bodies only, which another
-//! site's page cannot send without a CORS preflight this server never grants.
+//! carries markup shows as text. There is no login: the routes exist only in sandbox mode, which
+//! refuses to start on a non-loopback address unless `[sandbox] allow_remote` says so
+//! ([`crate::settings::sandbox_exposure`]), and every request must name a loopback host or a
+//! configured one in its `Host` header, so a page on another site cannot reach the console by
+//! pointing its own name at 127.0.0.1 (DNS rebinding). The two POST routes take JSON bodies only,
+//! which another site's page cannot send without a CORS preflight this server never grants.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
@@ -74,6 +79,9 @@ pub struct SandboxState {
     log: Arc<Mutex<Log>>,
     /// When this state was made (service start), by the service clock.
     started: Timestamp,
+    /// Hosts besides loopback that requests may name (lowercase, no port, IPv6 without
+    /// brackets): `[dashboard] base_url`'s and the listen address's.
+    public_hosts: Arc<Vec<String>>,
 }
 
 impl SandboxState {
@@ -95,7 +103,24 @@ impl SandboxState {
             log: Arc::new(Mutex::new(Log::default())),
             started: clock.now(),
             clock,
+            public_hosts: Arc::new(Vec::new()),
         }
+    }
+
+    /// Accepts requests naming `base_url`'s host or the listen address besides loopback ones.
+    pub fn with_public_hosts(mut self, base_url: &str, listen: SocketAddr) -> SandboxState {
+        let mut hosts = Vec::new();
+        if let Some(host) = reqwest::Url::parse(base_url)
+            .ok()
+            .and_then(|url| url.host_str().map(normal_host))
+        {
+            hosts.push(host);
+        }
+        if !listen.ip().is_unspecified() {
+            hosts.push(normal_host(&listen.ip().to_string()));
+        }
+        self.public_hosts = Arc::new(hosts);
+        self
     }
 
     fn moved(&self) -> SignedDuration {
@@ -133,7 +158,79 @@ pub(super) fn routes<S>(state: SandboxState) -> Router<S> {
             post(send).layer(DefaultBodyLimit::max(SEND_BODY_LIMIT)),
         )
         .route("/sandbox/clock", post(move_clock))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.public_hosts),
+            host_guard,
+        ))
         .with_state(state)
+}
+
+/// Refuses (403) a request whose `Host` is neither loopback nor one of `public_hosts`, before
+/// anything reads or changes state: a browser that reached us through a name an attacker's DNS
+/// points at 127.0.0.1 sends that name.
+async fn host_guard(
+    State(public_hosts): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if host_allowed(request.headers(), &public_hosts) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "禁止访问：沙盒控制台只接受本机地址（127.0.0.1、localhost）或配置的访问地址（[dashboard] base_url）",
+        )
+            .into_response()
+    }
+}
+
+/// One `Host` header naming loopback (`127.0.0.1`, `localhost`, `[::1]`, any port) or one of
+/// `public_hosts`.
+fn host_allowed(headers: &HeaderMap, public_hosts: &[String]) -> bool {
+    let mut values = headers.get_all(header::HOST).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Some(host) = value.to_str().ok().and_then(host_name) else {
+        return false;
+    };
+    host == "localhost"
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || public_hosts.contains(&host)
+}
+
+/// The host of a `Host` header value (`name`, `name:port`, `[v6]`, `[v6]:port`), normalised;
+/// None when it is not of that shape.
+fn host_name(value: &str) -> Option<String> {
+    let value = value.trim();
+    let host = if let Some(rest) = value.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        if !(after.is_empty() || port_suffix(after)) {
+            return None;
+        }
+        inside
+    } else {
+        match value.split_once(':') {
+            Some((name, port)) if port_suffix(&format!(":{port}")) => name,
+            Some(_) => return None,
+            None => value,
+        }
+    };
+    (!host.is_empty()).then(|| normal_host(host))
+}
+
+fn port_suffix(text: &str) -> bool {
+    text.strip_prefix(':')
+        .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Lowercase, without IPv6 brackets or a trailing dot, so `Example.GOV.cn.` matches.
+fn normal_host(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
 }
 
 /// Every way a sandbox request fails; the text is Chinese and shown on the page.
@@ -1244,5 +1341,42 @@ mod tests {
         let chat = chat_page(&roster.people()[0]);
         assert!(chat.contains(r#"data-as="local:区&quot;测试&quot;局:&lt;b&gt;某&lt;/b&gt;""#));
         assert!(!chat.contains("<script>"), "no inline script");
+    }
+
+    #[test]
+    fn the_host_header_must_name_loopback_or_a_configured_host() {
+        let allowed = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(header::HOST, HeaderValue::from_str(v).expect("value"));
+            }
+            host_allowed(&headers, &["tiaochu.example.gov.cn".to_string()])
+        };
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "[::1]",
+            "tiaochu.example.gov.cn",
+            "Tiaochu.Example.gov.cn.:443",
+        ] {
+            assert!(allowed(&[ok]), "{ok} is allowed");
+        }
+        for refused in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "127.0.0.1:80:80",
+            "[::1]x",
+            "10.0.0.5:8080",
+            "",
+        ] {
+            assert!(!allowed(&[refused]), "{refused} is refused");
+        }
+        assert!(!allowed(&[]), "no Host at all");
+        assert!(!allowed(&["127.0.0.1", "evil.example"]), "two Host headers");
     }
 }

@@ -9,6 +9,10 @@
 //! service never blocks its own restart — and because of that, whatever a previous holder left
 //! leased in the outbox is known to be abandoned (see `Tx::release_outbox_leases`).
 //!
+//! The lock file is named after the database's real path (symbolic links resolved, the directory
+//! made absolute), so a second service reaching the same file through a link or another relative
+//! path meets the same lock. Hard links are not told apart: SQLite itself warns against them.
+//!
 //! Command-line tools (`outbox`, `report`, `backup`, …) do not take the lock: they run beside the
 //! service through SQLite's normal locking.
 
@@ -31,7 +35,11 @@ impl ServiceLock {
     /// process's id into it (for the admin who finds it). Fails at once, without waiting, when
     /// another process holds it.
     pub fn acquire(db: &Path) -> Result<ServiceLock, StoreError> {
-        let path = lock_path(db);
+        let real = real_path(db).map_err(|source| StoreError::Io {
+            path: db.display().to_string(),
+            source,
+        })?;
+        let path = lock_path(&real);
         let shown = path.display().to_string();
         let io = |source: std::io::Error| StoreError::Io {
             path: shown.clone(),
@@ -68,6 +76,47 @@ impl ServiceLock {
     }
 }
 
+/// Symbolic links followed at most this many times (Linux's own limit is 40).
+const MAX_LINKS: usize = 40;
+
+/// The file `db` names: links resolved and the path absolute. The database need not exist yet
+/// (first start): then its directory is resolved and the name joined, after following a
+/// dangling link to where SQLite would create the file.
+pub fn real_path(db: &Path) -> std::io::Result<PathBuf> {
+    let mut path = db.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::canonicalize(&path) {
+            Ok(real) => return Ok(real),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            let target = std::fs::read_link(&path)?;
+            path = match path.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+            continue;
+        }
+        let name = path.file_name().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "数据库路径没有文件名 / the database path names no file",
+            )
+        })?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        return Ok(std::fs::canonicalize(dir)?.join(name));
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "数据库路径的符号链接层数过多 / too many levels of symbolic links",
+    ))
+}
+
 /// `<db>.lock`, beside the database.
 pub fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_os_string();
@@ -84,7 +133,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("t.db");
         let first = ServiceLock::acquire(&db).expect("first");
-        assert_eq!(first.path(), dir.path().join("t.db.lock"));
+        let real_dir = std::fs::canonicalize(dir.path()).expect("dir");
+        assert_eq!(first.path(), real_dir.join("t.db.lock"));
         let err = ServiceLock::acquire(&db).expect_err("second while the first holds it");
         let text = err.to_string();
         assert!(text.contains("t.db"), "{text}");
@@ -94,5 +144,38 @@ mod tests {
         );
         drop(first);
         ServiceLock::acquire(&db).expect("free again once dropped");
+    }
+
+    #[test]
+    fn a_link_to_the_database_meets_the_same_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("dir");
+        let db = data.join("t.db");
+        // The database does not exist yet: a link to its directory and a dangling link to the
+        // file both resolve to it.
+        let dir_link = dir.path().join("via-dir");
+        std::os::unix::fs::symlink(&data, &dir_link).expect("dir link");
+        let file_link = dir.path().join("via-file.db");
+        std::os::unix::fs::symlink(&db, &file_link).expect("file link");
+        let relative_link = dir.path().join("relative.db");
+        std::os::unix::fs::symlink("data/t.db", &relative_link).expect("relative link");
+
+        let first = ServiceLock::acquire(&file_link).expect("first, through the dangling link");
+        for other in [&db, &dir_link.join("t.db"), &relative_link] {
+            let err = ServiceLock::acquire(other).expect_err("the same database");
+            assert!(
+                err.to_string().contains(&std::process::id().to_string()),
+                "names the holder: {err}"
+            );
+        }
+        drop(first);
+        std::fs::write(&db, b"").expect("the database now exists");
+        let _held = ServiceLock::acquire(&dir_link.join("t.db")).expect("free again");
+        let err = ServiceLock::acquire(&file_link).expect_err("an existing file via a link");
+        assert!(
+            err.to_string().contains("via-file.db"),
+            "names the path given: {err}"
+        );
     }
 }

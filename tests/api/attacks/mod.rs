@@ -3,3 +3,4 @@
 //! nothing was sent and no state changed.
 mod card;
 mod flood;
+mod network;
