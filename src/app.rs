@@ -99,7 +99,6 @@ pub struct App {
     stream: Option<(StreamClient, watch::Sender<StreamState>)>,
     engine: Engine,
     sender: Arc<dyn Sender>,
-    admins: Vec<String>,
     clock: Arc<dyn Clock>,
     /// Moves the scheduler when the clock jumps (the sandbox clock panel).
     clock_moved: Arc<watch::Sender<u64>>,
@@ -179,10 +178,6 @@ impl App {
             .with_moved(sandbox_offset)
             .with_public_hosts(&settings.dashboard.base_url, address)
         });
-        let admins: Vec<String> = roster
-            .people_with_role(Role::Admin)
-            .map(|p| p.id().to_string())
-            .collect();
         let engine = Engine::new(
             store.clone(),
             Arc::clone(&roster),
@@ -261,7 +256,6 @@ impl App {
             stream,
             engine,
             sender,
-            admins,
             clock,
             clock_moved,
             report: settings.report.clone(),
@@ -343,7 +337,7 @@ impl App {
                 self.store.clone(),
                 self.sender,
                 Arc::clone(&self.clock),
-                self.admins,
+                live_admins(self.engine.clone()),
                 outbox_wake,
                 self.shutdown.subscribe(),
             )),
@@ -371,6 +365,18 @@ impl App {
         drop(lock);
         Ok(())
     }
+}
+
+/// The admins of the roster in force, read at each outbox step: bindings and roster changes made
+/// in DingTalk after start-up count at once.
+fn live_admins(engine: Engine) -> outbox::Admins {
+    Arc::new(move || {
+        engine
+            .roster()
+            .people_with_role(Role::Admin)
+            .map(|p| p.id().to_string())
+            .collect()
+    })
 }
 
 /// Processes stored inbound messages as they arrive; wakes the outbox after each batch, since

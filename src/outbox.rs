@@ -657,6 +657,10 @@ pub async fn next_step_at(
     })
 }
 
+/// Who is told about dead letters, asked afresh before every step: the admins of the roster in
+/// force, so an admin bound in DingTalk (绑定) after start-up is told at their bound id.
+pub type Admins = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// Repeats [`deliver_due`] until `shutdown` turns true: immediately while full batches keep
 /// coming, otherwise sleeping until the next row is due (at most [`IDLE_POLL`]) or `wake` is
 /// notified (the engine notifies after enqueueing). A store error is logged and retried after
@@ -665,7 +669,7 @@ pub async fn run(
     store: Store,
     sender: Arc<dyn Sender>,
     clock: Arc<dyn Clock>,
-    admins: Vec<String>,
+    admins: Admins,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -679,7 +683,7 @@ pub async fn run(
             sender.as_ref(),
             clock.as_ref(),
             &mut limits,
-            &admins,
+            &admins(),
         )
         .await
         {

@@ -1415,7 +1415,7 @@ async fn run_loop_delivers_when_woken_and_stops_on_shutdown() {
         h.store.clone(),
         h.client.clone(),
         h.clock.clone(),
-        Vec::new(),
+        Arc::new(Vec::new),
         wake.clone(),
         stopped,
     ));
@@ -1484,4 +1484,92 @@ async fn sandbox_sender_marks_sent_and_keeps_notices_local() {
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].channel, "sandbox");
     assert!(h.fake.requests().is_empty(), "sandbox never calls DingTalk");
+}
+
+/// Issue 15: the admins told about dead letters are read from the roster in force, so an admin
+/// bound in DingTalk after start-up gets the next notice at the bound id (not at `local:`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_bound_after_start_gets_the_next_dead_letter_notice() {
+    use tiaochu::roster::{Person, Role};
+    let fake =
+        FakeDingtalk::start(Arc::new(ManualClock::at_millis(crate::support::START_MS))).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let roster = crate::support::write_roster(
+        dir.path(),
+        &[],
+        vec![
+            Person::new(
+                "甲管理",
+                "区12345热线",
+                "管理员",
+                vec![Role::Admin],
+                "admin-1",
+                "",
+            ),
+            Person::new("钱管理", "区12345热线", "管理员", vec![Role::Admin], "", ""),
+            Person::new(
+                "赵联络",
+                "区住建局",
+                "股长",
+                vec![Role::Liaison],
+                "u-zj",
+                "13800000002",
+            ),
+        ],
+    );
+    let dingtalk = fake.settings();
+    let app = crate::support::spawn_app(move |s| {
+        s.dingtalk = dingtalk;
+        s.dingtalk.mode = tiaochu::settings::DingtalkMode::Http;
+        s.roster.path = roster;
+    })
+    .await;
+    let now = app.now_ms();
+    let bind = serde_json::json!({
+        "msgtype": "text", "msgId": "bind-1", "createAt": now, "conversationType": "2",
+        "conversationId": "cid-admins", "senderStaffId": "admin-1", "senderNick": "甲管理",
+        "atUsers": [{"dingtalkId": "$:LWCP_v1:$robot"},
+                    {"dingtalkId": "$:LWCP_v1:$qian", "staffId": "qian-001"}],
+        "text": {"content": "绑定 钱管理 @钱管理"}, "robotCode": ROBOT_CODE,
+    });
+    assert_eq!(app.post_signed(bind.to_string()).await.status(), 200);
+    wait_for(&fake, |d| {
+        d.user.as_deref() == Some("qian-001") && d.text.contains("绑定钉钉账号")
+    })
+    .await;
+
+    // A reply that cannot be delivered: 赵联络's account is not in the app's visible range.
+    fake.invalid_users(&["u-zj"]);
+    let help = serde_json::json!({
+        "msgtype": "text", "msgId": "help-1", "createAt": now, "conversationType": "1",
+        "conversationId": "cid-zj", "senderStaffId": "u-zj", "senderNick": "赵联络",
+        "text": {"content": "帮助"}, "robotCode": ROBOT_CODE,
+    });
+    assert_eq!(app.post_signed(help.to_string()).await.status(), 200);
+    let notice = wait_for(&fake, |d| {
+        d.user.as_deref() == Some("qian-001") && d.text.contains("消息发送失败")
+    })
+    .await;
+    assert!(
+        notice.text.contains("赵联络") || notice.text.contains("u-zj"),
+        "{}",
+        notice.text
+    );
+    app.shutdown.trigger();
+}
+
+/// The first delivery `matches` accepts, waiting up to 10 s.
+async fn wait_for(fake: &FakeDingtalk, matches: impl Fn(&Delivery) -> bool) -> Delivery {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(d) = fake.deliveries().into_iter().find(|d| matches(d)) {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered: {:#?}",
+            fake.deliveries()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
