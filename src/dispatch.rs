@@ -221,7 +221,12 @@ fn reachable(to: &Person) -> Option<String> {
 /// escaped, since it holds what people wrote (an objection reason, a contact line).
 fn card_as_message(content: &CardContent) -> Rendered {
     let mut markdown = content.markdown.clone();
-    for line in content.status.lines().map(md_text).filter(|l| !l.is_empty()) {
+    for line in content
+        .status
+        .lines()
+        .map(md_text)
+        .filter(|l| !l.is_empty())
+    {
         markdown.push_str(&format!("\n\n**{line}**"));
     }
     Rendered {

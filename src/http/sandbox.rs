@@ -1110,7 +1110,9 @@ mod tests {
         let written = crate::messages::escape::md_text(hostile);
         let html = markdown(&format!("- 异议理由：{written}\n> {written}"));
         assert!(
-            !html.contains("<a") && !html.contains("<img") && !html.contains("<strong")
+            !html.contains("<a")
+                && !html.contains("<img")
+                && !html.contains("<strong")
                 && !html.contains("<code"),
             "{html}"
         );

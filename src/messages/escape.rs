@@ -122,7 +122,9 @@ fn escape_line(line: &str, pipes: bool) -> String {
             '|' => pipes,
             ':' => next.is_some_and(|n| !n.is_whitespace()) && scheme_before(&chars, i),
             '.' => www_before(&chars, i),
-            '<' if next.is_some_and(|n| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?')) => {
+            '<' if next
+                .is_some_and(|n| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?')) =>
+            {
                 out.push_str("&lt;");
                 continue;
             }
@@ -259,9 +261,18 @@ mod tests {
             if c == ':'
                 && live[i]
                 && chars.get(i + 1).is_some_and(|n| !n.is_whitespace())
-                && ["http", "https", "ftp", "dtmd", "dingtalk", "javascript", "mailto", "data"]
-                    .iter()
-                    .any(|s| before.ends_with(s))
+                && [
+                    "http",
+                    "https",
+                    "ftp",
+                    "dtmd",
+                    "dingtalk",
+                    "javascript",
+                    "mailto",
+                    "data",
+                ]
+                .iter()
+                .any(|s| before.ends_with(s))
             {
                 found.push(format!("scheme at {i}"));
             }
@@ -290,7 +301,11 @@ mod tests {
             "{input:?} → {out:?}: {:?}",
             active_syntax(&out)
         );
-        assert_eq!(rendered_text(&out), plain_line(input), "{input:?} → {out:?}");
+        assert_eq!(
+            rendered_text(&out),
+            plain_line(input),
+            "{input:?} → {out:?}"
+        );
     }
 
     #[test]
@@ -332,7 +347,10 @@ mod tests {
             md_text("<http://evil.example> <!-- c --> <?php"),
             r"&lt;http\://evil.example> &lt;!-- c --> &lt;?php"
         );
-        assert_eq!(md_text("&lt;b&gt; &#60; & 5"), "&amp;lt;b&amp;gt; &amp;#60; & 5");
+        assert_eq!(
+            md_text("&lt;b&gt; &#60; & 5"),
+            "&amp;lt;b&amp;gt; &amp;#60; & 5"
+        );
         assert_eq!(md_text("小于<5万元 a < b"), "小于<5万元 a < b");
     }
 
@@ -376,7 +394,10 @@ mod tests {
         ] {
             assert_eq!(md_text(text), escaped, "{text}");
         }
-        assert_eq!(plain_line("a\r\nb\u{2028}c\u{85}d\u{202E}e\u{0}f"), "a b c def");
+        assert_eq!(
+            plain_line("a\r\nb\u{2028}c\u{85}d\u{202E}e\u{0}f"),
+            "a b c def"
+        );
     }
 
     #[test]
@@ -407,11 +428,62 @@ mod tests {
     /// Text made of the characters markdown, HTML and URLs are built from, and Chinese.
     fn hostile() -> impl Strategy<Value = String> {
         let pieces = prop::sample::select(vec![
-            "[", "]", "(", ")", "!", "<", ">", "&", "#", ";", "*", "_", "`", "~", "\\", "|", ":",
-            "/", ".", "-", "+", "=", " ", "\n", "\r", "\t", "1", "9", "a", "w", "www.", "http",
-            "https://", "dtmd://", "javascript:", "mailto:", "&lt;", "&#60;", "<a href=", "<img ",
-            "</a>", "<!--", "1. ", "# ", "> ", "- ", "---", "```", "汉", "字", "：", "（", "）",
-            "\u{2028}", "\u{202E}", "\u{0}",
+            "[",
+            "]",
+            "(",
+            ")",
+            "!",
+            "<",
+            ">",
+            "&",
+            "#",
+            ";",
+            "*",
+            "_",
+            "`",
+            "~",
+            "\\",
+            "|",
+            ":",
+            "/",
+            ".",
+            "-",
+            "+",
+            "=",
+            " ",
+            "\n",
+            "\r",
+            "\t",
+            "1",
+            "9",
+            "a",
+            "w",
+            "www.",
+            "http",
+            "https://",
+            "dtmd://",
+            "javascript:",
+            "mailto:",
+            "&lt;",
+            "&#60;",
+            "<a href=",
+            "<img ",
+            "</a>",
+            "<!--",
+            "1. ",
+            "# ",
+            "> ",
+            "- ",
+            "---",
+            "```",
+            "汉",
+            "字",
+            "：",
+            "（",
+            "）",
+            "\u{2028}",
+            "\u{202E}",
+            "\u{0}",
         ]);
         prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
     }

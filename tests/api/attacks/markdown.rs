@@ -196,7 +196,7 @@ impl Service {
     }
 
     /// Submits `application`, claims it and, with `units`, decides a joint mediation.
-    async fn to_joint(&mut self, application: &str, units: &str) {
+    async fn drive_to_joint(&mut self, application: &str, units: &str) {
         self.say(RS, application).await;
         self.say(INSPECTOR, &format!("审核 {T}")).await;
         if !units.is_empty() {
@@ -229,9 +229,14 @@ fn shown(markdown: &str) -> String {
             rest = &rest[1 + n.len_utf8()..];
             continue;
         }
-        let entity = [("&lt;", '<'), ("&gt;", '>'), ("&amp;", '&'), ("&quot;", '"')]
-            .into_iter()
-            .find(|(e, _)| rest.starts_with(e));
+        let entity = [
+            ("&lt;", '<'),
+            ("&gt;", '>'),
+            ("&amp;", '&'),
+            ("&quot;", '"'),
+        ]
+        .into_iter()
+        .find(|(e, _)| rest.starts_with(e));
         if let Some((e, decoded)) = entity {
             out.push(decoded);
             rest = &rest[e.len()..];
@@ -410,7 +415,7 @@ async fn a_dtmd_link_in_an_objection_cannot_make_the_inspector_send_a_command() 
     let reason = format!("不属于本局职责，[点此查看依据]({forged}) 另见 {forged}");
     for template in [true, false] {
         let mut s = Service::start(template).await;
-        s.to_joint(
+        s.drive_to_joint(
             &application(PLAIN_TITLE, PLAIN_MEASURES),
             "区住建局：核查项目审批；区城市管理局：协助现场核查",
         )
@@ -432,7 +437,7 @@ async fn a_javascript_link_in_a_progress_note_is_text() {
     let note = "已约谈企业负责人，详见[会议纪要](javascript:alert(document.cookie)) 与 [附件](JaVaScRiPt:void(0))";
     for template in [true, false] {
         let mut s = Service::start(template).await;
-        s.to_joint(
+        s.drive_to_joint(
             &application(PLAIN_TITLE, PLAIN_MEASURES),
             "区住建局：核查项目审批",
         )
@@ -460,7 +465,7 @@ async fn raw_html_in_an_accept_line_is_text() {
     let help = "![跟踪](https:tracker.example?p.gif)";
     for template in [true, false] {
         let mut s = Service::start(template).await;
-        s.to_joint(
+        s.drive_to_joint(
             &application(PLAIN_TITLE, PLAIN_MEASURES),
             "区住建局：核查项目审批",
         )
@@ -492,7 +497,8 @@ async fn autolinks_and_bare_urls_in_a_return_reason_are_not_links() {
     let reason = "请参照 <http://evil.example/a> 或 http://evil.example/b、HTTPS://evil.example/c、www.evil.example/d 及 <mailto:x@evil.example> 补充";
     for template in [true, false] {
         let mut s = Service::start(template).await;
-        s.to_joint(&application(PLAIN_TITLE, PLAIN_MEASURES), "").await;
+        s.drive_to_joint(&application(PLAIN_TITLE, PLAIN_MEASURES), "")
+            .await;
         let sent = s.say(INSPECTOR, &format!("退回 {T} {reason}")).await;
         assert_inert(&sent, &[RS], reason, &["evil.example"]);
         s.app.shutdown.trigger();
@@ -505,7 +511,7 @@ async fn a_heading_or_quote_in_a_reason_keeps_the_layout() {
     let folded = "理由如下： # 伪造标题 > 伪造引用 - 伪造列表 --- 1. 伪造编号";
     for template in [true, false] {
         let mut s = Service::start(template).await;
-        s.to_joint(
+        s.drive_to_joint(
             &application(PLAIN_TITLE, PLAIN_MEASURES),
             "区住建局：核查项目审批；区城市管理局：协助现场核查",
         )
