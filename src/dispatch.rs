@@ -14,6 +14,7 @@ use crate::card_secrets::CardSecrets;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::payload::{self, CardCallback, CardCreate, CardSpace};
 use crate::messages::card::{CardContent, card_params};
+use crate::messages::escape::md_text;
 use crate::messages::notify::Rendered;
 use crate::roster::Person;
 use crate::settings::{DingtalkMode, DingtalkSettings};
@@ -214,10 +215,17 @@ fn reachable(to: &Person) -> Option<String> {
     to.reachable().then(|| to.staff_id.clone())
 }
 
+/// A card as a markdown message: the body, then each line of the (plain-text) status in bold,
+/// escaped, since it holds what people wrote (an objection reason, a contact line).
 fn card_as_message(content: &CardContent) -> Rendered {
     let mut markdown = content.markdown.clone();
-    if !content.status.is_empty() {
-        markdown.push_str(&format!("\n\n**{}**", content.status));
+    for line in content
+        .status
+        .lines()
+        .map(md_text)
+        .filter(|l| !l.is_empty())
+    {
+        markdown.push_str(&format!("\n\n**{line}**"));
     }
     Rendered {
         title: content.title.clone(),

@@ -621,10 +621,11 @@ impl InboxProcessor {
         let (year, month) = month.unwrap_or((today.year(), today.month()));
         let period = crate::report::Period::Month { year, month };
         let report = crate::report::build(tx, calendar, &period, now)?;
-        Ok(plain(
-            &format!("{year}-{month:02} 统计"),
-            &crate::report::markdown::brief(&report),
-        ))
+        // Already markdown, with people's text escaped where the report writes it.
+        Ok(Rendered {
+            title: format!("{year}-{month:02} 统计"),
+            markdown: crate::report::markdown::brief(&report),
+        })
     }
 
     /// Answers the sender: in a group, through the message's session webhook while it is valid;
@@ -714,10 +715,12 @@ fn mentioned(message: &RobotMessage, nicks: &[String]) -> Result<Mentioned, Stri
     }
 }
 
-fn plain(title: &str, markdown: &str) -> Rendered {
+/// A reply written as plain text: escaped into markdown line by line, since it may carry what
+/// other people wrote (a title in 查询, a nick in 名单变更) and must never become a live link.
+fn plain(title: &str, text: &str) -> Rendered {
     Rendered {
         title: title.to_string(),
-        markdown: markdown.to_string(),
+        markdown: crate::messages::escape::md_block(text),
     }
 }
 

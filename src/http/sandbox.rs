@@ -1047,41 +1047,118 @@ fn markdown(text: &str) -> String {
     out
 }
 
-/// `**bold**` and `` `code` `` inside one line; an unpaired marker stays as written.
+/// `**bold**` and `` `code` `` inside one line; an unpaired marker stays as written. The escapes
+/// the service writes around people's text (a backslash before punctuation, `&lt;`, `&amp;`, …)
+/// show as the character they stand for, never as a marker; links and HTML are not rendered at
+/// all, so everything is HTML-escaped on the way out.
 fn inline(line: &str) -> String {
+    let pieces = pieces(line);
     let mut out = String::new();
-    let mut rest = line;
-    loop {
-        let bold = rest.find("**");
-        let code = rest.find('`');
-        let (start, marker) = match (bold, code) {
-            (Some(b), Some(c)) if c < b => (c, "`"),
-            (Some(b), _) => (b, "**"),
-            (None, Some(c)) => (c, "`"),
-            (None, None) => break,
-        };
-        let after = &rest[start + marker.len()..];
-        let Some(end) = after.find(marker).filter(|&e| e > 0) else {
-            // Unpaired: keep the marker as text and look past it.
-            out.push_str(&escape(&rest[..start + marker.len()]));
-            rest = after;
-            continue;
-        };
-        out.push_str(&escape(&rest[..start]));
-        let inner = &after[..end];
-        if marker == "`" {
+    let mut i = 0;
+    while i < pieces.len() {
+        if let Piece::Bold = pieces[i] {
+            let close = pieces[i + 1..]
+                .iter()
+                .position(|p| matches!(p, Piece::Bold))
+                .filter(|&n| n > 0);
+            if let Some(n) = close {
+                out.push_str("<strong>");
+                for p in &pieces[i + 1..=i + n] {
+                    render_piece(&mut out, p);
+                }
+                out.push_str("</strong>");
+                i += n + 2;
+                continue;
+            }
+        }
+        render_piece(&mut out, &pieces[i]);
+        i += 1;
+    }
+    out
+}
+
+/// One piece of a line: text as it shows, a command in a code span, or a `**`.
+enum Piece {
+    Text(String),
+    Code(String),
+    Bold,
+}
+
+fn render_piece(out: &mut String, piece: &Piece) {
+    match piece {
+        Piece::Text(text) => out.push_str(&escape(text)),
+        Piece::Code(command) => {
             let _ = write!(
                 out,
                 r#"<code class="cmd" data-cmd="{0}">{0}</code>"#,
-                escape(inner)
+                escape(command)
             );
-        } else {
-            let _ = write!(out, "<strong>{}</strong>", escape(inner));
         }
-        rest = &after[end + marker.len()..];
+        // An unpaired marker stays as written.
+        Piece::Bold => out.push_str("**"),
     }
-    out.push_str(&escape(rest));
-    out
+}
+
+fn pieces(line: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut rest = line;
+    let flush = |text: &mut String, pieces: &mut Vec<Piece>| {
+        if !text.is_empty() {
+            pieces.push(Piece::Text(std::mem::take(text)));
+        }
+    };
+    while let Some(c) = rest.chars().next() {
+        if c == '\\'
+            && let Some(n) = rest[1..].chars().next().filter(char::is_ascii_punctuation)
+        {
+            text.push(n);
+            rest = &rest[1 + n.len_utf8()..];
+        } else if let Some((decoded, len)) = entity(rest) {
+            text.push(decoded);
+            rest = &rest[len..];
+        } else if let Some(end) = (c == '`')
+            .then(|| rest[1..].find('`'))
+            .flatten()
+            .filter(|&e| e > 0)
+        {
+            flush(&mut text, &mut pieces);
+            pieces.push(Piece::Code(rest[1..=end].to_string()));
+            rest = &rest[end + 2..];
+        } else if let Some(after) = rest.strip_prefix("**") {
+            flush(&mut text, &mut pieces);
+            pieces.push(Piece::Bold);
+            rest = after;
+        } else {
+            text.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    flush(&mut text, &mut pieces);
+    pieces
+}
+
+/// The character an HTML entity at the start of `text` stands for, and the entity's length.
+fn entity(text: &str) -> Option<(char, usize)> {
+    let body = text.strip_prefix('&')?;
+    let end = body.find(';').filter(|&e| e <= 8)?;
+    let name = &body[..end];
+    let c = match name {
+        "lt" => '<',
+        "gt" => '>',
+        "amp" => '&',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => {
+            let number = name.strip_prefix('#')?;
+            let code = match number.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => number.parse().ok()?,
+            };
+            char::from_u32(code).filter(|c| *c != '\0')?
+        }
+    };
+    Some((c, end + 2))
 }
 
 #[cfg(test)]
@@ -1121,6 +1198,30 @@ mod tests {
                 r#"<div class="q">引用</div>"#,
                 r#"<div class="t">查看：<code class="cmd" data-cmd="查询 DH2026110300017">查询 DH2026110300017</code></div>"#,
             )
+        );
+    }
+
+    #[test]
+    fn peoples_text_shows_as_written_and_never_as_a_link_or_tag() {
+        let hostile = "# [点我](dtmd://dingtalkclient/sendMessage?content=x) ![](http://t.example/p.gif) <a href=\"http://x\">a</a> **粗** `码` &lt; \\";
+        let written = crate::messages::escape::md_text(hostile);
+        let html = markdown(&format!("- 异议理由：{written}\n> {written}"));
+        assert!(
+            !html.contains("<a")
+                && !html.contains("<img")
+                && !html.contains("<strong")
+                && !html.contains("<code"),
+            "{html}"
+        );
+        let shown = escape(hostile);
+        assert_eq!(
+            html,
+            format!(r#"<div class="li">异议理由：{shown}</div><div class="q">{shown}</div>"#)
+        );
+        // Even written by hand, a link or an image is not rendered as one.
+        assert_eq!(
+            inline("[a](http://x) ![](http://y)"),
+            "[a](http://x) ![](http://y)"
         );
     }
 

@@ -5,12 +5,15 @@
 //! text command, so the service works without the card template too.
 //!
 //! The card platform template (created once in the DingTalk console) is string-only; its
-//! variables are those of [`card_params`].
+//! variables are those of [`card_params`]. `markdown` is markdown: whatever people wrote enters
+//! it through [`md_text`]. `status` and `title` are plain text: people's text in them is kept on
+//! its own line ([`plain_line`]), so a reason cannot add a status line of its own.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::escape::{md_text, plain_line};
 use super::notify::{
     cmd, contact_summary, due_text, green_mark, mask_phones, person_name, short_time,
 };
@@ -51,12 +54,13 @@ pub struct CardButton {
 pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardContent {
     let t = &case.ticket_no;
     let app = &case.application;
-    let mut body = vec![format!("案件 {} · 工单 **{}**", case.case_no, t)];
+    let mut body = vec![format!(
+        "案件 {} · 工单 **{}**",
+        md_text(&case.case_no),
+        md_text(t)
+    )];
     let mut item = |label: &str, value: &str| {
-        body.push(format!(
-            "- {label}：{}",
-            mask_phones(value).replace('\n', " ")
-        ))
+        body.push(format!("- {label}：{}", md_text(&mask_phones(value))))
     };
     item("工单标题", &app.title);
     item(
@@ -109,24 +113,27 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
         }
     }
 
+    let who = |id: &str| plain_line(&person_name(roster, id));
     let mut status = Vec::new();
     if let Some(claim) = &case.claim {
         status.push(format!(
             "{} {} 开始审核",
-            person_name(roster, &claim.by),
+            who(&claim.by),
             short_time(claim.at, calendar)
         ));
     }
     if let Some(d) = case.last_decision().filter(|d| d.version == case.version) {
         let what = match &d.kind {
-            DecisionKind::Joint { units } => format!("决定联合调处（{}）", units.join("、")),
+            DecisionKind::Joint { units } => {
+                format!("决定联合调处（{}）", plain_line(&units.join("、")))
+            }
             DecisionKind::Independent { .. } => "建议独立办理".to_string(),
             DecisionKind::Returned { .. } => "退回补充".to_string(),
             DecisionKind::City { .. } => "提请市级协调".to_string(),
         };
         status.push(format!(
             "{} {} {what}",
-            person_name(roster, &d.by),
+            who(&d.by),
             short_time(d.at, calendar)
         ));
     }
@@ -184,26 +191,26 @@ pub fn coordination_card(
     calendar: &Calendar,
 ) -> CardContent {
     let t = &case.ticket_no;
-    let title = format!("{}协办请求 {unit} · {t}", green_mark(case));
+    let title = format!("{}协办请求 {} · {t}", green_mark(case), plain_line(unit));
     let Some(request) = case.request(unit) else {
         return CardContent {
             title,
-            markdown: format!("案件 {} · 工单 **{t}**", case.case_no),
-            status: format!("工单 {t} 没有请{unit}协办。"),
+            markdown: format!("案件 {} · 工单 **{}**", md_text(&case.case_no), md_text(t)),
+            status: format!("工单 {t} 没有请{}协办。", plain_line(unit)),
             buttons: Vec::new(),
             input_defaults: BTreeMap::new(),
         };
     };
     let mut body = vec![
-        format!("案件 {} · 工单 **{t}**", case.case_no),
+        format!("案件 {} · 工单 **{}**", md_text(&case.case_no), md_text(t)),
         format!(
             "- 工单标题：{}",
-            mask_phones(&case.application.title).replace('\n', " ")
+            md_text(&mask_phones(&case.application.title))
         ),
-        format!("- 首接单位：{}", case.first_unit),
+        format!("- 首接单位：{}", md_text(&case.first_unit)),
         format!(
             "- 协同方向及重点：{}",
-            mask_phones(&request.direction).replace('\n', " ")
+            md_text(&mask_phones(&request.direction))
         ),
     ];
     let contact = std::iter::once(case.submitted_by.as_str())
@@ -215,7 +222,10 @@ pub fn coordination_card(
         } else {
             format!(" {}", p.phone)
         };
-        body.push(format!("- 首接单位联系人：{}（{}）{phone}", p.name, p.unit));
+        body.push(format!(
+            "- 首接单位联系人：{}",
+            md_text(&format!("{}（{}）{phone}", p.name, p.unit))
+        ));
     }
     let due = case
         .clocks
@@ -225,14 +235,14 @@ pub fn coordination_card(
         .unwrap_or_else(|| calendar.display(request.due));
     body.push(format!("- 答复期限：{due}"));
 
-    let who = |id: &str| person_name(roster, id);
+    let who = |id: &str| plain_line(&person_name(roster, id));
     let when = |at| short_time(at, calendar);
     let objection = request.objection.as_ref().map(|o| {
         format!(
             "{} {} 提出异议：{}",
             who(&o.by),
             when(o.at),
-            mask_phones(&o.reason)
+            plain_line(&mask_phones(&o.reason))
         )
     });
     let status = match &request.status {
@@ -241,7 +251,7 @@ pub fn coordination_card(
             "{} {} 接受协办，联系人 {}",
             who(&a.by),
             when(a.at),
-            contact_summary(&a.contact)
+            plain_line(&contact_summary(&a.contact))
         ),
         RequestStatus::Objected => format!(
             "{}；待质检专员处理",

@@ -2,6 +2,7 @@
 //! user-facing sentences.
 pub mod application;
 pub mod card;
+pub mod escape;
 pub mod help;
 pub mod notify;
 pub mod timeline;

@@ -7,9 +7,14 @@
 //! Citizens' phone numbers never appear: every free text that came from users (application
 //! fields, reasons, notes, progress) goes through [`mask_phones`]. Contacts' phones are the units'
 //! work contacts (四(三): 联系方式) and are shown as given.
+//!
+//! Everything not written here — people's text, names, units — enters the markdown through the
+//! [`Md`] builder's `item` and `quote`, which escape it ([`md_text`]), or through [`md_text`] at
+//! the one `format!` that puts it in a `line`; commands go in code spans ([`md_code`]).
 
 use jiff::Timestamp;
 
+use super::escape::{md_code, md_text};
 use crate::calendar::Calendar;
 use crate::parse::command::{Verb, normalize_phone, syntax};
 use crate::roster::Roster;
@@ -130,7 +135,7 @@ fn body(
         Message::LeaderReturned { leader, reason } => {
             let who = leader
                 .as_ref()
-                .map(|p| format!("分管领导 {} ", p.name))
+                .map(|p| format!("分管领导 {} ", md_text(&p.name)))
                 .unwrap_or_else(|| "分管领导".to_string());
             m.line(&format!("申请被{who}**退回联络员**，未推送质检专员。"));
             m.item("退回原因", &mask_phones(reason));
@@ -141,7 +146,10 @@ fn body(
             "申请被分管领导退回"
         }
         Message::Claimed { inspector } => {
-            m.line(&format!("质检专员 {} 已开始审核本申请。", inspector.name));
+            m.line(&format!(
+                "质检专员 {} 已开始审核本申请。",
+                md_text(&inspector.name)
+            ));
             if let Some(clock) = case.clock(&ClockKind::Decision) {
                 m.due("研判确定处置方式", &Due::from(clock), calendar);
             }
@@ -208,8 +216,9 @@ fn body(
             first_unit_contact,
         } => {
             m.line(&format!(
-                "区12345热线请**{unit}**配合首接单位 {} 联合调处本工单。",
-                case.first_unit
+                "区12345热线请**{}**配合首接单位 {} 联合调处本工单。",
+                md_text(unit),
+                md_text(&case.first_unit)
             ));
             m.item("工单标题", &mask_phones(&case.application.title));
             m.item("协同方向及重点", &mask_phones(direction));
@@ -224,7 +233,7 @@ fn body(
             "协办请求"
         }
         Message::UnitAccepted { contact } => {
-            m.line(&format!("**{}** 已接受协办。", contact.unit));
+            m.line(&format!("**{}** 已接受协办。", md_text(&contact.unit)));
             contact_items(m, contact);
             let waiting: Vec<&str> = case
                 .active_requests()
@@ -238,7 +247,7 @@ fn body(
             "配合单位已接受协办"
         }
         Message::ObjectionRaised { unit, reason } => {
-            m.line(&format!("**{unit}** 对协作需求提出异议。"));
+            m.line(&format!("**{}** 对协作需求提出异议。", md_text(unit)));
             m.item("异议理由", &mask_phones(reason));
             m.next(
                 "请质检专员处理：采纳异议撤回该单位，或坚持请求（转书面督办）",
@@ -247,6 +256,7 @@ fn body(
             "配合单位提出异议"
         }
         Message::RequestWithdrawn { unit } => {
+            let unit = md_text(unit);
             m.line(&format!(
                 "质检专员已撤回对 **{unit}** 的协办请求，{unit}无需再配合本工单。"
             ));
@@ -255,14 +265,15 @@ fn body(
         }
         Message::RequestInsisted { unit, objection } => {
             m.line(&format!(
-                "质检专员研究了 **{unit}** 的异议，决定**继续请求协办**，区12345热线将书面督办。"
+                "质检专员研究了 **{}** 的异议，决定**继续请求协办**，区12345热线将书面督办。",
+                md_text(unit)
             ));
             m.item("原异议理由", &mask_phones(objection));
             m.next("请尽快接受协办", &[cmd(Verb::Accept, t)]);
             "异议未采纳，继续请求协办"
         }
         Message::SupervisionRequested { unit, ground } => {
-            m.line(&format!("请对 **{unit}** 进行书面督办。"));
+            m.line(&format!("请对 **{}** 进行书面督办。", md_text(unit)));
             m.item("督办事由", ground_label(*ground));
             match supervision_draft(case, unit, *ground, calendar) {
                 // The last rung of the ladder: issued with one command, editable before sending.
@@ -297,7 +308,7 @@ fn body(
         } => {
             m.line(&format!(
                 "请求的配合单位已全部撤回（{}），请重新研判处置方式。",
-                withdrawn.join("、")
+                md_text(&withdrawn.join("、"))
             ));
             m.due("研判确定处置方式", decision_due, calendar);
             m.next("请发送", &[cmd(Verb::Joint, t), cmd(Verb::Independent, t)]);
@@ -324,7 +335,7 @@ fn body(
         } => {
             m.line(&format!(
                 "联合处置开始，由首接单位 **{}** 牵头，请按约定到岗履职、形成合力。",
-                case.first_unit
+                md_text(&case.first_unit)
             ));
             if let Some(p) = first_unit_contact {
                 m.item("首接单位联系人", &person_contact(p));
@@ -338,7 +349,11 @@ fn body(
             by,
             text,
         } => {
-            m.line(&format!("**{from_unit}**（{}）同步办理进展：", by.name));
+            m.line(&format!(
+                "**{}**（{}）同步办理进展：",
+                md_text(from_unit),
+                md_text(&by.name)
+            ));
             m.quote(&mask_phones(text));
             m.next("回复进展", &[cmd(Verb::Progress, t)]);
             "办理进展"
@@ -351,7 +366,7 @@ fn body(
         } => {
             m.line(&format!(
                 "首接单位 {} 已反馈办理结果（{}）。",
-                case.first_unit,
+                md_text(&case.first_unit),
                 if *on_time {
                     "按期办结"
                 } else {
@@ -397,7 +412,7 @@ fn body(
             };
             m.line(&format!(
                 "**第 {count} 次提醒**：“{}”{when}，剩余 {}。",
-                clock.label(),
+                md_text(&clock.label()),
                 working_time(*remaining_minutes)
             ));
             m.due(&clock.label(), due, calendar);
@@ -410,7 +425,10 @@ fn body(
             );
         }
         Message::Breach { clock, due } => {
-            m.line(&format!("“{}”**已超过期限**，请立即办理。", clock.label()));
+            m.line(&format!(
+                "“{}”**已超过期限**，请立即办理。",
+                md_text(&clock.label())
+            ));
             m.due("期限", due, calendar);
             m.next("请立即办理", &next_for_clock(clock, t));
             "已超期"
@@ -426,7 +444,7 @@ fn body(
                 .collect();
             m.line(&format!(
                 "“{}”已超过期限，请督促落实（五(四) 考核问责）。",
-                clock.label()
+                md_text(&clock.label())
             ));
             m.item("责任人", &list_or(&names, "（名单中无人）"));
             m.due("期限", due, calendar);
@@ -462,7 +480,7 @@ fn body(
         } => {
             m.line(&format!(
                 "节假日安排已更新，“{}”的期限重新计算（原截止 {}）。",
-                clock.label(),
+                md_text(&clock.label()),
                 calendar.display(*previous)
             ));
             m.due("新的期限", due, calendar);
@@ -588,31 +606,35 @@ impl<'c> Md<'c> {
             case,
             body: vec![format!(
                 "案件 {} · 工单 **{}**",
-                case.case_no, case.ticket_no
+                md_text(&case.case_no),
+                md_text(&case.ticket_no)
             )],
         }
     }
 
-    fn line(&mut self, text: &str) {
-        self.body.push(text.to_string());
+    /// A paragraph of markdown written here; whatever it interpolates went through [`md_text`].
+    fn line(&mut self, markdown: &str) {
+        self.body.push(markdown.to_string());
     }
 
+    /// `- label：value`, both plain text (a label may be a unit), on one line.
     fn item(&mut self, label: &str, value: &str) {
         self.body
-            .push(format!("- {label}：{}", one_paragraph(value)));
+            .push(format!("- {}：{}", md_text(label), md_text(value)));
     }
 
+    /// `> text`, plain text on one line: a leading `#` or `>` in it stays text.
     fn quote(&mut self, text: &str) {
-        self.body.push(format!("> {}", one_paragraph(text)));
+        self.body.push(format!("> {}", md_text(text)));
     }
 
     fn due(&mut self, label: &str, due: &Due, calendar: &Calendar) {
         self.body
-            .push(format!("- {label}：{}", due_text(due, calendar)));
+            .push(format!("- {}：{}", md_text(label), due_text(due, calendar)));
     }
 
     fn next(&mut self, what: &str, commands: &[String]) {
-        let spans: Vec<String> = commands.iter().map(|c| format!("`{c}`")).collect();
+        let spans: Vec<String> = commands.iter().map(|c| md_code(c)).collect();
         self.body.push(format!("{what}：{}", spans.join(" 或 ")));
     }
 
@@ -706,15 +728,6 @@ fn list_or(items: &[String], empty: &str) -> String {
     } else {
         items.join("、")
     }
-}
-
-/// Line breaks inside a value would break the markdown list; they become spaces.
-fn one_paragraph(text: &str) -> String {
-    text.split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn person_contact(p: &PersonRef) -> String {

@@ -2,9 +2,14 @@
 //! (times in the calendar's zone, Asia/Shanghai, as `11-02 09:00`), and every clock with its
 //! deadline, explanation, reminders sent and state. Events come from the audit log, so the
 //! timeline is the record the monthly statistics count (五(四)).
+//!
+//! The reply is plain text, one fact a line (the dashboard shows it as it is): what people wrote
+//! is kept on its line ([`plain_line`]); whoever sends it as markdown escapes it as a whole
+//! ([`crate::messages::escape::md_block`]).
 
 use jiff::Timestamp;
 
+use super::escape::plain_line;
 use super::notify::{due_text, green_mark, mask_phones, person_name, short_time};
 use crate::calendar::Calendar;
 use crate::roster::Roster;
@@ -63,12 +68,12 @@ pub fn render_query(
         case.ticket_no,
         case.case_no,
         case.state.label(),
-        mask_phones(&case.application.title).replace('\n', " "),
-        case.first_unit
+        plain_line(&mask_phones(&case.application.title)),
+        plain_line(&case.first_unit)
     );
     let requests: Vec<String> = case
         .active_requests()
-        .map(|r| format!("{}（{}）", r.unit, r.status.label()))
+        .map(|r| format!("{}（{}）", plain_line(&r.unit), r.status.label()))
         .collect();
     if !requests.is_empty() {
         out.push_str(&format!("配合单位：{}\n", requests.join("、")));
@@ -79,14 +84,14 @@ pub fn render_query(
     }
     for e in events {
         let unit = match &e.unit {
-            Some(u) => format!("（{u}）"),
+            Some(u) => format!("（{}）", plain_line(u)),
             None => String::new(),
         };
         out.push_str(&format!(
             "· {} {}{unit} — {}\n",
             short_time(e.at, calendar),
             event_label(e.kind),
-            person_name(roster, &e.actor)
+            plain_line(&person_name(roster, &e.actor))
         ));
     }
     out.push_str("\n期限：\n");

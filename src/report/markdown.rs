@@ -1,10 +1,12 @@
 //! The report as Markdown: the full document (`tiaochu report --format md`) and the brief that
-//! fits a DingTalk message (the monthly post and the robot's `统计` reply).
+//! fits a DingTalk message (the monthly post and the robot's `统计` reply). Names, titles and
+//! reasons enter through [`md_text`], or [`md_cell`] inside a table.
 
 use std::fmt::Write as _;
 
 use super::{Report, local_at, typical};
 use crate::calendar::Calendar;
+use crate::messages::escape::{md_cell, md_text};
 
 /// The full report: summary, targets, per-unit table, 通报, 三抓三促, cases, 热线故事汇 draft.
 pub fn full(report: &Report, calendar: &Calendar) -> String {
@@ -47,7 +49,8 @@ pub fn full(report: &Report, calendar: &Calendar) -> String {
         for (unit, c) in &report.stats.units {
             let _ = writeln!(
                 out,
-                "| {unit} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                md_cell(unit),
                 c.submitted,
                 c.requests,
                 c.answered_on_time,
@@ -74,11 +77,11 @@ pub fn full(report: &Report, calendar: &Calendar) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                n.unit,
-                n.kind.label(),
-                n.case_no,
-                n.ticket_no,
-                n.what,
+                md_cell(&n.unit),
+                md_cell(n.kind.label()),
+                md_cell(&n.case_no),
+                md_cell(&n.ticket_no),
+                md_cell(&n.what),
                 n.deadline
                     .map_or_else(|| "—".to_string(), |d| local_at(calendar, d)),
                 local_at(calendar, n.at)
@@ -93,7 +96,10 @@ pub fn full(report: &Report, calendar: &Calendar) -> String {
             let _ = writeln!(
                 out,
                 "- {}：案件 {}（工单 {}）——{}",
-                t.unit, t.case_no, t.ticket_no, t.reason
+                md_text(&t.unit),
+                md_text(&t.case_no),
+                md_text(&t.ticket_no),
+                md_text(&t.reason)
             );
         }
     }
@@ -111,23 +117,23 @@ pub fn full(report: &Report, calendar: &Calendar) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {}{} | {} | {} | {} | {} | {} |",
-                c.case_no,
-                c.ticket_no,
+                md_cell(&c.case_no),
+                md_cell(&c.ticket_no),
                 if c.green_channel {
                     "【绿色通道】"
                 } else {
                     ""
                 },
-                c.title,
-                c.first_unit,
+                md_cell(&c.title),
+                md_cell(&c.first_unit),
                 if c.cooperating_units.is_empty() {
                     "—".to_string()
                 } else {
-                    c.cooperating_units.join("、")
+                    md_cell(&c.cooperating_units.join("、"))
                 },
-                c.state,
+                md_cell(&c.state),
                 done,
-                c.satisfaction.as_deref().unwrap_or("—")
+                md_cell(c.satisfaction.as_deref().unwrap_or("—"))
             );
         }
     }
@@ -200,7 +206,7 @@ pub fn brief(report: &Report) -> String {
         }
         let named: Vec<String> = units
             .iter()
-            .map(|(u, k)| format!("{u}（{k} 项）"))
+            .map(|(u, k)| format!("{}（{k} 项）", md_text(u)))
             .collect();
         let _ = writeln!(out, "{}", named.join("、"));
     }
@@ -211,7 +217,7 @@ pub fn brief(report: &Report) -> String {
             report
                 .transfers
                 .iter()
-                .map(|t| format!("{} 案件 {}", t.unit, t.case_no))
+                .map(|t| format!("{} 案件 {}", md_text(&t.unit), md_text(&t.case_no)))
                 .collect::<Vec<_>>()
                 .join("；")
         );

@@ -1,12 +1,14 @@
 //! 案例总结 (五(五)): the cases marked 典型 in the period, compiled into a 热线故事汇 draft —
 //! background, difficulty, which units did what, the result, and what others can reuse — for the
 //! hotline to edit before publishing. Everything comes from the case document; nothing is
-//! invented, so a section the case has no data for says so.
+//! invented, so a section the case has no data for says so. The stories hold the text as written;
+//! the Markdown draft escapes it ([`md_text`]).
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use super::Loaded;
+use crate::messages::escape::md_text;
 use crate::workflow::RequestStatus;
 
 /// One typical case, as the draft tells it.
@@ -150,18 +152,21 @@ pub fn markdown(period_label: &str, stories: &[Story]) -> String {
         out.push_str(&format!(
             "## {}. {}\n\n案件 {} · 工单 {}\n\n",
             i + 1,
-            s.title,
-            s.case_no,
-            s.ticket_no
+            md_text(&s.title),
+            md_text(&s.case_no),
+            md_text(&s.ticket_no)
         ));
-        out.push_str(&format!("**背景**：{}\n\n", s.background));
-        out.push_str(&format!("**难点**：{}\n\n", s.difficulty));
+        out.push_str(&format!("**背景**：{}\n\n", md_text(&s.background)));
+        out.push_str(&format!("**难点**：{}\n\n", md_text(&s.difficulty)));
         out.push_str("**各单位做法**：\n\n");
         for (unit, did) in &s.units {
-            out.push_str(&format!("- {unit}：{did}\n"));
+            out.push_str(&format!("- {}：{}\n", md_text(unit), md_text(did)));
         }
-        out.push_str(&format!("\n**结果**：{}\n\n", s.result));
-        out.push_str(&format!("**可复制推广的经验**：{}\n\n", s.lessons));
+        out.push_str(&format!("\n**结果**：{}\n\n", md_text(&s.result)));
+        out.push_str(&format!(
+            "**可复制推广的经验**：{}\n\n",
+            md_text(&s.lessons)
+        ));
     }
     out
 }

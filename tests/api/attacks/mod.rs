@@ -3,4 +3,5 @@
 //! nothing was sent and no state changed.
 mod card;
 mod flood;
+mod markdown;
 mod network;
