@@ -583,7 +583,8 @@ fn apply(
                         id: to.clone(),
                     });
                 };
-                let rendered = notify::render(case, message, &roster, &engine.calendar);
+                let rendered =
+                    notify::render(case, message, &person.roles, &roster, &engine.calendar);
                 enqueue(tx, &key, &engine.dispatch.message(person, &rendered), now)?;
             }
             Effect::Card {

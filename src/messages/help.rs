@@ -37,8 +37,9 @@ fn list<'a>(out: &mut String, commands: impl Iterator<Item = &'a Syntax>) {
     }
 }
 
-/// Whether a sender with `roles` is among those who send `verb` (SPEC.md → Text commands).
-fn is_for(verb: Verb, roles: &[Role]) -> bool {
+/// Whether a sender with `roles` is among those who send `verb` (SPEC.md → Text commands). A
+/// message may suggest a command only to someone for whom this holds.
+pub fn is_for(verb: Verb, roles: &[Role]) -> bool {
     let hotline = [Role::Inspector, Role::Supervisor, Role::HotlineHead];
     let senders: &[Role] = match verb {
         Verb::Help | Verb::Template | Verb::Query | Verb::ListRoster => {
@@ -55,7 +56,14 @@ fn is_for(verb: Verb, roles: &[Role]) -> bool {
         | Verb::Withdraw
         | Verb::Insist
         | Verb::Typical => &[Role::Inspector],
-        Verb::CityOutcome | Verb::Satisfaction => &hotline,
+        Verb::Satisfaction => &hotline,
+        // The workflow also takes 市级结果 from the city hotline's supervisor (四(一)).
+        Verb::CityOutcome => &[
+            Role::Inspector,
+            Role::Supervisor,
+            Role::HotlineHead,
+            Role::CitySupervisor,
+        ],
         Verb::Accept | Verb::Object | Verb::Progress | Verb::Complete => {
             &[Role::Liaison, Role::Leader]
         }

@@ -15,9 +15,10 @@
 use jiff::Timestamp;
 
 use super::escape::{md_code, md_text};
+use super::help::is_for;
 use crate::calendar::Calendar;
-use crate::parse::command::{Verb, normalize_phone, syntax};
-use crate::roster::Roster;
+use crate::parse::command::{Verb, normalize_phone, syntax, verb_of};
+use crate::roster::{Role, Roster};
 use crate::workflow::{
     Case, ClockKind, ClosedHow, Contact, Due, HelpItem, Message, PersonRef, Phase,
     SupervisionGround,
@@ -30,9 +31,16 @@ pub struct Rendered {
     pub markdown: String,
 }
 
-/// Renders `message` about `case` for its recipient.
-pub fn render(case: &Case, message: &Message, roster: &Roster, calendar: &Calendar) -> Rendered {
-    let mut m = Md::new(case);
+/// Renders `message` about `case` for its recipient, who holds `roles`: a message suggests only
+/// the commands those roles may send (SPEC.md → Text commands).
+pub fn render(
+    case: &Case,
+    message: &Message,
+    roles: &[Role],
+    roster: &Roster,
+    calendar: &Calendar,
+) -> Rendered {
+    let mut m = Md::new(case, roles);
     let headline = body(&mut m, case, message, roster, calendar);
     m.finish(&headline)
 }
@@ -249,9 +257,10 @@ fn body(
         Message::ObjectionRaised { unit, reason } => {
             m.line(&format!("**{}** 对协作需求提出异议。", md_text(unit)));
             m.item("异议理由", &mask_phones(reason));
-            m.next(
-                "请质检专员处理：采纳异议撤回该单位，或坚持请求（转书面督办）",
+            m.next_or(
+                "请研判该异议：采纳则撤回对该单位的请求，不采纳则坚持请求（转书面督办）",
                 &[format!("撤回 {t} {unit}"), format!("坚持 {t} {unit}")],
+                Some("质检专员将研判该异议：采纳则撤回对该单位的请求，不采纳则由区12345热线书面督办。"),
             );
             "配合单位提出异议"
         }
@@ -358,6 +367,35 @@ fn body(
             m.next("回复进展", &[cmd(Verb::Progress, t)]);
             "办理进展"
         }
+        Message::AlreadyRegistered { state } => {
+            m.line(&format!(
+                "该申请已登记（案件 {}，{}），无需重复发送。",
+                md_text(&case.case_no),
+                md_text(state)
+            ));
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "申请已登记"
+        }
+        Message::ProgressShared { to_units } => {
+            m.line(&format!(
+                "您的进展已转给：{}。",
+                md_text(&list_or(to_units, "相关单位"))
+            ));
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "进展已转达"
+        }
+        Message::CompletionRecorded { on_time } => {
+            m.line(&format!(
+                "办结结果已登记（{}），已告知质检专员和各配合单位；区12345热线将回访群众并记录满意度。",
+                if *on_time {
+                    "按期办结"
+                } else {
+                    "超过办结期限"
+                }
+            ));
+            m.next("查看办理经过", &[cmd(Verb::Query, t)]);
+            "办结已登记"
+        }
         Message::Completed {
             process,
             measures,
@@ -376,9 +414,10 @@ fn body(
             m.item("处理过程", &mask_phones(process));
             m.item("解决措施", &mask_phones(measures));
             m.item("群众反馈", &mask_phones(citizen_feedback));
-            m.next(
-                "请热线回访后记录满意度；可标记典型案例",
+            m.next_or(
+                "回访群众后记录满意度；可标记典型案例",
                 &[cmd(Verb::Satisfaction, t), cmd(Verb::Typical, t)],
+                Some("区12345热线将回访群众并记录满意度。"),
             );
             "已办结"
         }
@@ -464,6 +503,7 @@ fn body(
             for item in items {
                 let mut part = Md {
                     case,
+                    roles: m.roles,
                     body: Vec::new(),
                 };
                 let headline = body(&mut part, case, item, roster, calendar);
@@ -597,13 +637,16 @@ pub fn calendar_missing(year: i16, at: Timestamp, calendar: &Calendar) -> Render
 /// Markdown under construction: the case line first, then items, deadlines and the next step.
 struct Md<'c> {
     case: &'c Case,
+    /// The recipient's roles: what [`Md::next`] may suggest.
+    roles: &'c [Role],
     body: Vec<String>,
 }
 
 impl<'c> Md<'c> {
-    fn new(case: &'c Case) -> Md<'c> {
+    fn new(case: &'c Case, roles: &'c [Role]) -> Md<'c> {
         Md {
             case,
+            roles,
             body: vec![format!(
                 "案件 {} · 工单 **{}**",
                 md_text(&case.case_no),
@@ -633,9 +676,26 @@ impl<'c> Md<'c> {
             .push(format!("- {}：{}", md_text(label), due_text(due, calendar)));
     }
 
+    /// `what：`command` 或 `command``, with only the commands the recipient may send; nothing
+    /// when they may send none of them (principle: instructions only to people who can follow
+    /// them).
     fn next(&mut self, what: &str, commands: &[String]) {
-        let spans: Vec<String> = commands.iter().map(|c| md_code(c)).collect();
-        self.body.push(format!("{what}：{}", spans.join(" 或 ")));
+        self.next_or(what, commands, None);
+    }
+
+    /// As [`Md::next`]; when the recipient may send none of `commands`, the line `otherwise`
+    /// (what is happening, for those who wait on someone else's step) instead.
+    fn next_or(&mut self, what: &str, commands: &[String], otherwise: Option<&str>) {
+        let spans: Vec<String> = commands
+            .iter()
+            .filter(|c| verb_of(c).is_none_or(|v| is_for(v, self.roles)))
+            .map(|c| md_code(c))
+            .collect();
+        if !spans.is_empty() {
+            self.body.push(format!("{what}：{}", spans.join(" 或 ")));
+        } else if let Some(line) = otherwise {
+            self.body.push(line.to_string());
+        }
     }
 
     fn finish(self, headline: &str) -> Rendered {

@@ -415,6 +415,12 @@ pub fn parse_command(text: &str, units: &UnitMatcher) -> Option<Result<Command, 
     Some(parse_args(syntax, rest, units))
 }
 
+/// The command a snippet of text starts with (a suggestion in a message such as `查询 DH…` or
+/// 发送“帮助”), by the same command words the parser reads; None when it starts with none.
+pub fn verb_of(text: &str) -> Option<Verb> {
+    command_word(trim(strip_mentions(text))).map(|(s, _)| s.verb)
+}
+
 /// The longest command word (or alias) `body` starts with, when a non-Han character or the end
 /// follows it, and the text after it.
 fn command_word(body: &str) -> Option<(&'static Syntax, &str)> {

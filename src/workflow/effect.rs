@@ -198,6 +198,12 @@ pub enum Message {
         by: PersonRef,
         text: String,
     },
+    /// To whoever pasted an application that is already registered, unchanged: nothing to do.
+    AlreadyRegistered { state: String },
+    /// To whoever sent a progress note: to whom it went (the sender always gets an answer).
+    ProgressShared { to_units: Vec<String> },
+    /// To the first unit's sender of 办结: the result is recorded and what happens next.
+    CompletionRecorded { on_time: bool },
     /// To the inspector and the cooperating units: the first unit reported the result (五(三)).
     Completed {
         process: String,

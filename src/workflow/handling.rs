@@ -59,6 +59,11 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
     } else {
         people::first_unit_side(d.roster(), &d.case)
     };
+    let to_units: Vec<String> = if from_first_unit {
+        d.case.accepted_units().map(|r| r.unit.clone()).collect()
+    } else {
+        vec![d.case.first_unit.clone()]
+    };
     if let Some(by) = people::person_ref(d.roster(), person.id()) {
         d.notify(
             to,
@@ -69,6 +74,10 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
             },
         );
     }
+    d.notify(
+        vec![person.id().to_string()],
+        Message::ProgressShared { to_units },
+    );
     d.event(
         EventKind::Progress,
         Some(&person.unit),
@@ -157,6 +166,10 @@ pub(super) fn complete(
             citizen_feedback: completion.citizen_feedback,
             on_time,
         },
+    );
+    d.notify(
+        vec![person.id().to_string()],
+        Message::CompletionRecorded { on_time },
     );
     let first_unit = d.case.first_unit.clone();
     d.event(

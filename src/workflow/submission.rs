@@ -63,8 +63,9 @@ pub(super) fn submit(
     Ok(d.finish())
 }
 
-/// A submission for a ticket that already has this open case: the same application again repeats
-/// the receipt (SPEC.md: idempotent); after a return it is the resubmission; anything else is refused.
+/// A submission for a ticket that already has this open case: the same application again is
+/// answered "already registered" and changes nothing; after a return it is the resubmission;
+/// anything else is refused.
 pub(super) fn submit_again(call: Call, application: &Application) -> Result<Decision, Rejection> {
     let case = call.case;
     if case.state == State::Returned {
@@ -89,8 +90,14 @@ pub(super) fn submit_again(call: Call, application: &Application) -> Result<Deci
     if case.state == State::AwaitingLeader {
         let waiting = awaiting_message(&d);
         d.notify([person.id().to_string()], waiting);
-    } else if let Some(receipt) = receipt(case) {
-        d.notify([person.id().to_string()], receipt);
+    } else {
+        // Not a second identical receipt: the sender learns it is already in hand.
+        d.notify(
+            [person.id().to_string()],
+            Message::AlreadyRegistered {
+                state: case.state.label().to_string(),
+            },
+        );
     }
     Ok(d.finish())
 }

@@ -35,6 +35,21 @@ pub struct Chat {
     /// Outbox rows already read, so each read returns what is new.
     seen: i64,
     pub transcript: Vec<String>,
+    /// Senders left without an answer (principle 1) and suggested commands their recipients may
+    /// not send (principle 2); the test fails with them when the chat is dropped.
+    pub violations: Vec<String>,
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                self.violations.is_empty(),
+                "the conversation broke its principles:\n{}",
+                self.violations.join("\n")
+            );
+        }
+    }
 }
 
 impl Chat {
@@ -88,6 +103,7 @@ impl Chat {
             seq: 0,
             seen: 0,
             transcript: Vec::new(),
+            violations: Vec::new(),
         }
     }
 
@@ -135,7 +151,14 @@ impl Chat {
             .await
             .expect("process");
         assert_eq!(processed, 1, "the message was processed once");
-        self.received()
+        let got = self.received();
+        // Principle 1: whoever acts gets an answer, in the same step.
+        if !got.contains_key(from) {
+            let who = self.name(from);
+            self.violations
+                .push(format!("{who} got no answer to `{}`", text.trim()));
+        }
+        got
     }
 
     /// Sandbox rows written since the last read, grouped by recipient, as "title\ntext[\n[buttons]]".
@@ -158,6 +181,30 @@ impl Chat {
                 "{}\n{}",
                 v["title"].as_str().unwrap_or(""),
                 v["text"].as_str().unwrap_or("")
+            );
+            let commands: Vec<String> = v["card"]["buttons"]
+                .as_array()
+                .map(|b| {
+                    b.iter()
+                        .filter_map(|b| b["command"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let roles = self
+                .roster
+                .person(&row.target)
+                .map(|p| p.roles.clone())
+                .unwrap_or_default();
+            let wrong = crate::support::suggestions_not_for(
+                v["text"].as_str().unwrap_or(""),
+                &commands,
+                &roles,
+            );
+            let who = self.name(&row.target);
+            self.violations.extend(
+                wrong
+                    .into_iter()
+                    .map(|w| format!("{who} ({roles:?}) is told `{w}`")),
             );
             if let Some(buttons) = v["card"]["buttons"].as_array().filter(|b| !b.is_empty()) {
                 let labels: Vec<&str> =

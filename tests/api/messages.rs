@@ -131,8 +131,14 @@ impl<'w> Run<'w> {
         let mut out = Vec::new();
         for effect in &d.effects {
             if let Effect::Notify { to, message } = effect {
-                let r = render(&d.case, message, &self.w.roster, &self.w.calendar);
-                check(&d.case, message, &r);
+                let roles = self
+                    .w
+                    .roster
+                    .person(to)
+                    .map(|p| p.roles.clone())
+                    .unwrap_or_default();
+                let r = render(&d.case, message, &roles, &self.w.roster, &self.w.calendar);
+                check(&d.case, message, &r, &roles);
                 self.sent.push((to.clone(), message.clone(), r));
                 out.push(message.clone());
             }
@@ -192,8 +198,9 @@ fn variant(m: &Message) -> String {
         .to_string()
 }
 
-/// What every message must have.
-fn check(case: &Case, message: &Message, r: &Rendered) {
+/// What every message must have, and what it must not: a command its recipient (`roles`) may
+/// not send.
+fn check(case: &Case, message: &Message, r: &Rendered, roles: &[tiaochu::roster::Role]) {
     let all = format!("{}\n{}", r.title, r.markdown);
     assert!(
         r.title.contains(&case.ticket_no),
@@ -210,7 +217,11 @@ fn check(case: &Case, message: &Message, r: &Rendered) {
         !all.contains(CITIZEN_PHONE),
         "{message:?} shows the citizen's phone: {all}"
     );
-    assert!(all.contains('`'), "{message:?} has no next command: {all}");
+    let wrong = crate::support::suggestions_not_for(&r.markdown, &[], roles);
+    assert!(
+        wrong.is_empty(),
+        "{message:?} suggests {wrong:?} to {roles:?}: {all}"
+    );
 }
 
 /// Every card of the case renders, with the ticket and without the citizen's phone.
@@ -793,7 +804,9 @@ fn every_message_variant_is_rendered_somewhere() {
         "contacts_ready",
         "joint_handling_started",
         "progress",
+        "progress_shared",
         "completed",
+        "completion_recorded",
         "closed",
         "reminder",
         "breach",

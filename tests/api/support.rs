@@ -199,3 +199,44 @@ pub fn write_roster(
     .expect("write roster");
     path
 }
+
+/// The commands a rendered message suggests: the text of its code spans (`查询 DH…`), of its
+/// “quoted” phrases (发送“帮助”) and of its buttons, where each starts with a command word.
+pub fn suggested_commands(markdown: &str, buttons: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut spans = |open: char, close: char| {
+        let mut rest = markdown;
+        while let Some(start) = rest.find(open) {
+            // An escaped backtick is people's text, not a code span.
+            if open == '`' && rest[..start].ends_with('\\') {
+                rest = &rest[start + open.len_utf8()..];
+                continue;
+            }
+            let after = &rest[start + open.len_utf8()..];
+            let Some(end) = after.find(close) else { break };
+            out.push(after[..end].to_string());
+            rest = &after[end + close.len_utf8()..];
+        }
+    };
+    spans('`', '`');
+    spans('“', '”');
+    out.extend(buttons.iter().cloned());
+    out.retain(|s| tiaochu::parse::command::verb_of(s).is_some());
+    out
+}
+
+/// Principle 2 of the conversation: the suggestions in a message that its recipient, with
+/// `roles`, is not allowed to send.
+pub fn suggestions_not_for(
+    markdown: &str,
+    buttons: &[String],
+    roles: &[tiaochu::roster::Role],
+) -> Vec<String> {
+    suggested_commands(markdown, buttons)
+        .into_iter()
+        .filter(|s| {
+            tiaochu::parse::command::verb_of(s)
+                .is_some_and(|v| !tiaochu::messages::help::is_for(v, roles))
+        })
+        .collect()
+}

@@ -747,7 +747,7 @@ fn a_repeated_submission_on_a_returned_case_is_the_resubmission() {
 }
 
 #[test]
-fn the_same_application_again_repeats_the_receipt_and_a_different_one_is_refused() {
+fn the_same_application_again_is_answered_already_registered_and_a_different_one_is_refused() {
     let w = World::new();
     let mut f = Flow::submitted(&w, false);
     let before = f.case().clone();
@@ -758,7 +758,7 @@ fn the_same_application_again_repeats_the_receipt_and_a_different_one_is_refused
     assert_eq!(f.last().effects.len(), 1);
     assert!(matches!(
         f.told(RS_LIAISON)[..],
-        [Message::Receipt { version: 1, .. }]
+        [Message::AlreadyRegistered { .. }]
     ));
     let mut other = application(false);
     other.title = "另一个问题".into();
