@@ -995,6 +995,93 @@ mod tests {
         assert_eq!(Channel::parse("notify"), None);
     }
 
+    fn refused(status: u16, body: &[u8]) -> SendError {
+        match errors::classify(status, None, body) {
+            Verdict::Failed(e) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn permission_refusals_name_their_scopes() {
+        let new_api = refused(
+            403,
+            r#"{"code":"Forbidden.AccessDenied.AccessTokenPermissionDenied","message":"应用尚未开通所需的权限：[qyapi_addresslist_search]","requestid":"r"}"#.as_bytes(),
+        );
+        assert_eq!(
+            missing_permissions(&new_api),
+            Some(vec!["qyapi_addresslist_search".to_string()])
+        );
+        // The text of a captured live answer: the scope is named twice, listed once.
+        let old_api = refused(
+            200,
+            r#"{"errcode":88,"errmsg":"ding talk error[subcode=60011,submsg=应用尚未开通所需的权限：[qyapi_get_member]，点击链接申请并开通即可：https://open-dev.dingtalk.com/appscope/apply?content=ding1%23qyapi_get_member, {requiredScopes=[qyapi_get_member]}]"}"#.as_bytes(),
+        );
+        assert_eq!(
+            missing_permissions(&old_api),
+            Some(vec!["qyapi_get_member".to_string()])
+        );
+        let unnamed = refused(200, br#"{"errcode":60011,"errmsg":"no permission"}"#);
+        assert_eq!(missing_permissions(&unnamed), Some(Vec::new()));
+        // Refusals that are not about permissions.
+        for (status, body) in [
+            (
+                403,
+                &br#"{"code":"Forbidden.AccessDenied.IpNotInWhiteList","message":"ip"}"#[..],
+            ),
+            (200, br#"{"errcode":88,"errmsg":"ding talk error[subcode=60020,submsg=ip]"}"#),
+            (400, br#"{"code":"invalidParameter","message":"m"}"#),
+            (429, b""),
+        ] {
+            assert_eq!(missing_permissions(&refused(status, body)), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn patiently_repeats_transient_failures_and_stops_at_refusals() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = AtomicU32::new(0);
+        let transient = || SendError::retryable_after(ErrorCode::Http(503), "busy", Some(Duration::ZERO));
+        let got = patiently(|| async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(transient()),
+                _ => Ok("ok"),
+            }
+        })
+        .await;
+        assert_eq!(got, Ok("ok"));
+        assert_eq!(calls.swap(0, Ordering::SeqCst), 3);
+
+        let got: Result<(), _> = patiently(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(transient())
+        })
+        .await;
+        assert!(matches!(got, Err(SendError::Retryable { .. })));
+        assert_eq!(calls.swap(0, Ordering::SeqCst), READ_ATTEMPTS);
+
+        let got: Result<(), _> = patiently(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(SendError::permanent(ErrorCode::Other, "refused"))
+        })
+        .await;
+        assert!(matches!(got, Err(SendError::Permanent { .. })));
+        assert_eq!(calls.swap(0, Ordering::SeqCst), 1);
+
+        // A wait longer than a command line should sit through ends the run with the reason.
+        let got: Result<(), _> = patiently(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(SendError::throttled(
+                ErrorCode::IpBan,
+                "banned",
+                READ_MAX_WAIT + Duration::from_secs(1),
+            ))
+        })
+        .await;
+        assert!(matches!(got, Err(SendError::Throttled { .. })));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn long_answers_are_shortened() {
         let long = "x".repeat(RESPONSE_KEEP_CHARS + 10);

@@ -205,8 +205,9 @@ async fn dry_run_changes_nothing_and_apply_stores_exactly_the_unambiguous_bindin
     let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(1_780_000_000_000))).await;
     address_book(&fake);
     let deployment = Deployment::new(&fake, ROSTER);
-    // The first search is throttled: the run waits as DingTalk asked and asks again.
-    fake.fail_next(&[Fault::Throttle]);
+    // The first search is throttled, its repeat meets a passing 503: the run waits as DingTalk
+    // asked, then backs off, and asks again.
+    fake.fail_next(&[Fault::Throttle, Fault::Status(503)]);
 
     let out = deployment.run(&["roster", "sync", "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
@@ -223,8 +224,12 @@ async fn dry_run_changes_nothing_and_apply_stores_exactly_the_unambiguous_bindin
         .filter(|s| s.route == "contact_search")
         .map(|s| s.status)
         .collect();
-    // One throttled, then 王伟 (two pages), 李娜, 张敏, 赵强, 刘洋 — 陈静 is bound already.
-    assert_eq!(searches, vec![403, 200, 200, 200, 200, 200, 200], "{searches:?}");
+    // Throttled, unavailable, then 王伟 (two pages), 李娜, 张敏, 赵强, 刘洋 — 陈静 is bound already.
+    assert_eq!(
+        searches,
+        vec![403, 503, 200, 200, 200, 200, 200, 200],
+        "{searches:?}"
+    );
 
     // The text form says it is a dry run.
     let out = deployment.run(&["roster", "sync"]).await;
