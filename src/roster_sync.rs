@@ -317,7 +317,11 @@ staff_id = "taken"
     #[test]
     fn the_nearest_department_of_the_chain_decides() {
         let r = roster();
-        let c = cand("u1", "王伟", &[&["区住建局", "办公室"], &["教育局", "办公室"]]);
+        let c = cand(
+            "u1",
+            "王伟",
+            &[&["区住建局", "办公室"], &["教育局", "办公室"]],
+        );
         assert_eq!(candidate_units(&c, &r), vec!["区住建局", "区教育局"]);
         assert_eq!(c.departments_text(), "区住建局/办公室；教育局/办公室");
         assert!(candidate_units(&cand("u2", "王伟", &[&["办公室"]]), &r).is_empty());

@@ -66,7 +66,7 @@ impl Line {
 /// (for check-config's error count); empty when nothing would fail in production.
 pub fn run(settings: &Settings) -> Vec<String> {
     println!("\n在线检查（连接钉钉，不给任何人发消息）：");
-    let lines = match tokio::runtime::Builder::new_current_thread()
+    let mut lines = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -77,7 +77,6 @@ pub fn run(settings: &Settings) -> Vec<String> {
             format!("无法启动异步运行时：{e}"),
         )],
     };
-    let mut lines = lines;
     lines.push(roster_line(settings));
     lines.extend(holiday_lines(settings));
     let mut failures = Vec::new();
@@ -105,11 +104,7 @@ async fn dingtalk_lines(settings: &Settings) -> Vec<Line> {
             "[dingtalk] mode 为 sandbox：服务不会连接钉钉。\n修复：上线前设为 stream（推荐，无需公网地址）或 http（TIAOCHU_DINGTALK__MODE）。",
         ));
     } else {
-        lines.push(Line::new(
-            Status::Pass,
-            "运行模式",
-            format!("{}", mode_name(dt.mode)),
-        ));
+        lines.push(Line::new(Status::Pass, "运行模式", mode_name(dt.mode)));
     }
     if dt.app_key.is_empty() || dt.app_secret.is_empty() {
         lines.push(Line::new(
@@ -142,9 +137,7 @@ async fn dingtalk_lines(settings: &Settings) -> Vec<Line> {
                 SendError::Permanent { .. } => {
                     "修复：在开发者后台“凭证与基础信息”核对 AppKey 与 AppSecret（AppSecret 重置后须同时更新 TIAOCHU_DINGTALK__APP_SECRET）。"
                 }
-                _ => {
-                    "修复：检查本机能否访问 api.dingtalk.com:443（防火墙、代理、DNS），稍后重试。"
-                }
+                _ => "修复：检查本机能否访问 api.dingtalk.com:443（防火墙、代理、DNS），稍后重试。",
             };
             lines.push(Line::new(
                 Status::Fail,
@@ -265,10 +258,9 @@ async fn card_lines(settings: &Settings, client: &DingtalkClient) -> (Line, Line
         CardCallback::Stream
     };
     let out_track_id = format!("tiaochu-check-{}", SystemClock.now().as_millisecond());
-    let created = patiently(|| {
-        client.create_undelivered_card(&dt.card_template_id, &out_track_id, callback)
-    })
-    .await;
+    let created =
+        patiently(|| client.create_undelivered_card(&dt.card_template_id, &out_track_id, callback))
+            .await;
     let template = match &created {
         Ok(()) => Line::new(
             Status::Pass,

@@ -105,9 +105,7 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> anyhow::Result<i32> {
         );
     }
     if args.apply && !report.bound.is_empty() {
-        eprintln!(
-            "正在运行的服务请重启（systemctl restart tiaochu），以便按新绑定收发消息。"
-        );
+        eprintln!("正在运行的服务请重启（systemctl restart tiaochu），以便按新绑定收发消息。");
     }
     Ok(0)
 }
@@ -347,7 +345,10 @@ fn describe(report: &SyncReport, applied: bool) -> String {
     let verb = if applied { "已绑定" } else { "可以绑定" };
     out.push_str(&format!("\n{verb}（{} 人）：\n", report.bound.len()));
     for b in &report.bound {
-        out.push_str(&format!("  {}（{}）→ 钉钉账号 {}\n", b.name, b.unit, b.staff_id));
+        out.push_str(&format!(
+            "  {}（{}）→ 钉钉账号 {}\n",
+            b.name, b.unit, b.staff_id
+        ));
     }
     if report.bound.is_empty() {
         out.push_str("  （无）\n");
@@ -363,7 +364,11 @@ fn describe(report: &SyncReport, applied: bool) -> String {
                 "    · {}  部门：{}  职务：{}\n",
                 c.staff_id,
                 c.dept,
-                if c.title.is_empty() { "（未填）" } else { &c.title }
+                if c.title.is_empty() {
+                    "（未填）"
+                } else {
+                    &c.title
+                }
             ));
         }
     }
@@ -406,7 +411,10 @@ mod tests {
             "钉钉错误码 88（没有权限）：ding talk error[subcode=60011,submsg=应用尚未开通所需的权限：[qyapi_get_member]，点击链接申请并开通即可：https://open-dev.dingtalk.com/appscope/apply?content=x%23qyapi_get_member, {requiredScopes=[qyapi_get_member]}]",
         );
         let text = Failure::user(refused).explain();
-        assert!(text.contains("qyapi_get_member（成员信息读权限）"), "{text}");
+        assert!(
+            text.contains("qyapi_get_member（成员信息读权限）"),
+            "{text}"
+        );
         assert!(text.contains("权限管理"), "{text}");
         // Named once although DingTalk names it twice.
         assert_eq!(text.matches("qyapi_get_member（").count(), 1, "{text}");

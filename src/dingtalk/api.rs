@@ -784,7 +784,10 @@ impl DingtalkClient {
             })
             .unwrap_or_default();
         Ok(UserSearchPage {
-            has_more: json.get("hasMore").and_then(Value::as_bool).unwrap_or(false),
+            has_more: json
+                .get("hasMore")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             total_count: json.get("totalCount").and_then(Value::as_u64).unwrap_or(0),
             user_ids,
         })
@@ -793,7 +796,9 @@ impl DingtalkClient {
     /// `POST {oapi}/topapi/v2/user/get` (`{"userid","language":"zh_CN"}`).
     pub async fn user_get(&self, user_id: &str) -> Result<DirectoryUser, SendError> {
         let body = serde_json::json!({"userid": user_id, "language": "zh_CN"}).to_string();
-        let json = self.oapi_post("/topapi/v2/user/get", body.as_bytes()).await?;
+        let json = self
+            .oapi_post("/topapi/v2/user/get", body.as_bytes())
+            .await?;
         let result = json.get("result").unwrap_or(&Value::Null);
         let text = |key: &str| {
             result
@@ -932,7 +937,12 @@ impl DingtalkClient {
         Ok(json)
     }
 
-    async fn oapi_request(&self, path: &str, token: &str, body: &[u8]) -> Result<Answer, SendError> {
+    async fn oapi_request(
+        &self,
+        path: &str,
+        token: &str,
+        body: &[u8],
+    ) -> Result<Answer, SendError> {
         // RFC 3986 unreserved characters stay as they are; everything else is escaped.
         const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
             .remove(b'-')
@@ -1029,7 +1039,10 @@ mod tests {
                 403,
                 &br#"{"code":"Forbidden.AccessDenied.IpNotInWhiteList","message":"ip"}"#[..],
             ),
-            (200, br#"{"errcode":88,"errmsg":"ding talk error[subcode=60020,submsg=ip]"}"#),
+            (
+                200,
+                br#"{"errcode":88,"errmsg":"ding talk error[subcode=60020,submsg=ip]"}"#,
+            ),
             (400, br#"{"code":"invalidParameter","message":"m"}"#),
             (429, b""),
         ] {
@@ -1041,7 +1054,8 @@ mod tests {
     async fn patiently_repeats_transient_failures_and_stops_at_refusals() {
         use std::sync::atomic::{AtomicU32, Ordering};
         let calls = AtomicU32::new(0);
-        let transient = || SendError::retryable_after(ErrorCode::Http(503), "busy", Some(Duration::ZERO));
+        let transient =
+            || SendError::retryable_after(ErrorCode::Http(503), "busy", Some(Duration::ZERO));
         let got = patiently(|| async {
             match calls.fetch_add(1, Ordering::SeqCst) {
                 0 | 1 => Err(transient()),

@@ -52,7 +52,9 @@ fn deployment(fake: &FakeDingtalk, roster: &str, years: &[i16]) -> Deployment {
     for y in years {
         std::fs::write(
             calendar.join(format!("cn-{y}.json")),
-            format!(r#"{{"year": {y}, "source": "测试数据", "off_days": [], "makeup_workdays": []}}"#),
+            format!(
+                r#"{{"year": {y}, "source": "测试数据", "off_days": [], "makeup_workdays": []}}"#
+            ),
         )
         .expect("write year");
     }
@@ -108,10 +110,20 @@ async fn broken_credentials_fail_by_name_and_nothing_else_is_asked() {
     let out = d.run(&["check-config", "--online"]).await;
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", all(&out));
-    assert!(stdout.contains("[失败] 应用凭据：未能取得 access token"), "{stdout}");
+    assert!(
+        stdout.contains("[失败] 应用凭据：未能取得 access token"),
+        "{stdout}"
+    );
     assert!(stdout.contains("核对 AppKey 与 AppSecret"), "{stdout}");
-    assert!(stdout.contains("[无法确认] 机器人、卡片：未检查"), "{stdout}");
-    assert!(text(&out.stderr).contains("在线检查未通过：应用凭据"), "{}", all(&out));
+    assert!(
+        stdout.contains("[无法确认] 机器人、卡片：未检查"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("在线检查未通过：应用凭据"),
+        "{}",
+        all(&out)
+    );
     assert!(!all(&out).contains("wrong-secret-value"), "secret printed");
     assert!(fake.requests().iter().all(|r| r.route == "token"));
 }
@@ -130,7 +142,10 @@ async fn a_template_dingtalk_does_not_know_fails_by_name() {
         stdout.contains(&format!("[失败] 卡片模板：钉钉不接受卡片模板 {missing}")),
         "{stdout}"
     );
-    assert!(stdout.contains("invalidParameter.cardTemplate.notFound"), "{stdout}");
+    assert!(
+        stdout.contains("invalidParameter.cardTemplate.notFound"),
+        "{stdout}"
+    );
     assert!(stdout.contains("[通过] 应用凭据"), "{stdout}");
     assert!(fake.undelivered_cards().is_empty());
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
@@ -147,7 +162,9 @@ async fn http_mode_without_a_route_key_fails_and_a_configured_one_is_not_pretend
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", all(&out));
     assert!(
-        stdout.contains("[失败] 卡片回调：http 模式配置了卡片模板，但 card_callback_route_key 未配置"),
+        stdout.contains(
+            "[失败] 卡片回调：http 模式配置了卡片模板，但 card_callback_route_key 未配置"
+        ),
         "{stdout}"
     );
 
@@ -166,7 +183,7 @@ async fn http_mode_without_a_route_key_fails_and_a_configured_one_is_not_pretend
 
 #[tokio::test]
 async fn wrong_robot_code_and_missing_card_permission_fail_but_an_unanswerable_robot_check_does_not()
-{
+ {
     let fake = fake().await;
     let (year, next) = years();
     let mut d = deployment(&fake, BOUND_ROSTER, &[year, next]);
@@ -193,7 +210,11 @@ async fn wrong_robot_code_and_missing_card_permission_fail_but_an_unanswerable_r
         stdout.contains("[失败] 卡片模板：钉钉拒绝了创建卡片（card/instances）：本应用没有开通权限 Card.Instance.Write（互动卡片实例写权限）"),
         "{stdout}"
     );
-    assert!(!text(&out.stderr).contains("在线检查未通过：机器人"), "{}", all(&out));
+    assert!(
+        !text(&out.stderr).contains("在线检查未通过：机器人"),
+        "{}",
+        all(&out)
+    );
 }
 
 #[tokio::test]
@@ -208,9 +229,14 @@ async fn unbound_people_sandbox_mode_and_missing_holidays_are_reported() {
     let out = d.run(&["check-config", "--online"]).await;
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", all(&out));
-    assert!(stdout.contains("[失败] 运行模式：[dingtalk] mode 为 sandbox"), "{stdout}");
     assert!(
-        stdout.contains("[失败] 名单：1 人没有钉钉账号（staff_id），发给他们的消息都会失败：李娜（区住建局）"),
+        stdout.contains("[失败] 运行模式：[dingtalk] mode 为 sandbox"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "[失败] 名单：1 人没有钉钉账号（staff_id），发给他们的消息都会失败：李娜（区住建局）"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("tiaochu roster sync"), "{stdout}");

@@ -1417,7 +1417,11 @@ fn check_oapi_token(req: &Req, query: &Option<String>) -> Result<(), Box<Respons
     let Some(token) = pairs
         .iter()
         .find(|(k, _)| k == "access_token")
-        .map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .filter(|v| !v.is_empty())
     else {
         req.violation("旧版接口缺少 access_token 查询参数");
@@ -1442,11 +1446,7 @@ fn as_index(v: &Value, what: &str) -> Result<u64, String> {
     v.as_u64().ok_or_else(|| format!("{what} 应为非负整数"))
 }
 
-async fn contact_search(
-    State(shared): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn contact_search(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let mut req = Req::new(&shared, "contact_search", &body);
     if let Err(r) = check_token(&req, &headers) {
         return *r;
@@ -1474,7 +1474,10 @@ fn contact_search_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response
     if word.is_empty() {
         return req.reject("queryWord 应为非空字符串".into(), "invalidParameter");
     }
-    let (offset, size) = match (as_index(&m["offset"], "offset"), as_index(&m["size"], "size")) {
+    let (offset, size) = match (
+        as_index(&m["offset"], "offset"),
+        as_index(&m["size"], "size"),
+    ) {
         (Ok(o), Ok(s)) if (1..=50).contains(&s) => (o as usize, s as usize),
         (Ok(_), Ok(s)) => {
             return req.reject(format!("size 应在 1–50 之间，实际 {s}"), "invalidParameter");
@@ -1485,14 +1488,23 @@ fn contact_search_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response
         None => false,
         Some(v) if *v == 1 => true,
         Some(v) => {
-            return req.reject(format!("fullMatchField 应为 1，实际 {v}"), "invalidParameter");
+            return req.reject(
+                format!("fullMatchField 应为 1，实际 {v}"),
+                "invalidParameter",
+            );
         }
     };
     let hits: Vec<String> = req
         .lock()
         .members
         .iter()
-        .filter(|u| if exact { u.name == word } else { u.name.contains(&word) })
+        .filter(|u| {
+            if exact {
+                u.name == word
+            } else {
+                u.name.contains(&word)
+            }
+        })
         .map(|u| u.user_id.clone())
         .collect();
     let page: Vec<&String> = hits.iter().skip(offset).take(size).collect();
@@ -1616,7 +1628,9 @@ fn department_get_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response
             if let Some(parent) = parent {
                 result["parent_id"] = parent.into();
             }
-            ok_json(json!({"errcode": 0, "errmsg": "ok", "result": result, "request_id": "fake-req"}))
+            ok_json(
+                json!({"errcode": 0, "errmsg": "ok", "result": result, "request_id": "fake-req"}),
+            )
         }
     }
 }
@@ -1639,7 +1653,11 @@ async fn robot_query(State(shared): State<Shared>, headers: HeaderMap, body: Byt
     if let Err(e) = check_keys(&m, &["robotCode"], &[]) {
         return req.reject(e, "param.invalid");
     }
-    req.record(if m["robotCode"] == ROBOT_CODE { 200 } else { 400 });
+    req.record(if m["robotCode"] == ROBOT_CODE {
+        200
+    } else {
+        400
+    });
     if m["robotCode"] != ROBOT_CODE {
         // The code for an unknown robot on this route is not documented; chatbot.notFound is
         // the one DingTalk's card APIs use for it (§6.1, [R]).
@@ -1677,7 +1695,13 @@ fn card_instance_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response 
     };
     if let Err(e) = check_keys(
         &m,
-        &["cardTemplateId", "outTrackId", "cardData", "callbackType", "userIdType"],
+        &[
+            "cardTemplateId",
+            "outTrackId",
+            "cardData",
+            "callbackType",
+            "userIdType",
+        ],
         optional,
     ) {
         return req.reject(e, "param.invalid");
@@ -1687,7 +1711,10 @@ fn card_instance_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response 
             .and_then(Value::as_str)
             .is_none_or(str::is_empty)
     {
-        return req.reject("callbackType 为 HTTP 时缺少 callbackRouteKey".into(), "param.invalid");
+        return req.reject(
+            "callbackType 为 HTTP 时缺少 callbackRouteKey".into(),
+            "param.invalid",
+        );
     }
     let template = m["cardTemplateId"].as_str().unwrap_or("").to_string();
     if !template.ends_with(".schema") {
@@ -1719,7 +1746,11 @@ fn card_instance_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response 
         req.record(400);
         // The exact code for an unknown template on CreateCard is not documented; this is the
         // one DingTalk's IM card API answers ([R]).
-        return api_error(400, "invalidParameter.cardTemplate.notFound", "不存在的卡片模板");
+        return api_error(
+            400,
+            "invalidParameter.cardTemplate.notFound",
+            "不存在的卡片模板",
+        );
     }
     let duplicate = {
         let mut s = req.lock();

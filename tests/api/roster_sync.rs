@@ -132,7 +132,8 @@ impl Deployment {
                 .env("no_proxy", "127.0.0.1,localhost");
             for (key, _) in std::env::vars_os() {
                 let key_text = key.to_string_lossy();
-                if key_text.starts_with("TIAOCHU_") || key_text.to_ascii_lowercase().ends_with("_proxy")
+                if key_text.starts_with("TIAOCHU_")
+                    || key_text.to_ascii_lowercase().ends_with("_proxy")
                 {
                     command.env_remove(&key);
                 }
@@ -196,8 +197,7 @@ fn expected_report(bound: Value) -> Value {
 }
 
 fn json_out(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", all(out)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", all(out)))
 }
 
 #[tokio::test]
@@ -236,12 +236,20 @@ async fn dry_run_changes_nothing_and_apply_stores_exactly_the_unambiguous_bindin
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert!(stdout.contains("试运行：未做任何修改"), "{stdout}");
-    assert!(stdout.contains("王伟（区住建局）→ 钉钉账号 u-ww-1"), "{stdout}");
-    assert!(stdout.contains("u-ln-2  部门：区教育局/基础教育股  职务：股长"), "{stdout}");
+    assert!(
+        stdout.contains("王伟（区住建局）→ 钉钉账号 u-ww-1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("u-ln-2  部门：区教育局/基础教育股  职务：股长"),
+        "{stdout}"
+    );
     assert!(stdout.contains("绑定 姓名 @该人员"), "{stdout}");
     assert!(!deployment.db.exists());
 
-    let out = deployment.run(&["roster", "sync", "--apply", "--json"]).await;
+    let out = deployment
+        .run(&["roster", "sync", "--apply", "--json"])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert_eq!(json_out(&out), expected_report(bound));
     assert!(text(&out.stderr).contains("请重启"), "{}", all(&out));
@@ -297,11 +305,19 @@ async fn dry_run_changes_nothing_and_apply_stores_exactly_the_unambiguous_bindin
     );
 
     // A second run finds nothing more to bind and stores nothing new.
-    let out = deployment.run(&["roster", "sync", "--apply", "--json"]).await;
+    let out = deployment
+        .run(&["roster", "sync", "--apply", "--json"])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert_eq!(json_out(&out), expected_report(json!([])));
     let store = Store::open(&deployment.db).expect("store");
-    assert_eq!(store.read_blocking(|r| r.roster_changes()).expect("history").len(), 2);
+    assert_eq!(
+        store
+            .read_blocking(|r| r.roster_changes())
+            .expect("history")
+            .len(),
+        2
+    );
 
     assert!(fake.deliveries().is_empty(), "nobody is messaged");
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
@@ -321,7 +337,10 @@ async fn a_missing_permission_is_named_in_chinese_and_exits_1_without_changes() 
         stderr.contains("钉钉拒绝了查询成员详情（topapi/v2/user/get）：本应用没有开通权限 qyapi_get_member（成员信息读权限）"),
         "{stderr}"
     );
-    assert!(stderr.contains("权限管理，搜索 qyapi_get_member 并申请开通"), "{stderr}");
+    assert!(
+        stderr.contains("权限管理，搜索 qyapi_get_member 并申请开通"),
+        "{stderr}"
+    );
     assert!(stderr.contains("名单未做任何修改"), "{stderr}");
     assert!(text(&out.stdout).is_empty(), "{}", all(&out));
     assert!(!deployment.db.exists(), "nothing stored");
@@ -345,6 +364,10 @@ async fn without_credentials_sync_refuses_before_asking_anyone() {
     deployment.set("TIAOCHU_DINGTALK__APP_SECRET", "");
     let out = deployment.run(&["roster", "sync"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", all(&out));
-    assert!(text(&out.stderr).contains("app_key 与 app_secret"), "{}", all(&out));
+    assert!(
+        text(&out.stderr).contains("app_key 与 app_secret"),
+        "{}",
+        all(&out)
+    );
     assert!(fake.requests().is_empty());
 }
