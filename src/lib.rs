@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod parse;
 pub mod report;
 pub mod roster;
+pub mod roster_sync;
 pub mod scheduler;
 pub mod settings;
 pub mod store;

@@ -9,8 +9,15 @@ use crate::roster::{Person, Roster};
 use crate::settings::{DingtalkMode, Settings};
 use crate::store::Store;
 
+#[derive(clap::Args, Debug)]
+pub struct CheckConfigArgs {
+    /// 再连接钉钉逐项验证（凭据、机器人、卡片模板与回调、名单账号、节假日），不给任何人发消息
+    #[arg(long)]
+    pub online: bool,
+}
+
 /// Exit 0 when the service can start (warnings allowed), 1 when something must be fixed.
-pub fn run(settings: &Settings) -> anyhow::Result<i32> {
+pub fn run(settings: &Settings, args: &CheckConfigArgs) -> anyhow::Result<i32> {
     let mut errors: Vec<String> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
 
@@ -107,6 +114,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
         errors.push(refusal);
     }
 
+    if args.online {
+        errors.extend(super::check_online::run(settings));
+    }
     for w in &warnings {
         println!("警告：{w}");
     }

@@ -8,12 +8,14 @@ use crate::settings::Settings;
 
 pub mod calendar_cmd;
 pub mod check_config;
+pub mod check_online;
 pub mod deadline;
 pub mod healthcheck;
 pub mod outbox_cmd;
 pub mod parse_cmd;
 pub mod report_cmd;
 pub mod roster_cmd;
+pub mod roster_sync;
 pub mod serve;
 pub mod store_cmd;
 
@@ -42,9 +44,9 @@ pub enum Command {
     /// 节假日数据：查看或载入某一年
     #[command(subcommand)]
     Calendar(calendar_cmd::CalendarCommand),
-    /// 检查配置、名单与节假日数据
-    CheckConfig,
-    /// 名单：导出当前生效的名单
+    /// 检查配置、名单与节假日数据（--online：连接钉钉逐项验证，不给任何人发消息）
+    CheckConfig(check_config::CheckConfigArgs),
+    /// 名单：导出当前生效的名单；按钉钉通讯录绑定账号（sync）
     #[command(subcommand)]
     Roster(roster_cmd::RosterCommand),
     /// 询问正在运行的服务是否健康（容器健康检查用；健康时退出码 0）
@@ -74,7 +76,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Parse(args) => parse_cmd::run(&settings, args),
         Command::Deadline(args) => deadline::run(&settings, args),
         Command::Calendar(cmd) => calendar_cmd::run(&settings, cmd),
-        Command::CheckConfig => check_config::run(&settings),
+        Command::CheckConfig(args) => check_config::run(&settings, args),
         Command::Roster(cmd) => roster_cmd::run(&settings, cmd),
         Command::Healthcheck => healthcheck::run(&settings),
         Command::Migrate => store_cmd::migrate(&settings),

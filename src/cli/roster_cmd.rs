@@ -1,6 +1,7 @@
 //! `tiaochu roster export`: the roster in force — `config/roster.toml` with the changes leaders
 //! and admins made in DingTalk (设置联络员, 更换分管领导, 绑定 …) applied — written back in the file
-//! format, so an admin can commit it as the new file.
+//! format, so an admin can commit it as the new file. `tiaochu roster sync` lives in
+//! [`super::roster_sync`].
 
 use std::path::PathBuf;
 
@@ -19,23 +20,16 @@ pub enum RosterCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// 按姓名在钉钉通讯录中查找尚未绑定钉钉账号的人员；默认只试运行，--apply 才保存绑定
+    Sync(super::roster_sync::SyncArgs),
 }
 
 pub fn run(settings: &Settings, cmd: &RosterCommand) -> anyhow::Result<i32> {
-    let RosterCommand::Export { out } = cmd;
-    let file = Roster::load(&settings.roster.path)?;
-    let effective = if settings.store.path.exists() {
-        let store = Store::open(&settings.store.path)?;
-        let rows = store.read_blocking(|r| r.roster_overrides())?;
-        let changed = rows
-            .iter()
-            .map(Person::from_override)
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(anyhow::Error::msg)?;
-        file.with_overrides(&changed)
-    } else {
-        file
+    let out = match cmd {
+        RosterCommand::Export { out } => out,
+        RosterCommand::Sync(args) => return super::roster_sync::run(settings, args),
     };
+    let effective = effective_roster(settings)?;
     let text = format!(
         "# 当前生效的名单（{} 与数据库中在钉钉里所做的变更合并），由 `tiaochu roster export` 生成。\n\n{}",
         settings.roster.path.display(),
@@ -49,4 +43,21 @@ pub fn run(settings: &Settings, cmd: &RosterCommand) -> anyhow::Result<i32> {
         None => print!("{text}"),
     }
     Ok(0)
+}
+
+/// The roster in force: the file with the changes stored in the database laid over it; the
+/// file alone while the database does not exist (nothing is created here).
+pub fn effective_roster(settings: &Settings) -> anyhow::Result<Roster> {
+    let file = Roster::load(&settings.roster.path)?;
+    if !settings.store.path.exists() {
+        return Ok(file);
+    }
+    let store = Store::open(&settings.store.path)?;
+    let rows = store.read_blocking(|r| r.roster_overrides())?;
+    let changed = rows
+        .iter()
+        .map(Person::from_override)
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(anyhow::Error::msg)?;
+    Ok(file.with_overrides(&changed))
 }

@@ -195,6 +195,8 @@ pub struct DingtalkClient {
     api_base: String,
     /// scheme, host and port of `[dingtalk] oapi_base`: the only place session replies go.
     oapi_origin: Option<(String, String, Option<u16>)>,
+    /// `[dingtalk] oapi_base` without a trailing slash: the old API (`?access_token=`).
+    oapi_base: String,
     app_key: String,
     app_secret: Secret,
     robot_code: String,
@@ -236,6 +238,7 @@ impl DingtalkClient {
             http,
             api_base: settings.api_base.trim_end_matches('/').to_string(),
             oapi_origin: Url::parse(&settings.oapi_base).ok().map(|u| origin(&u)),
+            oapi_base: settings.oapi_base.trim_end_matches('/').to_string(),
             app_key: settings.app_key.clone(),
             app_secret: settings.app_secret.clone(),
             robot_code: settings.robot_code.clone(),
@@ -637,6 +640,346 @@ impl DingtalkClient {
     }
 }
 
+/// The root department of every organisation: the organisation itself (`dept_id` 1).
+pub const ROOT_DEPARTMENT: i64 = 1;
+
+/// Largest page of `contact/users/search` asked for; the official dingtalk-mcp server documents
+/// `size` as "最大50".
+pub const USER_SEARCH_PAGE: u32 = 50;
+
+/// One page of `POST /v1.0/contact/users/search`: the userIds of the members whose name matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSearchPage {
+    pub has_more: bool,
+    pub total_count: u64,
+    pub user_ids: Vec<String>,
+}
+
+/// A member of the organisation as `topapi/v2/user/get` describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryUser {
+    pub user_id: String,
+    pub name: String,
+    pub title: String,
+    pub dept_ids: Vec<i64>,
+}
+
+/// A department as `topapi/v2/department/get` describes it; `parent_id` is None for the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryDepartment {
+    pub dept_id: i64,
+    pub name: String,
+    pub parent_id: Option<i64>,
+}
+
+/// Which permissions DingTalk says the app lacks, when `err` is its permission refusal: HTTP 403
+/// `Forbidden.AccessDenied.AccessTokenPermissionDenied` on the new API, `errcode` 88 with
+/// `subcode=60011` (or 60011 itself) on the old one. DingTalk names the permissions in the text
+/// (`应用尚未开通所需的权限：[qyapi_get_member]`, `{requiredScopes=[qyapi_get_member]}`); the list
+/// is empty when it names none. None when `err` is not a permission refusal.
+pub fn missing_permissions(err: &SendError) -> Option<Vec<String>> {
+    let SendError::Permanent { reason, code } = err else {
+        return None;
+    };
+    let denied = match code {
+        ErrorCode::Api { code, .. } => code.contains("AccessTokenPermissionDenied"),
+        ErrorCode::Errcode(88) => reason.contains("subcode=60011"),
+        ErrorCode::Errcode(60011) => true,
+        _ => false,
+    };
+    if !denied {
+        return None;
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for marker in ["requiredScopes=[", "权限：["] {
+        let mut rest = reason.as_str();
+        while let Some(start) = rest.find(marker) {
+            rest = &rest[start + marker.len()..];
+            let Some(end) = rest.find(']') else { break };
+            for scope in rest[..end].split(',') {
+                let scope = scope.trim();
+                let plausible = !scope.is_empty()
+                    && scope
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                if plausible && !scopes.iter().any(|s| s == scope) {
+                    scopes.push(scope.to_string());
+                }
+            }
+            rest = &rest[end..];
+        }
+    }
+    Some(scopes)
+}
+
+/// How many times a read-only call is made before its failure is final (throttling and
+/// transient failures only; a refusal is final at once).
+const READ_ATTEMPTS: u32 = 5;
+
+/// The longest throttle a command-line run waits out; DingTalk asking for more (the 5-minute IP
+/// ban) ends the run with the reason instead of a silent wait.
+pub const READ_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs a read-only call the way the command line needs it: a throttle is waited out for as long
+/// as DingTalk asked (up to [`READ_MAX_WAIT`]), a transient failure is repeated after 1 s, 2 s,
+/// 4 s … (or DingTalk's `Retry-After`), at most [`READ_ATTEMPTS`] tries in all; a permanent
+/// failure is returned at once. Reads change nothing at DingTalk, so repeating one is safe.
+pub async fn patiently<T, F, Fut>(mut call: F) -> Result<T, SendError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SendError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let error = match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let wait = match &error {
+            SendError::Permanent { .. } => return Err(error),
+            SendError::Throttled { wait, .. } => *wait,
+            SendError::Retryable { retry_after, .. } => {
+                retry_after.unwrap_or(Duration::from_secs(1u64 << (attempt - 1).min(5)))
+            }
+        };
+        if attempt >= READ_ATTEMPTS || wait > READ_MAX_WAIT {
+            return Err(error);
+        }
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+/// Read-only calls for going live (`tiaochu roster sync`, `tiaochu check-config --online`): the
+/// organisation's address book, and checks of the robot code and the card template that
+/// message nobody. Each returns the classified error of [`DingtalkClient::send`]; callers that
+/// want throttling waited out wrap them in [`patiently`].
+impl DingtalkClient {
+    /// `POST /v1.0/contact/users/search` with `fullMatchField` 1 (the name exactly, per the
+    /// official SDK: "1：匹配用户名称。不填则为模糊匹配"); `offset` counts members.
+    pub async fn search_users(&self, name: &str, offset: u32) -> Result<UserSearchPage, SendError> {
+        let body = serde_json::json!({
+            "queryWord": name,
+            "offset": offset,
+            "size": USER_SEARCH_PAGE,
+            "fullMatchField": 1,
+        })
+        .to_string();
+        let (answer, verdict) = self
+            .authorized(Method::POST, "/v1.0/contact/users/search", body.as_bytes())
+            .await?;
+        ok_or(verdict)?;
+        let json = answer_json(&answer.body)?;
+        let user_ids = json
+            .get("list")
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| match id {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(UserSearchPage {
+            has_more: json
+                .get("hasMore")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            total_count: json.get("totalCount").and_then(Value::as_u64).unwrap_or(0),
+            user_ids,
+        })
+    }
+
+    /// `POST {oapi}/topapi/v2/user/get` (`{"userid","language":"zh_CN"}`).
+    pub async fn user_get(&self, user_id: &str) -> Result<DirectoryUser, SendError> {
+        let body = serde_json::json!({"userid": user_id, "language": "zh_CN"}).to_string();
+        let json = self
+            .oapi_post("/topapi/v2/user/get", body.as_bytes())
+            .await?;
+        let result = json.get("result").unwrap_or(&Value::Null);
+        let text = |key: &str| {
+            result
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let user = DirectoryUser {
+            user_id: text("userid"),
+            name: text("name"),
+            title: text("title"),
+            dept_ids: result
+                .get("dept_id_list")
+                .and_then(Value::as_array)
+                .map(|ids| ids.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default(),
+        };
+        if user.user_id.is_empty() || user.name.is_empty() {
+            return Err(malformed("查询用户详情"));
+        }
+        Ok(user)
+    }
+
+    /// `POST {oapi}/topapi/v2/department/get` (`{"dept_id","language":"zh_CN"}`).
+    pub async fn department_get(&self, dept_id: i64) -> Result<DirectoryDepartment, SendError> {
+        let body = serde_json::json!({"dept_id": dept_id, "language": "zh_CN"}).to_string();
+        let json = self
+            .oapi_post("/topapi/v2/department/get", body.as_bytes())
+            .await?;
+        let result = json.get("result").unwrap_or(&Value::Null);
+        let name = result.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            return Err(malformed("查询部门详情"));
+        }
+        Ok(DirectoryDepartment {
+            dept_id: result
+                .get("dept_id")
+                .and_then(Value::as_i64)
+                .unwrap_or(dept_id),
+            name: name.to_string(),
+            parent_id: result
+                .get("parent_id")
+                .and_then(Value::as_i64)
+                .filter(|p| *p > 0),
+        })
+    }
+
+    /// `POST /v1.0/robot/plugins/query {"robotCode"}` (查询单聊机器人的快捷入口): the one read-only
+    /// robot call found that takes nothing but the robot code. Needs the app permission
+    /// `Robot.SingleChat.ReadWrite`, which sending does not.
+    pub async fn query_robot(&self, robot_code: &str) -> Result<(), SendError> {
+        let body = serde_json::json!({ "robotCode": robot_code }).to_string();
+        let (_, verdict) = self
+            .authorized(Method::POST, "/v1.0/robot/plugins/query", body.as_bytes())
+            .await?;
+        ok_or(verdict)
+    }
+
+    /// `POST /v1.0/card/instances` (CreateCard) with `template_id` and no space: a card instance
+    /// is made and delivered to nobody, so DingTalk has judged the template (and, for
+    /// `callbackType` HTTP, the route key) without anyone receiving anything.
+    pub async fn create_undelivered_card(
+        &self,
+        template_id: &str,
+        out_track_id: &str,
+        callback: crate::dingtalk::payload::CardCallback<'_>,
+    ) -> Result<(), SendError> {
+        let mut body = serde_json::json!({
+            "cardTemplateId": template_id,
+            "outTrackId": out_track_id,
+            "cardData": {"cardParamMap": {"title": "tiaochu 配置检查（不投递）"}},
+            "userIdType": 1,
+        });
+        match callback {
+            crate::dingtalk::payload::CardCallback::Stream => {
+                body["callbackType"] = "STREAM".into();
+            }
+            crate::dingtalk::payload::CardCallback::Http { route_key } => {
+                body["callbackType"] = "HTTP".into();
+                body["callbackRouteKey"] = route_key.into();
+            }
+        }
+        let (answer, verdict) = self
+            .authorized(
+                Method::POST,
+                "/v1.0/card/instances",
+                body.to_string().as_bytes(),
+            )
+            .await?;
+        let json: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        if let Verdict::Failed(e) = verdict {
+            // A repeat after a lost answer meets its own outTrackId (§7: a duplicate create
+            // fails): the first create went through, so the template was accepted.
+            let code = json.get("code").and_then(Value::as_str).unwrap_or("");
+            if (400..500).contains(&answer.status) && code.to_ascii_lowercase().contains("dup") {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        if json.get("success").and_then(Value::as_bool) == Some(false) {
+            return Err(SendError::permanent(
+                ErrorCode::Other,
+                format!(
+                    "创建卡片未成功：{}",
+                    shorten(&String::from_utf8_lossy(&answer.body))
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An old-API (`oapi`) POST with the token in `?access_token=` (§3.2: the new token is
+    /// accepted there). A refused token (`errcode` 40014 / 42001, or 401) is dropped, fetched
+    /// again and the call repeated once. The URL carries the token, so it is never shown: a
+    /// transport failure is reduced to its kind.
+    async fn oapi_post(&self, path: &str, body: &[u8]) -> Result<Value, SendError> {
+        let token = self.access_token().await?;
+        let mut answer = self.oapi_request(path, &token, body).await?;
+        if oapi_token_refused(&answer) {
+            self.drop_token(&token).await;
+            let token = self.access_token().await?;
+            answer = self.oapi_request(path, &token, body).await?;
+            if oapi_token_refused(&answer) {
+                return Err(SendError::permanent(
+                    ErrorCode::Other,
+                    "钉钉拒绝了刚获取的 access token（应用缺少接口权限？）",
+                ));
+            }
+        }
+        ok_or(answer.verdict())?;
+        let json = answer_json(&answer.body)?;
+        if json.get("errcode").and_then(Value::as_i64) != Some(0) {
+            return Err(malformed("旧版接口"));
+        }
+        Ok(json)
+    }
+
+    async fn oapi_request(
+        &self,
+        path: &str,
+        token: &str,
+        body: &[u8],
+    ) -> Result<Answer, SendError> {
+        // RFC 3986 unreserved characters stay as they are; everything else is escaped.
+        const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let token = percent_encoding::utf8_percent_encode(token, QUERY_VALUE);
+        let url = format!("{}{path}?access_token={token}", self.oapi_base);
+        self.request(Method::POST, &url, None, body).await
+    }
+}
+
+/// The old API's refusals of the token itself ([R]: 40014 不合法的access_token, 42001 过期).
+fn oapi_token_refused(answer: &Answer) -> bool {
+    let errcode = serde_json::from_slice::<Value>(&answer.body)
+        .ok()
+        .and_then(|j| j.get("errcode").and_then(Value::as_i64));
+    answer.status == 401 || matches!(errcode, Some(40014 | 42001))
+}
+
+fn answer_json(body: &[u8]) -> Result<Value, SendError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(SendError::retryable(
+            ErrorCode::Other,
+            "钉钉的应答不是 JSON 对象",
+        )),
+    }
+}
+
+fn malformed(what: &str) -> SendError {
+    SendError::retryable(
+        ErrorCode::Other,
+        format!("钉钉“{what}”的应答缺少必需的字段"),
+    )
+}
+
 fn ok_or(verdict: Verdict) -> Result<(), SendError> {
     match verdict {
         Verdict::Ok => Ok(()),
@@ -660,6 +1003,97 @@ mod tests {
             assert!(!c.label().is_ascii());
         }
         assert_eq!(Channel::parse("notify"), None);
+    }
+
+    fn refused(status: u16, body: &[u8]) -> SendError {
+        match errors::classify(status, None, body) {
+            Verdict::Failed(e) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn permission_refusals_name_their_scopes() {
+        let new_api = refused(
+            403,
+            r#"{"code":"Forbidden.AccessDenied.AccessTokenPermissionDenied","message":"应用尚未开通所需的权限：[qyapi_addresslist_search]","requestid":"r"}"#.as_bytes(),
+        );
+        assert_eq!(
+            missing_permissions(&new_api),
+            Some(vec!["qyapi_addresslist_search".to_string()])
+        );
+        // The text of a captured live answer: the scope is named twice, listed once.
+        let old_api = refused(
+            200,
+            r#"{"errcode":88,"errmsg":"ding talk error[subcode=60011,submsg=应用尚未开通所需的权限：[qyapi_get_member]，点击链接申请并开通即可：https://open-dev.dingtalk.com/appscope/apply?content=ding1%23qyapi_get_member, {requiredScopes=[qyapi_get_member]}]"}"#.as_bytes(),
+        );
+        assert_eq!(
+            missing_permissions(&old_api),
+            Some(vec!["qyapi_get_member".to_string()])
+        );
+        let unnamed = refused(200, br#"{"errcode":60011,"errmsg":"no permission"}"#);
+        assert_eq!(missing_permissions(&unnamed), Some(Vec::new()));
+        // Refusals that are not about permissions.
+        for (status, body) in [
+            (
+                403,
+                &br#"{"code":"Forbidden.AccessDenied.IpNotInWhiteList","message":"ip"}"#[..],
+            ),
+            (
+                200,
+                br#"{"errcode":88,"errmsg":"ding talk error[subcode=60020,submsg=ip]"}"#,
+            ),
+            (400, br#"{"code":"invalidParameter","message":"m"}"#),
+            (429, b""),
+        ] {
+            assert_eq!(missing_permissions(&refused(status, body)), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn patiently_repeats_transient_failures_and_stops_at_refusals() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = AtomicU32::new(0);
+        let transient =
+            || SendError::retryable_after(ErrorCode::Http(503), "busy", Some(Duration::ZERO));
+        let got = patiently(|| async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(transient()),
+                _ => Ok("ok"),
+            }
+        })
+        .await;
+        assert_eq!(got, Ok("ok"));
+        assert_eq!(calls.swap(0, Ordering::SeqCst), 3);
+
+        let got: Result<(), _> = patiently(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(transient())
+        })
+        .await;
+        assert!(matches!(got, Err(SendError::Retryable { .. })));
+        assert_eq!(calls.swap(0, Ordering::SeqCst), READ_ATTEMPTS);
+
+        let got: Result<(), _> = patiently(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(SendError::permanent(ErrorCode::Other, "refused"))
+        })
+        .await;
+        assert!(matches!(got, Err(SendError::Permanent { .. })));
+        assert_eq!(calls.swap(0, Ordering::SeqCst), 1);
+
+        // A wait longer than a command line should sit through ends the run with the reason.
+        let got: Result<(), _> = patiently(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(SendError::throttled(
+                ErrorCode::IpBan,
+                "banned",
+                READ_MAX_WAIT + Duration::from_secs(1),
+            ))
+        })
+        .await;
+        assert!(matches!(got, Err(SendError::Throttled { .. })));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]

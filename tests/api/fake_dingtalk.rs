@@ -13,6 +13,15 @@
 //!
 //! Time is the test's [`ManualClock`]: token expiry, the custom robot's 20-a-minute window, the
 //! waits and the signature window all read it.
+//!
+//! For going live it also serves the read-only calls (`roster sync`, `check-config --online`):
+//! an address book — `contact/users/search` (new API, token header) and `topapi/v2/user/get`,
+//! `topapi/v2/department/get` (old API, `?access_token=`) — the robot query
+//! `robot/plugins/query` and the undelivered card create `POST /v1.0/card/instances`. Any of
+//! their permissions can be withheld ([`FakeDingtalk::deny_permission`]); the refusal has
+//! DingTalk's shape: HTTP 403 `Forbidden.AccessDenied.AccessTokenPermissionDenied` on the new
+//! API, `errcode` 88 with `subcode=60011` and `requiredScopes` on the old one (a captured live
+//! answer's text).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -36,6 +45,9 @@ pub const ROBOT_CODE: &str = "dingfakerobot";
 pub const TEMPLATE_ID: &str = "11111111-2222-3333-4444-555555555555.schema";
 pub const HOOK_TOKEN: &str = "fake-hook-token";
 pub const HOOK_SECRET: &str = "SECfakehooksecret0123456789";
+/// The organisation's root department (always `dept_id` 1) and its name.
+pub const ROOT_DEPT: i64 = 1;
+pub const ORG_NAME: &str = "甘州区";
 
 /// Throttling errcodes the webhooks (custom robot, sessionWebhook, both on oapi) answer in an
 /// HTTP 200 body: the robot's 20-a-minute codes (§5.3) and the old API's QPS codes (§7).
@@ -170,6 +182,24 @@ struct Inner {
     /// Each time the custom robot was throttled: no send after .0 and before .1.
     robot_blocked: Vec<(Timestamp, Timestamp)>,
     waits_asked: usize,
+    /// The address book: members by userId order of adding, departments by id.
+    members: Vec<Member>,
+    departments: HashMap<i64, (String, Option<i64>)>,
+    /// Permissions the app has not been granted (scope names).
+    denied: HashSet<String>,
+    /// Card templates published in this organisation.
+    templates: HashSet<String>,
+    /// outTrackIds of cards created without a space (delivered to nobody).
+    undelivered: Vec<String>,
+}
+
+/// A member of the fake organisation's address book.
+#[derive(Debug, Clone)]
+struct Member {
+    user_id: String,
+    name: String,
+    title: String,
+    dept_ids: Vec<i64>,
 }
 
 impl Inner {
@@ -253,6 +283,8 @@ impl FakeDingtalk {
         let shared = Shared {
             inner: Arc::new(Mutex::new(Inner {
                 slow: Duration::from_millis(1000),
+                departments: HashMap::from([(ROOT_DEPT, (ORG_NAME.to_string(), None))]),
+                templates: HashSet::from([TEMPLATE_ID.to_string()]),
                 ..Inner::default()
             })),
             clock,
@@ -262,7 +294,11 @@ impl FakeDingtalk {
             .route("/v1.0/robot/oToMessages/batchSend", post(batch_send))
             .route("/v1.0/robot/groupMessages/send", post(group_send))
             .route("/v1.0/card/instances/createAndDeliver", post(card_create))
-            .route("/v1.0/card/instances", put(card_update))
+            .route("/v1.0/card/instances", put(card_update).post(card_instance))
+            .route("/v1.0/contact/users/search", post(contact_search))
+            .route("/topapi/v2/user/get", post(user_get))
+            .route("/topapi/v2/department/get", post(department_get))
+            .route("/v1.0/robot/plugins/query", post(robot_query))
             .route("/robot/sendBySession", post(session_reply))
             .route("/robot/send", post(custom_robot))
             .with_state(shared.clone());
@@ -390,6 +426,30 @@ impl FakeDingtalk {
     /// Every custom-robot request's arrival time.
     pub fn robot_sends(&self) -> Vec<Timestamp> {
         self.shared.lock().robot_sends.clone()
+    }
+    /// Adds a department of the address book under `parent` (the root is [`ROOT_DEPT`]).
+    pub fn add_department(&self, dept_id: i64, name: &str, parent: i64) {
+        self.shared
+            .lock()
+            .departments
+            .insert(dept_id, (name.to_string(), Some(parent)));
+    }
+    /// Adds a member of the organisation sitting in `dept_ids`.
+    pub fn add_member(&self, user_id: &str, name: &str, title: &str, dept_ids: &[i64]) {
+        self.shared.lock().members.push(Member {
+            user_id: user_id.to_string(),
+            name: name.to_string(),
+            title: title.to_string(),
+            dept_ids: dept_ids.to_vec(),
+        });
+    }
+    /// The app lacks this permission from now on (e.g. `qyapi_get_member`).
+    pub fn deny_permission(&self, scope: &str) {
+        self.shared.lock().denied.insert(scope.to_string());
+    }
+    /// The outTrackIds of cards created without delivering them to anyone.
+    pub fn undelivered_cards(&self) -> Vec<String> {
+        self.shared.lock().undelivered.clone()
     }
 }
 
@@ -1322,4 +1382,388 @@ async fn custom_robot(
     }
     let answer = robot_message(&req, &headers, &body);
     req.finish(answer).await
+}
+
+// ---- go-live reads: address book, robot query, undelivered card ----
+
+/// Withholds the answer when the app lacks `scope`: new-API style (HTTP 403) or old-API style
+/// (`errcode` 88 in a 200 body, the text of a captured live refusal).
+fn permission_refused(req: &Req, scope: &str, old_api: bool) -> Option<Response> {
+    if !req.lock().denied.contains(scope) {
+        return None;
+    }
+    if old_api {
+        req.record(200);
+        return Some(ok_json(json!({
+            "errcode": 88,
+            "errmsg": format!(
+                "ding talk error[subcode=60011,submsg=应用尚未开通所需的权限：[{scope}]，点击链接申请并开通即可：https://open-dev.dingtalk.com/appscope/apply?content={APP_KEY}%23{scope}, {{requiredScopes=[{scope}]}}]"
+            ),
+            "request_id": "fake-req",
+        })));
+    }
+    req.record(403);
+    Some(api_error(
+        403,
+        "Forbidden.AccessDenied.AccessTokenPermissionDenied",
+        &format!("应用尚未开通所需的权限：[{scope}]"),
+    ))
+}
+
+/// The old API's token check (§3.2): `?access_token=` with a token this fake issued. A missing
+/// one is a violation; an unknown or expired one is DingTalk's `errcode` 40014 ([R]).
+fn check_oapi_token(req: &Req, query: &Option<String>) -> Result<(), Box<Response>> {
+    let pairs = query_pairs(query);
+    let Some(token) = pairs
+        .iter()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .filter(|v| !v.is_empty())
+    else {
+        req.violation("旧版接口缺少 access_token 查询参数");
+        req.record(200);
+        return Err(Box::new(errcode(40035, "缺少参数 access_token")));
+    };
+    let now = req.now();
+    let valid = req
+        .lock()
+        .tokens
+        .get(&token)
+        .is_some_and(|expiry| now < *expiry);
+    if valid {
+        Ok(())
+    } else {
+        req.record(200);
+        Err(Box::new(errcode(40014, "不合法的access_token")))
+    }
+}
+
+fn as_index(v: &Value, what: &str) -> Result<u64, String> {
+    v.as_u64().ok_or_else(|| format!("{what} 应为非负整数"))
+}
+
+async fn contact_search(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut req = Req::new(&shared, "contact_search", &body);
+    if let Err(r) = check_token(&req, &headers) {
+        return *r;
+    }
+    if let Some(r) = permission_refused(&req, "qyapi_addresslist_search", false) {
+        return r;
+    }
+    if let Some(answer) = req.fault(true).await {
+        return answer;
+    }
+    let answer = contact_search_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+fn contact_search_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    // `offset` is mandatory ([R]: "offset is mandatory" otherwise).
+    if let Err(e) = check_keys(&m, &["queryWord", "offset", "size"], &["fullMatchField"]) {
+        return req.reject(e, "invalidParameter");
+    }
+    let word = m["queryWord"].as_str().unwrap_or("").to_string();
+    if word.is_empty() {
+        return req.reject("queryWord 应为非空字符串".into(), "invalidParameter");
+    }
+    let (offset, size) = match (
+        as_index(&m["offset"], "offset"),
+        as_index(&m["size"], "size"),
+    ) {
+        (Ok(o), Ok(s)) if (1..=50).contains(&s) => (o as usize, s as usize),
+        (Ok(_), Ok(s)) => {
+            return req.reject(format!("size 应在 1–50 之间，实际 {s}"), "invalidParameter");
+        }
+        (Err(e), _) | (_, Err(e)) => return req.reject(e, "invalidParameter"),
+    };
+    let exact = match m.get("fullMatchField") {
+        None => false,
+        Some(v) if *v == 1 => true,
+        Some(v) => {
+            return req.reject(
+                format!("fullMatchField 应为 1，实际 {v}"),
+                "invalidParameter",
+            );
+        }
+    };
+    let hits: Vec<String> = req
+        .lock()
+        .members
+        .iter()
+        .filter(|u| {
+            if exact {
+                u.name == word
+            } else {
+                u.name.contains(&word)
+            }
+        })
+        .map(|u| u.user_id.clone())
+        .collect();
+    let page: Vec<&String> = hits.iter().skip(offset).take(size).collect();
+    req.record(200);
+    ok_json(json!({
+        "hasMore": offset + page.len() < hits.len(),
+        "totalCount": hits.len(),
+        "list": page,
+    }))
+}
+
+async fn user_get(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut req = Req::new(&shared, "user_get", &body);
+    if let Err(r) = check_oapi_token(&req, &query) {
+        return *r;
+    }
+    if let Some(r) = permission_refused(&req, "qyapi_get_member", true) {
+        return r;
+    }
+    if let Some(answer) = req.fault(true).await {
+        return answer;
+    }
+    let answer = user_get_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+fn check_language(req: &Req, m: &serde_json::Map<String, Value>) -> Option<Response> {
+    match m.get("language").map(|v| v.as_str()) {
+        None | Some(Some("zh_CN" | "en_US")) => None,
+        Some(other) => {
+            req.violation(&format!("language 无效：{other:?}"));
+            req.record(200);
+            Some(errcode(400002, "无效的参数"))
+        }
+    }
+}
+
+fn user_get_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    if let Err(e) = check_keys(&m, &["userid"], &["language"]) {
+        req.violation(&e);
+        req.record(200);
+        return errcode(400002, "无效的参数");
+    }
+    if let Some(r) = check_language(req, &m) {
+        return r;
+    }
+    let id = m["userid"].as_str().unwrap_or("");
+    let member = req.lock().members.iter().find(|u| u.user_id == id).cloned();
+    req.record(200);
+    match member {
+        None => errcode(60121, "找不到该用户"),
+        Some(u) => ok_json(json!({
+            "errcode": 0,
+            "errmsg": "ok",
+            "result": {
+                "userid": u.user_id,
+                "unionid": format!("union-{}", u.user_id),
+                "name": u.name,
+                "title": u.title,
+                "dept_id_list": u.dept_ids,
+                "active": true,
+            },
+            "request_id": "fake-req",
+        })),
+    }
+}
+
+async fn department_get(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut req = Req::new(&shared, "department_get", &body);
+    if let Err(r) = check_oapi_token(&req, &query) {
+        return *r;
+    }
+    if let Some(r) = permission_refused(&req, "qyapi_get_department_list", true) {
+        return r;
+    }
+    if let Some(answer) = req.fault(true).await {
+        return answer;
+    }
+    let answer = department_get_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+fn department_get_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    if let Err(e) = check_keys(&m, &["dept_id"], &["language"]) {
+        req.violation(&e);
+        req.record(200);
+        return errcode(400002, "无效的参数");
+    }
+    if let Some(r) = check_language(req, &m) {
+        return r;
+    }
+    let Some(id) = m["dept_id"].as_i64() else {
+        req.violation("dept_id 应为整数");
+        req.record(200);
+        return errcode(400002, "无效的参数");
+    };
+    let dept = req.lock().departments.get(&id).cloned();
+    req.record(200);
+    match dept {
+        None => errcode(60003, "部门不存在"),
+        Some((name, parent)) => {
+            let mut result = json!({"dept_id": id, "name": name});
+            if let Some(parent) = parent {
+                result["parent_id"] = parent.into();
+            }
+            ok_json(
+                json!({"errcode": 0, "errmsg": "ok", "result": result, "request_id": "fake-req"}),
+            )
+        }
+    }
+}
+
+async fn robot_query(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut req = Req::new(&shared, "robot_query", &body);
+    if let Err(r) = check_token(&req, &headers) {
+        return *r;
+    }
+    if let Some(r) = permission_refused(&req, "Robot.SingleChat.ReadWrite", false) {
+        return r;
+    }
+    if let Some(answer) = req.fault(true).await {
+        return answer;
+    }
+    let m = match json_body(&req, &headers, &body) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    if let Err(e) = check_keys(&m, &["robotCode"], &[]) {
+        return req.reject(e, "param.invalid");
+    }
+    req.record(if m["robotCode"] == ROBOT_CODE {
+        200
+    } else {
+        400
+    });
+    if m["robotCode"] != ROBOT_CODE {
+        // The code for an unknown robot on this route is not documented; chatbot.notFound is
+        // the one DingTalk's card APIs use for it (§6.1, [R]).
+        return api_error(400, "chatbot.notFound", "机器人不存在");
+    }
+    ok_json(json!({"pluginInfoList": []}))
+}
+
+async fn card_instance(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut req = Req::new(&shared, "card_instance", &body);
+    if let Err(r) = check_token(&req, &headers) {
+        return *r;
+    }
+    if let Some(r) = permission_refused(&req, "Card.Instance.Write", false) {
+        return r;
+    }
+    if let Some(answer) = req.fault(true).await {
+        return answer;
+    }
+    let answer = card_instance_work(&req, &headers, &body);
+    req.finish(answer).await
+}
+
+/// CreateCard (card_1_0 SDK): the create half of createAndDeliver, with no space unless one of
+/// the space models is given — this fake takes none, so nothing is delivered.
+fn card_instance_work(req: &Req, headers: &HeaderMap, body: &Bytes) -> Response {
+    let m = match json_body(req, headers, body) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    let optional: &[&str] = match m.get("callbackType").and_then(Value::as_str) {
+        Some("STREAM") => &[],
+        Some("HTTP") => &["callbackRouteKey"],
+        other => return req.reject(format!("callbackType 无效：{other:?}"), "param.invalid"),
+    };
+    if let Err(e) = check_keys(
+        &m,
+        &[
+            "cardTemplateId",
+            "outTrackId",
+            "cardData",
+            "callbackType",
+            "userIdType",
+        ],
+        optional,
+    ) {
+        return req.reject(e, "param.invalid");
+    }
+    if optional.contains(&"callbackRouteKey")
+        && m.get("callbackRouteKey")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        return req.reject(
+            "callbackType 为 HTTP 时缺少 callbackRouteKey".into(),
+            "param.invalid",
+        );
+    }
+    let template = m["cardTemplateId"].as_str().unwrap_or("").to_string();
+    if !template.ends_with(".schema") {
+        return req.reject("cardTemplateId 应为 <uuid>.schema".into(), "param.invalid");
+    }
+    let Some(card_data) = m["cardData"].as_object() else {
+        return req.reject("cardData 不是对象".into(), "param.invalid");
+    };
+    if let Err(e) = check_keys(card_data, &["cardParamMap"], &[]) {
+        return req.reject(e, "param.invalid");
+    }
+    if let Err(e) = string_map(&card_data["cardParamMap"], "cardParamMap") {
+        return req.reject(e, "param.invalid");
+    }
+    if card_data["cardParamMap"]
+        .as_object()
+        .is_some_and(serde_json::Map::is_empty)
+    {
+        return req.reject("卡片公共数据为空".into(), "param.cardPublicDataEmpty");
+    }
+    if m["userIdType"] != 1 {
+        return req.reject("userIdType 应为 1".into(), "param.invalid");
+    }
+    let out = m["outTrackId"].as_str().unwrap_or("").to_string();
+    if out.is_empty() {
+        return req.reject("outTrackId 为空".into(), "param.outTrackIdEmpty");
+    }
+    if !req.lock().templates.contains(&template) {
+        req.record(400);
+        // The exact code for an unknown template on CreateCard is not documented; this is the
+        // one DingTalk's IM card API answers ([R]).
+        return api_error(
+            400,
+            "invalidParameter.cardTemplate.notFound",
+            "不存在的卡片模板",
+        );
+    }
+    let duplicate = {
+        let mut s = req.lock();
+        let duplicate = !s.cards.insert(out.clone());
+        if !duplicate {
+            s.undelivered.push(out.clone());
+        }
+        duplicate
+    };
+    if duplicate {
+        req.record(400);
+        return api_error(400, "card.outTrackIdDuplicated", "outTrackId 已存在");
+    }
+    req.record(200);
+    ok_json(json!({"success": true, "result": out}))
 }

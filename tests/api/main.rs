@@ -4,6 +4,7 @@
 mod attacks;
 mod calendar;
 mod card_callbacks;
+mod check_online;
 mod cli;
 mod clocks;
 mod commands;
@@ -23,6 +24,7 @@ mod outbound;
 mod parse_cases;
 mod reports;
 mod restore;
+mod roster_sync;
 mod sandbox_browser;
 mod store;
 mod stream;
