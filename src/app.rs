@@ -325,7 +325,13 @@ impl App {
                 self.shutdown.subscribe(),
             )),
         ];
-        let served = axum::serve(self.listener, self.router)
+        // The peer address reaches handlers as `ConnectInfo` (the dashboard counts failed logins
+        // per client).
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
             .with_graceful_shutdown(self.shutdown.clone().wait())
             .await
             .map_err(AppError::Serve);
