@@ -11,7 +11,7 @@ use tiaochu::clock::Clock;
 use tiaochu::store::{Store, secret_hash};
 
 use crate::conversation::{CG, Chat, INSPECTOR, RS, ZJ};
-use crate::support::{TestApp, hv, spawn_app};
+use crate::support::{TestApp, hv, robot_message, spawn_app};
 
 const TICKET: &str = "DH2026110300017";
 
@@ -253,4 +253,154 @@ async fn guessing_dashboard_login_links_is_stopped_after_five_failures() {
         let response = post_login(&app, &format!("again-{i}"), &[]).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "after reset {i}");
     }
+}
+
+// ---- a store that cannot write --------------------------------------------------------------
+
+async fn store_up(app: &TestApp) -> String {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("tiaochu_store_up ").map(str::to_string))
+        .expect("store_up line")
+}
+
+#[tokio::test]
+async fn a_full_disk_is_reported_by_healthz_and_metrics_not_hidden() {
+    let app = spawn_app(|_| {}).await;
+    assert_eq!(app.health().await.0, StatusCode::OK);
+    // The database may not grow any more: every write that needs a page fails as on a full disk.
+    app.store.set_max_page_count(1).await.expect("cap");
+    let big = "满".repeat(20_000);
+    let response = app
+        .post_signed(robot_message("msg-disk-full", &big))
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(app.inbox().await.is_empty(), "nothing stored");
+
+    let (status, body) = app.health().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "degraded");
+    let reason = body["store"].as_str().unwrap_or_default();
+    assert!(reason.contains("磁盘空间已满"), "{body}");
+    assert_eq!(store_up(&app).await, "0");
+
+    // Room again: the next write commits and the service is healthy again.
+    app.store.set_max_page_count(1 << 30).await.expect("lift the cap");
+    let response = app
+        .post_signed(robot_message("msg-disk-ok", &big))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, body) = app.health().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["store"], "ok");
+    assert_eq!(store_up(&app).await, "1");
+}
+
+// ---- an emptied database file ---------------------------------------------------------------
+
+/// `tiaochu <args>` on the database `db`, in sandbox mode on a free port, with none of the
+/// developer's own TIAOCHU_* settings.
+fn tiaochu_on(db: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"));
+    command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::null());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TIAOCHU_") {
+            command.env_remove(&key);
+        }
+    }
+    command
+        .env("TIAOCHU_STORE__PATH", db)
+        .env("TIAOCHU_SERVER__LISTEN", "127.0.0.1:0")
+        .env("TIAOCHU_DINGTALK__MODE", "sandbox");
+    command
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).expect("database file").len()
+}
+
+#[test]
+fn serve_refuses_an_emptied_database_file_until_told_to_init() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("tiaochu.db");
+    std::fs::write(&db, b"").expect("a restore that copied nothing");
+
+    let out = tiaochu_on(&db, &["serve"]).output().expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("存在但是空的") && stderr.contains("is empty") && stderr.contains("--init"),
+        "{stderr}"
+    );
+    assert_eq!(file_len(&db), 0, "the file was not turned into a database");
+
+    // `serve --init` makes it a database on purpose, then serves.
+    let mut child = tiaochu_on(&db, &["serve", "--init"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve --init");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = Vec::new();
+    let started = loop {
+        match seen.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => {
+                let done = line.contains("tiaochu 已启动");
+                printed.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    child.kill().expect("stop the service it started");
+    child.wait().expect("reap");
+    assert!(started, "serve --init did not start: {printed:#?}");
+    assert!(
+        printed.iter().any(|l| l.contains("已将空的数据库文件")),
+        "{printed:#?}"
+    );
+    assert!(file_len(&db) > 0);
+    Store::open(&db).expect("a database now");
+
+    // `tiaochu migrate` is the other deliberate way.
+    let other = dir.path().join("other.db");
+    std::fs::write(&other, b"").expect("empty");
+    let out = tiaochu_on(&other, &["migrate"]).output().expect("migrate");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(file_len(&other) > 0);
+}
+
+#[test]
+fn the_first_start_on_a_missing_database_file_still_creates_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("fresh.db");
+    Store::open(&db).expect("the quick start creates the file");
+    assert!(file_len(&db) > 0);
 }
