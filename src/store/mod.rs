@@ -43,6 +43,7 @@ mod instance;
 mod outbox;
 mod roster;
 mod sandbox;
+mod seen;
 mod timers;
 
 pub use backlog::Backlog;
@@ -55,6 +56,7 @@ pub use inbox::{InboxInsert, InboxRow, NewInbound};
 pub use instance::{ServiceLock, lock_path};
 pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
 pub use roster::{RosterChangeRow, RosterOverride};
+pub use seen::SignatureUse;
 pub use timers::{NewTimer, TimerRow, TimerState};
 
 // Applied in list order; a new migration is only ever appended.
@@ -64,6 +66,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0003_dashboard.sql")),
     M::up(include_str!("migrations/0004_digest.sql")),
     M::up(include_str!("migrations/0005_sandbox_clock.sql")),
+    M::up(include_str!("migrations/0006_seen_signatures.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -901,7 +904,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 5);
+        assert_eq!(SCHEMA_VERSION, 6);
     }
 
     #[test]

@@ -4,14 +4,19 @@
 //! and the encrypted callback envelope.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::SignedDuration;
 use reqwest::StatusCode;
-use tiaochu::clock::Clock;
+use tiaochu::app::App;
+use tiaochu::clock::{Clock, ManualClock};
+use tiaochu::dingtalk::inbound::CallbackKey;
+use tiaochu::dingtalk::sign::callback_sign;
+use tiaochu::settings::{DingtalkMode, Secret, Settings};
 use tiaochu::store::{Store, secret_hash};
 
 use crate::conversation::{CG, Chat, INSPECTOR, RS, ZJ};
-use crate::support::{TestApp, hv, robot_message, spawn_app};
+use crate::support::{START_MS, TestApp, hv, robot_message, spawn_app};
 
 const TICKET: &str = "DH2026110300017";
 
@@ -403,4 +408,188 @@ fn the_first_start_on_a_missing_database_file_still_creates_it() {
     let db = dir.path().join("fresh.db");
     Store::open(&db).expect("the quick start creates the file");
     assert!(file_len(&db) > 0);
+}
+
+// ---- replayed callback signatures -----------------------------------------------------------
+
+async fn seen_signatures(app: &TestApp) -> u64 {
+    app.store
+        .read(|r| r.seen_signature_count())
+        .await
+        .expect("read")
+}
+
+/// Posts `body` with exactly this (timestamp, sign) pair.
+async fn post_with_pair(app: &TestApp, body: String, timestamp: &str, sign: &str) -> StatusCode {
+    app.post_robot(body, &[("timestamp", hv(timestamp)), ("sign", hv(sign))])
+        .await
+        .status()
+}
+
+#[tokio::test]
+async fn a_captured_signature_replayed_with_another_message_is_refused() {
+    let app = spawn_app(|_| {}).await;
+    let timestamp = app.now_ms().to_string();
+    let sign = callback_sign(&timestamp, &app.secret);
+    let first = robot_message("msg-first", "帮助");
+    assert_eq!(
+        post_with_pair(&app, first.clone(), &timestamp, &sign).await,
+        StatusCode::OK
+    );
+    assert_eq!(app.inbox().await.len(), 1);
+    assert_eq!(seen_signatures(&app).await, 1);
+
+    // Within the hour the pair still verifies, but it already carried a message.
+    app.clock.advance(SignedDuration::from_mins(30));
+    let forged = robot_message("msg-forged", "审核 DH2026110300017");
+    let response = app
+        .post_robot(
+            forged,
+            &[("timestamp", hv(&timestamp)), ("sign", hv(&sign))],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("重放"), "{body}");
+    let inbox = app.inbox().await;
+    assert_eq!(inbox.len(), 1, "nothing stored");
+    assert_eq!(inbox[0].message_id, "msg-first");
+    assert_eq!(seen_signatures(&app).await, 1, "nothing remembered");
+
+    // DingTalk delivering the same message again with the same pair is still a duplicate.
+    assert_eq!(
+        post_with_pair(&app, first, &timestamp, &sign).await,
+        StatusCode::OK
+    );
+    assert_eq!(app.inbox().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_replayed_signature_is_refused_after_a_restart_too() {
+    let first = spawn_app(|_| {}).await;
+    let then = first.now_ms();
+    let timestamp = then.to_string();
+    let sign = callback_sign(&timestamp, &first.secret);
+    assert_eq!(
+        post_with_pair(&first, robot_message("msg-1", "帮助"), &timestamp, &sign).await,
+        StatusCode::OK
+    );
+    first.shutdown.trigger();
+    first.server.await.expect("join").expect("server");
+
+    let db = first.db_path.clone();
+    let again = spawn_app(move |s| s.store.path = db).await;
+    again.clock.set_millis(then + 60_000);
+    assert_eq!(
+        post_with_pair(&again, robot_message("msg-2", "帮助"), &timestamp, &sign).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let inbox = again.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(inbox[0].message_id, "msg-1");
+}
+
+#[tokio::test]
+async fn remembered_signatures_are_forgotten_once_they_cannot_verify() {
+    let app = spawn_app(|_| {}).await;
+    assert_eq!(
+        app.post_signed(robot_message("msg-old", "帮助")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(seen_signatures(&app).await, 1);
+    app.clock.advance(SignedDuration::from_mins(61));
+    assert_eq!(
+        app.post_signed(robot_message("msg-new", "帮助")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(seen_signatures(&app).await, 1, "the expired pair was dropped");
+}
+
+// ---- the encrypted callback envelope ------------------------------------------------------
+
+/// A console-style `aes_key` (43 Base64 characters).
+const AES_KEY: &str = "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij";
+
+fn aes_key() -> CallbackKey {
+    CallbackKey::from_setting(&Secret::new(AES_KEY))
+        .expect("valid")
+        .expect("set")
+}
+
+async fn encrypted_app() -> TestApp {
+    spawn_app(|s| s.dingtalk.callback_aes_key = Secret::new(AES_KEY)).await
+}
+
+#[tokio::test]
+async fn an_encrypted_callback_is_opened_and_stored_as_the_message() {
+    let app = encrypted_app().await;
+    let message = robot_message("msg-sealed", "帮助");
+    let body = aes_key().seal(*b"0123456789abcdef", message.as_bytes(), "dingappkey");
+    assert_eq!(app.post_signed(body).await.status(), StatusCode::OK);
+    let inbox = app.inbox().await;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].message_id, "msg-sealed");
+    assert_eq!(inbox[0].payload, message, "the decrypted message is stored");
+}
+
+#[tokio::test]
+async fn a_plain_callback_is_refused_when_encryption_is_on() {
+    let app = encrypted_app().await;
+    let response = app.post_signed(robot_message("msg-plain", "帮助")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("不是加密格式"), "{body}");
+    assert!(app.inbox().await.is_empty());
+    assert_eq!(seen_signatures(&app).await, 0);
+}
+
+#[tokio::test]
+async fn an_undecryptable_callback_is_refused_and_stores_nothing() {
+    let app = encrypted_app().await;
+    let other = CallbackKey::from_setting(&Secret::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"))
+        .expect("valid")
+        .expect("set");
+    let message = robot_message("msg-other-key", "帮助");
+    for body in [
+        other.seal([9; 16], message.as_bytes(), "dingappkey"),
+        r#"{"encrypt":"AAAAAAAAAAAAAAAAAAAAAA=="}"#.to_string(),
+        r#"{"encrypt":"*** not base64 ***"}"#.to_string(),
+    ] {
+        let response = app.post_signed(body.clone()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let text = response.text().await.expect("body");
+        assert!(text.contains("无法解密"), "{text}");
+    }
+    assert!(app.inbox().await.is_empty());
+    assert_eq!(seen_signatures(&app).await, 0);
+}
+
+#[tokio::test]
+async fn an_encrypted_callback_without_a_configured_key_is_refused() {
+    let app = spawn_app(|_| {}).await;
+    let body = aes_key().seal([1; 16], robot_message("msg-x", "帮助").as_bytes(), "k");
+    let response = app.post_signed(body).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let text = response.text().await.expect("body");
+    assert!(text.contains("callback_aes_key"), "{text}");
+    assert!(app.inbox().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_callback_aes_key_stops_the_service_from_starting() {
+    let mut settings = Settings::load_with_env(None, Vec::new()).expect("defaults");
+    let dir = tempfile::tempdir().expect("tempdir");
+    settings.store.path = dir.path().join("t.db");
+    settings.dingtalk.mode = DingtalkMode::Http;
+    settings.dingtalk.app_secret = Secret::new("s");
+    settings.dingtalk.callback_aes_key = Secret::new("too-short");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_millis(START_MS));
+    let err = App::build(settings, listener, clock)
+        .err()
+        .expect("refused");
+    let shown = err.to_string();
+    assert!(shown.contains("callback_aes_key") && !shown.contains("too-short"), "{shown}");
 }
