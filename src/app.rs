@@ -337,9 +337,9 @@ impl App {
             self.router
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-            .with_graceful_shutdown(self.shutdown.clone().wait())
-            .await
-            .map_err(AppError::Serve);
+        .with_graceful_shutdown(self.shutdown.clone().wait())
+        .await
+        .map_err(AppError::Serve);
         // A server that failed must not leave the Stream client running.
         self.shutdown.trigger();
         if let Some(task) = stream

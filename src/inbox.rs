@@ -535,7 +535,10 @@ impl InboxProcessor {
         now: Timestamp,
     ) -> Result<Rendered, EngineError> {
         if !workflow::may_see_statistics(person) {
-            let roles: Vec<&str> = workflow::STATISTICS_ROLES.iter().map(|r| r.label()).collect();
+            let roles: Vec<&str> = workflow::STATISTICS_ROLES
+                .iter()
+                .map(|r| r.label())
+                .collect();
             return Ok(plain(
                 "无法查看统计",
                 &format!(

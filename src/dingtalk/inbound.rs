@@ -22,7 +22,9 @@ pub enum InboundError {
     MissingMsgId,
     #[error("机器人消息缺少 msgtype")]
     MissingMsgType,
-    #[error("已配置回调加密（[dingtalk] callback_aes_key），但请求体不是加密格式 {{\"encrypt\":…}}")]
+    #[error(
+        "已配置回调加密（[dingtalk] callback_aes_key），但请求体不是加密格式 {{\"encrypt\":…}}"
+    )]
     NotEncrypted,
     #[error("加密的请求体无法解密（密钥不符或内容损坏）")]
     Undecryptable,

@@ -333,7 +333,9 @@ impl WriteHealth {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         // An Option<String> cannot be left half-written by a panic.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -977,7 +979,12 @@ mod tests {
         let failure = store.write_failure().expect("remembered");
         assert!(failure.contains("磁盘空间已满"), "{failure}");
         let seen = store
-            .read(|r| Ok((r.write_failure(), r.backlog(Timestamp::UNIX_EPOCH, Duration::ZERO)?)))
+            .read(|r| {
+                Ok((
+                    r.write_failure(),
+                    r.backlog(Timestamp::UNIX_EPOCH, Duration::ZERO)?,
+                ))
+            })
             .await
             .expect("reads still answer");
         assert_eq!(seen.0.as_deref(), Some(failure.as_str()));
@@ -996,7 +1003,10 @@ mod tests {
         assert!(matches!(own, Err(StoreError::Abort(_))));
         assert_eq!(store.write_failure().as_deref(), Some(failure.as_str()));
 
-        store.set_max_page_count(1 << 30).await.expect("lift the cap");
+        store
+            .set_max_page_count(1 << 30)
+            .await
+            .expect("lift the cap");
         insert("m2").await.expect("room again");
         assert_eq!(store.write_failure(), None);
     }
@@ -1036,7 +1046,11 @@ mod tests {
             shown.contains("空的") && shown.contains("is empty") && shown.contains("--init"),
             "{shown}"
         );
-        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 0, "untouched");
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").len(),
+            0,
+            "untouched"
+        );
         let store = Store::open_initialising(&path).expect("made a database");
         assert_eq!(store.migration_report().before, 0);
         drop(store);

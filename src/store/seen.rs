@@ -82,9 +82,16 @@ mod tests {
         };
         assert_eq!(use_it(5_000, "a", 0).expect("a"), SignatureUse::New);
         assert_eq!(use_it(5_000, "a", 0).expect("a"), SignatureUse::SameMessage);
-        assert_eq!(use_it(5_000, "b", 0).expect("b"), SignatureUse::OtherMessage);
+        assert_eq!(
+            use_it(5_000, "b", 0).expect("b"),
+            SignatureUse::OtherMessage
+        );
         assert_eq!(use_it(6_000, "b", 0).expect("b"), SignatureUse::New);
-        let count = || store.read_blocking(|r| r.seen_signature_count()).expect("count");
+        let count = || {
+            store
+                .read_blocking(|r| r.seen_signature_count())
+                .expect("count")
+        };
         assert_eq!(count(), 2, "a refusal writes nothing");
         // Once 5 000 can no longer verify, it is forgotten.
         assert_eq!(use_it(7_000, "c", 5_001).expect("c"), SignatureUse::New);

@@ -253,7 +253,11 @@ mod tests {
             r#"{"encrypt":"not base64!"}"#,
             r#"{"encrypt":"AAAA"}"#,
         ] {
-            assert_eq!(k.open(bad.as_bytes()), Err(InboundError::Undecryptable), "{bad}");
+            assert_eq!(
+                k.open(bad.as_bytes()),
+                Err(InboundError::Undecryptable),
+                "{bad}"
+            );
         }
         // Well encrypted, wrong inside: a length past the end, and broken padding.
         let mut long = vec![0u8; RANDOM_LEN];
@@ -278,7 +282,11 @@ mod tests {
             CallbackKey::from_setting(&Secret::new("")),
             Ok(None)
         ));
-        for bad in ["short", &"a".repeat(44), "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"] {
+        for bad in [
+            "short",
+            &"a".repeat(44),
+            "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+        ] {
             assert_eq!(
                 CallbackKey::from_setting(&Secret::new(bad)).map(|k| k.is_some()),
                 Err(CallbackKeyError),

@@ -205,8 +205,14 @@ mod tests {
     fn same_origin_forms_pass_and_foreign_ones_do_not() {
         let ok = [
             headers(&[]),
-            headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")]),
-            headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "same-origin")]),
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+            ]),
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ]),
             // Behind the proxy: Host rewritten, Origin is the public address.
             headers(&[
                 ("host", "127.0.0.1:8080"),
@@ -223,7 +229,10 @@ mod tests {
                 CrossSite::FetchSite,
             ),
             (
-                headers(&[("host", "127.0.0.1:8080"), ("origin", "https://evil.example")]),
+                headers(&[
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "https://evil.example"),
+                ]),
                 CrossSite::Origin,
             ),
             (
@@ -231,7 +240,10 @@ mod tests {
                 CrossSite::Origin,
             ),
             (
-                headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8081")]),
+                headers(&[
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "http://127.0.0.1:8081"),
+                ]),
                 CrossSite::Origin,
             ),
             (

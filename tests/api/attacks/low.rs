@@ -144,11 +144,7 @@ async fn login_token(app: &TestApp, token: &str) -> String {
     token.to_string()
 }
 
-async fn post_login(
-    app: &TestApp,
-    token: &str,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
+async fn post_login(app: &TestApp, token: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -256,7 +252,11 @@ async fn guessing_dashboard_login_links_is_stopped_after_five_failures() {
     assert!(has_session(&response));
     for i in 0..5 {
         let response = post_login(&app, &format!("again-{i}"), &[]).await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "after reset {i}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "after reset {i}"
+        );
     }
 }
 
@@ -284,9 +284,7 @@ async fn a_full_disk_is_reported_by_healthz_and_metrics_not_hidden() {
     // The database may not grow any more: every write that needs a page fails as on a full disk.
     app.store.set_max_page_count(1).await.expect("cap");
     let big = "满".repeat(20_000);
-    let response = app
-        .post_signed(robot_message("msg-disk-full", &big))
-        .await;
+    let response = app.post_signed(robot_message("msg-disk-full", &big)).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(app.inbox().await.is_empty(), "nothing stored");
 
@@ -298,10 +296,11 @@ async fn a_full_disk_is_reported_by_healthz_and_metrics_not_hidden() {
     assert_eq!(store_up(&app).await, "0");
 
     // Room again: the next write commits and the service is healthy again.
-    app.store.set_max_page_count(1 << 30).await.expect("lift the cap");
-    let response = app
-        .post_signed(robot_message("msg-disk-ok", &big))
-        .await;
+    app.store
+        .set_max_page_count(1 << 30)
+        .await
+        .expect("lift the cap");
+    let response = app.post_signed(robot_message("msg-disk-ok", &big)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let (status, body) = app.health().await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -360,7 +359,10 @@ fn serve_refuses_an_emptied_database_file_until_told_to_init() {
     let (lines, seen) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if lines.send(line).is_err() {
                 break;
             }
@@ -493,16 +495,24 @@ async fn a_replayed_signature_is_refused_after_a_restart_too() {
 async fn remembered_signatures_are_forgotten_once_they_cannot_verify() {
     let app = spawn_app(|_| {}).await;
     assert_eq!(
-        app.post_signed(robot_message("msg-old", "帮助")).await.status(),
+        app.post_signed(robot_message("msg-old", "帮助"))
+            .await
+            .status(),
         StatusCode::OK
     );
     assert_eq!(seen_signatures(&app).await, 1);
     app.clock.advance(SignedDuration::from_mins(61));
     assert_eq!(
-        app.post_signed(robot_message("msg-new", "帮助")).await.status(),
+        app.post_signed(robot_message("msg-new", "帮助"))
+            .await
+            .status(),
         StatusCode::OK
     );
-    assert_eq!(seen_signatures(&app).await, 1, "the expired pair was dropped");
+    assert_eq!(
+        seen_signatures(&app).await,
+        1,
+        "the expired pair was dropped"
+    );
 }
 
 // ---- the encrypted callback envelope ------------------------------------------------------
@@ -546,9 +556,10 @@ async fn a_plain_callback_is_refused_when_encryption_is_on() {
 #[tokio::test]
 async fn an_undecryptable_callback_is_refused_and_stores_nothing() {
     let app = encrypted_app().await;
-    let other = CallbackKey::from_setting(&Secret::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"))
-        .expect("valid")
-        .expect("set");
+    let other =
+        CallbackKey::from_setting(&Secret::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"))
+            .expect("valid")
+            .expect("set");
     let message = robot_message("msg-other-key", "帮助");
     for body in [
         other.seal([9; 16], message.as_bytes(), "dingappkey"),
@@ -591,5 +602,8 @@ async fn a_malformed_callback_aes_key_stops_the_service_from_starting() {
         .err()
         .expect("refused");
     let shown = err.to_string();
-    assert!(shown.contains("callback_aes_key") && !shown.contains("too-short"), "{shown}");
+    assert!(
+        shown.contains("callback_aes_key") && !shown.contains("too-short"),
+        "{shown}"
+    );
 }
