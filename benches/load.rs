@@ -314,10 +314,26 @@ fn log_level() -> String {
     std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string())
 }
 
+/// The last callback timestamp signed: each request gets its own millisecond (now, or one past
+/// the previous), because the service refuses a (timestamp, sign) pair that comes with a second
+/// message as a replay.
+static LAST_SIGNED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn unique_timestamp_ms() -> i64 {
+    use std::sync::atomic::Ordering;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let previous = LAST_SIGNED_MS
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(previous + 1)
+}
+
 /// A signed robot callback posted to `path`: an application with a fresh ticket number and
 /// message id. Both endpoints get exactly this request.
 fn request(client: &reqwest::Client, base: &str, path: &str, n: u64) -> reqwest::RequestBuilder {
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = unique_timestamp_ms();
     let text = format!(
         "工单编号：DH2099{n:09}\n工单标题：压测工单\n首接单位：区人社局\n已采取措施：已联系当事人核实情况。\n办理难点：涉及多个部门，一家无法办理。\n需协调部门及事由：区住建局核查项目审批。\n请示分管领导相关情况：分管领导已同意。"
     );

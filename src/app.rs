@@ -20,6 +20,7 @@ use crate::card_secrets::CardSecrets;
 use crate::cards::CardStreamHandler;
 use crate::clock::Clock;
 use crate::dingtalk::api::{DingtalkClient, Timeouts};
+use crate::dingtalk::inbound::{CallbackKey, CallbackKeyError};
 use crate::dingtalk::stream::{InboxHandler, StreamClient, StreamState};
 use crate::dispatch::{Dispatch, card_callbacks_over_http};
 use crate::engine::Engine;
@@ -54,6 +55,8 @@ pub enum AppError {
         "钉钉模式为 stream，但未配置 [dingtalk] app_key 或 app_secret（可用环境变量 TIAOCHU_DINGTALK__APP_KEY、TIAOCHU_DINGTALK__APP_SECRET 设置）"
     )]
     MissingStreamCredentials,
+    #[error(transparent)]
+    CallbackKey(#[from] CallbackKeyError),
     #[error("无法创建访问钉钉的 HTTP 客户端：{0}")]
     HttpClient(#[source] reqwest::Error),
     #[error("无法读取监听地址：{0}")]
@@ -131,6 +134,7 @@ impl App {
             // never calls the HTTP callback (the console allows one or the other).
             DingtalkMode::Sandbox | DingtalkMode::Stream => None,
         };
+        let callback_key = CallbackKey::from_setting(&settings.dingtalk.callback_aes_key)?;
         let address = listener.local_addr().map_err(AppError::Listener)?;
         if let Some(refusal) = sandbox_exposure(&settings, address.ip()) {
             return Err(AppError::SandboxExposed(refusal));
@@ -229,6 +233,7 @@ impl App {
         let router = router(AppState {
             store: store.clone(),
             callback_secret,
+            callback_key,
             clock: Arc::clone(&clock),
             stream: stream_state,
             card_callbacks: card_callbacks_over_http(&settings.dingtalk).then(|| {

@@ -209,7 +209,8 @@ impl Engine {
     ///
     /// For [`Input::Submit`] the `case_no` the caller passes is ignored: the engine reuses the
     /// open case of the ticket (a re-paste or a conflicting application, which the workflow
-    /// answers), or allocates the next case number for a new one.
+    /// answers), or gives a new one the next case number — taken only when the workflow
+    /// registers it, so refused applications leave no gaps.
     pub async fn handle(
         &self,
         ticket_no: &str,
@@ -423,9 +424,25 @@ impl Engine {
             match current {
                 Some((row, case)) if !case.state.is_terminal() => *case_no = row.case_no.clone(),
                 _ => {
+                    // The number is only looked at until the workflow registers the application:
+                    // a refused one (wrong sender, unknown first unit) must not use one up.
                     let year = now.to_zoned(self.calendar.time_zone().clone()).year();
-                    *case_no = tx.next_case_no(year)?;
-                    return self.decide_and_apply(tx, None, &input, actor, now);
+                    *case_no = tx.peek_case_no(year)?;
+                    let roster = self.roster();
+                    let decision =
+                        match workflow::transition(None, &input, actor, now, &self.ctx(&roster)) {
+                            Ok(d) => d,
+                            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+                        };
+                    // Same writer transaction as the peek, so nothing took the number since.
+                    let taken = tx.next_case_no(year)?;
+                    if taken != decision.case.case_no {
+                        return Err(EngineError::Invariant {
+                            case_no: decision.case.case_no.clone(),
+                            problems: format!("案件编号已变为 {taken}"),
+                        });
+                    }
+                    return self.apply_in_tx(tx, None, decision, now);
                 }
             }
         }

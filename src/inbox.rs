@@ -27,7 +27,7 @@ use crate::parse::{Field, UnitMatcher, parse_application};
 use crate::roster::{Mentioned, Person, PersonChange};
 use crate::settings::DingtalkMode;
 use crate::store::{InboxInsert, InboxRow, NewInbound, StoreError, Tx};
-use crate::workflow::{Actor, Input};
+use crate::workflow::{self, Actor, Input};
 
 /// Where 看板 links point when no `[dashboard] base_url` was given (the shipped default).
 const DEFAULT_DASHBOARD_URL: &str = "http://127.0.0.1:8080";
@@ -403,8 +403,8 @@ impl InboxProcessor {
         match command {
             Command::Help => reply(plain("联合调处机器人 · 帮助", &help_text(&person.roles)))?,
             Command::Template => reply(plain("联合调处申请模板", TEMPLATE))?,
-            Command::Query { ticket_no } => reply(self.query(tx, &ticket_no)?)?,
-            Command::Stats { month } => reply(self.stats(tx, month, now)?)?,
+            Command::Query { ticket_no } => reply(self.query(tx, person, &ticket_no)?)?,
+            Command::Stats { month } => reply(self.stats(tx, person, month, now)?)?,
             // The link logs in as the sender: always 1:1, never into a group.
             Command::Dashboard => {
                 let rendered = crate::http::dashboard::login_reply(
@@ -583,17 +583,29 @@ impl InboxProcessor {
         self.act(tx, row, message, person, &ticket_no, input, now)
     }
 
-    fn query(&self, tx: &Tx<'_>, ticket_no: &str) -> Result<Rendered, EngineError> {
+    /// 查询: the case's timeline for those who may read it ([`workflow::may_view_case`]); anyone
+    /// else gets the same answer as for a ticket without a case, so nobody learns which tickets
+    /// are under mediation.
+    fn query(
+        &self,
+        tx: &Tx<'_>,
+        person: &Person,
+        ticket_no: &str,
+    ) -> Result<Rendered, EngineError> {
         let rows = tx.case_by_ticket(ticket_no)?;
-        let Some(row) = rows.first() else {
+        let found = match rows.first() {
+            Some(row) => Some((row, decode(row)?)),
+            None => None,
+        };
+        let Some((row, case)) = found.filter(|(_, case)| workflow::may_view_case(person, case))
+        else {
             return Ok(plain(
                 "未找到案件",
                 &format!(
-                    "没有找到工单 {ticket_no} 的联合调处案件。请核对工单编号（如 DH2026110300017）。"
+                    "没有找到您可以查看的工单 {ticket_no} 的联合调处案件。请核对工单编号（如 DH2026110300017）；案件只对首接单位、配合单位和区12345热线工作人员可见。"
                 ),
             ));
         };
-        let case = decode(row)?;
         let events: Vec<TimelineEntry> = tx
             .events_for_case(row.id)?
             .iter()
@@ -613,9 +625,23 @@ impl InboxProcessor {
     fn stats(
         &self,
         tx: &Tx<'_>,
+        person: &Person,
         month: Option<(i16, i8)>,
         now: Timestamp,
     ) -> Result<Rendered, EngineError> {
+        if !workflow::may_see_statistics(person) {
+            let roles: Vec<&str> = workflow::STATISTICS_ROLES
+                .iter()
+                .map(|r| r.label())
+                .collect();
+            return Ok(plain(
+                "无法查看统计",
+                &format!(
+                    "月统计仅供{}查看。本单位的案件可发送“查询 工单编号”查看办理经过；如需统计数据，请联系区12345热线。",
+                    roles.join("、")
+                ),
+            ));
+        }
         let calendar = self.engine.calendar();
         let today = calendar.local_date(now);
         let (year, month) = month.unwrap_or((today.year(), today.month()));

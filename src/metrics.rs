@@ -234,14 +234,16 @@ impl Metrics {
     }
 
     /// The whole exposition. `store` is None when the store did not answer (then
-    /// `tiaochu_store_up` is 0 and the store gauges are left out rather than reported as 0).
+    /// `tiaochu_store_up` is 0 and the store gauges are left out rather than reported as 0);
+    /// `tiaochu_store_up` is 0 too while its writes fail (the gauges are then the last
+    /// committed figures).
     pub fn render(&self, store: Option<&Backlog>, stream: StreamState) -> String {
         let mut out = String::with_capacity(4096);
         gauge(
             &mut out,
             "tiaochu_store_up",
-            "1 when the database answered this scrape",
-            u64::from(store.is_some()),
+            "1 when the database answered this scrape and its last write did not fail",
+            u64::from(store.is_some_and(|g| !g.writes_failing)),
         );
         if let Some(g) = store {
             gauge(
@@ -597,6 +599,29 @@ mod tests {
         );
         assert_eq!(line("tiaochu_stream_state{state=\"not_configured\"}"), "1");
         assert_eq!(line("tiaochu_stream_state{state=\"connected\"}"), "0");
+    }
+
+    #[test]
+    fn a_store_whose_writes_fail_is_down() {
+        let m = Metrics::new();
+        let up = |g: Backlog| {
+            m.render(Some(&g), StreamState::NotConfigured)
+                .lines()
+                .find_map(|l| l.strip_prefix("tiaochu_store_up ").map(str::to_string))
+                .expect("store_up line")
+        };
+        assert_eq!(up(Backlog::default()), "1");
+        let failing = Backlog {
+            writes_failing: true,
+            outbox_pending: 3,
+            ..Backlog::default()
+        };
+        assert_eq!(up(failing), "0");
+        assert!(
+            m.render(Some(&failing), StreamState::NotConfigured)
+                .contains("tiaochu_outbox_pending 3\n"),
+            "the last committed figures stay"
+        );
     }
 
     #[test]

@@ -166,6 +166,10 @@ pub struct DingtalkSettings {
     pub card_callback_route_key: String,
     pub group_webhook: Secret,
     pub group_secret: Secret,
+    /// The console's `aes_key` when the tenant has DingTalk encrypt HTTP callback bodies
+    /// (`{"encrypt":…}`); empty: bodies are plain (docs/dingtalk-protocol.md §1.2).
+    #[serde(default)]
+    pub callback_aes_key: Secret,
 }
 
 /// The monthly report post (五(四) 月统计).

@@ -82,6 +82,15 @@ pub fn run(settings: &Settings, args: &CheckConfigArgs) -> anyhow::Result<i32> {
         }
     }
 
+    if let Err(e) = crate::dingtalk::inbound::CallbackKey::from_setting(&dt.callback_aes_key) {
+        errors.push(e.to_string());
+    }
+    if !dt.callback_aes_key.is_empty() && dt.mode != DingtalkMode::Http {
+        warnings.push(
+            "[dingtalk] callback_aes_key 只用于 http 模式的机器人回调，当前模式下不起作用".into(),
+        );
+    }
+
     if dt.mode == DingtalkMode::Http
         && !dt.card_template_id.is_empty()
         && dt.card_callback_route_key.is_empty()

@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// 启动服务：接收钉钉消息、健康检查（按 Ctrl-C 停止）
-    Serve,
+    Serve(serve::ServeArgs),
     /// 解析一份联合调处申请（与机器人收到时的解析完全相同）
     Parse(parse_cmd::ParseArgs),
     /// 计算工作日/工作小时截止时间（含法定节假日与调休）
@@ -72,7 +72,7 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     let result = match &cli.command {
-        Command::Serve => serve::run(&settings),
+        Command::Serve(args) => serve::run(&settings, args),
         Command::Parse(args) => parse_cmd::run(&settings, args),
         Command::Deadline(args) => deadline::run(&settings, args),
         Command::Calendar(cmd) => calendar_cmd::run(&settings, cmd),

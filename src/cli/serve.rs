@@ -4,6 +4,10 @@
 //! Chinese where it listens and how DingTalk reaches it. In sandbox mode the clock is an
 //! [`OffsetClock`] the sandbox clock panel moves, and the console's address is printed first,
 //! since it is what an evaluator opens.
+//!
+//! An existing database file of zero bytes is refused (a restore that copied nothing must not
+//! start an empty service); `serve --init` makes it a new database on purpose. A missing file is
+//! created, so the first start needs no extra step.
 
 use std::sync::Arc;
 
@@ -15,10 +19,22 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::app::App;
 use crate::clock::{Clock, OffsetClock, SystemClock};
 use crate::settings::{DingtalkMode, LogFormat, Settings};
+use crate::store::{ServiceLock, Store, is_empty_file};
 
-/// Serves until ctrl-c or SIGTERM; 0 on a clean stop. Start-up failures (address in use, database
-/// unopenable, missing secret) come back as errors with a Chinese message (exit status 2).
-pub fn run(settings: &Settings) -> anyhow::Result<i32> {
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// 数据库文件存在但为空（0 字节）时，将其初始化为新数据库（默认拒绝启动，以免恢复失败后在空库上运行）
+    #[arg(long)]
+    pub init: bool,
+}
+
+/// Serves until ctrl-c or SIGTERM; 0 on a clean stop. Start-up failures (address in use,
+/// database unopenable or empty, missing secret) come back as errors with a Chinese message (exit
+/// status 2).
+pub fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<i32> {
+    if args.init {
+        initialise_empty(settings)?;
+    }
     // RUST_LOG overrides; a subscriber installed earlier (tests) is kept.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing::subscriber::set_global_default(log_subscriber(
@@ -31,6 +47,27 @@ pub fn run(settings: &Settings) -> anyhow::Result<i32> {
         .build()
         .context("无法启动异步运行时")?;
     runtime.block_on(serve(settings.clone()))
+}
+
+/// `--init`: makes an existing empty database file a new database, holding the service lock so
+/// a running service is never touched. Anything else (missing file, a database) is left to the
+/// normal start.
+fn initialise_empty(settings: &Settings) -> anyhow::Result<()> {
+    let path = &settings.store.path;
+    if !is_empty_file(path) {
+        return Ok(());
+    }
+    let lock = ServiceLock::acquire(path).context("服务无法启动")?;
+    let store = Store::open_initialising(path)
+        .with_context(|| format!("无法初始化数据库 {}", path.display()))?;
+    println!(
+        "已将空的数据库文件 {} 初始化为新数据库（结构版本 {}）",
+        path.display(),
+        store.migration_report().after
+    );
+    drop(store);
+    drop(lock);
+    Ok(())
 }
 
 /// The subscriber `serve` logs through, writing to `writer`: `text` is the readable default,

@@ -8,10 +8,12 @@ use anyhow::Context;
 use crate::settings::Settings;
 use crate::store::{self, BackupReport, Store};
 
-/// Opens (creating if needed) the database and brings its schema up to date; prints what it did.
+/// Opens (creating if needed, an empty file included) the database and brings its schema up to
+/// date; prints what it did.
 pub fn migrate(settings: &Settings) -> anyhow::Result<i32> {
     let path = &settings.store.path;
-    let store = Store::open(path).with_context(|| format!("数据库 {} 迁移失败", path.display()))?;
+    let store = Store::open_initialising(path)
+        .with_context(|| format!("数据库 {} 迁移失败", path.display()))?;
     let report = store.migration_report();
     if report.before == report.after {
         println!(

@@ -3,10 +3,15 @@
 //! fields without notice and is loose about types: unknown keys are ignored, every field may be
 //! absent or `null`, and `createAt` / `sessionWebhookExpiredTime` come as numbers or strings.
 //! Only `msgId` and `msgtype` are required ([`RobotMessage::from_json`]): without them the
-//! message can neither be deduplicated nor understood.
+//! message can neither be deduplicated nor understood. A tenant may have DingTalk encrypt the
+//! HTTP callback body: [`envelope`] opens it.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer};
+
+pub mod envelope;
+
+pub use envelope::{CallbackKey, CallbackKeyError};
 
 /// Why a body is not a robot message. The messages are short Chinese text for the HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +22,14 @@ pub enum InboundError {
     MissingMsgId,
     #[error("机器人消息缺少 msgtype")]
     MissingMsgType,
+    #[error(
+        "已配置回调加密（[dingtalk] callback_aes_key），但请求体不是加密格式 {{\"encrypt\":…}}"
+    )]
+    NotEncrypted,
+    #[error("加密的请求体无法解密（密钥不符或内容损坏）")]
+    Undecryptable,
+    #[error("请求体已加密，但未配置 [dingtalk] callback_aes_key，无法解密")]
+    EncryptedWithoutKey,
 }
 
 /// Whether the message came from a 1:1 chat or a group (`conversationType` "1" / "2").

@@ -7,6 +7,9 @@
 //! string is used for both the HMAC and the time window, so the two checks can never disagree.
 //! A timestamp header with a trailing newline or space therefore verifies exactly as the bare
 //! digits do; a `sign` computed over the untrimmed text does not match.
+//!
+//! The callback signature covers only the timestamp, not the body: a verified pair is
+//! remembered with its message ([`signature_id`]) so that it carries one message only.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -37,6 +40,10 @@ pub enum SignError {
     Future { ahead_ms: i64 },
     #[error("签名不匹配")]
     Mismatch,
+    /// The (timestamp, sign) pair already came with another message: the signature covers the
+    /// timestamp only, so a captured pair would otherwise carry any body for an hour.
+    #[error("该签名已随另一条消息使用过（疑似重放），已拒绝")]
+    Replayed,
 }
 
 fn mac(timestamp: &str, secret: &str) -> Hmac<Sha256> {
@@ -92,6 +99,23 @@ pub fn verify_callback(
     mac(timestamp, secret)
         .verify_slice(&tag)
         .map_err(|_| SignError::Mismatch)
+}
+
+/// What identifies a robot callback signature, to remember it while it can verify: the
+/// timestamp in milliseconds and the SHA-256 (hex) of the decoded tag — never the tag itself,
+/// which is a credential for that hour. `None` for headers [`verify_callback`] would refuse as
+/// malformed; call it after verifying.
+pub fn signature_id(timestamp_header: &str, sign_header: &str) -> Option<(i64, String)> {
+    use sha2::Digest as _;
+    let timestamp = timestamp_header.trim_ascii();
+    if timestamp.is_empty() || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ts: i64 = timestamp.parse().ok()?;
+    let tag = STANDARD.decode(sign_header.trim_ascii()).ok()?;
+    let digest = Sha256::digest(&tag);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Some((ts, hex))
 }
 
 /// The `sign` query parameter of a custom group robot webhook (§5.1): the Base64 tag,
@@ -334,6 +358,20 @@ mod tests {
             verify_callback("1700000 000000", sign, secret, now),
             Err(SignError::BadTimestamp)
         );
+    }
+
+    #[test]
+    fn a_signature_is_remembered_by_its_hash() {
+        let (ts, _, sign) = CALLBACK_VECTORS[1];
+        let (ms, hash) = signature_id(&format!(" {ts}\n"), &format!("{sign} ")).expect("id");
+        assert_eq!(ms, 1_700_000_000_000);
+        assert_eq!(hash.len(), 64);
+        assert!(!hash.contains(sign));
+        assert_eq!(signature_id(ts, sign), Some((ms, hash.clone())));
+        let (_, _, other) = CALLBACK_VECTORS[2];
+        assert_ne!(signature_id(ts, other).map(|(_, h)| h), Some(hash));
+        assert_eq!(signature_id("x", sign), None);
+        assert_eq!(signature_id(ts, "not base64!"), None);
     }
 
     #[test]

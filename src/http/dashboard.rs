@@ -9,6 +9,10 @@
 //! a chat client that previews links must not spend them, and a `SameSite=Strict` cookie set in
 //! a redirect chain that began in another site would not be sent on the first page.
 //!
+//! The login and logout POSTs are refused (403) when a browser says they come from another site,
+//! and after [`guard::FAILURES_ALLOWED`] failed logins in [`guard::FAILURE_WINDOW_MINUTES`]
+//! minutes a client must wait (429); see [`guard`].
+//!
 //! Every page and download except the login pages requires a session of a person who still has
 //! one of the allowed roles; without one the answer is 401 with a page that says how to log in,
 //! and no citizen data. Pages are rendered on the server with every text escaped, with no script
@@ -20,7 +24,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use jiff::civil::Date;
@@ -39,6 +43,10 @@ use crate::roster::{Person, Role};
 use crate::store::{CaseFilter, EventRow, Store, StoreError, Tx, new_secret, secret_hash};
 use crate::workflow::State as CaseState;
 
+mod guard;
+
+use guard::{FAILURE_WINDOW_MINUTES, FAILURES_ALLOWED};
+
 /// How long a login link works after it is sent, in minutes.
 pub const LINK_MINUTES: i64 = 10;
 
@@ -46,14 +54,8 @@ pub const LINK_MINUTES: i64 = 10;
 pub const SESSION_HOURS: i64 = 8;
 
 /// The roles that may read the dashboard (issue 7: hotline head, inspectors, supervisors and
-/// group leaders; admins run the service).
-pub const VIEWER_ROLES: [Role; 5] = [
-    Role::HotlineHead,
-    Role::Inspector,
-    Role::Supervisor,
-    Role::GroupLeader,
-    Role::Admin,
-];
+/// group leaders; admins run the service): those who may read the statistics.
+pub const VIEWER_ROLES: [Role; 5] = crate::workflow::STATISTICS_ROLES;
 
 /// The session cookie's name.
 const COOKIE: &str = "tiaochu_dashboard";
@@ -125,6 +127,10 @@ pub struct DashboardState {
     clock: Arc<dyn Clock>,
     /// Mark the cookie `Secure` (the service is reached over https).
     secure_cookie: bool,
+    /// `[dashboard] base_url`: a form posted from its origin is our own.
+    base_url: Arc<str>,
+    /// Failed logins per client.
+    logins: Arc<guard::LoginLimiter>,
 }
 
 impl DashboardState {
@@ -134,6 +140,8 @@ impl DashboardState {
             engine,
             clock,
             secure_cookie: base_url.trim().starts_with("https://"),
+            base_url: Arc::from(base_url.trim()),
+            logins: Arc::new(guard::LoginLimiter::new()),
         }
     }
 
@@ -167,6 +175,15 @@ enum DashboardError {
     NotLoggedIn,
     #[error("登录链接无效、已过期或已使用。{LOGIN_HINT}")]
     BadLink,
+    #[error("该请求来自其他网站，已拒绝。请直接打开机器人发来的登录链接，在本站页面上操作。")]
+    CrossSite,
+    #[error(
+        "登录失败次数过多（{FAILURE_WINDOW_MINUTES} 分钟内 {FAILURES_ALLOWED} 次），请于 {retry_at_shown} 后再试；请确认使用的是机器人最新发来的登录链接。"
+    )]
+    TooManyFailures {
+        retry_at_shown: String,
+        retry_after_secs: i64,
+    },
     #[error("月份格式应为 2026-11")]
     BadMonth,
     #[error("未找到案件 {0}")]
@@ -183,6 +200,8 @@ impl DashboardError {
     fn status(&self) -> StatusCode {
         match self {
             DashboardError::NotLoggedIn | DashboardError::BadLink => StatusCode::UNAUTHORIZED,
+            DashboardError::CrossSite => StatusCode::FORBIDDEN,
+            DashboardError::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             DashboardError::BadMonth => StatusCode::BAD_REQUEST,
             DashboardError::NoCase(_) => StatusCode::NOT_FOUND,
             DashboardError::Store(_) | DashboardError::Report(_) | DashboardError::Engine(_) => {
@@ -201,6 +220,12 @@ impl IntoResponse for DashboardError {
             tracing::error!(error = ?self, "dashboard request failed");
         }
         let status = self.status();
+        let retry_after = match &self {
+            DashboardError::TooManyFailures {
+                retry_after_secs, ..
+            } => HeaderValue::from_str(&(*retry_after_secs).max(1).to_string()).ok(),
+            _ => None,
+        };
         let body = format!(
             "<section class=\"notice\"><h1>{}</h1><p>{}</p></section>",
             if status == StatusCode::UNAUTHORIZED {
@@ -212,6 +237,9 @@ impl IntoResponse for DashboardError {
         );
         let mut response = page("数据看板", None, &body);
         *response.status_mut() = status;
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         response
     }
 }
@@ -322,13 +350,34 @@ async fn login_page(Query(q): Query<TokenForm>) -> Response {
     page("登录", None, &body)
 }
 
-/// `POST /dashboard/login` (form `token`): spends the link and starts a session.
+/// Refuses a POST a browser says came from another site (login CSRF: a foreign page must not log
+/// a browser into someone else's session, nor out of its own).
+fn require_same_origin(state: &DashboardState, headers: &HeaderMap) -> Result<(), DashboardError> {
+    guard::same_origin(headers, &state.base_url).map_err(|why| {
+        tracing::warn!(?why, "cross-site dashboard POST refused");
+        DashboardError::CrossSite
+    })
+}
+
+/// `POST /dashboard/login` (form `token`): spends the link and starts a session. A client with
+/// too many recent failures is refused before the token is looked at.
 async fn login(
     State(state): State<DashboardState>,
+    headers: HeaderMap,
+    extensions: Extensions,
     axum::Form(form): axum::Form<TokenForm>,
 ) -> Result<Response, DashboardError> {
-    let hash = secret_hash(form.token.trim());
+    require_same_origin(&state, &headers)?;
     let now = state.clock.now();
+    let client = guard::client(&extensions, &headers);
+    if let Err(retry_at) = state.logins.check(client, now) {
+        tracing::warn!(client = ?client, "dashboard login refused: too many failures");
+        return Err(DashboardError::TooManyFailures {
+            retry_at_shown: state.calendar().display(retry_at),
+            retry_after_secs: retry_at.duration_since(now).as_secs(),
+        });
+    }
+    let hash = secret_hash(form.token.trim());
     let session = new_secret()?;
     let session_hash = secret_hash(&session);
     let roster = state.engine.roster();
@@ -350,8 +399,12 @@ async fn login(
             )?;
             Ok(Some(person.name.clone()))
         })
-        .await?
-        .ok_or(DashboardError::BadLink)?;
+        .await?;
+    let Some(person) = person else {
+        state.logins.failed(client, now);
+        return Err(DashboardError::BadLink);
+    };
+    state.logins.succeeded(client);
     tracing::info!(viewer = %person, "dashboard login");
     let cookie = format!(
         "{COOKIE}={session}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={}{}",
@@ -370,6 +423,7 @@ async fn logout(
     State(state): State<DashboardState>,
     headers: HeaderMap,
 ) -> Result<Response, DashboardError> {
+    require_same_origin(&state, &headers)?;
     if let Some(hash) = session_cookie(&headers).map(secret_hash) {
         state
             .store()

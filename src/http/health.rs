@@ -1,4 +1,4 @@
-//! `GET /healthz`: whether the store answers, the state of the Stream connection and the outbox
+//! `GET /healthz`: whether the store answers and takes writes, the state of the Stream connection and the outbox
 //! backlog, for a load balancer (status code) and an admin (body).
 
 use axum::Json;
@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::AppState;
 
-/// 200 when the store answers, 503 otherwise. `status` is `"degraded"` when the store fails or
+/// 200 when the store answers and its last write did not fail, 503 otherwise, with the reason
+/// in `store` (`"ok"` when healthy): a full disk still answers reads, so the write side is asked
+/// too ([`crate::store::Store::write_failure`]). `status` is `"degraded"` when the store fails or
 /// dead letters wait for an admin, else `"ok"`. `stream` is `"connected"` while a Stream socket
 /// is open, `"connecting"` while (re)connecting, `"not_configured"` outside `stream` mode; it does
 /// not change the status code, since the HTTP side keeps working without it.
@@ -17,15 +19,26 @@ pub(super) async fn healthz(
 ) -> (StatusCode, Json<serde_json::Value>) {
     let stream = state.stream.borrow().as_str();
     match state.store.read(|r| r.outbox_backlog()).await {
-        Ok((pending, dead)) => (
-            StatusCode::OK,
-            Json(json!({
-                "status": if dead == 0 { "ok" } else { "degraded" },
-                "store": "ok",
-                "outbox": { "pending": pending, "dead": dead },
-                "stream": stream,
-            })),
-        ),
+        Ok((pending, dead)) => match state.store.write_failure() {
+            None => (
+                StatusCode::OK,
+                Json(json!({
+                    "status": if dead == 0 { "ok" } else { "degraded" },
+                    "store": "ok",
+                    "outbox": { "pending": pending, "dead": dead },
+                    "stream": stream,
+                })),
+            ),
+            Some(reason) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "degraded",
+                    "store": format!("写入失败：{reason}"),
+                    "outbox": { "pending": pending, "dead": dead },
+                    "stream": stream,
+                })),
+            ),
+        },
         Err(e) => {
             tracing::error!(error = %e, "health check: store unavailable");
             (

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::card_secrets::CardSecrets;
 use crate::clock::Clock;
-use crate::dingtalk::inbound::InboundError;
+use crate::dingtalk::inbound::{CallbackKey, InboundError};
 use crate::dingtalk::sign::SignError;
 use crate::dingtalk::stream::StreamState;
 use crate::inbox::InboxProcessor;
@@ -45,6 +45,8 @@ pub struct AppState {
     /// The app secret that signs robot callbacks; None when the callback is off (sandbox and
     /// Stream modes), and then the route does not exist.
     pub callback_secret: Option<Secret>,
+    /// `[dingtalk] callback_aes_key`: robot callback bodies come encrypted and are opened with it.
+    pub callback_key: Option<CallbackKey>,
     pub clock: Arc<dyn Clock>,
     /// The Stream connection state for `/healthz` (`NotConfigured` outside `stream` mode).
     pub stream: watch::Receiver<StreamState>,

@@ -2,16 +2,26 @@
 //! acknowledge, then work (DESIGN.md): the message is committed to the inbox before the 200, and
 //! processing happens later from the inbox. The order of checks is fixed so that a 401 never
 //! depends on the body: headers and signature first, the body is read only after.
+//!
+//! With `[dingtalk] callback_aes_key` set, the body must be the encrypted envelope and is opened
+//! before it is read as a message; a plain or undecryptable body is refused (400).
+//!
+//! The signature covers the timestamp only, so a captured (timestamp, sign) pair would verify
+//! any body for the hour it is accepted. Each pair is therefore remembered in the database with
+//! the msgId it first came with, for that hour: the same pair with another msgId is refused
+//! (401) and nothing is stored; with the same msgId it is DingTalk delivering again, answered
+//! as any duplicate. Two different messages DingTalk signs in the same millisecond would share a
+//! pair too; the second is then refused and left to DingTalk's redelivery.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
 use super::{AppState, HttpError, read_body};
-use crate::dingtalk::inbound::RobotMessage;
-use crate::dingtalk::sign::verify_callback;
+use crate::dingtalk::inbound::{InboundError, RobotMessage, envelope};
+use crate::dingtalk::sign::{MAX_AGE_MS, SignError, signature_id, verify_callback};
 use crate::settings::Secret;
-use crate::store::{InboxInsert, NewInbound};
+use crate::store::{InboxInsert, NewInbound, SignatureUse};
 
 /// The inbox `source` of robot callbacks.
 const SOURCE: &str = "robot";
@@ -48,24 +58,41 @@ async fn accept(
     let timestamp = single_header(headers, "timestamp")?;
     let sign = single_header(headers, "sign")?;
     verify_callback(timestamp, sign, secret.expose(), now.as_millisecond())?;
+    let (timestamp_ms, sign_hash) =
+        signature_id(timestamp, sign).ok_or(HttpError::Unauthorized(SignError::BadSign))?;
 
     let body = read_body(request, state).await?;
+    let body = match &state.callback_key {
+        Some(key) => key.open(&body)?,
+        None if envelope::is_envelope(&body) => {
+            return Err(InboundError::EncryptedWithoutKey.into());
+        }
+        None => body.to_vec(),
+    };
     let message = RobotMessage::from_json(&body)?;
     // The payload column is text; a body that parsed as JSON is UTF-8.
-    let payload = String::from_utf8(body.to_vec()).map_err(|_| HttpError::BodyUnreadable)?;
+    let payload = String::from_utf8(body).map_err(|_| HttpError::BodyUnreadable)?;
     let msg_id = message.msg_id;
     let key = msg_id.clone();
-    let inserted = state
+    // A pair older than this can no longer verify, so it need not be remembered.
+    let oldest_valid_ms = now.as_millisecond().saturating_sub(MAX_AGE_MS);
+    let stored = state
         .store
         .write(move |tx| {
+            match tx.use_signature(timestamp_ms, &sign_hash, &key, now, oldest_valid_ms)? {
+                SignatureUse::OtherMessage => return Ok(None),
+                SignatureUse::New | SignatureUse::SameMessage => {}
+            }
             tx.insert_inbox(&NewInbound {
                 source: SOURCE,
                 message_id: &key,
                 received_at: now,
                 payload: &payload,
             })
+            .map(Some)
         })
         .await?;
+    let inserted = stored.ok_or(HttpError::Unauthorized(SignError::Replayed))?;
     Ok((msg_id, inserted))
 }
 

@@ -24,6 +24,9 @@ pub struct Backlog {
     pub timers_due: u64,
     /// Pending timers with `due_at <= now - overdue_after`.
     pub timers_overdue: u64,
+    /// The last write failed in the storage ([`super::Store::write_failure`]): the figures are
+    /// the last committed ones and nothing new can be stored.
+    pub writes_failing: bool,
 }
 
 impl ReadTx<'_> {
@@ -71,6 +74,7 @@ impl ReadTx<'_> {
             outbox_dead: outbox_dead.unsigned_abs(),
             timers_due: timers_due.unsigned_abs(),
             timers_overdue: timers_overdue.unsigned_abs(),
+            writes_failing: self.write_failure().is_some(),
         })
     }
 }

@@ -100,6 +100,17 @@ impl Tx<'_> {
         Ok(format!("TC-{year}-{n:04}"))
     }
 
+    /// The number [`Tx::next_case_no`] would give now, without taking it: a refused application
+    /// must not use one up (the numbers run without gaps for the yearly statistics).
+    pub fn peek_case_no(&self, year: i16) -> Result<String, StoreError> {
+        let last: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT last FROM case_counters WHERE year = ?1")?
+            .query_row([year], |r| r.get(0))
+            .optional()?;
+        Ok(format!("TC-{year}-{:04}", last.unwrap_or(0) + 1))
+    }
+
     /// Registers a case at revision 1; returns its id.
     pub fn insert_case(&self, c: &NewCase<'_>) -> Result<i64, StoreError> {
         let id = self

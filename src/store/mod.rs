@@ -12,6 +12,11 @@
 //! document, events are JSON, outbox payloads are the exact bytes to send.
 //!
 //! Every instant is stored as INTEGER milliseconds since the Unix epoch (UTC).
+//!
+//! The writer remembers whether the last write failed for a reason of the storage itself (full
+//! disk, I/O error, read-only file, lock timeout) and why, until a later write commits a change:
+//! [`Store::write_failure`]. Reads still answer on a full disk, so without it a health check
+//! would say "ok" while every callback is refused.
 
 use std::cell::Cell;
 use std::num::NonZeroUsize;
@@ -39,6 +44,7 @@ mod outbox;
 mod roster;
 mod sandbox;
 mod secrets;
+mod seen;
 mod sender_rate;
 mod timers;
 
@@ -53,6 +59,7 @@ pub use instance::{ServiceLock, lock_path};
 pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
 pub use roster::{RosterChangeRow, RosterOverride};
 pub use secrets::{SECRET_LEN, random_bytes};
+pub use seen::SignatureUse;
 pub use sender_rate::{SENDER_WINDOW_MS, SenderWindow};
 pub use timers::{NewTimer, TimerRow, TimerState};
 
@@ -63,6 +70,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0003_dashboard.sql")),
     M::up(include_str!("migrations/0004_digest.sql")),
     M::up(include_str!("migrations/0005_sandbox_clock.sql")),
+    M::up(include_str!("migrations/0006_seen_signatures.sql")),
     M::up(include_str!("migrations/0007_service_secrets.sql")),
     M::up(include_str!("migrations/0008_sender_rate.sql")),
 ];
@@ -100,6 +108,10 @@ pub enum StoreError {
     Corrupt(#[source] rusqlite::Error),
     #[error("数据库结构版本 {found} 比本程序支持的版本 {supported} 新，请升级 tiaochu")]
     TooNew { found: u32, supported: u32 },
+    #[error(
+        "数据库文件 {path} 存在但是空的（0 字节），可能是恢复备份时复制失败；为免在空库上运行而丢失全部案件，拒绝打开。请按 deploy/README.md“九、备份与恢复”从备份恢复；确实要新建数据库时，执行 tiaochu migrate 或 tiaochu serve --init。\nThe database file {path} exists but is empty (0 bytes), e.g. after a failed restore; refusing to open it. Restore it from a backup, or run `tiaochu migrate` or `tiaochu serve --init` to create a new database on purpose."
+    )]
+    EmptyFile { path: String },
     #[error("数据库文件 {path} 无法启用 WAL 日志模式（文件系统不支持？）")]
     NoWal { path: String },
     #[error("数据库结构升级失败")]
@@ -141,6 +153,34 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+}
+
+impl StoreError {
+    /// Whether this error says the storage cannot take writes (as opposed to a write refused
+    /// for its own reasons: a conflict, a constraint, a decision to roll back).
+    pub fn is_storage_failure(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::DiskFull(_)
+            | StoreError::Busy(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Io { .. }
+            | StoreError::WriterGone => true,
+            StoreError::Sqlite { code, .. } => matches!(
+                code,
+                Some(
+                    C::SystemIoFailure
+                        | C::ReadOnly
+                        | C::PermissionDenied
+                        | C::CannotOpen
+                        | C::OutOfMemory
+                        | C::FileLockingProtocolFailed
+                        | C::NotADatabase
+                )
+            ),
+            _ => false,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -204,11 +244,21 @@ impl<F: FnOnce(&mut Writer) + Send + 'static> From<F> for Job {
 /// lets a burst of callbacks be acknowledged without one disk sync each.
 const GROUP_MAX: usize = 64;
 
+/// What became of one write of a group, before the commit.
+enum Ran {
+    /// Its changes are to be kept.
+    Keep,
+    /// Rolled back for its own reason (an error of the closure, a panic).
+    Discard,
+    /// Rolled back because the storage failed under it; the reason is for [`Store::write_failure`].
+    StorageFailed(String),
+}
+
 /// One write inside a group: runs under its own savepoint, answers its caller only after the
 /// group's commit (so an answer always means durable).
 trait GroupWrite: Send {
-    /// Runs the write; true when its changes are to be kept.
-    fn run(&mut self, tx: &Tx<'_>) -> bool;
+    /// Runs the write.
+    fn run(&mut self, tx: &Tx<'_>) -> Ran;
     /// Answers the caller once the group's commit succeeded (`Ok`) or failed (`Err`).
     fn finish(self: Box<Self>, commit: Result<(), &str>);
 }
@@ -227,19 +277,22 @@ where
     T: Send,
     F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, tx: &Tx<'_>) -> bool {
-        let Some(f) = self.f.take() else { return false };
+    fn run(&mut self, tx: &Tx<'_>) -> Ran {
+        let Some(f) = self.f.take() else {
+            return Ran::Discard;
+        };
         // A panicking closure must not take the writer thread (and every later write) down.
-        let (keep, result) = match catch_unwind(AssertUnwindSafe(|| f(tx))) {
-            Ok(Ok(value)) => (true, Ok(value)),
-            Ok(Err(e)) => (false, Err(e)),
+        let (ran, result) = match catch_unwind(AssertUnwindSafe(|| f(tx))) {
+            Ok(Ok(value)) => (Ran::Keep, Ok(value)),
+            Ok(Err(e)) if e.is_storage_failure() => (Ran::StorageFailed(e.to_string()), Err(e)),
+            Ok(Err(e)) => (Ran::Discard, Err(e)),
             Err(_) => {
                 tracing::error!("a store write closure panicked; its changes were rolled back");
-                (false, Err(StoreError::Panicked))
+                (Ran::Discard, Err(StoreError::Panicked))
             }
         };
         self.result = Some(result);
-        keep
+        ran
     }
 
     fn finish(mut self: Box<Self>, commit: Result<(), &str>) {
@@ -259,6 +312,37 @@ where
 struct Writer {
     conn: Connection,
     timers: Arc<watch::Sender<u64>>,
+    health: Arc<WriteHealth>,
+}
+
+/// Why the last write that reached the storage failed; `None` once a later one committed a
+/// change.
+/// Written by the writer thread, read by any handle.
+#[derive(Debug, Default)]
+struct WriteHealth(Mutex<Option<String>>);
+
+impl WriteHealth {
+    fn get(&self) -> Option<String> {
+        self.lock().clone()
+    }
+
+    fn set(&self, failure: Option<String>) {
+        let mut last = self.lock();
+        if *last != failure {
+            match &failure {
+                Some(reason) => tracing::error!(%reason, "database writes are failing"),
+                None => tracing::info!("database writes succeed again"),
+            }
+        }
+        *last = failure;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // An Option<String> cannot be left half-written by a panic.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 struct Inner {
@@ -266,6 +350,7 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     idle_reads: Mutex<Vec<Connection>>,
     timers: Arc<watch::Sender<u64>>,
+    health: Arc<WriteHealth>,
     migration: MigrationReport,
     /// Dropped with the last handle, which stops the checkpoint thread.
     _checkpoints: mpsc::Sender<()>,
@@ -289,8 +374,26 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the database at `path`, applies the pragmas, migrates it to
     /// [`SCHEMA_VERSION`] and starts the writer thread. The parent directory must exist.
+    ///
+    /// An existing file of zero bytes is refused ([`StoreError::EmptyFile`]): SQLite would take
+    /// it for a new database, so a restore that copied nothing would start an empty service
+    /// unnoticed. A missing file is created (the first start). [`Store::open_initialising`] is
+    /// the deliberate way to turn an empty file into a database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, false)
+    }
+
+    /// As [`Store::open`], but an existing empty file is made a new database too: for
+    /// `tiaochu migrate` and `tiaochu serve --init`, where the admin asked for it.
+    pub fn open_initialising(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, initialise_empty: bool) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
+        if !initialise_empty && is_empty_file(path) {
+            return Err(StoreError::EmptyFile { path: shown });
+        }
         let open_err = |source: rusqlite::Error| StoreError::Open {
             path: shown.clone(),
             reason: open_reason(&source),
@@ -319,10 +422,12 @@ impl Store {
 
         let first_read = open_reader(path).map_err(open_err)?;
         let timers = Arc::new(watch::Sender::new(0u64));
+        let health = Arc::new(WriteHealth::default());
         let (jobs, rx) = mpsc::channel::<Job>();
         let mut writer = Writer {
             conn,
             timers: Arc::clone(&timers),
+            health: Arc::clone(&health),
         };
         std::thread::Builder::new()
             .name("tiaochu-store-writer".into())
@@ -354,6 +459,7 @@ impl Store {
                 jobs,
                 idle_reads: Mutex::new(vec![first_read]),
                 timers,
+                health,
                 migration: MigrationReport { before, after },
                 _checkpoints: checkpoints,
             }),
@@ -363,6 +469,29 @@ impl Store {
     /// The database file this store was opened on.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Why the last write failed in the storage itself (full disk, I/O error, read-only file,
+    /// lock timeout), in Chinese for the admin; `None` when the last write that reached the
+    /// storage committed changed rows. Writes refused for their own reasons, and writes that
+    /// changed nothing (they commit even on a full disk), do not count either way.
+    pub fn write_failure(&self) -> Option<String> {
+        self.inner.health.get()
+    }
+
+    /// Caps the database at `pages` pages on the writer connection (`PRAGMA max_page_count`;
+    /// never below its current size), so writes that need more fail as on a full disk until the
+    /// cap is raised or the store reopened. For fault drills and tests. Returns the cap in force.
+    pub async fn set_max_page_count(&self, pages: i64) -> Result<i64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::from(move |w: &mut Writer| {
+            let set = w
+                .conn
+                .pragma_update_and_check(None, "max_page_count", pages, |r| r.get(0))
+                .map_err(StoreError::from);
+            let _ = reply.send(set);
+        }))?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// The schema version found when the file was opened and the one it was migrated to.
@@ -442,7 +571,10 @@ impl Store {
     {
         self.with_reader(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let out = f(&ReadTx { conn: &tx });
+            let out = f(&ReadTx {
+                conn: &tx,
+                health: &self.inner.health,
+            });
             // Nothing to keep: a read transaction only pins the snapshot.
             tx.rollback()?;
             out
@@ -524,6 +656,10 @@ fn commit_group(w: &mut Writer, mut writes: Vec<Box<dyn GroupWrite>>) {
     if writes.is_empty() {
         return;
     }
+    let health = Arc::clone(&w.health);
+    // The last write of the group that changed rows (Ok(())) or failed in the storage (Err). A
+    // write that changed nothing commits even on a full disk, so it proves nothing either way.
+    let mut last_write: Option<Result<(), String>> = None;
     let outcome = (|| -> Result<bool, StoreError> {
         let tx = w
             .conn
@@ -531,20 +667,41 @@ fn commit_group(w: &mut Writer, mut writes: Vec<Box<dyn GroupWrite>>) {
         let mut touched = false;
         for write in &mut writes {
             tx.execute_batch("SAVEPOINT group_write")?;
+            let changes_before = tx.total_changes();
             let handle = Tx {
-                read: ReadTx { conn: &tx },
+                read: ReadTx {
+                    conn: &tx,
+                    health: &health,
+                },
                 timers_touched: Cell::new(false),
             };
-            if write.run(&handle) {
-                touched |= handle.timers_touched.get();
-                tx.execute_batch("RELEASE group_write")?;
-            } else {
-                tx.execute_batch("ROLLBACK TO group_write; RELEASE group_write")?;
+            match write.run(&handle) {
+                Ran::Keep => {
+                    touched |= handle.timers_touched.get();
+                    if tx.total_changes() != changes_before {
+                        last_write = Some(Ok(()));
+                    }
+                    tx.execute_batch("RELEASE group_write")?;
+                }
+                ran => {
+                    if let Ran::StorageFailed(reason) = ran {
+                        last_write = Some(Err(reason));
+                    }
+                    tx.execute_batch("ROLLBACK TO group_write; RELEASE group_write")?;
+                }
             }
         }
         tx.commit()?;
         Ok(touched)
     })();
+    match &outcome {
+        Ok(_) => match last_write {
+            Some(Ok(())) => health.set(None),
+            Some(Err(reason)) => health.set(Some(reason)),
+            None => {}
+        },
+        Err(e) => health.set(Some(e.to_string())),
+    }
     match outcome {
         Ok(touched) => {
             if touched {
@@ -610,6 +767,12 @@ fn spawn_checkpointer(path: &Path) -> std::io::Result<mpsc::Sender<()>> {
     Ok(stop)
 }
 
+/// Whether `path` is an existing regular file of zero bytes. A database this store made is never
+/// empty: enabling WAL writes its first page before anything else happens.
+pub fn is_empty_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
+}
+
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -668,11 +831,17 @@ fn open_reason(e: &rusqlite::Error) -> &'static str {
 /// dereferences to it, so a write closure can read what it is about to change.
 pub struct ReadTx<'c> {
     conn: &'c Connection,
+    health: &'c WriteHealth,
 }
 
 impl ReadTx<'_> {
     pub(crate) fn conn(&self) -> &Connection {
         self.conn
+    }
+
+    /// As [`Store::write_failure`], as it stands while this transaction runs.
+    pub fn write_failure(&self) -> Option<String> {
+        self.health.get()
     }
 }
 
@@ -743,7 +912,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 7);
+        assert_eq!(SCHEMA_VERSION, 8);
     }
 
     #[test]
@@ -792,6 +961,62 @@ mod tests {
         assert!(err.to_string().contains("写入线程"), "{err}");
     }
 
+    #[tokio::test]
+    async fn a_write_that_fails_in_the_storage_is_remembered_until_one_commits() {
+        let (_dir, store) = fresh();
+        let big = "满".repeat(20_000);
+        let insert = |id: &str| {
+            let (id, big) = (id.to_string(), big.clone());
+            store.write(move |tx| {
+                tx.insert_inbox(&NewInbound {
+                    source: "robot",
+                    message_id: &id,
+                    received_at: Timestamp::UNIX_EPOCH,
+                    payload: &big,
+                })
+            })
+        };
+        insert("m0").await.expect("room to write");
+        assert_eq!(store.write_failure(), None);
+
+        store.set_max_page_count(1).await.expect("cap");
+        let err = insert("m1").await.expect_err("no room");
+        assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
+        let failure = store.write_failure().expect("remembered");
+        assert!(failure.contains("磁盘空间已满"), "{failure}");
+        let seen = store
+            .read(|r| {
+                Ok((
+                    r.write_failure(),
+                    r.backlog(Timestamp::UNIX_EPOCH, Duration::ZERO)?,
+                ))
+            })
+            .await
+            .expect("reads still answer");
+        assert_eq!(seen.0.as_deref(), Some(failure.as_str()));
+        assert!(seen.1.writes_failing);
+
+        // Neither a write refused for its own reason nor one that changed nothing (it commits
+        // even on a full disk) says anything about the storage.
+        store
+            .write(|tx| tx.inbox(1))
+            .await
+            .expect("a read-only write commits");
+        assert_eq!(store.write_failure().as_deref(), Some(failure.as_str()));
+        let own = store
+            .write(|_tx| -> Result<(), StoreError> { Err(StoreError::Abort("no".into())) })
+            .await;
+        assert!(matches!(own, Err(StoreError::Abort(_))));
+        assert_eq!(store.write_failure().as_deref(), Some(failure.as_str()));
+
+        store
+            .set_max_page_count(1 << 30)
+            .await
+            .expect("lift the cap");
+        insert("m2").await.expect("room again");
+        assert_eq!(store.write_failure(), None);
+    }
+
     #[test]
     fn opening_in_a_missing_directory_says_why_in_chinese() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -813,6 +1038,32 @@ mod tests {
         let err = Store::open(&path).expect_err("must refuse");
         assert!(matches!(err, StoreError::TooNew { .. }), "{err:?}");
         assert!(err.to_string().contains("请升级"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_unless_initialising() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        std::fs::write(&path, b"").expect("empty file");
+        let err = Store::open(&path).expect_err("must refuse");
+        assert!(matches!(err, StoreError::EmptyFile { .. }), "{err:?}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("空的") && shown.contains("is empty") && shown.contains("--init"),
+            "{shown}"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").len(),
+            0,
+            "untouched"
+        );
+        let store = Store::open_initialising(&path).expect("made a database");
+        assert_eq!(store.migration_report().before, 0);
+        drop(store);
+        assert!(!is_empty_file(&path));
+        Store::open(&path).expect("a database now");
+        // A missing file is still created (the first start).
+        Store::open(&dir.path().join("new.db")).expect("created");
     }
 
     #[test]

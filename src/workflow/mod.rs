@@ -44,6 +44,7 @@ pub use effect::{ClosedHow, Due, Effect, Message, PersonRef, TimerKind};
 pub use event::{Event, EventKind, SYSTEM_ACTOR};
 pub use input::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub use invariants::check_invariants;
+pub use people::{STATISTICS_ROLES, may_see_statistics, may_view_case};
 pub use reject::{RejectReason, Rejection};
 pub use timers::CATCH_UP_AFTER_MINUTES;
 

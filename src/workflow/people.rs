@@ -2,7 +2,7 @@
 //! recipient comes from the roster, so no effect can address someone outside it.
 
 use super::Actor;
-use super::case::Case;
+use super::case::{Case, DecisionKind};
 use super::effect::PersonRef;
 use super::reject::{RejectReason, Rejection};
 use crate::roster::{Person, Role, Roster};
@@ -57,6 +57,45 @@ pub(super) fn is_hotline_staff(person: &Person) -> bool {
     [Role::Inspector, Role::Supervisor, Role::HotlineHead]
         .into_iter()
         .any(|r| person.has_role(r))
+}
+
+/// The roles that may read the statistics (`统计`; SPEC.md → Text commands: the hotline and the
+/// working-group leaders) — the hotline's staff, the group leaders and the admins who run the
+/// service. The web dashboard shows the same figures to the same people.
+pub const STATISTICS_ROLES: [Role; 5] = [
+    Role::HotlineHead,
+    Role::Inspector,
+    Role::Supervisor,
+    Role::GroupLeader,
+    Role::Admin,
+];
+
+/// Whether `person` may read the month's figures (`统计`).
+pub fn may_see_statistics(person: &Person) -> bool {
+    STATISTICS_ROLES.iter().any(|r| person.has_role(*r))
+}
+
+/// Whether `person` may read `case` (`查询`; SPEC.md → Text commands: participants and the
+/// hotline): anyone who may see the statistics sees every case; besides them, the people of the
+/// first unit and of every unit ever asked to cooperate (a withdrawn unit already received the
+/// case on its card), whoever submitted a version, and the city 12345 supervisor once the case
+/// was passed to the city. Everyone else learns nothing, not even that the ticket has a case.
+pub fn may_view_case(person: &Person, case: &Case) -> bool {
+    if may_see_statistics(person) {
+        return true;
+    }
+    let id = person.id();
+    if case.submitted_by == id || case.previous_versions.iter().any(|v| v.submitted_by == id) {
+        return true;
+    }
+    if person.unit == case.first_unit || case.requests.iter().any(|r| r.unit == person.unit) {
+        return true;
+    }
+    person.has_role(Role::CitySupervisor)
+        && case
+            .decisions
+            .iter()
+            .any(|d| matches!(d.kind, DecisionKind::City { .. }))
 }
 
 pub(super) fn require_role(person: &Person, role: Role) -> Result<(), Rejection> {

@@ -328,6 +328,7 @@ impl FakeDingtalk {
                 self.base
             )),
             group_secret: Secret::new(HOOK_SECRET),
+            callback_aes_key: Secret::default(),
         }
     }
 

@@ -157,20 +157,23 @@ async fn window_edges_are_inclusive_and_one_step_past_is_401() {
     let r = app.post_signed_at(robot_message("old-1s", "x"), &ts).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "1 s past the hour");
 
-    app.clock.set_millis(START_MS - 300_000);
+    // Another message needs its own timestamp: the pair above already carried one, and a
+    // pair that comes with a second message is a replay (attacks::low).
+    let ts = (START_MS + 1).to_string();
+    app.clock.set_millis(START_MS + 1 - 300_000);
     let r = app
         .post_signed_at(robot_message("future-edge", "x"), &ts)
         .await;
     assert_eq!(r.status(), StatusCode::OK, "exactly 5 minutes ahead");
 
-    app.clock.set_millis(START_MS - 301_000);
+    app.clock.set_millis(START_MS + 1 - 301_000);
     let r = app
         .post_signed_at(robot_message("future-1s", "x"), &ts)
         .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "5 min + 1 s ahead");
 
     // A whole hour ahead is within DingTalk's ±1 h but beyond our 5-minute future limit.
-    app.clock.set_millis(START_MS - HOUR_MS);
+    app.clock.set_millis(START_MS + 1 - HOUR_MS);
     let r = app
         .post_signed_at(robot_message("future-hour", "x"), &ts)
         .await;

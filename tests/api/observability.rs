@@ -211,6 +211,7 @@ async fn the_store_backlog_counts_exactly_what_waits() {
             outbox_dead: 1,
             timers_due: 2,
             timers_overdue: 1,
+            writes_failing: false,
         }
     );
 }

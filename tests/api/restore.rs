@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -64,6 +64,9 @@ pub struct Service {
     pub server: tokio::task::JoinHandle<Result<(), AppError>>,
     pub client: reqwest::Client,
     pub secret: String,
+    /// Callbacks signed so far: each is signed a millisecond earlier than the one before, as a
+    /// (timestamp, sign) pair carries one message only.
+    pub signed: Arc<AtomicI64>,
 }
 
 impl Service {
@@ -91,6 +94,7 @@ impl Service {
                 .expect("client"),
             server: tokio::spawn(app.run_until_stopped()),
             secret,
+            signed: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -103,7 +107,8 @@ impl Service {
             "robotCode": "ding-robot",
         })
         .to_string();
-        let timestamp = self.clock.now().as_millisecond().to_string();
+        let earlier = self.signed.fetch_add(1, Ordering::Relaxed);
+        let timestamp = (self.clock.now().as_millisecond() - earlier).to_string();
         let sign = callback_sign(&timestamp, &self.secret);
         self.client
             .post(format!("{}/dingtalk/robot", self.base))
@@ -175,11 +180,12 @@ async fn a_backup_taken_under_load_restores_into_a_service_that_carries_on() {
     // Load: signed callbacks keep arriving while the backup runs.
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
-        let (stop, base, secret, client) = (
+        let (stop, base, secret, client, signed) = (
             Arc::clone(&stop),
             live.base.clone(),
             live.secret.clone(),
             live.client.clone(),
+            Arc::clone(&live.signed),
         );
         let clock = Arc::clone(&live.clock);
         tokio::spawn(async move {
@@ -194,7 +200,8 @@ async fn a_backup_taken_under_load_restores_into_a_service_that_carries_on() {
                     "senderStaffId": RS, "senderNick": RS, "text": {"content": "帮助"},
                 })
                 .to_string();
-                let timestamp = clock.now().as_millisecond().to_string();
+                let earlier = signed.fetch_add(1, Ordering::Relaxed);
+                let timestamp = (clock.now().as_millisecond() - earlier).to_string();
                 let status = client
                     .post(format!("{base}/dingtalk/robot"))
                     .header("timestamp", hv(&timestamp))

@@ -30,6 +30,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub shutdown: Shutdown,
     pub server: tokio::task::JoinHandle<Result<(), AppError>>,
+    /// Callbacks signed by [`TestApp::post_signed`] so far: each is signed a millisecond earlier
+    /// than the one before, since a (timestamp, sign) pair carries one message only.
+    pub signed: std::sync::atomic::AtomicI64,
     /// Keeps the database directory alive as long as the app.
     pub _tempdir: tempfile::TempDir,
 }
@@ -69,6 +72,7 @@ pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
             .expect("reqwest client"),
         shutdown,
         server,
+        signed: std::sync::atomic::AtomicI64::new(0),
         _tempdir: tempdir,
     }
 }
@@ -124,9 +128,14 @@ impl TestApp {
             .await
     }
 
-    /// Posts `body` signed with the manual clock's current time, as DingTalk would.
+    /// Posts `body` signed with the manual clock's current time, as DingTalk would: the n-th
+    /// call signs n − 1 ms before it, so no two messages share a (timestamp, sign) pair even
+    /// while the clock stands still (a shared pair is a replay, refused).
     pub async fn post_signed(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        let timestamp = self.now_ms().to_string();
+        let earlier = self
+            .signed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let timestamp = (self.now_ms() - earlier).to_string();
         self.post_signed_at(body, &timestamp).await
     }
 

@@ -3,5 +3,6 @@
 //! nothing was sent and no state changed.
 mod card;
 mod flood;
+mod low;
 mod markdown;
 mod network;
