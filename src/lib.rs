@@ -22,5 +22,6 @@ pub mod report;
 pub mod roster;
 pub mod scheduler;
 pub mod settings;
+pub mod similar;
 pub mod store;
 pub mod workflow;

@@ -40,6 +40,7 @@ mod roster;
 mod sandbox;
 mod secrets;
 mod sender_rate;
+mod similar;
 mod timers;
 
 pub use backlog::Backlog;
@@ -54,6 +55,7 @@ pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
 pub use roster::{RosterChangeRow, RosterOverride};
 pub use secrets::{SECRET_LEN, random_bytes};
 pub use sender_rate::{SENDER_WINDOW_MS, SenderWindow};
+pub use similar::StoreIndex;
 pub use timers::{NewTimer, TimerRow, TimerState};
 
 // Applied in list order; a new migration is only ever appended.
@@ -65,6 +67,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0005_sandbox_clock.sql")),
     M::up(include_str!("migrations/0007_service_secrets.sql")),
     M::up(include_str!("migrations/0008_sender_rate.sql")),
+    M::up(include_str!("migrations/0009_similar.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -743,7 +746,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 7);
+        assert_eq!(SCHEMA_VERSION, 8);
     }
 
     #[test]

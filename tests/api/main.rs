@@ -22,6 +22,7 @@ mod observability;
 mod outbound;
 mod parse_cases;
 mod reports;
+mod similar_eval;
 mod restore;
 mod sandbox_browser;
 mod store;
