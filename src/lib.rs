@@ -6,6 +6,7 @@ pub mod app;
 pub mod calendar;
 pub mod card_secrets;
 pub mod cards;
+pub mod casebook;
 pub mod cli;
 pub mod clock;
 pub mod clocks;

@@ -108,6 +108,7 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
             ));
         }
     }
+    body.extend(super::similar::review_lines(case));
 
     let mut status = Vec::new();
     if let Some(claim) = &case.claim {

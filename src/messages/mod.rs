@@ -4,4 +4,5 @@ pub mod application;
 pub mod card;
 pub mod help;
 pub mod notify;
+pub mod similar;
 pub mod timeline;

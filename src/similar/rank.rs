@@ -186,8 +186,10 @@ fn jaccard(a: &[String], b: &[String]) -> f64 {
     a.intersection(&b).count() as f64 / union as f64
 }
 
-/// The query scored against itself, over the terms the index knows: the largest score a past
-/// case can reach, so a hit's score reads as a share of it.
+/// The query scored against itself: the largest score a past case can reach, so a hit's score
+/// reads as a share of it. Every query term counts, those no case holds at their highest idf:
+/// a past case that shares only the common words of a new problem scores low, however small the
+/// index.
 fn self_score(
     bm: &Bm25,
     qtf: &HashMap<&str, u32>,
@@ -195,15 +197,10 @@ fn self_score(
     query: &IndexDoc,
     params: &Params,
 ) -> f64 {
-    let known: HashMap<&str, u32> = qtf
-        .iter()
-        .filter(|(t, _)| df.contains_key(**t))
-        .map(|(t, n)| (*t, *n))
-        .collect();
     let weight = |t: &str| {
         bm.idf(df.get(t).copied().unwrap_or(0)) * query_weight(qtf.get(t).copied().unwrap_or(0))
     };
-    let text = bm.score_counts(&known, query.terms.len(), &weight);
+    let text = bm.score_counts(qtf, query.terms.len(), &weight);
     let units = if query.units.is_empty() {
         1.0
     } else {

@@ -153,6 +153,20 @@ impl ReadTx<'_> {
         StoreIndex { tx: self }
     }
 
+    /// How many cases there are.
+    pub fn case_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .prepare_cached("SELECT count(*) FROM cases")?
+            .query_row([], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many cases the similar-case index holds.
+    pub fn similar_count(&self) -> Result<u64, StoreError> {
+        Ok(self.similar_index().stats()?.docs)
+    }
+
     /// Every case id, oldest first: what a rebuild walks.
     pub fn case_ids(&self) -> Result<Vec<i64>, StoreError> {
         let mut stmt = self.conn().prepare_cached("SELECT id FROM cases ORDER BY id")?;

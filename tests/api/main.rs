@@ -22,6 +22,7 @@ mod observability;
 mod outbound;
 mod parse_cases;
 mod reports;
+mod similar;
 mod similar_eval;
 mod restore;
 mod sandbox_browser;

@@ -297,6 +297,45 @@ fn the_chosen_ranking_puts_every_query_first_in_its_topic() {
     assert!(chosen.nearest1 * 10 >= chosen.queries * 9, "{}", chosen.line("chosen"));
 }
 
+/// Where the display floor (`casebook::MIN_SIMILARITY`) falls: the lowest score of a query's
+/// first result against the highest score of any off-topic case among the first five.
+#[test]
+fn the_display_floor_keeps_the_first_results_and_drops_most_strangers() {
+    let set = load();
+    let mut index = MemoryIndex::default();
+    for (_, app) in &set.past {
+        index.add(IndexDoc::from_application(app));
+    }
+    let (mut lowest_first, mut off_topic) = (f64::MAX, Vec::new());
+    for (spec, app) in &set.queries {
+        let hits = rank(
+            &index,
+            &IndexDoc::from_application(app),
+            &[],
+            Scope::All,
+            5,
+            &Params::default(),
+        )
+        .expect("in memory");
+        lowest_first = lowest_first.min(hits[0].score);
+        for h in &hits {
+            if set.topic_of.get(&set.past[h.key].0) != Some(&spec.topic) {
+                off_topic.push(h.score);
+            }
+        }
+    }
+    off_topic.sort_by(|a, b| b.total_cmp(a));
+    let floor = tiaochu::casebook::MIN_SIMILARITY;
+    let dropped = off_topic.iter().filter(|s| **s < floor).count();
+    println!(
+        "display floor {floor:.2}: lowest first result {lowest_first:.3}; off-topic among the first five: highest {:.3}, {dropped} of {} below the floor",
+        off_topic.first().copied().unwrap_or(0.0),
+        off_topic.len()
+    );
+    assert!(lowest_first >= floor, "a first result would be hidden");
+    assert!(dropped * 2 >= off_topic.len(), "the floor drops too few strangers");
+}
+
 #[test]
 fn comparison_of_the_approaches_tried() {
     let set = load();
