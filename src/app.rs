@@ -154,6 +154,7 @@ impl App {
         }
         let lock = ServiceLock::acquire(&settings.store.path)?;
         let store = Store::open(&settings.store.path)?;
+        crate::casebook::catch_up_blocking(&store)?;
         // Generated at the first start on this database and kept in it ever after.
         let card_secrets = CardSecrets::load_or_create(&store, clock.now())?;
         let roster = Arc::new(Roster::load(&settings.roster.path)?);

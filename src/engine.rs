@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::calendar::Calendar;
+use crate::casebook;
 use crate::dispatch::{Dispatch, Outgoing};
 use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
@@ -478,7 +479,7 @@ impl Engine {
         &self,
         tx: &Tx<'_>,
         current: Option<(&CaseRow, &Case)>,
-        decision: Decision,
+        mut decision: Decision,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
         if let Err(problems) = workflow::check_invariants(&decision.case) {
@@ -486,6 +487,16 @@ impl Engine {
                 case_no: decision.case.case_no.clone(),
                 problems: problems.join("；"),
             });
+        }
+        // A version registered now is reviewed against the district's past cases as they stand
+        // now (五(五)); its review card, sent by this same decision, shows them.
+        if current.is_none_or(|(_, c)| c.version != decision.case.version) {
+            decision.case.similar = casebook::for_review(
+                tx,
+                &decision.case,
+                current.map(|(row, _)| row.id),
+                &self.calendar,
+            )?;
         }
         let revision = apply(self, tx, current, &decision, now)?;
         Ok(Outcome::Applied {
@@ -545,6 +556,7 @@ fn apply(
         ),
     };
 
+    casebook::sync(tx, case_id, before.map(|(_, c)| c), case)?;
     // Application versions: one row per version, written when the version first appears.
     if before.is_none_or(|(_, old)| old.version != case.version) {
         let application = serde_json::to_string(&case.application).map_err(|e| corrupt(case, e))?;

@@ -405,6 +405,18 @@ impl InboxProcessor {
             Command::Template => reply(plain("联合调处申请模板", TEMPLATE))?,
             Command::Query { ticket_no } => reply(self.query(tx, person, &ticket_no)?)?,
             Command::Stats { month } => reply(self.stats(tx, person, month, now)?)?,
+            Command::Similar { ticket_no } => reply(crate::casebook::similar_command(
+                tx,
+                person,
+                &ticket_no,
+                self.engine.calendar(),
+            )?)?,
+            Command::Cases { keywords } => reply(crate::casebook::cases_command(
+                tx,
+                person,
+                &keywords,
+                self.engine.calendar(),
+            )?)?,
             // The link logs in as the sender: always 1:1, never into a group.
             Command::Dashboard => {
                 let rendered = crate::http::dashboard::login_reply(

@@ -17,6 +17,7 @@ pub mod report_cmd;
 pub mod roster_cmd;
 pub mod roster_sync;
 pub mod serve;
+pub mod similar_cmd;
 pub mod store_cmd;
 
 #[derive(Parser, Debug)]
@@ -60,6 +61,8 @@ pub enum Command {
     Outbox(outbox_cmd::OutboxCommand),
     /// 统计报表：月统计、季总结、通报、典型案例（md / xlsx / csv / json）
     Report(report_cmd::ReportArgs),
+    /// 相似案例：列出与一份申请最相似的往期案例（数据库中的案件，或 --corpus 目录中的申请文件）
+    Similar(similar_cmd::SimilarArgs),
 }
 
 /// Runs the parsed command; the result is the process exit status.
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Backup(args) => store_cmd::backup(&settings, args),
         Command::Outbox(cmd) => outbox_cmd::run(&settings, cmd),
         Command::Report(args) => report_cmd::run(&settings, args),
+        Command::Similar(args) => similar_cmd::run(&settings, args),
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,7 @@
 //! application will produce before it is sent, and by the fixture checker.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -26,7 +26,7 @@ pub struct ParseArgs {
 /// `Err`, which the caller reports on stderr with exit status 2.
 pub fn run(settings: &Settings, args: &ParseArgs) -> anyhow::Result<i32> {
     let roster = Roster::load(&settings.roster.path)?;
-    let text = read_input(args)?;
+    let text = read_input(args.file.as_deref())?;
     let app = parse_application(&text, &UnitMatcher::new(&roster));
     let output = if args.json {
         serde_json::to_string_pretty(&app).context("无法输出 JSON")?
@@ -44,9 +44,9 @@ pub fn run(settings: &Settings, args: &ParseArgs) -> anyhow::Result<i32> {
     Ok(if app.ok { 0 } else { 1 })
 }
 
-/// The input as UTF-8 text without a BOM.
-fn read_input(args: &ParseArgs) -> anyhow::Result<String> {
-    let (bytes, origin) = match args.file.as_deref().filter(|p| p.as_os_str() != "-") {
+/// The application in `file` (standard input when `None` or "-") as UTF-8 text without a BOM.
+pub(crate) fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
+    let (bytes, origin) = match file.filter(|p| p.as_os_str() != "-") {
         Some(path) => (
             std::fs::read(path).with_context(|| format!("无法读取申请文件 {}", path.display()))?,
             path.display().to_string(),

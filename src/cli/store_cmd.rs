@@ -1,10 +1,12 @@
 //! `tiaochu migrate` and `tiaochu backup FILE`: the admin's two database commands. Both work on
-//! the file named by `[store] path`, and both are safe while the service is running.
+//! the file named by `[store] path`, and both are safe while the service is running. `migrate`
+//! also rebuilds the similar-case index from the cases (src/casebook.rs).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::casebook;
 use crate::settings::Settings;
 use crate::store::{self, BackupReport, Store};
 
@@ -35,6 +37,10 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<i32> {
             report.after
         );
     }
+    let indexed = store
+        .write_blocking(casebook::rebuild)
+        .context("相似案例索引重建失败")?;
+    println!("相似案例索引已重建（{indexed} 个案件）");
     Ok(0)
 }
 

@@ -112,6 +112,7 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
             ));
         }
     }
+    body.extend(super::similar::review_lines(case));
 
     let who = |id: &str| plain_line(&person_name(roster, id));
     let mut status = Vec::new();

@@ -68,7 +68,7 @@ pub fn is_for(verb: Verb, roles: &[Role]) -> bool {
             &[Role::Liaison, Role::Leader]
         }
         Verb::Supervise => &[Role::Supervisor],
-        Verb::Stats | Verb::Dashboard => &[
+        Verb::Stats | Verb::Dashboard | Verb::Similar | Verb::Cases => &[
             Role::Inspector,
             Role::Supervisor,
             Role::HotlineHead,

@@ -5,4 +5,5 @@ pub mod card;
 pub mod escape;
 pub mod help;
 pub mod notify;
+pub mod similar;
 pub mod timeline;

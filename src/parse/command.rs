@@ -38,6 +38,10 @@ pub enum Command {
     Stats { month: Option<(i16, i8)> },
     /// 看板: a one-time login link to the web dashboard, sent 1:1.
     Dashboard,
+    /// 相似: the past cases most like the case of `ticket_no` (五(五)).
+    Similar { ticket_no: String },
+    /// 案例: typical and closed cases matching `keywords` (热线故事汇 and the case history).
+    Cases { keywords: String },
     /// 设置联络员 / 移除联络员 / 更换分管领导: a change to the people of `unit` (`None`: the
     /// sender's own unit). `mentions` are the nicks written after `@`, in order; the message's
     /// `atUsers` carry their staff ids.
@@ -126,6 +130,8 @@ pub enum Verb {
     Typical,
     Stats,
     Dashboard,
+    Similar,
+    Cases,
     SetLiaison,
     RemoveLiaison,
     ChangeLeader,
@@ -150,7 +156,7 @@ pub struct Syntax {
 }
 
 /// Every command, in the order of SPEC.md → Text commands.
-pub static COMMANDS: [Syntax; 27] = [
+pub static COMMANDS: [Syntax; 29] = [
     Syntax {
         verb: Verb::Help,
         word: "帮助",
@@ -350,6 +356,24 @@ pub static COMMANDS: [Syntax; 27] = [
         does: "获取数据看板登录链接（10 分钟内有效，仅可使用一次）",
     },
     Syntax {
+        verb: Verb::Similar,
+        word: "相似",
+        aliases: &["相似案例", "类似案例"],
+        form: "相似 DH…",
+        example: "相似 DH2026110300017",
+        who: "热线、工作小组组长",
+        does: "查看与该案件最相似的往期案例及其办理方式",
+    },
+    Syntax {
+        verb: Verb::Cases,
+        word: "案例",
+        aliases: &["查案例", "案例库"],
+        form: "案例 关键词",
+        example: "案例 拖欠工资",
+        who: "热线、工作小组组长",
+        does: "按关键词查找典型案例（热线故事汇）和已结案案例",
+    },
+    Syntax {
         verb: Verb::SetLiaison,
         word: "设置联络员",
         aliases: &["添加联络员", "增加联络员"],
@@ -491,6 +515,12 @@ fn parse_args(
         }),
         Verb::Query => Ok(Command::Query {
             ticket_no: ticket(syntax, rest)?.0,
+        }),
+        Verb::Similar => Ok(Command::Similar {
+            ticket_no: ticket(syntax, rest)?.0,
+        }),
+        Verb::Cases => Ok(Command::Cases {
+            keywords: text_arg(syntax, rest, &["关键词", "关键字"], "关键词")?,
         }),
         Verb::LeaderApprove => act(ticket(syntax, rest)?.0, Input::LeaderApprove),
         Verb::LeaderReturn => {

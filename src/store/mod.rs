@@ -46,6 +46,7 @@ mod sandbox;
 mod secrets;
 mod seen;
 mod sender_rate;
+mod similar;
 mod timers;
 
 pub use backlog::Backlog;
@@ -61,6 +62,7 @@ pub use roster::{RosterChangeRow, RosterOverride};
 pub use secrets::{SECRET_LEN, random_bytes};
 pub use seen::SignatureUse;
 pub use sender_rate::{SENDER_WINDOW_MS, SenderWindow};
+pub use similar::StoreIndex;
 pub use timers::{NewTimer, TimerRow, TimerState};
 
 // Applied in list order; a new migration is only ever appended.
@@ -73,6 +75,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0006_seen_signatures.sql")),
     M::up(include_str!("migrations/0007_service_secrets.sql")),
     M::up(include_str!("migrations/0008_sender_rate.sql")),
+    M::up(include_str!("migrations/0009_similar.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -912,7 +915,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 8);
+        assert_eq!(SCHEMA_VERSION, 9);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::clock::{Clock, ClockKind};
 use super::input::{HelpItem, SatisfactionLevel};
 use crate::parse::Application;
+use crate::similar::SimilarCase;
 
 /// Where a case is in the mechanism's flow (四、工作流程; 五、工作要求).
 ///
@@ -136,6 +137,11 @@ pub struct Case {
     pub cards: Vec<CardRef>,
     /// Earlier versions, replaced by a resubmission.
     pub previous_versions: Vec<PreviousVersion>,
+    /// The district's past cases most like the latest version (五(五)), for its review card. The
+    /// engine takes them from the store when the version is registered (the workflow never
+    /// reads the store) and they stay as they were then, so every copy of the card agrees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub similar: Vec<SimilarCase>,
 }
 
 impl Case {

@@ -53,6 +53,7 @@ pub(super) fn submit(
         clocks: Vec::new(),
         cards: Vec::new(),
         previous_versions: Vec::new(),
+        similar: Vec::new(),
     };
     let mut d = Draft::new(ctx, now, person.id().to_string(), case, None);
     if ctx.require_leader_confirmation {

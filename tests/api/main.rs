@@ -26,6 +26,8 @@ mod reports;
 mod restore;
 mod roster_sync;
 mod sandbox_browser;
+mod similar;
+mod similar_eval;
 mod store;
 mod stream;
 mod support;

@@ -1,0 +1,442 @@
+//! Similar past cases over 100,000 stored cases (docs/similar.md → Cost). One closed joint case
+//! is driven through the engine to get a genuine case document; each synthetic case copies it
+//! with an application of its own, made from one of the evaluation set's 40 past applications
+//! (tests/fixtures/similar/past) with other places, names and numbers and a clause of another
+//! application of the same topic, so the corpus has topic clusters and a long tail of rare
+//! words as real cases do. Prints:
+//!
+//! 1. the time to seed the cases with their index documents;
+//! 2. a top-3 query — the review card's, ranking plus the three summaries, and the ranking alone —
+//!    for each of the evaluation's 25 queries, 20 times each: p50, p95 and max (goal ≤ 20 ms);
+//! 3. how often the two-stage ranking's top 3 equals the exhaustive ranking's (every term, every
+//!    case scored);
+//! 4. the cost of keeping the index in step: a case written in its own transaction
+//!    (`synchronous=FULL`, as the service commits) with and without its index document;
+//! 5. the time `tiaochu migrate` takes to rebuild the whole index.
+//!
+//! Plain `main`; run with `cargo bench --bench similar`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::card_secrets::CardSecrets;
+use tiaochu::casebook;
+use tiaochu::dispatch::Dispatch;
+use tiaochu::engine::{Engine, Outcome};
+use tiaochu::parse::{Application, UnitMatcher, parse_application};
+use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::settings::Settings;
+use tiaochu::similar::{IndexDoc, Params, Scope, rank};
+use tiaochu::store::{NewCase, Store};
+use tiaochu::workflow::{Actor, Case, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
+
+const CASES: usize = 100_000;
+/// Cases per write transaction while seeding.
+const CHUNK: usize = 5_000;
+const RUNS_PER_QUERY: usize = 20;
+/// Single-case transactions timed with and without the index document.
+const WRITES: usize = 300;
+
+/// Places a copy may be moved to: the district's towns and streets.
+const PLACES: [&str; 24] = [
+    "长安镇",
+    "碱滩镇",
+    "甘浚镇",
+    "党寨镇",
+    "三闸镇",
+    "靖安乡",
+    "明永镇",
+    "小满镇",
+    "大满镇",
+    "上秦镇",
+    "沙井镇",
+    "乌江镇",
+    "梁家墩镇",
+    "龙渠乡",
+    "安阳乡",
+    "新墩镇",
+    "花寨乡",
+    "平山湖乡",
+    "西街",
+    "南街",
+    "北街",
+    "东街",
+    "火车站",
+    "滨河新区",
+];
+/// Characters the names of compounds, villages and firms are made of.
+const NAME_CHARS: &str = "金丰华祥瑞泰安康宁和顺兴隆盛鑫源宏达昌明德福寿嘉禾美景新城锦绣翠园河湾林苑欣怡馨雅居博远恒通天润春秋阳光丽都名府佳苑尚品御景龙腾凤凰紫荆玉兰桂香梅竹松柏";
+const NAME_KINDS: [&str; 6] = ["小区", "村", "公司", "家园", "社区", "市场"];
+
+/// xorshift64*: deterministic, so every run seeds the same corpus.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn at(s: &str) -> Timestamp {
+    s.parse().expect("instant")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// p50, p95 and max of `samples`, in ms.
+fn spread(mut samples: Vec<Duration>) -> (f64, f64, f64) {
+    samples.sort();
+    let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
+    (at(0.5), at(0.95), at(1.0))
+}
+
+fn applications(dir: &str, matcher: &UnitMatcher) -> Vec<(String, Application)> {
+    let mut out: Vec<(String, Application)> = std::fs::read_dir(dir)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .map(|p| {
+            let name = p.file_stem().expect("stem").to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&p).expect("text");
+            (name, parse_application(&text, matcher))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A closed joint case, driven through the engine: its document is the template.
+fn template(engine: &Engine, app: Application) -> Value {
+    let ticket = app.ticket_no.clone().expect("ticket");
+    let inspector = "local:区12345热线:孟艳秋";
+    let steps: Vec<(&str, &str, Input)> = vec![
+        (
+            "rs",
+            "2026-11-02T09:00:00+08:00",
+            Input::Submit {
+                case_no: String::new(),
+                application: app,
+            },
+        ),
+        (inspector, "2026-11-02T09:05:00+08:00", Input::Claim),
+        (
+            inspector,
+            "2026-11-02T09:30:00+08:00",
+            Input::DecideJoint {
+                units: vec![CoordinationAsk {
+                    unit: "区住建局".into(),
+                    direction: "核查项目资金拨付".into(),
+                }],
+            },
+        ),
+        (
+            "zj",
+            "2026-11-02T10:00:00+08:00",
+            Input::Accept {
+                unit: "区住建局".into(),
+                contact_name: "张三".into(),
+                position: "股长".into(),
+                phone: "13900000000".into(),
+                help: vec![HelpItem::SiteCheck, HelpItem::DataSharing],
+            },
+        ),
+        (
+            "rs",
+            "2026-11-06T10:00:00+08:00",
+            Input::Complete {
+                process: "联合现场核查，约谈企业负责人".into(),
+                measures: "督促企业分期支付拖欠工资".into(),
+                citizen_feedback: "已收到全部工资，表示满意".into(),
+            },
+        ),
+        (
+            "local:区12345热线:李小燕",
+            "2026-11-06T11:00:00+08:00",
+            Input::Satisfaction {
+                level: SatisfactionLevel::Satisfied,
+            },
+        ),
+    ];
+    for (who, when, input) in steps {
+        let out = engine
+            .handle_blocking(&ticket, input, Actor::Person(who.into()), at(when))
+            .expect("engine");
+        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+    }
+    let row = engine
+        .store()
+        .read_blocking(move |r| r.case_by_ticket(&ticket))
+        .expect("read")
+        .remove(0);
+    serde_json::from_str(&row.data_json).expect("json")
+}
+
+/// `text` moved to another place, with the names and numbers of its own.
+fn vary(text: &str, rng: &mut Rng) -> String {
+    let mut out = text.to_string();
+    for place in PLACES {
+        if out.contains(place) {
+            out = out.replace(place, PLACES[rng.below(PLACES.len())]);
+        }
+    }
+    let chars: Vec<char> = NAME_CHARS.chars().collect();
+    while let Some(i) = out.find('某') {
+        let name: String = (0..2).map(|_| chars[rng.below(chars.len())]).collect();
+        let kind = NAME_KINDS[rng.below(NAME_KINDS.len())];
+        out.replace_range(i..i + '某'.len_utf8(), &format!("{name}{kind}"));
+    }
+    out.chars()
+        .map(|c| {
+            if c.is_ascii_digit() {
+                char::from(b'0' + rng.below(10) as u8)
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// A clause of `text` (split at Chinese commas and semicolons).
+fn clause(text: &str, rng: &mut Rng) -> String {
+    let parts: Vec<&str> = text
+        .split(['，', '；', '。'])
+        .filter(|p| p.chars().count() > 3)
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    parts[rng.below(parts.len())].to_string()
+}
+
+/// Synthetic application `i`: a past application of the evaluation set, varied, with a clause
+/// of another one of the same topic.
+fn synthetic(past: &[(String, Application)], i: usize, rng: &mut Rng) -> Application {
+    let base = &past[rng.below(past.len())];
+    let topic = base.0.split('-').next().unwrap_or_default();
+    let same: Vec<&(String, Application)> =
+        past.iter().filter(|(n, _)| n.starts_with(topic)).collect();
+    let other = &same[rng.below(same.len())].1;
+    let mut app = base.1.clone();
+    app.ticket_no = Some(format!("DH2025{i:09}"));
+    app.title = vary(&app.title, rng);
+    app.measures_taken = format!(
+        "{}；{}。",
+        vary(&app.measures_taken, rng),
+        vary(&clause(&other.measures_taken, rng), rng)
+    );
+    app.difficulties = format!(
+        "{}；{}。",
+        vary(&app.difficulties, rng),
+        vary(&clause(&other.difficulties, rng), rng)
+    );
+    app.coordination = vary(&app.coordination, rng);
+    app
+}
+
+fn main() {
+    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
+    let mut people = shipped.people().to_vec();
+    people.push(Person::new(
+        "王联络",
+        "区人社局",
+        "科员",
+        vec![Role::Liaison],
+        "rs",
+        "",
+    ));
+    people.push(Person::new(
+        "赵联络",
+        "区住建局",
+        "股长",
+        vec![Role::Liaison],
+        "zj",
+        "",
+    ));
+    let roster = Roster::from_parts(shipped.units().to_vec(), people);
+    let matcher = UnitMatcher::new(&roster);
+    let calendar = || {
+        Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default()).expect("calendar")
+    };
+    let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("bench.db")).expect("store");
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(roster.clone()),
+        Arc::new(calendar()),
+        settings.sla,
+        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
+    );
+    let past = applications("tests/fixtures/similar/past", &matcher);
+    let queries = applications("tests/fixtures/similar/queries", &matcher);
+    let wage = past
+        .iter()
+        .find(|(n, _)| n == "wage-01")
+        .expect("wage-01")
+        .1
+        .clone();
+    let doc = template(&engine, wage);
+
+    // 1. Seed.
+    let seeding = Instant::now();
+    let mut rng = Rng(0x5EED_CA5E);
+    let apps: Vec<Application> = (0..CASES).map(|i| synthetic(&past, i, &mut rng)).collect();
+    let apps = Arc::new(apps);
+    for chunk in 0..CASES.div_ceil(CHUNK) {
+        let doc = doc.clone();
+        let apps = Arc::clone(&apps);
+        store
+            .write_blocking(move |tx| {
+                for i in chunk * CHUNK..((chunk + 1) * CHUNK).min(CASES) {
+                    let app = &apps[i];
+                    let case_no = format!("TC-2025-{:06}", i + 1);
+                    let ticket = app.ticket_no.clone().expect("ticket");
+                    let first = app.first_unit.clone().expect("first unit");
+                    let mut d = doc.clone();
+                    d["case_no"] = json!(case_no);
+                    d["ticket_no"] = json!(ticket);
+                    d["first_unit"] = json!(first);
+                    d["application"] = json!(app);
+                    let case: Case = serde_json::from_value(d.clone()).expect("case document");
+                    let id = tx.insert_case(&NewCase {
+                        case_no: &case_no,
+                        ticket_no: &ticket,
+                        first_unit: &first,
+                        urgent: false,
+                        state: "closed",
+                        data_json: &d.to_string(),
+                        created_at: at("2025-06-01T09:00:00+08:00"),
+                    })?;
+                    casebook::sync(tx, id, None, &case)?;
+                }
+                Ok(())
+            })
+            .expect("seed");
+    }
+    println!(
+        "seeded {CASES} cases with their index documents in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
+
+    // 2. Query latency.
+    let cal = Arc::new(calendar());
+    let (mut card, mut ranking) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS_PER_QUERY {
+        for (_, app) in &queries {
+            let query = IndexDoc::from_application(app);
+            let (q, c) = (query.clone(), Arc::clone(&cal));
+            let t = Instant::now();
+            let shown = store
+                .read_blocking(move |r| casebook::similar(r, &q, None, Scope::All, 3, &c))
+                .expect("similar");
+            card.push(t.elapsed());
+            assert!(!shown.is_empty(), "every query finds something");
+            let t = Instant::now();
+            store
+                .read_blocking(move |r| casebook::ranked(r, &query, None, Scope::All, 3))
+                .expect("ranked");
+            ranking.push(t.elapsed());
+        }
+    }
+    let (p50, p95, max) = spread(card);
+    println!(
+        "top-3 for the review card (ranking + 3 summaries) over {CASES} cases, {} queries × {RUNS_PER_QUERY}: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms (goal ≤ 20 ms)",
+        queries.len()
+    );
+    let (p50, p95, max) = spread(ranking);
+    println!("  ranking alone: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
+
+    // 3. The two stages against every term and every case.
+    let exhaustive = Params {
+        posting_budget: usize::MAX,
+        candidates: usize::MAX,
+        ..Params::default()
+    };
+    let (mut same, mut overlap) = (0, 0);
+    let t = Instant::now();
+    for (_, app) in &queries {
+        let query = IndexDoc::from_application(app);
+        let (fast, full) = store
+            .read_blocking(move |r| {
+                let index = r.similar_index();
+                Ok((
+                    rank(&index, &query, &[], Scope::All, 3, &Params::default())?,
+                    rank(&index, &query, &[], Scope::All, 3, &exhaustive)?,
+                ))
+            })
+            .expect("rank");
+        let fast: Vec<i64> = fast.iter().map(|h| h.key).collect();
+        let full: Vec<i64> = full.iter().map(|h| h.key).collect();
+        same += usize::from(fast == full);
+        overlap += fast.iter().filter(|k| full.contains(k)).count();
+    }
+    println!(
+        "two-stage vs exhaustive top 3: identical for {same} of {} queries, {overlap} of {} cases shared (exhaustive: {:.0} ms a query)",
+        queries.len(),
+        3 * queries.len(),
+        ms(t.elapsed()) / queries.len() as f64
+    );
+
+    // 4. Keeping the index in step with case writes.
+    let mut rng = Rng(0xC0FF_EE00);
+    let (mut with_index, mut without) = (Vec::new(), Vec::new());
+    for n in 0..2 * WRITES {
+        let app = synthetic(&past, CASES + n, &mut rng);
+        let mut d = doc.clone();
+        let case_no = format!("TC-2026-{:06}", n + 1);
+        d["case_no"] = json!(case_no);
+        d["ticket_no"] = json!(app.ticket_no);
+        d["application"] = json!(app);
+        let indexed = n % 2 == 0;
+        let t = Instant::now();
+        store
+            .write_blocking(move |tx| {
+                let case: Case = serde_json::from_value(d.clone()).expect("case document");
+                let id = tx.insert_case(&NewCase {
+                    case_no: &case_no,
+                    ticket_no: &case.ticket_no,
+                    first_unit: &case.first_unit,
+                    urgent: false,
+                    state: "submitted",
+                    data_json: &d.to_string(),
+                    created_at: at("2026-06-01T09:00:00+08:00"),
+                })?;
+                if indexed {
+                    casebook::sync(tx, id, None, &case)?;
+                }
+                Ok(())
+            })
+            .expect("write");
+        if indexed {
+            with_index.push(t.elapsed());
+        } else {
+            without.push(t.elapsed());
+        }
+    }
+    let (w50, w95, _) = spread(with_index);
+    let (b50, b95, _) = spread(without);
+    println!(
+        "a new case in its own transaction: p50 {w50:.2} ms with its index document, {b50:.2} ms without (+{:.2} ms); p95 {w95:.2} / {b95:.2} ms",
+        w50 - b50
+    );
+
+    // 5. Rebuild.
+    let t = Instant::now();
+    let n = store.write_blocking(casebook::rebuild).expect("rebuild");
+    println!(
+        "rebuild of the whole index (tiaochu migrate): {n} cases in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,234 @@
+//! The district's own case history at the moment of decision (五(五) "为同类问题的处置提供参考
+//! 依据"): keeps the similar-case index in step with every case write, takes the list of similar
+//! past cases a new application version is registered with (shown on the inspectors' review
+//! card), answers `相似` and `案例`, and rebuilds the index from the cases.
+//!
+//! The ranking is [`crate::similar`]; the tables are src/store/similar.rs. Everything here runs
+//! inside the caller's transaction, so the index can never disagree with the cases it was
+//! committed with.
+
+use crate::calendar::Calendar;
+use crate::engine::{EngineError, decode};
+use crate::messages::notify::Rendered;
+use crate::messages::similar::{cases_reply, similar_reply};
+use crate::roster::{Person, Role};
+use crate::similar::{self, Hit, IndexDoc, Params, Scope, SimilarCase};
+use crate::store::{ReadTx, Store, StoreError, Tx};
+use crate::workflow::Case;
+
+/// Who may look through the case history (SPEC.md → Text commands): the hotline and the
+/// working group's leaders. The history names citizens' problems across every unit, so a unit's
+/// own people see their cases through 查询 instead.
+const HISTORY_READERS: [Role; 5] = [
+    Role::Inspector,
+    Role::Supervisor,
+    Role::HotlineHead,
+    Role::GroupLeader,
+    Role::Admin,
+];
+
+fn may_read_history(person: &Person) -> bool {
+    person.roles.iter().any(|r| HISTORY_READERS.contains(r))
+}
+
+fn refused(title: &str) -> Rendered {
+    Rendered {
+        title: title.to_string(),
+        markdown: "往期案例仅供区12345热线（质检、督办、负责人）和工作小组组长查阅。您所在单位的案件可发送“查询 DH…”查看。".to_string(),
+    }
+}
+
+/// `相似 DH…`: the answer for `person`.
+pub fn similar_command(
+    tx: &ReadTx<'_>,
+    person: &Person,
+    ticket_no: &str,
+    calendar: &Calendar,
+) -> Result<Rendered, EngineError> {
+    if !may_read_history(person) {
+        return Ok(refused("无法查看相似案例"));
+    }
+    let Some(row) = tx.case_by_ticket(ticket_no)?.into_iter().next() else {
+        return Ok(Rendered {
+            title: "未找到案件".to_string(),
+            markdown: format!(
+                "没有找到工单 {ticket_no} 的联合调处案件。请核对工单编号（如 DH2026110300017）。"
+            ),
+        });
+    };
+    let case = decode(&row)?;
+    let found = for_case(tx, row.id, &case, calendar)?;
+    Ok(similar_reply(ticket_no, &found))
+}
+
+/// `案例 关键词`: the answer for `person`.
+pub fn cases_command(
+    tx: &ReadTx<'_>,
+    person: &Person,
+    keywords: &str,
+    calendar: &Calendar,
+) -> Result<Rendered, EngineError> {
+    if !may_read_history(person) {
+        return Ok(refused("无法查看案例"));
+    }
+    Ok(cases_reply(keywords, &search(tx, keywords, calendar)?))
+}
+
+/// Similar cases on the review card.
+pub const ON_CARD: usize = 3;
+/// Similar cases `相似` and `案例` answer with.
+pub const ON_REQUEST: usize = 5;
+/// Below this share of the application's score against itself a past case is not shown: it
+/// shares words, not a problem. On the evaluation set every first result scores 0.096 or more
+/// and most off-topic cases under 0.08 (docs/similar.md).
+pub const MIN_SIMILARITY: f64 = 0.08;
+/// Among the cases at least this share as similar as the best, finished ones come first (they
+/// have an outcome to learn from), typical ones before the rest.
+const PREFER_FINISHED_WITHIN: f64 = 0.5;
+
+/// Keeps case row `case_id`'s index document in step with `case` as just written (`before`:
+/// the case as it was, `None` when new). Nothing is written when the document is unchanged,
+/// which is most decisions.
+pub fn sync(
+    tx: &Tx<'_>,
+    case_id: i64,
+    before: Option<&Case>,
+    case: &Case,
+) -> Result<(), StoreError> {
+    let doc = IndexDoc::from_case(case);
+    if before.is_some_and(|b| IndexDoc::from_case(b) == doc) {
+        return Ok(());
+    }
+    tx.index_similar(case_id, &doc)
+}
+
+/// The similar past cases a new version of `case` is registered with, for the review card: up to
+/// [`ON_CARD`], leaving out the case itself (row `case_id`, when it already has one).
+pub fn for_review(
+    tx: &ReadTx<'_>,
+    case: &Case,
+    case_id: Option<i64>,
+    calendar: &Calendar,
+) -> Result<Vec<SimilarCase>, StoreError> {
+    let mut query = IndexDoc::from_application(&case.application);
+    if !query.units.contains(&case.first_unit) {
+        query.units.insert(0, case.first_unit.clone());
+    }
+    similar(tx, &query, case_id, Scope::All, ON_CARD, calendar)
+}
+
+/// `相似`: the past cases most like stored case `case_id`, up to [`ON_REQUEST`].
+pub fn for_case(
+    tx: &ReadTx<'_>,
+    case_id: i64,
+    case: &Case,
+    calendar: &Calendar,
+) -> Result<Vec<SimilarCase>, StoreError> {
+    let mut query = IndexDoc::from_application(&case.application);
+    if !query.units.contains(&case.first_unit) {
+        query.units.insert(0, case.first_unit.clone());
+    }
+    similar(tx, &query, Some(case_id), Scope::All, ON_REQUEST, calendar)
+}
+
+/// `案例 关键词`: closed and typical cases matching `keywords`, typical ones first.
+pub fn search(
+    tx: &ReadTx<'_>,
+    keywords: &str,
+    calendar: &Calendar,
+) -> Result<Vec<SimilarCase>, StoreError> {
+    let query = IndexDoc::from_text(keywords, Vec::new());
+    similar(tx, &query, None, Scope::Finished, ON_REQUEST, calendar)
+}
+
+/// The ranked hits of `query`, reordered for the reader and summarised from the case documents.
+/// A case whose document cannot be read is left out (and logged) rather than failing the
+/// registration that asked.
+pub fn similar(
+    tx: &ReadTx<'_>,
+    query: &IndexDoc,
+    exclude: Option<i64>,
+    scope: Scope,
+    top: usize,
+    calendar: &Calendar,
+) -> Result<Vec<SimilarCase>, StoreError> {
+    let hits = ranked(tx, query, exclude, scope, top * 3)?;
+    let mut found: Vec<(Hit<i64>, Case)> = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let Some(row) = tx.case(hit.key)? else {
+            continue;
+        };
+        match decode(&row) {
+            Ok(case) => found.push((hit, case)),
+            Err(e) => tracing::warn!(case_no = %row.case_no, error = %e,
+                "similar case left out: its document cannot be read"),
+        }
+    }
+    let best = found.first().map_or(0.0, |(h, _)| h.score);
+    // Stable: within each group the ranking's order stays.
+    found.sort_by_key(|(hit, case)| {
+        if hit.score < best * PREFER_FINISHED_WITHIN {
+            3
+        } else if case.typical.is_some() {
+            0
+        } else if case.state.is_terminal() {
+            1
+        } else {
+            2
+        }
+    });
+    Ok(found
+        .into_iter()
+        .take(top)
+        .map(|(hit, case)| similar::summarize(&case, hit.score, calendar))
+        .collect())
+}
+
+/// Hits of `query` at [`MIN_SIMILARITY`] or more, best first.
+pub fn ranked(
+    tx: &ReadTx<'_>,
+    query: &IndexDoc,
+    exclude: Option<i64>,
+    scope: Scope,
+    top: usize,
+) -> Result<Vec<Hit<i64>>, StoreError> {
+    let exclude: Vec<i64> = exclude.into_iter().collect();
+    let hits = similar::rank(
+        &tx.similar_index(),
+        query,
+        &exclude,
+        scope,
+        top,
+        &Params::default(),
+    )?;
+    Ok(hits
+        .into_iter()
+        .filter(|h| h.score >= MIN_SIMILARITY)
+        .collect())
+}
+
+/// Rebuilds the whole index from the cases; returns how many were indexed (`tiaochu migrate`).
+pub fn rebuild(tx: &Tx<'_>) -> Result<usize, StoreError> {
+    tx.clear_similar()?;
+    let mut n = 0;
+    for id in tx.case_ids()? {
+        let Some(row) = tx.case(id)? else { continue };
+        let case = decode(&row).map_err(|e| StoreError::BadData(e.to_string()))?;
+        tx.index_similar(id, &IndexDoc::from_case(&case))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// At start: rebuilds the index when it does not hold every case (a database migrated to the
+/// similar-case schema by this start, or restored from an older backup). Returns how many cases
+/// were indexed, 0 when it was already complete.
+pub fn catch_up_blocking(store: &Store) -> Result<usize, StoreError> {
+    let (cases, indexed) = store.read_blocking(|r| Ok((r.case_count()?, r.similar_count()?)))?;
+    if cases == indexed {
+        return Ok(0);
+    }
+    let n = store.write_blocking(rebuild)?;
+    tracing::info!(cases = n, "similar-case index rebuilt");
+    Ok(n)
+}

@@ -1,0 +1,363 @@
+//! Ranking past cases against a new application: Okapi BM25 over character bigrams, scaled up by
+//! the overlap of the units involved, in two stages so that a query stays cheap however many
+//! cases are stored.
+//!
+//! 1. **Candidates.** The query's rarest terms (lowest document frequency first) are looked up
+//!    until [`Params::posting_budget`] postings have been read; each case found collects the
+//!    weight of the terms it contains. On a small corpus every term fits in the budget; on a large
+//!    one the common terms (反映, 协调, 汇报 …), which say little about a ticket, are skipped
+//!    here.
+//! 2. **Scoring.** The best [`Params::candidates`] are scored exactly: BM25 over every query
+//!    term, times `1 + unit_weight × Jaccard(units)`, divided by the query's score against itself
+//!    so that 1.0 means "as close as the application is to itself" whatever its length.
+//!
+//! The index is a trait, so the same ranking runs over the store (src/store/similar.rs) and over
+//! a directory of application files ([`super::MemoryIndex`], for `tiaochu similar --corpus` and
+//! the evaluation).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
+use super::IndexDoc;
+
+/// BM25 term-frequency saturation.
+const K1: f64 = 1.2;
+/// BM25 length normalisation.
+const B: f64 = 0.75;
+
+/// The tuning of a ranking. [`Params::default`] is what the service and the CLI use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    /// How much sharing the units (first unit and units asked for) raises a score: the text score
+    /// is multiplied by `1 + unit_weight × |shared| / |either|`.
+    pub unit_weight: f64,
+    /// Postings read in the candidate stage, at most.
+    pub posting_budget: usize,
+    /// Cases scored exactly in the second stage.
+    pub candidates: usize,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            unit_weight: 0.5,
+            posting_budget: 20_000,
+            candidates: 64,
+        }
+    }
+}
+
+/// Corpus totals BM25 needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub docs: u64,
+    /// Tokens over every doc (the mean document length is this over `docs`).
+    pub tokens: u64,
+}
+
+/// Which past cases a ranking may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every indexed case.
+    All,
+    /// Closed cases and typical cases only (the 案例 search: cases with an outcome to learn from).
+    Finished,
+}
+
+/// Where the ranking reads past cases from.
+pub trait Index {
+    /// Identifies a past case; a larger key is a newer case (ties go to the newer).
+    type Key: Copy + Eq + Hash + Ord;
+    type Error;
+    fn stats(&self) -> Result<Stats, Self::Error>;
+    /// Document frequency of each of `terms` that occurs anywhere; absent terms are left out.
+    fn doc_freqs(&self, terms: &[&str]) -> Result<HashMap<String, u64>, Self::Error>;
+    /// Up to `limit` cases whose terms include `term`, newest first.
+    fn postings(&self, term: &str, limit: usize) -> Result<Vec<Self::Key>, Self::Error>;
+    /// The indexed documents of `keys`; keys with no document are left out.
+    fn docs(&self, keys: &[Self::Key]) -> Result<Vec<(Self::Key, IndexDoc)>, Self::Error>;
+}
+
+/// One ranked past case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit<K> {
+    pub key: K,
+    /// Relative to the query's score against itself: 1.0 is identical wording and units.
+    pub score: f64,
+}
+
+/// The best `top` past cases for `query`, best first, leaving out `exclude` (the case the query
+/// belongs to) and cases with no term in common.
+pub fn rank<I: Index>(
+    index: &I,
+    query: &IndexDoc,
+    exclude: &[I::Key],
+    scope: Scope,
+    top: usize,
+    params: &Params,
+) -> Result<Vec<Hit<I::Key>>, I::Error> {
+    let mut qtf: HashMap<&str, u32> = HashMap::new();
+    for t in &query.terms {
+        *qtf.entry(t.as_str()).or_default() += 1;
+    }
+    if qtf.is_empty() || top == 0 {
+        return Ok(Vec::new());
+    }
+    let stats = index.stats()?;
+    if stats.docs == 0 {
+        return Ok(Vec::new());
+    }
+    let mut terms: Vec<&str> = qtf.keys().copied().collect();
+    terms.sort_unstable();
+    let df = index.doc_freqs(&terms)?;
+    let bm = Bm25::new(stats);
+    let weight = |t: &str| -> f64 {
+        let n = df.get(t).copied().unwrap_or(0);
+        bm.idf(n) * query_weight(qtf.get(t).copied().unwrap_or(0))
+    };
+
+    // Stage 1: rarest terms first, within the posting budget.
+    let mut known: Vec<(&str, u64)> = terms
+        .iter()
+        .filter_map(|t| df.get(*t).map(|n| (*t, *n)))
+        .collect();
+    known.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
+    let mut partial: HashMap<I::Key, f64> = HashMap::new();
+    let mut read = 0usize;
+    for (term, _) in &known {
+        if read >= params.posting_budget {
+            break;
+        }
+        let found = index.postings(term, params.posting_budget - read)?;
+        read += found.len();
+        let w = weight(term);
+        for key in found {
+            *partial.entry(key).or_default() += w;
+        }
+    }
+    for key in exclude {
+        partial.remove(key);
+    }
+    let mut candidates: Vec<(I::Key, f64)> = partial.into_iter().collect();
+    candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    candidates.truncate(params.candidates.max(top));
+    let keys: Vec<I::Key> = candidates.iter().map(|(k, _)| *k).collect();
+
+    // Stage 2: exact scores.
+    let own = self_score(&bm, &qtf, &df, query, params);
+    if own <= 0.0 {
+        return Ok(Vec::new());
+    }
+    let mut hits: Vec<Hit<I::Key>> = index
+        .docs(&keys)?
+        .into_iter()
+        .filter(|(_, doc)| match scope {
+            Scope::All => true,
+            Scope::Finished => doc.closed || doc.typical,
+        })
+        .filter_map(|(key, doc)| {
+            let text = bm.score(&doc.terms, &qtf, &weight);
+            let s = text * (1.0 + params.unit_weight * jaccard(&query.units, &doc.units));
+            (s > 0.0).then_some(Hit {
+                key,
+                score: s / own,
+            })
+        })
+        .collect();
+    hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(b.key.cmp(&a.key)));
+    hits.truncate(top);
+    Ok(hits)
+}
+
+/// Weight of a term the query repeats (title words are counted twice): 1, 1.33, 1.5 … 2.
+fn query_weight(qtf: u32) -> f64 {
+    let q = f64::from(qtf);
+    2.0 * q / (q + 1.0)
+}
+
+/// `|a ∩ b| / |a ∪ b|`, 0 when both are empty.
+fn jaccard(a: &[String], b: &[String]) -> f64 {
+    let a: HashSet<&str> = a.iter().map(String::as_str).collect();
+    let b: HashSet<&str> = b.iter().map(String::as_str).collect();
+    let union = a.union(&b).count();
+    if union == 0 {
+        return 0.0;
+    }
+    a.intersection(&b).count() as f64 / union as f64
+}
+
+/// The query scored against itself: the largest score a past case can reach, so a hit's score
+/// reads as a share of it. Every query term counts, those no case holds at their highest idf:
+/// a past case that shares only the common words of a new problem scores low, however small the
+/// index.
+fn self_score(
+    bm: &Bm25,
+    qtf: &HashMap<&str, u32>,
+    df: &HashMap<String, u64>,
+    query: &IndexDoc,
+    params: &Params,
+) -> f64 {
+    let weight = |t: &str| {
+        bm.idf(df.get(t).copied().unwrap_or(0)) * query_weight(qtf.get(t).copied().unwrap_or(0))
+    };
+    let text = bm.score_counts(qtf, query.terms.len(), &weight);
+    let units = if query.units.is_empty() {
+        1.0
+    } else {
+        1.0 + params.unit_weight
+    };
+    text * units
+}
+
+struct Bm25 {
+    docs: f64,
+    avg_len: f64,
+}
+
+impl Bm25 {
+    fn new(stats: Stats) -> Bm25 {
+        let docs = stats.docs as f64;
+        Bm25 {
+            docs,
+            avg_len: (stats.tokens as f64 / docs.max(1.0)).max(1.0),
+        }
+    }
+
+    /// Lucene's BM25 idf: always positive, so a term in every case still counts a little.
+    fn idf(&self, df: u64) -> f64 {
+        let df = df as f64;
+        (1.0 + (self.docs - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    fn score(
+        &self,
+        terms: &[String],
+        qtf: &HashMap<&str, u32>,
+        weight: &dyn Fn(&str) -> f64,
+    ) -> f64 {
+        let mut tf: HashMap<&str, u32> = HashMap::new();
+        for t in terms {
+            if qtf.contains_key(t.as_str()) {
+                *tf.entry(t.as_str()).or_default() += 1;
+            }
+        }
+        self.score_counts(&tf, terms.len(), weight)
+    }
+
+    fn score_counts(
+        &self,
+        tf: &HashMap<&str, u32>,
+        len: usize,
+        weight: &dyn Fn(&str) -> f64,
+    ) -> f64 {
+        let norm = K1 * (1.0 - B + B * len as f64 / self.avg_len);
+        tf.iter()
+            .map(|(t, n)| {
+                let n = f64::from(*n);
+                weight(t) * n * (K1 + 1.0) / (n + norm)
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::MemoryIndex;
+    use super::*;
+
+    fn doc(text: &str, units: &[&str]) -> IndexDoc {
+        IndexDoc::from_text(text, units.iter().map(|u| u.to_string()).collect())
+    }
+
+    fn corpus() -> MemoryIndex {
+        let mut index = MemoryIndex::default();
+        index.add(doc("反映建筑公司拖欠农民工工资", &["区人社局", "区住建局"]));
+        index.add(doc(
+            "反映小区物业公司撤场垃圾堆积",
+            &["南街街道", "区住建局"],
+        ));
+        index.add(doc("反映夜间施工噪音扰民", &["北街街道"]));
+        index
+    }
+
+    #[test]
+    fn the_case_sharing_the_words_ranks_first() {
+        let hits = rank(
+            &corpus(),
+            &doc("工地老板拖欠工资", &[]),
+            &[],
+            Scope::All,
+            3,
+            &Params::default(),
+        )
+        .expect("rank");
+        assert_eq!(hits.first().map(|h| h.key), Some(0), "{hits:?}");
+        assert!(
+            hits.iter().all(|h| h.score > 0.0 && h.score <= 1.0),
+            "{hits:?}"
+        );
+    }
+
+    #[test]
+    fn an_identical_application_scores_one() {
+        let q = doc("反映夜间施工噪音扰民", &["北街街道"]);
+        let hits = rank(&corpus(), &q, &[], Scope::All, 1, &Params::default()).expect("rank");
+        assert_eq!(hits[0].key, 2);
+        assert!((hits[0].score - 1.0).abs() < 1e-9, "{hits:?}");
+    }
+
+    #[test]
+    fn shared_units_break_a_tie_in_the_text() {
+        let mut index = MemoryIndex::default();
+        index.add(doc("反映拖欠工资", &["区人社局"]));
+        index.add(doc("反映拖欠工资", &["区住建局"]));
+        let q = doc("拖欠工资", &["区人社局"]);
+        let plain = rank(&index, &q, &[], Scope::All, 2, &Params::default()).expect("rank");
+        assert_eq!(plain[0].key, 0, "shared unit first: {plain:?}");
+        let no_units = Params {
+            unit_weight: 0.0,
+            ..Params::default()
+        };
+        let tied = rank(&index, &q, &[], Scope::All, 2, &no_units).expect("rank");
+        assert_eq!(
+            tied[0].key, 1,
+            "without the signal the newer wins the tie: {tied:?}"
+        );
+    }
+
+    #[test]
+    fn excluded_unrelated_and_unfinished_cases_are_left_out() {
+        let index = corpus();
+        let q = doc("反映夜间施工噪音扰民", &[]);
+        let hits = rank(&index, &q, &[2], Scope::All, 3, &Params::default()).expect("rank");
+        assert!(hits.iter().all(|h| h.key != 2), "{hits:?}");
+        let none = rank(
+            &index,
+            &doc("医保报销", &[]),
+            &[],
+            Scope::All,
+            3,
+            &Params::default(),
+        )
+        .expect("rank");
+        assert!(none.is_empty(), "{none:?}");
+        let finished = rank(&index, &q, &[], Scope::Finished, 3, &Params::default()).expect("rank");
+        assert!(finished.is_empty(), "no case is closed: {finished:?}");
+    }
+
+    #[test]
+    fn a_tight_budget_still_finds_the_rare_match() {
+        let mut index = MemoryIndex::default();
+        for _ in 0..50 {
+            index.add(doc("反映问题协调处理", &[]));
+        }
+        index.add(doc("反映电梯困人问题", &[]));
+        let tight = Params {
+            posting_budget: 3,
+            candidates: 2,
+            ..Params::default()
+        };
+        let hits = rank(&index, &doc("电梯困人", &[]), &[], Scope::All, 1, &tight).expect("rank");
+        assert_eq!(hits.first().map(|h| h.key), Some(50), "{hits:?}");
+    }
+}

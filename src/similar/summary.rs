@@ -1,0 +1,142 @@
+//! What the inspector is shown of a similar past case: how it was decided, which units helped
+//! and with what, how long it took and how the citizen rated it. Taken from the case document
+//! when the new application is registered and kept with it, so the review card shows the same
+//! list every time it is re-rendered.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Calendar;
+use crate::workflow::{Case, DecisionKind, HelpItem, RequestStatus, SatisfactionLevel, State};
+
+/// How a past case was decided (四(二)); a return for more information is not a decision on
+/// how to handle it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handling {
+    Joint,
+    Independent,
+    City,
+}
+
+impl Handling {
+    /// The short Chinese name users see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Handling::Joint => "联合调处",
+            Handling::Independent => "独立办理",
+            Handling::City => "市级协调",
+        }
+    }
+}
+
+/// A unit that accepted to help, and the help it gave (四(三)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Helper {
+    pub unit: String,
+    pub help: Vec<HelpItem>,
+}
+
+/// One similar past case as the review card shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimilarCase {
+    pub case_no: String,
+    pub ticket_no: String,
+    pub title: String,
+    /// Similarity in per cent of the application's score against itself (see
+    /// [`super::rank()`]).
+    pub similarity: u8,
+    /// Where the past case stood when the list was taken.
+    pub state: State,
+    pub handling: Option<Handling>,
+    pub helpers: Vec<Helper>,
+    /// Working days from the first receipt to the close; `None` while open.
+    pub working_days: Option<u32>,
+    pub satisfaction: Option<SatisfactionLevel>,
+    /// The 典型案例 summary, when the case was marked typical.
+    pub typical: Option<String>,
+}
+
+/// The summary of `case`, found with relative `score` (0–1).
+pub fn summarize(case: &Case, score: f64, calendar: &Calendar) -> SimilarCase {
+    let handling = case.decisions.iter().rev().find_map(|d| match d.kind {
+        DecisionKind::Joint { .. } => Some(Handling::Joint),
+        DecisionKind::Independent { .. } => Some(Handling::Independent),
+        DecisionKind::City { .. } => Some(Handling::City),
+        DecisionKind::Returned { .. } => None,
+    });
+    let helpers = case
+        .requests
+        .iter()
+        .filter_map(|r| match &r.status {
+            RequestStatus::Accepted(a) => Some(Helper {
+                unit: r.unit.clone(),
+                help: a.contact.help.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let first_receipt = case
+        .previous_versions
+        .first()
+        .map_or(case.received_at, |v| v.received_at);
+    let working_days = closed_at(case).map(|end| working_days(calendar, first_receipt, end));
+    SimilarCase {
+        case_no: case.case_no.clone(),
+        ticket_no: case.ticket_no.clone(),
+        title: case.application.title.clone(),
+        similarity: (score.clamp(0.0, 1.0) * 100.0).round() as u8,
+        state: case.state,
+        handling,
+        helpers,
+        working_days,
+        satisfaction: case.satisfaction.as_ref().map(|s| s.level),
+        typical: case.typical.as_ref().map(|t| t.summary.clone()),
+    }
+}
+
+/// When a finished case closed: the satisfaction or city outcome record, or the independent
+/// handling decision. `None` while the case is open.
+pub fn closed_at(case: &Case) -> Option<Timestamp> {
+    match case.state {
+        State::Closed => case
+            .satisfaction
+            .as_ref()
+            .map(|s| s.at)
+            .or(case.city_outcome.as_ref().map(|c| c.at)),
+        State::Independent => case.decisions.last().map(|d| d.at),
+        _ => None,
+    }
+}
+
+/// Units that helped in `similar` cases but are neither the first unit nor asked for now, in
+/// the order first met: a suggestion for the inspector, never applied by itself.
+pub fn suggested_units(
+    similar: &[SimilarCase],
+    first_unit: &str,
+    requested: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for helper in similar.iter().flat_map(|s| &s.helpers) {
+        let unit = &helper.unit;
+        if unit != first_unit && !requested.contains(unit) && !out.contains(unit) {
+            out.push(unit.clone());
+        }
+    }
+    out
+}
+
+/// Working days after the local date of `from` up to and including that of `to` (the start day
+/// does not count, as in every deadline).
+fn working_days(calendar: &Calendar, from: Timestamp, to: Timestamp) -> u32 {
+    let (mut day, end) = (calendar.local_date(from), calendar.local_date(to));
+    let mut n = 0;
+    while day < end {
+        let Ok(next) = day.tomorrow() else { break };
+        day = next;
+        if calendar.is_working_day(day) {
+            n += 1;
+        }
+    }
+    n
+}
