@@ -4,7 +4,9 @@
 //! Same origin: a browser names where a form was submitted from in `Sec-Fetch-Site` and `Origin`.
 //! `Sec-Fetch-Site: cross-site` is refused, and so is an `Origin` whose host is neither the
 //! request's `Host` nor the host of `[dashboard] base_url` (a reverse proxy may rewrite `Host`),
-//! and the opaque `Origin: null` a sandboxed frame or a `data:` page sends. A request with
+//! and the opaque `Origin: null` a sandboxed frame or a `data:` page sends — unless the browser
+//! says `Sec-Fetch-Site: same-origin` (Chrome sends `Origin: null` for a same-origin form on a
+//! `no-referrer` page). A request with
 //! neither header (an old browser, a script) is let through: the one-time token still has to be
 //! right, and a script is no forged browser form.
 //!
@@ -50,6 +52,12 @@ pub fn same_origin(headers: &HeaderMap, base_url: &str) -> Result<(), CrossSite>
         .map(str::trim);
     if fetch_site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
         return Err(CrossSite::FetchSite);
+    }
+    // The browser's own word, which no page can forge: a same-origin form is let through even
+    // with `Origin: null`, which Chrome sends for forms on pages with `Referrer-Policy:
+    // no-referrer` — as the dashboard's pages are, so login tokens never leak in a Referer.
+    if fetch_site.is_some_and(|s| s.eq_ignore_ascii_case("same-origin")) {
+        return Ok(());
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
@@ -257,6 +265,16 @@ mod tests {
         for (h, why) in &refused {
             assert_eq!(same_origin(h, BASE), Err(*why), "{h:?}");
         }
+    }
+
+    #[test]
+    fn a_same_origin_form_on_a_no_referrer_page_passes_with_origin_null() {
+        let h = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin"),
+        ]);
+        assert_eq!(same_origin(&h, BASE), Ok(()));
     }
 
     #[test]
