@@ -14,8 +14,9 @@
 //!    (`synchronous=FULL`, as the service commits) with and without its index document;
 //! 5. the time `tiaochu migrate` takes to rebuild the whole index.
 //!
-//! Plain `main`; run with `cargo bench --bench similar`.
+//! Plain `main`; run with `cargo bench --bench similar` (`-- --quick` stops after 2).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -220,9 +221,9 @@ fn clause(text: &str, rng: &mut Rng) -> String {
     parts[rng.below(parts.len())].to_string()
 }
 
-/// Synthetic application `i`: a past application of the evaluation set, varied, with a clause
-/// of another one of the same topic.
-fn synthetic(past: &[(String, Application)], i: usize, rng: &mut Rng) -> Application {
+/// Synthetic application `i` and its topic: a past application of the evaluation set, varied,
+/// with a clause of another one of the same topic.
+fn synthetic(past: &[(String, Application)], i: usize, rng: &mut Rng) -> (String, Application) {
     let base = &past[rng.below(past.len())];
     let topic = base.0.split('-').next().unwrap_or_default();
     let same: Vec<&(String, Application)> =
@@ -242,7 +243,7 @@ fn synthetic(past: &[(String, Application)], i: usize, rng: &mut Rng) -> Applica
         vary(&clause(&other.difficulties, rng), rng)
     );
     app.coordination = vary(&app.coordination, rng);
-    app
+    (topic.to_string(), app)
 }
 
 fn main() {
@@ -292,15 +293,18 @@ fn main() {
     // 1. Seed.
     let seeding = Instant::now();
     let mut rng = Rng(0x5EED_CA5E);
-    let apps: Vec<Application> = (0..CASES).map(|i| synthetic(&past, i, &mut rng)).collect();
+    let apps: Vec<(String, Application)> =
+        (0..CASES).map(|i| synthetic(&past, i, &mut rng)).collect();
     let apps = Arc::new(apps);
+    let mut topic_of: HashMap<i64, String> = HashMap::new();
     for chunk in 0..CASES.div_ceil(CHUNK) {
         let doc = doc.clone();
         let apps = Arc::clone(&apps);
-        store
+        let ids = store
             .write_blocking(move |tx| {
+                let mut ids = Vec::with_capacity(CHUNK);
                 for i in chunk * CHUNK..((chunk + 1) * CHUNK).min(CASES) {
-                    let app = &apps[i];
+                    let (topic, app) = &apps[i];
                     let case_no = format!("TC-2025-{:06}", i + 1);
                     let ticket = app.ticket_no.clone().expect("ticket");
                     let first = app.first_unit.clone().expect("first unit");
@@ -320,10 +324,12 @@ fn main() {
                         created_at: at("2025-06-01T09:00:00+08:00"),
                     })?;
                     casebook::sync(tx, id, None, &case)?;
+                    ids.push((id, topic.clone()));
                 }
-                Ok(())
+                Ok(ids)
             })
             .expect("seed");
+        topic_of.extend(ids);
     }
     println!(
         "seeded {CASES} cases with their index documents in {:.1} s",
@@ -338,14 +344,17 @@ fn main() {
             let query = IndexDoc::from_application(app);
             let (q, c) = (query.clone(), Arc::clone(&cal));
             let t = Instant::now();
-            let shown = store
-                .read_blocking(move |r| casebook::similar(r, &q, None, Scope::All, 3, &c))
+            store
+                .read_blocking(move |r| {
+                    casebook::similar(r, &q, None, Scope::All, 3, casebook::MIN_SHARED, &c)
+                })
                 .expect("similar");
             card.push(t.elapsed());
-            assert!(!shown.is_empty(), "every query finds something");
             let t = Instant::now();
             store
-                .read_blocking(move |r| casebook::ranked(r, &query, None, Scope::All, 3))
+                .read_blocking(move |r| {
+                    casebook::ranked(r, &query, None, Scope::All, 3, casebook::MIN_SHARED)
+                })
                 .expect("ranked");
             ranking.push(t.elapsed());
         }
@@ -358,15 +367,68 @@ fn main() {
     let (p50, p95, max) = spread(ranking);
     println!("  ranking alone: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
 
+    // Quality at this size: each synthetic case's topic is that of the application it was made
+    // from.
+    let topics: HashMap<String, String> = toml::from_str::<toml::Table>(
+        &std::fs::read_to_string("tests/fixtures/similar/manifest.toml").expect("manifest"),
+    )
+    .expect("manifest")["query"]
+        .as_array()
+        .expect("queries")
+        .iter()
+        .map(|q| {
+            (
+                q["file"].as_str().expect("file").to_string(),
+                q["topic"].as_str().expect("topic").to_string(),
+            )
+        })
+        .collect();
+    let (mut first_in_topic, mut top3_in_topic, mut shown, mut firsts) = (0, 0, 0, Vec::new());
+    for (name, app) in &queries {
+        let query = IndexDoc::from_application(app);
+        let hits = store
+            .read_blocking(move |r| {
+                rank(
+                    &r.similar_index(),
+                    &query,
+                    &[],
+                    Scope::All,
+                    3,
+                    &Params::default(),
+                )
+            })
+            .expect("rank");
+        let topic = &topics[name];
+        let in_topic = |k: &i64| topic_of.get(k) == Some(topic);
+        first_in_topic += usize::from(hits.first().is_some_and(|h| in_topic(&h.key)));
+        top3_in_topic += hits.iter().filter(|h| in_topic(&h.key)).count();
+        if let Some(h) = hits.first() {
+            firsts.push(h.score);
+            shown += usize::from(h.shared >= casebook::MIN_SHARED);
+        }
+    }
+    firsts.sort_by(f64::total_cmp);
+    println!(
+        "at {CASES} cases: first result in the query's topic for {first_in_topic} of {} queries, {top3_in_topic} of {} of the first three; first result's score min {:.3}, median {:.3}; {shown} queries have a case over the display floor",
+        queries.len(),
+        3 * queries.len(),
+        firsts.first().copied().unwrap_or(0.0),
+        firsts.get(firsts.len() / 2).copied().unwrap_or(0.0),
+    );
+
+    if std::env::args().any(|a| a == "--quick") {
+        return;
+    }
+
     // 3. The two stages against every term and every case.
     let exhaustive = Params {
         posting_budget: usize::MAX,
         candidates: usize::MAX,
         ..Params::default()
     };
-    let (mut same, mut overlap) = (0, 0);
+    let (mut same, mut overlap, mut exact_first_in_topic, mut ratios) = (0, 0, 0, Vec::new());
     let t = Instant::now();
-    for (_, app) in &queries {
+    for (name, app) in &queries {
         let query = IndexDoc::from_application(app);
         let (fast, full) = store
             .read_blocking(move |r| {
@@ -377,23 +439,31 @@ fn main() {
                 ))
             })
             .expect("rank");
+        if let (Some(f), Some(e)) = (fast.first(), full.first()) {
+            ratios.push(f.score / e.score);
+            exact_first_in_topic += usize::from(topic_of.get(&e.key) == Some(&topics[name]));
+        }
         let fast: Vec<i64> = fast.iter().map(|h| h.key).collect();
         let full: Vec<i64> = full.iter().map(|h| h.key).collect();
         same += usize::from(fast == full);
         overlap += fast.iter().filter(|k| full.contains(k)).count();
     }
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "two-stage vs exhaustive top 3: identical for {same} of {} queries, {overlap} of {} cases shared (exhaustive: {:.0} ms a query)",
+        "two-stage vs exhaustive (every term, every case; {:.0} ms a query): first result in topic {first_in_topic} vs {exact_first_in_topic} of {}; the two-stage first result scores {:.3}–{:.3} of the exhaustive one (median {:.3}); top 3 identical for {same} queries, {overlap} of {} cases shared",
+        ms(t.elapsed()) / queries.len() as f64,
         queries.len(),
+        ratios.first().copied().unwrap_or(0.0),
+        ratios.last().copied().unwrap_or(0.0),
+        ratios.get(ratios.len() / 2).copied().unwrap_or(0.0),
         3 * queries.len(),
-        ms(t.elapsed()) / queries.len() as f64
     );
 
     // 4. Keeping the index in step with case writes.
     let mut rng = Rng(0xC0FF_EE00);
     let (mut with_index, mut without) = (Vec::new(), Vec::new());
     for n in 0..2 * WRITES {
-        let app = synthetic(&past, CASES + n, &mut rng);
+        let (_, app) = synthetic(&past, CASES + n, &mut rng);
         let mut d = doc.clone();
         let case_no = format!("TC-2026-{:06}", n + 1);
         d["case_no"] = json!(case_no);

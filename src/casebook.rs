@@ -78,10 +78,13 @@ pub fn cases_command(
 pub const ON_CARD: usize = 3;
 /// Similar cases `相似` and `案例` answer with.
 pub const ON_REQUEST: usize = 5;
-/// Below this share of the application's score against itself a past case is not shown: it
-/// shares words, not a problem. On the evaluation set every first result scores 0.096 or more
-/// and most off-topic cases under 0.08 (docs/similar.md).
-pub const MIN_SIMILARITY: f64 = 0.08;
+/// A past case is shown only when it holds at least this share of the application's word pairs
+/// ([`similar::shared_pairs`]): below it, the two share words, not a problem. The share does not
+/// move with the size of the index, as the ranking score does. On the evaluation set every first
+/// result shares 0.137 or more; cases of other topics share 0.02–0.26 (docs/similar.md).
+pub const MIN_SHARED: f64 = 0.10;
+/// For the 案例 keyword search: a case holds at least half of the keywords' word pairs.
+pub const MIN_SHARED_KEYWORDS: f64 = 0.5;
 /// Among the cases at least this share as similar as the best, finished ones come first (they
 /// have an outcome to learn from), typical ones before the rest.
 const PREFER_FINISHED_WITHIN: f64 = 0.5;
@@ -114,7 +117,15 @@ pub fn for_review(
     if !query.units.contains(&case.first_unit) {
         query.units.insert(0, case.first_unit.clone());
     }
-    similar(tx, &query, case_id, Scope::All, ON_CARD, calendar)
+    similar(
+        tx,
+        &query,
+        case_id,
+        Scope::All,
+        ON_CARD,
+        MIN_SHARED,
+        calendar,
+    )
 }
 
 /// `相似`: the past cases most like stored case `case_id`, up to [`ON_REQUEST`].
@@ -128,7 +139,15 @@ pub fn for_case(
     if !query.units.contains(&case.first_unit) {
         query.units.insert(0, case.first_unit.clone());
     }
-    similar(tx, &query, Some(case_id), Scope::All, ON_REQUEST, calendar)
+    similar(
+        tx,
+        &query,
+        Some(case_id),
+        Scope::All,
+        ON_REQUEST,
+        MIN_SHARED,
+        calendar,
+    )
 }
 
 /// `案例 关键词`: closed and typical cases matching `keywords`, typical ones first.
@@ -138,21 +157,31 @@ pub fn search(
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
     let query = IndexDoc::from_text(keywords, Vec::new());
-    similar(tx, &query, None, Scope::Finished, ON_REQUEST, calendar)
+    similar(
+        tx,
+        &query,
+        None,
+        Scope::Finished,
+        ON_REQUEST,
+        MIN_SHARED_KEYWORDS,
+        calendar,
+    )
 }
 
 /// The ranked hits of `query`, reordered for the reader and summarised from the case documents.
 /// A case whose document cannot be read is left out (and logged) rather than failing the
 /// registration that asked.
+#[allow(clippy::too_many_arguments)] // one query's whole description, passed down once
 pub fn similar(
     tx: &ReadTx<'_>,
     query: &IndexDoc,
     exclude: Option<i64>,
     scope: Scope,
     top: usize,
+    min_shared: f64,
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
-    let hits = ranked(tx, query, exclude, scope, top * 3)?;
+    let hits = ranked(tx, query, exclude, scope, top * 3, min_shared)?;
     let mut found: Vec<(Hit<i64>, Case)> = Vec::with_capacity(hits.len());
     for hit in hits {
         let Some(row) = tx.case(hit.key)? else {
@@ -180,17 +209,18 @@ pub fn similar(
     Ok(found
         .into_iter()
         .take(top)
-        .map(|(hit, case)| similar::summarize(&case, hit.score, calendar))
+        .map(|(_, case)| similar::summarize(&case, calendar))
         .collect())
 }
 
-/// Hits of `query` at [`MIN_SIMILARITY`] or more, best first.
+/// Hits of `query` sharing `min_shared` or more of its word pairs, best first.
 pub fn ranked(
     tx: &ReadTx<'_>,
     query: &IndexDoc,
     exclude: Option<i64>,
     scope: Scope,
     top: usize,
+    min_shared: f64,
 ) -> Result<Vec<Hit<i64>>, StoreError> {
     let exclude: Vec<i64> = exclude.into_iter().collect();
     let hits = similar::rank(
@@ -203,7 +233,7 @@ pub fn ranked(
     )?;
     Ok(hits
         .into_iter()
-        .filter(|h| h.score >= MIN_SIMILARITY)
+        .filter(|h| h.shared >= min_shared)
         .collect())
 }
 

@@ -3,8 +3,9 @@
 //! `--corpus DIR`, the past cases are the application files `DIR/*.txt`, each named by its file
 //! name without `.txt` — how retrieval quality is evaluated offline (docs/similar.md).
 //!
-//! The ranking is the service's ([`crate::similar::rank`]) without its display floor: every
-//! case sharing a term is listed, best first, so an evaluation sees the whole order.
+//! The ranking is the service's ([`crate::similar::rank`]) without its display floor
+//! ([`crate::casebook::MIN_SHARED`]): every case sharing a term is listed, best first, so an
+//! evaluation sees the whole order.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -199,7 +200,7 @@ fn from_store(settings: &Settings, query: &IndexDoc, top: usize) -> anyhow::Resu
             let case =
                 decode(&row).map_err(|e| crate::store::StoreError::BadData(e.to_string()))?;
             out.push(Found {
-                text: entry(i + 1, &summarize(&case, hit.score, &calendar)),
+                text: entry(i + 1, &summarize(&case, &calendar)),
                 id: row.case_no.clone(),
                 case_no: Some(row.case_no),
                 ticket_no: Some(row.ticket_no),

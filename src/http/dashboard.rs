@@ -46,6 +46,7 @@ use crate::workflow::State as CaseState;
 mod guard;
 
 use guard::{FAILURE_WINDOW_MINUTES, FAILURES_ALLOWED};
+mod similar;
 
 /// How long a login link works after it is sent, in minutes.
 pub const LINK_MINUTES: i64 = 10;
@@ -164,6 +165,7 @@ pub(super) fn routes<S>(state: DashboardState) -> Router<S> {
         .route("/dashboard/units", get(units))
         .route("/dashboard/cases", get(cases))
         .route("/dashboard/cases/{case_no}", get(case_page))
+        .route("/dashboard/similar", get(similar::search))
         .route("/dashboard/report.xlsx", get(xlsx))
         .with_state(state)
 }
@@ -248,7 +250,7 @@ impl IntoResponse for DashboardError {
 fn page(title: &str, viewer: Option<&Person>, body: &str) -> Response {
     let nav = match viewer {
         Some(p) => format!(
-            r#"<nav><a href="/dashboard">概览</a><a href="/dashboard/units">单位</a><a href="/dashboard/cases">案件</a><span class="who">{}（{}）</span><form method="post" action="/dashboard/logout"><button type="submit">退出</button></form></nav>"#,
+            r#"<nav><a href="/dashboard">概览</a><a href="/dashboard/units">单位</a><a href="/dashboard/cases">案件</a><a href="/dashboard/similar">案例</a><span class="who">{}（{}）</span><form method="post" action="/dashboard/logout"><button type="submit">退出</button></form></nav>"#,
             escape(&p.name),
             escape(&p.unit)
         ),
@@ -1015,11 +1017,12 @@ async fn case_page(
         &state.engine.roster(),
         state.calendar(),
     );
-    let body = format!(
+    let mut body = format!(
         r#"<p><a href="/dashboard/cases">‹ 返回案件列表</a></p><h1>案件 {}</h1><pre id="timeline" class="timeline">{}</pre>"#,
         escape(&row.case_no),
         escape(&text)
     );
+    body.push_str(&similar::case_section(&state, row.id, case).await?);
     Ok(page(&row.case_no, Some(&person), &body))
 }
 

@@ -81,11 +81,10 @@ pub fn entry(n: usize, s: &SimilarCase) -> String {
         ""
     };
     let mut head = format!(
-        "{n}. {typical}{}（工单 {}）{} · 相似度 {}%",
+        "{n}. {typical}{}（工单 {}）{}",
         s.case_no,
         s.ticket_no,
-        user_text(&s.title),
-        s.similarity
+        user_text(&s.title)
     );
     let mut facts = Vec::new();
     match (s.handling, s.state.is_terminal()) {

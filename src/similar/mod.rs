@@ -14,7 +14,7 @@ mod summary;
 pub mod tokens;
 
 pub use memory::MemoryIndex;
-pub use rank::{Hit, Index, Params, Scope, Stats, rank};
+pub use rank::{Hit, Index, Params, Scope, Stats, rank, shared_pairs};
 pub use summary::{Handling, Helper, SimilarCase, closed_at, suggested_units, summarize};
 
 use crate::parse::Application;
@@ -28,7 +28,7 @@ const TITLE_WEIGHT: usize = 2;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IndexDoc {
     /// [`tokens::tokens`] of the title ([`TITLE_WEIGHT`] times), measures, difficulties and
-    /// coordination text.
+    /// coordination text (for a stored case, then its outcome: see [`IndexDoc::from_case`]).
     pub terms: Vec<String>,
     /// The units involved, canonical names, no repeats: the first unit, the units the
     /// application asks for and, for a stored case, the units that accepted.
@@ -64,10 +64,18 @@ impl IndexDoc {
         }
     }
 
-    /// The document of a stored case: its latest application, the units that helped, and whether
-    /// it is finished.
+    /// The document of a stored case: its latest application with what became of it (the
+    /// completion's process and measures, the typical-case summary: the 热线故事汇 text the 案例
+    /// search looks through), the units that helped, and whether it is finished.
     pub fn from_case(case: &Case) -> IndexDoc {
         let mut doc = IndexDoc::from_application(&case.application);
+        if let Some(done) = &case.completion {
+            doc.terms.extend(tokens::tokens(&done.process));
+            doc.terms.extend(tokens::tokens(&done.measures));
+        }
+        if let Some(typical) = &case.typical {
+            doc.terms.extend(tokens::tokens(&typical.summary));
+        }
         push_unique(&mut doc.units, &case.first_unit);
         for r in &case.requests {
             if matches!(r.status, RequestStatus::Accepted(_)) {

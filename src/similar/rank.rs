@@ -2,11 +2,13 @@
 //! the overlap of the units involved, in two stages so that a query stays cheap however many
 //! cases are stored.
 //!
-//! 1. **Candidates.** The query's rarest terms (lowest document frequency first) are looked up
-//!    until [`Params::posting_budget`] postings have been read; each case found collects the
-//!    weight of the terms it contains. On a small corpus every term fits in the budget; on a large
-//!    one the common terms (反映, 协调, 汇报 …), which say little about a ticket, are skipped
-//!    here.
+//! 1. **Candidates.** Every query term the index knows is looked up, rarest first, each reading
+//!    at most an equal share of what is left of [`Params::posting_budget`] postings (newest
+//!    first); each case found collects the weight of the terms it holds. On a small index every
+//!    posting fits in the budget; on a large one a common term reads only its newest cases, so
+//!    no few terms can spend the whole budget and every term still brings in the recent cases
+//!    that share it. When the postings do not all fit, single characters and terms held by more
+//!    than half the cases are not looked up at all: they cost a lookup each and weigh little.
 //! 2. **Scoring.** The best [`Params::candidates`] are scored exactly: BM25 over every query
 //!    term, times `1 + unit_weight × Jaccard(units)`, divided by the query's score against itself
 //!    so that 1.0 means "as close as the application is to itself" whatever its length.
@@ -41,8 +43,8 @@ impl Default for Params {
     fn default() -> Params {
         Params {
             unit_weight: 0.5,
-            posting_budget: 20_000,
-            candidates: 64,
+            posting_budget: 10_000,
+            candidates: 40,
         }
     }
 }
@@ -82,8 +84,13 @@ pub trait Index {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit<K> {
     pub key: K,
-    /// Relative to the query's score against itself: 1.0 is identical wording and units.
+    /// Relative to the query's score against itself: 1.0 is identical wording and units. It
+    /// orders the hits; its scale moves with the size of the index (rare words weigh more in a
+    /// larger one).
     pub score: f64,
+    /// [`shared_pairs`] of the query and the case: what a display floor can rely on at any
+    /// size of the index.
+    pub shared: f64,
 }
 
 /// The best `top` past cases for `query`, best first, leaving out `exclude` (the case the query
@@ -121,14 +128,23 @@ pub fn rank<I: Index>(
         .iter()
         .filter_map(|t| df.get(*t).map(|n| (*t, *n)))
         .collect();
+    // When the postings do not all fit in the budget, only the word pairs and words no more than
+    // half the cases hold are looked up: single characters and the commonest pairs bring in half
+    // the index for little weight, and every lookup has a cost. They still count in stage 2.
+    if known.iter().map(|(_, n)| *n).sum::<u64>() > params.posting_budget as u64 {
+        known.retain(|(t, n)| t.chars().count() > 1 && *n * 2 <= stats.docs);
+    }
     known.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
     let mut partial: HashMap<I::Key, f64> = HashMap::new();
     let mut read = 0usize;
-    for (term, _) in &known {
+    for (i, (term, _)) in known.iter().enumerate() {
+        // Each term gets an equal share of what is left: a few common terms cannot take the
+        // whole budget, and what a rare term leaves goes to the terms after it.
         if read >= params.posting_budget {
             break;
         }
-        let found = index.postings(term, params.posting_budget - read)?;
+        let share = ((params.posting_budget - read) / (known.len() - i)).max(1);
+        let found = index.postings(term, share)?;
         read += found.len();
         let w = weight(term);
         for key in found {
@@ -158,15 +174,43 @@ pub fn rank<I: Index>(
         .filter_map(|(key, doc)| {
             let text = bm.score(&doc.terms, &qtf, &weight);
             let s = text * (1.0 + params.unit_weight * jaccard(&query.units, &doc.units));
-            (s > 0.0).then_some(Hit {
+            (s > 0.0).then(|| Hit {
                 key,
                 score: s / own,
+                shared: shared_pairs(query, &doc),
             })
         })
         .collect();
     hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(b.key.cmp(&a.key)));
     hits.truncate(top);
     Ok(hits)
+}
+
+/// Template wording every application's title has (反映……的问题): never evidence of a shared
+/// problem.
+const TEMPLATE_PAIRS: [&str; 3] = ["反映", "的问", "问题"];
+
+/// The share of the query's distinct word pairs (two-character tokens, the template's own left
+/// out) that `doc` holds: how much wording the two share, whatever the size of the index. A
+/// query with no pair (a one-character keyword) counts its characters instead.
+pub fn shared_pairs(query: &IndexDoc, doc: &IndexDoc) -> f64 {
+    fn pairs(d: &IndexDoc) -> HashSet<&str> {
+        d.terms
+            .iter()
+            .map(String::as_str)
+            .filter(|t| t.chars().count() == 2 && !TEMPLATE_PAIRS.contains(t))
+            .collect()
+    }
+    let mut q = pairs(query);
+    let mut d = pairs(doc);
+    if q.is_empty() {
+        q = query.terms.iter().map(String::as_str).collect();
+        d = doc.terms.iter().map(String::as_str).collect();
+    }
+    if q.is_empty() {
+        return 0.0;
+    }
+    q.intersection(&d).count() as f64 / q.len() as f64
 }
 
 /// Weight of a term the query repeats (title words are counted twice): 1, 1.33, 1.5 … 2.

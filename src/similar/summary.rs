@@ -43,9 +43,6 @@ pub struct SimilarCase {
     pub case_no: String,
     pub ticket_no: String,
     pub title: String,
-    /// Similarity in per cent of the application's score against itself (see
-    /// [`super::rank()`]).
-    pub similarity: u8,
     /// Where the past case stood when the list was taken.
     pub state: State,
     pub handling: Option<Handling>,
@@ -57,8 +54,8 @@ pub struct SimilarCase {
     pub typical: Option<String>,
 }
 
-/// The summary of `case`, found with relative `score` (0–1).
-pub fn summarize(case: &Case, score: f64, calendar: &Calendar) -> SimilarCase {
+/// The summary of `case`.
+pub fn summarize(case: &Case, calendar: &Calendar) -> SimilarCase {
     let handling = case.decisions.iter().rev().find_map(|d| match d.kind {
         DecisionKind::Joint { .. } => Some(Handling::Joint),
         DecisionKind::Independent { .. } => Some(Handling::Independent),
@@ -85,7 +82,6 @@ pub fn summarize(case: &Case, score: f64, calendar: &Calendar) -> SimilarCase {
         case_no: case.case_no.clone(),
         ticket_no: case.ticket_no.clone(),
         title: case.application.title.clone(),
-        similarity: (score.clamp(0.0, 1.0) * 100.0).round() as u8,
         state: case.state,
         handling,
         helpers,

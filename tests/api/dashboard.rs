@@ -493,3 +493,89 @@ async fn the_dashboard_in_headless_chromium() {
         assert!(found, "no {shot} screenshot in {}", artifacts.display());
     }
 }
+
+/// 五(五): the case history in the dashboard — the 案例 search over typical and closed cases,
+/// and each case page's similar past cases — for viewers only.
+#[tokio::test]
+async fn case_search_and_similar_cases_show_the_history_to_viewers_only() {
+    let d = Dash::start().await;
+    // The registered case, closed as independent handling and marked typical.
+    d.say(INSPECTOR, &format!("审核 {TICKET}")).await;
+    d.say(
+        INSPECTOR,
+        &format!("独立 {TICKET} 依据《保障农民工工资支付条例》由人社局责令限期支付"),
+    )
+    .await;
+    d.say(
+        INSPECTOR,
+        &format!("典型 {TICKET} 人社局依法责令限期支付，三日结清"),
+    )
+    .await;
+    let later = APPLICATION
+        .replace(TICKET, "DH2026110500023")
+        .replace("反映某建筑公司拖欠薪资的问题", "反映工地拖欠工人工资的问题");
+    d.say(LEADER, &later).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (typical, second) = d
+            .store
+            .read(|r| {
+                let first = r.case_by_ticket(TICKET)?.remove(0);
+                Ok((
+                    first.data_json.contains("三日结清"),
+                    r.case_by_ticket("DH2026110500023")?
+                        .first()
+                        .map(|c| c.case_no.clone()),
+                ))
+            })
+            .await
+            .expect("read");
+        if typical && second.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cases never got there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for path in [
+        "/dashboard/similar?q=%E6%AC%A0%E8%96%AA",
+        "/dashboard/similar",
+    ] {
+        let response = d.get(path, None).await;
+        assert_eq!(response.status(), 401, "{path}");
+        assert!(!response.text().await.expect("body").contains(TICKET));
+    }
+
+    let token = d.link_token(INSPECTOR, 1).await;
+    let cookie = d.session(&token).await;
+    let search = d
+        .get(
+            "/dashboard/similar?q=%E6%8B%96%E6%AC%A0%E8%96%AA%E8%B5%84",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(search.status(), 200);
+    let html = search.text().await.expect("body");
+    assert!(html.contains(r#"id="found""#), "{html}");
+    assert!(
+        html.contains("TC-2026-0001") && html.contains("三日结清"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("DH2026110500023"),
+        "open cases are not searched: {html}"
+    );
+    assert!(!html.contains("13912345678"), "phones masked: {html}");
+
+    let page = d
+        .get("/dashboard/cases/TC-2026-0002", Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("body");
+    let section = &page[page.find(r#"id="similar""#).expect("similar section")..];
+    assert!(
+        section.contains("TC-2026-0001") && section.contains("独立办理"),
+        "{section}"
+    );
+}

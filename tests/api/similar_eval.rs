@@ -307,10 +307,10 @@ fn the_chosen_ranking_puts_every_query_first_in_its_topic() {
     );
 }
 
-/// Where the display floor (`casebook::MIN_SIMILARITY`) falls: the lowest score of a query's
-/// first result against the highest score of any off-topic case among the first five.
+/// Where the display floor (`casebook::MIN_SHARED`) falls: the lowest share of word pairs of a
+/// query's first result against the shares of the off-topic cases among the first five.
 #[test]
-fn the_display_floor_keeps_the_first_results_and_drops_most_strangers() {
+fn the_display_floor_keeps_the_first_results_and_drops_strangers() {
     let set = load();
     let mut index = MemoryIndex::default();
     for (_, app) in &set.past {
@@ -327,26 +327,35 @@ fn the_display_floor_keeps_the_first_results_and_drops_most_strangers() {
             &Params::default(),
         )
         .expect("in memory");
-        lowest_first = lowest_first.min(hits[0].score);
+        lowest_first = lowest_first.min(hits[0].shared);
         for h in &hits {
             if set.topic_of.get(&set.past[h.key].0) != Some(&spec.topic) {
-                off_topic.push(h.score);
+                off_topic.push(h.shared);
             }
         }
     }
     off_topic.sort_by(|a, b| b.total_cmp(a));
-    let floor = tiaochu::casebook::MIN_SIMILARITY;
+    let floor = tiaochu::casebook::MIN_SHARED;
     let dropped = off_topic.iter().filter(|s| **s < floor).count();
     println!(
-        "display floor {floor:.2}: lowest first result {lowest_first:.3}; off-topic among the first five: highest {:.3}, {dropped} of {} below the floor",
+        "display floor {floor:.2} of the word pairs: lowest first result {lowest_first:.3}; off-topic among the first five: highest {:.3}, {dropped} of {} below the floor",
         off_topic.first().copied().unwrap_or(0.0),
         off_topic.len()
     );
     assert!(lowest_first >= floor, "a first result would be hidden");
     assert!(
-        dropped * 2 >= off_topic.len(),
+        dropped * 3 >= off_topic.len(),
         "the floor drops too few strangers"
     );
+    // Two applications about different problems share almost no wording.
+    let pair = |a: &str, b: &str| {
+        let doc = |id: &str| {
+            IndexDoc::from_application(&set.past.iter().find(|p| p.0 == id).expect("case").1)
+        };
+        tiaochu::similar::shared_pairs(&doc(a), &doc(b))
+    };
+    assert!(pair("medical-01", "wage-01") < floor);
+    assert!(pair("wage-03", "wage-01") >= floor);
 }
 
 #[test]
