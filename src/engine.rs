@@ -661,11 +661,19 @@ fn apply(
                     )?;
                 }
                 let content = render_card(engine, case, &card.kind);
+                let shown = before.map(|(_, old)| (old, render_card(engine, old, &card.kind)));
                 for (j, to) in card.recipients.iter().enumerate() {
                     let Some(person) = roster.person(to) else {
                         continue;
                     };
                     let content = for_viewer(case, &card.kind, to, &content);
+                    // A copy that would look the same is left alone: "updated" only when
+                    // something on it changed.
+                    if shown.as_ref().is_some_and(|(old, was)| {
+                        for_viewer(old, &card.kind, to, was).as_ref() == content.as_ref()
+                    }) {
+                        continue;
+                    }
                     if let Some(out) =
                         engine
                             .dispatch
@@ -735,6 +743,9 @@ fn for_viewer<'c>(
 
 fn render_card(engine: &Engine, case: &Case, kind: &CardKind) -> CardContent {
     match kind {
+        CardKind::Review { version } if *version != case.version => {
+            card::superseded_review_card(case, *version)
+        }
         CardKind::Review { .. } => card::review_card(case, &engine.roster(), &engine.calendar),
         CardKind::Coordination { unit } => {
             card::coordination_card(case, unit, &engine.roster(), &engine.calendar)

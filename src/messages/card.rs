@@ -290,6 +290,27 @@ pub fn coordination_card(
     }
 }
 
+/// The review card of an earlier application version once a newer one is registered: no
+/// buttons, and where to act instead, so each inspector has one live review card per case.
+pub fn superseded_review_card(case: &Case, version: u32) -> CardContent {
+    CardContent {
+        title: format!(
+            "{}联合调处申请 {}（第 {version} 版，已失效）",
+            green_mark(case),
+            case.ticket_no
+        ),
+        markdown: format!(
+            "案件 {} · 工单 **{}**\n\n首接单位已补充后重新提交，申请已更新为**第 {} 版**，请在新的审核卡片上操作。",
+            md_text(&case.case_no),
+            md_text(&case.ticket_no),
+            case.version
+        ),
+        status: format!("已由第 {} 版取代", case.version),
+        buttons: Vec::new(),
+        input_defaults: BTreeMap::new(),
+    }
+}
+
 fn button(id: &str, label: &str, command: String) -> CardButton {
     CardButton {
         id: id.to_string(),

@@ -20,7 +20,7 @@ use crate::calendar::Calendar;
 use crate::parse::command::{Verb, normalize_phone, syntax, verb_of};
 use crate::roster::{Role, Roster};
 use crate::workflow::{
-    Case, ClockKind, ClosedHow, Contact, Due, HelpItem, Message, PersonRef, Phase,
+    Case, ClockKind, ClosedHow, Contact, Done, Due, HelpItem, Message, PersonRef, Phase,
     SupervisionGround,
 };
 
@@ -527,8 +527,153 @@ fn body(
             m.next("请按新期限办理", &next_for_clock(clock, t));
             "期限已重新计算"
         }
+        Message::Done { done } => done_body(m, case, done, roster, calendar),
     };
     headline.to_string()
+}
+
+/// What the actor's own action did ([`Message::Done`]), read from the case after it.
+fn done_body(
+    m: &mut Md,
+    case: &Case,
+    done: &Done,
+    roster: &Roster,
+    calendar: &Calendar,
+) -> &'static str {
+    let t = &case.ticket_no;
+    let first = md_text(&case.first_unit);
+    match done {
+        Done::Claimed => {
+            m.line("您已认领本申请的审核，首接单位已收到通知。");
+            if let Some(clock) = case.clock(&ClockKind::Decision) {
+                m.due("研判确定处置方式", &Due::from(clock), calendar);
+            }
+            m.next(
+                "研判后请发送",
+                &[
+                    cmd(Verb::Joint, t),
+                    cmd(Verb::Independent, t),
+                    cmd(Verb::Return, t),
+                    cmd(Verb::City, t),
+                ],
+            );
+            "已认领审核"
+        }
+        Done::DecidedJoint => {
+            m.line("已决定**联合调处**，协办请求已发给以下单位：");
+            for r in case.active_requests() {
+                m.item(&r.unit, &format!("答复截止 {}", short_time(r.due, calendar)));
+            }
+            m.line("各单位接受或提出异议时会通知您。");
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "已发出协办请求"
+        }
+        Done::DecidedIndependent => {
+            m.line(&format!(
+                "已决定由 **{first}** 独立办理，解决路径及政策依据已发给首接单位；本联合调处案件已结案。"
+            ));
+            "已决定独立办理"
+        }
+        Done::Returned => {
+            m.line(&format!(
+                "已退回 **{first}** 补充，退回原因已告知首接单位。补充后重新提交的申请会再推送审核卡片。"
+            ));
+            "已退回补充"
+        }
+        Done::EscalatedCity => {
+            m.line("已提请市12345热线协调，申请和说明已发给市热线督办组。");
+            m.next(
+                "市级协调有结果后请发送，案件随之结案",
+                &[cmd(Verb::CityOutcome, t)],
+            );
+            "已提请市级协调"
+        }
+        Done::CityOutcome => {
+            m.line("市级协调结果已登记，案件已结案；首接单位和质检专员已收到结果。");
+            "市级结果已登记"
+        }
+        Done::Accepted { unit } => {
+            m.line(&format!(
+                "**{}** 已接受协办，联系人已转告首接单位 {first}。",
+                md_text(unit)
+            ));
+            let waiting: Vec<&str> = case
+                .active_requests()
+                .filter(|r| !r.status.is_settled())
+                .map(|r| r.unit.as_str())
+                .collect();
+            if !waiting.is_empty() {
+                m.item("尚待答复", &waiting.join("、"));
+                m.line("各单位答复齐后开始联合处置，届时会发给您首接单位的联系人和办结期限。");
+            }
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "已接受协办"
+        }
+        Done::Objected { unit } => {
+            let inspector = case
+                .claim
+                .as_ref()
+                .map(|c| format!("质检专员{}", md_text(&person_short(roster, &c.by))))
+                .unwrap_or_else(|| "质检专员".to_string());
+            m.line(&format!(
+                "**{}** 的异议已转{inspector}研判：采纳则撤回对本单位的请求，不采纳则由区12345热线书面督办。研判结果会通知您。",
+                md_text(unit)
+            ));
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "异议已提交"
+        }
+        Done::Withdrawn { unit } => {
+            m.line(&format!(
+                "已撤回对 **{}** 的协办请求，该单位及首接单位已收到通知。",
+                md_text(unit)
+            ));
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "协办请求已撤回"
+        }
+        Done::Insisted { unit } => {
+            m.line(&format!(
+                "已坚持对 **{}** 的协办请求：该单位已收到通知，督办专员已收到书面督办的请求。",
+                md_text(unit)
+            ));
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "已坚持协办请求"
+        }
+        Done::Supervised { unit } => {
+            let number = case
+                .supervisions
+                .iter()
+                .rev()
+                .find(|s| &s.unit == unit)
+                .map(|s| format!("（第 {} 号）", s.number))
+                .unwrap_or_default();
+            m.line(&format!(
+                "书面督办{number}已送达 **{}** 的联络员和分管领导，质检专员已收到抄送。",
+                md_text(unit)
+            ));
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "书面督办已发出"
+        }
+        Done::Satisfaction => {
+            m.line("满意度已登记，案件已结案。");
+            "满意度已登记"
+        }
+        Done::Typical => {
+            m.line("已标记为典型案例，将列入月度典型案例。");
+            "已标记典型案例"
+        }
+        Done::Other { command } => {
+            m.line(&format!("“{}”已办理。", md_text(command)));
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "已办理"
+        }
+    }
+}
+
+/// A roster person's name alone (their id when they left the roster).
+fn person_short(roster: &Roster, id: &str) -> String {
+    roster
+        .person(id)
+        .map_or_else(|| id.to_string(), |p| p.name.clone())
 }
 
 /// The written supervision the ladder's last rung drafts for a unit that let its deadline pass

@@ -62,8 +62,9 @@ pub(super) fn accept(
         Some(unit),
         json!({ "on_time": on_time, "help": help }),
     );
-    let mut to = people::first_unit_side(d.roster(), &d.case);
-    to.extend(people::inspectors_on_duty(d.roster(), &d.case));
+    // The inspector hears of each answer; the first unit gets every contact once, in 联系人已齐
+    // when the last unit has accepted (SPEC.md → Coordination), not each contact twice.
+    let to = people::inspectors_on_duty(d.roster(), &d.case);
     d.notify(to, Message::UnitAccepted { contact });
     settle(&mut d);
     Ok(d.finish())

@@ -157,7 +157,7 @@ pub enum Message {
         due: Due,
         first_unit_contact: Option<PersonRef>,
     },
-    /// To the first unit and the inspector: a cooperating unit accepted.
+    /// To the inspector: a cooperating unit accepted (the first unit gets every contact at once).
     UnitAccepted { contact: Contact },
     /// To the inspector and the unit's leader: a cooperating unit objected.
     ObjectionRaised { unit: String, reason: String },
@@ -237,10 +237,35 @@ pub enum Message {
         late_minutes: i64,
         items: Vec<Message>,
     },
+    /// To whoever acted, when nothing else the decision sends reaches them: what their action
+    /// did and what happens next (whoever acts gets an answer, in every mode — a card changing
+    /// somewhere above is not one).
+    Done { done: Done },
     /// To whoever must act on `clock`: its deadline moved because holiday data was loaded.
     DeadlineChanged {
         clock: ClockKind,
         previous: Timestamp,
         due: Due,
     },
+}
+
+/// What an action did, for [`Message::Done`]; the rest is read from the case after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "done", rename_all = "snake_case")]
+pub enum Done {
+    Claimed,
+    DecidedJoint,
+    DecidedIndependent,
+    Returned,
+    EscalatedCity,
+    CityOutcome,
+    Accepted { unit: String },
+    Objected { unit: String },
+    Withdrawn { unit: String },
+    Insisted { unit: String },
+    Supervised { unit: String },
+    Satisfaction,
+    Typical,
+    /// Anything else, by its command word.
+    Other { command: String },
 }

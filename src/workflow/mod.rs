@@ -40,7 +40,7 @@ pub use case::{
     State, Supervision, SupervisionGround, TypicalCase, UnitRequest,
 };
 pub use clock::{Clock, ClockKind, ClockState, Length, Phase, Timer, TimerState};
-pub use effect::{ClosedHow, Due, Effect, Message, PersonRef, TimerKind};
+pub use effect::{ClosedHow, Done, Due, Effect, Message, PersonRef, TimerKind};
 pub use event::{Event, EventKind, SYSTEM_ACTOR};
 pub use input::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub use invariants::check_invariants;
@@ -128,7 +128,7 @@ pub fn transition(
         now,
         ctx: *ctx,
     };
-    match input {
+    let decided = match input {
         Input::TimerFired { key } => timers::fire(call, key),
         Input::MarkTypical { summary } => handling::mark_typical(call, summary),
         _ if case.state.is_terminal() => Err(Rejection::new(
@@ -171,7 +171,48 @@ pub fn transition(
             citizen_feedback,
         } => handling::complete(call, process, measures, citizen_feedback),
         Input::Satisfaction { level } => handling::satisfaction(call, *level),
+    };
+    decided.map(|d| acknowledged(d, input, actor))
+}
+
+/// Whoever acts gets an answer: when nothing the decision sends reaches the actor (a message or
+/// a new card), they are told what their action did. A no-op stays a no-op.
+fn acknowledged(mut decision: Decision, input: &Input, actor: &Actor) -> Decision {
+    let Actor::Person(id) = actor else {
+        return decision;
+    };
+    let told = decision.effects.iter().any(|e| match e {
+        Effect::Notify { to, .. } => to == id,
+        Effect::Card { recipients, .. } => recipients.contains(id),
+        _ => false,
+    });
+    if told || (decision.events.is_empty() && decision.effects.is_empty()) {
+        return decision;
     }
+    let unit = |u: &str| u.to_string();
+    let done = match input {
+        Input::Claim => Done::Claimed,
+        Input::DecideJoint { .. } => Done::DecidedJoint,
+        Input::DecideIndependent { .. } => Done::DecidedIndependent,
+        Input::Return { .. } => Done::Returned,
+        Input::EscalateCity { .. } => Done::EscalatedCity,
+        Input::RecordCityOutcome { .. } => Done::CityOutcome,
+        Input::Accept { unit: u, .. } => Done::Accepted { unit: unit(u) },
+        Input::Object { unit: u, .. } => Done::Objected { unit: unit(u) },
+        Input::Withdraw { unit: u } => Done::Withdrawn { unit: unit(u) },
+        Input::Insist { unit: u } => Done::Insisted { unit: unit(u) },
+        Input::Supervise { unit: u, .. } => Done::Supervised { unit: unit(u) },
+        Input::Satisfaction { .. } => Done::Satisfaction,
+        Input::MarkTypical { .. } => Done::Typical,
+        other => Done::Other {
+            command: other.command().to_string(),
+        },
+    };
+    decision.effects.push(Effect::Notify {
+        to: id.clone(),
+        message: Message::Done { done },
+    });
+    decision
 }
 
 /// The scheduler's firing of several due timers of `case` at once (`keys`, as stored): the same

@@ -406,7 +406,7 @@ fn a_green_joint_case_from_receipt_to_close() {
 
     run.minutes(10).step(accept(ZJ), ZJ_LIAISON);
     has(
-        run.one(RS_LIAISON, "unit_accepted"),
+        run.one(INSPECTOR, "unit_accepted"),
         &[
             "区住建局",
             "张三（股长）",
@@ -811,6 +811,7 @@ fn every_message_variant_is_rendered_somewhere() {
         "reminder",
         "breach",
         "escalation",
+        "done",
     ]
     .into_iter()
     .map(String::from)

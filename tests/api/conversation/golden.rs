@@ -53,6 +53,8 @@ pub fn render(scenario: &str, mode: Mode, chat: &Chat, person: &str, lines: &[&L
         chat.describe(person),
         mode.label()
     );
+    // A card changes in place: an update whose body is as before shows only what changed.
+    let mut bodies: BTreeMap<String, String> = BTreeMap::new();
     for l in lines {
         let when = time(l.at);
         let _ = match &l.seen {
@@ -87,7 +89,13 @@ pub fn render(scenario: &str, mode: Mode, chat: &Chat, person: &str, lines: &[&L
                 new,
             } => {
                 let what = if *new { "新卡片" } else { "卡片更新为" };
-                let _ = write!(out, "\n**{when} {what}「{title}」**\n\n{}\n", quote(text));
+                let body = if !*new && bodies.get(title) == Some(text) {
+                    "（正文不变）".to_string()
+                } else {
+                    text.clone()
+                };
+                bodies.insert(title.clone(), text.clone());
+                let _ = write!(out, "\n**{when} {what}「{title}」**\n\n{}\n", quote(&body));
                 if !status.is_empty() {
                     let _ = write!(out, ">\n{}\n", quote(&format!("状态：{status}")));
                 }

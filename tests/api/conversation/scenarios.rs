@@ -94,7 +94,10 @@ pub async fn joint(chat: &mut Chat) {
     // Principle 4: a re-paste is answered 已登记, not with a second receipt.
     let got = chat.say(RS, APPLICATION).await;
     let again = to(chat, &got, RS);
-    assert!(again.contains("已登记") && !again.contains("申请已登记\n"), "{again}");
+    assert!(
+        again.contains("无需重复发送") && !again.contains("拟协调单位"),
+        "{again}"
+    );
     assert_eq!(got.len(), 1, "nobody else hears of a re-paste: {got:#?}");
 
     let got = chat
