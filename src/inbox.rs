@@ -216,6 +216,17 @@ impl InboxProcessor {
             InboxInsert::Duplicate(_) => None,
             InboxInsert::Inserted(id) => {
                 let (handled, error) = self.card_action(tx, &copy, &callback, now)?;
+                // Whoever taps gets an answer in the chat too: the card's own notice shows only
+                // on that card, which may be far up the conversation.
+                if let (Some(message), Some(person)) =
+                    (&error, self.engine.roster().person(&copy.owner))
+                {
+                    let out = self
+                        .engine
+                        .dispatch()
+                        .message(person, &plain("卡片操作未受理", message));
+                    enqueue(tx, &format!("inbox:{id}:reply"), &out, now)?;
+                }
                 tx.finish_inbox(id, handled.as_str(), now)?;
                 error
             }

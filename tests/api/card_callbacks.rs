@@ -372,7 +372,8 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
     assert_eq!(card(&replay), card(&answer));
     assert_eq!(snapshot(&h.app).await, claimed, "a replay changes nothing");
 
-    // The other inspector's stale copy: refused by the workflow, told privately, no change.
+    // The other inspector's stale copy: refused by the workflow, told on the card and in the
+    // chat (whoever taps gets an answer), no change to the case.
     let late = h
         .tap(
             &review(&h.app, INSPECTOR_B),
@@ -390,7 +391,17 @@ async fn taps_over_http_act_once_and_answer_with_the_updated_copy() {
             after_late.revision,
             after_late.outbox
         ),
-        ("under_review", claimed.revision, claimed.outbox)
+        ("under_review", claimed.revision, claimed.outbox + 1)
+    );
+    let told = outbox(&h.app)
+        .await
+        .into_iter()
+        .max_by_key(|r| r.id)
+        .expect("the refusal");
+    assert_eq!(told.channel, "robot_batch");
+    assert!(
+        String::from_utf8_lossy(&told.payload).contains("孟艳秋"),
+        "the refusal in the chat names who claimed it"
     );
 
     // 联合调处 naming a unit that is not a member: the error is shown, the buttons stay.

@@ -626,9 +626,9 @@ impl Chat {
         let new = previous.is_none();
         if let Some(i) = previous {
             let old = self.cards.remove(i);
-            if from_outbox && old == shown && self.answered.as_ref() == Some(&shown) {
-                // The tapper's copy, already shown by the callback's answer: the same update
-                // again through the API (not a change anyone sees).
+            if old == shown && (!from_outbox || self.answered.as_ref() == Some(&shown)) {
+                // A refused tap's answer shows the card as it was, and the tapper's copy the
+                // answer already showed comes again through the API: nothing anyone sees.
                 self.cards.push(shown);
                 return;
             }

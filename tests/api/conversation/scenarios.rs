@@ -111,6 +111,16 @@ pub async fn joint(chat: &mut Chat) {
     assert!(to(chat, &got, MENG).contains("区住建局"), "{got:#?}");
     assert!(!to(chat, &got, ZJ).is_empty() && !to(chat, &got, CG).is_empty());
 
+    // A tap with a required input left empty is refused, and the tapper is told in the chat.
+    let got = chat
+        .tap(
+            ZJ,
+            "接受协办",
+            json!({"contact_name": "赵建", "position": "股长", "help": "现场核查"}),
+            &format!("接受 {T} 联系人：赵建 职务：股长 协助：现场核查"),
+        )
+        .await;
+    assert!(to(chat, &got, ZJ).contains("电话"), "{got:#?}");
     // The first to accept while the other has not answered yet.
     let got = accept(chat, ZJ, T, "赵建", "13900000000", "现场核查、政策解释").await;
     let zj = to(chat, &got, ZJ);
