@@ -562,7 +562,10 @@ fn done_body(
         Done::DecidedJoint => {
             m.line("已决定**联合调处**，协办请求已发给以下单位：");
             for r in case.active_requests() {
-                m.item(&r.unit, &format!("答复截止 {}", short_time(r.due, calendar)));
+                m.item(
+                    &r.unit,
+                    &format!("答复截止 {}", short_time(r.due, calendar)),
+                );
             }
             m.line("各单位接受或提出异议时会通知您。");
             m.next("查看进度", &[cmd(Verb::Query, t)]);

@@ -259,13 +259,25 @@ pub enum Done {
     Returned,
     EscalatedCity,
     CityOutcome,
-    Accepted { unit: String },
-    Objected { unit: String },
-    Withdrawn { unit: String },
-    Insisted { unit: String },
-    Supervised { unit: String },
+    Accepted {
+        unit: String,
+    },
+    Objected {
+        unit: String,
+    },
+    Withdrawn {
+        unit: String,
+    },
+    Insisted {
+        unit: String,
+    },
+    Supervised {
+        unit: String,
+    },
     Satisfaction,
     Typical,
     /// Anything else, by its command word.
-    Other { command: String },
+    Other {
+        command: String,
+    },
 }

@@ -66,7 +66,7 @@ pub fn render(scenario: &str, mode: Mode, chat: &Chat, person: &str, lines: &[&L
             } => {
                 let _ = write!(out, "\n**{when} 我在卡片「{card}」上点按［{label}］**\n");
                 for (k, v) in inputs {
-                    let _ = writeln!(out, "\n- 填写 {k}：{v}");
+                    let _ = writeln!(out, "\n- 填写{}：{v}", input_label(k));
                 }
                 Ok(())
             }
@@ -137,7 +137,10 @@ pub fn check(scenario: &str, chat: &Chat) {
         std::fs::create_dir_all(&dir).expect("transcript dir");
         for entry in std::fs::read_dir(&dir).expect("dir") {
             let path = entry.expect("entry").path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             if path.is_file() && !files.contains_key(name) {
                 std::fs::remove_file(&path).expect("remove a stale transcript");
             }
@@ -183,4 +186,19 @@ fn first_difference(a: &str, b: &str) -> usize {
         .position(|(x, y)| x != y)
         .unwrap_or_else(|| a.lines().count().min(b.lines().count()))
         + 1
+}
+
+/// A card input as the card shows it.
+fn input_label(name: &str) -> &str {
+    match name {
+        "units" => "配合单位及协同方向",
+        "path_and_basis" => "解决路径及政策依据",
+        "reason" => "理由",
+        "note" => "说明",
+        "contact_name" => "联系人",
+        "position" => "职务",
+        "phone" => "电话",
+        "help" => "协助事项",
+        other => other,
+    }
 }

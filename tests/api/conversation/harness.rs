@@ -189,7 +189,11 @@ fn roster(mode: Mode) -> Roster {
         ("赵联络", "区住建局", ZJ, "13800000002"),
         ("钱联络", "区城市管理局", CG, "13800000003"),
     ] {
-        let title = if unit == "区人社局" { "科员" } else { "股长" };
+        let title = if unit == "区人社局" {
+            "科员"
+        } else {
+            "股长"
+        };
         people.push(Person::new(
             name,
             unit,
@@ -396,7 +400,8 @@ impl Chat {
             "atUsers": at_users,
         });
         if self.mode != Mode::Sandbox {
-            body["sessionWebhook"] = json!("https://oapi.dingtalk.com/robot/sendBySession?session=s1");
+            body["sessionWebhook"] =
+                json!("https://oapi.dingtalk.com/robot/sendBySession?session=s1");
             body["sessionWebhookExpiredTime"] = json!(self.now.as_millisecond() + 5_400_000);
         }
         let body = body.to_string();
@@ -457,7 +462,12 @@ impl Chat {
                 // An ActionCard message cannot change after sending, so the buttons of a step
                 // that became possible later (联合调处 after 开始审核) are not there: the
                 // person types the command the answer suggested.
-                assert_eq!(self.mode, Mode::ActionCard, "{} has no “{label}”", self.name(&who));
+                assert_eq!(
+                    self.mode,
+                    Mode::ActionCard,
+                    "{} has no “{label}”",
+                    self.name(&who)
+                );
                 return self.say(&who, typed).await;
             };
             let button = card.buttons.iter().find(|b| b.1 == label).expect("button");
@@ -521,10 +531,8 @@ impl Chat {
                 inputs: listed,
             },
         });
-        self.transcript.push(format!(
-            "\n### {} 点按「{label}」\n",
-            self.name(&who)
-        ));
+        self.transcript
+            .push(format!("\n### {} 点按「{label}」\n", self.name(&who)));
         let content = json!({"cardPrivateData": {"actionIds": [button.0], "params": params}});
         let body = json!({
             "outTrackId": card.id, "corpId": "dingcorp", "userId": self.staff_id(&who),
@@ -572,11 +580,7 @@ impl Chat {
         let to: Timestamp = to.parse().expect("time");
         let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
         loop {
-            let next = self
-                .store
-                .read(|r| r.next_due())
-                .await
-                .expect("next timer");
+            let next = self.store.read(|r| r.next_due()).await.expect("next timer");
             match next {
                 Some(at) if at <= to => {
                     self.now = self.now.max(at);
@@ -603,10 +607,7 @@ impl Chat {
         // Principle 1: whoever acts gets an answer — a message or a new card, in the same step.
         let answered = self.lines[before..].iter().any(|l| {
             l.person == from
-                && matches!(
-                    l.seen,
-                    Seen::Message { .. } | Seen::Card { new: true, .. }
-                )
+                && matches!(l.seen, Seen::Message { .. } | Seen::Card { new: true, .. })
         });
         if !answered {
             let who = self.name(from);
@@ -709,7 +710,11 @@ impl Chat {
                     status,
                     buttons,
                     ..
-                } => (format!("{text}\n\n{status}"), title.clone(), buttons.clone()),
+                } => (
+                    format!("{text}\n\n{status}"),
+                    title.clone(),
+                    buttons.clone(),
+                ),
                 _ => unreachable!("decode gives messages and cards"),
             };
             // Principle 2: instructions only to people who can follow them.
@@ -754,7 +759,12 @@ impl Chat {
                 }
                 seen => {
                     if !commands.is_empty() {
-                        let Seen::Message { title, text, buttons } = &seen else {
+                        let Seen::Message {
+                            title,
+                            text,
+                            buttons,
+                        } = &seen
+                        else {
                             unreachable!("only messages are left");
                         };
                         self.action_cards.push(Shown {
@@ -771,10 +781,10 @@ impl Chat {
                         });
                     }
                     self.lines.push(Line {
-                    at: self.now,
-                    person: to,
-                    seen,
-                })
+                        at: self.now,
+                        person: to,
+                        seen,
+                    })
                 }
             }
         }
@@ -792,7 +802,12 @@ impl Chat {
     }
 
     /// (recipient id, what they see, the commands its buttons send) for one outbox row.
-    fn decode(&mut self, channel: &str, target: &str, v: &Value) -> Option<(String, Seen, Vec<String>)> {
+    fn decode(
+        &mut self,
+        channel: &str,
+        target: &str,
+        v: &Value,
+    ) -> Option<(String, Seen, Vec<String>)> {
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
         match channel {
             "sandbox" => {
@@ -889,7 +904,10 @@ impl Chat {
                     self.tracks.insert(track.clone(), to.clone());
                     to
                 } else {
-                    self.tracks.get(&track).expect("an update of a card sent").clone()
+                    self.tracks
+                        .get(&track)
+                        .expect("an update of a card sent")
+                        .clone()
                 };
                 let p = &v["cardData"]["cardParamMap"];
                 let buttons = card_buttons(channel, v);
@@ -968,7 +986,13 @@ fn dtmd_command(url: &str) -> String {
 
 pub fn quote(text: &str) -> String {
     text.lines()
-        .map(|l| if l.is_empty() { ">".to_string() } else { format!("> {l}") })
+        .map(|l| {
+            if l.is_empty() {
+                ">".to_string()
+            } else {
+                format!("> {l}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -15,7 +15,6 @@ pub mod scenarios;
 
 pub use harness::{CG, Chat, INSPECTOR, INSPECTOR_B, RS, ZJ};
 
-
 /// Everything `to` received in one step, joined.
 fn one(got: &BTreeMap<String, Vec<String>>, to: &str) -> String {
     got.get(to)

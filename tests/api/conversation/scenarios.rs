@@ -72,7 +72,14 @@ async fn decide_joint(chat: &mut Chat, t: &str, units: &str) -> BTreeMap<String,
     .await
 }
 
-async fn accept(chat: &mut Chat, who: &str, t: &str, name: &str, phone: &str, help: &str) -> BTreeMap<String, Vec<String>> {
+async fn accept(
+    chat: &mut Chat,
+    who: &str,
+    t: &str,
+    name: &str,
+    phone: &str,
+    help: &str,
+) -> BTreeMap<String, Vec<String>> {
     let position = "股长";
     chat.tap(
         who,
@@ -104,7 +111,10 @@ pub async fn joint(chat: &mut Chat) {
         .tap(MENG, "开始审核", json!({}), &format!("审核 {T}"))
         .await;
     let claimed = to(chat, &got, MENG);
-    assert!(claimed.contains("已认领") && claimed.contains("研判"), "{claimed}");
+    assert!(
+        claimed.contains("已认领") && claimed.contains("研判"),
+        "{claimed}"
+    );
     assert!(to(chat, &got, RS).contains(MENG), "{got:#?}");
 
     let got = decide_joint(chat, T, JOINT_UNITS).await;
@@ -124,7 +134,10 @@ pub async fn joint(chat: &mut Chat) {
     // The first to accept while the other has not answered yet.
     let got = accept(chat, ZJ, T, "赵建", "13900000000", "现场核查、政策解释").await;
     let zj = to(chat, &got, ZJ);
-    assert!(zj.contains("区城市管理局"), "told who is still to answer: {zj}");
+    assert!(
+        zj.contains("区城市管理局"),
+        "told who is still to answer: {zj}"
+    );
     let got = accept(chat, CG, T, "钱城", "13900000001", "现场核查").await;
     let contacts = to(chat, &got, RS);
     assert!(
@@ -166,7 +179,10 @@ pub async fn independent(chat: &mut Chat) {
             &format!("独立 {T} {basis}"),
         )
         .await;
-    assert!(to(chat, &got, RS).contains("保障农民工工资支付条例"), "{got:#?}");
+    assert!(
+        to(chat, &got, RS).contains("保障农民工工资支付条例"),
+        "{got:#?}"
+    );
     let got = chat.say(RS, &format!("进展 {T} 已责令清偿")).await;
     assert!(to(chat, &got, RS).contains("已结案"), "{got:#?}");
 }
@@ -220,7 +236,10 @@ pub async fn city(chat: &mut Chat) {
         .await;
     assert!(to(chat, &got, YANG).contains(note), "{got:#?}");
     let got = chat
-        .say(YANG, &format!("市级结果 {t} 市交通运输局已批复恢复班线，群众表示满意"))
+        .say(
+            YANG,
+            &format!("市级结果 {t} 市交通运输局已批复恢复班线，群众表示满意"),
+        )
         .await;
     assert!(to(chat, &got, RS).contains("恢复班线"), "{got:#?}");
 }
@@ -234,15 +253,25 @@ pub async fn green_channel(chat: &mut Chat) {
         .tap(MENG, "开始审核", json!({}), &format!("审核 {t}"))
         .await;
     assert!(!to(chat, &got, RS).is_empty());
-    let got = decide_joint(chat, t, "区住建局：督促企业复工；区城市管理局：维护现场秩序").await;
+    let got = decide_joint(
+        chat,
+        t,
+        "区住建局：督促企业复工；区城市管理局：维护现场秩序",
+    )
+    .await;
     assert!(to(chat, &got, ZJ).contains("绿色通道"), "{got:#?}");
     accept(chat, ZJ, t, "赵建", "13900000000", "现场核查").await;
     let got = accept(chat, CG, t, "钱城", "13900000001", "其他：现场秩序").await;
     let contacts = to(chat, &got, RS);
-    assert!(contacts.contains("赵建") && contacts.contains("钱城"), "{contacts}");
+    assert!(
+        contacts.contains("赵建") && contacts.contains("钱城"),
+        "{contacts}"
+    );
     chat.say(
         RS,
-        &format!("办结 {t} 过程：联合约谈开发企业 措施：企业复工并公布交房计划 群众反馈：购房户表示认可"),
+        &format!(
+            "办结 {t} 过程：联合约谈开发企业 措施：企业复工并公布交房计划 群众反馈：购房户表示认可"
+        ),
     )
     .await;
     chat.say(MENG, &format!("满意度 {t} 基本满意")).await;
@@ -301,11 +330,17 @@ pub async fn withdrawal(chat: &mut Chat) {
 pub async fn overdue(chat: &mut Chat) {
     submit_and_claim(chat, APPLICATION, T).await;
     let got = decide_joint(chat, T, JOINT_UNITS).await;
-    assert!(!to(chat, &got, WU).is_empty(), "the unit's leader is told: {got:#?}");
+    assert!(
+        !to(chat, &got, WU).is_empty(),
+        "the unit's leader is told: {got:#?}"
+    );
     accept(chat, ZJ, T, "赵建", "13900000000", "现场核查").await;
     let got = chat.wait_until("2026-11-04T12:00:00+08:00").await;
     assert!(!to(chat, &got, CG).is_empty(), "reminded: {got:#?}");
-    assert!(!to(chat, &got, WU).is_empty(), "escalated to the leader: {got:#?}");
+    assert!(
+        !to(chat, &got, WU).is_empty(),
+        "escalated to the leader: {got:#?}"
+    );
     let got = accept(chat, CG, T, "钱城", "13900000001", "现场核查").await;
     assert!(to(chat, &got, RS).contains("钱城"), "{got:#?}");
 }
