@@ -124,7 +124,7 @@ pub(crate) struct Snapshot {
 
 pub(crate) async fn snapshot(app: &TestApp) -> Snapshot {
     app.store
-        .read(|r| {
+        .read(|r| -> Result<_, tiaochu::store::StoreError> {
             let case = r.case_by_ticket(T)?.into_iter().next();
             let units = match &case {
                 Some(c) => r
@@ -179,7 +179,7 @@ pub(crate) async fn settle(app: &TestApp, drain: bool) {
     for _ in 0..300 {
         let (inbox, backlog) = app
             .store
-            .read(|r| Ok((r.pending_inbox(10)?.len(), r.outbox_backlog()?.0)))
+            .read(|r| Ok::<_, tiaochu::store::StoreError>((r.pending_inbox(10)?.len(), r.outbox_backlog()?.0)))
             .await
             .expect("read");
         if inbox == 0 && (!drain || backlog == 0) {

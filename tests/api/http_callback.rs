@@ -371,7 +371,7 @@ async fn healthz_reports_store_stream_and_outbox_backlog() {
 
     let now = app.clock.now();
     app.store
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             for key in ["a", "b", "c"] {
                 tx.enqueue_outbox(&NewOutbound {
                     idem_key: key,
