@@ -73,7 +73,9 @@ pub fn fire_case_in_tx(
     let mut keys = Vec::new();
     for timer in tx.timers_for_case(case_id)? {
         // A quarantined timer waits for an operator (`tiaochu quarantine retry`).
-        if timer.state != TimerState::Pending || timer.due_at > now || timer.quarantined_at.is_some()
+        if timer.state != TimerState::Pending
+            || timer.due_at > now
+            || timer.quarantined_at.is_some()
         {
             continue;
         }

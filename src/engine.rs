@@ -18,7 +18,9 @@ use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
 use crate::roster::{Person, PersonChange, Roster};
 use crate::settings::SlaSettings;
-use crate::store::{CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, Tx, TxError};
+use crate::store::{
+    CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, Tx, TxError,
+};
 use crate::workflow::{
     self, Actor, CardKind, Case, Ctx, Decision, Effect, EventKind, Input, Rejection, State,
 };

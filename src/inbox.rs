@@ -27,10 +27,12 @@ use crate::messages::notify::Rendered;
 use crate::messages::timeline::{TimelineEntry, render_query};
 use crate::parse::command::{Command, parse_command};
 use crate::parse::{Field, UnitMatcher, parse_application};
+use crate::quarantine;
 use crate::roster::{Mentioned, Person, PersonChange};
 use crate::settings::DingtalkMode;
-use crate::quarantine;
-use crate::store::{InboxInsert, InboxRow, NewInbound, QuarantineId, QuarantineKind, StoreError, Tx};
+use crate::store::{
+    InboxInsert, InboxRow, NewInbound, QuarantineId, QuarantineKind, StoreError, Tx,
+};
 use crate::workflow::{self, Actor, Input};
 
 /// Where 看板 links point when no `[dashboard] base_url` was given (the shipped default).
@@ -121,11 +123,7 @@ impl InboxProcessor {
     /// again with backoff, and when it still fails the step stops with that error, leaving it
     /// and the rest pending for the next step.
     pub async fn process_pending(&self, now: Timestamp) -> Result<usize, EngineError> {
-        let rows = self
-            .engine
-            .store()
-            .read(|r| r.pending_inbox(BATCH))
-            .await?;
+        let rows = self.engine.store().read(|r| r.pending_inbox(BATCH)).await?;
         let mut done = 0;
         for row in rows {
             let row = Arc::new(row);

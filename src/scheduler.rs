@@ -92,7 +92,8 @@ pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, 
                     .filter(|t| t.case_id == Some(case_id))
                     .cloned()
                     .collect();
-                report.quarantined += set_aside(engine, timers, Some(case_id), e, tries, now).await?;
+                report.quarantined +=
+                    set_aside(engine, timers, Some(case_id), e, tries, now).await?;
                 continue;
             }
         };

@@ -320,8 +320,7 @@ fn apply(settings: &Settings, bound: &[Bound]) -> anyhow::Result<Vec<Bound>> {
             let roster = engine.reload_roster_in_tx(tx)?;
             let (changes, stale) = roster_sync::bindings(&roster, &bound);
             for (unit, changes) in &changes {
-                engine
-                    .change_roster_in_tx(tx, unit, changes, ACTOR, now)?;
+                engine.change_roster_in_tx(tx, unit, changes, ACTOR, now)?;
             }
             Ok(stale)
         })

@@ -798,9 +798,7 @@ async fn units(
     let engine = state.engine.clone();
     let report: Report = state
         .store()
-        .read(move |r| {
-            report::build(r, engine.calendar(), &Period::Month { year, month }, now)
-        })
+        .read(move |r| report::build(r, engine.calendar(), &Period::Month { year, month }, now))
         .await?;
     let desc = q.desc.as_deref().is_some_and(|d| !d.is_empty() && d != "0");
     let mut rows: Vec<(&String, &Counts)> = report.stats.units.iter().collect();
@@ -1042,9 +1040,7 @@ async fn xlsx(
     let period = Period::Month { year, month };
     let report = state
         .store()
-        .read(move |r| {
-            report::build(r, engine.calendar(), &period, now)
-        })
+        .read(move |r| report::build(r, engine.calendar(), &period, now))
         .await?;
     let bytes = report::xlsx::workbook(&report, state.calendar())
         .map_err(|e| DashboardError::Report(ReportError::Xlsx(e)))?;

@@ -565,9 +565,7 @@ impl Store {
                 let _ = reply.send(r);
             })),
         })))?;
-        answer
-            .await
-            .map_err(|_| E::from(StoreError::WriterGone))?
+        answer.await.map_err(|_| E::from(StoreError::WriterGone))?
     }
 
     /// As [`Store::write`], blocking the calling thread; for the CLI and other sync code. Must
@@ -586,9 +584,7 @@ impl Store {
                 let _ = reply.send(r);
             })),
         })))?;
-        answer
-            .recv()
-            .map_err(|_| E::from(StoreError::WriterGone))?
+        answer.recv().map_err(|_| E::from(StoreError::WriterGone))?
     }
 
     fn submit(&self, job: Job) -> Result<(), StoreError> {

@@ -45,7 +45,9 @@ impl FromStr for QuarantineId {
     type Err = String;
 
     fn from_str(s: &str) -> Result<QuarantineId, String> {
-        let wrong = || format!("编号“{s}”无效：应为 inbox:编号 或 timer:编号（见 tiaochu quarantine list）");
+        let wrong = || {
+            format!("编号“{s}”无效：应为 inbox:编号 或 timer:编号（见 tiaochu quarantine list）")
+        };
         let (kind, id) = s.trim().split_once(':').ok_or_else(wrong)?;
         let kind = match kind {
             "inbox" => QuarantineKind::Inbox,
@@ -83,7 +85,10 @@ fn quarantined_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantinedRow> {
         _ => QuarantineKind::Timer,
     };
     Ok(QuarantinedRow {
-        id: QuarantineId { kind, id: r.get(1)? },
+        id: QuarantineId {
+            kind,
+            id: r.get(1)?,
+        },
         what: r.get(2)?,
         case_id: r.get(3)?,
         reason: r.get(4)?,

@@ -517,7 +517,9 @@ async fn timers_fire_in_due_order_and_once() {
 
     let a = ids[0];
     let (first, second) = store
-        .write(move |tx| Ok::<_, StoreError>((tx.mark_fired(a, at(1000))?, tx.mark_fired(a, at(1001))?)))
+        .write(move |tx| {
+            Ok::<_, StoreError>((tx.mark_fired(a, at(1000))?, tx.mark_fired(a, at(1001))?))
+        })
         .await
         .expect("fire");
     assert!(first && !second, "a timer fires once");
