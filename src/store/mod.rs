@@ -981,6 +981,49 @@ mod tests {
         );
     }
 
+    /// A caller's own error type, as the engine's.
+    #[derive(Debug)]
+    enum Own {
+        Store(StoreError),
+        Refused(u32),
+    }
+
+    impl From<StoreError> for Own {
+        fn from(e: StoreError) -> Own {
+            Own::Store(e)
+        }
+    }
+
+    impl TxError for Own {
+        fn store_error(&self) -> Option<&StoreError> {
+            match self {
+                Own::Store(s) => Some(s),
+                Own::Refused(_) => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_closure_error_comes_back_with_its_kind_and_rolls_back() {
+        let (_dir, store) = fresh();
+        let err = store
+            .write_blocking(|tx| -> Result<(), Own> {
+                tx.next_case_no(2026)?;
+                Err(Own::Refused(7))
+            })
+            .expect_err("refused");
+        assert!(matches!(err, Own::Refused(7)), "{err:?}");
+        assert_eq!(
+            store.write_failure(),
+            None,
+            "a refusal is not a storage failure"
+        );
+        let no = store
+            .write_blocking(|tx| tx.next_case_no(2026))
+            .expect("next");
+        assert_eq!(no, "TC-2026-0001", "the refused write was rolled back");
+    }
+
     #[tokio::test]
     async fn a_dead_writer_fails_calls_instead_of_hanging() {
         let (_dir, store) = fresh();

@@ -360,17 +360,15 @@ async fn an_uncommitted_roster_change_does_not_stay_in_force() {
     let engine = f.engine.clone();
     let result = f
         .engine
-        .write_keeping_roster(move |tx| {
+        .write_keeping_roster(move |tx| -> Result<(), tiaochu::engine::EngineError> {
             let now = at("2026-11-02T09:00:00+08:00");
-            let roster = engine
-                .change_roster_in_tx(tx, "区人社局", &[change], LIAISON, now)
-                .map_err(|e| tiaochu::store::StoreError::Abort(e.to_string()))?;
+            let roster = engine.change_roster_in_tx(tx, "区人社局", &[change], LIAISON, now)?;
             assert_eq!(
                 roster.person(LIAISON).map(|p| p.name.as_str()),
                 Some("改名后的联络员"),
                 "in force inside the transaction"
             );
-            Err::<(), _>(tiaochu::store::StoreError::Abort("后续步骤失败".into()))
+            Err(tiaochu::store::StoreError::Abort("后续步骤失败".into()).into())
         })
         .await;
     assert!(result.is_err());
