@@ -365,6 +365,7 @@ async fn healthz_reports_store_stream_and_outbox_backlog() {
             "status": "ok",
             "store": "ok",
             "outbox": {"pending": 0, "dead": 0},
+            "quarantine": 0,
             "stream": "not_configured",
         })
     );
