@@ -165,7 +165,7 @@ fn main() {
         let doc = doc.clone();
         let units = units.clone();
         store
-            .write_blocking(move |tx| {
+            .write_blocking(move |tx| -> Result<_, tiaochu::store::StoreError> {
                 for i in chunk * CHUNK..((chunk + 1) * CHUNK).min(CASES) {
                     let first = &units[i % units.len()];
                     let helpers = [
@@ -249,8 +249,7 @@ fn main() {
     ] {
         let t = Instant::now();
         let r = store
-            .read_blocking(|r| Ok(report::build(r, &cal, &period, now)))
-            .expect("read")
+            .read_blocking(|r| report::build(r, &cal, &period, now))
             .expect("report");
         let built = t.elapsed();
         let md = report::markdown::full(&r, &cal);

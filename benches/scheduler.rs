@@ -19,7 +19,7 @@ use tiaochu::engine::Engine;
 use tiaochu::roster::Roster;
 use tiaochu::scheduler::{BATCH, fire_due};
 use tiaochu::settings::Settings;
-use tiaochu::store::{NewTimer, Store};
+use tiaochu::store::{NewTimer, Store, StoreError};
 
 const TOTAL: usize = 1_000_000;
 const FIRST_DUE: usize = 10_000;
@@ -48,7 +48,7 @@ fn main() {
     let started = Instant::now();
     for chunk in 0..TOTAL / CHUNK {
         store
-            .write_blocking(move |tx| {
+            .write_blocking(move |tx| -> Result<_, StoreError> {
                 for i in chunk * CHUNK..(chunk + 1) * CHUNK {
                     let offset = if i < past {
                         i as i64

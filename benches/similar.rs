@@ -32,7 +32,7 @@ use tiaochu::parse::{Application, UnitMatcher, parse_application};
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::Settings;
 use tiaochu::similar::{IndexDoc, Params, Scope, rank};
-use tiaochu::store::{NewCase, Store};
+use tiaochu::store::{NewCase, Store, StoreError};
 use tiaochu::workflow::{Actor, Case, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
 const CASES: usize = 100_000;
@@ -301,7 +301,7 @@ fn main() {
         let doc = doc.clone();
         let apps = Arc::clone(&apps);
         let ids = store
-            .write_blocking(move |tx| {
+            .write_blocking(move |tx| -> Result<_, StoreError> {
                 let mut ids = Vec::with_capacity(CHUNK);
                 for i in chunk * CHUNK..((chunk + 1) * CHUNK).min(CASES) {
                     let (topic, app) = &apps[i];
@@ -431,7 +431,7 @@ fn main() {
     for (name, app) in &queries {
         let query = IndexDoc::from_application(app);
         let (fast, full) = store
-            .read_blocking(move |r| {
+            .read_blocking(move |r| -> Result<_, StoreError> {
                 let index = r.similar_index();
                 Ok((
                     rank(&index, &query, &[], Scope::All, 3, &Params::default())?,
@@ -472,7 +472,7 @@ fn main() {
         let indexed = n % 2 == 0;
         let t = Instant::now();
         store
-            .write_blocking(move |tx| {
+            .write_blocking(move |tx| -> Result<_, StoreError> {
                 let case: Case = serde_json::from_value(d.clone()).expect("case document");
                 let id = tx.insert_case(&NewCase {
                     case_no: &case_no,

@@ -39,7 +39,7 @@ use crate::messages::card::{CardContent, card_params};
 use crate::parse::UnitMatcher;
 use crate::parse::command::{Command, Verb, parse_command, syntax};
 use crate::roster::Roster;
-use crate::store::{ReadTx, StoreError};
+use crate::store::ReadTx;
 use crate::workflow::{CardKind, CardRef, Case, Input};
 
 /// The template variable (private to the tapping user) that carries a refusal or a mistake in
@@ -300,6 +300,9 @@ pub enum CardReply {
         content: CardContent,
         error: Option<String>,
     },
+    /// The tap could not be processed for a reason a retry will not fix; it was stored
+    /// quarantined for an operator, and the tapping user is told so. The card stays as it is.
+    Failed,
 }
 
 impl CardReply {
@@ -313,9 +316,17 @@ impl CardReply {
                 "userPrivateData": {"cardParamMap": private_params(Some(NOT_YOURS))},
             })),
             CardReply::Answer { content, error } => Some(response(content, error.as_deref())),
+            CardReply::Failed => Some(json!({
+                "cardUpdateOptions": {"updatePrivateDataByKey": true},
+                "userPrivateData": {"cardParamMap": private_params(Some(NOT_PROCESSED))},
+            })),
         }
     }
 }
+
+/// What the tapping user is told when the tap was quarantined ([`CardReply::Failed`]).
+pub const NOT_PROCESSED: &str =
+    "系统处理这次操作时出错，操作已记录并已通知管理员；管理员排除故障后会补办，无需重复操作。";
 
 /// What a non-recipient who taps someone else's copy is told.
 pub const NOT_YOURS: &str = "这张卡片不是发给您的，您不能在这张卡片上操作。";
@@ -338,7 +349,9 @@ fn private_params(error: Option<&str>) -> Value {
 
 /// The Stream handler of a running service: robot messages go to the inbox as before
 /// ([`InboxHandler`]); a card callback is processed before its ACK, which carries the update
-/// (§2.4, §6.4). A store failure leaves the frame unacknowledged, so the gateway redelivers it.
+/// (§2.4, §6.4). Only a stored tap is acknowledged: a failure of the storage leaves the frame
+/// unacknowledged, so the gateway delivers it again (§2.7); a tap that fails for good is stored
+/// quarantined first ([`InboxProcessor::card_callback`]).
 #[derive(Clone)]
 pub struct CardStreamHandler {
     inbox: InboxHandler,
@@ -371,18 +384,15 @@ impl FrameHandler for CardStreamHandler {
         data: &'a str,
     ) -> HandlerFuture<'a, Option<Value>> {
         Box::pin(async move {
-            match self.processor.card_callback(data, self.clock.now()).await {
-                Ok(reply) => Ok(reply.response()),
-                // A bug (corrupt case, broken invariant) rolled the transaction back: nothing
-                // was stored, and a redelivery would fail the same way, so acknowledge it
-                // without an update.
-                Err(EngineError::Store(StoreError::Abort(reason))) => {
-                    tracing::error!(message_id, reason, "card callback not processed");
-                    Ok(None)
-                }
-                Err(EngineError::Store(e)) => Err(HandlerError::Store(e)),
-                Err(e) => Err(HandlerError::Store(StoreError::Abort(e.to_string()))),
-            }
+            let reply = self
+                .processor
+                .card_callback(data, self.clock.now())
+                .await
+                .map_err(|e| {
+                    tracing::error!(message_id, error = %e, "card callback not stored; left unacknowledged");
+                    HandlerError::Store(e)
+                })?;
+            Ok(reply.response())
         })
     }
 }

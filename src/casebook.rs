@@ -254,7 +254,8 @@ pub fn rebuild(tx: &Tx<'_>) -> Result<usize, StoreError> {
 /// similar-case schema by this start, or restored from an older backup). Returns how many cases
 /// were indexed, 0 when it was already complete.
 pub fn catch_up_blocking(store: &Store) -> Result<usize, StoreError> {
-    let (cases, indexed) = store.read_blocking(|r| Ok((r.case_count()?, r.similar_count()?)))?;
+    let (cases, indexed) =
+        store.read_blocking(|r| Ok::<_, StoreError>((r.case_count()?, r.similar_count()?)))?;
     if cases == indexed {
         return Ok(0);
     }

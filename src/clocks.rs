@@ -17,7 +17,7 @@ use crate::dingtalk::payload;
 use crate::dispatch::Outgoing;
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::notify::{self, DigestLine};
-use crate::roster::{Person, Role};
+use crate::roster::Role;
 use crate::settings::DingtalkMode;
 use crate::store::{NewTimer, StoreError, TimerRow, TimerState, Tx};
 use crate::workflow::{self, Decision, Effect, EventKind, State};
@@ -58,9 +58,8 @@ pub async fn fire_case(
     let engine2 = engine.clone();
     engine
         .store()
-        .write(move |tx| fire_case_in_tx(&engine2, tx, case_id, now).map_err(into_store))
+        .write(move |tx| fire_case_in_tx(&engine2, tx, case_id, now))
         .await
-        .map_err(EngineError::Store)
 }
 
 /// [`fire_case`] inside the caller's transaction.
@@ -73,7 +72,11 @@ pub fn fire_case_in_tx(
     let mut firing = CaseFiring::default();
     let mut keys = Vec::new();
     for timer in tx.timers_for_case(case_id)? {
-        if timer.state != TimerState::Pending || timer.due_at > now {
+        // A quarantined timer waits for an operator (`tiaochu quarantine retry`).
+        if timer.state != TimerState::Pending
+            || timer.due_at > now
+            || timer.quarantined_at.is_some()
+        {
             continue;
         }
         if tx.mark_fired(timer.id, now)? {
@@ -157,7 +160,7 @@ pub async fn send_digest(engine: &Engine, now: Timestamp) -> Result<(), EngineEr
     let engine2 = engine.clone();
     engine
         .store()
-        .write(move |tx| {
+        .write(move |tx| -> Result<(), EngineError> {
             let taken = tx.take_digest_lines()?;
             let Some((first, _)) = taken.first() else {
                 return Ok(());
@@ -196,12 +199,11 @@ pub async fn send_digest(engine: &Engine, now: Timestamp) -> Result<(), EngineEr
                 }
             }
             for (i, row) in rows.iter().enumerate() {
-                enqueue(tx, &format!("{key}/{i}"), row, now).map_err(into_store)?;
+                enqueue(tx, &format!("{key}/{i}"), row, now)?;
             }
             Ok(())
         })
         .await
-        .map_err(EngineError::Store)
 }
 
 /// Fires a timer of no case; false when it had already fired or been cancelled.
@@ -214,9 +216,8 @@ pub async fn fire_system(
     let (id, key) = (timer.id, timer.key.clone());
     engine
         .store()
-        .write(move |tx| fire_system_in_tx(&engine2, tx, id, &key, now).map_err(into_store))
+        .write(move |tx| fire_system_in_tx(&engine2, tx, id, &key, now))
         .await
-        .map_err(EngineError::Store)
 }
 
 fn fire_system_in_tx(
@@ -243,7 +244,10 @@ fn fire_system_in_tx(
         return Ok(true);
     }
     let rendered = notify::calendar_missing(year, now, calendar);
-    for (i, person) in calendar_admins(engine).into_iter().enumerate() {
+    for (i, person) in crate::quarantine::admins_or_heads(engine)
+        .into_iter()
+        .enumerate()
+    {
         let out = engine.dispatch().message(&person, &rendered);
         enqueue(
             tx,
@@ -257,20 +261,6 @@ fn fire_system_in_tx(
         .unwrap_or(Timestamp::MAX);
     arm_calendar_timer(engine, tx, year, next)?;
     Ok(true)
-}
-
-/// The admins; the hotline head when the roster names no admin, so the reminder reaches someone.
-fn calendar_admins(engine: &Engine) -> Vec<Person> {
-    let roster = engine.roster();
-    let admins: Vec<Person> = roster.people_with_role(Role::Admin).cloned().collect();
-    if admins.is_empty() {
-        roster
-            .people_with_role(Role::HotlineHead)
-            .cloned()
-            .collect()
-    } else {
-        admins
-    }
 }
 
 /// Sets the reminder for `year` at the first working time from `from`.
@@ -305,7 +295,7 @@ pub async fn ensure_calendar_reminders(engine: &Engine, now: Timestamp) -> Resul
     let engine2 = engine.clone();
     engine
         .store()
-        .write(move |tx| {
+        .write(move |tx| -> Result<(), EngineError> {
             let year = engine2.calendar().local_date(now).year();
             for (y, from) in [(year, now), (year + 1, november_first(&engine2, year))] {
                 if engine2.calendar().has_year(y) {
@@ -315,13 +305,12 @@ pub async fn ensure_calendar_reminders(engine: &Engine, now: Timestamp) -> Resul
                     .timer_by_key(&calendar_timer_key(y))?
                     .is_some_and(|t| t.state == TimerState::Pending);
                 if !pending {
-                    arm_calendar_timer(&engine2, tx, y, from.max(now)).map_err(into_store)?;
+                    arm_calendar_timer(&engine2, tx, y, from.max(now))?;
                 }
             }
             Ok(())
         })
         .await
-        .map_err(EngineError::Store)
 }
 
 /// What recomputing the open deadlines did.
@@ -344,9 +333,8 @@ pub async fn recompute_open(engine: &Engine, now: Timestamp) -> Result<Recompute
         let engine2 = engine.clone();
         let one = engine
             .store()
-            .write(move |tx| recompute_in_tx(&engine2, tx, id, now).map_err(into_store))
-            .await
-            .map_err(EngineError::Store)?;
+            .write(move |tx| recompute_in_tx(&engine2, tx, id, now))
+            .await?;
         total.add(one);
     }
     Ok(total)
@@ -364,7 +352,7 @@ pub fn recompute_open_blocking(engine: &Engine, now: Timestamp) -> Result<Recomp
         let id = row.id;
         let one = engine
             .store()
-            .write_blocking(move |tx| recompute_in_tx(&engine2, tx, id, now).map_err(into_store))?;
+            .write_blocking(move |tx| recompute_in_tx(&engine2, tx, id, now))?;
         total.add(one);
     }
     Ok(total)
@@ -413,12 +401,4 @@ fn recompute_in_tx(
         clocks: recomputed.len(),
         moved: recomputed.iter().filter(|c| **c).count(),
     })
-}
-
-// The store's write closure speaks StoreError; engine errors travel through it and back.
-fn into_store(e: EngineError) -> StoreError {
-    match e {
-        EngineError::Store(s) => s,
-        other => StoreError::Abort(other.to_string()),
-    }
 }

@@ -19,7 +19,7 @@ use crate::messages::notify;
 use crate::roster::{Person, PersonChange, Roster};
 use crate::settings::SlaSettings;
 use crate::store::{
-    CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, TimerRow, Tx,
+    CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, Tx, TxError,
 };
 use crate::workflow::{
     self, Actor, CardKind, Case, Ctx, Decision, Effect, EventKind, Input, Rejection, State,
@@ -37,6 +37,27 @@ pub enum EngineError {
     /// The workflow only addresses roster people; anything else is a bug, refused unsaved.
     #[error("内部错误：案件 {case_no} 的消息收件人 {id} 不在名单中，未保存")]
     UnknownRecipient { case_no: String, id: String },
+    #[error("无法生成发往钉钉的消息：{0}")]
+    Payload(#[from] crate::dingtalk::payload::PayloadError),
+}
+
+impl TxError for EngineError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            EngineError::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl EngineError {
+    /// Whether the same work may succeed when tried again later: the storage failed under it or
+    /// another write got there first ([`StoreError::is_transient`]). Everything else — a case
+    /// document that does not read, a decision that breaks an invariant, a recipient not on the
+    /// roster — fails the same way every time, so the inbox and the scheduler quarantine it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EngineError::Store(s) if s.is_transient())
+    }
 }
 
 /// What became of an input.
@@ -158,17 +179,15 @@ impl Engine {
     pub fn reload_roster_blocking(&self) -> Result<Arc<Roster>, EngineError> {
         let engine = self.clone();
         self.store
-            .read_blocking(move |r| engine.reload_roster_in_tx(r).map_err(into_store))
-            .map_err(from_store)
+            .read_blocking(move |r| engine.reload_roster_in_tx(r))
     }
 
     /// As [`Engine::reload_roster_blocking`], from async code.
     pub async fn reload_roster(&self) -> Result<Arc<Roster>, EngineError> {
         let engine = self.clone();
         self.store
-            .read(move |r| engine.reload_roster_in_tx(r).map_err(into_store))
+            .read(move |r| engine.reload_roster_in_tx(r))
             .await
-            .map_err(from_store)
     }
 
     /// Runs `f` as one store write, like [`Store::write`], for writes that may change the roster
@@ -176,10 +195,11 @@ impl Engine {
     /// the decisions after it in the same transaction see it). When the write does not commit,
     /// the roster in force is rebuilt from the database, so an uncommitted change never stays
     /// in force.
-    pub async fn write_keeping_roster<T, F>(&self, f: F) -> Result<T, EngineError>
+    pub async fn write_keeping_roster<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+        E: TxError,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         match self.store.write(f).await {
             Ok(v) => Ok(v),
@@ -187,7 +207,7 @@ impl Engine {
                 if let Err(reload) = self.reload_roster().await {
                     tracing::error!(error = %reload, "could not rebuild the roster after a failed write");
                 }
-                Err(from_store(e))
+                Err(e)
             }
         }
     }
@@ -220,7 +240,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
         let job = self.handle_job(ticket_no, input, actor, now);
-        self.store.write(job).await.map_err(from_store)
+        self.store.write(job).await
     }
 
     /// As [`Engine::handle`], on the calling thread (CLI, tests).
@@ -232,28 +252,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
         let job = self.handle_job(ticket_no, input, actor, now);
-        self.store.write_blocking(job).map_err(from_store)
-    }
-
-    /// Fires one due timer in its own transaction; `None` when it had already fired or been
-    /// cancelled, so firing twice changes nothing.
-    pub async fn fire_timer(
-        &self,
-        timer: &TimerRow,
-        now: Timestamp,
-    ) -> Result<Option<Outcome>, EngineError> {
-        let job = self.fire_job(timer, now);
-        self.store.write(job).await.map_err(from_store)
-    }
-
-    /// As [`Engine::fire_timer`], on the calling thread.
-    pub fn fire_timer_blocking(
-        &self,
-        timer: &TimerRow,
-        now: Timestamp,
-    ) -> Result<Option<Outcome>, EngineError> {
-        let job = self.fire_job(timer, now);
-        self.store.write_blocking(job).map_err(from_store)
+        self.store.write_blocking(job)
     }
 
     /// Records the roster `changes` of `unit` made by `actor` (history and the people as they now
@@ -349,54 +348,10 @@ impl Engine {
         input: Input,
         actor: Actor,
         now: Timestamp,
-    ) -> impl FnOnce(&Tx<'_>) -> Result<Outcome, StoreError> + Send + 'static {
+    ) -> impl FnOnce(&Tx<'_>) -> Result<Outcome, EngineError> + Send + 'static {
         let engine = self.clone();
         let ticket_no = ticket_no.to_string();
-        move |tx| {
-            engine
-                .handle_in_tx(tx, &ticket_no, input, &actor, now)
-                .map_err(into_store)
-        }
-    }
-
-    fn fire_job(
-        &self,
-        timer: &TimerRow,
-        now: Timestamp,
-    ) -> impl FnOnce(&Tx<'_>) -> Result<Option<Outcome>, StoreError> + Send + 'static {
-        let engine = self.clone();
-        let (id, key, case_id) = (timer.id, timer.key.clone(), timer.case_id);
-        move |tx| match case_id {
-            Some(case_id) => engine
-                .fire_timer_in_tx(tx, id, &key, case_id, now)
-                .map_err(into_store),
-            // Timers without a case (none exist yet) have nothing to decide: just consume them.
-            None => tx.mark_fired(id, now).map(|_| None),
-        }
-    }
-
-    /// Fires the pending timer `key` of the case with row id `case_id`, inside the caller's
-    /// transaction; returns `None` when it had already fired or been cancelled (idempotent).
-    pub fn fire_timer_in_tx(
-        &self,
-        tx: &Tx<'_>,
-        timer_id: i64,
-        key: &str,
-        case_id: i64,
-        now: Timestamp,
-    ) -> Result<Option<Outcome>, EngineError> {
-        if !tx.mark_fired(timer_id, now)? {
-            return Ok(None);
-        }
-        let Some(row) = tx.case(case_id)? else {
-            return Ok(None);
-        };
-        let case = decode(&row)?;
-        let input = Input::TimerFired {
-            key: key.to_string(),
-        };
-        self.decide_and_apply(tx, Some((&row, &case)), &input, &Actor::System, now)
-            .map(Some)
+        move |tx| engine.handle_in_tx(tx, &ticket_no, input, &actor, now)
     }
 
     /// [`Engine::handle`] inside the caller's transaction, so that an inbound message can be
@@ -707,7 +662,7 @@ fn apply(
 
 /// Writes one outbox row; an undeliverable one is dead-lettered in the same transaction, with
 /// its reason, so it shows in `tiaochu outbox dead` instead of vanishing.
-pub fn enqueue(tx: &Tx<'_>, key: &str, out: &Outgoing, now: Timestamp) -> Result<(), EngineError> {
+pub fn enqueue(tx: &Tx<'_>, key: &str, out: &Outgoing, now: Timestamp) -> Result<(), StoreError> {
     let id = tx.enqueue_outbox(&NewOutbound {
         idem_key: key,
         channel: out.channel.as_str(),
@@ -778,16 +733,4 @@ fn corrupt(case: &Case, e: serde_json::Error) -> EngineError {
         case_no: case.case_no.clone(),
         message: e.to_string(),
     }
-}
-
-// The store's write closure speaks StoreError; engine errors travel through it and back.
-fn into_store(e: EngineError) -> StoreError {
-    match e {
-        EngineError::Store(s) => s,
-        other => StoreError::Abort(other.to_string()),
-    }
-}
-
-fn from_store(e: StoreError) -> EngineError {
-    EngineError::Store(e)
 }

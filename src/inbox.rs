@@ -4,6 +4,9 @@
 //! so a crash either loses nothing (the message is processed again after restart) or has done
 //! everything exactly once.
 //!
+//! A message that fails in a way a retry will not fix is quarantined and the next one goes on;
+//! one that fails because the storage does is tried again with backoff ([`crate::quarantine`]).
+//!
 //! Who may do what is the workflow's business; this module only finds the sender in the roster
 //! and reads the text (SPEC.md → Text commands, → Parsing).
 
@@ -24,9 +27,12 @@ use crate::messages::notify::Rendered;
 use crate::messages::timeline::{TimelineEntry, render_query};
 use crate::parse::command::{Command, parse_command};
 use crate::parse::{Field, UnitMatcher, parse_application};
+use crate::quarantine;
 use crate::roster::{Mentioned, Person, PersonChange};
 use crate::settings::DingtalkMode;
-use crate::store::{InboxInsert, InboxRow, NewInbound, StoreError, Tx};
+use crate::store::{
+    InboxInsert, InboxRow, NewInbound, QuarantineId, QuarantineKind, StoreError, Tx,
+};
 use crate::workflow::{self, Actor, Input};
 
 /// Where 看板 links point when no `[dashboard] base_url` was given (the shipped default).
@@ -111,25 +117,85 @@ impl InboxProcessor {
         self
     }
 
-    /// Processes every pending message, oldest first, up to [`BATCH`]; returns how many.
+    /// Processes every pending message, oldest first, up to [`BATCH`]; returns how many it
+    /// finished or quarantined. A message that fails for good is quarantined (the admins are
+    /// told once) and the next one goes on; one that fails because the storage does is tried
+    /// again with backoff, and when it still fails the step stops with that error, leaving it
+    /// and the rest pending for the next step.
     pub async fn process_pending(&self, now: Timestamp) -> Result<usize, EngineError> {
         let rows = self.engine.store().read(|r| r.pending_inbox(BATCH)).await?;
         let mut done = 0;
         for row in rows {
-            let this = self.clone();
-            // A message may change the roster (leaders' @-commands).
-            let processed = self
-                .engine
-                .write_keeping_roster(move |tx| {
-                    this.process_in_tx(tx, &row, now)
-                        .map_err(|e| StoreError::Abort(e.to_string()))
-                })
-                .await?;
-            if processed.is_some() {
-                done += 1;
+            let row = Arc::new(row);
+            let (result, tries) = quarantine::with_retries(|n| {
+                let this = self.clone();
+                let row = Arc::clone(&row);
+                let attempts = row.attempts + i64::from(n);
+                // A message may change the roster (leaders' @-commands).
+                async move {
+                    let engine = this.engine.clone();
+                    engine
+                        .write_keeping_roster(move |tx| {
+                            tx.note_inbox_attempts(row.id, attempts)?;
+                            this.process_in_tx(tx, &row, now)
+                        })
+                        .await
+                }
+            })
+            .await;
+            let attempts = row.attempts + i64::from(tries);
+            match result {
+                Ok(processed) => done += usize::from(processed.is_some()),
+                Err(e) if e.is_transient() => {
+                    let id = row.id;
+                    // Best effort: the storage is failing, so this may fail too.
+                    if let Err(note) = self
+                        .engine
+                        .store()
+                        .write(move |tx| tx.note_inbox_attempts(id, attempts))
+                        .await
+                    {
+                        tracing::warn!(inbox = id, error = %note, "could not record the attempts");
+                    }
+                    return Err(e);
+                }
+                Err(e) => {
+                    if self.quarantine(&row, &e, attempts, now).await? {
+                        done += 1;
+                    }
+                }
             }
         }
         Ok(done)
+    }
+
+    /// Sets `row` aside after the failure `error` and tells the admins, in one transaction;
+    /// false when another step had finished or quarantined it meanwhile.
+    async fn quarantine(
+        &self,
+        row: &InboxRow,
+        error: &EngineError,
+        attempts: i64,
+        now: Timestamp,
+    ) -> Result<bool, EngineError> {
+        tracing::error!(inbox = row.id, source = %row.source, attempts, error = %error, "inbound message quarantined");
+        let engine = self.engine.clone();
+        let (id, source, reason) = (row.id, row.source.clone(), error.to_string());
+        self.engine
+            .store()
+            .write(move |tx| {
+                if !tx.quarantine_inbox(id, &reason, attempts, now)? {
+                    return Ok(false);
+                }
+                let what = format!("收到的消息 #{id}（来源：{}）", source_label(&source));
+                let qid = QuarantineId {
+                    kind: QuarantineKind::Inbox,
+                    id,
+                };
+                quarantine::notify_admins(&engine, tx, &[qid], &what, &reason, attempts, now)?;
+                Ok(true)
+            })
+            .await
     }
 
     /// One message in the caller's transaction; `None` when another step already finished it.
@@ -166,22 +232,54 @@ impl InboxProcessor {
     /// ([`InboxHandler::card_key`]), its action decided and the row finished. A callback for a
     /// card that is not ours, or from anyone but the copy's owner, stores nothing; a duplicate
     /// answers the current card without acting again.
-    pub async fn card_callback(
-        &self,
-        data: &str,
-        now: Timestamp,
-    ) -> Result<CardReply, EngineError> {
+    ///
+    /// Only what is stored is answered: a failure of the storage comes back as `Err`, and the
+    /// caller gives no answer, so DingTalk delivers the tap again. A failure a retry would not
+    /// fix (the case document does not read, the decision breaks an invariant) stores the tap
+    /// quarantined instead, tells the admins, and answers [`CardReply::Failed`]: an operator
+    /// replays it with `tiaochu quarantine retry` once the cause is fixed.
+    pub async fn card_callback(&self, data: &str, now: Timestamp) -> Result<CardReply, StoreError> {
         let this = self.clone();
-        let data = data.to_string();
-        let reply = self
+        let owned = data.to_string();
+        let failed = match self
             .engine
             .store()
-            .write(move |tx| {
-                this.card_callback_in_tx(tx, &data, now)
-                    .map_err(|e| StoreError::Abort(e.to_string()))
+            .write(move |tx| this.card_callback_in_tx(tx, &owned, now))
+            .await
+        {
+            Ok(reply) => return Ok(reply),
+            Err(EngineError::Store(e)) if e.is_transient() => return Err(e),
+            Err(e) => e,
+        };
+        let Some(key) = InboxHandler::card_key(data) else {
+            return Ok(CardReply::Refused(Refusal::UnknownCard));
+        };
+        let engine = self.engine.clone();
+        let (payload, reason) = (data.to_string(), failed.to_string());
+        tracing::error!(error = %reason, "card callback failed; stored quarantined");
+        self.engine
+            .store()
+            .write(move |tx| -> Result<(), StoreError> {
+                let id = tx
+                    .insert_inbox(&NewInbound {
+                        source: SOURCE_CARD,
+                        message_id: &key,
+                        received_at: now,
+                        payload: &payload,
+                    })?
+                    .id();
+                if tx.quarantine_inbox(id, &reason, 1, now)? {
+                    let qid = QuarantineId {
+                        kind: QuarantineKind::Inbox,
+                        id,
+                    };
+                    let what = format!("卡片操作 #{id}");
+                    quarantine::notify_admins(&engine, tx, &[qid], &what, &reason, 1, now)?;
+                }
+                Ok(())
             })
             .await?;
-        Ok(reply)
+        Ok(CardReply::Failed)
     }
 
     fn card_callback_in_tx(
@@ -727,7 +825,7 @@ impl InboxProcessor {
                     &rendered.title,
                     &rendered.markdown,
                 )
-                .map_err(|e| EngineError::Store(StoreError::Abort(e.to_string())))?,
+                .map_err(EngineError::Payload)?,
                 undeliverable: None,
             }
         } else {
@@ -737,7 +835,18 @@ impl InboxProcessor {
             );
             return Ok(());
         };
-        enqueue(tx, &key, &out, now)
+        Ok(enqueue(tx, &key, &out, now)?)
+    }
+}
+
+/// How an admin reads an inbox `source`.
+fn source_label(source: &str) -> &str {
+    match source {
+        "robot" => "机器人回调",
+        "stream" => "钉钉 Stream",
+        "sandbox" => "沙盒",
+        SOURCE_CARD => "卡片操作",
+        other => other,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod messages;
 pub mod metrics;
 pub mod outbox;
 pub mod parse;
+pub mod quarantine;
 pub mod report;
 pub mod roster;
 pub mod roster_sync;

@@ -282,6 +282,12 @@ impl Metrics {
                 "Pending timers more than 60 s past their due time (the scheduler is behind)",
                 g.timers_overdue,
             );
+            gauge(
+                &mut out,
+                "tiaochu_quarantined",
+                "Inbound messages and timers quarantined after a failure a retry will not fix, waiting for an operator (tiaochu quarantine list)",
+                g.quarantined,
+            );
         }
         out.push_str("# HELP tiaochu_stream_state DingTalk Stream connection state (1 for the current one)\n");
         out.push_str("# TYPE tiaochu_stream_state gauge\n");

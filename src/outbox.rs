@@ -269,7 +269,7 @@ pub async fn deliver_due(
     // backlog for the group is never claimed only to be held.
     let robot_slots = limits.robot_slots(now);
     let rows = store
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, StoreError> {
             let robot = Channel::GroupWebhook.as_str();
             let mut rows =
                 tx.claim_due_outbox_in(now, lease_until, CLAIM_BATCH, Channels::Except(robot))?;

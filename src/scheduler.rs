@@ -6,7 +6,12 @@
 //! the service was down go out as one catch-up message per case and person, not a flood. Each
 //! pass ends with one digest of what it sent, for the hotline group.
 //!
-//! [`fire_due`] is the one step tests call; [`run`] first recomputes open deadlines on the
+//! A case whose firing fails in a way a retry will not fix (its document does not read, the
+//! decision breaks an invariant) has its due timers quarantined, the admins are told once, and
+//! the other cases' timers go on; a failure of the storage is tried again with backoff
+//! ([`crate::quarantine`]).
+//!
+//! [`fire_due`] is the one way timers fire, in the service and in tests; [`run`] first recomputes open deadlines on the
 //! loaded calendar (new holiday data takes effect on restart) and arms the holiday-data
 //! reminder, then sleeps until the next due timer, or until the store reports a timer change,
 //! or until `wake` says the clock moved (the sandbox clock panel).
@@ -17,9 +22,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use jiff::Timestamp;
+
 use crate::clock::Clock;
 use crate::clocks;
 use crate::engine::{Engine, EngineError, Outcome};
+use crate::quarantine;
+use crate::store::{QuarantineId, QuarantineKind, StoreError, TimerRow, TimerState};
 
 /// How many due timers one step takes; the rest wait for the next step, so a long backlog
 /// after downtime cannot hold the writer for long. A case's due timers fire together, so this
@@ -40,10 +49,14 @@ pub struct FireReport {
     pub skipped: usize,
     /// Firings the workflow refused (an unknown key): consumed, logged, nothing else.
     pub rejected: usize,
+    /// Timers quarantined because firing them failed for good.
+    pub quarantined: usize,
 }
 
 /// Fires every timer due at the clock's now, oldest first, up to [`BATCH`] (with every other
-/// due timer of the same cases), then sends the pass's digest.
+/// due timer of the same cases), then sends the pass's digest. A case (or system timer) whose
+/// firing fails for good is quarantined and the rest go on; when the storage still fails after
+/// the retries, the step stops with that error and the timers stay due.
 pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, EngineError> {
     let now = clock.now();
     let due = engine
@@ -54,17 +67,36 @@ pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, 
     let mut cases = BTreeSet::new();
     for timer in &due {
         let Some(case_id) = timer.case_id else {
-            if clocks::fire_system(engine, timer, now).await? {
-                report.fired += 1;
-            } else {
-                report.skipped += 1;
+            let (result, tries) =
+                quarantine::with_retries(|_| clocks::fire_system(engine, timer, now)).await;
+            match result {
+                Ok(true) => report.fired += 1,
+                Ok(false) => report.skipped += 1,
+                Err(e) => {
+                    report.quarantined +=
+                        set_aside(engine, vec![timer.clone()], None, e, tries, now).await?;
+                }
             }
             continue;
         };
         if !cases.insert(case_id) {
             continue;
         }
-        let firing = clocks::fire_case(engine, case_id, now).await?;
+        let (result, tries) =
+            quarantine::with_retries(|_| clocks::fire_case(engine, case_id, now)).await;
+        let firing = match result {
+            Ok(firing) => firing,
+            Err(e) => {
+                let timers: Vec<TimerRow> = due
+                    .iter()
+                    .filter(|t| t.case_id == Some(case_id))
+                    .cloned()
+                    .collect();
+                report.quarantined +=
+                    set_aside(engine, timers, Some(case_id), e, tries, now).await?;
+                continue;
+            }
+        };
         report.skipped += firing.skipped;
         report.deferred += firing.deferred;
         match firing.outcome {
@@ -78,6 +110,79 @@ pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, 
     }
     clocks::send_digest(engine, now).await?;
     Ok(report)
+}
+
+/// What becomes of `timers` (the due timers of case `case_id`, or one system timer) after their
+/// firing failed with `error` in `tries` tries: a failure of the storage is returned (the step
+/// stops), after recording the tries when the storage lets it; any other failure quarantines
+/// them and tells the admins, in one transaction. Returns how many were quarantined.
+async fn set_aside(
+    engine: &Engine,
+    timers: Vec<TimerRow>,
+    case_id: Option<i64>,
+    error: EngineError,
+    tries: u32,
+    now: Timestamp,
+) -> Result<usize, EngineError> {
+    if error.is_transient() {
+        let counts: Vec<(i64, i64)> = timers
+            .iter()
+            .map(|t| (t.id, t.attempts + i64::from(tries)))
+            .collect();
+        // Best effort: the storage is failing, so this may fail too.
+        if let Err(note) = engine
+            .store()
+            .write(move |tx| {
+                for (id, attempts) in &counts {
+                    tx.note_timer_attempts(*id, *attempts)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+        {
+            tracing::warn!(error = %note, "could not record the timers' attempts");
+        }
+        return Err(error);
+    }
+    tracing::error!(?case_id, error = %error, "timers quarantined");
+    let engine2 = engine.clone();
+    let reason = error.to_string();
+    engine
+        .store()
+        .write(move |tx| -> Result<usize, StoreError> {
+            // Every due timer of the case, also those beyond this step's batch: they would fail
+            // the same way.
+            let timers = match case_id {
+                Some(id) => tx.timers_for_case(id)?,
+                None => timers,
+            };
+            let mut ids = Vec::new();
+            let mut attempts = 0;
+            for timer in &timers {
+                if timer.state != TimerState::Pending || timer.due_at > now {
+                    continue;
+                }
+                let tried = timer.attempts + i64::from(tries);
+                if tx.quarantine_timer(timer.id, &reason, tried, now)? {
+                    attempts = attempts.max(tried);
+                    ids.push(QuarantineId {
+                        kind: QuarantineKind::Timer,
+                        id: timer.id,
+                    });
+                }
+            }
+            let what = match case_id {
+                Some(id) => {
+                    let case_no = tx.case(id)?.map_or_else(|| format!("#{id}"), |c| c.case_no);
+                    format!("案件 {case_no} 的定时提醒")
+                }
+                None => "系统定时任务".to_string(),
+            };
+            quarantine::notify_admins(&engine2, tx, &ids, &what, &reason, attempts, now)?;
+            Ok(ids.len())
+        })
+        .await
+        .map_err(EngineError::Store)
 }
 
 /// Runs [`fire_due`] whenever a timer may be due, until `stop` turns true.

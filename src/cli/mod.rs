@@ -13,6 +13,7 @@ pub mod deadline;
 pub mod healthcheck;
 pub mod outbox_cmd;
 pub mod parse_cmd;
+pub mod quarantine_cmd;
 pub mod report_cmd;
 pub mod roster_cmd;
 pub mod roster_sync;
@@ -59,6 +60,9 @@ pub enum Command {
     /// 发送队列：查看、查看发送失败的消息、重新发送
     #[command(subcommand)]
     Outbox(outbox_cmd::OutboxCommand),
+    /// 隔离区：查看处理失败而被隔离的消息和定时任务，排除原因后重新处理
+    #[command(subcommand)]
+    Quarantine(quarantine_cmd::QuarantineCommand),
     /// 统计报表：月统计、季总结、通报、典型案例（md / xlsx / csv / json）
     Report(report_cmd::ReportArgs),
     /// 相似案例：列出与一份申请最相似的往期案例（数据库中的案件，或 --corpus 目录中的申请文件）
@@ -85,6 +89,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Migrate => store_cmd::migrate(&settings),
         Command::Backup(args) => store_cmd::backup(&settings, args),
         Command::Outbox(cmd) => outbox_cmd::run(&settings, cmd),
+        Command::Quarantine(cmd) => quarantine_cmd::run(&settings, cmd),
         Command::Report(args) => report_cmd::run(&settings, args),
         Command::Similar(args) => similar_cmd::run(&settings, args),
     };

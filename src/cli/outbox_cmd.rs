@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::payload::parse_session_target;
 use crate::settings::Settings;
-use crate::store::{OutboxRow, OutboxState, Store};
+use crate::store::{OutboxRow, OutboxState, Store, StoreError};
 
 /// Longest payload summary printed, in characters.
 const SUMMARY_CHARS: usize = 40;
@@ -100,7 +100,7 @@ pub fn run(settings: &Settings, cmd: &OutboxCommand) -> anyhow::Result<i32> {
             (Some(id), false) => {
                 let id = *id;
                 let now = Timestamp::now();
-                let (changed, row) = store.write_blocking(move |tx| {
+                let (changed, row) = store.write_blocking(move |tx| -> Result<_, StoreError> {
                     let changed = tx.retry_outbox(id, now)?;
                     Ok((changed, tx.outbox(id)?))
                 })?;
@@ -278,7 +278,7 @@ fn width(s: &str) -> usize {
     s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum()
 }
 
-fn render_table(rows: &[Vec<String>]) -> String {
+pub(super) fn render_table(rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| width(&r[c])).max().unwrap_or(0))

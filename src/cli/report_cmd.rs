@@ -84,7 +84,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<i32> {
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
     let calendar = Calendar::from_settings(settings)?;
     let now = SystemClock.now();
-    let report = store.read_blocking(|r| Ok(report::build(r, &calendar, &period, now)))??;
+    let report = store.read_blocking(|r| report::build(r, &calendar, &period, now))?;
     let bytes: Vec<u8> = if args.stories {
         typical::markdown(&report.period_label, &report.stories).into_bytes()
     } else {

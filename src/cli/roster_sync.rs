@@ -28,7 +28,7 @@ use crate::engine::{Engine, EngineError};
 use crate::roster::{Person, Roster};
 use crate::roster_sync::{self, Bound, Candidate, SyncReport};
 use crate::settings::Settings;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 use super::roster_cmd::effective_roster;
 
@@ -316,17 +316,11 @@ fn apply(settings: &Settings, bound: &[Bound]) -> anyhow::Result<Vec<Bound>> {
     let bound = bound.to_vec();
     let now = SystemClock.now();
     let stale = store
-        .write_blocking(move |tx| {
-            let engine_error = |e: EngineError| match e {
-                EngineError::Store(s) => s,
-                other => StoreError::Abort(other.to_string()),
-            };
-            let roster = engine.reload_roster_in_tx(tx).map_err(engine_error)?;
+        .write_blocking(move |tx| -> Result<_, EngineError> {
+            let roster = engine.reload_roster_in_tx(tx)?;
             let (changes, stale) = roster_sync::bindings(&roster, &bound);
             for (unit, changes) in &changes {
-                engine
-                    .change_roster_in_tx(tx, unit, changes, ACTOR, now)
-                    .map_err(engine_error)?;
+                engine.change_roster_in_tx(tx, unit, changes, ACTOR, now)?;
             }
             Ok(stale)
         })

@@ -21,7 +21,7 @@ use crate::parse::{Application, UnitMatcher, parse_application};
 use crate::roster::Roster;
 use crate::settings::Settings;
 use crate::similar::{IndexDoc, MemoryIndex, Params, Scope, rank, summarize};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 #[derive(clap::Args, Debug)]
 pub struct SimilarArgs {
@@ -189,7 +189,7 @@ fn from_store(settings: &Settings, query: &IndexDoc, top: usize) -> anyhow::Resu
     let calendar = Calendar::from_settings(settings)?;
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
     let query = query.clone();
-    let found = store.read_blocking(move |r| {
+    let found = store.read_blocking(move |r| -> Result<_, StoreError> {
         let index = r.similar_index();
         let hits = rank(&index, &query, &[], Scope::All, top, &Params::default())?;
         let mut out = Vec::with_capacity(hits.len());

@@ -26,9 +26,7 @@ use axum::response::IntoResponse;
 use super::{AppState, CardCallbackRoute, HttpError, read_body};
 use crate::cards::{CardCallback, CardReply, Refusal};
 use crate::dingtalk::sign::verify_callback;
-use crate::engine::EngineError;
 use crate::inbox::InboxProcessor;
-use crate::store::StoreError;
 
 /// Verifies, processes and answers one card callback.
 pub(super) async fn card_callback(
@@ -71,15 +69,14 @@ async fn answer(
     let reply = processor
         .card_callback(data, now)
         .await
-        .map_err(|e| match e {
-            EngineError::Store(s) => HttpError::Store(s),
-            other => HttpError::Store(StoreError::Abort(other.to_string())),
-        })?;
+        .map_err(HttpError::Store)?;
     tracing::info!(out_track_id = %callback.out_track_id, action = ?callback.action, "card callback answered");
     match reply {
         CardReply::Refused(Refusal::UnknownCard) => Err(HttpError::UnknownCard),
         CardReply::Refused(Refusal::NotRecipient) => Err(HttpError::NotCardRecipient),
-        answer @ CardReply::Answer { .. } => Ok(answer.response().unwrap_or_default()),
+        answer @ (CardReply::Answer { .. } | CardReply::Failed) => {
+            Ok(answer.response().unwrap_or_default())
+        }
     }
 }
 

@@ -385,7 +385,7 @@ async fn login(
     let roster = state.engine.roster();
     let person = state
         .store()
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, StoreError> {
             let Some(id) = tx.redeem_login_token(&hash, now)? else {
                 return Ok(None);
             };
@@ -477,10 +477,9 @@ async fn overview(
     let engine = state.engine.clone();
     let (report, trend, response_times) = state
         .store()
-        .read(move |r| {
+        .read(move |r| -> Result<_, EngineError> {
             let period = Period::Month { year, month };
-            let report = report::build(r, engine.calendar(), &period, now)
-                .map_err(|e| StoreError::Abort(e.to_string()))?;
+            let report = report::build(r, engine.calendar(), &period, now)?;
             let trend = trend(r, engine.calendar(), year, month)?;
             let times = response_times(r, engine.calendar(), &period)?;
             Ok((report, trend, times))
@@ -799,10 +798,7 @@ async fn units(
     let engine = state.engine.clone();
     let report: Report = state
         .store()
-        .read(move |r| {
-            report::build(r, engine.calendar(), &Period::Month { year, month }, now)
-                .map_err(|e| StoreError::Abort(e.to_string()))
-        })
+        .read(move |r| report::build(r, engine.calendar(), &Period::Month { year, month }, now))
         .await?;
     let desc = q.desc.as_deref().is_some_and(|d| !d.is_empty() && d != "0");
     let mut rows: Vec<(&String, &Counts)> = report.stats.units.iter().collect();
@@ -905,7 +901,7 @@ async fn cases(
     };
     let rows = state
         .store()
-        .read(move |r| {
+        .read(move |r| -> Result<_, StoreError> {
             let mut rows = Vec::new();
             for id in r.filtered_case_ids(&filter, CASE_LIST_LIMIT)? {
                 if let Some(row) = r.case(id)? {
@@ -999,7 +995,7 @@ async fn case_page(
     let wanted = case_no.clone();
     let found = state
         .store()
-        .read(move |r| {
+        .read(move |r| -> Result<_, StoreError> {
             let Some(row) = r.case_by_no(&wanted)? else {
                 return Ok(None);
             };
@@ -1044,10 +1040,7 @@ async fn xlsx(
     let period = Period::Month { year, month };
     let report = state
         .store()
-        .read(move |r| {
-            report::build(r, engine.calendar(), &period, now)
-                .map_err(|e| StoreError::Abort(e.to_string()))
-        })
+        .read(move |r| report::build(r, engine.calendar(), &period, now))
         .await?;
     let bytes = report::xlsx::workbook(&report, state.calendar())
         .map_err(|e| DashboardError::Report(ReportError::Xlsx(e)))?;

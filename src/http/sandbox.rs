@@ -626,7 +626,7 @@ impl Log {
     async fn refresh(&mut self, store: &Store) -> Result<(), StoreError> {
         let (inbox_from, outbox_from) = (self.inbox_next.max(1), self.outbox_next.max(1));
         let (inbox, outbox) = store
-            .read(move |r| {
+            .read(move |r| -> Result<_, StoreError> {
                 let mut inbox = Vec::new();
                 while let Some(row) = r.inbox(inbox_from + len(&inbox))? {
                     inbox.push(row);

@@ -43,16 +43,6 @@ pub enum ReportError {
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
 }
 
-impl From<ReportError> for EngineError {
-    fn from(e: ReportError) -> EngineError {
-        match e {
-            ReportError::Store(s) => EngineError::Store(s),
-            ReportError::Engine(e) => e,
-            ReportError::Xlsx(x) => EngineError::Store(StoreError::Abort(x.to_string())),
-        }
-    }
-}
-
 /// The stretch of time a report covers, in local dates of the calendar's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -218,7 +208,7 @@ pub fn build(
     calendar: &Calendar,
     period: &Period,
     now: Timestamp,
-) -> Result<Report, ReportError> {
+) -> Result<Report, EngineError> {
     let (from, to) = period.bounds(calendar.time_zone());
     let window = r.events_between(from, to)?;
     let mut ids: BTreeSet<i64> = window.iter().filter_map(|e| e.case_id).collect();

@@ -20,11 +20,10 @@ use crate::clock::Clock;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::payload;
 use crate::dispatch::Outgoing;
-use crate::engine::{Engine, enqueue};
+use crate::engine::{Engine, EngineError, enqueue};
 use crate::messages::notify::Rendered;
 use crate::roster::Role;
 use crate::settings::{DingtalkMode, ReportSettings};
-use crate::store::StoreError;
 
 /// How often the loop looks at the clock; the post is due at most this late.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
@@ -65,8 +64,8 @@ pub async fn post_monthly(
     let reader = engine.clone();
     let report = engine
         .store()
-        .read(move |r| Ok(build(r, reader.calendar(), &period, now)))
-        .await??;
+        .read(move |r| build(r, reader.calendar(), &period, now))
+        .await?;
     if report.cases.is_empty() && report.stats.units.is_empty() {
         return Ok(PostOutcome {
             period_key,
@@ -110,14 +109,13 @@ pub async fn post_monthly(
     let prefix = format!("report:{period_key}");
     let queued = engine
         .store()
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, EngineError> {
             // Ids only grow, and this transaction holds the write lock, so a row whose id is
             // above the newest one before is one this call inserted (not an earlier post's).
             let newest = tx.list_outbox(None, 1)?.first().map_or(0, |r| r.id);
             let mut queued = 0;
             for (who, out) in &rows {
-                enqueue(tx, &format!("{prefix}/{who}"), out, now)
-                    .map_err(|e| StoreError::Abort(e.to_string()))?;
+                enqueue(tx, &format!("{prefix}/{who}"), out, now)?;
             }
             for row in tx.list_outbox(None, rows.len())? {
                 if row.id > newest && row.idem_key.starts_with(&prefix) {

@@ -318,7 +318,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let nos = store
-            .write_blocking(|tx| {
+            .write_blocking(|tx| -> Result<_, StoreError> {
                 Ok(vec![
                     tx.next_case_no(2026)?,
                     tx.next_case_no(2026)?,
@@ -378,7 +378,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let (old, new) = store
-            .write_blocking(|tx| {
+            .write_blocking(|tx| -> Result<_, StoreError> {
                 let old = tx.insert_case(&new_case("TC-2026-0001", at(1000)))?;
                 let new = tx.insert_case(&new_case("TC-2026-0002", at(5000)))?;
                 tx.insert_case_version(new, 1, r#"{"v":1}"#, "staff1", at(5000))?;
@@ -401,7 +401,7 @@ mod tests {
         assert!(matches!(dup, StoreError::Sqlite { .. }), "{dup:?}");
 
         let (by_ticket, versions, units, open) = store
-            .read_blocking(move |r| {
+            .read_blocking(move |r| -> Result<_, StoreError> {
                 Ok((
                     r.case_by_ticket("DH2026001")?,
                     r.case_versions(new)?,

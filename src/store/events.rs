@@ -94,7 +94,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let case_id = store
-            .write_blocking(|tx| {
+            .write_blocking(|tx| -> Result<_, StoreError> {
                 let case_id = tx.insert_case(&super::super::NewCase {
                     case_no: "TC-2026-0001",
                     ticket_no: "DH1",
@@ -117,7 +117,7 @@ mod tests {
             })
             .expect("write");
         let (mine, window) = store
-            .read_blocking(move |r| {
+            .read_blocking(move |r| -> Result<_, StoreError> {
                 Ok((
                     r.events_for_case(case_id)?,
                     r.events_between(at(100), at(300))?,

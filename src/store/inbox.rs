@@ -46,9 +46,15 @@ pub struct InboxRow {
     /// Set together with `finished_at` once processed.
     pub outcome: Option<String>,
     pub finished_at: Option<Timestamp>,
+    /// Tries so far, including those that failed for a passing reason.
+    pub attempts: i64,
+    /// Set while the message is quarantined (see `store/quarantine.rs`), with the reason.
+    pub quarantined_at: Option<Timestamp>,
+    pub quarantine_reason: Option<String>,
 }
 
-const INBOX_COLUMNS: &str = "id, source, message_id, received_at, payload, outcome, finished_at";
+const INBOX_COLUMNS: &str = "id, source, message_id, received_at, payload, outcome, finished_at, \
+                             attempts, quarantined_at, quarantine_reason";
 
 fn inbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxRow> {
     Ok(InboxRow {
@@ -59,6 +65,9 @@ fn inbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxRow> {
         payload: r.get(4)?,
         outcome: r.get(5)?,
         finished_at: opt_ts_col(r, 6)?,
+        attempts: r.get(7)?,
+        quarantined_at: opt_ts_col(r, 8)?,
+        quarantine_reason: r.get(9)?,
     })
 }
 
@@ -103,10 +112,12 @@ impl Tx<'_> {
 }
 
 impl ReadTx<'_> {
-    /// Unprocessed messages, oldest first (the order they were received in).
+    /// Unprocessed messages, oldest first (the order they were received in), leaving out
+    /// quarantined ones.
     pub fn pending_inbox(&self, max: usize) -> Result<Vec<InboxRow>, StoreError> {
         let sql = format!(
-            "SELECT {INBOX_COLUMNS} FROM inbox WHERE finished_at IS NULL ORDER BY id LIMIT ?1"
+            "SELECT {INBOX_COLUMNS} FROM inbox
+             WHERE finished_at IS NULL AND quarantined_at IS NULL ORDER BY id LIMIT ?1"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let rows = stmt.query_map([limit(max)], inbox_row)?;
@@ -142,7 +153,7 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let at = Timestamp::from_millisecond(1_780_000_000_000).expect("ts");
         let (first, again, other_source) = store
-            .write_blocking(move |tx| {
+            .write_blocking(move |tx| -> Result<_, StoreError> {
                 let m = NewInbound {
                     source: "robot",
                     message_id: "m1",
@@ -164,7 +175,7 @@ mod tests {
 
         let id = first.id();
         let (a, b) = store
-            .write_blocking(move |tx| {
+            .write_blocking(move |tx| -> Result<_, StoreError> {
                 Ok((
                     tx.finish_inbox(id, "registered", at)?,
                     tx.finish_inbox(id, "x", at)?,

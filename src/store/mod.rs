@@ -41,6 +41,7 @@ mod events;
 mod inbox;
 mod instance;
 mod outbox;
+mod quarantine;
 mod roster;
 mod sandbox;
 mod secrets;
@@ -58,6 +59,7 @@ pub use events::EventRow;
 pub use inbox::{InboxInsert, InboxRow, NewInbound};
 pub use instance::{ServiceLock, lock_path};
 pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
+pub use quarantine::{QuarantineId, QuarantineKind, QuarantinedRow};
 pub use roster::{RosterChangeRow, RosterOverride};
 pub use secrets::{SECRET_LEN, random_bytes};
 pub use seen::SignatureUse;
@@ -76,6 +78,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0007_service_secrets.sql")),
     M::up(include_str!("migrations/0008_sender_rate.sql")),
     M::up(include_str!("migrations/0009_similar.sql")),
+    M::up(include_str!("migrations/0010_quarantine.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -125,9 +128,15 @@ pub enum StoreError {
     Conflict { what: String },
     #[error("未找到{what}")]
     NotFound { what: String },
-    /// Returned by a write closure that decides, for its own reason, to roll back.
+    /// Returned by a write closure whose error type is `StoreError` when it decides, for its
+    /// own reason, to roll back. Callers with an error type of their own return that instead
+    /// (see [`TxError`]), so their errors keep their kind.
     #[error("操作未完成：{0}")]
     Abort(String),
+    /// The write ran, but the transaction it shared could not be begun or committed (full disk,
+    /// I/O error, lock timeout): nothing of it was stored. The reason is the storage's own.
+    #[error("数据库提交失败，本次操作未保存：{0}")]
+    CommitFailed(String),
     #[error(
         "数据库 {db} 已有一个 tiaochu serve 在运行（进程号 {holder}，锁文件 {lock}）。同一个数据库只能运行一个服务：请先停止另一个（systemctl stop tiaochu），或为本进程配置另一个 [store] path"
     )]
@@ -168,6 +177,7 @@ impl StoreError {
             | StoreError::Busy(_)
             | StoreError::Corrupt(_)
             | StoreError::Io { .. }
+            | StoreError::CommitFailed(_)
             | StoreError::WriterGone => true,
             StoreError::Sqlite { code, .. } => matches!(
                 code,
@@ -183,6 +193,15 @@ impl StoreError {
             ),
             _ => false,
         }
+    }
+}
+
+impl StoreError {
+    /// Whether the same write may succeed when tried again later: the storage failed under it,
+    /// or another write changed the row first. The inbox and the scheduler retry these with
+    /// backoff and never quarantine a row for them.
+    pub fn is_transient(&self) -> bool {
+        self.is_storage_failure() || matches!(self, StoreError::Conflict { .. })
     }
 }
 
@@ -204,6 +223,21 @@ impl From<rusqlite_migration::Error> for StoreError {
             rusqlite_migration::Error::RusqliteError { err, .. } => err.into(),
             other => StoreError::Migrate(other),
         }
+    }
+}
+
+/// The error a store closure returns: any type a [`StoreError`] converts into, so an engine or
+/// report error travels through [`Store::write`] with its kind intact. `store_error` lets the
+/// writer tell a failure of the storage itself (remembered for [`Store::write_failure`]) from a
+/// closure that decided to roll back.
+pub trait TxError: From<StoreError> + Send + 'static {
+    /// The store error this is, when it is one.
+    fn store_error(&self) -> Option<&StoreError>;
+}
+
+impl TxError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
     }
 }
 
@@ -267,18 +301,19 @@ trait GroupWrite: Send {
 }
 
 /// Hands a write's outcome back to its caller (an async or a blocking channel).
-type Reply<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
+type Reply<T, E> = Box<dyn FnOnce(Result<T, E>) + Send>;
 
-struct PendingWrite<T, F> {
+struct PendingWrite<T, E, F> {
     f: Option<F>,
-    result: Option<Result<T, StoreError>>,
-    reply: Option<Reply<T>>,
+    result: Option<Result<T, E>>,
+    reply: Option<Reply<T, E>>,
 }
 
-impl<T, F> GroupWrite for PendingWrite<T, F>
+impl<T, E, F> GroupWrite for PendingWrite<T, E, F>
 where
     T: Send,
-    F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send,
+    E: TxError,
+    F: FnOnce(&Tx<'_>) -> Result<T, E> + Send,
 {
     fn run(&mut self, tx: &Tx<'_>) -> Ran {
         let Some(f) = self.f.take() else {
@@ -287,11 +322,13 @@ where
         // A panicking closure must not take the writer thread (and every later write) down.
         let (ran, result) = match catch_unwind(AssertUnwindSafe(|| f(tx))) {
             Ok(Ok(value)) => (Ran::Keep, Ok(value)),
-            Ok(Err(e)) if e.is_storage_failure() => (Ran::StorageFailed(e.to_string()), Err(e)),
-            Ok(Err(e)) => (Ran::Discard, Err(e)),
+            Ok(Err(e)) => match e.store_error() {
+                Some(s) if s.is_storage_failure() => (Ran::StorageFailed(s.to_string()), Err(e)),
+                _ => (Ran::Discard, Err(e)),
+            },
             Err(_) => {
                 tracing::error!("a store write closure panicked; its changes were rolled back");
-                (Ran::Discard, Err(StoreError::Panicked))
+                (Ran::Discard, Err(E::from(StoreError::Panicked)))
             }
         };
         self.result = Some(result);
@@ -302,8 +339,8 @@ where
         let result = match (commit, self.result.take()) {
             (_, Some(Err(e))) => Err(e),
             (Ok(()), Some(Ok(value))) => Ok(value),
-            (Err(why), Some(Ok(_))) => Err(StoreError::Abort(why.to_string())),
-            (_, None) => Err(StoreError::WriterGone),
+            (Err(why), Some(Ok(_))) => Err(E::from(StoreError::CommitFailed(why.to_string()))),
+            (_, None) => Err(E::from(StoreError::WriterGone)),
         };
         if let Some(reply) = self.reply.take() {
             reply(result);
@@ -511,11 +548,13 @@ impl Store {
 
     /// Runs `f` on the writer thread inside one `IMMEDIATE` transaction: committed when `f`
     /// returns `Ok`, rolled back when it returns `Err` or panics. Once submitted, the write runs
-    /// to completion even if the caller stops waiting.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// to completion even if the caller stops waiting. `f`'s own error comes back as it was;
+    /// a transaction that could not commit comes back as [`StoreError::CommitFailed`].
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: TxError,
     {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Write(Box::new(PendingWrite {
@@ -526,15 +565,16 @@ impl Store {
                 let _ = reply.send(r);
             })),
         })))?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        answer.await.map_err(|_| E::from(StoreError::WriterGone))?
     }
 
     /// As [`Store::write`], blocking the calling thread; for the CLI and other sync code. Must
     /// not be called from inside an async task.
-    pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: TxError,
     {
         let (reply, answer) = mpsc::sync_channel(1);
         self.submit(Job::Write(Box::new(PendingWrite {
@@ -544,7 +584,7 @@ impl Store {
                 let _ = reply.send(r);
             })),
         })))?;
-        answer.recv().map_err(|_| StoreError::WriterGone)?
+        answer.recv().map_err(|_| E::from(StoreError::WriterGone))?
     }
 
     fn submit(&self, job: Job) -> Result<(), StoreError> {
@@ -556,32 +596,36 @@ impl Store {
 
     /// Runs `f` on a read connection, inside one read transaction so every query in it sees the
     /// same committed snapshot. Runs on tokio's blocking pool.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&ReadTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&ReadTx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.read_blocking(f))
             .await
-            .map_err(|_| StoreError::Panicked)?
+            .map_err(|_| E::from(StoreError::Panicked))?
     }
 
     /// As [`Store::read`], on the calling thread.
-    pub fn read_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&ReadTx<'_>) -> Result<T, StoreError>,
+        F: FnOnce(&ReadTx<'_>) -> Result<T, E>,
+        E: From<StoreError>,
     {
+        let mut out = None;
         self.with_reader(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let out = f(&ReadTx {
+            out = Some(f(&ReadTx {
                 conn: &tx,
                 health: &self.inner.health,
-            });
+            }));
             // Nothing to keep: a read transaction only pins the snapshot.
             tx.rollback()?;
-            out
-        })
+            Ok(())
+        })?;
+        out.unwrap_or_else(|| Err(E::from(StoreError::Panicked)))
     }
 
     /// Lends a pooled read connection to `f` (outside any transaction) and returns it after.
@@ -915,7 +959,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 9);
+        assert_eq!(SCHEMA_VERSION, 10);
     }
 
     #[test]
@@ -935,6 +979,49 @@ mod tests {
             no, "TC-2026-0001",
             "the panicking transaction must have been rolled back"
         );
+    }
+
+    /// A caller's own error type, as the engine's.
+    #[derive(Debug)]
+    enum Own {
+        Store(StoreError),
+        Refused(u32),
+    }
+
+    impl From<StoreError> for Own {
+        fn from(e: StoreError) -> Own {
+            Own::Store(e)
+        }
+    }
+
+    impl TxError for Own {
+        fn store_error(&self) -> Option<&StoreError> {
+            match self {
+                Own::Store(s) => Some(s),
+                Own::Refused(_) => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_closure_error_comes_back_with_its_kind_and_rolls_back() {
+        let (_dir, store) = fresh();
+        let err = store
+            .write_blocking(|tx| -> Result<(), Own> {
+                tx.next_case_no(2026)?;
+                Err(Own::Refused(7))
+            })
+            .expect_err("refused");
+        assert!(matches!(err, Own::Refused(7)), "{err:?}");
+        assert_eq!(
+            store.write_failure(),
+            None,
+            "a refusal is not a storage failure"
+        );
+        let no = store
+            .write_blocking(|tx| tx.next_case_no(2026))
+            .expect("next");
+        assert_eq!(no, "TC-2026-0001", "the refused write was rolled back");
     }
 
     #[tokio::test]
@@ -988,7 +1075,7 @@ mod tests {
         let failure = store.write_failure().expect("remembered");
         assert!(failure.contains("磁盘空间已满"), "{failure}");
         let seen = store
-            .read(|r| {
+            .read(|r| -> Result<_, StoreError> {
                 Ok((
                     r.write_failure(),
                     r.backlog(Timestamp::UNIX_EPOCH, Duration::ZERO)?,

@@ -286,7 +286,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let ids = store
-            .write_blocking(|tx| {
+            .write_blocking(|tx| -> Result<_, StoreError> {
                 let mut ids = Vec::new();
                 for (n, text) in TEXTS.iter().enumerate() {
                     let id = case(tx, n + 1)?;
@@ -319,7 +319,7 @@ mod tests {
             .write_blocking(move |tx| tx.index_similar(third, &doc("反映医保报销进度慢", &[])))
             .expect("replace");
         let (stats, df_noise, df_yibao, hits) = store
-            .read_blocking(move |r| {
+            .read_blocking(move |r| -> Result<_, StoreError> {
                 let index = r.similar_index();
                 let df = index.doc_freqs(&["噪音", "医保"])?;
                 Ok((
@@ -363,7 +363,7 @@ mod tests {
             .write_blocking(|tx| tx.clear_similar())
             .expect("clear");
         let (stats, terms) = store
-            .read_blocking(|r| {
+            .read_blocking(|r| -> Result<_, StoreError> {
                 let index = r.similar_index();
                 Ok((index.stats()?, index.postings("噪音", 10)?))
             })

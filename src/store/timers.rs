@@ -56,17 +56,26 @@ pub struct TimerRow {
     pub state: TimerState,
     /// Set exactly when `state` is `Fired`.
     pub fired_at: Option<Timestamp>,
+    /// Set while the timer is quarantined (see `store/quarantine.rs`): it stays pending but
+    /// does not fire until released.
+    pub quarantined_at: Option<Timestamp>,
+    /// Tries so far, including those that failed for a passing reason.
+    pub attempts: i64,
 }
 
-const TIMER_COLUMNS: &str = "id, key, case_id, kind, due_at, payload_json, state, fired_at";
+const TIMER_COLUMNS: &str =
+    "id, key, case_id, kind, due_at, payload_json, state, fired_at, quarantined_at, attempts";
 
-/// Served by the partial index `timers_pending_due`; a unit test checks the plan.
-const DUE_TIMERS_SQL: &str = "SELECT id, key, case_id, kind, due_at, payload_json, state, fired_at
-     FROM timers WHERE state = 'pending' AND due_at <= ?1
+/// Served by the partial index `timers_pending_due`, which leaves quarantined timers out; a unit
+/// test checks the plan.
+const DUE_TIMERS_SQL: &str = "SELECT id, key, case_id, kind, due_at, payload_json, state, fired_at,
+            quarantined_at, attempts
+     FROM timers WHERE state = 'pending' AND quarantined_at IS NULL AND due_at <= ?1
      ORDER BY due_at, id LIMIT ?2";
 
 /// Served by the same partial index.
-const NEXT_DUE_SQL: &str = "SELECT min(due_at) FROM timers WHERE state = 'pending'";
+const NEXT_DUE_SQL: &str =
+    "SELECT min(due_at) FROM timers WHERE state = 'pending' AND quarantined_at IS NULL";
 
 fn timer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimerRow> {
     let state: String = r.get(6)?;
@@ -86,13 +95,16 @@ fn timer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimerRow> {
         payload_json: r.get(5)?,
         state,
         fired_at: opt_ts_col(r, 7)?,
+        quarantined_at: opt_ts_col(r, 8)?,
+        attempts: r.get(9)?,
     })
 }
 
 impl Tx<'_> {
     /// Sets the timer `key`; returns its id. A pending timer with that key is moved to the new
     /// due time (and takes the new kind and payload); a fired or cancelled one is armed again, so
-    /// a clock that restarts (a resubmission, a re-requested unit) is never silently lost. The
+    /// a clock that restarts (a resubmission, a re-requested unit) is never silently lost. A
+    /// quarantined one is released: the decision that set it again read its case fine. The
     /// scheduler is woken after commit.
     pub fn set_timer(&self, t: &NewTimer<'_>) -> Result<i64, StoreError> {
         let id = self
@@ -102,7 +114,8 @@ impl Tx<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (key) DO UPDATE
                  SET case_id = excluded.case_id, kind = excluded.kind, due_at = excluded.due_at,
-                     payload_json = excluded.payload_json, state = 'pending', fired_at = NULL
+                     payload_json = excluded.payload_json, state = 'pending', fired_at = NULL,
+                     quarantined_at = NULL, quarantine_reason = NULL, attempts = 0
                  RETURNING id",
             )?
             .query_row(
@@ -203,7 +216,7 @@ mod tests {
 
     fn plan(store: &Store, sql: &'static str) -> String {
         store
-            .read_blocking(move |r| {
+            .read_blocking(move |r| -> Result<_, StoreError> {
                 let mut stmt = r.conn().prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
                 let zeros =
                     rusqlite::params_from_iter(std::iter::repeat_n(0i64, stmt.parameter_count()));

@@ -138,7 +138,8 @@ pub enum TimerState {
     Cancelled { at: Timestamp },
 }
 
-/// One scheduled firing; the engine stores it under `key` and fires it back as `Input::TimerFired`.
+/// One scheduled firing; the engine stores it under `key`, and the scheduler fires it back
+/// through [`super::fire_timers`] with the case's other due timers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timer {
     pub key: String,

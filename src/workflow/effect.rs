@@ -30,7 +30,8 @@ pub enum Effect {
     UpdateCard {
         card_key: String,
     },
-    /// Fire `Input::TimerFired { key }` at `due_at`. Keys are unique for the life of the case.
+    /// Fire the timer `key` at `due_at` (the scheduler hands it to `workflow::fire_timers`).
+    /// Keys are unique for the life of the case.
     SetTimer {
         key: String,
         due_at: Timestamp,

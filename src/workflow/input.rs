@@ -64,7 +64,10 @@ pub enum Input {
     Satisfaction { level: SatisfactionLevel },
     /// 典型: mark a typical case (五(五)).
     MarkTypical { summary: String },
-    /// The scheduler fired the timer with this key (only [`super::Actor::System`]).
+    /// The timer with this key fired (only [`super::Actor::System`]). The scheduler does not send
+    /// it: it fires a case's due timers together through [`super::fire_timers`], which decides
+    /// as one `TimerFired` each would; the input stays for single firings in tests of the pure
+    /// core.
     TimerFired { key: String },
 }
 

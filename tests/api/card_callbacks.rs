@@ -30,7 +30,7 @@ pub(crate) const INSPECTOR_B: &str = "u-inspector-li";
 pub(crate) const T: &str = "DH2026110300017";
 pub(crate) const CASE: &str = "TC-2026-0001";
 
-const APPLICATION: &str = "工单编号：DH2026110300017
+pub(crate) const APPLICATION: &str = "工单编号：DH2026110300017
 工单标题：反映某建筑公司拖欠薪资的问题
 首接单位：区人社局
 已采取措施：已向涉事建筑企业取得联系，核实拖欠薪资的基本情况，企业方承认存在拖欠行为。
@@ -39,7 +39,7 @@ const APPLICATION: &str = "工单编号：DH2026110300017
 请示分管领导相关情况：已向分管领导汇报，分管领导已同意。";
 
 /// The shipped roster with DingTalk staff ids for everyone this case reaches.
-fn roster_file(dir: &Path) -> PathBuf {
+pub(crate) fn roster_file(dir: &Path) -> PathBuf {
     let liaisons = [
         ("王联络", "区人社局", RS, "13800000001"),
         ("赵联络", "区住建局", ZJ, "13800000002"),
@@ -90,12 +90,12 @@ pub(crate) fn tap_body(out_track_id: &str, user: &str, action: &str, inputs: Val
 }
 
 /// The public params an answer puts on the card.
-fn card(answer: &Value) -> &Value {
+pub(crate) fn card(answer: &Value) -> &Value {
     &answer["cardData"]["cardParamMap"]
 }
 
 /// The private error an answer shows the tapping user ("" when none).
-fn error(answer: &Value) -> &str {
+pub(crate) fn error(answer: &Value) -> &str {
     answer["userPrivateData"]["cardParamMap"]["error"]
         .as_str()
         .expect("error param")
@@ -124,7 +124,7 @@ pub(crate) struct Snapshot {
 
 pub(crate) async fn snapshot(app: &TestApp) -> Snapshot {
     app.store
-        .read(|r| {
+        .read(|r| -> Result<_, tiaochu::store::StoreError> {
             let case = r.case_by_ticket(T)?.into_iter().next();
             let units = match &case {
                 Some(c) => r
@@ -166,7 +166,7 @@ async fn updates_for(app: &TestApp, out_track_id: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn card_rows(app: &TestApp) -> Vec<InboxRow> {
+pub(crate) async fn card_rows(app: &TestApp) -> Vec<InboxRow> {
     app.inbox()
         .await
         .into_iter()
@@ -179,7 +179,12 @@ pub(crate) async fn settle(app: &TestApp, drain: bool) {
     for _ in 0..300 {
         let (inbox, backlog) = app
             .store
-            .read(|r| Ok((r.pending_inbox(10)?.len(), r.outbox_backlog()?.0)))
+            .read(|r| {
+                Ok::<_, tiaochu::store::StoreError>((
+                    r.pending_inbox(10)?.len(),
+                    r.outbox_backlog()?.0,
+                ))
+            })
             .await
             .expect("read");
         if inbox == 0 && (!drain || backlog == 0) {

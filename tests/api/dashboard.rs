@@ -386,7 +386,7 @@ async fn only_viewers_get_a_link_and_it_never_goes_to_a_group() {
     let token = d.link_token(INSPECTOR, 1).await;
     let stored: Vec<String> = d
         .store
-        .read(|r| {
+        .read(|r| -> Result<_, tiaochu::store::StoreError> {
             let mut out = Vec::new();
             for id in 1.. {
                 match r.outbox(id)? {
@@ -519,7 +519,7 @@ async fn case_search_and_similar_cases_show_the_history_to_viewers_only() {
     loop {
         let (typical, second) = d
             .store
-            .read(|r| {
+            .read(|r| -> Result<_, tiaochu::store::StoreError> {
                 let first = r.case_by_ticket(TICKET)?.remove(0);
                 Ok((
                     first.data_json.contains("三日结清"),

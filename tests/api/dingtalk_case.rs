@@ -203,7 +203,12 @@ impl Case {
             let (inbox, backlog) = self
                 .app
                 .store
-                .read(|r| Ok((r.pending_inbox(10)?.len(), r.outbox_backlog()?.0)))
+                .read(|r| {
+                    Ok::<_, tiaochu::store::StoreError>((
+                        r.pending_inbox(10)?.len(),
+                        r.outbox_backlog()?.0,
+                    ))
+                })
                 .await
                 .expect("read");
             if inbox == 0 && backlog == 0 {

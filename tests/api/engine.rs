@@ -83,7 +83,7 @@ fn at(s: &str) -> Timestamp {
 /// Row counts of the tables a decision writes.
 fn counts(store: &Store) -> (usize, usize, usize, usize) {
     store
-        .read_blocking(|r| {
+        .read_blocking(|r| -> Result<_, tiaochu::store::StoreError> {
             let cases = r.case_by_ticket("DH2026110300017")?;
             let events: usize = cases
                 .iter()
@@ -256,18 +256,21 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
         "{:?}",
         due.iter().map(|t| &t.key).collect::<Vec<_>>()
     );
-    for timer in &due {
-        let outcome = f.engine.fire_timer_blocking(timer, later).expect("fire");
-        assert!(outcome.is_some(), "did not fire: {}", timer.key);
-    }
+    // Through the scheduler's step, the one way timers fire.
+    let clock = tiaochu::clock::ManualClock::at_millis(later.as_millisecond());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let first = runtime
+        .block_on(tiaochu::scheduler::fire_due(&f.engine, &clock))
+        .expect("fire");
+    assert_eq!(first.fired, due.len(), "{first:?}");
     // Firing the same timers again is a no-op.
-    for timer in &due {
-        let again = f
-            .engine
-            .fire_timer_blocking(timer, later)
-            .expect("fire again");
-        assert!(again.is_none(), "fired twice: {}", timer.key);
-    }
+    let again = runtime
+        .block_on(tiaochu::scheduler::fire_due(&f.engine, &clock))
+        .expect("fire again");
+    assert_eq!((again.fired, again.skipped), (0, 0), "{again:?}");
 
     let out = f
         .engine
@@ -357,17 +360,15 @@ async fn an_uncommitted_roster_change_does_not_stay_in_force() {
     let engine = f.engine.clone();
     let result = f
         .engine
-        .write_keeping_roster(move |tx| {
+        .write_keeping_roster(move |tx| -> Result<(), tiaochu::engine::EngineError> {
             let now = at("2026-11-02T09:00:00+08:00");
-            let roster = engine
-                .change_roster_in_tx(tx, "区人社局", &[change], LIAISON, now)
-                .map_err(|e| tiaochu::store::StoreError::Abort(e.to_string()))?;
+            let roster = engine.change_roster_in_tx(tx, "区人社局", &[change], LIAISON, now)?;
             assert_eq!(
                 roster.person(LIAISON).map(|p| p.name.as_str()),
                 Some("改名后的联络员"),
                 "in force inside the transaction"
             );
-            Err::<(), _>(tiaochu::store::StoreError::Abort("后续步骤失败".into()))
+            Err(tiaochu::store::StoreError::Abort("后续步骤失败".into()).into())
         })
         .await;
     assert!(result.is_err());

@@ -365,13 +365,14 @@ async fn healthz_reports_store_stream_and_outbox_backlog() {
             "status": "ok",
             "store": "ok",
             "outbox": {"pending": 0, "dead": 0},
+            "quarantine": 0,
             "stream": "not_configured",
         })
     );
 
     let now = app.clock.now();
     app.store
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             for key in ["a", "b", "c"] {
                 tx.enqueue_outbox(&NewOutbound {
                     idem_key: key,

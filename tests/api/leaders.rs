@@ -253,8 +253,9 @@ async fn a_leader_replaces_the_liaison_and_the_open_request_follows() {
         .collect();
     pending.sort_by_key(|t| t.due_at);
     let next = pending.first().expect("a pending reminder for 区住建局");
-    g.engine
-        .fire_timer_blocking(next, next.due_at)
+    let clock = tiaochu::clock::ManualClock::at_millis(next.due_at.as_millisecond());
+    tiaochu::scheduler::fire_due(&g.engine, &clock)
+        .await
         .expect("fire");
     let got = g.received();
     assert!(

@@ -22,6 +22,7 @@ mod messages;
 mod observability;
 mod outbound;
 mod parse_cases;
+mod quarantine;
 mod reports;
 mod restore;
 mod roster_sync;

@@ -152,7 +152,7 @@ async fn the_store_backlog_counts_exactly_what_waits() {
     let t0 = Timestamp::from_millisecond(START_MS).expect("t0");
     let at = move |secs: i64| t0 + SignedDuration::from_secs(secs);
     store
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             tx.insert_inbox(&NewInbound {
                 source: "robot",
                 message_id: "old",
@@ -211,6 +211,7 @@ async fn the_store_backlog_counts_exactly_what_waits() {
             outbox_dead: 1,
             timers_due: 2,
             timers_overdue: 1,
+            quarantined: 0,
             writes_failing: false,
         }
     );

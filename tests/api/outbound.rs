@@ -1327,7 +1327,7 @@ fn outbox_commands_list_retry_and_show_dead_letters() {
         now,
     );
     let (sent_id, dead_id) = store
-        .write_blocking(move |tx| {
+        .write_blocking(move |tx| -> Result<_, tiaochu::store::StoreError> {
             let sent_id = tx.enqueue_outbox(&NewOutbound {
                 idem_key: "a",
                 channel: "robot_batch",

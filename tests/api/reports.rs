@@ -164,16 +164,16 @@ impl World {
         self.act(ticket, HEAD, when, Input::Satisfaction { level });
     }
 
-    /// Fires every timer due at `when`, as the scheduler would at that instant.
+    /// Fires every timer due at `when` through the scheduler's step, as the service would at
+    /// that instant.
     fn fire(&self, when: &str) {
-        let now = at(when);
-        let due = self
-            .store
-            .read_blocking(move |r| r.due_timers(now, 1000))
-            .expect("due timers");
-        for timer in &due {
-            self.engine.fire_timer_blocking(timer, now).expect("fire");
-        }
+        let clock = tiaochu::clock::ManualClock::at_millis(at(when).as_millisecond());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(tiaochu::scheduler::fire_due(&self.engine, &clock))
+            .expect("fire");
     }
 
     fn response_due(&self, ticket: &str, unit: &str) -> Timestamp {
@@ -192,8 +192,7 @@ impl World {
             .expect("calendar");
         let now = at(now);
         self.store
-            .read_blocking(move |r| Ok(report::build(r, &calendar, &period, now)))
-            .expect("read")
+            .read_blocking(move |r| report::build(r, &calendar, &period, now))
             .expect("report")
     }
 }

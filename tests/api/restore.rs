@@ -130,7 +130,7 @@ impl Service {
             // not due yet: settled means no pending row due at all, in flight or not.
             let (inbox, due) = self
                 .store
-                .read(move |r| {
+                .read(move |r| -> Result<_, tiaochu::store::StoreError> {
                     let due = r
                         .list_outbox(Some(OutboxState::Pending), 100_000)?
                         .iter()
@@ -260,7 +260,7 @@ async fn a_backup_taken_under_load_restores_into_a_service_that_carries_on() {
     // What the copy holds before anything runs on it.
     let restored_store = Store::open(&copy).expect("the copy opens");
     let (inbox_ids, pending_out, pending_timers) = restored_store
-        .read_blocking(|r| {
+        .read_blocking(|r| -> Result<_, tiaochu::store::StoreError> {
             let inbox: Vec<String> = r
                 .all_inbox(100_000)?
                 .into_iter()

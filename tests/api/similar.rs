@@ -219,7 +219,7 @@ async fn the_index_follows_the_cases_and_migrate_rebuilds_it() {
     let db = chat.store.path().to_path_buf();
     let (cases, indexed, closed) = chat
         .store
-        .read_blocking(|r| {
+        .read_blocking(|r| -> Result<_, tiaochu::store::StoreError> {
             let row = r.case_by_ticket("DH2026110300017")?.remove(0);
             Ok((
                 r.case_count()?,

@@ -275,7 +275,7 @@ async fn outbox_enqueue_is_idempotent_and_keeps_exact_bytes() {
     let bytes: &'static [u8] =
         b"{\"msgParam\":\"{\\\"content\\\":\\\"\xe4\xbd\xa0\xe5\xa5\xbd\\\"}\"}\xff";
     let (a, b, backlog) = store
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             let a = tx.enqueue_outbox(&outbound("coord:1:区城市管理局", bytes, at(0)))?;
             let b = tx.enqueue_outbox(&outbound("coord:1:区城市管理局", b"other", at(99)))?;
             Ok((a, b, tx.outbox_backlog()?))
@@ -301,7 +301,7 @@ async fn outbox_enqueue_is_idempotent_and_keeps_exact_bytes() {
 async fn outbox_leases_retries_and_dead_letters() {
     let (_dir, store) = temp_store();
     store
-        .write(|tx| {
+        .write(|tx| -> Result<_, tiaochu::store::StoreError> {
             tx.enqueue_outbox(&outbound("b", b"2", at(20)))?;
             tx.enqueue_outbox(&outbound("a", b"1", at(10)))?;
             tx.enqueue_outbox(&outbound("later", b"3", at(100_000)))?;
@@ -393,7 +393,7 @@ async fn outbox_leases_retries_and_dead_letters() {
         "a dead row stays dead"
     );
     let (backlog, dead) = store
-        .read(|r| {
+        .read(|r| -> Result<_, tiaochu::store::StoreError> {
             Ok((
                 r.outbox_backlog()?,
                 r.list_outbox(Some(OutboxState::Dead), 10)?,
@@ -441,7 +441,7 @@ async fn outbox_leases_retries_and_dead_letters() {
 async fn two_workers_never_claim_the_same_row() {
     let (_dir, store) = temp_store();
     store
-        .write(|tx| {
+        .write(|tx| -> Result<_, tiaochu::store::StoreError> {
             for i in 0..40 {
                 tx.enqueue_outbox(&outbound(&format!("k{i}"), b"x", at(i)))?;
             }
@@ -480,7 +480,7 @@ fn timer<'a>(key: &'a str, due: Timestamp) -> NewTimer<'a> {
 async fn timers_fire_in_due_order_and_once() {
     let (_dir, store) = temp_store();
     let ids = store
-        .write(|tx| {
+        .write(|tx| -> Result<_, tiaochu::store::StoreError> {
             let c = tx.set_timer(&timer("c", at(300)))?;
             let a = tx.set_timer(&timer("a", at(100)))?;
             tx.set_timer(&timer("b", at(900)))?;
@@ -499,7 +499,7 @@ async fn timers_fire_in_due_order_and_once() {
         .expect("set");
 
     let (due, next) = store
-        .read(|r| Ok((r.due_timers(at(1000), 10)?, r.next_due()?)))
+        .read(|r| Ok::<_, StoreError>((r.due_timers(at(1000), 10)?, r.next_due()?)))
         .await
         .expect("read");
     assert_eq!(
@@ -517,7 +517,9 @@ async fn timers_fire_in_due_order_and_once() {
 
     let a = ids[0];
     let (first, second) = store
-        .write(move |tx| Ok((tx.mark_fired(a, at(1000))?, tx.mark_fired(a, at(1001))?)))
+        .write(move |tx| {
+            Ok::<_, StoreError>((tx.mark_fired(a, at(1000))?, tx.mark_fired(a, at(1001))?))
+        })
         .await
         .expect("fire");
     assert!(first && !second, "a timer fires once");
@@ -531,7 +533,7 @@ async fn timers_fire_in_due_order_and_once() {
         (TimerState::Fired, Some(at(1000)))
     );
     let (due, next) = store
-        .read(|r| Ok((r.due_timers(at(1000), 10)?, r.next_due()?)))
+        .read(|r| Ok::<_, StoreError>((r.due_timers(at(1000), 10)?, r.next_due()?)))
         .await
         .expect("read");
     assert_eq!(
@@ -560,7 +562,7 @@ async fn backup_of_a_live_database() {
     // Enough data that VACUUM INTO takes a while.
     let before = 2_000;
     store
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             let no = tx.next_case_no(2026)?;
             let id = tx.insert_case(&case(&no))?;
             let filler = format!(r#"{{"note":"{}"}}"#, "进展".repeat(200));
@@ -804,7 +806,7 @@ async fn the_wal_is_checkpointed_in_the_background() {
     let before = size(&db);
     let payload = vec![b'x'; 4000];
     store
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             for i in 0..500 {
                 tx.enqueue_outbox(&outbound(&format!("wal-{i}"), &payload, at(0)))?;
             }
@@ -838,7 +840,7 @@ async fn outbox_claims_are_fair_across_recipients() {
     let (_dir, store) = temp_store();
     // 500 rows queued for one person first, then one each for two others.
     store
-        .write(|tx| {
+        .write(|tx| -> Result<_, tiaochu::store::StoreError> {
             for i in 0..500 {
                 tx.enqueue_outbox(&NewOutbound {
                     target: "flooder",

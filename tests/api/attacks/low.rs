@@ -41,7 +41,7 @@ fn text_for(got: &BTreeMap<String, Vec<String>>, to: &str) -> String {
 /// Number of case rows and audit events, to show a refusal changed nothing.
 async fn case_and_event_counts(store: &Store) -> (usize, usize) {
     store
-        .read(|r| {
+        .read(|r| -> Result<_, tiaochu::store::StoreError> {
             let cases = r.case_by_ticket(TICKET)?;
             let mut events = 0;
             for c in &cases {

@@ -144,7 +144,12 @@ impl Service {
             let (inbox, backlog) = self
                 .app
                 .store
-                .read(|r| Ok((r.pending_inbox(10)?.len(), r.outbox_backlog()?)))
+                .read(|r| {
+                    Ok::<_, tiaochu::store::StoreError>((
+                        r.pending_inbox(10)?.len(),
+                        r.outbox_backlog()?,
+                    ))
+                })
                 .await
                 .expect("read");
             if inbox == 0 && backlog.0 == 0 {

@@ -311,7 +311,7 @@ async fn a_batch_of_messages_is_decided_in_arrival_order() {
     }
     let count = messages.len();
     chat.store
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             for (n, (from, text)) in messages.iter().enumerate() {
                 let body = json!({
                     "msgtype": "text", "text": {"content": text}, "msgId": format!("batch-{n}"),
