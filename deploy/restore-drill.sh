@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# The restore drill: proves that the Litestream replicas (deploy/litestream-s3.yml,
-# deploy/litestream-file.yml) hold every acknowledged message, by losing the machine and
-# restoring with the runbook's own steps (deploy/README.md §九, deploy/restore.sh).
+# The restore drill: proves that the Litestream replicas — the bucket (deploy/litestream.yml,
+# litestream.service) and the file replica following it (litestream-standby.service) — hold
+# every acknowledged message, by losing the machine and restoring with the runbook's own steps
+# (deploy/README.md §九, deploy/restore.sh).
 #
 #   deploy/restore-drill.sh [TIAOCHU_BINARY]      # default target/release/tiaochu, else target/debug/tiaochu
 #
 # 1. A local S3 stand-in (moto_server) with a bucket, a DingTalk sink, and `tiaochu serve` in
-#    http mode on a fresh database; litestream@s3 and litestream@file equivalents replicating it.
+#    http mode on a fresh database; what litestream.service runs replicates it to the bucket,
+#    what litestream-standby.service runs follows the bucket into the file replica.
 # 2. Load: signed robot callbacks (half complete applications, half 帮助) for $DRILL_SECONDS
 #    seconds at $DRILL_RATE per second; every callback answered 200 — committed to the inbox —
 #    is recorded with the time its answer arrived.
-# 3. The service and both Litestream processes are killed with SIGKILL, mid-load.
+# 3. The service and its Litestream are killed with SIGKILL, mid-load (the standby's follower
+#    runs on another machine and lives on).
 # 4. The runbook on the same machine: the dead state directory is moved aside and
-#    `restore.sh s3` restores from the bucket; the runbook on a replacement machine:
-#    `restore.sh file` restores from the file replica into another fresh directory.
+#    `restore.sh s3` restores from the bucket; the runbook on the standby machine: its follower
+#    is stopped and `restore.sh file` restores from the file replica into a fresh directory.
 # 5. For each restore: acknowledged, restored, lost, the measured RPO (how long before the kill
 #    the oldest lost acknowledgement came) and each lost message. Then the service is started
 #    on the restored database, answers a new signed callback and works off the messages it had
-#    not processed. On the same-machine restore replication is started again (the runbook's
-#    last step) and a second kill and restore shows that the new message reached both replicas.
+#    not processed. On the same-machine restore replication and the follower are started again
+#    (the runbook's last step) and a second kill and restore shows that a message sent after the
+#    restore reached both replicas.
 #
 # Exit status 1 when an acknowledged message older than $DRILL_RPO_MS (1000) before the kill is
 # missing from either restore, or when any step fails. Needs: python3, litestream
@@ -48,7 +52,7 @@ for tool in "$LITESTREAM" "$MOTO_SERVER"; do
     exit 2
   fi
 done
-export LITESTREAM
+export LITESTREAM TIAOCHU=$bin
 DRILL_SECONDS=${DRILL_SECONDS:-20}
 export DRILL_RATE=${DRILL_RATE:-100} DRILL_WORKERS=${DRILL_WORKERS:-4} DRILL_RPO_MS=${DRILL_RPO_MS:-1000}
 export DRILL_RUN=$(date +%s)
@@ -127,7 +131,7 @@ LITESTREAM_S3_REGION=us-east-1
 LITESTREAM_S3_BUCKET=tiaochu-drill
 LITESTREAM_ACCESS_KEY_ID=drill
 LITESTREAM_SECRET_ACCESS_KEY=drill
-LITESTREAM_FILE_REPLICA=$work/offsite/tiaochu
+LITESTREAM_FILE_REPLICA=$work/standby/replica
 EOF
 }
 state=$work/lib/tiaochu
@@ -135,7 +139,7 @@ db=$state/tiaochu.db
 write_env "$work/litestream.env" "$db"
 spare_db=$work/spare/lib/tiaochu/tiaochu.db
 write_env "$work/spare-litestream.env" "$spare_db"
-mkdir -p "$state" "$work/offsite"
+mkdir -p "$state" "$work/standby/replica"
 
 start_service() { # DB LOG → svc_pid, svc_base
   : >"$2.out"
@@ -157,59 +161,73 @@ stop_service() { # graceful, as systemctl stop
   kill -INT "$svc_pid"
   wait "$svc_pid"
 }
-start_litestream() { # REPLICA ENV_FILE → ls_pid (what litestream@REPLICA runs)
+start_litestream() { # ENV_FILE → ls_pid (what litestream.service runs)
   (
     set -a
-    . "$2"
+    . "$1"
     set +a
-    exec "$LITESTREAM" replicate -config "$repo/deploy/litestream-$1.yml"
-  ) >>"$work/litestream-$1.log" 2>&1 &
+    exec "$LITESTREAM" replicate -config "$repo/deploy/litestream.yml"
+  ) >>"$work/litestream.log" 2>&1 &
   ls_pid=$!
   pids+=("$ls_pid")
 }
-wait_replicated() { # REPLICA ENV_FILE: until the replica holds a snapshot
+start_standby() { # ENV_FILE → sb_pid (what litestream-standby.service runs)
+  (
+    set -a
+    . "$1"
+    set +a
+    LITESTREAM_CONFIG=$repo/deploy/litestream.yml exec "$repo/deploy/litestream-standby.sh"
+  ) >>"$work/litestream-standby.log" 2>&1 &
+  sb_pid=$!
+  pids+=("$sb_pid")
+}
+stop_standby() { # systemctl stop litestream-standby
+  kill -TERM "$sb_pid"
+  wait "$sb_pid" || true
+}
+wait_replicated() { # ENV_FILE: until the bucket holds a snapshot
   for _ in $(seq 150); do
-    if (set -a; . "$2"; "$LITESTREAM" ltx -config "$repo/deploy/litestream-$1.yml" "$TIAOCHU_DB" 2>/dev/null) |
+    if (set -a; . "$1"; "$LITESTREAM" ltx -config "$repo/deploy/litestream.yml" "$TIAOCHU_DB" 2>/dev/null) |
       grep -q '^0 '; then
       return 0
     fi
     sleep 0.2
   done
-  echo "the $1 replica got no snapshot in 30 s; litestream's log:" >&2
-  tail -20 "$work/litestream-$1.log" >&2
+  echo "the bucket got no snapshot in 30 s; litestream's log:" >&2
+  tail -20 "$work/litestream.log" >&2
   return 1
 }
 restore() { # REPLICA ENV_FILE: the runbook's restore.sh
-  LITESTREAM_ENV=$2 CONF_DIR=$repo/deploy RUN_AS=$(id -un) "$repo/deploy/restore.sh" "$1"
+  LITESTREAM_ENV=$2 LITESTREAM_CONFIG=$repo/deploy/litestream.yml RUN_AS=$(id -un) \
+    "$repo/deploy/restore.sh" "$1"
 }
 
-step "live: tiaochu serve with replication to s3 and file, then $DRILL_SECONDS s of signed callbacks at $DRILL_RATE/s"
+step "live: tiaochu serve replicated to the bucket and followed into the file replica, then $DRILL_SECONDS s of signed callbacks at $DRILL_RATE/s"
 start_service "$db" "$work/live.log"
 live_pid=$svc_pid
 live_base=$svc_base
-start_litestream s3 "$work/litestream.env"
-ls3_pid=$ls_pid
-start_litestream file "$work/litestream.env"
-lsf_pid=$ls_pid
-wait_replicated s3 "$work/litestream.env"
-wait_replicated file "$work/litestream.env"
+start_litestream "$work/litestream.env"
+live_ls_pid=$ls_pid
+wait_replicated "$work/litestream.env"
+start_standby "$work/litestream.env"
 "${helper[@]}" load "$live_base" "$work/acks.tsv" "$work/stop" &
 load_pid=$!
 pids+=("$load_pid")
 sleep "$DRILL_SECONDS"
 
-step "SIGKILL: tiaochu serve and both litestream processes"
+step "SIGKILL: tiaochu serve and its litestream"
 kill_ms=$(date +%s%3N)
-kill -KILL "$live_pid" "$ls3_pid" "$lsf_pid"
+kill -KILL "$live_pid" "$live_ls_pid"
 touch "$work/stop"
 wait "$load_pid" || true
-for pid in "$live_pid" "$ls3_pid" "$lsf_pid"; do wait "$pid" 2>/dev/null || true; done
+for pid in "$live_pid" "$live_ls_pid"; do wait "$pid" 2>/dev/null || true; done
 echo "acknowledged before the kill: $(wc -l <"$work/acks.tsv")"
 
 step "runbook, same machine: move the dead state directory aside, restore.sh s3"
 mv "$state" "$state.bad-$(date +%Y%m%d-%H%M%S)"
 restore s3 "$work/litestream.env"
-step "runbook, replacement machine: restore.sh file"
+step "runbook, standby machine: stop the follower, restore.sh file"
+stop_standby
 restore file "$work/spare-litestream.env"
 
 reports=()
@@ -225,27 +243,26 @@ for replica in s3 file; do
   reports+=("$work/report-$replica.txt")
 done
 
-step "replacement machine: tiaochu serve on the database restored from the file replica"
+step "standby machine: tiaochu serve on the database restored from the file replica"
 start_service "$spare_db" "$work/spare.log"
 "${helper[@]}" probe "$svc_base" "drill-probe-file-$DRILL_RUN"
 waiting=$("${helper[@]}" settle "$svc_base")
 echo "answers a new signed callback; worked off the restored backlog ($waiting messages waiting at the first look)"
 stop_service
 
-step "same machine: tiaochu serve and replication started again on the database restored from s3"
+step "same machine: tiaochu serve and replication started again on the database restored from s3, the follower too"
 start_service "$db" "$work/restored.log"
-start_litestream s3 "$work/litestream.env"
-ls3_pid=$ls_pid
-start_litestream file "$work/litestream.env"
-lsf_pid=$ls_pid
+start_litestream "$work/litestream.env"
+start_standby "$work/litestream.env"
 probe=drill-probe-s3-$DRILL_RUN
 "${helper[@]}" probe "$svc_base" "$probe"
 waiting=$("${helper[@]}" settle "$svc_base")
 echo "answers a new signed callback; worked off the restored backlog ($waiting messages waiting at the first look)"
 # Replication resumed: a second loss after the goal's 1 s, and both replicas hold the probe.
 sleep 2
-kill -KILL "$svc_pid" "$ls3_pid" "$lsf_pid"
-for pid in "$svc_pid" "$ls3_pid" "$lsf_pid"; do wait "$pid" 2>/dev/null || true; done
+kill -KILL "$svc_pid" "$ls_pid"
+for pid in "$svc_pid" "$ls_pid"; do wait "$pid" 2>/dev/null || true; done
+stop_standby
 for replica in s3 file; do
   write_env "$work/again-$replica.env" "$work/again-$replica/lib/tiaochu/tiaochu.db"
   restore "$replica" "$work/again-$replica.env" >/dev/null
