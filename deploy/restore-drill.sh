@@ -281,6 +281,8 @@ done
 
 step "summary (kill at $(date -d "@${kill_ms%???}" '+%F %T').${kill_ms: -3}, $DRILL_SECONDS s at $DRILL_RATE/s, $(nproc) CPUs)"
 cat "${reports[@]}"
+echo "== the database restored after the second kill (every message processed): docs/scaling.md"
+"${helper[@]}" sizes "$work/again-s3/lib/tiaochu/tiaochu.db"
 if [ "$failed" != 0 ]; then
   echo "restore drill: FAILED"
   exit 1

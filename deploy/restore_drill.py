@@ -13,6 +13,8 @@
 - ``probe BASE ID``: posts one signed callback and exits 0 iff it is answered 200.
 - ``settle BASE``: waits until the service's inbox is worked off (its ``/metrics`` gauge
   ``tiaochu_inbox_pending`` is 0) and prints how many messages were waiting at first.
+- ``sizes DB``: what the database holds and how many bytes each kind of row takes (SQLite's
+  ``dbstat``, indexes counted with their table): the figures of docs/scaling.md.
 - ``report NAME ACKS KILL_MS DB``: compares the acknowledged msgIds with the restored database's
   inbox and prints the figures; exits 1 when an acknowledged message older than ``DRILL_RPO_MS``
   (default 1000) before the kill is missing.
@@ -269,6 +271,46 @@ def cmd_report(name, acks_path, kill_ms, db):
         sys.exit(1)
 
 
+# The tables each kind of row lives in (indexes are counted with their table).
+CASE_TABLES = (
+    "cases", "case_versions", "case_units", "events", "timers", "cards",
+    "similar_docs", "similar_fts_data", "similar_fts_idx", "similar_fts_docsize",
+    "similar_fts_config", "similar_terms", "similar_stats",
+)
+MESSAGE_TABLES = ("inbox", "seen_signatures")
+
+
+def cmd_sizes(db):
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    one = lambda sql: conn.execute(sql).fetchone()[0]
+    page = one("PRAGMA page_size")
+    used = (one("PRAGMA page_count") - one("PRAGMA freelist_count")) * page
+    owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_schema"))
+    per_table = {}
+    for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
+        table = owner.get(name, name)
+        per_table[table] = per_table.get(table, 0) + size
+    cases = one("SELECT count(*) FROM cases")
+    messages = one("SELECT count(*) FROM inbox")
+    outbox = one("SELECT count(*) FROM outbox")
+    events = one("SELECT count(*) FROM events")
+    timers = one("SELECT count(*) FROM timers")
+    conn.close()
+    case_bytes = sum(per_table.get(t, 0) for t in CASE_TABLES)
+    message_bytes = sum(per_table.get(t, 0) for t in MESSAGE_TABLES)
+    outbox_bytes = per_table.get("outbox", 0)
+    print(
+        f"  database {used / 1e6:.1f} MB in use: {cases} cases, {events} events, {timers} timers, "
+        f"{messages} inbound messages, {outbox} outbound messages"
+    )
+    if cases:
+        print(f"  per case (cases, versions, events, timers, cards, similar index): {case_bytes / cases / 1e3:.1f} kB")
+    if messages:
+        print(f"  per inbound message (inbox row, signature record): {message_bytes / messages / 1e3:.2f} kB")
+    if outbox:
+        print(f"  per outbound message (outbox row, the exact bytes sent): {outbox_bytes / outbox / 1e3:.2f} kB")
+
+
 COMMANDS = {
     "free-port": cmd_free_port,
     "bucket": cmd_bucket,
@@ -276,6 +318,7 @@ COMMANDS = {
     "load": cmd_load,
     "probe": cmd_probe,
     "settle": cmd_settle,
+    "sizes": cmd_sizes,
     "report": cmd_report,
 }
 
