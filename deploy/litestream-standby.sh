@@ -1,6 +1,6 @@
 #!/bin/sh
-# The file replica (litestream-standby.service): Litestream follows the bucket of litestream.yml
-# into $LITESTREAM_FILE_REPLICA/tiaochu.db, within 200 ms of the bucket.
+# The file replica (tiaochu-litestream-standby.service): Litestream follows the bucket of
+# litestream.yml into $LITESTREAM_FILE_REPLICA/tiaochu.db, within 200 ms of the bucket.
 #
 # Litestream 0.5.17 resumes a follow only while the copy's position is not past the bucket's
 # latest snapshot, which after the day's first change it always is, so every start makes a

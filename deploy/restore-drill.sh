@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The restore drill: proves that the Litestream replicas — the bucket (deploy/litestream.yml,
-# litestream.service) and the file replica following it (litestream-standby.service) — hold
-# every acknowledged message, by losing the machine and restoring with the runbook's own steps
-# (deploy/README.md §九, deploy/restore.sh).
+# tiaochu-litestream.service) and the file replica following it
+# (tiaochu-litestream-standby.service) — hold every acknowledged message, by losing the machine
+# and restoring with the runbook's own steps (deploy/README.md §九, deploy/restore.sh).
 #
-#   deploy/restore-drill.sh [TIAOCHU_BINARY]      # default target/release/tiaochu, else target/debug/tiaochu
+#   deploy/restore-drill.sh [TIAOCHU_BINARY]   # default target/release/tiaochu, else target/debug/…
 #
 # 1. A local S3 stand-in (moto_server) with a bucket, a DingTalk sink, and `tiaochu serve` in
-#    http mode on a fresh database; what litestream.service runs replicates it to the bucket,
-#    what litestream-standby.service runs follows the bucket into the file replica.
+#    http mode on a fresh database; what tiaochu-litestream.service runs replicates it to the
+#    bucket, what tiaochu-litestream-standby.service runs follows the bucket into the file replica.
 # 2. Load: signed robot callbacks (half complete applications, half 帮助) for $DRILL_SECONDS
 #    seconds at $DRILL_RATE per second; every callback answered 200 — committed to the inbox —
 #    is recorded with the time its answer arrived.
@@ -161,7 +161,7 @@ stop_service() { # graceful, as systemctl stop
   kill -INT "$svc_pid"
   wait "$svc_pid"
 }
-start_litestream() { # ENV_FILE → ls_pid (what litestream.service runs)
+start_litestream() { # ENV_FILE → ls_pid (what tiaochu-litestream.service runs)
   (
     set -a
     . "$1"
@@ -171,7 +171,7 @@ start_litestream() { # ENV_FILE → ls_pid (what litestream.service runs)
   ls_pid=$!
   pids+=("$ls_pid")
 }
-start_standby() { # ENV_FILE → sb_pid (what litestream-standby.service runs)
+start_standby() { # ENV_FILE → sb_pid (what tiaochu-litestream-standby.service runs)
   (
     set -a
     . "$1"
@@ -181,7 +181,7 @@ start_standby() { # ENV_FILE → sb_pid (what litestream-standby.service runs)
   sb_pid=$!
   pids+=("$sb_pid")
 }
-stop_standby() { # systemctl stop litestream-standby
+stop_standby() { # systemctl stop tiaochu-litestream-standby
   kill -TERM "$sb_pid"
   wait "$sb_pid" || true
 }

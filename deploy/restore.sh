@@ -4,11 +4,11 @@
 # (deploy/restore-drill.sh) runs.
 #
 #   restore.sh s3      # from the bucket (litestream.yml): the usual way
-#   restore.sh file    # from the file replica that litestream-standby.service keeps, when the
-#                      # bucket cannot be reached; stop that unit first
+#   restore.sh file    # from the file replica tiaochu-litestream-standby.service keeps, when
+#                      # the bucket cannot be reached; stop that unit first
 #
-# Stop the service and litestream.service first. The database's directory must hold no database
-# (move a damaged directory aside, never overwrite it). The restored file is checked with
+# Stop the service and tiaochu-litestream.service first. The database's directory must hold no
+# database (move a damaged directory aside, never overwrite it). The restored file is checked with
 # SQLite's full integrity check and the directory is given to $RUN_AS. Settings:
 # /etc/tiaochu/litestream.env ($LITESTREAM_ENV), /etc/tiaochu/litestream.yml ($LITESTREAM_CONFIG),
 # the binaries ($LITESTREAM, $TIAOCHU).
