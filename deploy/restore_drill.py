@@ -13,6 +13,9 @@
 - ``probe BASE ID``: posts one signed callback and exits 0 iff it is answered 200.
 - ``settle BASE``: waits until the service's inbox is worked off (its ``/metrics`` gauge
   ``tiaochu_inbox_pending`` is 0) and prints how many messages were waiting at first.
+- ``holds DB ID [SECONDS]``: exits 0 once the database's inbox holds the message ID, 1 when it
+  does not within SECONDS (default 0: look once). A database a follower is writing may be read
+  half-written; such a look counts as not yet.
 - ``sizes DB``: what the database holds and how many bytes each kind of row takes (SQLite's
   ``dbstat``, indexes counted with their table): the figures of docs/scaling.md.
 - ``report NAME ACKS KILL_MS DB``: compares the acknowledged msgIds with the restored database's
@@ -229,6 +232,24 @@ def cmd_settle(base):
     sys.exit(f"the restored service still had {pending} messages waiting after 120 s")
 
 
+def cmd_holds(db, msg_id, seconds="0"):
+    deadline = time.monotonic() + float(seconds)
+    while True:
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            found = conn.execute(
+                "SELECT 1 FROM inbox WHERE message_id = ?", (msg_id,)
+            ).fetchone()
+            conn.close()
+            if found:
+                return
+        except sqlite3.Error:
+            pass
+        if time.monotonic() >= deadline:
+            sys.exit(1)
+        time.sleep(0.2)
+
+
 def cmd_report(name, acks_path, kill_ms, db):
     kill_ms = int(kill_ms)
     goal_ms = int(os.environ.get("DRILL_RPO_MS", "1000"))
@@ -328,6 +349,7 @@ COMMANDS = {
     "probe": cmd_probe,
     "settle": cmd_settle,
     "sizes": cmd_sizes,
+    "holds": cmd_holds,
     "report": cmd_report,
 }
 
