@@ -9,6 +9,8 @@
 #
 #   tests/evidence-full.sh                 # everything (≈ 45 min on 2 CPUs)
 #   tests/evidence-full.sh crash load      # only some parts: crash faults fuzz load slowloris
+#   tests/evidence-full.sh drill           # the restore drill (not in the default set: it needs
+#                                          # litestream and moto_server, see deploy/README.md §九)
 #
 # Sizes: CRASH_KILLS (100), FAULT_MESSAGES (10000), FUZZ_SECONDS per target (600),
 # SLOWLORIS (1500) and SILENT (500) stuck connections, OVERCAP (1100) connections over the cap.
@@ -71,6 +73,11 @@ for part in "${parts[@]}"; do
                 -max_total_time="$FUZZ_SECONDS" -print_final_stats=1
             grep -E '^(Done|stat::number_of_executed_units|#[0-9]+ *DONE)' "$out/fuzz-$target.log" || true
         done
+        ;;
+    drill)
+        cargo build --release --bin tiaochu
+        run drill bash deploy/restore-drill.sh target/release/tiaochu
+        sed -n '/^== summary/,$p' "$out/drill.log" | grep -v '^  lost (' || true
         ;;
     load)
         run load cargo bench --features bench --bench load
