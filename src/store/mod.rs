@@ -40,6 +40,7 @@ mod digest;
 mod events;
 mod inbox;
 mod instance;
+mod onboarding;
 mod outbox;
 mod roster;
 mod sandbox;
@@ -57,6 +58,7 @@ pub use dashboard::{CaseFilter, new_secret, secret_hash};
 pub use events::EventRow;
 pub use inbox::{InboxInsert, InboxRow, NewInbound};
 pub use instance::{ServiceLock, lock_path};
+pub use onboarding::OnboardingRow;
 pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
 pub use roster::{RosterChangeRow, RosterOverride};
 pub use secrets::{SECRET_LEN, random_bytes};
@@ -76,6 +78,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0007_service_secrets.sql")),
     M::up(include_str!("migrations/0008_sender_rate.sql")),
     M::up(include_str!("migrations/0009_similar.sql")),
+    M::up(include_str!("migrations/0012_onboarding.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

@@ -25,7 +25,7 @@ pub enum HandlerError {
     Store(#[from] StoreError),
 }
 
-/// Handles the two CALLBACK topics the client subscribes to. Called from worker tasks, never
+/// Handles the two CALLBACK topics and the EVENTs the client subscribes to. Called from worker tasks, never
 /// from the read loop, with the frame `messageId` and its `data` (JSON text, unparsed).
 pub trait FrameHandler: Send + Sync + 'static {
     /// A robot message (`/v1.0/im/bot/messages/get`, §1.3). `Ok` means it is durably stored.
@@ -39,6 +39,83 @@ pub trait FrameHandler: Send + Sync + 'static {
         message_id: &'a str,
         data: &'a str,
     ) -> HandlerFuture<'a, Option<Value>>;
+
+    /// An organisation event (`EVENT`, §2.3). `Ok` means it is durably stored, or of a type the
+    /// service does not act on; the ACK then says `SUCCESS`.
+    fn event<'a>(&'a self, message_id: &'a str, event: &'a EventFrame) -> HandlerFuture<'a, ()>;
+}
+
+/// An EVENT frame (§2.3): its `event*` headers and `data` (JSON text, unparsed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFrame {
+    /// `user_leave_org`, `user_modify_org`, …
+    pub event_type: String,
+    /// Unique per event; the inbox dedupe key.
+    pub event_id: String,
+    pub corp_id: String,
+    /// Milliseconds since the epoch, as text.
+    pub born_time: String,
+    pub data: String,
+}
+
+/// The address-book event the service acts on: a member left the organisation
+/// (通讯录用户离职). Its `data` is `{"timeStamp": "…", "userId": ["…", …]}`.
+pub const CONTACT_LEAVE: &str = "user_leave_org";
+
+/// The inbox `source` of organisation events that came over Stream.
+pub const SOURCE_EVENT: &str = "event";
+
+/// An address-book event as the inbox stores it: `{"eventType", "eventId", "eventCorpId",
+/// "eventBornTime", "data"}`, with `data` the event's own JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactEvent {
+    pub event_type: String,
+    /// The DingTalk userIds the event is about (`data.userId`).
+    pub user_ids: Vec<String>,
+}
+
+impl ContactEvent {
+    /// The stored payload of `event`; `data` that is not JSON is kept as a string.
+    pub fn stored(event: &EventFrame) -> String {
+        let data: Value =
+            serde_json::from_str(&event.data).unwrap_or_else(|_| Value::String(event.data.clone()));
+        serde_json::json!({
+            "eventType": event.event_type,
+            "eventId": event.event_id,
+            "eventCorpId": event.corp_id,
+            "eventBornTime": event.born_time,
+            "data": data,
+        })
+        .to_string()
+    }
+
+    /// Reads a stored payload. `userId` is a list; a single string (as some older pushes send
+    /// it, and the HTTP callback's `UserId`) is read too.
+    pub fn from_json(payload: &str) -> Option<ContactEvent> {
+        let body: Value = serde_json::from_str(payload).ok()?;
+        let event_type = body.get("eventType")?.as_str()?.to_string();
+        let data = body.get("data").cloned().unwrap_or(Value::Null);
+        let ids = data.get("userId").or_else(|| data.get("UserId"));
+        let user_ids = match ids {
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            Some(Value::String(one)) if !one.trim().is_empty() => vec![one.trim().to_string()],
+            _ => Vec::new(),
+        };
+        Some(ContactEvent {
+            event_type,
+            user_ids,
+        })
+    }
+
+    pub fn is_leave(&self) -> bool {
+        self.event_type == CONTACT_LEAVE
+    }
 }
 
 /// The inbox `source` of robot messages that came over Stream.
@@ -123,6 +200,25 @@ impl FrameHandler for InboxHandler {
             let key = card_callback_key(data).unwrap_or_else(|| message_id.to_string());
             self.insert(SOURCE_CARD, key, data).await?;
             Ok(None)
+        })
+    }
+
+    /// Stores the address-book events the service acts on ([`CONTACT_LEAVE`]), keyed by
+    /// `eventId` (else the frame id); every other event type is acknowledged unstored.
+    fn event<'a>(&'a self, message_id: &'a str, event: &'a EventFrame) -> HandlerFuture<'a, ()> {
+        Box::pin(async move {
+            if event.event_type != CONTACT_LEAVE {
+                tracing::info!(event_type = %event.event_type, "stream event not acted on");
+                return Ok(());
+            }
+            let key = if event.event_id.trim().is_empty() {
+                message_id.to_string()
+            } else {
+                event.event_id.trim().to_string()
+            };
+            self.insert(SOURCE_EVENT, key, &ContactEvent::stored(event))
+                .await?;
+            Ok(())
         })
     }
 }
