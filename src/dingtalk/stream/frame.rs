@@ -193,6 +193,32 @@ mod tests {
     }
 
     #[test]
+    fn an_address_book_event_carries_its_type_and_is_acked_success() {
+        // The contact events' Stream pages: topic `*`, the event headers, `data` a JSON string.
+        let frame = Frame::parse(
+            r#"{"specVersion":"1.0","type":"EVENT","headers":{"appId":"a","connectionId":"c",
+            "contentType":"application/json","messageId":"m-3","time":"1780000000000","topic":"*",
+            "eventType":"user_leave_org","eventId":"ev-1","eventCorpId":"dingcorp",
+            "eventBornTime":"1780000000000","eventUnifiedAppId":"u"},
+            "data":"{\"timeStamp\":\"1780000000000\",\"userId\":[\"u-1\"]}"}"#,
+        )
+        .expect("frame");
+        assert_eq!(frame.kind(), FrameKind::Event);
+        assert_eq!(frame.headers.event_type, "user_leave_org");
+        assert_eq!(frame.headers.event_id, "ev-1");
+        assert_eq!(frame.headers.event_born_time, "1780000000000");
+        let numeric = Frame::parse(
+            r#"{"type":"EVENT","headers":{"messageId":"m-4","eventBornTime":1780000000000}}"#,
+        )
+        .expect("a numeric eventBornTime is read too");
+        assert_eq!(numeric.headers.event_born_time, "1780000000000");
+        assert_eq!(
+            parsed(&event_ack_data()),
+            json!({"status": "SUCCESS", "message": "success"})
+        );
+    }
+
+    #[test]
     fn frames_without_message_id_or_json_are_refused_and_extra_headers_ignored() {
         assert_eq!(Frame::parse("not json"), Err(FrameError::NotJson));
         assert_eq!(

@@ -16,3 +16,22 @@ CREATE TABLE onboarding_units (
 -- A person the address book says left the organisation keeps their row (so timelines still name
 -- them), flagged with the instant DingTalk reported it; NULL while they belong to it.
 ALTER TABLE roster_people ADD COLUMN departed_at INTEGER;
+
+-- Address-book events arrive over Stream as inbox rows of their own source, `event`: the inbox
+-- is rebuilt with that source allowed (SQLite cannot change a CHECK in place), rows and ids kept.
+CREATE TABLE inbox_new (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL CHECK (source IN ('robot', 'card', 'stream', 'sandbox', 'event')),
+    message_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    outcome TEXT,
+    finished_at INTEGER,
+    UNIQUE (source, message_id),
+    CHECK ((outcome IS NULL) = (finished_at IS NULL))
+) STRICT;
+INSERT INTO inbox_new (id, source, message_id, received_at, payload, outcome, finished_at)
+    SELECT id, source, message_id, received_at, payload, outcome, finished_at FROM inbox;
+DROP TABLE inbox;
+ALTER TABLE inbox_new RENAME TO inbox;
+CREATE INDEX inbox_pending ON inbox (id) WHERE finished_at IS NULL;
