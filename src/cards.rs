@@ -32,7 +32,9 @@ use serde_json::{Map, Value, json};
 
 use crate::card_secrets::CardSecrets;
 use crate::clock::Clock;
-use crate::dingtalk::stream::{EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler};
+use crate::dingtalk::stream::{
+    EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler,
+};
 use crate::engine::{EngineError, decode};
 use crate::inbox::InboxProcessor;
 use crate::messages::card::{CardContent, card_params};

@@ -190,7 +190,12 @@ impl Dispatch {
             .collect();
         let users = std::slice::from_ref(&staff_id);
         let body = if buttons.is_empty() {
-            payload::batch_send_markdown(&self.robot_code, users, &rendered.title, &rendered.markdown)
+            payload::batch_send_markdown(
+                &self.robot_code,
+                users,
+                &rendered.title,
+                &rendered.markdown,
+            )
         } else {
             payload::batch_send_action_card(
                 &self.robot_code,

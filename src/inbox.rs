@@ -324,7 +324,11 @@ impl InboxProcessor {
                 now,
             )?;
         }
-        Ok(if any { Handled::Applied } else { Handled::Ignored })
+        Ok(if any {
+            Handled::Applied
+        } else {
+            Handled::Ignored
+        })
     }
 
     fn robot_message(

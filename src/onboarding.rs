@@ -136,7 +136,15 @@ pub fn start_in_tx(
             continue;
         }
         tx.ask_onboarding(unit, actor, now)?;
-        ask_leaders(engine, tx, &roster, unit, &Ask::Start, &format!("{key}/{unit}"), now)?;
+        ask_leaders(
+            engine,
+            tx,
+            &roster,
+            unit,
+            &Ask::Start,
+            &format!("{key}/{unit}"),
+            now,
+        )?;
         started.asked.push(unit.to_string());
     }
     if !started.asked.is_empty() || !started.waiting.is_empty() {
@@ -148,9 +156,13 @@ pub fn start_in_tx(
 /// Why a leader is asked.
 enum Ask<'a> {
     Start,
-    Reminder { count: i64 },
+    Reminder {
+        count: i64,
+    },
     /// The unit's liaison `name` left the organisation.
-    Departed { name: &'a str },
+    Departed {
+        name: &'a str,
+    },
 }
 
 /// The chooser a unit's leaders get: the unit's roster people as buttons that send
@@ -314,10 +326,7 @@ pub fn after_roster_change_in_tx(
     if !has_liaison(&roster, unit) || !tx.finish_onboarding(unit, now)? {
         return Ok(());
     }
-    let still_waiting = tx
-        .onboarding_units()?
-        .iter()
-        .any(|r| r.done_at.is_none());
+    let still_waiting = tx.onboarding_units()?.iter().any(|r| r.done_at.is_none());
     if !still_waiting {
         tx.cancel_timer(REMINDER_TIMER_KEY)?;
         tell_all_done(engine, tx, &roster, now)?;
@@ -346,7 +355,12 @@ fn tell_all_done(
             markdown: text,
         };
         let out = engine.dispatch().message(head, &rendered);
-        enqueue(tx, &format!("onboarding:done/{}/{i}", now.as_millisecond()), &out, now)?;
+        enqueue(
+            tx,
+            &format!("onboarding:done/{}/{i}", now.as_millisecond()),
+            &out,
+            now,
+        )?;
     }
     Ok(())
 }
@@ -472,11 +486,23 @@ pub fn person_left_in_tx(
     if was_liaison && !has_liaison(&after, &unit) && !unit_leaders.is_empty() {
         tx.ask_onboarding(&unit, ADDRESS_BOOK_ACTOR, now)?;
         let ask = Ask::Departed { name: &person.name };
-        ask_leaders(engine, tx, &after, &unit, &ask, &format!("{key}/leaders"), now)?;
+        ask_leaders(
+            engine,
+            tx,
+            &after,
+            &unit,
+            &ask,
+            &format!("{key}/leaders"),
+            now,
+        )?;
         arm_reminder(engine, tx, now)?;
     }
     if was_leader || (was_liaison && unit_leaders.is_empty()) {
-        let role = if was_leader { "分管领导" } else { "联络员" };
+        let role = if was_leader {
+            "分管领导"
+        } else {
+            "联络员"
+        };
         let remaining: Vec<String> = after
             .people_in_unit(&unit)
             .filter(|p| p.has_role(Role::Liaison) || p.has_role(Role::Leader))
@@ -490,7 +516,11 @@ pub fn person_left_in_tx(
             } else {
                 remaining.join("、")
             },
-            if was_leader { "分管领导" } else { "分管领导和联络员" },
+            if was_leader {
+                "分管领导"
+            } else {
+                "分管领导和联络员"
+            },
             if remaining.is_empty() {
                 "（现无人可收，请尽快补充）"
             } else {

@@ -58,8 +58,8 @@ pub fn run(settings: &Settings, args: &OnboardArgs) -> anyhow::Result<i32> {
                 return Ok(progress.markdown);
             }
             let key = format!("cli/{}", now.as_millisecond());
-            let started = onboarding::start_in_tx(&engine, tx, ACTOR, &key, now)
-                .map_err(engine_error)?;
+            let started =
+                onboarding::start_in_tx(&engine, tx, ACTOR, &key, now).map_err(engine_error)?;
             Ok(started.describe(&roles))
         })
         .context("操作未完成，数据库未做任何修改")?;

@@ -512,7 +512,9 @@ fn parse_args(
         Verb::Help => Ok(Command::Help),
         Verb::Template => Ok(Command::Template),
         Verb::Dashboard => Ok(Command::Dashboard),
-        Verb::SetLiaison if split_mentions(rest).1.is_empty() => liaison_by_name(syntax, rest, units),
+        Verb::SetLiaison if split_mentions(rest).1.is_empty() => {
+            liaison_by_name(syntax, rest, units)
+        }
         Verb::SetLiaison => roster_change(syntax, RosterAction::SetLiaison, rest, units),
         Verb::StartOnboarding | Verb::OnboardingProgress => {
             if !trim_separators(rest).is_empty() {
@@ -784,7 +786,11 @@ fn split_mentions(rest: &str) -> (String, Vec<String>) {
 /// 设置联络员 without an `@`: an optional unit, then the person's name (`设置联络员 张三`,
 /// `设置联络员 区住建局 张三`). A first word that is no unit is part of the name, since the seed
 /// writes two-character names with a space (何 军).
-fn liaison_by_name(syntax: &Syntax, rest: &str, units: &UnitMatcher) -> Result<Command, CommandError> {
+fn liaison_by_name(
+    syntax: &Syntax,
+    rest: &str,
+    units: &UnitMatcher,
+) -> Result<Command, CommandError> {
     let text = trim_separators(strip_label(rest, &["姓名"]));
     let mut words = text.split(is_space).filter(|w| !w.is_empty());
     let first = words.next().unwrap_or_default();

@@ -451,7 +451,12 @@ pub fn system_frame(message_id: &str, topic: &str, data: &Value) -> String {
 /// An organisation EVENT frame as the gateway pushes it (§2.3; the contact events' Stream pages):
 /// topic `*`, the `event*` headers, and `data` `{"timeStamp": "…", "userId": [...]}` as a JSON
 /// string.
-pub fn event_frame(message_id: &str, event_type: &str, event_id: &str, user_ids: &[&str]) -> String {
+pub fn event_frame(
+    message_id: &str,
+    event_type: &str,
+    event_id: &str,
+    user_ids: &[&str],
+) -> String {
     let data = json!({"timeStamp": "1780000000000", "userId": user_ids});
     json!({
         "specVersion": "1.0",

@@ -169,8 +169,7 @@ impl Chat {
     /// `from` sends `text` 1:1; returns what everyone received because of it.
     async fn say(&mut self, from: &str, text: &str) -> BTreeMap<String, Vec<Seen>> {
         self.seq += 1;
-        self.clock
-            .set(self.now() + SignedDuration::from_secs(30));
+        self.clock.set(self.now() + SignedDuration::from_secs(30));
         let now = self.now();
         let msg_id = format!("msg-{}", self.seq);
         let body = json!({
@@ -294,11 +293,18 @@ fn text(got: &BTreeMap<String, Vec<Seen>>, to: &str) -> String {
 fn suggestions_are_allowed(engine: &Engine, got: &BTreeMap<String, Vec<Seen>>) {
     let roster = engine.roster();
     for (to, messages) in got {
-        let roles = roster.person(to).map(|p| p.roles.clone()).unwrap_or_default();
+        let roles = roster
+            .person(to)
+            .map(|p| p.roles.clone())
+            .unwrap_or_default();
         for m in messages {
             let buttons: Vec<String> = m.buttons.iter().map(|(_, c)| c.clone()).collect();
             let wrong = suggestions_not_for(&m.text, &buttons, &roles);
-            assert!(wrong.is_empty(), "{to} is told to send {wrong:?}: {}", m.text);
+            assert!(
+                wrong.is_empty(),
+                "{to} is told to send {wrong:?}: {}",
+                m.text
+            );
         }
     }
 }
@@ -310,9 +316,15 @@ async fn the_head_starts_onboarding_leaders_choose_and_the_head_hears_when_all_a
 
     // Only the hotline head (or an admin) starts it; progress is for the hotline and admins.
     let got = c.say("rs-liaison", "启动 名单").await;
-    assert!(text(&got, "rs-liaison").contains("只有区12345热线负责人"), "{got:#?}");
+    assert!(
+        text(&got, "rs-liaison").contains("只有区12345热线负责人"),
+        "{got:#?}"
+    );
     let got = c.say("rs-liaison", "名单 进度").await;
-    assert!(text(&got, "rs-liaison").contains("仅供区12345热线"), "{got:#?}");
+    assert!(
+        text(&got, "rs-liaison").contains("仅供区12345热线"),
+        "{got:#?}"
+    );
     let got = c.say("insp-1", "名单进度").await;
     assert!(text(&got, "insp-1").contains("尚未启动"), "{got:#?}");
     let got = c.say(HEAD, "帮助").await;
@@ -330,7 +342,10 @@ async fn the_head_starts_onboarding_leaders_choose_and_the_head_hears_when_all_a
     );
     assert!(answer.contains("1 个单位已有联络员"), "{answer}");
     assert!(answer.contains("西街街道"), "no leader to ask: {answer}");
-    assert!(!got.contains_key("rs-leader"), "区人社局 has a liaison: {got:#?}");
+    assert!(
+        !got.contains_key("rs-leader"),
+        "区人社局 has a liaison: {got:#?}"
+    );
     let ask = &got[ZJ_LEADER][0];
     assert!(ask.text.contains("请指定本单位联络员"), "{}", ask.text);
     assert!(
@@ -351,7 +366,10 @@ async fn the_head_starts_onboarding_leaders_choose_and_the_head_hears_when_all_a
 
     let got = c.say(HEAD, "名单 进度").await;
     let progress = text(&got, HEAD);
-    assert!(progress.contains("已指定 0 个单位，等待 2 个单位"), "{progress}");
+    assert!(
+        progress.contains("已指定 0 个单位，等待 2 个单位"),
+        "{progress}"
+    );
     assert!(
         progress.contains("区住建局：分管领导 保国钰；已提醒 0 次"),
         "{progress}"
@@ -374,11 +392,22 @@ async fn the_head_starts_onboarding_leaders_choose_and_the_head_hears_when_all_a
 
     // 区住建局's leader taps 张三.
     let got = c.say(ZJ_LEADER, "设置联络员 张三").await;
-    assert!(text(&got, "zj-zhang").contains("张三（区住建局）设为联络员"), "{got:#?}");
-    assert!(c.engine.roster().person("zj-zhang").is_some_and(|p| p.has_role(Role::Liaison)));
+    assert!(
+        text(&got, "zj-zhang").contains("张三（区住建局）设为联络员"),
+        "{got:#?}"
+    );
+    assert!(
+        c.engine
+            .roster()
+            .person("zj-zhang")
+            .is_some_and(|p| p.has_role(Role::Liaison))
+    );
     let got = c.say(HEAD, "名单 进度").await;
     let progress = text(&got, HEAD);
-    assert!(progress.contains("已指定 1 个单位，等待 1 个单位"), "{progress}");
+    assert!(
+        progress.contains("已指定 1 个单位，等待 1 个单位"),
+        "{progress}"
+    );
     assert!(progress.contains("区住建局：联络员 张三"), "{progress}");
 
     // Tuesday's reminder goes to the one still waiting.
@@ -388,16 +417,25 @@ async fn the_head_starts_onboarding_leaders_choose_and_the_head_hears_when_all_a
 
     // A name that is nobody of the unit is refused; the last unit answers; the head is told.
     let got = c.say(JY_LEADER, "设置联络员 张三").await;
-    assert!(text(&got, JY_LEADER).contains("名单中没有名为“张三”的人员"), "{got:#?}");
+    assert!(
+        text(&got, JY_LEADER).contains("名单中没有名为“张三”的人员"),
+        "{got:#?}"
+    );
     let got = c.say(JY_LEADER, "设置联络员 区教育局 周 五").await;
-    assert!(text(&got, "jy-zhou").contains("周五（区教育局）设为联络员"), "{got:#?}");
+    assert!(
+        text(&got, "jy-zhou").contains("周五（区教育局）设为联络员"),
+        "{got:#?}"
+    );
     assert!(
         text(&got, HEAD).contains("联络员已全部指定"),
         "the head hears the last one: {got:#?}"
     );
     assert_eq!(c.reminder_due(), None, "reminders stop");
     let got = c.say(HEAD, "名单 进度").await;
-    assert!(text(&got, HEAD).contains("已指定 2 个单位，等待 0 个单位"), "{got:#?}");
+    assert!(
+        text(&got, HEAD).contains("已指定 2 个单位，等待 0 个单位"),
+        "{got:#?}"
+    );
 }
 
 #[tokio::test]
@@ -426,7 +464,10 @@ async fn in_dingtalk_the_chooser_is_an_action_card_of_people_with_an_account() {
     );
     // Only the unit's own leader names its liaison.
     let got = c.say(JY_LEADER, "设置联络员 区住建局 张三").await;
-    assert!(text(&got, JY_LEADER).contains("只能调整本单位的名单"), "{got:#?}");
+    assert!(
+        text(&got, JY_LEADER).contains("只能调整本单位的名单"),
+        "{got:#?}"
+    );
     let got = c.say(ZJ_LEADER, "设置联络员 张三").await;
     assert!(text(&got, "zj-zhang").contains("设为联络员"), "{got:#?}");
 }
@@ -447,7 +488,14 @@ fn a_name_is_one_person_of_the_leaders_own_unit() {
         .expect_err("a liaison names nobody");
     assert!(refused.contains("只有本单位分管领导"), "{refused}");
     let mut twins = roster.people().to_vec();
-    twins.push(Person::new("张三", "区住建局", "", vec![], "zj-zhang-2", ""));
+    twins.push(Person::new(
+        "张三",
+        "区住建局",
+        "",
+        vec![],
+        "zj-zhang-2",
+        "",
+    ));
     let twins = Roster::from_parts(roster.units().to_vec(), twins);
     let refused = twins
         .plan_liaison_by_name(&leader, None, "张三", true)
@@ -483,18 +531,30 @@ async fn a_leave_event_over_stream_reroutes_the_open_cases_next_reminder() {
             &format!("联合 {T} 区住建局：核查项目审批及工程款拨付"),
         )
         .await;
-    assert!(to(&d, ZJ).contains("核查项目审批"), "card to the liaison: {d:#?}");
+    assert!(
+        to(&d, ZJ).contains("核查项目审批"),
+        "card to the liaison: {d:#?}"
+    );
 
     let gateway = c.gateway.as_ref().expect("stream mode");
-    gateway.send(0, event_frame("ev-frame-1", "user_leave_org", "ev-1", &[ZJ]));
+    gateway.send(
+        0,
+        event_frame("ev-frame-1", "user_leave_org", "ev-1", &[ZJ]),
+    );
     let acks = gateway.acked("ev-frame-1", 1).await;
     let data = acks[0].data();
     assert_eq!(data["status"], "SUCCESS", "{:?}", acks[0]);
     // The same event delivered again is one inbox row.
-    gateway.send(0, event_frame("ev-frame-2", "user_leave_org", "ev-1", &[ZJ]));
+    gateway.send(
+        0,
+        event_frame("ev-frame-2", "user_leave_org", "ev-1", &[ZJ]),
+    );
     gateway.acked("ev-frame-2", 1).await;
     // Another organisation event is acknowledged and ignored.
-    gateway.send(0, event_frame("ev-frame-3", "user_add_org", "ev-2", &["u-new"]));
+    gateway.send(
+        0,
+        event_frame("ev-frame-3", "user_add_org", "ev-2", &["u-new"]),
+    );
     gateway.acked("ev-frame-3", 1).await;
     let d = c.settle().await;
     let asked = to(&d, ZJ_LEADER);
@@ -515,7 +575,11 @@ async fn a_leave_event_over_stream_reroutes_the_open_cases_next_reminder() {
         .expect("history");
     let last = history.last().expect("a change");
     assert_eq!(
-        (last.action.as_str(), last.actor.as_str(), last.name.as_str()),
+        (
+            last.action.as_str(),
+            last.actor.as_str(),
+            last.name.as_str()
+        ),
         ("left_org", "通讯录", "赵联络")
     );
     let overrides = c
@@ -559,6 +623,9 @@ async fn a_leave_event_over_stream_reroutes_the_open_cases_next_reminder() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(reminded.contains(T), "the reminder reached the leader: {reminded}");
+    assert!(
+        reminded.contains(T),
+        "the reminder reached the leader: {reminded}"
+    );
     c.app.shutdown.trigger();
 }

@@ -480,7 +480,13 @@ fn onboarding_in_headless_chromium() {
 
 /// Runs `tests/browser/<script>` against the built `tiaochu serve` (sandbox mode) on `roster`;
 /// screenshots go to `artifacts` (under the repository), at least `min_shots` of them.
-fn in_headless_chromium(test: &str, script: &str, roster_text: &str, artifacts: &str, min_shots: usize) {
+fn in_headless_chromium(
+    test: &str,
+    script: &str,
+    roster_text: &str,
+    artifacts: &str,
+    min_shots: usize,
+) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let browser = match find_browser(root) {
         Ok(b) => b,
