@@ -21,7 +21,7 @@ use crate::cards::CardStreamHandler;
 use crate::clock::Clock;
 use crate::dingtalk::api::{DingtalkClient, Timeouts};
 use crate::dingtalk::inbound::{CallbackKey, CallbackKeyError};
-use crate::dingtalk::stream::{InboxHandler, StreamClient, StreamState};
+use crate::dingtalk::stream::{Directory, InboxHandler, StreamClient, StreamState};
 use crate::dispatch::{Dispatch, card_callbacks_over_http};
 use crate::engine::Engine;
 use crate::http::dashboard::DashboardState;
@@ -217,8 +217,20 @@ impl App {
                     .build()
                     .map_err(AppError::HttpClient)?;
                 // Card callbacks are decided before their ACK, which carries the card update.
+                // Department changes are looked up in the address book as they arrive.
+                let in_force = engine.clone();
+                let directory = Directory::new(
+                    Arc::new(DingtalkClient::new(
+                        &settings.dingtalk,
+                        Timeouts::default()
+                            .http_client()
+                            .map_err(AppError::HttpClient)?,
+                        Arc::clone(&clock),
+                    )),
+                    Arc::new(move || in_force.roster()),
+                );
                 let handler = Arc::new(CardStreamHandler::new(
-                    InboxHandler::new(store.clone(), Arc::clone(&clock)),
+                    InboxHandler::new(store.clone(), Arc::clone(&clock)).with_directory(directory),
                     InboxProcessor::new(engine.clone())
                         .with_dashboard_url(&settings.dashboard.base_url),
                     Arc::clone(&clock),

@@ -298,9 +298,9 @@ impl InboxProcessor {
         Ok(handled)
     }
 
-    /// An address-book event (Stream EVENT, stored by [`InboxHandler`]): each person who left
-    /// the organisation is flagged and replaced as [`onboarding::person_left_in_tx`] says. Other
-    /// event types are recorded and ignored.
+    /// An address-book event (Stream EVENT, stored by [`InboxHandler`]): each liaison or leader
+    /// who left the organisation, or now sits outside their unit, is replaced as
+    /// [`onboarding::person_gone_in_tx`] says. Anything else is recorded and ignored.
     fn contact_event(
         &self,
         tx: &Tx<'_>,
@@ -311,18 +311,18 @@ impl InboxProcessor {
             tracing::warn!(inbox = row.id, "stored event is unreadable");
             return Ok(Handled::Ignored);
         };
-        if !event.is_leave() {
-            return Ok(Handled::Ignored);
-        }
         let mut any = false;
         for (i, staff_id) in event.user_ids.iter().enumerate() {
-            any |= onboarding::person_left_in_tx(
-                &self.engine,
-                tx,
-                staff_id,
-                &format!("inbox:{}/{i}", row.id),
-                now,
-            )?;
+            let key = format!("inbox:{}/{i}", row.id);
+            any |= if event.is_leave() {
+                onboarding::person_left_in_tx(&self.engine, tx, staff_id, &key, now)?
+            } else if let (true, Some(departments)) =
+                (event.is_modify(), event.departments.get(staff_id))
+            {
+                onboarding::person_moved_in_tx(&self.engine, tx, staff_id, departments, &key, now)?
+            } else {
+                false
+            };
         }
         Ok(if any {
             Handled::Applied

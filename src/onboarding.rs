@@ -3,8 +3,8 @@
 //! one, with the unit's roster people to choose from; the leaders are reminded on each working
 //! day until their unit has one, and the hotline head is told when the last unit answered.
 //! `名单 进度` shows the units done and waiting. The address book's departures land here too: a
-//! liaison who left the organisation puts their unit back on the waiting list, a leader who left
-//! is reported to the hotline head.
+//! liaison who left the organisation (or moved to another unit) puts their unit back on the
+//! waiting list, a leader who left is reported to the hotline head.
 //!
 //! State is one row per asked unit (`onboarding_units`) plus ONE system timer
 //! ([`REMINDER_TIMER_KEY`]) that the scheduler fires like every other clock; each step runs in
@@ -159,9 +159,10 @@ enum Ask<'a> {
     Reminder {
         count: i64,
     },
-    /// The unit's liaison `name` left the organisation.
+    /// The unit's liaison `name` left (`what`: 已离职, 已调离本单位…).
     Departed {
         name: &'a str,
+        what: String,
     },
 }
 
@@ -185,12 +186,17 @@ fn chooser(engine: &Engine, roster: &Roster, unit: &str, ask: &Ask<'_>) -> CardC
                 md_text(unit)
             ),
         ),
-        Ask::Departed { name } => (
-            "联络员已离职，请指定接替人员".to_string(),
+        Ask::Departed { name, what } => (
+            if what.starts_with("已离职") {
+                "联络员已离职，请指定接替人员".to_string()
+            } else {
+                "联络员已调离，请指定接替人员".to_string()
+            },
             format!(
-                "钉钉通讯录显示，{}的联络员{}已离职，本单位现无联络员；在您指定接替人员之前，本单位的协办请求和提醒发给您。",
+                "钉钉通讯录显示，{}的联络员{}{}，本单位现无联络员；在您指定接替人员之前，本单位的协办请求和提醒发给您。",
                 md_text(unit),
-                md_text(name)
+                md_text(name),
+                md_text(what)
             ),
         ),
     };
@@ -444,16 +450,91 @@ pub fn progress_in_tx(
     })
 }
 
-/// A person left the organisation (address book `user_leave_org`): the roster person with that
-/// DingTalk account is flagged and loses their roles (history by [`ADDRESS_BOOK_ACTOR`]), the
-/// unit's open cases follow the new contacts ([`Engine::change_roster_in_tx`]), and someone is
-/// asked to name a replacement: the unit's leaders for a liaison (their unit waits again, with
-/// daily reminders), the hotline heads for a leader. False when nobody in the roster has the
-/// account (or they were flagged already).
+/// Why someone stopped speaking for their unit, as the address book reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gone {
+    /// `user_leave_org`: they left the organisation.
+    LeftOrg,
+    /// `user_modify_org`: they now sit in departments of none of their unit's names; `now` says
+    /// where (department chains joined, `区教育局/办公室`).
+    Moved { now: String },
+}
+
+impl Gone {
+    fn action(&self) -> &'static str {
+        match self {
+            Gone::LeftOrg => LEFT_ORG,
+            Gone::Moved { .. } => LEFT_UNIT,
+        }
+    }
+
+    /// `已离职` / `已调离本单位（现在：…）`.
+    fn what(&self) -> String {
+        match self {
+            Gone::LeftOrg => "已离职".to_string(),
+            Gone::Moved { now } => format!("已调离本单位（现在：{now}）"),
+        }
+    }
+}
+
+/// The history action of a liaison or leader who moved to another unit.
+pub const LEFT_UNIT: &str = "left_unit";
+
+/// A member left the organisation (`user_leave_org`): see [`person_gone_in_tx`].
 pub fn person_left_in_tx(
     engine: &Engine,
     tx: &Tx<'_>,
     staff_id: &str,
+    key: &str,
+    now: Timestamp,
+) -> Result<bool, EngineError> {
+    person_gone_in_tx(engine, tx, staff_id, &Gone::LeftOrg, key, now)
+}
+
+/// A member's departments changed (`user_modify_org`); `departments` are where they sit now. A
+/// liaison or leader none of whose departments belongs to their unit moved away: see
+/// [`person_gone_in_tx`]. False when they still sit in their unit (or are nobody of ours).
+pub fn person_moved_in_tx(
+    engine: &Engine,
+    tx: &Tx<'_>,
+    staff_id: &str,
+    departments: &[Vec<String>],
+    key: &str,
+    now: Timestamp,
+) -> Result<bool, EngineError> {
+    let roster = engine.roster();
+    let Some(person) = roster.person(staff_id).filter(|p| !p.departed) else {
+        return Ok(false);
+    };
+    if !(person.has_role(Role::Liaison) || person.has_role(Role::Leader)) {
+        return Ok(false);
+    }
+    let member = crate::roster_sync::Candidate {
+        staff_id: staff_id.to_string(),
+        name: person.name.clone(),
+        title: person.title.clone(),
+        departments: departments.to_vec(),
+    };
+    if crate::roster_sync::candidate_units(&member, &roster).contains(&person.unit.as_str()) {
+        return Ok(false);
+    }
+    let gone = Gone::Moved {
+        now: member.departments_text(),
+    };
+    person_gone_in_tx(engine, tx, staff_id, &gone, key, now)
+}
+
+/// A liaison or leader who no longer speaks for their unit: they lose their roles (flagged as
+/// departed when they left the organisation; history by [`ADDRESS_BOOK_ACTOR`]), the unit's
+/// open cases follow the new contacts ([`Engine::change_roster_in_tx`]), and someone is asked
+/// to name a replacement: the unit's leaders for a liaison (their unit waits again, with daily
+/// reminders), the hotline heads and admins for a leader. False when nobody in the roster has
+/// the account (or they were flagged already).
+pub fn person_gone_in_tx(
+    engine: &Engine,
+    tx: &Tx<'_>,
+    staff_id: &str,
+    gone: &Gone,
     key: &str,
     now: Timestamp,
 ) -> Result<bool, EngineError> {
@@ -467,7 +548,7 @@ pub fn person_left_in_tx(
     };
     let unit = person.unit.clone();
     let change = PersonChange {
-        action: LEFT_ORG,
+        action: gone.action(),
         before: Some(person.clone()),
         after: Person::new(
             &person.name,
@@ -477,7 +558,7 @@ pub fn person_left_in_tx(
             &person.staff_id,
             &person.phone,
         )
-        .with_departed(true),
+        .with_departed(*gone == Gone::LeftOrg),
     };
     let after = engine.change_roster_in_tx(tx, &unit, &[change], ADDRESS_BOOK_ACTOR, now)?;
     let was_liaison = person.has_role(Role::Liaison);
@@ -485,7 +566,10 @@ pub fn person_left_in_tx(
     let unit_leaders = leaders(&after, &unit);
     if was_liaison && !has_liaison(&after, &unit) && !unit_leaders.is_empty() {
         tx.ask_onboarding(&unit, ADDRESS_BOOK_ACTOR, now)?;
-        let ask = Ask::Departed { name: &person.name };
+        let ask = Ask::Departed {
+            name: &person.name,
+            what: gone.what(),
+        };
         ask_leaders(
             engine,
             tx,
@@ -509,8 +593,9 @@ pub fn person_left_in_tx(
             .map(|p| format!("{}（{}）", p.name, role_names(p)))
             .collect();
         let text = format!(
-            "钉钉通讯录显示，{unit}的{role}{}已离职，名单中已取消其角色。\n{unit}现有联系人：{}。\n请与该单位确定接任的{}，由管理员在钉钉中更换或设置；在此之前，该单位的协办请求和提醒发给现有联系人{}。",
+            "钉钉通讯录显示，{unit}的{role}{}{}，名单中已取消其角色。\n{unit}现有联系人：{}。\n请与该单位确定接任的{}，由管理员在钉钉中更换或设置；在此之前，该单位的协办请求和提醒发给现有联系人{}。",
             person.name,
+            gone.what(),
             if remaining.is_empty() {
                 "无".to_string()
             } else {
@@ -528,7 +613,14 @@ pub fn person_left_in_tx(
             }
         );
         let rendered = Rendered {
-            title: format!("{unit}{role}已离职"),
+            title: format!(
+                "{unit}{role}{}",
+                if *gone == Gone::LeftOrg {
+                    "已离职"
+                } else {
+                    "已调离"
+                }
+            ),
             markdown: crate::messages::escape::md_block(&text),
         };
         let mut told = Vec::new();

@@ -15,6 +15,10 @@ use toml::Spanned;
 use crate::parse::command::RosterAction;
 use crate::store::RosterOverride;
 
+/// Reads the roster in force (the engine's: the file with the changes made in DingTalk), for
+/// parts that outlive one snapshot (the sandbox console, the Stream address-book lookups).
+pub type RosterInForce = std::sync::Arc<dyn Fn() -> std::sync::Arc<Roster> + Send + Sync>;
+
 /// What kind of body a unit is. Hotline units are the mechanism's coordinators, not cooperating units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -693,7 +697,8 @@ pub struct Mentioned {
 /// One person changed by a roster command: `before` is `None` when the command adds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonChange {
-    /// `set_liaison`, `remove_liaison`, `set_leader`, `drop_leader`, `bind` or `left_org`.
+    /// `set_liaison`, `remove_liaison`, `set_leader`, `drop_leader`, `bind`, `left_org` or
+    /// `left_unit`.
     pub action: &'static str,
     pub before: Option<Person>,
     pub after: Person,
@@ -709,6 +714,7 @@ impl PersonChange {
             "set_leader" => format!("{}（{}）任分管领导", p.name, p.unit),
             "drop_leader" => format!("{}（{}）不再担任分管领导", p.name, p.unit),
             "left_org" => format!("{}（{}）已从钉钉组织离职，角色取消", p.name, p.unit),
+            "left_unit" => format!("{}（{}）已调离本单位，角色取消", p.name, p.unit),
             _ => format!("{}（{}）绑定钉钉账号 {}", p.name, p.unit, p.staff_id),
         }
     }

@@ -53,8 +53,8 @@ use dedupe::{Dedupe, Seen};
 use frame::{Frame, FrameKind, ack, callback_ack_data, event_ack_data};
 pub use frame::{TOPIC_CARD_CALLBACK, TOPIC_ROBOT_MESSAGE};
 pub use handler::{
-    CONTACT_LEAVE, ContactEvent, EventFrame, FrameHandler, HandlerError, HandlerFuture,
-    InboxHandler, SOURCE_CARD, SOURCE_EVENT, SOURCE_STREAM,
+    CONTACT_LEAVE, CONTACT_MODIFY, ContactEvent, Directory, EventFrame, FrameHandler, HandlerError,
+    HandlerFuture, InboxHandler, SOURCE_CARD, SOURCE_EVENT, SOURCE_STREAM,
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -42,7 +42,7 @@ use crate::clock::{AdvanceError, Clock};
 use crate::dingtalk::inbound::RobotMessage;
 use crate::messages::help::is_for;
 use crate::parse::command::{Verb, syntax};
-use crate::roster::{Person, Role, Roster, UnitKind};
+use crate::roster::{Person, Role, Roster, RosterInForce, UnitKind};
 use crate::store::{InboxRow, NewInbound, OutboxRow, Store, StoreError};
 
 /// The inbox `source` of sandbox messages and the outbox channel of what the sandbox shows.
@@ -66,14 +66,12 @@ const APP_CSS: &str = include_str!("sandbox/app.css");
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Reads the roster in force: the engine's, so a liaison named in chat shows at once.
-pub type RosterInForce = Arc<dyn Fn() -> Arc<Roster> + Send + Sync>;
-
 /// What the sandbox routes share. Cheap to clone.
 #[derive(Clone)]
 pub struct SandboxState {
     store: Store,
-    /// The roster in force (the engine's, with the changes made in chat), read per request.
+    /// The roster in force (the engine's, so a liaison named in chat shows at once), read per
+    /// request.
     roster: RosterInForce,
     calendar: Arc<Calendar>,
     clock: Arc<dyn Clock>,

@@ -629,3 +629,64 @@ async fn a_leave_event_over_stream_reroutes_the_open_cases_next_reminder() {
     );
     c.app.shutdown.trigger();
 }
+
+/// A department change over Stream (`user_modify_org` says only who changed): the service looks
+/// the watched member up in the address book. 区住建局's liaison now sits in 区教育局, so the
+/// leader is asked for a replacement and the history says 调离; 区人社局's liaison, still in
+/// 区人社局/办公室, changes nothing.
+#[tokio::test]
+async fn a_department_change_over_stream_moves_a_liaison_out_of_the_unit() {
+    const ZJ_LEADER: &str = "u-zj-leader";
+    let mut c = Case::start(false, Via::Stream).await;
+    c.fake.add_department(10, "区教育局", 1);
+    c.fake.add_department(20, "区人社局", 1);
+    c.fake.add_department(21, "办公室", 20);
+    c.fake.add_member(ZJ, "赵联络", "股长", &[10]);
+    c.fake.add_member(RS, "王联络", "科员", &[21]);
+
+    let gateway = c.gateway.as_ref().expect("stream mode");
+    gateway.send(
+        0,
+        event_frame(
+            "mod-frame-1",
+            "user_modify_org",
+            "mod-1",
+            &[RS, ZJ, "u-stranger"],
+        ),
+    );
+    assert_eq!(
+        gateway.acked("mod-frame-1", 1).await[0].data()["status"],
+        "SUCCESS"
+    );
+    let d = c.settle().await;
+    let asked = to(&d, ZJ_LEADER);
+    assert!(
+        asked.contains("联络员已调离") && asked.contains("区教育局"),
+        "the leader is asked for a replacement: {d:#?}"
+    );
+    assert!(to(&d, RS).is_empty(), "区人社局's liaison stays: {d:#?}");
+    let roster_changes = c
+        .app
+        .store
+        .read(|r| r.roster_changes())
+        .await
+        .expect("history");
+    let moved: Vec<(&str, &str, &str)> = roster_changes
+        .iter()
+        .map(|h| (h.action.as_str(), h.actor.as_str(), h.name.as_str()))
+        .collect();
+    assert_eq!(moved, [("left_unit", "通讯录", "赵联络")]);
+    let overrides = c
+        .app
+        .store
+        .read(|r| r.roster_overrides())
+        .await
+        .expect("overrides");
+    assert!(
+        overrides
+            .iter()
+            .all(|o| o.name != "赵联络" || o.departed_at.is_none()),
+        "moved, not departed: {overrides:#?}"
+    );
+    c.app.shutdown.trigger();
+}
