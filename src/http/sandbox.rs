@@ -1495,6 +1495,38 @@ mod tests {
     }
 
     #[test]
+    fn leaders_choose_a_liaison_and_the_head_has_the_onboarding_shortcuts() {
+        let unit = "区\"测试\"局";
+        let roster = Roster::from_parts(
+            vec![],
+            vec![
+                Person::new("领导", unit, "", vec![Role::Leader], "", ""),
+                Person::new("<b>某</b>", unit, "", vec![], "", ""),
+                Person::new("联络", unit, "", vec![Role::Liaison], "", ""),
+                Person::new("主任", "区12345热线", "", vec![Role::HotlineHead], "", ""),
+            ],
+        );
+        let leader = chat_page(&roster.people()[0], &roster);
+        assert!(leader.contains(r#"id="liaison-chooser""#), "{leader}");
+        assert!(
+            leader.contains(
+                r#"<option value="&lt;b&gt;某&lt;/b&gt;">&lt;b&gt;某&lt;/b&gt;</option>"#
+            ),
+            "names are escaped: {leader}"
+        );
+        assert!(leader.contains("联络（现联络员）"), "{leader}");
+        assert!(
+            !leader.contains(r#"<option value="领导""#),
+            "not the leader themself"
+        );
+        assert!(!leader.contains("启动 名单"), "{leader}");
+        let head = chat_page(&roster.people()[3], &roster);
+        assert!(head.contains(r#"data-send="启动 名单""#), "{head}");
+        assert!(head.contains(r#"data-send="名单 进度""#), "{head}");
+        assert!(!head.contains("liaison-chooser"), "{head}");
+    }
+
+    #[test]
     fn the_host_header_must_name_loopback_or_a_configured_host() {
         let allowed = |values: &[&str]| {
             let mut headers = HeaderMap::new();

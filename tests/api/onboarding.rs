@@ -690,3 +690,66 @@ async fn a_department_change_over_stream_moves_a_liaison_out_of_the_unit() {
     );
     c.app.shutdown.trigger();
 }
+
+/// `tiaochu onboard` does what `启动 名单` does, from the server's shell: the leaders' messages
+/// wait in the outbox for the running service, and `--status` prints `名单 进度`.
+#[test]
+fn the_onboard_command_starts_and_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let roster = dir.path().join("roster.toml");
+    std::fs::write(&roster, ROSTER).expect("roster");
+    let db = dir.path().join("cli.db");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[roster]\npath = {:?}\n[store]\npath = {:?}\n",
+            roster.display().to_string(),
+            db.display().to_string()
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", config];
+        all.extend_from_slice(args);
+        let out = crate::cli::tiaochu(&all);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let started = run(&["onboard"]);
+    assert!(
+        started.contains("已请 2 个单位的分管领导指定联络员"),
+        "{started}"
+    );
+    assert!(
+        started.contains("名单 进度"),
+        "an admin may read the progress: {started}"
+    );
+    let store = Store::open(&db).expect("store");
+    let queued = store
+        .read_blocking(|r| r.list_outbox(None, 100))
+        .expect("outbox");
+    let to: Vec<&str> = queued.iter().map(|r| r.target.as_str()).collect();
+    assert!(to.contains(&ZJ_LEADER) && to.contains(&JY_LEADER), "{to:?}");
+    let pending = store
+        .read_blocking(|r| r.timer_by_key(REMINDER_TIMER_KEY))
+        .expect("timer");
+    assert!(pending.is_some_and(|t| t.state == TimerState::Pending));
+    drop(store);
+    let status = run(&["onboard", "--status"]);
+    assert!(
+        status.contains("已指定 0 个单位，等待 2 个单位"),
+        "{status}"
+    );
+    assert!(
+        status.contains("等待中（2）"),
+        "markdown is plain text: {status}"
+    );
+}
