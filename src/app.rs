@@ -21,7 +21,7 @@ use crate::cards::CardStreamHandler;
 use crate::clock::Clock;
 use crate::dingtalk::api::{DingtalkClient, Timeouts};
 use crate::dingtalk::inbound::{CallbackKey, CallbackKeyError};
-use crate::dingtalk::stream::{InboxHandler, StreamClient, StreamState};
+use crate::dingtalk::stream::{Directory, InboxHandler, StreamClient, StreamState};
 use crate::dispatch::{Dispatch, card_callbacks_over_http};
 use crate::engine::Engine;
 use crate::http::dashboard::DashboardState;
@@ -172,21 +172,10 @@ impl App {
         let clock_moved = Arc::new(watch::Sender::new(0));
         // The console reads the same store and clock the workers use, so it shows exactly what
         // they do.
-        let sandbox = (mode == DingtalkMode::Sandbox).then(|| {
-            SandboxState::new(
-                store.clone(),
-                Arc::clone(&roster),
-                Arc::clone(&calendar),
-                Arc::clone(&clock),
-                Arc::clone(&clock_moved),
-            )
-            .with_moved(sandbox_offset)
-            .with_public_hosts(&settings.dashboard.base_url, address)
-        });
         let engine = Engine::new(
             store.clone(),
             Arc::clone(&roster),
-            calendar,
+            Arc::clone(&calendar),
             settings.sla.clone(),
             Dispatch::from_settings(&settings.dingtalk, card_secrets.clone()),
         )
@@ -198,6 +187,18 @@ impl App {
         engine
             .reload_roster_blocking()
             .map_err(|e| AppError::Store(StoreError::BadData(e.to_string())))?;
+        let sandbox = (mode == DingtalkMode::Sandbox).then(|| {
+            let in_force = engine.clone();
+            SandboxState::new(
+                store.clone(),
+                Arc::new(move || in_force.roster()),
+                Arc::clone(&calendar),
+                Arc::clone(&clock),
+                Arc::clone(&clock_moved),
+            )
+            .with_moved(sandbox_offset)
+            .with_public_hosts(&settings.dashboard.base_url, address)
+        });
         let sender: Arc<dyn Sender> = match mode {
             DingtalkMode::Sandbox => Arc::new(SandboxSender),
             DingtalkMode::Http | DingtalkMode::Stream => Arc::new(DingtalkClient::new(
@@ -216,8 +217,20 @@ impl App {
                     .build()
                     .map_err(AppError::HttpClient)?;
                 // Card callbacks are decided before their ACK, which carries the card update.
+                // Department changes are looked up in the address book as they arrive.
+                let in_force = engine.clone();
+                let directory = Directory::new(
+                    Arc::new(DingtalkClient::new(
+                        &settings.dingtalk,
+                        Timeouts::default()
+                            .http_client()
+                            .map_err(AppError::HttpClient)?,
+                        Arc::clone(&clock),
+                    )),
+                    Arc::new(move || in_force.roster()),
+                );
                 let handler = Arc::new(CardStreamHandler::new(
-                    InboxHandler::new(store.clone(), Arc::clone(&clock)),
+                    InboxHandler::new(store.clone(), Arc::clone(&clock)).with_directory(directory),
                     InboxProcessor::new(engine.clone())
                         .with_dashboard_url(&settings.dashboard.base_url),
                     Arc::clone(&clock),

@@ -32,7 +32,9 @@ use serde_json::{Map, Value, json};
 
 use crate::card_secrets::CardSecrets;
 use crate::clock::Clock;
-use crate::dingtalk::stream::{FrameHandler, HandlerError, HandlerFuture, InboxHandler};
+use crate::dingtalk::stream::{
+    EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler,
+};
 use crate::engine::{EngineError, decode};
 use crate::inbox::InboxProcessor;
 use crate::messages::card::{CardContent, card_params};
@@ -140,7 +142,7 @@ pub fn locate(
     let case = decode(&row)?;
     let found = case.cards.iter().find_map(|card| {
         card.recipients.iter().find_map(|id| {
-            let person = roster.person(id).filter(|p| p.reachable())?;
+            let person = roster.person(id).filter(|p| p.reachable() && !p.departed)?;
             (secrets.instance_id(&card.key, &person.staff_id) == callback.out_track_id)
                 .then(|| (card.clone(), id.clone(), person.staff_id.clone()))
         })
@@ -376,6 +378,10 @@ impl CardStreamHandler {
 impl FrameHandler for CardStreamHandler {
     fn robot_message<'a>(&'a self, message_id: &'a str, data: &'a str) -> HandlerFuture<'a, ()> {
         self.inbox.robot_message(message_id, data)
+    }
+
+    fn event<'a>(&'a self, message_id: &'a str, event: &'a EventFrame) -> HandlerFuture<'a, ()> {
+        self.inbox.event(message_id, event)
     }
 
     fn card_callback<'a>(

@@ -230,6 +230,10 @@ fn fire_system_in_tx(
     if !tx.mark_fired(id, now)? {
         return Ok(false);
     }
+    if key == crate::onboarding::REMINDER_TIMER_KEY {
+        crate::onboarding::remind_in_tx(engine, tx, now)?;
+        return Ok(true);
+    }
     let Some(year) = key
         .strip_prefix(CALENDAR_TIMER_PREFIX)
         .and_then(|y| y.parse::<i16>().ok())

@@ -170,6 +170,52 @@ impl Dispatch {
         }
     }
 
+    /// A message whose buttons send text commands (the onboarding chooser): in DingTalk an
+    /// ActionCard whatever the card mode, since a template card's taps are looked up by case and
+    /// this is about none; in the sandbox a card with the same buttons, keyed by `key`; plain
+    /// markdown without buttons. At most [`payload::MAX_ACTION_CARD_BUTTONS`] buttons are sent.
+    pub fn choice(&self, key: &str, to: &Person, content: &CardContent) -> Outgoing {
+        let rendered = card_as_message(content);
+        if self.mode == DingtalkMode::Sandbox {
+            return sandbox(to, &rendered, Some((key, content)));
+        }
+        let Some(staff_id) = reachable(to) else {
+            return unreachable(to, &rendered, None);
+        };
+        let buttons: Vec<(&str, &str)> = content
+            .buttons
+            .iter()
+            .take(payload::MAX_ACTION_CARD_BUTTONS)
+            .map(|b| (b.label.as_str(), b.command.as_str()))
+            .collect();
+        let users = std::slice::from_ref(&staff_id);
+        let body = if buttons.is_empty() {
+            payload::batch_send_markdown(
+                &self.robot_code,
+                users,
+                &rendered.title,
+                &rendered.markdown,
+            )
+        } else {
+            payload::batch_send_action_card(
+                &self.robot_code,
+                users,
+                &rendered.title,
+                &rendered.markdown,
+                &buttons,
+            )
+        };
+        match body {
+            Ok(body) => Outgoing {
+                channel: Channel::RobotBatch,
+                target: staff_id,
+                payload: body,
+                undeliverable: None,
+            },
+            Err(e) => dead(to, &rendered, None, e.to_string()),
+        }
+    }
+
     /// The new content of a card already sent to `to`. ActionCard messages cannot be changed
     /// after sending, so without a template there is nothing to update (`None`): the decision's
     /// notifications tell people what happened.
@@ -212,7 +258,7 @@ pub fn card_callbacks_over_http(s: &DingtalkSettings) -> bool {
 }
 
 fn reachable(to: &Person) -> Option<String> {
-    to.reachable().then(|| to.staff_id.clone())
+    (to.reachable() && !to.departed).then(|| to.staff_id.clone())
 }
 
 /// A card as a markdown message: the body, then each line of the (plain-text) status in bold,
@@ -264,13 +310,16 @@ fn dead(
 }
 
 fn unreachable(to: &Person, rendered: &Rendered, card: Option<(&str, &CardContent)>) -> Outgoing {
-    dead(
-        to,
-        rendered,
-        card,
+    let reason = if to.departed {
+        format!(
+            "{}（{}）已从钉钉组织离职，不再发送；请该单位分管领导设置接替人员",
+            to.name, to.unit
+        )
+    } else {
         format!(
             "{}（{}）未配置钉钉 staff_id，无法发送；请管理员在名单中补充",
             to.name, to.unit
-        ),
-    )
+        )
+    };
+    dead(to, rendered, card, reason)
 }

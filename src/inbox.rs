@@ -18,14 +18,15 @@ use crate::cards::{self, CardCallback, CardCopy, CardReply, Refusal};
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::inbound::{ConversationKind, RobotMessage};
 use crate::dingtalk::payload;
-use crate::dingtalk::stream::{InboxHandler, SOURCE_CARD};
+use crate::dingtalk::stream::{ContactEvent, InboxHandler, SOURCE_CARD, SOURCE_EVENT};
 use crate::dispatch::Outgoing;
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
-use crate::messages::help::help_text;
+use crate::messages::help::{help_text, is_for};
 use crate::messages::notify::Rendered;
 use crate::messages::timeline::{TimelineEntry, render_query};
-use crate::parse::command::{Command, parse_command};
+use crate::onboarding;
+use crate::parse::command::{Command, Verb, parse_command};
 use crate::parse::{Field, UnitMatcher, parse_application};
 use crate::quarantine;
 use crate::roster::{Mentioned, Person, PersonChange};
@@ -221,6 +222,7 @@ impl InboxProcessor {
             // ([`InboxProcessor::card_callback`]); a row stored without that (by a bare
             // `InboxHandler`) is processed here, its refusal told in a 1:1 message instead.
             SOURCE_CARD => self.card_row(tx, row, now)?,
+            SOURCE_EVENT => self.contact_event(tx, row, now)?,
             _ => Handled::Ignored,
         };
         tx.finish_inbox(row.id, handled.as_str(), now)?;
@@ -405,6 +407,39 @@ impl InboxProcessor {
         Ok(handled)
     }
 
+    /// An address-book event (Stream EVENT, stored by [`InboxHandler`]): each liaison or leader
+    /// who left the organisation, or now sits outside their unit, is replaced as
+    /// [`onboarding::person_gone_in_tx`] says. Anything else is recorded and ignored.
+    fn contact_event(
+        &self,
+        tx: &Tx<'_>,
+        row: &InboxRow,
+        now: Timestamp,
+    ) -> Result<Handled, EngineError> {
+        let Some(event) = ContactEvent::from_json(&row.payload) else {
+            tracing::warn!(inbox = row.id, "stored event is unreadable");
+            return Ok(Handled::Ignored);
+        };
+        let mut any = false;
+        for (i, staff_id) in event.user_ids.iter().enumerate() {
+            let key = format!("inbox:{}/{i}", row.id);
+            any |= if event.is_leave() {
+                onboarding::person_left_in_tx(&self.engine, tx, staff_id, &key, now)?
+            } else if let (true, Some(departments)) =
+                (event.is_modify(), event.departments.get(staff_id))
+            {
+                onboarding::person_moved_in_tx(&self.engine, tx, staff_id, departments, &key, now)?
+            } else {
+                false
+            };
+        }
+        Ok(if any {
+            Handled::Applied
+        } else {
+            Handled::Ignored
+        })
+    }
+
     fn robot_message(
         &self,
         tx: &Tx<'_>,
@@ -560,6 +595,44 @@ impl InboxProcessor {
                 });
                 return self.roster_change(tx, row, message, person, planned, now);
             }
+            Command::SetLiaisonByName { unit, name } => {
+                let sandbox = self.engine.dispatch().mode() == DingtalkMode::Sandbox;
+                let planned = self.engine.roster().plan_liaison_by_name(
+                    person,
+                    unit.as_deref(),
+                    &name,
+                    sandbox,
+                );
+                return self.roster_change(tx, row, message, person, planned, now);
+            }
+            Command::StartOnboarding => {
+                if !is_for(Verb::StartOnboarding, &person.roles) {
+                    reply(plain(
+                        "未受理",
+                        "只有区12345热线负责人或管理员可以启动联络员指定。如需了解进度，请联系区12345热线。",
+                    ))?;
+                    return Ok(Handled::Rejected);
+                }
+                let started = onboarding::start_in_tx(
+                    &self.engine,
+                    tx,
+                    person.id(),
+                    &format!("inbox:{}", row.id),
+                    now,
+                )?;
+                reply(plain("已启动联络员指定", &started.describe(&person.roles)))?;
+                return Ok(Handled::Applied);
+            }
+            Command::OnboardingProgress => {
+                if !is_for(Verb::OnboardingProgress, &person.roles) {
+                    reply(plain(
+                        "无法查看进度",
+                        "联络员指定进度仅供区12345热线工作人员和管理员查看。发送“名单”可查看本单位现有人员。",
+                    ))?;
+                    return Ok(Handled::Answered);
+                }
+                reply(onboarding::progress_in_tx(&self.engine, tx, &person.roles)?)?;
+            }
             Command::Bind { name, mentions } => {
                 let planned = mentioned(message, &mentions).and_then(|target| {
                     let roster = self.engine.roster();
@@ -601,6 +674,7 @@ impl InboxProcessor {
         let roster = self
             .engine
             .change_roster_in_tx(tx, &unit, &changes, person.id(), now)?;
+        onboarding::after_roster_change_in_tx(&self.engine, tx, &unit, now)?;
         let lines: Vec<String> = changes
             .iter()
             .map(|c| format!("· {}", c.describe()))

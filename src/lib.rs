@@ -17,6 +17,7 @@ pub mod http;
 pub mod inbox;
 pub mod messages;
 pub mod metrics;
+pub mod onboarding;
 pub mod outbox;
 pub mod parse;
 pub mod quarantine;

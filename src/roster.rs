@@ -15,6 +15,10 @@ use toml::Spanned;
 use crate::parse::command::RosterAction;
 use crate::store::RosterOverride;
 
+/// Reads the roster in force (the engine's: the file with the changes made in DingTalk), for
+/// parts that outlive one snapshot (the sandbox console, the Stream address-book lookups).
+pub type RosterInForce = std::sync::Arc<dyn Fn() -> std::sync::Arc<Roster> + Send + Sync>;
+
 /// What kind of body a unit is. Hotline units are the mechanism's coordinators, not cooperating units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,6 +140,9 @@ pub struct Person {
     /// DingTalk userId; empty until an admin fills it in.
     pub staff_id: String,
     pub phone: String,
+    /// The address book reported that they left the organisation: they keep their place (so
+    /// timelines still name them) but hold no role and receive nothing.
+    pub departed: bool,
     id: String,
 }
 
@@ -161,8 +168,15 @@ impl Person {
             roles,
             staff_id: staff_id.trim().to_string(),
             phone: phone.to_string(),
+            departed: false,
             id,
         }
+    }
+
+    /// This person, flagged as having left the organisation (`true`) or not.
+    pub fn with_departed(mut self, departed: bool) -> Person {
+        self.departed = departed;
+        self
     }
 
     /// The address effects use: the DingTalk `staff_id`, or `local:<unit>:<name>` when unset.
@@ -465,7 +479,7 @@ impl Roster {
         let without_id: Vec<String> = self
             .people
             .iter()
-            .filter(|p| !p.reachable())
+            .filter(|p| !p.reachable() && !p.departed)
             .map(|p| format!("{}（{}）", p.name, p.unit))
             .collect();
         if !without_id.is_empty() {
@@ -562,6 +576,7 @@ impl Person {
             phone: self.phone.clone(),
             updated_at: at,
             updated_by: by.to_string(),
+            departed_at: self.departed.then_some(at),
         }
     }
 
@@ -584,7 +599,8 @@ impl Person {
             roles,
             &row.staff_id,
             &row.phone,
-        ))
+        )
+        .with_departed(row.departed_at.is_some()))
     }
 }
 
@@ -681,7 +697,8 @@ pub struct Mentioned {
 /// One person changed by a roster command: `before` is `None` when the command adds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonChange {
-    /// `set_liaison`, `remove_liaison`, `set_leader`, `drop_leader` or `bind`.
+    /// `set_liaison`, `remove_liaison`, `set_leader`, `drop_leader`, `bind`, `left_org` or
+    /// `left_unit`.
     pub action: &'static str,
     pub before: Option<Person>,
     pub after: Person,
@@ -696,6 +713,8 @@ impl PersonChange {
             "remove_liaison" => format!("{}（{}）不再担任联络员", p.name, p.unit),
             "set_leader" => format!("{}（{}）任分管领导", p.name, p.unit),
             "drop_leader" => format!("{}（{}）不再担任分管领导", p.name, p.unit),
+            "left_org" => format!("{}（{}）已从钉钉组织离职，角色取消", p.name, p.unit),
+            "left_unit" => format!("{}（{}）已调离本单位，角色取消", p.name, p.unit),
             _ => format!("{}（{}）绑定钉钉账号 {}", p.name, p.unit, p.staff_id),
         }
     }
@@ -759,7 +778,7 @@ impl Roster {
         // Someone the file lists without a staff id is bound by the same @, not duplicated.
         let existing = existing.or_else(|| {
             self.people_in_unit(&unit)
-                .find(|p| !p.reachable() && p.name == normalize_name(&target.nick))
+                .find(|p| !p.reachable() && !p.departed && p.name == normalize_name(&target.nick))
         });
         let with_roles = |p: &Person, roles: Vec<Role>| {
             Person::new(
@@ -846,6 +865,63 @@ impl Roster {
         Ok((unit, changes))
     }
 
+    /// Plans 设置联络员 written with a name instead of an `@` (the onboarding buttons, the
+    /// sandbox, where nobody can be mentioned): the name must be exactly one person of the unit
+    /// the sender may change (their own; an admin names it). `allow_unbound` lets a person
+    /// without a DingTalk account be chosen (the sandbox reaches everyone); otherwise such a
+    /// person is named with an `@`, which binds the account at the same time.
+    pub fn plan_liaison_by_name(
+        &self,
+        sender: &Person,
+        unit: Option<&str>,
+        name: &str,
+        allow_unbound: bool,
+    ) -> Result<(String, Vec<PersonChange>), String> {
+        let wanted = normalize_name(name);
+        let unit = match unit {
+            Some(u) if sender.has_role(Role::Admin) || u == sender.unit => u.to_string(),
+            None if sender.has_role(Role::Leader) => sender.unit.clone(),
+            // Not theirs to change: plan_change gives the refusal, before any name is looked up.
+            _ => {
+                let nobody = Mentioned {
+                    staff_id: String::new(),
+                    nick: wanted,
+                };
+                return self.plan_change(sender, RosterAction::SetLiaison, unit, &nobody);
+            }
+        };
+        let found: Vec<&Person> = self
+            .people_in_unit(&unit)
+            .filter(|p| p.name == wanted && !p.departed)
+            .collect();
+        let target = match found.as_slice() {
+            [p] if p.has_role(Role::Liaison) => {
+                return Err(format!("{}已是{unit}的联络员，无需重复设置。", p.name));
+            }
+            [p] if p.reachable() || allow_unbound => Mentioned {
+                staff_id: p.staff_id.clone(),
+                nick: p.name.clone(),
+            },
+            [p] => {
+                return Err(format!(
+                    "{}尚未绑定钉钉账号，机器人无法给他发消息。请在钉钉中发送“设置联络员 @{}”（输入 @ 后从列表选择此人），设置的同时绑定账号。",
+                    p.name, p.name
+                ));
+            }
+            [] => {
+                return Err(format!(
+                    "{unit}名单中没有名为“{wanted}”的人员。请核对姓名（发送“名单”查看本单位人员）；新同事请用“设置联络员 @某人”在钉钉中 @ 选择。"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{unit}名单中有多位名为“{wanted}”的人员，请用“设置联络员 @某人”在钉钉中 @ 选择。"
+                ));
+            }
+        };
+        self.plan_change(sender, RosterAction::SetLiaison, Some(&unit), &target)
+    }
+
     /// Plans 绑定: an admin gives the roster person `name` the mentioned staff id.
     pub fn plan_bind(
         &self,
@@ -899,7 +975,9 @@ impl Roster {
                 } else {
                     roles.join("、")
                 },
-                if p.reachable() {
+                if p.departed {
+                    "（已离职）"
+                } else if p.reachable() {
                     ""
                 } else {
                     "（未绑定钉钉账号）"

@@ -212,7 +212,7 @@ pub fn bindings(
     for b in bound {
         let person = roster
             .people_in_unit(&b.unit)
-            .find(|p| p.name == b.name && !p.reachable());
+            .find(|p| p.name == b.name && !p.reachable() && !p.departed);
         match person {
             Some(p) if roster.person(&b.staff_id).is_none() => {
                 by_unit

@@ -344,7 +344,7 @@ fn roster_line(settings: &Settings) -> Line {
     let missing: Vec<String> = roster
         .people()
         .iter()
-        .filter(|p| !p.reachable())
+        .filter(|p| !p.reachable() && !p.departed)
         .map(|p| format!("{}（{}）", p.name, p.unit))
         .collect();
     if missing.is_empty() {

@@ -11,6 +11,7 @@ pub mod check_config;
 pub mod check_online;
 pub mod deadline;
 pub mod healthcheck;
+pub mod onboard_cmd;
 pub mod outbox_cmd;
 pub mod parse_cmd;
 pub mod quarantine_cmd;
@@ -67,6 +68,8 @@ pub enum Command {
     Report(report_cmd::ReportArgs),
     /// 相似案例：列出与一份申请最相似的往期案例（数据库中的案件，或 --corpus 目录中的申请文件）
     Similar(similar_cmd::SimilarArgs),
+    /// 启动联络员指定：请尚无联络员的单位分管领导指定联络员（--status 查看进度）
+    Onboard(onboard_cmd::OnboardArgs),
 }
 
 /// Runs the parsed command; the result is the process exit status.
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Quarantine(cmd) => quarantine_cmd::run(&settings, cmd),
         Command::Report(args) => report_cmd::run(&settings, args),
         Command::Similar(args) => similar_cmd::run(&settings, args),
+        Command::Onboard(args) => onboard_cmd::run(&settings, args),
     };
     match result {
         Ok(code) => code,

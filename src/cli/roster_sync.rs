@@ -64,7 +64,7 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> anyhow::Result<i32> {
     let unbound: Vec<Person> = roster
         .people()
         .iter()
-        .filter(|p| !p.reachable())
+        .filter(|p| !p.reachable() && !p.departed)
         .cloned()
         .collect();
     eprintln!(

@@ -1,6 +1,7 @@
 //! DingTalk Stream mode (docs/dingtalk-protocol.md §2): an outbound WebSocket that receives robot
-//! messages and card callbacks behind NAT. This module owns the connection life cycle; what a
-//! frame means is left to a [`FrameHandler`] (in production [`InboxHandler`]: persist, then ACK).
+//! messages, card callbacks and organisation events (address book) behind NAT. This module owns
+//! the connection life cycle; what a frame means is left to a [`FrameHandler`] (in production
+//! [`InboxHandler`]: persist, then ACK).
 //!
 //! Shape, and why:
 //! - Before every connect a fresh `POST {api_base}/v1.0/gateway/connections/open`: tickets are
@@ -49,10 +50,11 @@ mod frame;
 mod handler;
 
 use dedupe::{Dedupe, Seen};
-use frame::{Frame, FrameKind, ack, callback_ack_data};
+use frame::{Frame, FrameKind, ack, callback_ack_data, event_ack_data};
 pub use frame::{TOPIC_CARD_CALLBACK, TOPIC_ROBOT_MESSAGE};
 pub use handler::{
-    FrameHandler, HandlerError, HandlerFuture, InboxHandler, SOURCE_CARD, SOURCE_STREAM,
+    CONTACT_LEAVE, CONTACT_MODIFY, ContactEvent, Directory, EventFrame, FrameHandler, HandlerError,
+    HandlerFuture, InboxHandler, SOURCE_CARD, SOURCE_EVENT, SOURCE_STREAM,
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -385,6 +387,8 @@ impl StreamClient {
             "subscriptions": [
                 {"type": "CALLBACK", "topic": TOPIC_ROBOT_MESSAGE},
                 {"type": "CALLBACK", "topic": TOPIC_CARD_CALLBACK},
+                // Address-book events (user_leave_org): the types are chosen in the console.
+                {"type": "EVENT", "topic": "*"},
             ],
             "ua": USER_AGENT,
         });
@@ -607,7 +611,9 @@ fn on_text(
             tracing::warn!(connection = id, message_id, topic = %frame.headers.topic, "stream frame for a topic we did not subscribe to");
             send(ack(message_id, 404, "topic not subscribed", "{}"));
         }
-        FrameKind::RobotMessage | FrameKind::CardCallback => dispatch(id, frame, shared, out),
+        FrameKind::RobotMessage | FrameKind::CardCallback | FrameKind::Event => {
+            dispatch(id, frame, shared, out)
+        }
     }
     false
 }
@@ -663,6 +669,20 @@ fn dispatch(id: u64, frame: Frame, shared: &Arc<Shared>, out: &mpsc::UnboundedSe
                 .card_callback(&message_id, &frame.data)
                 .await
                 .map(|response| callback_ack_data(response.as_ref())),
+            FrameKind::Event => {
+                let event = EventFrame {
+                    event_type: frame.headers.event_type.clone(),
+                    event_id: frame.headers.event_id.clone(),
+                    corp_id: frame.headers.event_corp_id.clone(),
+                    born_time: frame.headers.event_born_time.clone(),
+                    data: frame.data.clone(),
+                };
+                shared
+                    .handler
+                    .event(&message_id, &event)
+                    .await
+                    .map(|()| event_ack_data())
+            }
             _ => shared
                 .handler
                 .robot_message(&message_id, &frame.data)

@@ -40,7 +40,9 @@ use tokio::sync::{Mutex, watch};
 use crate::calendar::Calendar;
 use crate::clock::{AdvanceError, Clock};
 use crate::dingtalk::inbound::RobotMessage;
-use crate::roster::{Person, Role, Roster, UnitKind};
+use crate::messages::help::is_for;
+use crate::parse::command::{Verb, syntax};
+use crate::roster::{Person, Role, Roster, RosterInForce, UnitKind};
 use crate::store::{InboxRow, NewInbound, OutboxRow, Store, StoreError};
 
 /// The inbox `source` of sandbox messages and the outbox channel of what the sandbox shows.
@@ -68,7 +70,9 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 #[derive(Clone)]
 pub struct SandboxState {
     store: Store,
-    roster: Arc<Roster>,
+    /// The roster in force (the engine's, so a liaison named in chat shows at once), read per
+    /// request.
+    roster: RosterInForce,
     calendar: Arc<Calendar>,
     clock: Arc<dyn Clock>,
     clock_moved: Arc<watch::Sender<u64>>,
@@ -88,7 +92,7 @@ impl SandboxState {
     /// `clock_moved` is the scheduler's wake-up (`App::clock_moved_handle`): each move bumps it.
     pub fn new(
         store: Store,
-        roster: Arc<Roster>,
+        roster: RosterInForce,
         calendar: Arc<Calendar>,
         clock: Arc<dyn Clock>,
         clock_moved: Arc<watch::Sender<u64>>,
@@ -308,10 +312,11 @@ struct MoveBody {
 
 /// `GET /sandbox`: the roster to choose from, or with `?as=<id>` that person's chat.
 async fn page(State(state): State<SandboxState>, Query(q): Query<PageQuery>) -> Response {
-    let html = match q.person.as_deref().map(|id| (id, state.roster.person(id))) {
-        None => pick_page(&state.roster, None),
-        Some((id, None)) => pick_page(&state.roster, Some(id)),
-        Some((_, Some(person))) => chat_page(person),
+    let roster = (state.roster)();
+    let html = match q.person.as_deref().map(|id| (id, roster.person(id))) {
+        None => pick_page(&roster, None),
+        Some((id, None)) => pick_page(&roster, Some(id)),
+        Some((_, Some(person))) => chat_page(person, &roster),
     };
     let mut response = Html(html).into_response();
     let headers = response.headers_mut();
@@ -354,7 +359,7 @@ async fn chat(
     State(state): State<SandboxState>,
     Query(q): Query<ChatQuery>,
 ) -> Result<axum::Json<serde_json::Value>, SandboxError> {
-    if state.roster.person(&q.person).is_none() {
+    if (state.roster)().person(&q.person).is_none() {
         return Err(SandboxError::UnknownPerson(q.person));
     }
     let mut log = state.log.lock().await;
@@ -379,8 +384,8 @@ async fn send(
     body: Result<axum::Json<SendBody>, JsonRejection>,
 ) -> Result<axum::Json<serde_json::Value>, SandboxError> {
     let axum::Json(body) = body.map_err(|e| SandboxError::BadRequest(e.body_text()))?;
-    let person = state
-        .roster
+    let roster = (state.roster)();
+    let person = roster
         .person(&body.person)
         .ok_or_else(|| SandboxError::UnknownPerson(body.person.clone()))?;
     if body.text.trim().is_empty() {
@@ -889,9 +894,54 @@ fn pick_page(roster: &Roster, unknown: Option<&str>) -> String {
     )
 }
 
+/// The shortcuts a person's roles call for: the onboarding commands for the hotline head and
+/// admins (`启动 名单`, `名单 进度`), and for a unit leader a chooser of the unit's people that
+/// sends `设置联络员 姓名` — the sandbox has no DingTalk `@` to pick someone with.
+fn role_shortcuts(person: &Person, roster: &Roster) -> String {
+    let mut out = String::new();
+    for verb in [Verb::StartOnboarding, Verb::OnboardingProgress] {
+        if is_for(verb, &person.roles) {
+            let word = syntax(verb).word;
+            let _ = write!(
+                out,
+                r#"<button type="button" data-send="{w}">{w}</button>"#,
+                w = escape(word)
+            );
+        }
+    }
+    if !person.has_role(Role::Leader) {
+        return out;
+    }
+    let options: String = roster
+        .people_in_unit(&person.unit)
+        .filter(|p| !p.departed && !p.has_role(Role::Leader))
+        .map(|p| {
+            let mark = if p.has_role(Role::Liaison) {
+                "（现联络员）"
+            } else {
+                ""
+            };
+            format!(
+                r#"<option value="{}">{}{mark}</option>"#,
+                escape(&p.name),
+                escape(&p.name)
+            )
+        })
+        .collect();
+    if options.is_empty() {
+        return out;
+    }
+    let _ = write!(
+        out,
+        r#"<form id="liaison-chooser" class="chooser"><label>联络员 <select name="name">{options}</select></label><button type="submit">设为联络员</button></form>"#
+    );
+    out
+}
+
 /// One person's chat with the robot; the messages arrive by polling.
-fn chat_page(person: &Person) -> String {
+fn chat_page(person: &Person, roster: &Roster) -> String {
     let labels: Vec<&str> = person.roles.iter().map(|r| r.label()).collect();
+    let shortcuts = role_shortcuts(person, roster);
     format!(
         r#"{head}<body class="chat-page" data-page="chat" data-as="{id}">
 <header class="top">
@@ -919,7 +969,7 @@ fn chat_page(person: &Person) -> String {
 <main id="chat" class="chat" aria-live="polite"><p class="empty">正在加载…</p></main>
 <p class="note">沙盒只模拟与机器人的单聊；群聊（如热线工作群）暂未模拟。</p>
 <footer class="composer">
-<div class="quick"><button type="button" data-send="模板">模板</button><button type="button" data-send="帮助">帮助</button></div>
+<div class="quick"><button type="button" data-send="模板">模板</button><button type="button" data-send="帮助">帮助</button>{shortcuts}</div>
 <form id="composer">
 <textarea id="input" rows="2" placeholder="粘贴申请或输入命令（Enter 发送，Shift+Enter 换行）"></textarea>
 <button type="submit">发送</button>
@@ -1439,9 +1489,41 @@ mod tests {
             html.contains(r#"href="/sandbox?as=local%3A%E5%8C%BA%22"#),
             "the id is percent-encoded: {html}"
         );
-        let chat = chat_page(&roster.people()[0]);
+        let chat = chat_page(&roster.people()[0], &roster);
         assert!(chat.contains(r#"data-as="local:区&quot;测试&quot;局:&lt;b&gt;某&lt;/b&gt;""#));
         assert!(!chat.contains("<script>"), "no inline script");
+    }
+
+    #[test]
+    fn leaders_choose_a_liaison_and_the_head_has_the_onboarding_shortcuts() {
+        let unit = "区\"测试\"局";
+        let roster = Roster::from_parts(
+            vec![],
+            vec![
+                Person::new("领导", unit, "", vec![Role::Leader], "", ""),
+                Person::new("<b>某</b>", unit, "", vec![], "", ""),
+                Person::new("联络", unit, "", vec![Role::Liaison], "", ""),
+                Person::new("主任", "区12345热线", "", vec![Role::HotlineHead], "", ""),
+            ],
+        );
+        let leader = chat_page(&roster.people()[0], &roster);
+        assert!(leader.contains(r#"id="liaison-chooser""#), "{leader}");
+        assert!(
+            leader.contains(
+                r#"<option value="&lt;b&gt;某&lt;/b&gt;">&lt;b&gt;某&lt;/b&gt;</option>"#
+            ),
+            "names are escaped: {leader}"
+        );
+        assert!(leader.contains("联络（现联络员）"), "{leader}");
+        assert!(
+            !leader.contains(r#"<option value="领导""#),
+            "not the leader themself"
+        );
+        assert!(!leader.contains("启动 名单"), "{leader}");
+        let head = chat_page(&roster.people()[3], &roster);
+        assert!(head.contains(r#"data-send="启动 名单""#), "{head}");
+        assert!(head.contains(r#"data-send="名单 进度""#), "{head}");
+        assert!(!head.contains("liaison-chooser"), "{head}");
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub fn is_for(verb: Verb, roles: &[Role]) -> bool {
         Verb::SetLiaison | Verb::RemoveLiaison | Verb::ChangeLeader => &[Role::Leader, Role::Admin],
         Verb::LeaderApprove | Verb::LeaderReturn => &[Role::Leader],
         Verb::Bind => &[Role::Admin],
+        Verb::StartOnboarding => &[Role::HotlineHead, Role::Admin],
+        Verb::OnboardingProgress => &[
+            Role::Inspector,
+            Role::Supervisor,
+            Role::HotlineHead,
+            Role::Admin,
+        ],
         Verb::Claim
         | Verb::Joint
         | Verb::Independent

@@ -50,8 +50,15 @@ pub enum Command {
         unit: Option<String>,
         mentions: Vec<String>,
     },
+    /// 设置联络员 with a name instead of an `@` (the onboarding buttons, the sandbox): the roster
+    /// person `name` (spaces removed) of `unit` (`None`: the sender's own unit).
+    SetLiaisonByName { unit: Option<String>, name: String },
     /// 名单: the current people and roles of `unit` (`None`: the sender's own unit).
     ListRoster { unit: Option<String> },
+    /// 启动 名单: asks every unit leader without a liaison to name one.
+    StartOnboarding,
+    /// 名单 进度: which units named their liaison and which are still waiting.
+    OnboardingProgress,
     /// 绑定: gives the roster person `name` (spaces removed) the staff id of the one `@`-mentioned.
     Bind { name: String, mentions: Vec<String> },
     /// A workflow action on the case of `ticket_no` (normalised `DH` + digits).
@@ -137,6 +144,8 @@ pub enum Verb {
     ChangeLeader,
     ListRoster,
     Bind,
+    StartOnboarding,
+    OnboardingProgress,
 }
 
 /// How one command is written: the help text lists these, and every [`CommandError`] quotes the
@@ -156,7 +165,7 @@ pub struct Syntax {
 }
 
 /// Every command, in the order of SPEC.md → Text commands.
-pub static COMMANDS: [Syntax; 29] = [
+pub static COMMANDS: [Syntax; 31] = [
     Syntax {
         verb: Verb::Help,
         word: "帮助",
@@ -380,7 +389,7 @@ pub static COMMANDS: [Syntax; 29] = [
         form: "设置联络员 [单位] @某人",
         example: "设置联络员 @张三",
         who: "本单位分管领导；管理员须写明单位",
-        does: "把被@的人设为本单位联络员（此后本单位的协办请求、提醒都发给他）",
+        does: "把被@的人设为本单位联络员（此后本单位的协办请求、提醒都发给他）；也可写本单位名单中的姓名，如 设置联络员 张三",
     },
     Syntax {
         verb: Verb::RemoveLiaison,
@@ -417,6 +426,24 @@ pub static COMMANDS: [Syntax; 29] = [
         example: "绑定 任燕 @任燕",
         who: "管理员",
         does: "把名单中尚未填写钉钉账号的人员与被@的钉钉用户对应起来",
+    },
+    Syntax {
+        verb: Verb::StartOnboarding,
+        word: "启动 名单",
+        aliases: &["启动名单", "启动\u{3000}名单"],
+        form: "启动 名单",
+        example: "启动 名单",
+        who: "热线负责人、管理员",
+        does: "请尚无联络员的各成员单位分管领导指定联络员，每个工作日提醒直至指定",
+    },
+    Syntax {
+        verb: Verb::OnboardingProgress,
+        word: "名单 进度",
+        aliases: &["名单进度", "名单\u{3000}进度"],
+        form: "名单 进度",
+        example: "名单 进度",
+        who: "热线、管理员",
+        does: "查看各单位指定联络员的进度（已指定、等待中）",
     },
 ];
 
@@ -485,7 +512,19 @@ fn parse_args(
         Verb::Help => Ok(Command::Help),
         Verb::Template => Ok(Command::Template),
         Verb::Dashboard => Ok(Command::Dashboard),
+        Verb::SetLiaison if split_mentions(rest).1.is_empty() => {
+            liaison_by_name(syntax, rest, units)
+        }
         Verb::SetLiaison => roster_change(syntax, RosterAction::SetLiaison, rest, units),
+        Verb::StartOnboarding | Verb::OnboardingProgress => {
+            if !trim_separators(rest).is_empty() {
+                return Err(error(syntax, "命令后面不用再写内容。"));
+            }
+            Ok(match syntax.verb {
+                Verb::StartOnboarding => Command::StartOnboarding,
+                _ => Command::OnboardingProgress,
+            })
+        }
         Verb::RemoveLiaison => roster_change(syntax, RosterAction::RemoveLiaison, rest, units),
         Verb::ChangeLeader => roster_change(syntax, RosterAction::ChangeLeader, rest, units),
         Verb::ListRoster => {
@@ -742,6 +781,38 @@ fn split_mentions(rest: &str) -> (String, Vec<String>) {
         }
     }
     (text.join(" "), mentions)
+}
+
+/// 设置联络员 without an `@`: an optional unit, then the person's name (`设置联络员 张三`,
+/// `设置联络员 区住建局 张三`). A first word that is no unit is part of the name, since the seed
+/// writes two-character names with a space (何 军).
+fn liaison_by_name(
+    syntax: &Syntax,
+    rest: &str,
+    units: &UnitMatcher,
+) -> Result<Command, CommandError> {
+    let text = trim_separators(strip_label(rest, &["姓名"]));
+    let mut words = text.split(is_space).filter(|w| !w.is_empty());
+    let first = words.next().unwrap_or_default();
+    let after: Vec<&str> = words.collect();
+    let (unit, name) = match units.resolve(first) {
+        Some(unit) if !after.is_empty() => (Some(unit.to_string()), after.join("")),
+        Some(_) => {
+            return Err(error(
+                syntax,
+                "缺少人员：请在单位后写联络员姓名，或在钉钉中 @该人员。",
+            ));
+        }
+        None => (None, crate::roster::normalize_name(text)),
+    };
+    let name = crate::roster::normalize_name(trim_separators(strip_label(&name, &["姓名"])));
+    if name.is_empty() {
+        return Err(error(
+            syntax,
+            "缺少人员：请在命令后 @该人员（钉钉中输入 @ 选择），或写本单位名单中的姓名。",
+        ));
+    }
+    Ok(Command::SetLiaisonByName { unit, name })
 }
 
 /// 设置联络员 / 移除联络员 / 更换分管领导: an optional unit, then exactly one `@` person.

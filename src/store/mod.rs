@@ -40,6 +40,7 @@ mod digest;
 mod events;
 mod inbox;
 mod instance;
+mod onboarding;
 mod outbox;
 mod quarantine;
 mod roster;
@@ -58,6 +59,7 @@ pub use dashboard::{CaseFilter, new_secret, secret_hash};
 pub use events::EventRow;
 pub use inbox::{InboxInsert, InboxRow, NewInbound};
 pub use instance::{ServiceLock, lock_path};
+pub use onboarding::OnboardingRow;
 pub use outbox::{Channels, NewOutbound, OutboxRow, OutboxState};
 pub use quarantine::{QuarantineId, QuarantineKind, QuarantinedRow};
 pub use roster::{RosterChangeRow, RosterOverride};
@@ -79,6 +81,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0008_sender_rate.sql")),
     M::up(include_str!("migrations/0009_similar.sql")),
     M::up(include_str!("migrations/0010_quarantine.sql")),
+    M::up(include_str!("migrations/0011_onboarding.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -959,7 +962,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 10);
+        assert_eq!(SCHEMA_VERSION, 11);
     }
 
     #[test]

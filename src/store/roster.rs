@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use rusqlite::params;
 
-use super::{ReadTx, StoreError, Tx, ms, ts_col};
+use super::{ReadTx, StoreError, Tx, ms, opt_ts_col, ts_col};
 
 /// One person as a DingTalk change left them. `roles_json` is a JSON array of role names
 /// (`["leader","liaison"]`), as in the roster file.
@@ -20,6 +20,8 @@ pub struct RosterOverride {
     pub updated_at: Timestamp,
     /// Roster id of whoever made the latest change.
     pub updated_by: String,
+    /// When the address book reported that they left the organisation; `None` while they belong.
+    pub departed_at: Option<Timestamp>,
 }
 
 /// One entry of the change history.
@@ -50,12 +52,14 @@ impl Tx<'_> {
         self.conn()
             .prepare_cached(
                 "INSERT INTO roster_people
-                   (unit, name, title, roles_json, staff_id, phone, updated_at, updated_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                   (unit, name, title, roles_json, staff_id, phone, updated_at, updated_by,
+                    departed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (unit, name) DO UPDATE SET
                    title = excluded.title, roles_json = excluded.roles_json,
                    staff_id = excluded.staff_id, phone = excluded.phone,
-                   updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                   updated_at = excluded.updated_at, updated_by = excluded.updated_by,
+                   departed_at = excluded.departed_at",
             )?
             .execute(params![
                 person.unit,
@@ -65,7 +69,8 @@ impl Tx<'_> {
                 person.staff_id,
                 person.phone,
                 ms(person.updated_at),
-                person.updated_by
+                person.updated_by,
+                person.departed_at.map(ms)
             ])?;
         let id = self
             .conn()
@@ -93,7 +98,8 @@ impl ReadTx<'_> {
     /// Every person a DingTalk change touched, by unit then name.
     pub fn roster_overrides(&self) -> Result<Vec<RosterOverride>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT unit, name, title, roles_json, staff_id, phone, updated_at, updated_by
+            "SELECT unit, name, title, roles_json, staff_id, phone, updated_at, updated_by,
+                    departed_at
              FROM roster_people ORDER BY unit, name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -106,6 +112,7 @@ impl ReadTx<'_> {
                 phone: r.get(5)?,
                 updated_at: ts_col(r, 6)?,
                 updated_by: r.get(7)?,
+                departed_at: opt_ts_col(r, 8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -18,13 +18,13 @@ use crate::fake_dingtalk::{Delivery, FakeDingtalk};
 use crate::fake_stream::{FakeStream, callback_frame};
 use crate::support::{START_MS, TestApp, spawn_app};
 
-const RS: &str = "u-rs-liaison";
-const ZJ: &str = "u-zj-liaison";
+pub(crate) const RS: &str = "u-rs-liaison";
+pub(crate) const ZJ: &str = "u-zj-liaison";
 const CG: &str = "u-cg-liaison";
 const CG_LEADER: &str = "u-cg-leader";
-const INSPECTOR: &str = "u-inspector-meng";
+pub(crate) const INSPECTOR: &str = "u-inspector-meng";
 const INSPECTOR_B: &str = "u-inspector-li";
-const T: &str = "DH2026110300017";
+pub(crate) const T: &str = "DH2026110300017";
 
 /// The shipped roster with DingTalk staff ids for the people this case involves.
 fn roster_file(dir: &Path) -> std::path::PathBuf {
@@ -68,7 +68,7 @@ fn roster_file(dir: &Path) -> std::path::PathBuf {
 
 /// How robot messages reach the service.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Via {
+pub(crate) enum Via {
     Http,
     Stream,
 }
@@ -121,18 +121,18 @@ async fn api_proxy(gateway: String, openapi: String) -> String {
     base
 }
 
-struct Case {
-    app: TestApp,
-    fake: FakeDingtalk,
+pub(crate) struct Case {
+    pub(crate) app: TestApp,
+    pub(crate) fake: FakeDingtalk,
     via: Via,
-    gateway: Option<FakeStream>,
+    pub(crate) gateway: Option<FakeStream>,
     seq: u32,
     seen: usize,
     _dir: tempfile::TempDir,
 }
 
 impl Case {
-    async fn start(template: bool, via: Via) -> Case {
+    pub(crate) async fn start(template: bool, via: Via) -> Case {
         let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let roster = roster_file(dir.path());
@@ -171,7 +171,7 @@ impl Case {
     }
 
     /// `from` sends `text` in a 1:1 chat; returns the deliveries it caused.
-    async fn say(&mut self, from: &str, text: &str) -> Vec<Delivery> {
+    pub(crate) async fn say(&mut self, from: &str, text: &str) -> Vec<Delivery> {
         self.seq += 1;
         let body = json!({
             "msgtype": "text", "msgId": format!("msg-{}", self.seq), "createAt": self.app.now_ms(),
@@ -198,7 +198,7 @@ impl Case {
     }
 
     /// Waits until the inbox is processed and the outbox has sent everything due.
-    async fn settle(&mut self) -> Vec<Delivery> {
+    pub(crate) async fn settle(&mut self) -> Vec<Delivery> {
         for _ in 0..200 {
             let (inbox, backlog) = self
                 .app
@@ -229,7 +229,7 @@ impl Case {
 }
 
 /// Text delivered to `user` (1:1 message, or a card in the user's robot space).
-fn to(deliveries: &[Delivery], user: &str) -> String {
+pub(crate) fn to(deliveries: &[Delivery], user: &str) -> String {
     deliveries
         .iter()
         .filter(|d| {
@@ -243,7 +243,7 @@ fn to(deliveries: &[Delivery], user: &str) -> String {
         .join("\n---\n")
 }
 
-const APPLICATION: &str = "工单编号：DH2026110300017
+pub(crate) const APPLICATION: &str = "工单编号：DH2026110300017
 工单标题：反映某建筑公司拖欠薪资的问题
 首接单位：区人社局
 已采取措施：已向涉事建筑企业取得联系，核实拖欠薪资的基本情况，企业方承认存在拖欠行为。

@@ -337,6 +337,12 @@ impl FakeDingtalk {
         format!("{}/robot/sendBySession?session={session}", self.base)
     }
 
+    /// Moves the fake's clock (signatures and token expiry are checked against it) with the
+    /// service's.
+    pub fn set_now(&self, at: Timestamp) {
+        self.shared.clock.set(at);
+    }
+
     pub fn token_calls(&self) -> usize {
         self.shared.lock().token_calls
     }

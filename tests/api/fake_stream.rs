@@ -447,3 +447,27 @@ pub fn system_frame(message_id: &str, topic: &str, data: &Value) -> String {
     })
     .to_string()
 }
+
+/// An organisation EVENT frame as the gateway pushes it (§2.3; the contact events' Stream pages):
+/// topic `*`, the `event*` headers, and `data` `{"timeStamp": "…", "userId": [...]}` as a JSON
+/// string.
+pub fn event_frame(
+    message_id: &str,
+    event_type: &str,
+    event_id: &str,
+    user_ids: &[&str],
+) -> String {
+    let data = json!({"timeStamp": "1780000000000", "userId": user_ids});
+    json!({
+        "specVersion": "1.0",
+        "type": "EVENT",
+        "headers": {
+            "appId": "app-1", "connectionId": "conn-1", "contentType": "application/json",
+            "messageId": message_id, "time": "1780000000000", "topic": "*",
+            "eventType": event_type, "eventId": event_id, "eventCorpId": "dingcorp",
+            "eventBornTime": "1780000000000", "eventUnifiedAppId": "unified-app-1",
+        },
+        "data": data.to_string(),
+    })
+    .to_string()
+}

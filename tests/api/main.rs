@@ -20,6 +20,7 @@ mod http_callback;
 mod leaders;
 mod messages;
 mod observability;
+mod onboarding;
 mod outbound;
 mod parse_cases;
 mod quarantine;

@@ -441,8 +441,52 @@ fn roster_with_liaisons(root: &Path) -> String {
     out
 }
 
+/// The shipped roster plus two staff members of 区住建局 without a role, for its leader to
+/// choose a liaison from (the shipped roster lists only leaders there).
+fn roster_with_staff(root: &Path) -> String {
+    let mut out = std::fs::read_to_string(root.join("config/roster.toml")).expect("roster");
+    for (name, title) in [("赵建华", "办公室股长"), ("孙丽", "建管股科员")] {
+        out.push_str(&format!(
+            "\n[[person]]\nname = \"{name}\"\nunit = \"区住建局\"\ntitle = \"{title}\"\nroles = []\n"
+        ));
+    }
+    out
+}
+
 #[test]
 fn a_whole_case_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    in_headless_chromium(
+        "a_whole_case_in_headless_chromium",
+        "sandbox_case.py",
+        &roster_with_liaisons(root),
+        "test-artifacts/browser",
+        8,
+    );
+}
+
+/// The onboarding flow at phone width; its screenshots are docs/onboarding-*.png.
+#[test]
+fn onboarding_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    in_headless_chromium(
+        "onboarding_in_headless_chromium",
+        "onboarding_case.py",
+        &roster_with_staff(root),
+        "test-artifacts/browser-onboarding",
+        4,
+    );
+}
+
+/// Runs `tests/browser/<script>` against the built `tiaochu serve` (sandbox mode) on `roster`;
+/// screenshots go to `artifacts` (under the repository), at least `min_shots` of them.
+fn in_headless_chromium(
+    test: &str,
+    script: &str,
+    roster_text: &str,
+    artifacts: &str,
+    min_shots: usize,
+) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let browser = match find_browser(root) {
         Ok(b) => b,
@@ -450,14 +494,14 @@ fn a_whole_case_in_headless_chromium() {
             panic!("the browser test must run in CI, but {why}; .ci/run installs it")
         }
         Err(why) => {
-            eprintln!("skipped a_whole_case_in_headless_chromium: {why}");
+            eprintln!("skipped {test}: {why}");
             return;
         }
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
     let roster = dir.path().join("roster.toml");
-    std::fs::write(&roster, roster_with_liaisons(root)).expect("write roster");
+    std::fs::write(&roster, roster_text).expect("write roster");
     let port = free_port();
     let config = dir.path().join("sandbox.toml");
     std::fs::write(
@@ -496,10 +540,10 @@ fn a_whole_case_in_headless_chromium() {
     // Keep reading so a full pipe never blocks the server.
     std::thread::spawn(move || for _ in lines {});
 
-    let artifacts = root.join("test-artifacts/browser");
+    let artifacts = root.join(artifacts);
     let _ = std::fs::remove_dir_all(&artifacts);
     let mut script = Command::new(&browser.python)
-        .arg(root.join("tests/browser/sandbox_case.py"))
+        .arg(root.join("tests/browser").join(script))
         .arg(format!("http://127.0.0.1:{port}"))
         .arg(&artifacts)
         .env("CHROMIUM", &browser.chromium)
@@ -537,6 +581,9 @@ fn a_whole_case_in_headless_chromium() {
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
         })
         .count();
-    assert!(shots >= 8, "screenshots of every step, found {shots}");
+    assert!(
+        shots >= min_shots,
+        "screenshots of every step, found {shots}"
+    );
     drop(server);
 }

@@ -79,6 +79,15 @@ impl FrameHandler for TestHandler {
             Ok(self.card_update.clone())
         })
     }
+
+    fn event<'a>(
+        &'a self,
+        message_id: &'a str,
+        event: &'a tiaochu::dingtalk::stream::EventFrame,
+    ) -> HandlerFuture<'a, ()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inbox.event(message_id, event)
+    }
 }
 
 struct Harness {
@@ -196,7 +205,8 @@ async fn open_names_both_topics_and_a_robot_message_is_stored_before_its_ack() {
     assert_eq!(
         open.body["subscriptions"],
         json!([{"type": "CALLBACK", "topic": TOPIC_ROBOT_MESSAGE},
-               {"type": "CALLBACK", "topic": TOPIC_CARD_CALLBACK}])
+               {"type": "CALLBACK", "topic": TOPIC_CARD_CALLBACK},
+               {"type": "EVENT", "topic": "*"}])
     );
     // The ticket survived percent-encoding in the query (it holds + / = & ?).
     assert_eq!(Some(conn.ticket), open.ticket.clone());

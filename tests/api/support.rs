@@ -29,6 +29,8 @@ pub struct TestApp {
     pub secret: String,
     pub client: reqwest::Client,
     pub shutdown: Shutdown,
+    /// Tells the scheduler the manual clock moved, so timers that became due fire at once.
+    pub clock_moved: Arc<tokio::sync::watch::Sender<u64>>,
     pub server: tokio::task::JoinHandle<Result<(), AppError>>,
     /// Callbacks signed by [`TestApp::post_signed`] so far: each is signed a millisecond earlier
     /// than the one before, since a (timestamp, sign) pair carries one message only.
@@ -58,6 +60,7 @@ pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
     let address = format!("http://{}", app.address());
     let store = app.store().clone();
     let shutdown = app.shutdown_handle();
+    let clock_moved = app.clock_moved_handle();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -71,6 +74,7 @@ pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
             .build()
             .expect("reqwest client"),
         shutdown,
+        clock_moved,
         server,
         signed: std::sync::atomic::AtomicI64::new(0),
         _tempdir: tempdir,

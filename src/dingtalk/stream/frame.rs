@@ -22,12 +22,28 @@ pub(crate) struct Frame {
     pub data: String,
 }
 
-/// The two headers we act on; DingTalk sends every header value as a string.
+/// The headers we act on; DingTalk sends every header value as a string. EVENT frames add the
+/// `event*` headers (§2.3): `eventType` says what happened (`user_leave_org` …).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct Headers {
     pub message_id: String,
     pub topic: String,
+    pub event_type: String,
+    pub event_id: String,
+    pub event_corp_id: String,
+    #[serde(deserialize_with = "string_or_number")]
+    pub event_born_time: String,
+}
+
+/// A header value as text: DingTalk documents `eventBornTime` as a Long although headers travel
+/// as strings, so both are read.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    })
 }
 
 /// Why a text frame was not understood; without a `messageId` it cannot even be acknowledged.
@@ -50,7 +66,9 @@ pub(crate) enum FrameKind {
     OtherSystem,
     RobotMessage,
     CardCallback,
-    /// A CALLBACK or EVENT topic we did not subscribe to.
+    /// An organisation event (`EVENT`, topic `*`; which ones is chosen in the developer console).
+    Event,
+    /// A CALLBACK topic we did not subscribe to.
     Unsubscribed,
 }
 
@@ -71,6 +89,7 @@ impl Frame {
             ("SYSTEM", _) => FrameKind::OtherSystem,
             ("CALLBACK", TOPIC_ROBOT_MESSAGE) => FrameKind::RobotMessage,
             ("CALLBACK", TOPIC_CARD_CALLBACK) => FrameKind::CardCallback,
+            ("EVENT", _) => FrameKind::Event,
             _ => FrameKind::Unsubscribed,
         }
     }
@@ -85,6 +104,12 @@ pub(crate) fn ack(message_id: &str, code: u16, message: &str, data: &str) -> Str
         "data": data,
     })
     .to_string()
+}
+
+/// The `data` of an EVENT ACK (§2.4): the event was taken; `LATER` would ask for redelivery,
+/// which an unacknowledged frame gets anyway.
+pub(crate) fn event_ack_data() -> String {
+    json!({"status": "SUCCESS", "message": "success"}).to_string()
 }
 
 /// The `data` of a CALLBACK ACK: `{"response": …}`. For a card callback `response` is the card
@@ -160,10 +185,36 @@ mod tests {
             kind("CALLBACK", TOPIC_ROBOT_MESSAGE),
             FrameKind::RobotMessage
         );
-        assert_eq!(kind("EVENT", "*"), FrameKind::Unsubscribed);
+        assert_eq!(kind("EVENT", "*"), FrameKind::Event);
         assert_eq!(
             kind("CALLBACK", "/v1.0/graph/api/invoke"),
             FrameKind::Unsubscribed
+        );
+    }
+
+    #[test]
+    fn an_address_book_event_carries_its_type_and_is_acked_success() {
+        // The contact events' Stream pages: topic `*`, the event headers, `data` a JSON string.
+        let frame = Frame::parse(
+            r#"{"specVersion":"1.0","type":"EVENT","headers":{"appId":"a","connectionId":"c",
+            "contentType":"application/json","messageId":"m-3","time":"1780000000000","topic":"*",
+            "eventType":"user_leave_org","eventId":"ev-1","eventCorpId":"dingcorp",
+            "eventBornTime":"1780000000000","eventUnifiedAppId":"u"},
+            "data":"{\"timeStamp\":\"1780000000000\",\"userId\":[\"u-1\"]}"}"#,
+        )
+        .expect("frame");
+        assert_eq!(frame.kind(), FrameKind::Event);
+        assert_eq!(frame.headers.event_type, "user_leave_org");
+        assert_eq!(frame.headers.event_id, "ev-1");
+        assert_eq!(frame.headers.event_born_time, "1780000000000");
+        let numeric = Frame::parse(
+            r#"{"type":"EVENT","headers":{"messageId":"m-4","eventBornTime":1780000000000}}"#,
+        )
+        .expect("a numeric eventBornTime is read too");
+        assert_eq!(numeric.headers.event_born_time, "1780000000000");
+        assert_eq!(
+            parsed(&event_ack_data()),
+            json!({"status": "SUCCESS", "message": "success"})
         );
     }
 

@@ -104,6 +104,14 @@
   document.querySelectorAll('[data-send]').forEach(function (b) {
     b.addEventListener('click', function () { send(b.dataset.send); });
   });
+  // A unit leader names the liaison from the unit's people: there is no DingTalk @ here.
+  var chooser = document.getElementById('liaison-chooser');
+  if (chooser) {
+    chooser.addEventListener('submit', function (e) {
+      e.preventDefault();
+      send('设置联络员 ' + chooser.elements.name.value);
+    });
+  }
   chat.addEventListener('click', function (e) {
     var button = e.target.closest('.card-btn');
     if (button) {
