@@ -31,4 +31,5 @@ mod similar_eval;
 mod store;
 mod stream;
 mod support;
+mod throughput;
 mod workflow;
