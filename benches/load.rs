@@ -789,7 +789,11 @@ async fn burst_drain(
     Burst {
         sends: sends.len(),
         last_after: last.saturating_duration_since(start),
-        rate: if span > 0.0 { sends.len() as f64 / span } else { 0.0 },
+        rate: if span > 0.0 {
+            sends.len() as f64 / span
+        } else {
+            0.0
+        },
     }
 }
 

@@ -544,7 +544,10 @@ pub async fn deliver_due(
                 .collect();
             let candidates = tx.due_outbox_candidates(now, CANDIDATES_PER_CHANNEL, &skip)?;
             let calls = plan_calls(candidates, &caps);
-            let ids: Vec<i64> = calls.iter().flat_map(|c| c.rows.iter().map(|r| r.id)).collect();
+            let ids: Vec<i64> = calls
+                .iter()
+                .flat_map(|c| c.rows.iter().map(|r| r.id))
+                .collect();
             tx.lease_outbox(&ids, lease_until)?;
             Ok(calls)
         })

@@ -1634,7 +1634,11 @@ async fn rows_with_the_same_message_share_one_batch_send() {
     let requests = h.fake.requests();
     let batch_sends = requests.iter().filter(|r| r.route == "batch_send").count();
     assert_eq!(batch_sends, 3, "one request per call");
-    let (pending, dead) = h.store.read(|tx| tx.outbox_backlog()).await.expect("backlog");
+    let (pending, dead) = h
+        .store
+        .read(|tx| tx.outbox_backlog())
+        .await
+        .expect("backlog");
     assert_eq!((pending, dead), (0, 0));
 }
 
