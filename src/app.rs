@@ -13,8 +13,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use tokio::sync::Notify;
-
 use crate::calendar::{Calendar, CalendarError};
 use crate::card_secrets::CardSecrets;
 use crate::cards::CardStreamHandler;
@@ -27,16 +25,22 @@ use crate::engine::Engine;
 use crate::http::dashboard::DashboardState;
 use crate::http::sandbox::SandboxState;
 use crate::http::serve::{self, Limits};
+use crate::http::shed::BacklogGate;
 use crate::http::{AppState, CardCallbackRoute, router};
 use crate::inbox::InboxProcessor;
-use crate::outbox::{self, SandboxSender, Sender};
+use crate::outbox::{self, RateLimits, SandboxSender, Sender};
 use crate::roster::{Role, Roster, RosterError};
 use crate::scheduler;
 use crate::settings::{DingtalkMode, ReportSettings, Settings, sandbox_exposure};
 use crate::store::{ServiceLock, Store, StoreError};
 
-/// How often the inbox is checked for messages the HTTP route or the Stream client stored.
-const INBOX_POLL: Duration = Duration::from_millis(200);
+/// The inbox worker wakes when a committed transaction stored an inbound message
+/// ([`Store::inbox_changed`]); it also looks this often, as a safety net only.
+const INBOX_SAFETY_POLL: Duration = Duration::from_secs(1);
+
+/// How long the inbox worker waits after a failed step before it tries again (wakes do not
+/// shorten it, so a failure under load is not retried in a spin).
+const INBOX_RETRY: Duration = Duration::from_millis(200);
 
 /// Why the service could not start. Chinese, because the admin reads it.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +115,8 @@ pub struct App {
     dashboard_url: String,
     /// `[inbox] per_sender_per_minute`.
     per_sender_per_minute: u32,
+    /// `[outbox] sends_per_second`.
+    sends_per_second: u32,
     /// `[http]`: connection timeouts and caps.
     limits: Limits,
 }
@@ -263,6 +269,7 @@ impl App {
                 Arc::clone(&clock),
                 &settings.dashboard.base_url,
             ),
+            backlog: BacklogGate::new(store.clone(), settings.inbox.max_backlog),
         });
         Ok(App {
             address,
@@ -280,6 +287,7 @@ impl App {
             report: settings.report.clone(),
             dashboard_url: settings.dashboard.base_url.clone(),
             per_sender_per_minute: settings.inbox.per_sender_per_minute,
+            sends_per_second: settings.outbox.sends_per_second,
             limits: Limits::from(&settings.http),
         })
     }
@@ -329,14 +337,13 @@ impl App {
         let stream = self
             .stream
             .map(|(client, state)| tokio::spawn(client.run(self.shutdown.subscribe(), state)));
-        let outbox_wake = Arc::new(Notify::new());
         let workers = [
             tokio::spawn(inbox_loop(
                 InboxProcessor::new(self.engine.clone())
                     .with_dashboard_url(&self.dashboard_url)
                     .with_sender_limit(self.per_sender_per_minute),
+                self.store.inbox_changed(),
                 Arc::clone(&self.clock),
-                Arc::clone(&outbox_wake),
                 self.shutdown.subscribe(),
             )),
             tokio::spawn(scheduler::run(
@@ -357,7 +364,7 @@ impl App {
                 self.sender,
                 Arc::clone(&self.clock),
                 live_admins(self.engine.clone()),
-                outbox_wake,
+                RateLimits::with_budget(self.sends_per_second),
                 self.shutdown.subscribe(),
             )),
         ];
@@ -398,30 +405,39 @@ fn live_admins(engine: Engine) -> outbox::Admins {
     })
 }
 
-/// Processes stored inbound messages as they arrive; wakes the outbox after each batch, since
-/// processing queues replies and notifications.
+/// Processes stored inbound messages as they arrive: woken by every commit that stores one
+/// (`arrived`), and again at once while a step found work, since more may wait behind a full
+/// batch. The outbox needs no nudge: the commits that queue replies wake it.
 async fn inbox_loop(
     processor: InboxProcessor,
+    mut arrived: watch::Receiver<u64>,
     clock: Arc<dyn Clock>,
-    outbox_wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         if *stop.borrow() {
             return;
         }
+        // Messages stored from here on wake the wait below, even while this step runs.
+        arrived.borrow_and_update();
         match processor.process_pending(clock.now()).await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(processed = n, "inbound messages processed");
-                outbox_wake.notify_one();
-                // More may be waiting behind a full batch.
+                tracing::debug!(processed = n, "inbound messages processed");
                 continue;
             }
-            Err(e) => tracing::error!(error = %e, "processing inbound messages failed; retrying"),
+            Err(e) => {
+                tracing::error!(error = %e, "processing inbound messages failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(INBOX_RETRY) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
         }
         tokio::select! {
-            _ = tokio::time::sleep(INBOX_POLL) => {}
+            _ = tokio::time::sleep(INBOX_SAFETY_POLL) => {}
+            _ = arrived.changed() => {}
             _ = stop.changed() => {}
         }
     }

@@ -10,14 +10,27 @@
 //! `<key>#fc<N>`, invalid users become a dead derived row `<key>#inv<N>`, the original is sent.
 //!
 //! The custom group robot allows 20 messages a minute and punishes the 21st with a 10-minute
-//! block (§5.3), so [`RateLimits`] never starts a 21st send inside the window: a step claims
-//! custom-robot rows apart from the others and no more than the window lets go (none while it is
-//! full or DingTalk's "too fast" wait runs), so a backlog for the group is never claimed only to
-//! be held, and never crowds the other channels out of a step. Should a claimed row still find
-//! no slot, it is put back, due when one frees, with no attempt counted. The window is kept in
-//! memory; after a restart it starts empty.
+//! block (§5.3), so [`RateLimits`] never starts a 21st send inside the window. Every other
+//! DingTalk API (batchSend, group send, card create and update, session replies) has a budget of
+//! sends per second (`[outbox] sends_per_second`, default [`DEFAULT_SENDS_PER_SECOND`], half
+//! the per-app QPS limit of §7), kept the same way over a rolling second; a throttling answer
+//! closes that API for the wait DingTalk named. A step therefore claims for each API no more
+//! calls than its budget lets start now (none while it is full or waiting out a throttle), so a
+//! backlog is never claimed only to be held and never crowds the other APIs out of a step.
+//! Should a claimed row still find no slot, it is put back, due when one frees, with no attempt
+//! counted. The windows are kept in memory; after a restart they start empty.
+//!
+//! batchSend takes up to 20 recipients per call (§4.1), and it is the only API that takes
+//! several: due rows that carry the same message (robot code, message kind and text) to
+//! different people go out in one call, each row recorded on its own.
+//!
+//! [`run`] steps again at once while rows are due and a budget has room (a full batch or a
+//! partial one), and otherwise sleeps until the next row or slot is due, or until a committed
+//! transaction queues a row ([`Store::outbox_changed`]): the inbox processor, the scheduler and
+//! the outbox's own notices all wake it. [`IDLE_POLL`] is only the safety net (e.g. for
+//! `tiaochu outbox retry`, which runs in another process).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::pin::Pin;
@@ -26,13 +39,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::dingtalk::api::{Channel, DingtalkClient, SendOk};
 use crate::dingtalk::errors::{ErrorCode, SendError};
 use crate::dingtalk::payload::{self, BatchSend, MAX_BATCH_USERS};
-use crate::store::{Channels, NewOutbound, OutboxRow, Store, StoreError};
+use crate::store::{NewOutbound, OutboxRow, Store, StoreError};
 
 /// How long a claimed row is ours; longer than any send (15 s request timeout, one token
 /// refresh and one retry).
@@ -43,8 +56,21 @@ pub const BACKOFF_BASE: SignedDuration = SignedDuration::from_secs(2);
 pub const BACKOFF_CAP: SignedDuration = SignedDuration::from_mins(10);
 /// Attempts after which a still-failing row is dead-lettered.
 pub const MAX_ATTEMPTS: i64 = 12;
-/// Rows claimed (and sent concurrently) per step.
+/// Calls started (concurrently) per step, all APIs together; merged batchSend rows ride along.
 pub const CLAIM_BATCH: usize = 32;
+/// Due rows of each API a step looks at when choosing its calls: enough to find the rows
+/// that share a message with the ones it sends.
+pub const CANDIDATES_PER_CHANNEL: usize = 64;
+/// Sends per second per DingTalk API when `[outbox] sends_per_second` is 0 or absent: half the
+/// per-app QPS limit DingTalk documents (40/s, docs/dingtalk-protocol.md §7), leaving room for
+/// token fetches, retries of other workers and a second process such as the CLI.
+pub const DEFAULT_SENDS_PER_SECOND: u32 = 20;
+/// The rolling window of the per-API budget. One extra millisecond would not help here: the
+/// budget is already half of DingTalk's limit.
+pub const API_WINDOW: SignedDuration = SignedDuration::from_secs(1);
+/// The shortest pause of [`run`] when rows are due yet a step could send none of them, so a
+/// row no step can take never turns the loop into a spin.
+const STALL_PAUSE: Duration = Duration::from_millis(50);
 /// Custom group robot: at most this many sends per [`ROBOT_WINDOW`] (§5.3).
 pub const ROBOT_PER_WINDOW: usize = 20;
 /// The custom robot's rolling window: one minute plus 1 s for the gap between our clock
@@ -52,8 +78,8 @@ pub const ROBOT_PER_WINDOW: usize = 20;
 pub const ROBOT_WINDOW: SignedDuration = SignedDuration::from_secs(61);
 /// Delay before flow-controlled users are tried again.
 pub const FLOW_CONTROL_DELAY: SignedDuration = SignedDuration::from_secs(60);
-/// Longest idle sleep of [`run`]: the store does not signal new rows, so the loop also looks
-/// this often (one indexed query).
+/// Longest idle sleep of [`run`]: commits that queue rows wake it, so this is only the safety
+/// net for rows queued by another process (one indexed query).
 pub const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Keys of admin notices start with this; a dead notice does not notify again (no loops).
 pub const ADMIN_NOTICE_PREFIX: &str = "admin-notice:";
@@ -135,17 +161,152 @@ impl Sender for SandboxSender {
 }
 
 /// Send limits that span steps. Keep one per worker for its whole life.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateLimits {
     /// Start instants of custom-robot sends still inside the window, oldest first.
     robot_sends: VecDeque<Timestamp>,
     /// The custom robot answered "too fast": no sends before this.
     robot_blocked_until: Option<Timestamp>,
+    /// Calls per [`API_WINDOW`] each budgeted API may start.
+    budget: usize,
+    /// Per budgeted API (by channel name): its sends in the window and its throttle.
+    apis: HashMap<&'static str, ApiWindow>,
+}
+
+/// One API's rolling second.
+#[derive(Debug, Default)]
+struct ApiWindow {
+    /// Start instants of calls still inside [`API_WINDOW`], oldest first.
+    sends: VecDeque<Timestamp>,
+    /// DingTalk answered "too fast" on this API: no calls before this.
+    blocked_until: Option<Timestamp>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits::with_budget(DEFAULT_SENDS_PER_SECOND)
+    }
+}
+
+/// The channels that call a DingTalk open API and share its per-API budget. The custom robot
+/// has its own window; the sandbox calls nothing.
+fn budgeted(channel: &str) -> Option<&'static str> {
+    match Channel::parse(channel)? {
+        c @ (Channel::RobotBatch
+        | Channel::RobotGroup
+        | Channel::SessionReply
+        | Channel::CardCreate
+        | Channel::CardUpdate) => Some(c.as_str()),
+        Channel::GroupWebhook | Channel::Sandbox => None,
+    }
 }
 
 impl RateLimits {
+    /// The default budget ([`DEFAULT_SENDS_PER_SECOND`] per API).
     pub fn new() -> RateLimits {
         RateLimits::default()
+    }
+
+    /// `sends_per_second` calls per API and second (`[outbox] sends_per_second`); 0 means the
+    /// default. A very large value lifts the budget (benchmarks against a fake DingTalk).
+    pub fn with_budget(sends_per_second: u32) -> RateLimits {
+        let budget = match sends_per_second {
+            0 => DEFAULT_SENDS_PER_SECOND,
+            n => n,
+        };
+        RateLimits {
+            robot_sends: VecDeque::new(),
+            robot_blocked_until: None,
+            budget: usize::try_from(budget).unwrap_or(usize::MAX),
+            apis: HashMap::new(),
+        }
+    }
+
+    /// Calls per second each budgeted API may start.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// How many calls on `channel` may start at `now`: its API's budget left in the window,
+    /// the custom robot's slots, or (sandbox, unknown channels) [`CLAIM_BATCH`].
+    pub fn slots(&mut self, channel: &str, now: Timestamp) -> usize {
+        if channel == Channel::GroupWebhook.as_str() {
+            return self.robot_slots(now);
+        }
+        let Some(api) = budgeted(channel) else {
+            return CLAIM_BATCH;
+        };
+        let budget = self.budget;
+        let window = self.api(api, now);
+        if window.blocked_until.is_some() {
+            return 0;
+        }
+        budget.saturating_sub(window.sends.len())
+    }
+
+    /// When the next call on `channel` may start, if not at `now` (see
+    /// [`RateLimits::robot_free_at`]). None: now.
+    pub fn free_at(&mut self, channel: &str, now: Timestamp) -> Option<Timestamp> {
+        if channel == Channel::GroupWebhook.as_str() {
+            return self.robot_free_at(now);
+        }
+        let api = budgeted(channel)?;
+        let budget = self.budget;
+        let window = self.api(api, now);
+        let full = (window.sends.len() >= budget)
+            .then(|| {
+                // The send that must leave the window before one more may start.
+                let oldest = window.sends.len() - budget;
+                window
+                    .sends
+                    .get(oldest)
+                    .map(|t| t.saturating_add(API_WINDOW))
+            })
+            .flatten()
+            .and_then(Result::ok);
+        full.max(window.blocked_until)
+    }
+
+    /// Takes a slot for one call on `channel` at `now`, if there is one.
+    fn take_slot(&mut self, channel: &str, now: Timestamp) -> bool {
+        if channel == Channel::GroupWebhook.as_str() {
+            return self.take_robot_slot(now);
+        }
+        if self.slots(channel, now) == 0 {
+            return false;
+        }
+        if let Some(api) = budgeted(channel) {
+            self.api(api, now).sends.push_back(now);
+        }
+        true
+    }
+
+    /// DingTalk answered "too fast" on `channel`: none of its calls before `until`.
+    fn block(&mut self, channel: &str, until: Timestamp) {
+        if channel == Channel::GroupWebhook.as_str() {
+            self.block_robot(until);
+        } else if let Some(api) = budgeted(channel) {
+            let window = self.apis.entry(api).or_default();
+            if window.blocked_until.is_none_or(|t| t < until) {
+                window.blocked_until = Some(until);
+            }
+        }
+    }
+
+    /// `api`'s window at `now`, with the calls that left it and an ended throttle forgotten.
+    fn api(&mut self, api: &'static str, now: Timestamp) -> &mut ApiWindow {
+        let window = self.apis.entry(api).or_default();
+        while window
+            .sends
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= API_WINDOW)
+        {
+            window.sends.pop_front();
+        }
+        if window.blocked_until.is_some_and(|until| now >= until) {
+            window.blocked_until = None;
+        }
+        window
     }
 
     /// Takes a custom-robot slot at `now` if fewer than [`ROBOT_PER_WINDOW`] sends started in
@@ -199,7 +360,12 @@ impl RateLimits {
 /// What one [`deliver_due`] step did; counts of rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
+    /// Rows claimed.
     pub claimed: usize,
+    /// Calls made to DingTalk (a batchSend call may carry several rows).
+    pub calls: usize,
+    /// Rows that went out in a call started for another row with the same message.
+    pub merged: usize,
     pub sent: usize,
     /// Failed transiently; due again later.
     pub retried: usize,
@@ -253,9 +419,107 @@ enum Plan {
     },
 }
 
-/// Claims due rows, sends them concurrently, records every outcome; returns what it did. The
-/// single step the tests drive (with a manual clock) and [`run`] repeats. `admins` are the
-/// staff ids told about dead letters.
+/// One call to DingTalk: a row, or several batchSend rows carrying the same message to
+/// different people (at most [`MAX_BATCH_USERS`] in all).
+struct Call {
+    rows: Vec<OutboxRow>,
+    /// The merged batchSend body, for a row that may take company.
+    batch: Option<BatchSend>,
+}
+
+impl Call {
+    fn new(row: OutboxRow, batch: Option<BatchSend>) -> Call {
+        Call {
+            rows: vec![row],
+            batch,
+        }
+    }
+
+    fn channel(&self) -> &str {
+        self.rows.first().map_or("", |r| r.channel.as_str())
+    }
+
+    /// Adds `row` (whose body is `other`) if it carries the same message to people not yet in
+    /// this call and the call stays within batchSend's recipients.
+    fn merge(&mut self, row: &OutboxRow, other: &BatchSend) -> bool {
+        let Some(batch) = &mut self.batch else {
+            return false;
+        };
+        let same = batch.robot_code == other.robot_code
+            && batch.msg_key == other.msg_key
+            && batch.msg_param == other.msg_param;
+        if !same
+            || batch.user_ids.len() + other.user_ids.len() > MAX_BATCH_USERS
+            || other.user_ids.iter().any(|u| batch.user_ids.contains(u))
+        {
+            return false;
+        }
+        batch.user_ids.extend(other.user_ids.iter().cloned());
+        self.rows.push(row.clone());
+        true
+    }
+
+    /// What is sent: the row itself, or for merged rows the first with the merged body.
+    fn request(&self) -> Option<OutboxRow> {
+        let first = self.rows.first()?;
+        match &self.batch {
+            Some(batch) if self.rows.len() > 1 => Some(OutboxRow {
+                target: batch.user_ids.join(","),
+                payload: batch.to_vec(),
+                ..first.clone()
+            }),
+            _ => Some(first.clone()),
+        }
+    }
+}
+
+/// Chooses a step's calls from the fair-ordered `candidates`: each row joins an earlier call
+/// with its message when it can (batchSend only), else starts a call if its channel may start
+/// one more (`caps`, by channel name; [`CLAIM_BATCH`] for any other) and the step has room.
+fn plan_calls(candidates: Vec<OutboxRow>, caps: &HashMap<String, usize>) -> Vec<Call> {
+    let mut calls: Vec<Call> = Vec::new();
+    let mut started: HashMap<String, usize> = HashMap::new();
+    for row in candidates {
+        let batch = (row.channel == Channel::RobotBatch.as_str())
+            .then(|| BatchSend::from_slice(&row.payload).ok())
+            .flatten();
+        if let Some(body) = &batch
+            && calls.iter_mut().any(|call| call.merge(&row, body))
+        {
+            continue;
+        }
+        let cap = caps.get(&row.channel).copied().unwrap_or(CLAIM_BATCH);
+        let count = started.entry(row.channel.clone()).or_insert(0);
+        if calls.len() >= CLAIM_BATCH || *count >= cap {
+            continue;
+        }
+        *count += 1;
+        calls.push(Call::new(row, batch));
+    }
+    calls
+}
+
+/// `ok` as seen by one row of a merged call: the flow-controlled and invalid users of its own.
+fn answer_for(row: &OutboxRow, ok: &SendOk) -> SendOk {
+    let users = BatchSend::from_slice(&row.payload)
+        .map(|b| b.user_ids)
+        .unwrap_or_default();
+    let mine = |list: &[String]| {
+        list.iter()
+            .filter(|u| users.contains(u))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    SendOk {
+        response: ok.response.clone(),
+        flow_controlled: mine(&ok.flow_controlled),
+        invalid: mine(&ok.invalid),
+    }
+}
+
+/// Claims due rows as calls each API's limit lets start, sends them concurrently, records every
+/// outcome; returns what it did. The single step the tests drive (with a manual clock) and
+/// [`run`] repeats. `admins` are the staff ids told about dead letters.
 pub async fn deliver_due(
     store: &Store,
     sender: &dyn Sender,
@@ -265,41 +529,57 @@ pub async fn deliver_due(
 ) -> Result<DeliveryReport, StoreError> {
     let now = clock.now();
     let lease_until = now.saturating_add(LEASE).unwrap_or(now);
-    // The custom robot's rows are claimed apart, no more than the window lets go now, so a
-    // backlog for the group is never claimed only to be held.
-    let robot_slots = limits.robot_slots(now);
-    let rows = store
+    // What each channel may start now; a channel with no room is not even looked at, so a
+    // backlog for it is never claimed only to be held.
+    let caps: HashMap<String, usize> = Channel::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), limits.slots(c.as_str(), now)))
+        .collect();
+    let calls = store
         .write(move |tx| -> Result<_, StoreError> {
-            let robot = Channel::GroupWebhook.as_str();
-            let mut rows =
-                tx.claim_due_outbox_in(now, lease_until, CLAIM_BATCH, Channels::Except(robot))?;
-            if robot_slots > 0 {
-                rows.extend(tx.claim_due_outbox_in(
-                    now,
-                    lease_until,
-                    robot_slots,
-                    Channels::Only(robot),
-                )?);
-            }
-            Ok(rows)
+            let skip: Vec<&str> = caps
+                .iter()
+                .filter(|(_, cap)| **cap == 0)
+                .map(|(c, _)| c.as_str())
+                .collect();
+            let candidates = tx.due_outbox_candidates(now, CANDIDATES_PER_CHANNEL, &skip)?;
+            let calls = plan_calls(candidates, &caps);
+            let ids: Vec<i64> = calls
+                .iter()
+                .flat_map(|c| c.rows.iter().map(|r| r.id))
+                .collect();
+            tx.lease_outbox(&ids, lease_until)?;
+            Ok(calls)
         })
         .await?;
     let mut report = DeliveryReport {
-        claimed: rows.len(),
+        claimed: calls.iter().map(|c| c.rows.len()).sum(),
         ..DeliveryReport::default()
     };
-    let mut sending = Vec::with_capacity(rows.len());
+    let mut sending = Vec::with_capacity(calls.len());
     let mut deferred = Vec::new();
-    for row in &rows {
-        if row.channel == Channel::GroupWebhook.as_str() && !limits.take_robot_slot(now) {
-            let at = limits.robot_free_at(now).unwrap_or(now);
-            deferred.push(Plan::Defer { id: row.id, at });
-            report.held += 1;
+    for call in calls {
+        if !limits.take_slot(call.channel(), now) {
+            let at = limits.free_at(call.channel(), now).unwrap_or(now);
+            for row in &call.rows {
+                deferred.push(Plan::Defer { id: row.id, at });
+                report.held += 1;
+            }
             continue;
         }
-        sending.push(row);
+        if let Some(request) = call.request() {
+            report.calls += 1;
+            report.merged += call.rows.len() - 1;
+            sending.push((call, request));
+        }
     }
-    let results = join_all(sending.iter().map(|row| sender.send(row)).collect()).await;
+    let results = join_all(
+        sending
+            .iter()
+            .map(|(_, request)| sender.send(request))
+            .collect(),
+    )
+    .await;
 
     let done = clock.now();
     let mut planner = Planner {
@@ -308,8 +588,28 @@ pub async fn deliver_due(
         now: done,
         plans: Vec::new(),
     };
-    for (row, result) in sending.into_iter().zip(results) {
-        planner.outcome(row, result, limits);
+    for ((call, _), result) in sending.into_iter().zip(results) {
+        // One call, one DingTalk error, however many rows it carried. A token wait reached
+        // nothing.
+        if let Err(e) = &result
+            && !matches!(
+                e,
+                SendError::Throttled {
+                    code: ErrorCode::TokenWait,
+                    ..
+                }
+            )
+        {
+            crate::metrics::global().dingtalk_error(e);
+        }
+        let merged = call.rows.len() > 1;
+        for row in &call.rows {
+            let result = match &result {
+                Ok(ok) if merged => Ok(answer_for(row, ok)),
+                other => other.clone(),
+            };
+            planner.outcome(row, result, limits);
+        }
     }
     let mut plans = planner.plans;
     for plan in &plans {
@@ -320,7 +620,7 @@ pub async fn deliver_due(
             } => report.throttled += 1,
             Plan::Retry { .. } => report.retried += 1,
             Plan::Dead { .. } => report.dead += 1,
-            // Only the planner's: the custom-robot holds (`deferred`) were counted as held.
+            // Only the planner's: the holds for a full window (`deferred`) were counted as held.
             Plan::Defer { .. } => report.token_waits += 1,
             Plan::Derived {
                 dead_reason: Some(_),
@@ -415,9 +715,6 @@ impl Planner<'_> {
             });
             return;
         }
-        if let Err(e) = &result {
-            crate::metrics::global().dingtalk_error(e);
-        }
         let (delay, error, throttled) = match result {
             Ok(ok) => {
                 tracing::info!(id = row.id, key = %row.idem_key, channel = %row.channel, "outbox row sent");
@@ -447,9 +744,8 @@ impl Planner<'_> {
                 let wait = SignedDuration::try_from(wait).unwrap_or(BACKOFF_CAP);
                 // Spread the rows that were throttled together over a tenth of the wait.
                 let spread = jitter_within(row.id, row.attempts, now, wait / 10);
-                if row.channel == Channel::GroupWebhook.as_str() {
-                    limits.block_robot(now.saturating_add(wait).unwrap_or(now));
-                }
+                // The limit is the API's, not the row's: its other calls wait too.
+                limits.block(&row.channel, now.saturating_add(wait).unwrap_or(now));
                 (wait + spread, reason, true)
             }
         };
@@ -638,46 +934,46 @@ async fn join_all<'a, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a
     results.into_iter().flatten().collect()
 }
 
-/// When a step next has something to send: the earliest claimable row, except that custom-robot
-/// rows wait for the window to free (`limits` at `now`). None when nothing is pending.
+/// When a step next has something to send: the earliest instant at which some channel has a
+/// claimable row and room in its limit (`limits` at `now`). None when nothing is pending.
 pub async fn next_step_at(
     store: &Store,
     limits: &mut RateLimits,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, StoreError> {
-    let robot_free = limits.robot_free_at(now);
-    let except = robot_free.map(|_| Channel::GroupWebhook.as_str());
-    let next = store
-        .read(move |tx| tx.next_outbox_due_except(except))
-        .await?;
-    // A free slot only matters when robot rows wait; waking for nothing costs one query.
-    Ok(match (next, robot_free) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
+    let due = store.read(|tx| tx.next_outbox_due_by_channel()).await?;
+    Ok(due
+        .into_iter()
+        .map(|(channel, at)| match limits.free_at(&channel, now) {
+            Some(free) => at.max(free),
+            None => at,
+        })
+        .min())
 }
 
 /// Who is told about dead letters, asked afresh before every step: the admins of the roster in
 /// force, so an admin bound in DingTalk (绑定) after start-up is told at their bound id.
 pub type Admins = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
-/// Repeats [`deliver_due`] until `shutdown` turns true: immediately while full batches keep
-/// coming, otherwise sleeping until the next row is due (at most [`IDLE_POLL`]) or `wake` is
-/// notified (the engine notifies after enqueueing). A store error is logged and retried after
-/// [`IDLE_POLL`]; a send in progress at shutdown finishes first.
+/// Repeats [`deliver_due`] until `shutdown` turns true: again at once while rows are due and a
+/// limit has room, otherwise sleeping until the next row or slot is due (at most
+/// [`IDLE_POLL`]) or a committed transaction queues a row. A store error is logged and retried
+/// after [`IDLE_POLL`]; a send in progress at shutdown finishes first.
 pub async fn run(
     store: Store,
     sender: Arc<dyn Sender>,
     clock: Arc<dyn Clock>,
     admins: Admins,
-    wake: Arc<Notify>,
+    mut limits: RateLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut limits = RateLimits::new();
+    let mut queued = store.outbox_changed();
     loop {
         if *shutdown.borrow() {
             return;
         }
+        // Rows queued from here on wake the wait below, even while this step runs.
+        queued.borrow_and_update();
         let pause = match deliver_due(
             &store,
             sender.as_ref(),
@@ -687,14 +983,15 @@ pub async fn run(
         )
         .await
         {
-            Ok(report) if report.claimed == CLAIM_BATCH => Duration::ZERO,
-            Ok(_) => {
+            Ok(report) => {
                 let now = clock.now();
                 match next_step_at(&store, &mut limits, now).await {
-                    Ok(wake) => wake.map_or(IDLE_POLL, |due| {
+                    Ok(Some(due)) if due <= now && report.claimed == 0 => STALL_PAUSE,
+                    Ok(Some(due)) => {
                         let ms = due.duration_since(now).as_millis().max(0);
                         Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(IDLE_POLL)
-                    }),
+                    }
+                    Ok(None) => IDLE_POLL,
                     Err(e) => {
                         tracing::error!(error = %e, "outbox: cannot read the next due time");
                         IDLE_POLL
@@ -712,9 +1009,17 @@ pub async fn run(
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            () = wake.notified() => {}
+            () = changed(&mut queued) => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// Resolves on the next change; never, once the sender is gone (so a dropped store cannot turn
+/// the loop into a spin).
+async fn changed(rx: &mut watch::Receiver<u64>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Settings {
     /// Inbound limits; absent means the defaults.
     #[serde(default)]
     pub inbox: InboxSettings,
+    /// Outbound limits; absent means the defaults.
+    #[serde(default)]
+    pub outbox: OutboxSettings,
     pub log: LogSettings,
 }
 
@@ -219,18 +222,40 @@ pub struct InboxSettings {
     /// recorded but not processed, and the sender is told once. 0 turns the limit off.
     #[serde(default = "default_per_sender_per_minute")]
     pub per_sender_per_minute: u32,
+    /// Inbound messages stored but not yet processed beyond which the HTTP robot callback
+    /// answers 503 with Retry-After instead of acknowledging more (docs/throughput.md). 0 turns
+    /// shedding off.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: u64,
 }
 
 impl Default for InboxSettings {
     fn default() -> Self {
         InboxSettings {
             per_sender_per_minute: default_per_sender_per_minute(),
+            max_backlog: default_max_backlog(),
         }
     }
 }
 
 fn default_per_sender_per_minute() -> u32 {
     crate::inbox::DEFAULT_PER_SENDER_PER_MINUTE
+}
+
+fn default_max_backlog() -> u64 {
+    crate::http::DEFAULT_MAX_BACKLOG
+}
+
+/// Limits on outbound sends (issue 19).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Calls per second each DingTalk API may be sent (batchSend, group send, card create,
+    /// card update, session replies, each on its own); 0 means
+    /// [`crate::outbox::DEFAULT_SENDS_PER_SECOND`]. The custom group robot keeps its own 20 a
+    /// minute.
+    #[serde(default)]
+    pub sends_per_second: u32,
 }
 
 /// How `tiaochu serve` writes its log lines (to stderr).

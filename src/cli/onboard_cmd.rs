@@ -15,7 +15,7 @@ use crate::engine::{Engine, EngineError};
 use crate::onboarding;
 use crate::roster::{Role, Roster};
 use crate::settings::Settings;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Who the onboarding rows name as the starter of a run from the command line.
 pub const ACTOR: &str = "命令行";
@@ -44,22 +44,16 @@ pub fn run(settings: &Settings, args: &OnboardArgs) -> anyhow::Result<i32> {
     );
     let status = args.status;
     let text = store
-        .write_blocking(move |tx| {
-            let engine_error = |e: EngineError| match e {
-                EngineError::Store(s) => s,
-                other => StoreError::Abort(other.to_string()),
-            };
-            engine.reload_roster_in_tx(tx).map_err(engine_error)?;
+        .write_blocking(move |tx| -> Result<_, EngineError> {
+            engine.reload_roster_in_tx(tx)?;
             // The CLI is an admin's tool: it reads and suggests as an admin.
             let roles = [Role::Admin];
             if status {
-                let progress =
-                    onboarding::progress_in_tx(&engine, tx, &roles).map_err(engine_error)?;
+                let progress = onboarding::progress_in_tx(&engine, tx, &roles)?;
                 return Ok(progress.markdown);
             }
             let key = format!("cli/{}", now.as_millisecond());
-            let started =
-                onboarding::start_in_tx(&engine, tx, ACTOR, &key, now).map_err(engine_error)?;
+            let started = onboarding::start_in_tx(&engine, tx, ACTOR, &key, now)?;
             Ok(started.describe(&roles))
         })
         .context("操作未完成，数据库未做任何修改")?;

@@ -34,9 +34,14 @@ mod metrics;
 mod robot;
 pub mod sandbox;
 pub(crate) mod serve;
+pub mod shed;
 
 /// The largest robot callback body accepted, in bytes (64 KiB; §1.2 hardening).
 pub const ROBOT_BODY_LIMIT: usize = 64 * 1024;
+
+/// `[inbox] max_backlog` when not configured: at the slowest rate the inbox was measured to
+/// process while acknowledgements saturate the writer (docs/throughput.md), under a minute's work.
+pub const DEFAULT_MAX_BACKLOG: u64 = 5_000;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -60,6 +65,8 @@ pub struct AppState {
     pub sandbox: Option<sandbox::SandboxState>,
     /// The web dashboard (`/dashboard`), served in every mode.
     pub dashboard: dashboard::DashboardState,
+    /// `[inbox] max_backlog`: the robot callback refuses (503) beyond it; None when off.
+    pub backlog: Option<shed::BacklogGate>,
 }
 
 /// The HTTP card callback: who decides the taps, and the secrets that authenticate them.
@@ -139,6 +146,8 @@ pub enum HttpError {
     NotCardRecipient,
     #[error("服务暂时无法写入数据库，请稍后重试")]
     Store(#[from] StoreError),
+    #[error("待处理消息过多（{backlog} 条），请稍后重试")]
+    Overloaded { backlog: u64 },
 }
 
 /// The whole body of a callback, within its route's limit: too large → 413, unreadable → 400.
@@ -170,7 +179,7 @@ impl HttpError {
             HttpError::UnknownCard | HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::NotCardRecipient => StatusCode::FORBIDDEN,
             // Not acknowledged, so a redelivery can still land once the store is back.
-            HttpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Store(_) | HttpError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -185,10 +194,11 @@ impl IntoResponse for HttpError {
         if let HttpError::Store(e) = &self {
             tracing::error!(error = %e, "request failed in the store");
         }
-        (
-            status,
-            axum::Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        let body = axum::Json(serde_json::json!({ "error": self.to_string() }));
+        if let HttpError::Overloaded { .. } = &self {
+            let wait = shed::RETRY_AFTER_SECS.to_string();
+            return (status, [(axum::http::header::RETRY_AFTER, wait)], body).into_response();
+        }
+        (status, body).into_response()
     }
 }

@@ -3,6 +3,9 @@
 //! processing happens later from the inbox. The order of checks is fixed so that a 401 never
 //! depends on the body: headers and signature first, the body is read only after.
 //!
+//! Beyond `[inbox] max_backlog` unprocessed messages a verified callback is answered 503 with
+//! `Retry-After` and nothing is stored (src/http/shed.rs).
+//!
 //! With `[dingtalk] callback_aes_key` set, the body must be the encrypted envelope and is opened
 //! before it is read as a message; a plain or undecryptable body is refused (400).
 //!
@@ -60,6 +63,13 @@ async fn accept(
     verify_callback(timestamp, sign, secret.expose(), now.as_millisecond())?;
     let (timestamp_ms, sign_hash) =
         signature_id(timestamp, sign).ok_or(HttpError::Unauthorized(SignError::BadSign))?;
+    // Verified, not yet read or stored: beyond the backlog limit DingTalk is asked to come back
+    // later rather than given an acknowledgement the inbox could not honour within minutes.
+    if let Some(gate) = &state.backlog
+        && let Some(backlog) = gate.full().await
+    {
+        return Err(HttpError::Overloaded { backlog });
+    }
 
     let body = read_body(request, state).await?;
     let body = match &state.callback_key {

@@ -88,6 +88,7 @@ impl Tx<'_> {
             )
             .optional()?;
         if let Some(id) = inserted {
+            self.touch_inbox();
             return Ok(InboxInsert::Inserted(id));
         }
         let id = self
@@ -122,6 +123,18 @@ impl ReadTx<'_> {
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let rows = stmt.query_map([limit(max)], inbox_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many messages wait to be processed (served by the partial index `inbox_pending`).
+    pub fn inbox_pending_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT count(*) FROM inbox WHERE finished_at IS NULL AND quarantined_at IS NULL",
+            )?
+            .query_row([], |r| r.get(0))?;
+        // count(*) is never negative.
+        Ok(n.unsigned_abs())
     }
 
     /// Every message, processed or not, oldest first, up to `max` (tests, diagnostics).

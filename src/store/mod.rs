@@ -354,8 +354,52 @@ where
 /// What the writer thread owns.
 struct Writer {
     conn: Connection,
-    timers: Arc<watch::Sender<u64>>,
+    changes: Arc<Changes>,
     health: Arc<WriteHealth>,
+}
+
+/// The queues a committed transaction can add work to, each with a generation counter its
+/// worker waits on: the scheduler on timers, the inbox processor on new inbound rows, the
+/// outbox sender on new outbound rows. Bumped only after the commit is durable, so a woken
+/// worker always finds the rows.
+#[derive(Debug)]
+struct Changes {
+    timers: watch::Sender<u64>,
+    inbox: watch::Sender<u64>,
+    outbox: watch::Sender<u64>,
+}
+
+impl Changes {
+    fn new() -> Changes {
+        Changes {
+            timers: watch::Sender::new(0),
+            inbox: watch::Sender::new(0),
+            outbox: watch::Sender::new(0),
+        }
+    }
+
+    /// Tells the workers of every queue in `touched` (a [`Touched`] set).
+    fn announce(&self, touched: u8) {
+        let bump = |tx: &watch::Sender<u64>| tx.send_modify(|g| *g = g.wrapping_add(1));
+        if touched & Touched::TIMERS != 0 {
+            bump(&self.timers);
+        }
+        if touched & Touched::INBOX != 0 {
+            bump(&self.inbox);
+        }
+        if touched & Touched::OUTBOX != 0 {
+            bump(&self.outbox);
+        }
+    }
+}
+
+/// Which queues a transaction added to (bit flags; see [`Changes`]).
+struct Touched;
+
+impl Touched {
+    const TIMERS: u8 = 1;
+    const INBOX: u8 = 2;
+    const OUTBOX: u8 = 4;
 }
 
 /// Why the last write that reached the storage failed; `None` once a later one committed a
@@ -392,7 +436,7 @@ struct Inner {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     idle_reads: Mutex<Vec<Connection>>,
-    timers: Arc<watch::Sender<u64>>,
+    changes: Arc<Changes>,
     health: Arc<WriteHealth>,
     migration: MigrationReport,
     /// Dropped with the last handle, which stops the checkpoint thread.
@@ -464,12 +508,12 @@ impl Store {
         };
 
         let first_read = open_reader(path).map_err(open_err)?;
-        let timers = Arc::new(watch::Sender::new(0u64));
+        let changes = Arc::new(Changes::new());
         let health = Arc::new(WriteHealth::default());
         let (jobs, rx) = mpsc::channel::<Job>();
         let mut writer = Writer {
             conn,
-            timers: Arc::clone(&timers),
+            changes: Arc::clone(&changes),
             health: Arc::clone(&health),
         };
         std::thread::Builder::new()
@@ -501,7 +545,7 @@ impl Store {
                 path: path.to_path_buf(),
                 jobs,
                 idle_reads: Mutex::new(vec![first_read]),
-                timers,
+                changes,
                 health,
                 migration: MigrationReport { before, after },
                 _checkpoints: checkpoints,
@@ -546,7 +590,19 @@ impl Store {
     /// The scheduler sleeps until the next due timer or until this changes; a change committed
     /// between its last look and its wait is not lost, because the receiver remembers what it saw.
     pub fn timers_changed(&self) -> watch::Receiver<u64> {
-        self.inner.timers.subscribe()
+        self.inner.changes.timers.subscribe()
+    }
+
+    /// As [`Store::timers_changed`], for a committed transaction that stored a new inbound
+    /// message: the inbox processor wakes on it instead of polling.
+    pub fn inbox_changed(&self) -> watch::Receiver<u64> {
+        self.inner.changes.inbox.subscribe()
+    }
+
+    /// As [`Store::timers_changed`], for a committed transaction that queued an outbound row
+    /// (a decision, a timer, the outbox's own notices): the outbox sender wakes on it.
+    pub fn outbox_changed(&self) -> watch::Receiver<u64> {
+        self.inner.changes.outbox.subscribe()
     }
 
     /// Runs `f` on the writer thread inside one `IMMEDIATE` transaction: committed when `f`
@@ -701,7 +757,7 @@ fn run_round(w: &mut Writer, round: Vec<Job>) {
     commit_group(w, writes);
 }
 
-/// One transaction for `writes`; the timer notification only once it is durable.
+/// One transaction for `writes`; the queue notifications only once it is durable.
 fn commit_group(w: &mut Writer, mut writes: Vec<Box<dyn GroupWrite>>) {
     if writes.is_empty() {
         return;
@@ -710,11 +766,11 @@ fn commit_group(w: &mut Writer, mut writes: Vec<Box<dyn GroupWrite>>) {
     // The last write of the group that changed rows (Ok(())) or failed in the storage (Err). A
     // write that changed nothing commits even on a full disk, so it proves nothing either way.
     let mut last_write: Option<Result<(), String>> = None;
-    let outcome = (|| -> Result<bool, StoreError> {
+    let outcome = (|| -> Result<u8, StoreError> {
         let tx = w
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut touched = false;
+        let mut touched = 0;
         for write in &mut writes {
             tx.execute_batch("SAVEPOINT group_write")?;
             let changes_before = tx.total_changes();
@@ -723,11 +779,11 @@ fn commit_group(w: &mut Writer, mut writes: Vec<Box<dyn GroupWrite>>) {
                     conn: &tx,
                     health: &health,
                 },
-                timers_touched: Cell::new(false),
+                touched: Cell::new(0),
             };
             match write.run(&handle) {
                 Ran::Keep => {
-                    touched |= handle.timers_touched.get();
+                    touched |= handle.touched.get();
                     if tx.total_changes() != changes_before {
                         last_write = Some(Ok(()));
                     }
@@ -754,10 +810,7 @@ fn commit_group(w: &mut Writer, mut writes: Vec<Box<dyn GroupWrite>>) {
     }
     match outcome {
         Ok(touched) => {
-            if touched {
-                w.timers
-                    .send_modify(|generation| *generation = generation.wrapping_add(1));
-            }
+            w.changes.announce(touched);
             for write in writes {
                 write.finish(Ok(()));
             }
@@ -899,7 +952,8 @@ impl ReadTx<'_> {
 /// or not at all.
 pub struct Tx<'c> {
     read: ReadTx<'c>,
-    timers_touched: Cell<bool>,
+    /// The queues this write added to ([`Touched`]), announced after the commit.
+    touched: Cell<u8>,
 }
 
 impl<'c> Deref for Tx<'c> {
@@ -912,7 +966,17 @@ impl<'c> Deref for Tx<'c> {
 impl Tx<'_> {
     /// Records that this transaction changed timers, so the scheduler is woken after commit.
     fn touch_timers(&self) {
-        self.timers_touched.set(true);
+        self.touched.set(self.touched.get() | Touched::TIMERS);
+    }
+
+    /// Records that this transaction stored a new inbound message (the inbox processor wakes).
+    fn touch_inbox(&self) {
+        self.touched.set(self.touched.get() | Touched::INBOX);
+    }
+
+    /// Records that this transaction queued an outbound row (the outbox sender wakes).
+    fn touch_outbox(&self) {
+        self.touched.set(self.touched.get() | Touched::OUTBOX);
     }
 }
 

@@ -139,7 +139,10 @@ impl Tx<'_> {
             )
             .optional()?;
         match inserted {
-            Some(id) => Ok(id),
+            Some(id) => {
+                self.touch_outbox();
+                Ok(id)
+            }
             None => Ok(self
                 .conn()
                 .prepare_cached("SELECT id FROM outbox WHERE idem_key = ?1")?
@@ -198,6 +201,19 @@ impl Tx<'_> {
         // RETURNING gives no order guarantee. The rows claimed are each target's earliest, so
         // ranking them again within the claim gives the same turns as the query.
         Ok(fair_order(rows))
+    }
+
+    /// Leases the pending rows `ids` until `lease_until` (a claim the caller chose from
+    /// [`ReadTx::due_outbox_candidates`] in this same transaction); returns how many.
+    pub fn lease_outbox(&self, ids: &[i64], lease_until: Timestamp) -> Result<usize, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "UPDATE outbox SET lease_until = ?2 WHERE id = ?1 AND state = 'pending'",
+        )?;
+        let mut leased = 0;
+        for id in ids {
+            leased += stmt.execute(params![id, ms(lease_until)])?;
+        }
+        Ok(leased)
     }
 
     /// Clears every lease: at start-up, under the [`super::ServiceLock`], any lease left in the
@@ -281,19 +297,26 @@ impl Tx<'_> {
                  WHERE id = ?1 AND state = 'dead'",
             )?
             .execute(params![id, ms(now)])?;
+        if n == 1 {
+            self.touch_outbox();
+        }
         Ok(n == 1)
     }
 
     /// [`Tx::retry_outbox`] for every dead letter; returns how many.
     pub fn retry_all_dead_outbox(&self, now: Timestamp) -> Result<usize, StoreError> {
-        Ok(self
+        let n = self
             .conn()
             .prepare_cached(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?1,
                                    dead_at = NULL, lease_until = NULL
                  WHERE state = 'dead'",
             )?
-            .execute([ms(now)])?)
+            .execute([ms(now)])?;
+        if n > 0 {
+            self.touch_outbox();
+        }
+        Ok(n)
     }
 }
 
@@ -334,6 +357,47 @@ impl ReadTx<'_> {
                 .map_err(|e| StoreError::BadData(format!("发送队列时间无效：{e}")))
         })
         .transpose()
+    }
+
+    /// The rows a claim at `now` chooses from: due, pending, not leased, of every channel but
+    /// those in `skip` (their limit is full), each channel's first `per_channel` rows in the
+    /// fair order of [`Tx::claim_due_outbox_in`] (every target's first row before anyone's
+    /// second), all of them in that order. Nothing is leased: the caller picks what it can send
+    /// and leases it with [`Tx::lease_outbox`] in the same transaction.
+    pub fn due_outbox_candidates(
+        &self,
+        now: Timestamp,
+        per_channel: usize,
+        skip: &[&str],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".to_string());
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM (
+               SELECT *, row_number() OVER (PARTITION BY channel
+                                            ORDER BY turn, next_attempt_at, id) AS lane
+               FROM (SELECT *, row_number() OVER (PARTITION BY target
+                                                  ORDER BY next_attempt_at, id) AS turn
+                     FROM outbox
+                     WHERE state = 'pending' AND next_attempt_at <= ?1
+                       AND (lease_until IS NULL OR lease_until <= ?1)
+                       AND channel NOT IN (SELECT value FROM json_each(?3))))
+             WHERE lane <= ?2
+             ORDER BY turn, next_attempt_at, id"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![ms(now), limit(per_channel), skip], outbox_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// For each channel with pending rows, when its first one becomes claimable (as
+    /// [`ReadTx::next_outbox_due`]); the outbox worker holds these against each channel's limit.
+    pub fn next_outbox_due_by_channel(&self) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT channel, min(max(next_attempt_at, coalesce(lease_until, next_attempt_at)))
+             FROM outbox WHERE state = 'pending' GROUP BY channel",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, ts_col(r, 1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Rows in `state` (all when None), newest first, at most `max`; for the CLI.

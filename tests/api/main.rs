@@ -33,4 +33,5 @@ mod similar_eval;
 mod store;
 mod stream;
 mod support;
+mod throughput;
 mod workflow;

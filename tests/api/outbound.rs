@@ -1409,16 +1409,19 @@ fn outbox_commands_list_retry_and_show_dead_letters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_loop_delivers_when_woken_and_stops_on_shutdown() {
     let h = harness().await;
-    let wake = Arc::new(tokio::sync::Notify::new());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(outbox::run(
         h.store.clone(),
         h.client.clone(),
         h.clock.clone(),
         Arc::new(Vec::new),
-        wake.clone(),
+        RateLimits::new(),
         stopped,
     ));
+    // Past the first step, which found nothing: from here only the commits below can wake it
+    // before its one-second safety poll.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = std::time::Instant::now();
     for i in 0..3 {
         let key = format!("r{i}");
         enqueue(
@@ -1431,12 +1434,17 @@ async fn run_loop_delivers_when_woken_and_stops_on_shutdown() {
         )
         .await;
     }
-    wake.notify_one();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while h.fake.deliveries().len() < 3 {
         assert!(std::time::Instant::now() < deadline, "not delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Woken by the commits: the one-second safety poll would have come ~900 ms after them.
+    assert!(
+        queued.elapsed() < outbox::IDLE_POLL / 2,
+        "delivered {:?} after queueing",
+        queued.elapsed()
+    );
     stop.send_replace(true);
     tokio::time::timeout(Duration::from_secs(5), worker)
         .await
@@ -1572,4 +1580,124 @@ async fn wait_for(fake: &FakeDingtalk, matches: impl Fn(&Delivery) -> bool) -> D
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_with_the_same_message_share_one_batch_send() {
+    let h = harness().await;
+    let now = h.clock.now();
+    let body = |to: &str, text: &str| {
+        payload::batch_send_markdown(ROBOT_CODE, &users(&[to]), "通知", text).expect("body")
+    };
+    for (key, to) in [("a", "u1"), ("b", "u2"), ("c", "u3")] {
+        let text = "[#same] 同一条通知";
+        enqueue(&h.store, key, Channel::RobotBatch, to, body(to, text), now).await;
+    }
+    // The same message to someone already in the call: a call of its own, not a second copy
+    // in one request.
+    let again = body("u1", "[#same] 同一条通知");
+    enqueue(&h.store, "d", Channel::RobotBatch, "u1", again, now).await;
+    let other = body("u2", "[#other] 另一条通知");
+    enqueue(&h.store, "e", Channel::RobotBatch, "u2", other, now).await;
+
+    let mut limits = RateLimits::new();
+    let r = outbox::deliver_due(
+        &h.store,
+        h.client.as_ref(),
+        h.clock.as_ref(),
+        &mut limits,
+        &[],
+    )
+    .await
+    .expect("step");
+    assert_eq!(
+        (r.claimed, r.calls, r.merged, r.sent),
+        (5, 3, 2, 5),
+        "{r:?}"
+    );
+    let deliveries = h.fake.deliveries();
+    let same: Vec<&Delivery> = deliveries.iter().filter(|d| d.key == "same").collect();
+    assert_eq!(same.len(), 4, "{deliveries:?}");
+    let mut by_request: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for d in &same {
+        by_request
+            .entry(d.ident)
+            .or_default()
+            .push(d.user.clone().unwrap_or_default());
+    }
+    let mut groups: Vec<Vec<String>> = by_request.into_values().collect();
+    for g in &mut groups {
+        g.sort();
+    }
+    groups.sort();
+    assert_eq!(groups, vec![users(&["u1"]), users(&["u1", "u2", "u3"])]);
+    let requests = h.fake.requests();
+    let batch_sends = requests.iter().filter(|r| r.route == "batch_send").count();
+    assert_eq!(batch_sends, 3, "one request per call");
+    let (pending, dead) = h
+        .store
+        .read(|tx| tx.outbox_backlog())
+        .await
+        .expect("backlog");
+    assert_eq!((pending, dead), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_api_keeps_its_budget_of_sends_per_second() {
+    let h = harness().await;
+    let t0 = h.clock.now();
+    for i in 0..12 {
+        let key = format!("g{i}");
+        let text = format!("[#{key}] 群消息");
+        let body = payload::group_send_text(ROBOT_CODE, "cidA==", &text).expect("body");
+        enqueue(&h.store, &key, Channel::RobotGroup, "cidA==", body, t0).await;
+    }
+    for i in 0..3 {
+        let key = format!("b{i}");
+        let to = format!("u{i}");
+        let text = format!("[#{key}] 单聊");
+        let body = payload::batch_send_text(ROBOT_CODE, &users(&[&to]), &text).expect("body");
+        enqueue(&h.store, &key, Channel::RobotBatch, &to, body, t0).await;
+    }
+    let mut limits = RateLimits::with_budget(5);
+    let r = step(&h, &mut limits).await;
+    // Five group sends (the group API's budget) and the three 1:1 messages (another API's).
+    assert_eq!((r.claimed, r.calls, r.sent), (8, 8, 8), "{r:?}");
+    let r = step(&h, &mut limits).await;
+    assert_eq!(r.claimed, 0, "the group API's second is full: {r:?}");
+    let next = outbox::next_step_at(&h.store, &mut limits, h.clock.now())
+        .await
+        .expect("next");
+    assert_eq!(next, Some(t0 + SignedDuration::from_secs(1)));
+    h.clock.set(t0 + SignedDuration::from_millis(999));
+    let r = step(&h, &mut limits).await;
+    assert_eq!(r.claimed, 0, "{r:?}");
+    h.clock.set(t0 + SignedDuration::from_secs(1));
+    let r = step(&h, &mut limits).await;
+    assert_eq!(r.sent, 5, "{r:?}");
+    h.clock.set(t0 + SignedDuration::from_secs(2));
+    let r = step(&h, &mut limits).await;
+    assert_eq!(r.sent, 2, "{r:?}");
+    let sends: Vec<Timestamp> = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.route == "group_send")
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(sends.len(), 12);
+    for (i, first) in sends.iter().enumerate() {
+        let within = sends[i..]
+            .iter()
+            .filter(|t| t.duration_since(*first) < SignedDuration::from_secs(1))
+            .count();
+        assert!(within <= 5, "{within} group sends within one second");
+    }
+}
+
+/// One worker step at the harness clock's now.
+async fn step(h: &Harness, limits: &mut RateLimits) -> DeliveryReport {
+    outbox::deliver_due(&h.store, h.client.as_ref(), h.clock.as_ref(), limits, &[])
+        .await
+        .expect("step")
 }

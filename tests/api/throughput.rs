@@ -1,0 +1,173 @@
+//! Whole-path throughput (issue 19) and replies without polling (issue 15): the inbox worker
+//! is woken by the commit that stores a message, and the HTTP robot callback sheds load beyond
+//! `[inbox] max_backlog` — 503 with Retry-After and nothing stored — while below it every
+//! verified callback is acknowledged. The load figures are in `benches/load.rs`.
+
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tiaochu::http::shed::{FRESH, RETRY_AFTER_SECS};
+use tiaochu::store::{NewInbound, StoreError};
+
+use crate::support::{TestApp, robot_message, spawn_app};
+
+/// Unprocessed inbound messages.
+async fn pending(app: &TestApp) -> usize {
+    app.inbox()
+        .await
+        .iter()
+        .filter(|r| r.finished_at.is_none())
+        .count()
+}
+
+fn stored(rows: &[tiaochu::store::InboxRow], msg_id: &str) -> bool {
+    rows.iter().any(|r| r.message_id == msg_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_backlog_limit_callbacks_get_503_with_retry_after_and_nothing_is_stored() {
+    let app = spawn_app(|s| s.inbox.max_backlog = 5).await;
+    let below = app.post_signed(robot_message("below", "帮助")).await;
+    assert_eq!(below.status(), 200, "below the limit a callback is taken");
+
+    // Ten messages the worker cannot finish while the writer is held: the backlog stands at
+    // ten (nine if the worker got one in first) against a limit of five.
+    let rows = app
+        .store
+        .write(|tx| -> Result<(), StoreError> {
+            for i in 0..10 {
+                tx.insert_inbox(&NewInbound {
+                    source: "robot",
+                    message_id: &format!("held-{i}"),
+                    received_at: Timestamp::UNIX_EPOCH,
+                    payload: "{}",
+                })?;
+            }
+            Ok(())
+        })
+        .await;
+    rows.expect("insert");
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let store = app.store.clone();
+    let holder = tokio::spawn(async move {
+        store
+            .write(move |_tx| -> Result<(), StoreError> {
+                let _ = held.recv_timeout(Duration::from_secs(30));
+                Ok(())
+            })
+            .await
+    });
+    // Past the gate's last count (taken for the first callback).
+    tokio::time::sleep(FRESH * 2).await;
+
+    let shed = app.post_signed(robot_message("shed", "帮助")).await;
+    assert_eq!(shed.status(), 503);
+    let retry_after = shed
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    assert_eq!(retry_after, Some(RETRY_AFTER_SECS.to_string()));
+    let body: serde_json::Value = shed.json().await.expect("json body");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("待处理消息过多"), "{error}");
+    // A forged callback is still refused as forged, before any look at the backlog.
+    let forged = app
+        .post_robot(
+            robot_message("forged", "帮助"),
+            &[
+                ("timestamp", crate::support::hv(&app.now_ms().to_string())),
+                ("sign", crate::support::hv("bm90IGEgc2lnbmF0dXJl")),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status(), 401);
+
+    release.send(()).expect("release the writer");
+    holder.await.expect("join").expect("held write");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pending(&app).await > 0 {
+        assert!(Instant::now() < deadline, "the backlog was not worked off");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !stored(&app.inbox().await, "shed"),
+        "a refused callback stores nothing"
+    );
+
+    // Below the limit again (once the gate counted afresh): DingTalk's redelivery is taken.
+    tokio::time::sleep(FRESH * 2).await;
+    let again = app.post_signed(robot_message("shed", "帮助")).await;
+    assert_eq!(again.status(), 200);
+    assert!(stored(&app.inbox().await, "shed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_shedding_off_a_backlog_never_refuses() {
+    let app = spawn_app(|s| s.inbox.max_backlog = 0).await;
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    app.store
+        .write(|tx| -> Result<(), StoreError> {
+            for i in 0..10 {
+                tx.insert_inbox(&NewInbound {
+                    source: "robot",
+                    message_id: &format!("held-{i}"),
+                    received_at: Timestamp::UNIX_EPOCH,
+                    payload: "{}",
+                })?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("insert");
+    let store = app.store.clone();
+    let holder = tokio::spawn(async move {
+        store
+            .write(move |_tx| -> Result<(), StoreError> {
+                let _ = held.recv_timeout(Duration::from_secs(30));
+                Ok(())
+            })
+            .await
+    });
+    let post = {
+        let app = &app;
+        async move { app.post_signed(robot_message("taken", "帮助")).await }
+    };
+    // The callback's own write waits behind the held writer: release it shortly after.
+    let releaser = async {
+        tokio::time::sleep(FRESH * 3).await;
+        release.send(()).expect("release");
+    };
+    let (response, ()) = tokio::join!(post, releaser);
+    assert_eq!(response.status(), 200);
+    holder.await.expect("join").expect("held write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_message_is_processed_at_once_not_at_the_next_poll() {
+    let app = spawn_app(|_| {}).await;
+    // Past the worker's first look (an empty inbox): from here on only the commit of the
+    // callback, or the one-second safety poll, makes it look again.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let posted = Instant::now();
+    let response = app.post_signed(robot_message("wake", "帮助")).await;
+    assert_eq!(response.status(), 200);
+    let deadline = posted + Duration::from_secs(10);
+    loop {
+        let rows = app.inbox().await;
+        if rows
+            .iter()
+            .any(|r| r.message_id == "wake" && r.finished_at.is_some())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never processed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The safety poll would have come about 900 ms after the callback.
+    assert!(
+        posted.elapsed() < Duration::from_millis(500),
+        "processed {:?} after the callback",
+        posted.elapsed()
+    );
+}
