@@ -71,14 +71,44 @@ fn body(
             }
             m.item("工单标题", &mask_phones(&case.application.title));
             m.item("首接单位", first_unit);
-            m.item(
-                "拟协调单位",
-                &list_or(requested_units, "未写明具体单位，由质检专员确定"),
-            );
-            if !unresolved_mentions.is_empty() {
-                m.item("待质检专员确定", &unresolved_mentions.join("、"));
+            // Principle 3: every unit mention comes back. A name matching nothing in the
+            // roster is named with what it may mean, as the 联合 command does; city-level ones
+            // are named as such (principle 7).
+            let units = crate::parse::UnitMatcher::new(roster);
+            let (cities, rest): (Vec<String>, Vec<String>) = unresolved_mentions
+                .iter()
+                .cloned()
+                .partition(|x| units.is_city_level(x));
+            let empty = if cities.is_empty() {
+                "未写明具体单位，由质检专员确定"
+            } else {
+                "无区级单位"
+            };
+            m.item("拟协调单位", &list_or(requested_units, empty));
+            if !cities.is_empty() {
+                m.item(
+                    "市级或跨区县单位",
+                    &format!("{}（由市区12345热线先行对接）", cities.join("、")),
+                );
             }
-            if *city_level {
+            let mut others = Vec::new();
+            for mention in &rest {
+                match units.unknown_unit_suggestions(mention) {
+                    Some(s) if s.is_empty() => m.item(
+                        "未在名单中的单位",
+                        &format!("{mention}（质检专员研判时确定）"),
+                    ),
+                    Some(s) => m.item(
+                        "未在名单中的单位",
+                        &format!("{mention}，您是否指：{}？（质检专员研判时确定）", s.join("、")),
+                    ),
+                    None => others.push(mention.clone()),
+                }
+            }
+            if !others.is_empty() {
+                m.item("待质检专员确定", &others.join("、"));
+            }
+            if *city_level && cities.is_empty() {
                 // 四(一): city-level or cross-county units are arranged through the city 12345.
                 m.item(
                     "市级协调",
@@ -449,19 +479,20 @@ fn body(
                 Phase::Half => "已过半",
                 Phase::Start => "请立即开始（绿色通道即时研判，不等工作时间）",
             };
+            // The green channel's time left is wall-clock time (it runs at any hour).
+            let left = if case.green_channel {
+                elapsed(*remaining_minutes)
+            } else {
+                working_time_in(*remaining_minutes, calendar)
+            };
             m.line(&format!(
-                "**第 {count} 次提醒**：“{}”{when}，剩余 {}。",
+                "**第 {count} 次提醒**：“{}”{when}，剩余 {left}。",
                 md_text(&clock.label()),
-                working_time(*remaining_minutes)
             ));
             m.due(&clock.label(), due, calendar);
             m.next("请及时办理", &next_for_clock(clock, t));
             // DingTalk drops identical repeats: the count and remaining time are in the title.
-            return format!(
-                "第{count}次提醒：{}（剩余{}）",
-                clock.label(),
-                working_time(*remaining_minutes)
-            );
+            return format!("第{count}次提醒：{}（剩余{left}）", clock.label());
         }
         Message::Breach { clock, due } => {
             m.line(&format!(
@@ -769,6 +800,23 @@ pub(crate) fn ground_label(ground: SupervisionGround) -> &'static str {
         SupervisionGround::Insisted => "对协作需求有异议，经研判未予采纳",
         SupervisionGround::Overdue => "未在期限内答复协调请求（视为拒不配合）",
         SupervisionGround::HandlingOverdue => "联合处置超过办结期限",
+    }
+}
+
+/// Working time left, phone-sized: `约 5 个工作日` from a working day up (a working day is the
+/// calendar's working minutes per day), else as [`working_time`].
+pub(crate) fn working_time_in(minutes: i64, calendar: &Calendar) -> String {
+    let per_day: i64 = calendar
+        .hours()
+        .periods()
+        .iter()
+        .map(|p| i64::from(p.end_minute()) - i64::from(p.start_minute()))
+        .sum();
+    if per_day > 0 && minutes >= per_day {
+        let days = (minutes + per_day / 2) / per_day;
+        format!("约 {days} 个工作日")
+    } else {
+        working_time(minutes)
     }
 }
 

@@ -824,7 +824,9 @@ fn asks(
             match mention {
                 Mention::Unit(u) if !units.is_hotline(u) => named.push(units.name(u).to_string()),
                 Mention::Unit(u) => unresolved.push(units.name(u).to_string()),
-                Mention::Generic(g) | Mention::CityLevel(g) => unresolved.push(g),
+                Mention::Generic(g) | Mention::CityLevel(g) | Mention::Unknown(g) => {
+                    unresolved.push(g)
+                }
             }
         }
         if let Some(first) = unresolved.first() {
@@ -961,6 +963,25 @@ fn acceptance(syntax: &Syntax, args: &str) -> Result<Input, CommandError> {
     if !lead.is_empty() {
         for part in lead.split(|c: char| is_space(c) || matches!(c, ',' | '，' | ';' | '；')) {
             if part.is_empty() {
+                continue;
+            }
+            // A label people write without its colon (`联系人张丽`, `电话139…`, `协助现场核查`):
+            // the rest of the part is that value.
+            let bare = ACCEPT_LABELS.iter().find_map(|(label, key)| {
+                let value = trim_separators(part.strip_prefix(label)?);
+                (!value.is_empty()).then_some((*key, value))
+            });
+            if let Some((key, value)) = bare {
+                let slot = match key {
+                    AcceptField::Name => &mut name,
+                    AcceptField::Position => &mut position,
+                    AcceptField::Phone => &mut phone,
+                    AcceptField::Help => &mut help,
+                };
+                if slot.is_some() {
+                    return Err(error(syntax, format!("“{}”写了两次。", accept_label(key))));
+                }
+                *slot = Some(value.to_string());
                 continue;
             }
             if phone.is_none() && normalize_phone(part).is_some() {

@@ -63,10 +63,21 @@ impl ClockKind {
     /// data moves). This is what recomputing a deadline re-derives it from.
     pub fn length(&self, sla: &SlaSettings, green: bool, ticket_deadline: bool) -> Option<Length> {
         Some(match self {
+            // 五(一) 绿色通道: 由质检专员即时开展研判 — the review starts at once, at any hour, so
+            // its hour runs on the wall clock.
+            ClockKind::ReviewStart if green => {
+                Length::WallMinutes(sla.review_start_working_hours.saturating_mul(60))
+            }
             // 五(一) 即收即审.
             ClockKind::ReviewStart => {
                 Length::WorkingMinutes(sla.review_start_working_hours.saturating_mul(60))
             }
+            // 五(一) 绿色通道: the coordination, which follows the decision, is complete within
+            // 1 working day, so the decision cannot be due later than that.
+            ClockKind::Decision if green => Length::WorkingDays(
+                sla.decision_working_days
+                    .min(sla.green_coordination_working_days),
+            ),
             // 四(二).
             ClockKind::Decision => Length::WorkingDays(sla.decision_working_days),
             // 五(一) 绿色通道.
@@ -92,6 +103,8 @@ pub enum Length {
     WorkingDays(u32),
     /// Working minutes inside working periods.
     WorkingMinutes(u32),
+    /// Minutes of wall-clock time (the green channel's review start, 五(一) 即时研判).
+    WallMinutes(u32),
 }
 
 impl Length {
@@ -100,6 +113,16 @@ impl Length {
         match self {
             Length::WorkingDays(n) => calendar.working_days_deadline(started, n),
             Length::WorkingMinutes(n) => calendar.add_working_minutes(started, n),
+            Length::WallMinutes(n) => {
+                let due = started
+                    .checked_add(jiff::SignedDuration::from_mins(i64::from(n)))
+                    .unwrap_or(started);
+                Deadline {
+                    due,
+                    provisional: false,
+                    explanation: format!("截止 {}（绿色通道，不分工作时间）", calendar.display(due)),
+                }
+            }
         }
     }
 }
@@ -196,7 +219,11 @@ impl Clock {
         any_hour: bool,
         calendar: &Calendar,
     ) -> Clock {
-        let mut phases = schedule(started, deadline.due, remind_before, any_hour, calendar);
+        let mut phases = if any_hour && kind == ClockKind::ReviewStart {
+            wall_schedule(started, deadline.due)
+        } else {
+            schedule(started, deadline.due, remind_before, any_hour, calendar)
+        };
         if any_hour && kind == ClockKind::ReviewStart && !calendar.is_working_time(started) {
             phases.insert(0, (Phase::Start, started));
         }
@@ -327,6 +354,18 @@ fn schedule(
     for (_, at) in &mut phases {
         *at = fire_time(*at, any_hour, calendar);
     }
+    phases
+}
+
+/// The firing times of a wall-clock clock (the green channel's review start): `half` at half the
+/// wall-clock time and `due` at the deadline.
+fn wall_schedule(started: Timestamp, due: Timestamp) -> Vec<(Phase, Timestamp)> {
+    let mut phases = Vec::new();
+    let half = due.duration_since(started) / 2;
+    if half.is_positive() {
+        phases.push((Phase::Half, started.checked_add(half).unwrap_or(started)));
+    }
+    phases.push((Phase::Due, due));
     phases
 }
 

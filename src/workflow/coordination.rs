@@ -373,10 +373,16 @@ fn start_joint_handling(d: &mut Draft) {
 /// handling method to the inspector, so the case goes back to review with a new decision clock.
 fn reopen_review(d: &mut Draft) {
     d.case.state = State::UnderReview;
-    let deadline = d
-        .ctx
-        .calendar
-        .working_days_deadline(d.now, d.ctx.sla.decision_working_days);
+    // 四(二); on the green channel within its 1 working day (五(一)), as at registration.
+    let days = if d.case.green_channel {
+        d.ctx
+            .sla
+            .decision_working_days
+            .min(d.ctx.sla.green_coordination_working_days)
+    } else {
+        d.ctx.sla.decision_working_days
+    };
+    let deadline = d.ctx.calendar.working_days_deadline(d.now, days);
     let decision_due = Due::from(deadline.clone());
     d.start_clock(ClockKind::Decision, deadline);
     let withdrawn: Vec<String> = match d.case.last_decision().map(|r| &r.kind) {

@@ -207,7 +207,13 @@ fn remind(
     let clock = &mut d.case.clocks[ci];
     clock.reminders_sent += 1;
     let clock = clock.clone();
-    let remaining = d.ctx.calendar.working_minutes_between(d.now, clock.due);
+    // The green channel runs at any hour (五(一)): its time left is wall-clock time, so a night
+    // reminder never shows "0 minutes" next to a deadline the next morning.
+    let remaining = if d.case.green_channel {
+        clock.due.duration_since(d.now).as_mins()
+    } else {
+        d.ctx.calendar.working_minutes_between(d.now, clock.due)
+    };
     let to = responsible(d.roster(), &d.case, &clock.kind);
     sends.push(
         to,
