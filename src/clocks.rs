@@ -89,7 +89,16 @@ pub fn fire_case_in_tx(
         return Ok(firing);
     };
     let case = decode(&row)?;
-    let outcome = match workflow::fire_timers(&case, &keys, now, &engine.ctx(&engine.roster())) {
+    let ctx_roster = engine.roster();
+    let ctx = engine.ctx(&ctx_roster);
+    // Principle 9: in the sandbox a late firing means the clock panel moved time on, not that
+    // the service was down, so no "系统服务曾中断…补发" message.
+    let fired = if engine.dispatch().mode() == crate::settings::DingtalkMode::Sandbox {
+        workflow::fire_timers_after_clock_move(&case, &keys, now, &ctx)
+    } else {
+        workflow::fire_timers(&case, &keys, now, &ctx)
+    };
+    let outcome = match fired {
         Ok(decision) => {
             let rearmed: BTreeSet<&str> = decision
                 .effects

@@ -213,6 +213,16 @@ pub fn coordination_card(
             "- 协同方向及重点：{}",
             md_text(&mask_phones(&request.direction))
         ),
+        // 四(一)/四(三): what the first unit already did and why it cannot finish alone, so the
+        // unit can judge the request (principle 8).
+        format!(
+            "- 已采取措施：{}",
+            md_text(&mask_phones(&case.application.measures_taken))
+        ),
+        format!(
+            "- 办理难点：{}",
+            md_text(&mask_phones(&case.application.difficulties))
+        ),
     ];
     let contact = std::iter::once(case.submitted_by.as_str())
         .filter_map(|id| roster.person(id))

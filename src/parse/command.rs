@@ -30,6 +30,8 @@ use crate::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub enum Command {
     /// 帮助: the command list.
     Help,
+    /// 帮助 全部: every command with examples.
+    HelpAll,
     /// 模板: the application template.
     Template,
     /// 查询: the case's timeline and running clocks.
@@ -287,8 +289,8 @@ pub static COMMANDS: [Syntax; 29] = [
         verb: Verb::Insist,
         word: "坚持",
         aliases: &[],
-        form: "坚持 DH… 单位",
-        example: "坚持 DH2026110300017 区住建局",
+        form: "坚持 DH… 单位 不采纳理由",
+        example: "坚持 DH2026110300017 区住建局 项目审批资料由住建局保管，须由其核查",
         who: "质检专员",
         does: "不采纳异议，继续请该单位协办（转书面督办）",
     },
@@ -482,6 +484,10 @@ fn parse_args(
 ) -> Result<Command, CommandError> {
     let act = |ticket_no: String, input: Input| Ok(Command::Act { ticket_no, input });
     match syntax.verb {
+        // `帮助 全部`: every command; plain 帮助 lists the sender's own (principle 8).
+        Verb::Help if matches!(trim_separators(rest), "全部" | "所有" | "全部命令") => {
+            Ok(Command::HelpAll)
+        }
         Verb::Help => Ok(Command::Help),
         Verb::Template => Ok(Command::Template),
         Verb::Dashboard => Ok(Command::Dashboard),
@@ -590,8 +596,19 @@ fn parse_args(
         }
         Verb::Insist => {
             let (t, args) = ticket(syntax, rest)?;
-            let unit = unit_arg(syntax, strip_label(args, &["单位"]), units)?;
-            act(t, Input::Insist { unit })
+            // The unit, then the reason the objection is not upheld (optional).
+            let args = strip_label(args.trim_start_matches(is_separator), &["单位"]);
+            let (who, reason) = match args.find(is_separator) {
+                Some(i) => (&args[..i], &args[i..]),
+                None => (args, ""),
+            };
+            let unit = unit_arg(syntax, who, units)?;
+            let reason = trim_separators(strip_label(
+                trim_separators(reason),
+                &["不采纳理由", "理由", "原因"],
+            ))
+            .to_string();
+            act(t, Input::Insist { unit, reason })
         }
         Verb::Supervise => {
             let (t, args) = ticket(syntax, rest)?;

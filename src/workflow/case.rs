@@ -233,6 +233,9 @@ pub struct UnitRequest {
     pub objection: Option<Objection>,
     /// When the response deadline passed without an answer.
     pub overdue_since: Option<Timestamp>,
+    /// The inspector's reason for upholding the request (坚持), when given.
+    #[serde(default)]
+    pub insist_reason: Option<String>,
 }
 
 /// Where a coordination request stands. `Accepted` and `Withdrawn` are settled.

@@ -26,6 +26,12 @@ pub enum ClockKind {
     UnitResponse { unit: String },
     /// 五(二): the first unit completes the joint handling.
     Handling,
+    /// 四(三) 书面督办: a unit under written supervision (an upheld objection or no answer)
+    /// answers by the new deadline the supervision sets.
+    SupervisedResponse { unit: String },
+    /// 四(一): the city 12345 coordinates city-level or cross-county units; the district awaits
+    /// its outcome by this deadline (a tracked stage, with reminders like any other).
+    CityAnswer,
 }
 
 impl ClockKind {
@@ -36,6 +42,8 @@ impl ClockKind {
             ClockKind::GreenCoordination => "green_coordination".into(),
             ClockKind::UnitResponse { unit } => format!("unit_response:{unit}"),
             ClockKind::Handling => "handling".into(),
+            ClockKind::SupervisedResponse { unit } => format!("supervised_response:{unit}"),
+            ClockKind::CityAnswer => "city_answer".into(),
         }
     }
 
@@ -47,13 +55,15 @@ impl ClockKind {
             ClockKind::GreenCoordination => "绿色通道协调完成".into(),
             ClockKind::UnitResponse { unit } => format!("{unit}答复协调请求"),
             ClockKind::Handling => "联合处置办结".into(),
+            ClockKind::SupervisedResponse { unit } => format!("{unit}按书面督办答复"),
+            ClockKind::CityAnswer => "市级协调结果反馈".into(),
         }
     }
 
     /// The unit whose duty the clock measures, for unit clocks.
     pub fn unit(&self) -> Option<&str> {
         match self {
-            ClockKind::UnitResponse { unit } => Some(unit),
+            ClockKind::UnitResponse { unit } | ClockKind::SupervisedResponse { unit } => Some(unit),
             _ => None,
         }
     }
@@ -89,6 +99,15 @@ impl ClockKind {
                 Length::WorkingMinutes(sla.green_unit_response_working_hours.saturating_mul(60))
             }
             ClockKind::UnitResponse { .. } => Length::WorkingDays(sla.unit_response_working_days),
+            // 四(三) 书面督办: the supervised unit gets the same time to answer again.
+            ClockKind::SupervisedResponse { .. } if green => {
+                Length::WorkingMinutes(sla.green_unit_response_working_hours.saturating_mul(60))
+            }
+            ClockKind::SupervisedResponse { .. } => {
+                Length::WorkingDays(sla.unit_response_working_days)
+            }
+            // 四(一) sets no time for the city; `[sla] city_answer_working_days` does.
+            ClockKind::CityAnswer => Length::WorkingDays(sla.city_answer_working_days),
             // 五(二).
             ClockKind::Handling if ticket_deadline => return None,
             ClockKind::Handling => Length::WorkingDays(sla.handling_working_days),
@@ -120,7 +139,10 @@ impl Length {
                 Deadline {
                     due,
                     provisional: false,
-                    explanation: format!("截止 {}（绿色通道，不分工作时间）", calendar.display(due)),
+                    explanation: format!(
+                        "截止 {}（绿色通道，不分工作时间）",
+                        calendar.display(due)
+                    ),
                 }
             }
         }

@@ -13,7 +13,7 @@ use super::case::{
 };
 use super::clock::ClockKind;
 use super::draft::Draft;
-use super::effect::{Due, Message};
+use super::effect::{CoordinationUpdate, Due, Message};
 use super::event::EventKind;
 use super::input::HelpItem;
 use super::people;
@@ -56,6 +56,7 @@ pub(super) fn accept(
         });
     }
     d.stop_clock(&clock_id);
+    stop_supervised(&mut d, unit);
     let help: Vec<String> = contact.help.iter().map(HelpItem::label).collect();
     d.event(
         EventKind::UnitAccepted,
@@ -125,7 +126,15 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
         to,
         Message::ObjectionRaised {
             unit: unit.to_string(),
-            reason,
+            reason: reason.clone(),
+        },
+    );
+    let first = people::first_unit_side(d.roster(), &d.case);
+    d.notify(
+        first,
+        Message::CoordinationUpdate {
+            unit: unit.to_string(),
+            update: CoordinationUpdate::Objected { reason },
         },
     );
     Ok(d.finish())
@@ -153,6 +162,7 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
         };
     }
     d.stop_clock(&clock_id);
+    stop_supervised(&mut d, unit);
     d.event(
         EventKind::ObjectionWithdrawn,
         Some(unit),
@@ -171,8 +181,9 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
     Ok(d.finish())
 }
 
-/// 坚持: the inspector keeps the request; 四(三) "有异议的…由区12345热线进行书面督办".
-pub(super) fn insist(call: Call, unit: &str) -> Result<Decision, Rejection> {
+/// 坚持: the inspector keeps the request; 四(三) "有异议的…由区12345热线进行书面督办". The
+/// inspector's reason reaches the unit, the supervisor (in the drafted 书面督办) and the first unit.
+pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, Rejection> {
     let (person, request) = deciding_on(call, unit)?;
     match request.status {
         RequestStatus::Objected => {}
@@ -192,12 +203,14 @@ pub(super) fn insist(call: Call, unit: &str) -> Result<Decision, Rejection> {
         .as_ref()
         .map(|o| o.reason.clone())
         .unwrap_or_default();
+    let reason = reason.trim().to_string();
     let mut d = call.draft();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Insisted {
             by: person.id().to_string(),
             at: call.now,
         };
+        r.insist_reason = Some(reason.clone()).filter(|x| !x.is_empty());
     }
     d.event(EventKind::ObjectionUpheld, Some(unit), json!({}));
     let supervisors = people::with_role(d.roster(), Role::Supervisor);
@@ -215,6 +228,15 @@ pub(super) fn insist(call: Call, unit: &str) -> Result<Decision, Rejection> {
         Message::RequestInsisted {
             unit: unit.to_string(),
             objection,
+            reason: reason.clone(),
+        },
+    );
+    let first = people::first_unit_side(d.roster(), &d.case);
+    d.notify(
+        first,
+        Message::CoordinationUpdate {
+            unit: unit.to_string(),
+            update: CoordinationUpdate::Insisted { reason },
         },
     );
     Ok(d.finish())
@@ -285,6 +307,24 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         Some(unit),
         json!({ "number": number, "ground": ground }),
     );
+    // Principle 6: an issued 督办 sets a new answer deadline, reminded and escalated like any
+    // other clock (四(三) 书面督办; the same time to answer as the request had).
+    let due = match ground {
+        SupervisionGround::Insisted | SupervisionGround::Overdue => {
+            stop_supervised(&mut d, unit);
+            let kind = ClockKind::SupervisedResponse {
+                unit: unit.to_string(),
+            };
+            kind.length(d.ctx.sla, d.case.green_channel, false)
+                .map(|l| l.deadline(d.ctx.calendar, d.now))
+                .map(|deadline| {
+                    let shown = Due::from(deadline.clone());
+                    d.start_clock(kind, deadline);
+                    shown
+                })
+        }
+        SupervisionGround::HandlingOverdue => None,
+    };
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
     to.extend(people::inspectors_on_duty(d.roster(), &d.case));
@@ -295,9 +335,26 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
             unit: unit.to_string(),
             content,
             ground,
+            due: due.clone(),
         },
     );
+    if unit != d.case.first_unit {
+        let first = people::first_unit_side(d.roster(), &d.case);
+        d.notify(
+            first,
+            Message::CoordinationUpdate {
+                unit: unit.to_string(),
+                update: CoordinationUpdate::Supervised { number, due },
+            },
+        );
+    }
     Ok(d.finish())
+}
+
+/// Stops the answer clock a 书面督办 set for `unit`: it answered, was withdrawn, or a new 督办
+/// replaces it.
+fn stop_supervised(d: &mut Draft, unit: &str) {
+    d.stop_clocks(|k| matches!(k, ClockKind::SupervisedResponse { unit: u } if u == unit));
 }
 
 /// After an answer or a withdrawal: when every request still in play is accepted, joint handling

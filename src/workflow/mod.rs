@@ -40,7 +40,7 @@ pub use case::{
     State, Supervision, SupervisionGround, TypicalCase, UnitRequest,
 };
 pub use clock::{Clock, ClockKind, ClockState, Length, Phase, Timer, TimerState};
-pub use effect::{ClosedHow, Due, Effect, Message, PersonRef, TimerKind};
+pub use effect::{ClosedHow, CoordinationUpdate, Due, Effect, Message, PersonRef, TimerKind};
 pub use event::{Event, EventKind, SYSTEM_ACTOR};
 pub use input::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub use invariants::check_invariants;
@@ -162,7 +162,7 @@ pub fn transition(
         } => coordination::accept(call, unit, contact_name, position, phone, help),
         Input::Object { unit, reason } => coordination::object(call, unit, reason),
         Input::Withdraw { unit } => coordination::withdraw(call, unit),
-        Input::Insist { unit } => coordination::insist(call, unit),
+        Input::Insist { unit, reason } => coordination::insist(call, unit, reason),
         Input::Supervise { unit, content } => coordination::supervise(call, unit, content),
         Input::Progress { text } => handling::progress(call, text),
         Input::Complete {
@@ -183,7 +183,19 @@ pub fn fire_timers(
     now: Timestamp,
     ctx: &Ctx,
 ) -> Result<Decision, Rejection> {
-    timers::fire_all(system_call(case, now, ctx), keys)
+    timers::fire_all(system_call(case, now, ctx), keys, true)
+}
+
+/// As [`fire_timers`], when lateness means the clock was moved on (the sandbox clock panel),
+/// not that the service was down: every firing is told as if punctual, with no catch-up
+/// message.
+pub fn fire_timers_after_clock_move(
+    case: &Case,
+    keys: &[String],
+    now: Timestamp,
+    ctx: &Ctx,
+) -> Result<Decision, Rejection> {
+    timers::fire_all(system_call(case, now, ctx), keys, false)
 }
 
 /// Counts the running clocks of `case` again on `ctx.calendar` (new holiday data); a no-op
