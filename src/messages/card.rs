@@ -63,13 +63,15 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
         body.push(format!("- {label}：{}", md_text(&mask_phones(value))))
     };
     item("工单标题", &app.title);
+    // The submitter is of the first unit: the name alone, so no bracket sits in a bracket.
+    let submitter = roster
+        .person(&case.submitted_by)
+        .filter(|p| p.unit == case.first_unit)
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| person_name(roster, &case.submitted_by));
     item(
         "首接单位",
-        &format!(
-            "{}（提交人 {}）",
-            case.first_unit,
-            person_name(roster, &case.submitted_by)
-        ),
+        &format!("{}（提交人 {submitter}）", case.first_unit),
     );
     if case.version > 1 {
         item("申请版本", &format!("第 {} 版", case.version));
