@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::clocks;
+use crate::clocks::{self, Lateness};
 use crate::engine::{Engine, EngineError, Outcome};
 
 /// How many due timers one step takes; the rest wait for the next step, so a long backlog
@@ -45,6 +45,23 @@ pub struct FireReport {
 /// Fires every timer due at the clock's now, oldest first, up to [`BATCH`] (with every other
 /// due timer of the same cases), then sends the pass's digest.
 pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, EngineError> {
+    fire_due_as(engine, clock, Lateness::MaybeDowntime).await
+}
+
+/// [`fire_due`] right after the clock was moved on (the sandbox clock panel): what came due in
+/// the jump is told as punctual, not as a catch-up after downtime (principle 9).
+pub async fn fire_due_after_clock_move(
+    engine: &Engine,
+    clock: &dyn Clock,
+) -> Result<FireReport, EngineError> {
+    fire_due_as(engine, clock, Lateness::ClockMoved).await
+}
+
+async fn fire_due_as(
+    engine: &Engine,
+    clock: &dyn Clock,
+    lateness: Lateness,
+) -> Result<FireReport, EngineError> {
     let now = clock.now();
     let due = engine
         .store()
@@ -64,7 +81,7 @@ pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, 
         if !cases.insert(case_id) {
             continue;
         }
-        let firing = clocks::fire_case(engine, case_id, now).await?;
+        let firing = clocks::fire_case_as(engine, case_id, now, lateness).await?;
         report.skipped += firing.skipped;
         report.deferred += firing.deferred;
         match firing.outcome {
@@ -101,12 +118,26 @@ pub async fn run(
     if let Err(e) = clocks::ensure_calendar_reminders(&engine, clock.now()).await {
         tracing::error!(error = %e, "arming the holiday-data reminder failed");
     }
+    // The clock-move count last acted on: a pass after a move is not a catch-up after downtime.
+    let mut moves_seen = *wake.borrow_and_update();
+    // Set by a move until a pass leaves nothing due (a jump may span several batches).
+    let mut after_move = false;
     loop {
         if *stop.borrow() {
             return;
         }
+        let moves = *wake.borrow_and_update();
+        if moves != moves_seen {
+            moves_seen = moves;
+            after_move = true;
+        }
+        let lateness = if after_move {
+            Lateness::ClockMoved
+        } else {
+            Lateness::MaybeDowntime
+        };
         let mut failed = false;
-        match fire_due(&engine, clock.as_ref()).await {
+        match fire_due_as(&engine, clock.as_ref(), lateness).await {
             Ok(report) if report.fired + report.deferred + report.rejected > 0 => {
                 tracing::info!(
                     fired = report.fired,
@@ -131,6 +162,9 @@ pub async fn run(
             Ok(None) => MAX_SLEEP,
             Err(_) => Duration::from_secs(1),
         };
+        if !sleep.is_zero() && !failed {
+            after_move = false;
+        }
         if sleep.is_zero() {
             // More due than one batch took: go on at once, but let other tasks run.
             tokio::task::yield_now().await;

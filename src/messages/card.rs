@@ -277,7 +277,7 @@ pub fn coordination_card(
             when(*at)
         ),
         RequestStatus::Overdue => format!(
-            "超过答复期限（{}）未答复，已转书面督办",
+            "超过答复期限 {} 未答复，已转书面督办",
             calendar.display(request.due)
         ),
         RequestStatus::Withdrawn { by, at } => {

@@ -343,10 +343,12 @@ fn body(
             }
             match supervision_draft(case, unit, *ground, calendar) {
                 // The last rung of the ladder: issued with one command, editable before sending.
-                Some(draft) => m.next(
-                    "已拟好督办内容，请督办专员确认后发送（可修改）",
-                    &[format!("督办 {t} {unit} {draft}")],
-                ),
+                // Its own list item, since it may quote what people wrote (inert in a code span).
+                Some(draft) if is_for(Verb::Supervise, m.roles) => m.line(&format!(
+                    "- 已拟好督办内容，确认后发送（可修改）：{}",
+                    md_code(&format!("督办 {t} {unit} {draft}"))
+                )),
+                Some(_) => {}
                 None => m.next("请督办专员发送", &[format!("督办 {t} {unit} 督办内容")]),
             }
             "待书面督办"
@@ -640,16 +642,16 @@ fn supervision_draft(
         SupervisionGround::Overdue => {
             let due = case
                 .request(unit)
-                .map(|r| format!("（答复期限 {}）", calendar.display(r.due)))
-                .unwrap_or_default();
+                .map(|r| format!("答复期限 {} ", calendar.display(r.due)))
+                .unwrap_or_else(|| "答复期限".to_string());
             Some(format!(
-                "{unit}未在期限内答复本工单联合调处协作请求{due}，请于收到督办后立即明确联系人、到岗履职，{consequence}。"
+                "{unit}未在{due}前答复本工单联合调处协作请求，请于收到督办后立即明确联系人、到岗履职，{consequence}。"
             ))
         }
         SupervisionGround::HandlingOverdue => {
             let due = case
                 .clock(&ClockKind::Handling)
-                .map(|c| format!("（办结期限 {}）", calendar.display(c.due)))
+                .map(|c| format!(" {}", calendar.display(c.due)))
                 .unwrap_or_default();
             Some(format!(
                 "本工单联合处置已超过办结期限{due}，请{unit}牵头立即办结并反馈办理结果，{consequence}。"

@@ -134,10 +134,14 @@ pub fn transition(
         _ if case.state.is_terminal() => Err(Rejection::new(
             RejectReason::CaseClosed,
             format!(
-                "工单 {} 的联合调处案件 {} 已结案（{}），不再受理“{}”。如有疑问请联系区12345热线。",
+                "工单 {} 的联合调处案件 {} {}，不再受理“{}”。如有疑问请联系区12345热线。",
                 case.ticket_no,
                 case.case_no,
-                case.state.label(),
+                // Principle 8: "已结案（已结案）" said nothing twice; only how it closed.
+                match case.state {
+                    State::Independent => "已结案（由首接单位独立办理）",
+                    _ => "已结案",
+                },
                 input.command()
             ),
         )),

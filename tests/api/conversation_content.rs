@@ -120,7 +120,7 @@ impl Talk {
     async fn wait(&mut self, minutes: i64) -> BTreeMap<String, Vec<String>> {
         self.clock
             .set(self.now() + SignedDuration::from_mins(minutes));
-        tiaochu::scheduler::fire_due(&self.engine, &self.clock)
+        tiaochu::scheduler::fire_due_after_clock_move(&self.engine, &self.clock)
             .await
             .expect("fire");
         self.received()
@@ -195,8 +195,15 @@ impl Drop for Talk {
 /// Doubled words or brackets: `已结案（已结案）`, `反映“反映…”`, `。；`, `（（`.
 fn sloppy(all: &[(String, String)]) -> Vec<String> {
     let doubled_marks = ["。；", "；。", "。。", "，，", "（（", "））", "“”", "（）"];
+    // A working duration of a working day or more is said in working days (约 5 个工作日).
+    let hours = regex::Regex::new(r"(\d+) (?:小时 \d+ 分钟工作时间|个工作小时)").expect("regex");
     let mut bad = Vec::new();
     for (to, text) in all {
+        for m in hours.captures_iter(text) {
+            if m[1].parse::<u32>().is_ok_and(|h| h >= 7) {
+                bad.push(format!("{to}: `{}` in {text}", &m[0]));
+            }
+        }
         for mark in doubled_marks {
             if text.contains(mark) {
                 bad.push(format!("{to}: `{mark}` in {text}"));
@@ -254,6 +261,7 @@ fn the_sloppy_wording_scan_catches_what_it_is_for() {
         "已结案（已结案）",
         "反映“反映小区噪音”",
         "请于今日答复。；谢谢",
+        "剩余 34 小时 59 分钟工作时间",
     ];
     for t in texts {
         assert!(
@@ -517,4 +525,78 @@ async fn a_ticket_number_with_a_remark_registers_the_first_number() {
     let got = talk.say(RS, &text).await;
     assert!(one(&got, RS).contains(T), "{got:#?}");
     assert_eq!(talk.case(T).ticket_no, T);
+}
+
+/// Every path of a case, for the wording scan and the permission check in [`Talk`]: a joint case
+/// to its typical-case mark with a late answer on the way (reminders, breach, escalation), an
+/// independent one, a returned and resubmitted one, and commands on closed cases.
+#[tokio::test]
+async fn every_path_reads_cleanly() {
+    let mut talk = Talk::new("2026-11-02T09:00:00+08:00");
+    talk.say(
+        RS,
+        &application(T, "区住建局核查审批；区城市管理局现场核查"),
+    )
+    .await;
+    talk.say(
+        RS,
+        &application(T, "区住建局核查审批；区城市管理局现场核查"),
+    )
+    .await;
+    talk.say(INSPECTOR, &format!("审核 {T}")).await;
+    talk.say(
+        INSPECTOR,
+        &format!("联合 {T} 区住建局：核查审批；区城市管理局：现场核查"),
+    )
+    .await;
+    talk.say(
+        ZJ,
+        &format!("接受 {T} 联系人：赵建 职务：股长 电话：13900000000 协助：现场核查"),
+    )
+    .await;
+    // 区城市管理局 stays silent past its deadline: reminders, breach, escalation, 督办 draft.
+    talk.wait(24 * 60).await;
+    let got = talk.wait(2 * 24 * 60).await;
+    assert!(got.contains_key(SUPERVISOR), "{got:#?}");
+    talk.say(
+        CG,
+        &format!("接受 {T} 联系人：钱城 职务：队长 电话：13900000001 协助：现场核查"),
+    )
+    .await;
+    talk.say(RS, &format!("进展 {T} 已约谈企业负责人")).await;
+    talk.say(
+        RS,
+        &format!("办结 {T} 过程：联合约谈 措施：督促企业足额支付 群众反馈：满意"),
+    )
+    .await;
+    talk.say(INSPECTOR, &format!("满意度 {T} 满意")).await;
+    talk.say(INSPECTOR, &format!("典型 {T} 人社、住建联动解决欠薪"))
+        .await;
+    let got = talk.say(RS, &format!("进展 {T} 补充")).await;
+    assert!(one(&got, RS).contains("已结案"), "{got:#?}");
+    talk.say(RS, &format!("查询 {T}")).await;
+
+    let t2 = "DH2026110300018";
+    talk.say(RS, &application(t2, "区住建局核查审批")).await;
+    talk.say(INSPECTOR, &format!("审核 {t2}")).await;
+    talk.say(
+        INSPECTOR,
+        &format!("独立 {t2} 依据《保障农民工工资支付条例》由人社局处理"),
+    )
+    .await;
+    let got = talk.say(RS, &format!("进展 {t2} 已处理")).await;
+    assert!(one(&got, RS).contains("独立办理"), "{got:#?}");
+    talk.say(RS, &application(t2, "区住建局核查审批")).await;
+
+    let t3 = "DH2026110300019";
+    talk.say(RS, &application(t3, "区住建局核查审批")).await;
+    talk.say(INSPECTOR, &format!("审核 {t3}")).await;
+    talk.say(INSPECTOR, &format!("退回 {t3} 请补充与企业沟通情况"))
+        .await;
+    let corrected =
+        application(t3, "区住建局核查审批").replace("企业承认拖欠。", "企业承认拖欠，已约谈两次。");
+    talk.say(RS, &corrected).await;
+    for who in [RS, ZJ, INSPECTOR, SUPERVISOR, CITY] {
+        talk.say(who, "帮助").await;
+    }
 }
