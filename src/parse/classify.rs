@@ -21,7 +21,6 @@ const REMARK_OPENERS: &str = "([【〔《<{,;、/|:";
 /// A 工单编号 value, normalised: NFKC (full-width → ASCII), upper case, whitespace removed and
 /// trailing punctuation dropped; a remark after the number is ignored. `Ok` holds `DH` + 6–20
 /// digits.
-
 pub(crate) fn ticket_no(raw: &str) -> Result<String, ()> {
     let mut t: String = raw
         .nfkc()
