@@ -485,10 +485,19 @@ impl InboxProcessor {
             )?)?,
             // The link logs in as the sender: always 1:1, never into a group.
             Command::Dashboard => {
+                // In the sandbox, the link opens on the host the console was reached on.
+                let sandbox_origin = (row.source == "sandbox")
+                    .then(|| serde_json::from_str::<serde_json::Value>(&row.payload).ok())
+                    .flatten()
+                    .and_then(|v| {
+                        v[crate::http::sandbox::SANDBOX_ORIGIN_KEY]
+                            .as_str()
+                            .map(str::to_string)
+                    });
                 let rendered = crate::http::dashboard::login_reply(
                     tx,
                     person,
-                    &self.dashboard_url,
+                    sandbox_origin.as_deref().unwrap_or(&self.dashboard_url),
                     self.engine.calendar(),
                     now,
                 )?;

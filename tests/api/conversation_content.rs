@@ -600,3 +600,58 @@ async fn every_path_reads_cleanly() {
         talk.say(who, "帮助").await;
     }
 }
+
+/// Principle 9: the 看板 link opens where the sandbox console was reached, not at the shipped
+/// default address.
+#[tokio::test]
+async fn the_sandbox_dashboard_link_opens_where_the_console_is() {
+    use tiaochu::app::App;
+    use tiaochu::clock::Clock;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+    settings.store.path = dir.path().join("link.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(
+        "2026-11-02T09:00:00+08:00".parse().expect("now"),
+    ));
+    let app = App::build(settings, listener, clock).expect("build");
+    let store = app.store().clone();
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(app.run_until_stopped());
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("http://127.0.0.1:{port}/sandbox/send"))
+        .header(reqwest::header::HOST, format!("localhost:{port}"))
+        .json(&json!({"as": INSPECTOR, "text": "看板"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let want = format!("http://localhost:{port}/dashboard/login?token=");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let rows = store
+            .read(|r| r.list_outbox(None, 1000))
+            .await
+            .expect("outbox");
+        let texts: Vec<String> = rows
+            .iter()
+            .filter(|r| r.target == INSPECTOR)
+            .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+            .collect();
+        if texts.iter().any(|t| t.contains(&want)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no link to {want}: {texts:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    shutdown.trigger();
+}
