@@ -142,6 +142,8 @@ impl App {
         };
         let callback_key = CallbackKey::from_setting(&settings.dingtalk.callback_aes_key)?;
         let address = listener.local_addr().map_err(AppError::Listener)?;
+        // Principle 9: a 看板 link must reach this service.
+        let dashboard_url = effective_dashboard_url(&settings.dashboard.base_url, address);
         if let Some(refusal) = sandbox_exposure(&settings, address.ip()) {
             return Err(AppError::SandboxExposed(refusal));
         }
@@ -237,8 +239,7 @@ impl App {
                 );
                 let handler = Arc::new(CardStreamHandler::new(
                     InboxHandler::new(store.clone(), Arc::clone(&clock)).with_directory(directory),
-                    InboxProcessor::new(engine.clone())
-                        .with_dashboard_url(&settings.dashboard.base_url),
+                    InboxProcessor::new(engine.clone()).with_dashboard_url(&dashboard_url),
                     Arc::clone(&clock),
                 ));
                 let client =
@@ -259,16 +260,12 @@ impl App {
             card_callbacks: card_callbacks_over_http(&settings.dingtalk).then(|| {
                 CardCallbackRoute {
                     processor: InboxProcessor::new(engine.clone())
-                        .with_dashboard_url(&settings.dashboard.base_url),
+                        .with_dashboard_url(&dashboard_url),
                     secrets: card_secrets.clone(),
                 }
             }),
             sandbox,
-            dashboard: DashboardState::new(
-                engine.clone(),
-                Arc::clone(&clock),
-                &settings.dashboard.base_url,
-            ),
+            dashboard: DashboardState::new(engine.clone(), Arc::clone(&clock), &dashboard_url),
             backlog: BacklogGate::new(store.clone(), settings.inbox.max_backlog),
         });
         Ok(App {
@@ -285,7 +282,7 @@ impl App {
             clock,
             clock_moved,
             report: settings.report.clone(),
-            dashboard_url: settings.dashboard.base_url.clone(),
+            dashboard_url,
             per_sender_per_minute: settings.inbox.per_sender_per_minute,
             sends_per_second: settings.outbox.sends_per_second,
             limits: Limits::from(&settings.http),
@@ -440,5 +437,46 @@ async fn inbox_loop(
             _ = arrived.changed() => {}
             _ = stop.changed() => {}
         }
+    }
+}
+
+/// Where 看板 login links point: `[dashboard] base_url` when it was configured; the shipped
+/// default (`http://127.0.0.1:8080`) names no real deployment, so then the address the service
+/// actually listens on (loopback for an unspecified address, which a local browser reaches).
+fn effective_dashboard_url(base_url: &str, listen: SocketAddr) -> String {
+    if base_url.trim_end_matches('/') != crate::inbox::DEFAULT_DASHBOARD_URL {
+        return base_url.to_string();
+    }
+    let ip = listen.ip().to_canonical();
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    format!("http://{host}:{}", listen.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashboard_links_follow_the_listen_address_unless_configured() {
+        let listen: SocketAddr = "0.0.0.0:9123".parse().expect("addr");
+        assert_eq!(
+            effective_dashboard_url("http://127.0.0.1:8080", listen),
+            "http://127.0.0.1:9123"
+        );
+        let local: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        assert_eq!(
+            effective_dashboard_url("http://127.0.0.1:8080/", local),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            effective_dashboard_url("https://tiaochu.example.cn", listen),
+            "https://tiaochu.example.cn"
+        );
     }
 }

@@ -55,10 +55,30 @@ pub async fn fire_case(
     case_id: i64,
     now: Timestamp,
 ) -> Result<CaseFiring, EngineError> {
+    fire_case_as(engine, case_id, now, Lateness::MaybeDowntime).await
+}
+
+/// What a late firing means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lateness {
+    /// The service may have been down: a late batch is one catch-up message per person.
+    MaybeDowntime,
+    /// The clock was just moved on (the sandbox clock panel): each firing is told as if
+    /// punctual, never as "系统服务曾中断…补发" (principle 9).
+    ClockMoved,
+}
+
+/// [`fire_case`], saying what lateness means.
+pub async fn fire_case_as(
+    engine: &Engine,
+    case_id: i64,
+    now: Timestamp,
+    lateness: Lateness,
+) -> Result<CaseFiring, EngineError> {
     let engine2 = engine.clone();
     engine
         .store()
-        .write(move |tx| fire_case_in_tx(&engine2, tx, case_id, now))
+        .write(move |tx| fire_case_in_tx(&engine2, tx, case_id, now, lateness))
         .await
 }
 
@@ -68,6 +88,7 @@ pub fn fire_case_in_tx(
     tx: &Tx<'_>,
     case_id: i64,
     now: Timestamp,
+    lateness: Lateness,
 ) -> Result<CaseFiring, EngineError> {
     let mut firing = CaseFiring::default();
     let mut keys = Vec::new();
@@ -92,7 +113,13 @@ pub fn fire_case_in_tx(
         return Ok(firing);
     };
     let case = decode(&row)?;
-    let outcome = match workflow::fire_timers(&case, &keys, now, &engine.ctx(&engine.roster())) {
+    let ctx_roster = engine.roster();
+    let ctx = engine.ctx(&ctx_roster);
+    let fired = match lateness {
+        Lateness::MaybeDowntime => workflow::fire_timers(&case, &keys, now, &ctx),
+        Lateness::ClockMoved => workflow::fire_timers_after_clock_move(&case, &keys, now, &ctx),
+    };
+    let outcome = match fired {
         Ok(decision) => {
             let rearmed: BTreeSet<&str> = decision
                 .effects

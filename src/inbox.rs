@@ -22,7 +22,7 @@ use crate::dingtalk::stream::{ContactEvent, InboxHandler, SOURCE_CARD, SOURCE_EV
 use crate::dispatch::Outgoing;
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
-use crate::messages::help::{help_text, is_for};
+use crate::messages::help::{help_all, help_text, is_for};
 use crate::messages::notify::Rendered;
 use crate::messages::timeline::{TimelineEntry, render_query};
 use crate::onboarding;
@@ -36,8 +36,71 @@ use crate::store::{
 };
 use crate::workflow::{self, Actor, Input};
 
+/// Whether an action registers an application or acts on an existing case.
+enum InputKind {
+    Submit,
+    Command,
+}
+
+/// Most open cases suggested for a ticket number that names no case.
+const SUGGESTED_CASES: usize = 3;
+
+/// The answer to a command naming a ticket without a case: the number as received, then the
+/// sender's own open cases (those of their unit, or for hotline staff the ones they claimed,
+/// else any open), the ones whose numbers look most like it first.
+fn no_such_case(tx: &Tx<'_>, person: &Person, ticket_no: &str) -> Result<String, EngineError> {
+    let open = workflow::State::open_names();
+    let open: Vec<&str> = open.iter().map(String::as_str).collect();
+    let mut mine = Vec::new();
+    for row in tx.cases_in_states(&open)? {
+        let case = decode(&row)?;
+        let own_unit =
+            person.unit == case.first_unit || case.active_requests().any(|r| r.unit == person.unit);
+        let claimed = case.claim.as_ref().is_some_and(|c| c.by == person.id());
+        if own_unit || claimed || workflow::may_see_statistics(person) {
+            mine.push((u8::from(!(own_unit || claimed)), case));
+        }
+    }
+    // Digits in the same place, counted from the end, where typing mistakes differ least.
+    let alike = |other: &str| {
+        ticket_no
+            .chars()
+            .rev()
+            .zip(other.chars().rev())
+            .filter(|(a, b)| a == b)
+            .count()
+    };
+    mine.sort_by_key(|(rank, c)| (*rank, std::cmp::Reverse(alike(&c.ticket_no))));
+    let mut text = format!("没有找到工单 {ticket_no} 的联合调处案件，请核对工单编号。");
+    if mine.is_empty() {
+        text.push_str("\n\n您目前没有在办的联合调处案件；如需发起，请先由首接单位联络员发送申请（发送“模板”获取格式）。");
+    } else {
+        text.push_str("\n\n您在办的案件：");
+        for (_, c) in mine.iter().take(SUGGESTED_CASES) {
+            text.push_str(&format!(
+                "\n· {}（{}，{}）",
+                c.ticket_no,
+                excerpt_title(&c.application.title),
+                c.state.label()
+            ));
+        }
+    }
+    Ok(text)
+}
+
+/// A title short enough for a phone line.
+fn excerpt_title(title: &str) -> String {
+    const MAX: usize = 16;
+    let masked = crate::messages::notify::mask_phones(title);
+    if masked.chars().count() > MAX {
+        format!("{}…", masked.chars().take(MAX).collect::<String>())
+    } else {
+        masked
+    }
+}
+
 /// Where 看板 links point when no `[dashboard] base_url` was given (the shipped default).
-const DEFAULT_DASHBOARD_URL: &str = "http://127.0.0.1:8080";
+pub(crate) const DEFAULT_DASHBOARD_URL: &str = "http://127.0.0.1:8080";
 
 /// The per-sender limit when none is configured (`[inbox] per_sender_per_minute`).
 pub const DEFAULT_PER_SENDER_PER_MINUTE: u32 = 30;
@@ -546,6 +609,9 @@ impl InboxProcessor {
         }
         match command {
             Command::Help => reply(plain("联合调处机器人 · 帮助", &help_text(&person.roles)))?,
+            Command::HelpAll => {
+                reply(plain("联合调处机器人 · 全部命令", &help_all(&person.roles)))?
+            }
             Command::Template => reply(plain("联合调处申请模板", TEMPLATE))?,
             Command::Query { ticket_no } => reply(self.query(tx, person, &ticket_no)?)?,
             Command::Stats { month } => reply(self.stats(tx, person, month, now)?)?,
@@ -563,10 +629,19 @@ impl InboxProcessor {
             )?)?,
             // The link logs in as the sender: always 1:1, never into a group.
             Command::Dashboard => {
+                // In the sandbox, the link opens on the host the console was reached on.
+                let sandbox_origin = (row.source == "sandbox")
+                    .then(|| serde_json::from_str::<serde_json::Value>(&row.payload).ok())
+                    .flatten()
+                    .and_then(|v| {
+                        v[crate::http::sandbox::SANDBOX_ORIGIN_KEY]
+                            .as_str()
+                            .map(str::to_string)
+                    });
                 let rendered = crate::http::dashboard::login_reply(
                     tx,
                     person,
-                    &self.dashboard_url,
+                    sandbox_origin.as_deref().unwrap_or(&self.dashboard_url),
                     self.engine.calendar(),
                     now,
                 )?;
@@ -714,6 +789,11 @@ impl InboxProcessor {
         input: Input,
         now: Timestamp,
     ) -> Result<Handled, EngineError> {
+        let input_kind = if matches!(input, Input::Submit { .. }) {
+            InputKind::Submit
+        } else {
+            InputKind::Command
+        };
         match self.engine.handle_in_tx(
             tx,
             ticket_no,
@@ -723,14 +803,16 @@ impl InboxProcessor {
         )? {
             Outcome::Applied { .. } => Ok(Handled::Applied),
             Outcome::Rejected(rejection) => {
-                self.reply(
-                    tx,
-                    row,
-                    message,
-                    Some(person),
-                    &plain("未受理", &rejection.message),
-                    now,
-                )?;
+                let text = if rejection.reason == workflow::RejectReason::NoSuchCase
+                    && !matches!(input_kind, InputKind::Submit)
+                {
+                    // Principle 3: a wrong number is named back, with the sender's own open
+                    // cases to pick from.
+                    no_such_case(tx, person, ticket_no)?
+                } else {
+                    rejection.message
+                };
+                self.reply(tx, row, message, Some(person), &plain("未受理", &text), now)?;
                 Ok(Handled::Rejected)
             }
         }

@@ -699,6 +699,7 @@ impl Planner<'_> {
     ) {
         let now = self.now;
         let attempt = row.attempts + 1;
+        let api_wide = result.as_ref().err().is_some_and(SendError::limits_the_api);
         if let Err(SendError::Throttled {
             code: ErrorCode::TokenWait,
             wait,
@@ -744,8 +745,11 @@ impl Planner<'_> {
                 let wait = SignedDuration::try_from(wait).unwrap_or(BACKOFF_CAP);
                 // Spread the rows that were throttled together over a tenth of the wait.
                 let spread = jitter_within(row.id, row.attempts, now, wait / 10);
-                // The limit is the API's, not the row's: its other calls wait too.
-                limits.block(&row.channel, now.saturating_add(wait).unwrap_or(now));
+                // A rate limit is the API's, not the row's: its other calls wait too. A card
+                // not created yet holds only its own update.
+                if api_wide {
+                    limits.block(&row.channel, now.saturating_add(wait).unwrap_or(now));
+                }
                 (wait + spread, reason, true)
             }
         };

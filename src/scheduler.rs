@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use jiff::Timestamp;
 
 use crate::clock::Clock;
-use crate::clocks;
+use crate::clocks::{self, Lateness};
 use crate::engine::{Engine, EngineError, Outcome};
 use crate::quarantine;
 use crate::store::{QuarantineId, QuarantineKind, StoreError, TimerRow, TimerState};
@@ -58,6 +58,23 @@ pub struct FireReport {
 /// firing fails for good is quarantined and the rest go on; when the storage still fails after
 /// the retries, the step stops with that error and the timers stay due.
 pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, EngineError> {
+    fire_due_as(engine, clock, Lateness::MaybeDowntime).await
+}
+
+/// [`fire_due`] right after the clock was moved on (the sandbox clock panel): what came due in
+/// the jump is told as punctual, not as a catch-up after downtime (principle 9).
+pub async fn fire_due_after_clock_move(
+    engine: &Engine,
+    clock: &dyn Clock,
+) -> Result<FireReport, EngineError> {
+    fire_due_as(engine, clock, Lateness::ClockMoved).await
+}
+
+async fn fire_due_as(
+    engine: &Engine,
+    clock: &dyn Clock,
+    lateness: Lateness,
+) -> Result<FireReport, EngineError> {
     let now = clock.now();
     let due = engine
         .store()
@@ -83,7 +100,8 @@ pub async fn fire_due(engine: &Engine, clock: &dyn Clock) -> Result<FireReport, 
             continue;
         }
         let (result, tries) =
-            quarantine::with_retries(|_| clocks::fire_case(engine, case_id, now)).await;
+            quarantine::with_retries(|_| clocks::fire_case_as(engine, case_id, now, lateness))
+                .await;
         let firing = match result {
             Ok(firing) => firing,
             Err(e) => {
@@ -206,12 +224,26 @@ pub async fn run(
     if let Err(e) = clocks::ensure_calendar_reminders(&engine, clock.now()).await {
         tracing::error!(error = %e, "arming the holiday-data reminder failed");
     }
+    // The clock-move count last acted on: a pass after a move is not a catch-up after downtime.
+    let mut moves_seen = *wake.borrow_and_update();
+    // Set by a move until a pass leaves nothing due (a jump may span several batches).
+    let mut after_move = false;
     loop {
         if *stop.borrow() {
             return;
         }
+        let moves = *wake.borrow_and_update();
+        if moves != moves_seen {
+            moves_seen = moves;
+            after_move = true;
+        }
+        let lateness = if after_move {
+            Lateness::ClockMoved
+        } else {
+            Lateness::MaybeDowntime
+        };
         let mut failed = false;
-        match fire_due(&engine, clock.as_ref()).await {
+        match fire_due_as(&engine, clock.as_ref(), lateness).await {
             Ok(report) if report.fired + report.deferred + report.rejected > 0 => {
                 tracing::info!(
                     fired = report.fired,
@@ -236,6 +268,9 @@ pub async fn run(
             Ok(None) => MAX_SLEEP,
             Err(_) => Duration::from_secs(1),
         };
+        if !sleep.is_zero() && !failed {
+            after_move = false;
+        }
         if sleep.is_zero() {
             // More due than one batch took: go on at once, but let other tasks run.
             tokio::task::yield_now().await;

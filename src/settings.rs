@@ -146,6 +146,9 @@ pub struct SlaSettings {
     pub green_coordination_working_days: u32,
     pub handling_working_days: u32,
     pub remind_before_due_minutes: u32,
+    /// 四(一): the city 12345's outcome is expected within this many working days of the
+    /// escalation (the mechanism sets none; reminders and escalation as for any clock).
+    pub city_answer_working_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -83,7 +83,15 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<i32> {
     }
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
     let calendar = Calendar::from_settings(settings)?;
-    let now = SystemClock.now();
+    // 生成时间 on the service clock: in sandbox mode that is the clock panel's moved time
+    // (principle 9), as the dashboard's workbook shows it.
+    let mut now = SystemClock.now();
+    if settings.dingtalk.mode == crate::settings::DingtalkMode::Sandbox {
+        let offset = store.read_blocking(|r| r.sandbox_offset())?;
+        if offset.is_positive() {
+            now = now.checked_add(offset).unwrap_or(now);
+        }
+    }
     let report = store.read_blocking(|r| report::build(r, &calendar, &period, now))?;
     let bytes: Vec<u8> = if args.stories {
         typical::markdown(&report.period_label, &report.stories).into_bytes()

@@ -100,6 +100,19 @@ impl SendError {
         }
     }
 
+    /// Whether this failure is DingTalk limiting the whole API (every call waits it out), not
+    /// one message: a card whose create has not gone out yet is that card's wait alone.
+    pub fn limits_the_api(&self) -> bool {
+        match self {
+            SendError::Throttled {
+                code: ErrorCode::Api { code, .. },
+                ..
+            } => code != "card.instanceNotExist",
+            SendError::Throttled { .. } => true,
+            _ => false,
+        }
+    }
+
     /// A failure that retrying cannot fix.
     pub fn permanent(code: ErrorCode, reason: impl Into<String>) -> SendError {
         SendError::Permanent {
@@ -305,6 +318,16 @@ mod tests {
             classify_api_code(400, "param.invalid", "x", None),
             SendError::Permanent { .. }
         ));
+    }
+
+    #[test]
+    fn only_a_rate_limit_holds_the_whole_api() {
+        let not_yet = classify_api_code(400, "card.instanceNotExist", "卡片实例不存在", None);
+        assert!(!not_yet.limits_the_api(), "one card's wait: {not_yet:?}");
+        let qps = classify_api_code(403, "Forbidden.AccessDenied.QpsLimitForApi", "超限", None);
+        assert!(qps.limits_the_api(), "{qps:?}");
+        let busy = classify_api_code(400, "param.invalid", "x", None);
+        assert!(!busy.limits_the_api());
     }
 
     fn failed(v: Verdict) -> SendError {

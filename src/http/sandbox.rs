@@ -381,6 +381,7 @@ async fn chat(
 /// person in a 1:1 chat and returns at once; the inbox processor answers as for DingTalk.
 async fn send(
     State(state): State<SandboxState>,
+    headers: HeaderMap,
     body: Result<axum::Json<SendBody>, JsonRejection>,
 ) -> Result<axum::Json<serde_json::Value>, SandboxError> {
     let axum::Json(body) = body.map_err(|e| SandboxError::BadRequest(e.body_text()))?;
@@ -394,7 +395,14 @@ async fn send(
     let now = state.clock.now();
     let n = state.sent.fetch_add(1, Ordering::Relaxed);
     let msg_id = format!("sandbox-{}-{n}", now.as_millisecond());
-    let payload = robot_message(person, &msg_id, &body.text, now);
+    // The host this console was reached on (the guard allowed it), so a 看板 link sent back
+    // opens where the browser already is (principle 9).
+    let origin = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| host_name(v).is_some())
+        .map(|v| format!("http://{}", v.trim()));
+    let payload = robot_message(person, &msg_id, &body.text, now, origin.as_deref());
     let key = msg_id.clone();
     let inserted = state
         .store
@@ -413,7 +421,13 @@ async fn send(
 
 /// The DingTalk robot message (1:1 chat, text) the person would have sent; the sender's
 /// `senderStaffId` is their roster id, as DingTalk's would be their staff id.
-fn robot_message(person: &Person, msg_id: &str, text: &str, now: Timestamp) -> String {
+fn robot_message(
+    person: &Person,
+    msg_id: &str,
+    text: &str,
+    now: Timestamp,
+    origin: Option<&str>,
+) -> String {
     json!({
         "msgtype": "text",
         "text": { "content": text },
@@ -424,9 +438,14 @@ fn robot_message(person: &Person, msg_id: &str, text: &str, now: Timestamp) -> S
         "senderNick": person.name,
         "createAt": now.as_millisecond(),
         "robotCode": SOURCE,
+        // Not DingTalk's: where the sandbox console was reached, for 看板 links.
+        SANDBOX_ORIGIN_KEY: origin,
     })
     .to_string()
 }
+
+/// The sandbox message field naming the console's origin (`http://host:port`).
+pub const SANDBOX_ORIGIN_KEY: &str = "sandboxOrigin";
 
 /// `POST /sandbox/clock {unit, amount}`: moves the clock forward and wakes the scheduler;
 /// returns the new `{clock}`.

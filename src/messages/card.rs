@@ -63,13 +63,15 @@ pub fn review_card(case: &Case, roster: &Roster, calendar: &Calendar) -> CardCon
         body.push(format!("- {label}：{}", md_text(&mask_phones(value))))
     };
     item("工单标题", &app.title);
+    // The submitter is of the first unit: the name alone, so no bracket sits in a bracket.
+    let submitter = roster
+        .person(&case.submitted_by)
+        .filter(|p| p.unit == case.first_unit)
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| person_name(roster, &case.submitted_by));
     item(
         "首接单位",
-        &format!(
-            "{}（提交人 {}）",
-            case.first_unit,
-            person_name(roster, &case.submitted_by)
-        ),
+        &format!("{}（提交人 {submitter}）", case.first_unit),
     );
     if case.version > 1 {
         item("申请版本", &format!("第 {} 版", case.version));
@@ -213,6 +215,16 @@ pub fn coordination_card(
             "- 协同方向及重点：{}",
             md_text(&mask_phones(&request.direction))
         ),
+        // 四(一)/四(三): what the first unit already did and why it cannot finish alone, so the
+        // unit can judge the request (principle 8).
+        format!(
+            "- 已采取措施：{}",
+            md_text(&mask_phones(&case.application.measures_taken))
+        ),
+        format!(
+            "- 办理难点：{}",
+            md_text(&mask_phones(&case.application.difficulties))
+        ),
     ];
     let contact = std::iter::once(case.submitted_by.as_str())
         .filter_map(|id| roster.person(id))
@@ -265,7 +277,7 @@ pub fn coordination_card(
             when(*at)
         ),
         RequestStatus::Overdue => format!(
-            "超过答复期限（{}）未答复，已转书面督办",
+            "超过答复期限 {} 未答复，已转书面督办",
             calendar.display(request.due)
         ),
         RequestStatus::Withdrawn { by, at } => {

@@ -5,9 +5,43 @@
 use crate::parse::command::{COMMANDS, Syntax, Verb};
 use crate::roster::Role;
 
-/// The command list. With `roles` (the sender's roster roles), the commands those roles send
-/// come first under 您常用的命令; without, every command is listed in SPEC order.
+/// Commands everyone in the roster sends; the short help folds them into one line.
+const COMMON: [Verb; 4] = [Verb::Help, Verb::Template, Verb::Query, Verb::ListRoster];
+
+/// Most of the sender's own commands the short help lists one per line; the rest share a line.
+const OWN_LINES: usize = 8;
+
+/// 帮助 (principle 8: short, role-specific, phone-sized): the sender's own commands, at most 12
+/// lines, and how to see everything (`帮助 全部`, [`help_all`]). Without roles, everything.
 pub fn help_text(roles: &[Role]) -> String {
+    let mine: Vec<&Syntax> = COMMANDS
+        .iter()
+        .filter(|s| !COMMON.contains(&s.verb) && is_for(s.verb, roles))
+        .collect();
+    if roles.is_empty() {
+        return help_all(roles);
+    }
+    let names: Vec<&str> = roles.iter().map(|r| r.label()).collect();
+    let mut lines = vec![format!(
+        "【联合调处助手】您的命令（{}）：",
+        names.join("、")
+    )];
+    for s in mine.iter().take(OWN_LINES) {
+        lines.push(format!("· {}", s.form));
+    }
+    if mine.len() > OWN_LINES {
+        let rest: Vec<&str> = mine[OWN_LINES..].iter().map(|s| s.word).collect();
+        lines.push(format!("· 还可发送：{}", rest.join("、")));
+    }
+    lines.push("· 查询 DH…（查看进度）；模板（申请格式）；名单（本单位人员）".to_string());
+    lines.push("发送“帮助 全部”查看全部命令和示例。".to_string());
+    lines.join("\n")
+}
+
+/// `帮助 全部`: every command with what it does, who sends it and an example. With `roles` (the
+/// sender's roster roles), the commands those roles send come first under 您常用的命令;
+/// without, every command is listed in SPEC order.
+pub fn help_all(roles: &[Role]) -> String {
     let mut out = String::from(
         "【联合调处助手】发送以下命令办理（工单编号写 DH 加数字；冒号、空格全角半角均可；群聊中请先 @我）：\n",
     );
@@ -91,8 +125,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_help_fits_a_phone_for_every_role() {
+        for role in Role::ALL {
+            let text = help_text(&[role]);
+            assert!(text.lines().count() <= 12, "{role:?}: {text}");
+            assert!(text.contains("帮助 全部"), "{text}");
+        }
+        let text = help_text(&[Role::Liaison]);
+        assert!(text.contains("接受 DH…"), "{text}");
+        assert!(!text.contains("审核 DH…"), "{text}");
+    }
+
+    #[test]
     fn lists_every_command_with_its_example() {
-        let text = help_text(&[]);
+        let text = help_all(&[]);
         for s in &COMMANDS {
             assert!(text.contains(&format!("· {}：", s.word)), "{}", s.word);
             assert!(text.contains(s.example), "{}", s.word);
@@ -102,7 +148,7 @@ mod tests {
 
     #[test]
     fn the_senders_commands_come_first() {
-        let text = help_text(&[Role::Liaison]);
+        let text = help_all(&[Role::Liaison]);
         let mine = text.find("您常用的命令（联络员）").expect("own section");
         let others = text.find("其他命令").expect("other section");
         let accept = text.find("· 接受：").expect("accept listed");

@@ -20,8 +20,8 @@ use crate::calendar::Calendar;
 use crate::parse::command::{Verb, normalize_phone, syntax, verb_of};
 use crate::roster::{Role, Roster};
 use crate::workflow::{
-    Case, ClockKind, ClosedHow, Contact, Done, Due, HelpItem, Message, PersonRef, Phase,
-    SupervisionGround,
+    Case, ClockKind, ClosedHow, Contact, CoordinationUpdate, Done, Due, HelpItem, Message,
+    PersonRef, Phase, SupervisionGround,
 };
 
 /// A rendered notification: `title` is what DingTalk shows in the chat list and the push.
@@ -71,14 +71,47 @@ fn body(
             }
             m.item("工单标题", &mask_phones(&case.application.title));
             m.item("首接单位", first_unit);
-            m.item(
-                "拟协调单位",
-                &list_or(requested_units, "未写明具体单位，由质检专员确定"),
-            );
-            if !unresolved_mentions.is_empty() {
-                m.item("待质检专员确定", &unresolved_mentions.join("、"));
+            // Principle 3: every unit mention comes back. A name matching nothing in the
+            // roster is named with what it may mean, as the 联合 command does; city-level ones
+            // are named as such (principle 7).
+            let units = crate::parse::UnitMatcher::new(roster);
+            let (cities, rest): (Vec<String>, Vec<String>) = unresolved_mentions
+                .iter()
+                .cloned()
+                .partition(|x| units.is_city_level(x));
+            let empty = if cities.is_empty() {
+                "未写明具体单位，由质检专员确定"
+            } else {
+                "无区级单位"
+            };
+            m.item("拟协调单位", &list_or(requested_units, empty));
+            if !cities.is_empty() {
+                m.item(
+                    "市级或跨区县单位",
+                    &format!("{}（由市区12345热线先行对接）", cities.join("、")),
+                );
             }
-            if *city_level {
+            let mut others = Vec::new();
+            for mention in &rest {
+                match units.unknown_unit_suggestions(mention) {
+                    Some(s) if s.is_empty() => m.item(
+                        "未在名单中的单位",
+                        &format!("{mention}（质检专员研判时确定）"),
+                    ),
+                    Some(s) => m.item(
+                        "未在名单中的单位",
+                        &format!(
+                            "{mention}，您是否指：{}？（质检专员研判时确定）",
+                            s.join("、")
+                        ),
+                    ),
+                    None => others.push(mention.clone()),
+                }
+            }
+            if !others.is_empty() {
+                m.item("待质检专员确定", &others.join("、"));
+            }
+            if *city_level && cities.is_empty() {
                 // 四(一): city-level or cross-county units are arranged through the city 12345.
                 m.item(
                     "市级协调",
@@ -194,9 +227,12 @@ fn body(
             );
             "申请已退回补充"
         }
-        Message::DecidedCity { note } => {
+        Message::DecidedCity { note, due } => {
             m.line("质检专员已**提请市12345热线协调**市级或跨区县单位。");
             m.item("说明", &mask_phones(note));
+            if let Some(due) = due {
+                m.due("市级协调结果预计反馈", due, calendar);
+            }
             m.next("协调结果将另行通知。查看进度", &[cmd(Verb::Query, t)]);
             "已提请市级协调"
         }
@@ -205,12 +241,16 @@ fn body(
             first_unit,
             title,
             coordination,
+            due,
         } => {
             m.line("甘州区12345热线提请市12345热线统筹协调市级部门或跨区县单位参与处置。");
             m.item("工单标题", &mask_phones(title));
             m.item("首接单位", first_unit);
             m.item("需协调部门及事由", &mask_phones(coordination));
             m.item("说明", &mask_phones(note));
+            if let Some(due) = due {
+                m.due("请反馈协调结果", due, calendar);
+            }
             m.next(
                 "协调结果请告知区12345热线，由热线记录",
                 &[cmd(Verb::CityOutcome, t)],
@@ -230,6 +270,8 @@ fn body(
             ));
             m.item("工单标题", &mask_phones(&case.application.title));
             m.item("协同方向及重点", &mask_phones(direction));
+            m.item("已采取措施", &mask_phones(&case.application.measures_taken));
+            m.item("办理难点", &mask_phones(&case.application.difficulties));
             if let Some(p) = first_unit_contact {
                 m.item("首接单位联系人", &person_contact(p));
             }
@@ -272,24 +314,41 @@ fn body(
             m.next("查看进度", &[cmd(Verb::Query, t)]);
             "协办请求已撤回"
         }
-        Message::RequestInsisted { unit, objection } => {
+        Message::RequestInsisted {
+            unit,
+            objection,
+            reason,
+        } => {
             m.line(&format!(
                 "质检专员研究了 **{}** 的异议，决定**继续请求协办**，区12345热线将书面督办。",
                 md_text(unit)
             ));
             m.item("原异议理由", &mask_phones(objection));
+            if !reason.is_empty() {
+                m.item("不采纳理由", &mask_phones(reason));
+            }
             m.next("请尽快接受协办", &[cmd(Verb::Accept, t)]);
             "异议未采纳，继续请求协办"
         }
         Message::SupervisionRequested { unit, ground } => {
             m.line(&format!("请对 **{}** 进行书面督办。", md_text(unit)));
             m.item("督办事由", ground_label(*ground));
+            if let Some(r) = case.request(unit) {
+                if let Some(o) = &r.objection {
+                    m.item("异议理由", &mask_phones(&o.reason));
+                }
+                if let Some(reason) = &r.insist_reason {
+                    m.item("质检专员不采纳理由", &mask_phones(reason));
+                }
+            }
             match supervision_draft(case, unit, *ground, calendar) {
                 // The last rung of the ladder: issued with one command, editable before sending.
-                Some(draft) => m.next(
-                    "已拟好督办内容，请督办专员确认后发送（可修改）",
-                    &[format!("督办 {t} {unit} {draft}")],
-                ),
+                // Its own list item, since it may quote what people wrote (inert in a code span).
+                Some(draft) if is_for(Verb::Supervise, m.roles) => m.line(&format!(
+                    "- 已拟好督办内容，确认后发送（可修改）：{}",
+                    md_code(&format!("督办 {t} {unit} {draft}"))
+                )),
+                Some(_) => {}
                 None => m.next("请督办专员发送", &[format!("督办 {t} {unit} 督办内容")]),
             }
             "待书面督办"
@@ -299,17 +358,54 @@ fn body(
             unit,
             content,
             ground,
+            due,
         } => {
             m.line(&format!("**书面督办（第 {number} 号）**"));
             m.item("督办单位", unit);
             m.item("督办事由", ground_label(*ground));
             m.item("督办内容", &mask_phones(content));
+            if let Some(due) = due {
+                m.due("答复期限", due, calendar);
+            }
             let next = match ground {
                 SupervisionGround::HandlingOverdue => cmd(Verb::Complete, t),
                 SupervisionGround::Insisted | SupervisionGround::Overdue => cmd(Verb::Accept, t),
             };
             m.next("请按督办要求立即办理", &[next]);
             "书面督办"
+        }
+        Message::CoordinationUpdate { unit, update } => {
+            let unit_md = md_text(unit);
+            match update {
+                CoordinationUpdate::Objected { reason } => {
+                    m.line(&format!(
+                        "**{unit_md}** 对协作需求提出异议，质检专员正在研判（采纳则撤回该单位，不采纳则书面督办）。"
+                    ));
+                    m.item("异议理由", &mask_phones(reason));
+                }
+                CoordinationUpdate::Insisted { reason } => {
+                    m.line(&format!(
+                        "质检专员未采纳 **{unit_md}** 的异议，继续请其协办，已提请督办专员书面督办。"
+                    ));
+                    if !reason.is_empty() {
+                        m.item("不采纳理由", &mask_phones(reason));
+                    }
+                }
+                CoordinationUpdate::Overdue => m.line(&format!(
+                    "**{unit_md}** 未在期限内答复协调请求，视为拒不配合，已提请督办专员书面督办。"
+                )),
+                CoordinationUpdate::Supervised { number, due } => {
+                    m.line(&format!(
+                        "区12345热线已对 **{unit_md}** 签发书面督办（第 {number} 号）。"
+                    ));
+                    if let Some(due) = due {
+                        m.due("该单位答复期限", due, calendar);
+                    }
+                }
+            }
+            m.line("其他单位的联系人齐备后将一并发给您。");
+            m.next("查看进度", &[cmd(Verb::Query, t)]);
+            "协办进展"
         }
         Message::DecisionReopened {
             withdrawn,
@@ -449,19 +545,20 @@ fn body(
                 Phase::Half => "已过半",
                 Phase::Start => "请立即开始（绿色通道即时研判，不等工作时间）",
             };
+            // The green channel's time left is wall-clock time (it runs at any hour).
+            let left = if case.green_channel {
+                elapsed(*remaining_minutes)
+            } else {
+                working_time_in(*remaining_minutes, calendar)
+            };
             m.line(&format!(
-                "**第 {count} 次提醒**：“{}”{when}，剩余 {}。",
+                "**第 {count} 次提醒**：“{}”{when}，剩余 {left}。",
                 md_text(&clock.label()),
-                working_time(*remaining_minutes)
             ));
             m.due(&clock.label(), due, calendar);
             m.next("请及时办理", &next_for_clock(clock, t));
             // DingTalk drops identical repeats: the count and remaining time are in the title.
-            return format!(
-                "第{count}次提醒：{}（剩余{}）",
-                clock.label(),
-                working_time(*remaining_minutes)
-            );
+            return format!("第{count}次提醒：{}（剩余{left}）", clock.label());
         }
         Message::Breach { clock, due } => {
             m.line(&format!(
@@ -693,22 +790,47 @@ fn supervision_draft(
         SupervisionGround::Overdue => {
             let due = case
                 .request(unit)
-                .map(|r| format!("（答复期限 {}）", calendar.display(r.due)))
-                .unwrap_or_default();
+                .map(|r| format!("答复期限 {} ", calendar.display(r.due)))
+                .unwrap_or_else(|| "答复期限".to_string());
             Some(format!(
-                "{unit}未在期限内答复本工单联合调处协作请求{due}，请于收到督办后立即明确联系人、到岗履职，{consequence}。"
+                "{unit}未在{due}前答复本工单联合调处协作请求，请于收到督办后立即明确联系人、到岗履职，{consequence}。"
             ))
         }
         SupervisionGround::HandlingOverdue => {
             let due = case
                 .clock(&ClockKind::Handling)
-                .map(|c| format!("（办结期限 {}）", calendar.display(c.due)))
+                .map(|c| format!(" {}", calendar.display(c.due)))
                 .unwrap_or_default();
             Some(format!(
                 "本工单联合处置已超过办结期限{due}，请{unit}牵头立即办结并反馈办理结果，{consequence}。"
             ))
         }
-        SupervisionGround::Insisted => None,
+        SupervisionGround::Insisted => {
+            // Principle 6: drafted from the objection and the inspector's reason, not blank.
+            let request = case.request(unit)?;
+            let objection = request
+                .objection
+                .as_ref()
+                .map(|o| format!("（{}）", excerpt(&mask_phones(&o.reason), 40)))
+                .unwrap_or_default();
+            let reason = request
+                .insist_reason
+                .as_ref()
+                .map(|r| format!("，理由：{}", excerpt(&mask_phones(r), 60)))
+                .unwrap_or_default();
+            Some(format!(
+                "{unit}对本工单联合调处协作请求提出的异议{objection}经质检专员研判未予采纳{reason}。请于收到督办后明确联系人、到岗履职，{consequence}。"
+            ))
+        }
+    }
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    } else {
+        text.to_string()
     }
 }
 
@@ -909,6 +1031,8 @@ fn next_for_clock(clock: &ClockKind, t: &str) -> Vec<String> {
         ClockKind::GreenCoordination => vec![cmd(Verb::Query, t)],
         ClockKind::UnitResponse { .. } => vec![cmd(Verb::Accept, t), cmd(Verb::Object, t)],
         ClockKind::Handling => vec![cmd(Verb::Complete, t)],
+        ClockKind::SupervisedResponse { .. } => vec![cmd(Verb::Accept, t)],
+        ClockKind::CityAnswer => vec![cmd(Verb::CityOutcome, t)],
     }
 }
 
@@ -917,6 +1041,23 @@ pub(crate) fn ground_label(ground: SupervisionGround) -> &'static str {
         SupervisionGround::Insisted => "对协作需求有异议，经研判未予采纳",
         SupervisionGround::Overdue => "未在期限内答复协调请求（视为拒不配合）",
         SupervisionGround::HandlingOverdue => "联合处置超过办结期限",
+    }
+}
+
+/// Working time left, phone-sized: `约 5 个工作日` from a working day up (a working day is the
+/// calendar's working minutes per day), else as [`working_time`].
+pub(crate) fn working_time_in(minutes: i64, calendar: &Calendar) -> String {
+    let per_day: i64 = calendar
+        .hours()
+        .periods()
+        .iter()
+        .map(|p| i64::from(p.end_minute()) - i64::from(p.start_minute()))
+        .sum();
+    if per_day > 0 && minutes >= per_day {
+        let days = (minutes + per_day / 2) / per_day;
+        format!("约 {days} 个工作日")
+    } else {
+        working_time(minutes)
     }
 }
 

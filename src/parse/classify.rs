@@ -15,8 +15,12 @@ use super::text::{fold_width, is_space};
 /// Shortest and longest digit run after `DH` (SPEC.md → Parsing).
 const TICKET_DIGITS: std::ops::RangeInclusive<usize> = 6..=20;
 
+/// What may open a remark after a ticket number (NFKC has already folded full-width forms).
+const REMARK_OPENERS: &str = "([【〔《<{,;、/|:";
+
 /// A 工单编号 value, normalised: NFKC (full-width → ASCII), upper case, whitespace removed and
-/// trailing punctuation dropped. `Ok` holds `DH` + 6–20 digits.
+/// trailing punctuation dropped; a remark after the number is ignored. `Ok` holds `DH` + 6–20
+/// digits.
 pub(crate) fn ticket_no(raw: &str) -> Result<String, ()> {
     let mut t: String = raw
         .nfkc()
@@ -27,6 +31,16 @@ pub(crate) fn ticket_no(raw: &str) -> Result<String, ()> {
         t.pop();
     }
     let digits = t.strip_prefix("DH").ok_or(())?;
+    // A remark after the number, as the template is pasted in practice
+    // ("DH2026…（关联工单：DH2025…）"): the first number is the ticket, the remark is ignored.
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let digits = match digits[end..].chars().next() {
+        Some(c) if REMARK_OPENERS.contains(c) => &digits[..end],
+        _ => digits,
+    };
+    let t = format!("DH{digits}");
     let valid = TICKET_DIGITS.contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
     if valid { Ok(t) } else { Err(()) }
 }

@@ -30,6 +30,8 @@ use crate::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub enum Command {
     /// 帮助: the command list.
     Help,
+    /// 帮助 全部: every command with examples.
+    HelpAll,
     /// 模板: the application template.
     Template,
     /// 查询: the case's timeline and running clocks.
@@ -296,8 +298,8 @@ pub static COMMANDS: [Syntax; 31] = [
         verb: Verb::Insist,
         word: "坚持",
         aliases: &[],
-        form: "坚持 DH… 单位",
-        example: "坚持 DH2026110300017 区住建局",
+        form: "坚持 DH… 单位 不采纳理由",
+        example: "坚持 DH2026110300017 区住建局 项目审批资料由住建局保管，须由其核查",
         who: "质检专员",
         does: "不采纳异议，继续请该单位协办（转书面督办）",
     },
@@ -509,6 +511,10 @@ fn parse_args(
 ) -> Result<Command, CommandError> {
     let act = |ticket_no: String, input: Input| Ok(Command::Act { ticket_no, input });
     match syntax.verb {
+        // `帮助 全部`: every command; plain 帮助 lists the sender's own (principle 8).
+        Verb::Help if matches!(trim_separators(rest), "全部" | "所有" | "全部命令") => {
+            Ok(Command::HelpAll)
+        }
         Verb::Help => Ok(Command::Help),
         Verb::Template => Ok(Command::Template),
         Verb::Dashboard => Ok(Command::Dashboard),
@@ -629,8 +635,19 @@ fn parse_args(
         }
         Verb::Insist => {
             let (t, args) = ticket(syntax, rest)?;
-            let unit = unit_arg(syntax, strip_label(args, &["单位"]), units)?;
-            act(t, Input::Insist { unit })
+            // The unit, then the reason the objection is not upheld (optional).
+            let args = strip_label(args.trim_start_matches(is_separator), &["单位"]);
+            let (who, reason) = match args.find(is_separator) {
+                Some(i) => (&args[..i], &args[i..]),
+                None => (args, ""),
+            };
+            let unit = unit_arg(syntax, who, units)?;
+            let reason = trim_separators(strip_label(
+                trim_separators(reason),
+                &["不采纳理由", "理由", "原因"],
+            ))
+            .to_string();
+            act(t, Input::Insist { unit, reason })
         }
         Verb::Supervise => {
             let (t, args) = ticket(syntax, rest)?;
@@ -895,7 +912,9 @@ fn asks(
             match mention {
                 Mention::Unit(u) if !units.is_hotline(u) => named.push(units.name(u).to_string()),
                 Mention::Unit(u) => unresolved.push(units.name(u).to_string()),
-                Mention::Generic(g) | Mention::CityLevel(g) => unresolved.push(g),
+                Mention::Generic(g) | Mention::CityLevel(g) | Mention::Unknown(g) => {
+                    unresolved.push(g)
+                }
             }
         }
         if let Some(first) = unresolved.first() {
@@ -1032,6 +1051,25 @@ fn acceptance(syntax: &Syntax, args: &str) -> Result<Input, CommandError> {
     if !lead.is_empty() {
         for part in lead.split(|c: char| is_space(c) || matches!(c, ',' | '，' | ';' | '；')) {
             if part.is_empty() {
+                continue;
+            }
+            // A label people write without its colon (`联系人张丽`, `电话139…`, `协助现场核查`):
+            // the rest of the part is that value.
+            let bare = ACCEPT_LABELS.iter().find_map(|(label, key)| {
+                let value = trim_separators(part.strip_prefix(label)?);
+                (!value.is_empty()).then_some((*key, value))
+            });
+            if let Some((key, value)) = bare {
+                let slot = match key {
+                    AcceptField::Name => &mut name,
+                    AcceptField::Position => &mut position,
+                    AcceptField::Phone => &mut phone,
+                    AcceptField::Help => &mut help,
+                };
+                if slot.is_some() {
+                    return Err(error(syntax, format!("“{}”写了两次。", accept_label(key))));
+                }
+                *slot = Some(value.to_string());
                 continue;
             }
             if phone.is_none() && normalize_phone(part).is_some() {

@@ -302,7 +302,7 @@ fn first_member<'a>(units: &'a UnitMatcher, value: &str) -> FirstUnit<'a> {
         match mention {
             Mention::Unit(u) if units.is_hotline(u) => return FirstUnit::Hotline(units.name(u)),
             Mention::Unit(u) => return FirstUnit::Member(units.name(u)),
-            Mention::CityLevel(_) => return FirstUnit::Unknown,
+            Mention::CityLevel(_) | Mention::Unknown(_) => return FirstUnit::Unknown,
             Mention::Generic(_) => {}
         }
     }
@@ -329,7 +329,9 @@ fn read_coordination(app: &mut Application, units: &UnitMatcher, value: &str) {
                     app.requested_units.push(name.to_string());
                 }
             }
-            Mention::Generic(g) => unresolved(app, g),
+            // Principle: never drop what someone wrote — a name not in the roster is kept for
+            // the receipt to name back with suggestions and for the inspector to resolve.
+            Mention::Generic(g) | Mention::Unknown(g) => unresolved(app, g),
             Mention::CityLevel(c) => {
                 app.city_level = true;
                 unresolved(app, c);

@@ -116,6 +116,9 @@ pub(crate) enum Mention {
     Generic(String),
     /// A city-level or cross-county body, as written with its place name (临泽县交通运输局).
     CityLevel(String),
+    /// A name shaped like a unit (ending in 局, 街道, 镇…) that matches nothing in the roster
+    /// (卫键局, a typo): kept so it is named back with suggestions, never silently dropped.
+    Unknown(String),
 }
 
 /// Built once from the roster: Aho-Corasick (`MatchKind::LeftmostLongest`) over canonical names
@@ -223,6 +226,22 @@ impl UnitMatcher {
         }
         scan_gap(&s, gap_from, s.len(), &mut out);
         out
+    }
+
+    /// For a mention the application kept unresolved: the member units it may mean when it is
+    /// an unknown unit-shaped name (卫键局 → 区卫健局), `None` when it is generic wording or a
+    /// city-level body (those are the inspector's or the city's to resolve, not typos).
+    pub fn unknown_unit_suggestions(&self, mention: &str) -> Option<Vec<String>> {
+        match self.scan(mention).as_slice() {
+            [Mention::Unknown(_)] => Some(self.suggest(mention)),
+            _ => None,
+        }
+    }
+
+    /// Whether a mention the application kept unresolved is a city-level or cross-county body
+    /// (市交通运输局, 临泽县).
+    pub fn is_city_level(&self, mention: &str) -> bool {
+        matches!(self.scan(mention).as_slice(), [Mention::CityLevel(_)])
     }
 
     /// Up to three member units `written` may mean, best first: the member a named subordinate
@@ -375,10 +394,70 @@ fn ordinary_word(s: &str, p: usize, c: char) -> bool {
     }
 }
 
+/// Endings of unit-shaped names for [`scan_unknown`]; longer ones first. Companies, hospitals
+/// and schools are left out: in 需协调部门及事由 they are what the case is about (督促物业公司),
+/// rarely a unit to task.
+const UNKNOWN_SUFFIXES: [&str; 10] = [
+    "办公室",
+    "派出所",
+    "司法所",
+    "街道",
+    "大队",
+    "中心",
+    "分局",
+    "局",
+    "委",
+    "镇",
+];
+
+/// Characters before 局 that make an ordinary word (结局, 布局, 格局, 大局…), not a unit.
+const NOT_UNIT_BEFORE_JU: &str = "结布格僵全当大时饭赌棋开终残骗败困平变定";
+
+/// Characters before 镇 that make an ordinary word (城镇, 乡镇, 重镇…).
+const NOT_UNIT_BEFORE_ZHEN: &str = "城乡重坐";
+
+/// Unit-shaped names in `s[from..to]` that no roster name, generic word or city-level scope
+/// covered: a run of at least three Han characters, back from an [`UNKNOWN_SUFFIXES`] ending to
+/// a verb, connective or punctuation (as place names are walked back). 委 and 镇 count only
+/// when the word ends there (委托, 镇上 are not units).
+fn scan_unknown(s: &str, from: usize, to: usize, out: &mut Vec<Mention>) {
+    let mut p = from;
+    let mut floor = from;
+    while p < to {
+        let Some(c) = s[p..to].chars().next() else {
+            break;
+        };
+        let hit = UNKNOWN_SUFFIXES
+            .iter()
+            .find(|x| s[p..to].starts_with(*x))
+            .map(|x| p + x.len());
+        let Some(end) = hit else {
+            p += c.len_utf8();
+            continue;
+        };
+        let prev = s[floor..p].chars().next_back();
+        let follower = s[end..to].chars().next();
+        let word_ends = follower.is_none_or(|f| !is_han(f) || STOPS.contains(f));
+        let ordinary = match c {
+            '局' => prev.is_some_and(|x| NOT_UNIT_BEFORE_JU.contains(x)),
+            '镇' => !word_ends || prev.is_some_and(|x| NOT_UNIT_BEFORE_ZHEN.contains(x)),
+            '委' => !word_ends || prev == Some('原'),
+            _ => false,
+        };
+        let start = walk_back(s, p, floor);
+        if !ordinary && s[start..end].chars().count() >= 3 {
+            out.push(Mention::Unknown(s[start..end].to_string()));
+            floor = end;
+        }
+        p = end;
+    }
+}
+
 /// City-level or cross-county bodies in `s[from..to]` that no roster name covers: 市/省/县
 /// followed by an organisation ending (省住建厅, 市级部门), or a place name ending in 县/市/省
-/// on its own (临泽县).
+/// on its own (临泽县); unit-shaped names between them are [`Mention::Unknown`].
 fn scan_gap(s: &str, from: usize, to: usize, out: &mut Vec<Mention>) {
+    let mut plain = from;
     let mut p = from;
     while p < to {
         let Some(c) = s[p..to].chars().next() else {
@@ -398,12 +477,15 @@ fn scan_gap(s: &str, from: usize, to: usize, out: &mut Vec<Mention>) {
         });
         match end {
             Some(end) => {
+                scan_unknown(s, plain, start.max(plain), out);
                 out.push(Mention::CityLevel(s[start..end].to_string()));
                 p = end;
+                plain = end;
             }
             None => p = next,
         }
     }
+    scan_unknown(s, plain, to, out);
 }
 
 /// The end of an organisation name starting at `i` (within `to`): the first
@@ -439,6 +521,7 @@ mod tests {
                 Mention::Unit(u) => m.name(u).to_string(),
                 Mention::Generic(g) => format!("?{g}"),
                 Mention::CityLevel(c) => format!("^{c}"),
+                Mention::Unknown(n) => format!("!{n}"),
             })
             .collect()
     }
@@ -491,6 +574,26 @@ mod tests {
             ["^省住建厅", "^市级部门", "^临泽县", "^民乐县人民政府"]
         );
         assert!(describe(&m, "夜市、超市、城市道路、县道、市民、市场秩序、全市、节省").is_empty());
+    }
+
+    #[test]
+    fn unknown_unit_shaped_names_are_kept() {
+        let m = matcher();
+        assert_eq!(
+            describe(&m, "区住建局核查；卫键局协助现场核查；请区国资局协调企业"),
+            ["区住建局", "!卫键局", "!区国资局"]
+        );
+        assert!(
+            describe(&m, "形成工作格局，委托城镇居民，统筹大局").is_empty(),
+            "{:?}",
+            describe(&m, "形成工作格局，委托城镇居民，统筹大局")
+        );
+        assert_eq!(
+            m.unknown_unit_suggestions("卫键局"),
+            Some(vec!["区卫健局".to_string()])
+        );
+        assert_eq!(m.unknown_unit_suggestions("相关国企"), None);
+        assert_eq!(m.unknown_unit_suggestions("市交通运输局"), None);
     }
 
     #[test]

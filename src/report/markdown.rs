@@ -229,14 +229,11 @@ pub fn brief(report: &Report) -> String {
             report.stories.len()
         );
     }
+    // Principle 8: no server commands in chat; the workbook is on the dashboard, which every
+    // reader of the brief (hotline, group leaders) may open.
     let _ = write!(
         out,
-        "\n完整报表（含分单位、案件清单和证据）：`tiaochu report {} --format xlsx --out 报表.xlsx`",
-        match report.period {
-            super::Period::Month { .. } => format!("--month {}", report.period_key),
-            super::Period::Quarter { .. } => format!("--quarter {}", report.period_key),
-            super::Period::Range { first, last } => format!("--from {first} --to {last}"),
-        }
+        "\n完整报表（含分单位、案件清单和证据）：发送“看板”获取登录链接，在数据看板下载 xlsx"
     );
     out
 }

@@ -82,7 +82,7 @@ impl State {
             State::Submitted => "待认领审核",
             State::UnderReview => "研判中",
             State::Returned => "已退回待补充",
-            State::Independent => "已转独立办理（结案）",
+            State::Independent => "已转独立办理，已结案",
             State::CityEscalated => "已提请市级协调",
             State::Coordinating => "协调中",
             State::JointHandling => "联合处置中",
@@ -233,6 +233,9 @@ pub struct UnitRequest {
     pub objection: Option<Objection>,
     /// When the response deadline passed without an answer.
     pub overdue_since: Option<Timestamp>,
+    /// The inspector's reason for upholding the request (坚持), when given.
+    #[serde(default)]
+    pub insist_reason: Option<String>,
 }
 
 /// Where a coordination request stands. `Accepted` and `Withdrawn` are settled.

@@ -26,6 +26,12 @@ pub enum ClockKind {
     UnitResponse { unit: String },
     /// 五(二): the first unit completes the joint handling.
     Handling,
+    /// 四(三) 书面督办: a unit under written supervision (an upheld objection or no answer)
+    /// answers by the new deadline the supervision sets.
+    SupervisedResponse { unit: String },
+    /// 四(一): the city 12345 coordinates city-level or cross-county units; the district awaits
+    /// its outcome by this deadline (a tracked stage, with reminders like any other).
+    CityAnswer,
 }
 
 impl ClockKind {
@@ -36,6 +42,8 @@ impl ClockKind {
             ClockKind::GreenCoordination => "green_coordination".into(),
             ClockKind::UnitResponse { unit } => format!("unit_response:{unit}"),
             ClockKind::Handling => "handling".into(),
+            ClockKind::SupervisedResponse { unit } => format!("supervised_response:{unit}"),
+            ClockKind::CityAnswer => "city_answer".into(),
         }
     }
 
@@ -47,13 +55,15 @@ impl ClockKind {
             ClockKind::GreenCoordination => "绿色通道协调完成".into(),
             ClockKind::UnitResponse { unit } => format!("{unit}答复协调请求"),
             ClockKind::Handling => "联合处置办结".into(),
+            ClockKind::SupervisedResponse { unit } => format!("{unit}按书面督办答复"),
+            ClockKind::CityAnswer => "市级协调结果反馈".into(),
         }
     }
 
     /// The unit whose duty the clock measures, for unit clocks.
     pub fn unit(&self) -> Option<&str> {
         match self {
-            ClockKind::UnitResponse { unit } => Some(unit),
+            ClockKind::UnitResponse { unit } | ClockKind::SupervisedResponse { unit } => Some(unit),
             _ => None,
         }
     }
@@ -63,10 +73,21 @@ impl ClockKind {
     /// data moves). This is what recomputing a deadline re-derives it from.
     pub fn length(&self, sla: &SlaSettings, green: bool, ticket_deadline: bool) -> Option<Length> {
         Some(match self {
+            // 五(一) 绿色通道: 由质检专员即时开展研判 — the review starts at once, at any hour, so
+            // its hour runs on the wall clock.
+            ClockKind::ReviewStart if green => {
+                Length::WallMinutes(sla.review_start_working_hours.saturating_mul(60))
+            }
             // 五(一) 即收即审.
             ClockKind::ReviewStart => {
                 Length::WorkingMinutes(sla.review_start_working_hours.saturating_mul(60))
             }
+            // 五(一) 绿色通道: the coordination, which follows the decision, is complete within
+            // 1 working day, so the decision cannot be due later than that.
+            ClockKind::Decision if green => Length::WorkingDays(
+                sla.decision_working_days
+                    .min(sla.green_coordination_working_days),
+            ),
             // 四(二).
             ClockKind::Decision => Length::WorkingDays(sla.decision_working_days),
             // 五(一) 绿色通道.
@@ -78,6 +99,15 @@ impl ClockKind {
                 Length::WorkingMinutes(sla.green_unit_response_working_hours.saturating_mul(60))
             }
             ClockKind::UnitResponse { .. } => Length::WorkingDays(sla.unit_response_working_days),
+            // 四(三) 书面督办: the supervised unit gets the same time to answer again.
+            ClockKind::SupervisedResponse { .. } if green => {
+                Length::WorkingMinutes(sla.green_unit_response_working_hours.saturating_mul(60))
+            }
+            ClockKind::SupervisedResponse { .. } => {
+                Length::WorkingDays(sla.unit_response_working_days)
+            }
+            // 四(一) sets no time for the city; `[sla] city_answer_working_days` does.
+            ClockKind::CityAnswer => Length::WorkingDays(sla.city_answer_working_days),
             // 五(二).
             ClockKind::Handling if ticket_deadline => return None,
             ClockKind::Handling => Length::WorkingDays(sla.handling_working_days),
@@ -92,6 +122,8 @@ pub enum Length {
     WorkingDays(u32),
     /// Working minutes inside working periods.
     WorkingMinutes(u32),
+    /// Minutes of wall-clock time (the green channel's review start, 五(一) 即时研判).
+    WallMinutes(u32),
 }
 
 impl Length {
@@ -100,6 +132,19 @@ impl Length {
         match self {
             Length::WorkingDays(n) => calendar.working_days_deadline(started, n),
             Length::WorkingMinutes(n) => calendar.add_working_minutes(started, n),
+            Length::WallMinutes(n) => {
+                let due = started
+                    .checked_add(jiff::SignedDuration::from_mins(i64::from(n)))
+                    .unwrap_or(started);
+                Deadline {
+                    due,
+                    provisional: false,
+                    explanation: format!(
+                        "截止 {}（绿色通道，不分工作时间）",
+                        calendar.display(due)
+                    ),
+                }
+            }
         }
     }
 }
@@ -197,7 +242,11 @@ impl Clock {
         any_hour: bool,
         calendar: &Calendar,
     ) -> Clock {
-        let mut phases = schedule(started, deadline.due, remind_before, any_hour, calendar);
+        let mut phases = if any_hour && kind == ClockKind::ReviewStart {
+            wall_schedule(started, deadline.due)
+        } else {
+            schedule(started, deadline.due, remind_before, any_hour, calendar)
+        };
         if any_hour && kind == ClockKind::ReviewStart && !calendar.is_working_time(started) {
             phases.insert(0, (Phase::Start, started));
         }
@@ -328,6 +377,18 @@ fn schedule(
     for (_, at) in &mut phases {
         *at = fire_time(*at, any_hour, calendar);
     }
+    phases
+}
+
+/// The firing times of a wall-clock clock (the green channel's review start): `half` at half the
+/// wall-clock time and `due` at the deadline.
+fn wall_schedule(started: Timestamp, due: Timestamp) -> Vec<(Phase, Timestamp)> {
+    let mut phases = Vec::new();
+    let half = due.duration_since(started) / 2;
+    if half.is_positive() {
+        phases.push((Phase::Half, started.checked_add(half).unwrap_or(started)));
+    }
+    phases.push((Phase::Due, due));
     phases
 }
 

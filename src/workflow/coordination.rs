@@ -13,7 +13,7 @@ use super::case::{
 };
 use super::clock::ClockKind;
 use super::draft::Draft;
-use super::effect::{Due, Message};
+use super::effect::{CoordinationUpdate, Due, Message};
 use super::event::EventKind;
 use super::input::HelpItem;
 use super::people;
@@ -56,6 +56,7 @@ pub(super) fn accept(
         });
     }
     d.stop_clock(&clock_id);
+    stop_supervised(&mut d, unit);
     let help: Vec<String> = contact.help.iter().map(HelpItem::label).collect();
     d.event(
         EventKind::UnitAccepted,
@@ -126,7 +127,15 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
         to,
         Message::ObjectionRaised {
             unit: unit.to_string(),
-            reason,
+            reason: reason.clone(),
+        },
+    );
+    let first = people::first_unit_side(d.roster(), &d.case);
+    d.notify(
+        first,
+        Message::CoordinationUpdate {
+            unit: unit.to_string(),
+            update: CoordinationUpdate::Objected { reason },
         },
     );
     Ok(d.finish())
@@ -154,6 +163,7 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
         };
     }
     d.stop_clock(&clock_id);
+    stop_supervised(&mut d, unit);
     d.event(
         EventKind::ObjectionWithdrawn,
         Some(unit),
@@ -172,8 +182,9 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
     Ok(d.finish())
 }
 
-/// 坚持: the inspector keeps the request; 四(三) "有异议的…由区12345热线进行书面督办".
-pub(super) fn insist(call: Call, unit: &str) -> Result<Decision, Rejection> {
+/// 坚持: the inspector keeps the request; 四(三) "有异议的…由区12345热线进行书面督办". The
+/// inspector's reason reaches the unit, the supervisor (in the drafted 书面督办) and the first unit.
+pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, Rejection> {
     let (person, request) = deciding_on(call, unit)?;
     match request.status {
         RequestStatus::Objected => {}
@@ -193,12 +204,14 @@ pub(super) fn insist(call: Call, unit: &str) -> Result<Decision, Rejection> {
         .as_ref()
         .map(|o| o.reason.clone())
         .unwrap_or_default();
+    let reason = reason.trim().to_string();
     let mut d = call.draft();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Insisted {
             by: person.id().to_string(),
             at: call.now,
         };
+        r.insist_reason = Some(reason.clone()).filter(|x| !x.is_empty());
     }
     d.event(EventKind::ObjectionUpheld, Some(unit), json!({}));
     let supervisors = people::with_role(d.roster(), Role::Supervisor);
@@ -216,6 +229,15 @@ pub(super) fn insist(call: Call, unit: &str) -> Result<Decision, Rejection> {
         Message::RequestInsisted {
             unit: unit.to_string(),
             objection,
+            reason: reason.clone(),
+        },
+    );
+    let first = people::first_unit_side(d.roster(), &d.case);
+    d.notify(
+        first,
+        Message::CoordinationUpdate {
+            unit: unit.to_string(),
+            update: CoordinationUpdate::Insisted { reason },
         },
     );
     Ok(d.finish())
@@ -286,6 +308,24 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         Some(unit),
         json!({ "number": number, "ground": ground }),
     );
+    // Principle 6: an issued 督办 sets a new answer deadline, reminded and escalated like any
+    // other clock (四(三) 书面督办; the same time to answer as the request had).
+    let due = match ground {
+        SupervisionGround::Insisted | SupervisionGround::Overdue => {
+            stop_supervised(&mut d, unit);
+            let kind = ClockKind::SupervisedResponse {
+                unit: unit.to_string(),
+            };
+            kind.length(d.ctx.sla, d.case.green_channel, false)
+                .map(|l| l.deadline(d.ctx.calendar, d.now))
+                .map(|deadline| {
+                    let shown = Due::from(deadline.clone());
+                    d.start_clock(kind, deadline);
+                    shown
+                })
+        }
+        SupervisionGround::HandlingOverdue => None,
+    };
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
     to.extend(people::inspectors_on_duty(d.roster(), &d.case));
@@ -296,9 +336,26 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
             unit: unit.to_string(),
             content,
             ground,
+            due: due.clone(),
         },
     );
+    if unit != d.case.first_unit {
+        let first = people::first_unit_side(d.roster(), &d.case);
+        d.notify(
+            first,
+            Message::CoordinationUpdate {
+                unit: unit.to_string(),
+                update: CoordinationUpdate::Supervised { number, due },
+            },
+        );
+    }
     Ok(d.finish())
+}
+
+/// Stops the answer clock a 书面督办 set for `unit`: it answered, was withdrawn, or a new 督办
+/// replaces it.
+fn stop_supervised(d: &mut Draft, unit: &str) {
+    d.stop_clocks(|k| matches!(k, ClockKind::SupervisedResponse { unit: u } if u == unit));
 }
 
 /// After an answer or a withdrawal: when every request still in play is accepted, joint handling
@@ -374,10 +431,16 @@ fn start_joint_handling(d: &mut Draft) {
 /// handling method to the inspector, so the case goes back to review with a new decision clock.
 fn reopen_review(d: &mut Draft) {
     d.case.state = State::UnderReview;
-    let deadline = d
-        .ctx
-        .calendar
-        .working_days_deadline(d.now, d.ctx.sla.decision_working_days);
+    // 四(二); on the green channel within its 1 working day (五(一)), as at registration.
+    let days = if d.case.green_channel {
+        d.ctx
+            .sla
+            .decision_working_days
+            .min(d.ctx.sla.green_coordination_working_days)
+    } else {
+        d.ctx.sla.decision_working_days
+    };
+    let deadline = d.ctx.calendar.working_days_deadline(d.now, days);
     let decision_due = Due::from(deadline.clone());
     d.start_clock(ClockKind::Decision, deadline);
     let withdrawn: Vec<String> = match d.case.last_decision().map(|r| &r.kind) {

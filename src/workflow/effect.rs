@@ -88,6 +88,20 @@ pub struct PersonRef {
     pub phone: String,
 }
 
+/// A step on a cooperating unit's request, as the first unit is told of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "update", rename_all = "snake_case")]
+pub enum CoordinationUpdate {
+    /// The unit objected; the inspector decides.
+    Objected { reason: String },
+    /// The inspector upheld the request; written supervision follows.
+    Insisted { reason: String },
+    /// The unit did not answer in time; written supervision follows.
+    Overdue,
+    /// 书面督办 No. `number` was issued, with a new answer deadline.
+    Supervised { number: u32, due: Option<Due> },
+}
+
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "how", rename_all = "snake_case")]
@@ -141,14 +155,21 @@ pub enum Message {
     DecidedIndependent { path_and_basis: String },
     /// To the first unit: returned for more; resubmit the corrected application.
     Returned { reason: String },
-    /// To the first unit: passed to the city 12345.
-    DecidedCity { note: String },
+    /// To the first unit: passed to the city 12345; `due` is when its outcome is expected.
+    DecidedCity {
+        note: String,
+        #[serde(default)]
+        due: Option<Due>,
+    },
     /// To the city 12345 supervisors: a case that needs city-level or cross-county units.
     CityEscalation {
         note: String,
         first_unit: String,
         title: String,
         coordination: String,
+        /// When the district expects the outcome (the CityAnswer clock).
+        #[serde(default)]
+        due: Option<Due>,
     },
     /// To a cooperating unit's leader (the liaisons get the coordination card): the unit is asked
     /// to cooperate (二、组织领导: leaders organise the cooperation their unit is asked for).
@@ -164,8 +185,20 @@ pub enum Message {
     ObjectionRaised { unit: String, reason: String },
     /// To the unit, its leader and the first unit: the inspector dropped the unit from the case.
     RequestWithdrawn { unit: String },
-    /// To the unit and its leader: the inspector keeps the request; written supervision follows.
-    RequestInsisted { unit: String, objection: String },
+    /// To the unit and its leader: the inspector keeps the request, for `reason`; written
+    /// supervision follows.
+    RequestInsisted {
+        unit: String,
+        objection: String,
+        #[serde(default)]
+        reason: String,
+    },
+    /// To the first unit: what became of its request to `unit` (principle 6: the first unit is
+    /// told at each step of an objection or a missed answer).
+    CoordinationUpdate {
+        unit: String,
+        update: CoordinationUpdate,
+    },
     /// To the supervisors: issue written supervision to `unit`.
     SupervisionRequested {
         unit: String,
@@ -177,6 +210,9 @@ pub enum Message {
         unit: String,
         content: String,
         ground: SupervisionGround,
+        /// The new answer deadline the supervision sets (四(三); none for a handling overdue).
+        #[serde(default)]
+        due: Option<Due>,
     },
     /// To the inspector: every requested unit was withdrawn; decide again.
     DecisionReopened {

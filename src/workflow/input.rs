@@ -49,7 +49,12 @@ pub enum Input {
     /// 撤回: the inspector drops an objecting, refusing or overdue unit.
     Withdraw { unit: String },
     /// 坚持: the inspector keeps the request despite the objection (→ written supervision).
-    Insist { unit: String },
+    Insist {
+        unit: String,
+        /// Why the objection is not upheld; it reaches the unit and the supervisor.
+        #[serde(default)]
+        reason: String,
+    },
     /// 督办: written supervision to a unit (四(三)).
     Supervise { unit: String, content: String },
     /// 进展: a progress note from the first unit or a cooperating unit (五(二)).

@@ -139,6 +139,8 @@ fn open_clock_allowed(state: State, kind: &ClockKind) -> bool {
         ),
         ClockKind::UnitResponse { .. } => state == State::Coordinating,
         ClockKind::Handling => state == State::JointHandling,
+        ClockKind::SupervisedResponse { .. } => state == State::Coordinating,
+        ClockKind::CityAnswer => state == State::CityEscalated,
     }
 }
 

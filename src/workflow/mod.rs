@@ -40,7 +40,7 @@ pub use case::{
     State, Supervision, SupervisionGround, TypicalCase, UnitRequest,
 };
 pub use clock::{Clock, ClockKind, ClockState, Length, Phase, Timer, TimerState};
-pub use effect::{ClosedHow, Done, Due, Effect, Message, PersonRef, TimerKind};
+pub use effect::{ClosedHow, CoordinationUpdate, Done, Due, Effect, Message, PersonRef, TimerKind};
 pub use event::{Event, EventKind, SYSTEM_ACTOR};
 pub use input::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub use invariants::check_invariants;
@@ -134,10 +134,14 @@ pub fn transition(
         _ if case.state.is_terminal() => Err(Rejection::new(
             RejectReason::CaseClosed,
             format!(
-                "工单 {} 的联合调处案件 {} 已结案（{}），不再受理“{}”。如有疑问请联系区12345热线。",
+                "工单 {} 的联合调处案件 {} {}，不再受理“{}”。如有疑问请联系区12345热线。",
                 case.ticket_no,
                 case.case_no,
-                case.state.label(),
+                // Principle 8: "已结案（已结案）" said nothing twice; only how it closed.
+                match case.state {
+                    State::Independent => "已结案（由首接单位独立办理）",
+                    _ => "已结案",
+                },
                 input.command()
             ),
         )),
@@ -162,7 +166,7 @@ pub fn transition(
         } => coordination::accept(call, unit, contact_name, position, phone, help),
         Input::Object { unit, reason } => coordination::object(call, unit, reason),
         Input::Withdraw { unit } => coordination::withdraw(call, unit),
-        Input::Insist { unit } => coordination::insist(call, unit),
+        Input::Insist { unit, reason } => coordination::insist(call, unit, reason),
         Input::Supervise { unit, content } => coordination::supervise(call, unit, content),
         Input::Progress { text } => handling::progress(call, text),
         Input::Complete {
@@ -200,7 +204,7 @@ fn acknowledged(mut decision: Decision, input: &Input, actor: &Actor) -> Decisio
         Input::Accept { unit: u, .. } => Done::Accepted { unit: unit(u) },
         Input::Object { unit: u, .. } => Done::Objected { unit: unit(u) },
         Input::Withdraw { unit: u } => Done::Withdrawn { unit: unit(u) },
-        Input::Insist { unit: u } => Done::Insisted { unit: unit(u) },
+        Input::Insist { unit: u, .. } => Done::Insisted { unit: unit(u) },
         Input::Supervise { unit: u, .. } => Done::Supervised { unit: unit(u) },
         Input::Satisfaction { .. } => Done::Satisfaction,
         Input::MarkTypical { .. } => Done::Typical,
@@ -224,7 +228,19 @@ pub fn fire_timers(
     now: Timestamp,
     ctx: &Ctx,
 ) -> Result<Decision, Rejection> {
-    timers::fire_all(system_call(case, now, ctx), keys)
+    timers::fire_all(system_call(case, now, ctx), keys, true)
+}
+
+/// As [`fire_timers`], when lateness means the clock was moved on (the sandbox clock panel),
+/// not that the service was down: every firing is told as if punctual, with no catch-up
+/// message.
+pub fn fire_timers_after_clock_move(
+    case: &Case,
+    keys: &[String],
+    now: Timestamp,
+    ctx: &Ctx,
+) -> Result<Decision, Rejection> {
+    timers::fire_all(system_call(case, now, ctx), keys, false)
 }
 
 /// Counts the running clocks of `case` again on `ctx.calendar` (new holiday data); a no-op

@@ -178,19 +178,29 @@ pub(super) fn escalate_city(call: Call, note: &str) -> Result<Decision, Rejectio
         json!({}),
     );
     d.case.state = State::CityEscalated;
-    // The city coordinates from here; no district clock applies until its outcome is recorded.
+    // The city coordinates from here: the district's own clocks stop, and the city's outcome
+    // becomes a tracked stage (四(一); principle 7) with its own clock and reminders.
     d.stop_all_clocks();
+    let due = ClockKind::CityAnswer
+        .length(d.ctx.sla, d.case.green_channel, false)
+        .map(|l| l.deadline(d.ctx.calendar, d.now));
+    let due = due.map(|deadline| {
+        let shown = Due::from(deadline.clone());
+        d.start_clock(ClockKind::CityAnswer, deadline);
+        shown
+    });
     let app = &d.case.application;
     let escalation = Message::CityEscalation {
         note: note.clone(),
         first_unit: d.case.first_unit.clone(),
         title: app.title.clone(),
         coordination: app.coordination.clone(),
+        due: due.clone(),
     };
     let city = people::with_role(d.roster(), Role::CitySupervisor);
     d.notify(city, escalation);
     let to = people::first_unit_side(d.roster(), &d.case);
-    d.notify(to, Message::DecidedCity { note });
+    d.notify(to, Message::DecidedCity { note, due });
     Ok(d.finish())
 }
 
@@ -230,6 +240,8 @@ pub(super) fn record_city_outcome(call: Call, outcome: &str) -> Result<Decision,
     let mut to = people::first_unit_side(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), &d.case.first_unit));
     to.extend(people::inspectors_on_duty(d.roster(), &d.case));
+    // Principle 7: the city supervisor who coordinated hears how it ended.
+    to.extend(people::with_role(d.roster(), Role::CitySupervisor));
     d.notify(
         to,
         Message::Closed {
@@ -449,6 +461,7 @@ fn request_unit(d: &mut Draft, person: &Person, ask: &CoordinationAsk) {
         status: RequestStatus::Pending,
         objection: None,
         overdue_since: None,
+        insist_reason: None,
     });
     d.event(
         EventKind::UnitRequested,

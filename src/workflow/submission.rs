@@ -290,16 +290,21 @@ fn awaiting_message(d: &Draft) -> Message {
 /// Starts the review of the case's latest version: clocks, review card, receipt, event.
 fn register(d: &mut Draft, kind: EventKind) {
     let (now, sla, calendar) = (d.now, d.ctx.sla, d.ctx.calendar);
-    // 五(一) 即收即审: an inspector starts the review within 1 working hour of receipt.
-    d.start_clock(
-        ClockKind::ReviewStart,
-        calendar.add_working_minutes(now, sla.review_start_working_hours.saturating_mul(60)),
-    );
-    // 四(二): the handling method is decided within 3 working days of receipt.
-    d.start_clock(
-        ClockKind::Decision,
-        calendar.working_days_deadline(now, sla.decision_working_days),
-    );
+    let green = d.case.green_channel;
+    let length = |kind: &ClockKind| {
+        kind.length(sla, green, false)
+            .map(|l| l.deadline(calendar, now))
+    };
+    // 五(一) 即收即审: an inspector starts the review within 1 working hour of receipt; on the
+    // green channel within the hour, at any hour (即时研判).
+    if let Some(deadline) = length(&ClockKind::ReviewStart) {
+        d.start_clock(ClockKind::ReviewStart, deadline);
+    }
+    // 四(二): the handling method is decided within 3 working days of receipt; on the green
+    // channel within the 1 working day the whole coordination has (五(一)).
+    if let Some(deadline) = length(&ClockKind::Decision) {
+        d.start_clock(ClockKind::Decision, deadline);
+    }
     if d.case.green_channel {
         // 五(一) 绿色通道: the whole coordination is complete within 1 working day.
         d.start_clock(

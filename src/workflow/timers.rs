@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::case::{Case, RequestStatus, SupervisionGround};
 use super::clock::{Clock, ClockKind, ClockState, Phase, TimerState};
 use super::draft::Draft;
-use super::effect::{Due, Message};
+use super::effect::{CoordinationUpdate, Due, Message};
 use super::event::EventKind;
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
@@ -34,11 +34,16 @@ use crate::roster::{Role, Roster};
 pub const CATCH_UP_AFTER_MINUTES: i64 = 10;
 
 pub(super) fn fire(call: Call, key: &str) -> Result<Decision, Rejection> {
-    fire_all(call, &[key.to_string()])
+    fire_all(call, &[key.to_string()], true)
 }
 
-/// Fires every pending timer of the case among `keys` that belongs to a running clock.
-pub(super) fn fire_all(call: Call, keys: &[String]) -> Result<Decision, Rejection> {
+/// Fires every pending timer of the case among `keys` that belongs to a running clock. A late
+/// batch is a catch-up only when `downtime_possible` (not after a sandbox clock move).
+pub(super) fn fire_all(
+    call: Call,
+    keys: &[String],
+    downtime_possible: bool,
+) -> Result<Decision, Rejection> {
     let case = call.case;
     if let Who::Person(_) = call.who {
         return Err(Rejection::new(
@@ -96,10 +101,11 @@ pub(super) fn fire_all(call: Call, keys: &[String]) -> Result<Decision, Rejectio
         .flat_map(|(ci, tis)| tis.iter().map(|ti| case.clocks[*ci].timers[*ti].due_at))
         .min()
         .unwrap_or(now);
-    let catch_up = due
-        .iter()
-        .flat_map(|(ci, tis)| tis.iter().map(|ti| case.clocks[*ci].timers[*ti].due_at))
-        .any(|at| late(at) > CATCH_UP_AFTER_MINUTES);
+    let catch_up = downtime_possible
+        && due
+            .iter()
+            .flat_map(|(ci, tis)| tis.iter().map(|ti| case.clocks[*ci].timers[*ti].due_at))
+            .any(|at| late(at) > CATCH_UP_AFTER_MINUTES);
     let late_minutes = now.duration_since(earliest).as_mins().max(0);
     let mut sends = Sends::default();
     for (ci, tis) in due {
@@ -207,7 +213,13 @@ fn remind(
     let clock = &mut d.case.clocks[ci];
     clock.reminders_sent += 1;
     let clock = clock.clone();
-    let remaining = d.ctx.calendar.working_minutes_between(d.now, clock.due);
+    // The green channel runs at any hour (五(一)): its time left is wall-clock time, so a night
+    // reminder never shows "0 minutes" next to a deadline the next morning.
+    let remaining = if d.case.green_channel {
+        clock.due.duration_since(d.now).as_mins()
+    } else {
+        d.ctx.calendar.working_minutes_between(d.now, clock.due)
+    };
     let to = responsible(d.roster(), &d.case, &clock.kind);
     sends.push(
         to,
@@ -270,6 +282,19 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<St
     );
     match &clock.kind {
         ClockKind::UnitResponse { unit } => unit_overdue(d, sends, &clock, unit),
+        // A supervised unit missed the 督办's deadline too: the inspector (who may withdraw it)
+        // and the supervisor (who may supervise again) are told.
+        ClockKind::SupervisedResponse { .. } => {
+            let mut to = people::inspectors_on_duty(d.roster(), &d.case);
+            to.extend(people::with_role(d.roster(), Role::Supervisor));
+            sends.push(
+                to,
+                Message::Breach {
+                    clock: clock.kind.clone(),
+                    due: due.clone(),
+                },
+            );
+        }
         ClockKind::Handling => {
             // SPEC.md → People: the supervisor supervises units that time out.
             let first_unit = d.case.first_unit.clone();
@@ -283,7 +308,10 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<St
             );
         }
         // 书面督办 is addressed to units (四(三)); the hotline's own clocks stop at its head.
-        ClockKind::ReviewStart | ClockKind::Decision | ClockKind::GreenCoordination => {}
+        ClockKind::ReviewStart
+        | ClockKind::Decision
+        | ClockKind::GreenCoordination
+        | ClockKind::CityAnswer => {}
     }
 }
 
@@ -320,6 +348,15 @@ fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &Clock, unit: &str) {
             due: Due::from(clock),
         },
     );
+    // Principle 6: the first unit hears what is happening to its request.
+    let first = people::first_unit_side(d.roster(), &d.case);
+    sends.push(
+        first,
+        Message::CoordinationUpdate {
+            unit: unit.to_string(),
+            update: CoordinationUpdate::Overdue,
+        },
+    );
 }
 
 /// Who must act on a clock.
@@ -329,9 +366,17 @@ fn responsible(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
         ClockKind::ReviewStart | ClockKind::Decision | ClockKind::GreenCoordination => {
             people::inspectors_on_duty(roster, case)
         }
-        ClockKind::UnitResponse { unit } => people::unit_contacts(roster, unit),
+        ClockKind::UnitResponse { unit } | ClockKind::SupervisedResponse { unit } => {
+            people::unit_contacts(roster, unit)
+        }
         // 五(二): the first unit leads the handling.
         ClockKind::Handling => people::unit_contacts(roster, &case.first_unit),
+        // 四(一): the city 12345 answers; the inspector records its outcome.
+        ClockKind::CityAnswer => {
+            let mut to = people::with_role(roster, Role::CitySupervisor);
+            to.extend(people::inspectors_on_duty(roster, case));
+            to
+        }
     }
 }
 
@@ -342,7 +387,14 @@ fn escalation(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
             people::with_role(roster, Role::HotlineHead)
         }
         ClockKind::UnitResponse { unit } => people::unit_leaders(roster, unit),
+        // Already supervised: past the unit's leader to the hotline head (五(四) 考核问责).
+        ClockKind::SupervisedResponse { unit } => {
+            let mut to = people::unit_leaders(roster, unit);
+            to.extend(people::with_role(roster, Role::HotlineHead));
+            to
+        }
         ClockKind::Handling => people::unit_leaders(roster, &case.first_unit),
+        ClockKind::CityAnswer => people::with_role(roster, Role::HotlineHead),
     }
 }
 

@@ -22,7 +22,7 @@ use tiaochu::messages::timeline::render_query;
 use tiaochu::parse::{Application, UnitMatcher, parse_application};
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::scheduler::fire_due;
-use tiaochu::settings::{DingtalkMode, Settings};
+use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{EventRow, OutboxRow, Store, TimerState};
 use tiaochu::workflow::{Actor, Case, Input};
 
@@ -68,7 +68,7 @@ struct Fixture {
 fn fixture_with(calendar_dir: &Path, start: &str, mode: DingtalkMode, group: bool) -> Fixture {
     let roster = roster();
     let calendar = Calendar::load_dir(calendar_dir, WorkingHours::default()).expect("calendar");
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+    let mut settings = crate::support::test_settings();
     settings.dingtalk.mode = mode;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("t.db")).expect("store");
@@ -498,7 +498,7 @@ async fn start_service(
     tiaochu::app::Shutdown,
     tokio::task::JoinHandle<Result<(), tiaochu::app::AppError>>,
 ) {
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+    let mut settings = crate::support::test_settings();
     settings.store.path = db.to_path_buf();
     settings.dingtalk.mode = DingtalkMode::Sandbox;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -325,7 +325,15 @@ fn objection_withdraw_insist_supervise() {
     assert_eq!(
         act("坚持 dh2026110300017 单位：住建局"),
         Input::Insist {
-            unit: "区住建局".into()
+            unit: "区住建局".into(),
+            reason: String::new(),
+        }
+    );
+    assert_eq!(
+        act("坚持 DH2026110300017 住建局 审批资料由住建局保管"),
+        Input::Insist {
+            unit: "区住建局".into(),
+            reason: "审批资料由住建局保管".into(),
         }
     );
     err("撤回 DH2026110300017", Verb::Withdraw, "缺少单位名称");

@@ -14,7 +14,6 @@ use jiff::SignedDuration;
 use serde_json::json;
 use tiaochu::app::{App, Shutdown};
 use tiaochu::clock::{Clock, ManualClock};
-use tiaochu::settings::Settings;
 use tiaochu::store::Store;
 
 use crate::support::spawn_app;
@@ -48,7 +47,7 @@ struct Dash {
 impl Dash {
     async fn start() -> Dash {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = Settings::load_with_env(None, Vec::new()).expect("default settings");
+        let mut settings = crate::support::test_settings();
         settings.store.path = dir.path().join("dashboard.db");
         let clock = Arc::new(ManualClock::new(
             "2026-11-02T09:00:00+08:00".parse().expect("instant"),

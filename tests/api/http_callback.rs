@@ -8,7 +8,7 @@ use reqwest::header::HeaderValue;
 use tiaochu::app::{App, AppError};
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::dingtalk::sign::callback_sign;
-use tiaochu::settings::{DingtalkMode, Secret, Settings};
+use tiaochu::settings::{DingtalkMode, Secret};
 use tiaochu::store::NewOutbound;
 
 use crate::support::{SECRET, START_MS, TestApp, hv, robot_message, spawn_app};
@@ -417,7 +417,7 @@ async fn sandbox_mode_has_no_robot_callback() {
 #[tokio::test]
 async fn http_mode_without_a_secret_does_not_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("defaults");
+    let mut settings = crate::support::test_settings();
     settings.store.path = dir.path().join("t.db");
     settings.dingtalk.mode = DingtalkMode::Http;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -10,6 +10,7 @@ mod clocks;
 mod commands;
 mod conformance_models;
 mod conversation;
+mod conversation_content;
 mod crash;
 mod dashboard;
 mod dingtalk_case;

@@ -10,7 +10,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::messages::card::{card_params, coordination_card, review_card};
-use tiaochu::messages::help::help_text;
+use tiaochu::messages::help::{help_all, help_text};
 use tiaochu::messages::notify::{Rendered, render};
 use tiaochu::messages::timeline::{TimelineEntry, render_query};
 use tiaochu::parse::{Application, Category};
@@ -447,18 +447,28 @@ fn a_green_joint_case_from_receipt_to_close() {
     );
     assert_eq!(card.buttons.len(), 1);
 
-    run.minutes(5)
-        .step(Input::Insist { unit: CG.into() }, INSPECTOR);
+    run.minutes(5).step(
+        Input::Insist {
+            unit: CG.into(),
+            reason: "现场秩序维护属城管职责".into(),
+        },
+        INSPECTOR,
+    );
     has(
         run.one(CG_LIAISON, "request_insisted"),
-        &["继续请求协办", "不属于本单位职责"],
+        &[
+            "继续请求协办",
+            "不属于本单位职责",
+            "不采纳理由：现场秩序维护属城管职责",
+        ],
     );
+    // Principle 6: the supervisor gets the drafted 书面督办, with both reasons, not a blank.
     has(
         run.one(SUPERVISOR, "supervision_requested"),
         &[
             "区城市管理局",
             "经研判未予采纳",
-            "`督办 DH2026110200001 区城市管理局 督办内容`",
+            "`督办 DH2026110200001 区城市管理局 区城市管理局对本工单联合调处协作请求提出的异议（不属于本单位职责）经质检专员研判未予采纳，理由：现场秩序维护属城管职责。",
         ],
     );
     run.minutes(5).step(
@@ -717,7 +727,13 @@ fn every_message_variant_is_rendered_somewhere() {
         },
         CG_LIAISON,
     );
-    green.step(Input::Insist { unit: CG.into() }, INSPECTOR);
+    green.step(
+        Input::Insist {
+            unit: CG.into(),
+            reason: String::new(),
+        },
+        INSPECTOR,
+    );
     green.step(
         Input::Supervise {
             unit: CG.into(),
@@ -800,6 +816,7 @@ fn every_message_variant_is_rendered_somewhere() {
         "request_insisted",
         "supervision_requested",
         "supervision",
+        "coordination_update",
         "decision_reopened",
         "contacts_ready",
         "joint_handling_started",
@@ -823,7 +840,12 @@ fn every_message_variant_is_rendered_somewhere() {
 fn help_lists_commands_for_the_senders_role() {
     let text = help_text(&[Role::Inspector]);
     assert!(text.starts_with("【联合调处助手】"), "{text}");
-    assert!(text.contains("您常用的命令（质检专员）"), "{text}");
-    assert!(text.contains("联合 DH2026110300017 区住建局："), "{text}");
-    assert!(text.contains("发送“模板”"), "{text}");
+    assert!(text.contains("您的命令（质检专员）"), "{text}");
+    assert!(text.contains("联合 DH… 单位：协同方向及重点"), "{text}");
+    assert!(text.contains("帮助 全部"), "{text}");
+    assert!(text.lines().count() <= 12, "{text}");
+    let all = help_all(&[Role::Inspector]);
+    assert!(all.contains("您常用的命令（质检专员）"), "{all}");
+    assert!(all.contains("联合 DH2026110300017 区住建局："), "{all}");
+    assert!(all.contains("发送“模板”"), "{all}");
 }

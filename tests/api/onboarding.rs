@@ -328,6 +328,12 @@ async fn the_head_starts_onboarding_leaders_choose_and_the_head_hears_when_all_a
     let got = c.say("insp-1", "名单进度").await;
     assert!(text(&got, "insp-1").contains("尚未启动"), "{got:#?}");
     let got = c.say(HEAD, "帮助").await;
+    let short = text(&got, HEAD);
+    assert!(
+        short.contains("启动 名单") || short.contains("启动名单"),
+        "{short}"
+    );
+    let got = c.say(HEAD, "帮助 全部").await;
     let help = text(&got, HEAD);
     let mine = help.find("您常用的命令").expect("own commands");
     let others = help.find("其他命令").expect("other commands");

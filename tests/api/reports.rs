@@ -300,6 +300,7 @@ fn seeded() -> World {
         "2026-11-09T16:00:00",
         Input::Insist {
             unit: CG_UNIT.into(),
+            reason: String::new(),
         },
     );
     w.act(

@@ -15,7 +15,7 @@ use tiaochu::app::{App, AppError, Shutdown};
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::dingtalk::sign::callback_sign;
 use tiaochu::roster::{Person, Role};
-use tiaochu::settings::{DingtalkMode, Settings};
+use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{OutboxState, Store, TimerState};
 
 use crate::fake_dingtalk::{FakeDingtalk, Fault};
@@ -71,7 +71,7 @@ pub struct Service {
 
 impl Service {
     pub async fn start(db: &Path, roster: &Path, fake: &FakeDingtalk, at_ms: i64) -> Service {
-        let mut settings = Settings::load_with_env(None, Vec::new()).expect("default settings");
+        let mut settings = crate::support::test_settings();
         settings.store.path = db.to_path_buf();
         settings.roster.path = roster.to_path_buf();
         settings.dingtalk = fake.settings();
@@ -144,7 +144,12 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the service did not settle");
+        let stuck = self
+            .store
+            .read(|r| r.list_outbox(Some(OutboxState::Pending), 20))
+            .await
+            .expect("read");
+        panic!("the service did not settle: {stuck:#?}");
     }
 
     pub async fn stop(self) {

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tiaochu::app::{App, Shutdown};
 use tiaochu::clock::{Clock, ManualClock};
-use tiaochu::settings::Settings;
 
 use crate::support::spawn_app;
 
@@ -47,7 +46,7 @@ struct Sandbox {
 impl Sandbox {
     async fn start() -> Sandbox {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = Settings::load_with_env(None, Vec::new()).expect("default settings");
+        let mut settings = crate::support::test_settings();
         settings.store.path = dir.path().join("sandbox.db");
         let clock = Arc::new(ManualClock::new(
             "2026-11-02T09:00:00+08:00".parse().expect("instant"),
@@ -270,7 +269,7 @@ async fn a_restart_keeps_the_moved_sandbox_clock() {
     let start = |clock: Arc<tiaochu::clock::OffsetClock>| {
         let db = dir.path().join("sandbox.db");
         async move {
-            let mut settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+            let mut settings = crate::support::test_settings();
             settings.store.path = db;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await

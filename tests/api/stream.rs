@@ -17,7 +17,7 @@ use tiaochu::dingtalk::stream::{
     FrameHandler, HandlerFuture, InboxHandler, StreamClient, StreamConfig, StreamState,
     TOPIC_CARD_CALLBACK, TOPIC_ROBOT_MESSAGE,
 };
-use tiaochu::settings::{DingtalkMode, Secret, Settings};
+use tiaochu::settings::{DingtalkMode, Secret};
 use tiaochu::store::{InboxRow, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -111,7 +111,7 @@ async fn start(config: StreamConfig, card_update: Option<Value>) -> Harness {
         calls: AtomicUsize::new(0),
         card_update,
     });
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("defaults");
+    let mut settings = crate::support::test_settings();
     settings.dingtalk.mode = DingtalkMode::Stream;
     settings.dingtalk.api_base = fake.api_base.clone();
     settings.dingtalk.app_key = APP_KEY.into();
@@ -289,7 +289,7 @@ async fn inbox_handler_acks_a_card_callback_with_a_null_response() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("t.db")).expect("store");
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_millis(START_MS));
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("defaults");
+    let mut settings = crate::support::test_settings();
     settings.dingtalk.api_base = fake.api_base.clone();
     settings.dingtalk.app_key = APP_KEY.into();
     settings.dingtalk.app_secret = Secret::new(APP_SECRET);
@@ -535,7 +535,7 @@ async fn stream_mode_service_stores_reports_health_and_closes_on_shutdown() {
 #[tokio::test]
 async fn stream_mode_without_app_key_refuses_to_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("defaults");
+    let mut settings = crate::support::test_settings();
     settings.store.path = dir.path().join("t.db");
     settings.dingtalk.mode = DingtalkMode::Stream;
     settings.dingtalk.app_secret = Secret::new(APP_SECRET);

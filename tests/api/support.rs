@@ -40,11 +40,21 @@ pub struct TestApp {
 }
 
 /// Boots the real server. `overrides` edits the settings after the test defaults are applied.
+/// The built-in settings (the developer's TIAOCHU_* variables must not leak into tests) with the
+/// outbound send budget lifted: a test clock stands still unless a test moves it, so a rolling
+/// one-second window would never refill. The budget's own tests (outbound.rs) set one and move
+/// the clock.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::load_with_env(None, Vec::new()).expect("default settings");
+    settings.outbox.sends_per_second = u32::MAX;
+    settings
+}
+
 pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
     let tempdir = tempfile::tempdir().expect("tempdir");
     let db_path = tempdir.path().join("tiaochu.db");
     // Built-in defaults only: the developer's TIAOCHU_* variables must not leak into tests.
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("default settings");
+    let mut settings = test_settings();
     settings.store.path = db_path.clone();
     settings.dingtalk.mode = DingtalkMode::Http;
     settings.dingtalk.app_secret = Secret::new(SECRET);

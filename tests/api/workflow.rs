@@ -325,7 +325,10 @@ fn withdraw(unit: &str) -> Input {
 }
 
 fn insist(unit: &str) -> Input {
-    Input::Insist { unit: unit.into() }
+    Input::Insist {
+        unit: unit.into(),
+        reason: String::new(),
+    }
 }
 
 fn supervise(unit: &str, content: &str) -> Input {

@@ -12,7 +12,7 @@ use tiaochu::app::App;
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::dingtalk::inbound::CallbackKey;
 use tiaochu::dingtalk::sign::callback_sign;
-use tiaochu::settings::{DingtalkMode, Secret, Settings};
+use tiaochu::settings::{DingtalkMode, Secret};
 use tiaochu::store::{Store, secret_hash};
 
 use crate::conversation::{CG, Chat, INSPECTOR, RS, ZJ};
@@ -599,7 +599,7 @@ async fn an_encrypted_callback_without_a_configured_key_is_refused() {
 
 #[tokio::test]
 async fn a_malformed_callback_aes_key_stops_the_service_from_starting() {
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("defaults");
+    let mut settings = crate::support::test_settings();
     let dir = tempfile::tempdir().expect("tempdir");
     settings.store.path = dir.path().join("t.db");
     settings.dingtalk.mode = DingtalkMode::Http;

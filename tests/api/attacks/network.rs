@@ -665,7 +665,7 @@ async fn a_second_service_through_a_link_to_the_database_is_refused() {
 
 /// Settings for a sandbox app on `listen` with a database in `dir`.
 fn sandbox_settings(dir: &Path, allow_remote: bool) -> Settings {
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("defaults");
+    let mut settings = crate::support::test_settings();
     settings.store.path = dir.join("tiaochu.db");
     settings.dingtalk.mode = DingtalkMode::Sandbox;
     settings.sandbox.allow_remote = allow_remote;

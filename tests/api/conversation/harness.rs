@@ -32,7 +32,7 @@ use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::Engine;
 use tiaochu::inbox::InboxProcessor;
 use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::settings::{DingtalkMode, Settings};
+use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{NewInbound, OutboxState, Store};
 
 pub const RS: &str = "rs-liaison";
@@ -216,7 +216,7 @@ impl Chat {
         let roster = roster(mode);
         let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
             .expect("calendar");
-        let mut settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+        let mut settings = crate::support::test_settings();
         match mode {
             Mode::Sandbox => settings.dingtalk.mode = DingtalkMode::Sandbox,
             Mode::ActionCard => {
