@@ -421,7 +421,7 @@ async fn a_provisional_deadline_is_recomputed_when_next_years_data_is_loaded() {
         ),
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .arg("--config")
         .arg(&config)
         .args(["calendar", "load"])
@@ -478,7 +478,7 @@ async fn a_provisional_deadline_is_recomputed_when_next_years_data_is_loaded() {
 
     // Loading the same file again changes nothing and tells nobody.
     let before = f.outbox().len();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .arg("--config")
         .arg(&config)
         .args(["calendar", "load"])

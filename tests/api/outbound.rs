@@ -6,7 +6,6 @@
 //! and `tiaochu outbox list|retry|dead` through the binary.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1290,11 +1289,10 @@ async fn a_third_of_answers_failing() {
 }
 
 fn tiaochu(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .arg("--config")
         .arg(config)
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("TIAOCHU_DINGTALK__MODE")
         .output()
         .expect("run tiaochu");

@@ -223,10 +223,9 @@ async fn a_backup_taken_under_load_restores_into_a_service_that_carries_on() {
     let backup = {
         let (live_db, copy) = (live_db.clone(), copy.clone());
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+            crate::support::cli()
                 .arg("backup")
                 .arg(&copy)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .env("TIAOCHU_STORE__PATH", &live_db)
                 .output()
                 .expect("run tiaochu backup")

@@ -556,11 +556,10 @@ async fn the_official_python_sdk_acks_the_fakes_robot_message_and_card_callback(
              as .ci/run does into target/conformance-venv)",
             python.display()
         );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "conformance test needs the SDK: {why}"
+        crate::support::skip_or_fail(
+            "the_official_python_sdk_acks_the_fakes_robot_message_and_card_callback",
+            &why,
         );
-        eprintln!("SKIPPED conformance test: {why}");
         return;
     }
 

@@ -249,3 +249,102 @@ pub fn suggestions_not_for(
         })
         .collect()
 }
+
+/// The repository root (`CARGO_MANIFEST_DIR`), for fixtures and the shipped `config/`.
+pub fn repo_root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The built `tiaochu` command, run as an admin would but never on a developer's files. Its
+/// working directory is a fresh scratch directory holding only a link to the repository's
+/// `config/`: the shipped relative paths (`config/roster.toml`, `config/calendar`) resolve, and
+/// the default `[store] path = "tiaochu.db"` lands in the scratch directory instead of the
+/// checkout, where a developer's sandbox database lives. None of the developer's `TIAOCHU_*`
+/// settings or proxies reach it. Every test runs the binary through this (the check is
+/// `cli::every_spawn_of_the_binary_goes_through_the_scratch_directory`).
+///
+/// Dereferences to the [`Command`](std::process::Command); the scratch directory lives as long
+/// as this value, so keep it in a variable while a spawned child runs.
+pub struct Cli {
+    command: std::process::Command,
+    cwd: tempfile::TempDir,
+}
+
+pub fn cli() -> Cli {
+    let cwd = tempfile::Builder::new()
+        .prefix("tiaochu-cwd-")
+        .tempdir()
+        .expect("scratch working directory");
+    std::os::unix::fs::symlink(repo_root().join("config"), cwd.path().join("config"))
+        .expect("link config/ into the scratch directory");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"));
+    command.current_dir(cwd.path());
+    for (key, _) in std::env::vars_os() {
+        let text = key.to_string_lossy();
+        if text.starts_with("TIAOCHU_") || text.to_ascii_lowercase().ends_with("_proxy") {
+            command.env_remove(&key);
+        }
+    }
+    // Fakes listen on loopback: no proxy may capture the child's requests to them.
+    command
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    Cli { command, cwd }
+}
+
+impl Cli {
+    /// The scratch working directory the command runs in.
+    pub fn cwd(&self) -> &std::path::Path {
+        self.cwd.path()
+    }
+}
+
+impl std::ops::Deref for Cli {
+    type Target = std::process::Command;
+    fn deref(&self) -> &Self::Target {
+        &self.command
+    }
+}
+
+impl std::ops::DerefMut for Cli {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.command
+    }
+}
+
+/// Whether this run is CI's (`.ci/run` sets `CI=true`), where a check that cannot run fails.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Where [`skip_or_fail`] records the checks a local run skipped; the `skipped` test target
+/// (tests/skipped.rs), which cargo runs after this binary, prints the ones of the same
+/// `cargo test` at the end of the run.
+pub fn skipped_log() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("skipped-checks.tsv")
+}
+
+/// The one way a cross-check that needs something outside Rust (Python packages, Chromium)
+/// gives up: under CI it fails, since `.ci/run` installs everything; on a developer's machine
+/// it says why on stderr and records the skip, so the end of `cargo test` lists it.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if under_ci() {
+        panic!("{test} must run in CI, but {why}; .ci/run installs what it needs");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    // The lines are keyed by the cargo process that ran the tests, so the summary shows this
+    // run's skips only; a second `cargo test` at the same time appends its own.
+    let cargo = std::os::unix::process::parent_id();
+    let line = format!("{cargo}\t{test}\t{}\n", why.replace(['\t', '\n'], " "));
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(skipped_log())
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!(
+            "(could not record the skip in {}: {e})",
+            skipped_log().display()
+        );
+    }
+}
