@@ -1,5 +1,5 @@
 //! The outbox worker: delivers what the store's `outbox` table holds, at least once, without
-//! ever losing a message or breaking DingTalk's limits (DESIGN.md → "Outbound is at-least-once
+//! ever losing a message or breaking DingTalk's limits (docs/architecture.md → "Outbound is at-least-once
 //! and idempotent"). [`deliver_due`] is the one step — claim due rows under a lease, send them
 //! concurrently, record each outcome — and [`run`] repeats it until shutdown.
 //!

@@ -132,7 +132,7 @@ pub struct HoursSettings {
     pub time_zone: String,
 }
 
-/// Every clock of SPEC.md → Clocks. Units are in the key names.
+/// Every clock of docs/spec.md → Clocks. Units are in the key names.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlaSettings {

@@ -1,5 +1,5 @@
 //! Working hours: the working periods of a working day in local time, and the time zone they are
-//! in. Hour clocks (SPEC.md → Clocks, "start review within 1 working hour") only run inside them.
+//! in. Hour clocks (docs/spec.md → Clocks, "start review within 1 working hour") only run inside them.
 
 use std::fmt;
 

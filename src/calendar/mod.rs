@@ -1,4 +1,4 @@
-//! The working-day calendar behind every clock (SPEC.md → Clocks): working days (Monday–Friday,
+//! The working-day calendar behind every clock (docs/spec.md → Clocks): working days (Monday–Friday,
 //! minus statutory holidays, plus make-up working days, loaded as data per year), working hours,
 //! and deadlines with a Chinese explanation of how they were counted.
 //!

@@ -1,6 +1,6 @@
 //! `tiaochu calendar show|load`: the admin's view of the holiday data and the way to add next
 //! year's without a redeploy. The State Council publishes each schedule in the autumn; until a
-//! year is loaded its deadlines are provisional (SPEC.md → Clocks), and loading it recomputes
+//! year is loaded its deadlines are provisional (docs/spec.md → Clocks), and loading it recomputes
 //! the open deadlines in the database.
 
 use std::collections::BTreeSet;
@@ -173,7 +173,7 @@ fn load(settings: &Settings, file: &Path) -> anyhow::Result<i32> {
     }
 }
 
-/// SPEC.md → Clocks: loading a year's data recomputes the open deadlines. Counts every running
+/// docs/spec.md → Clocks: loading a year's data recomputes the open deadlines. Counts every running
 /// clock of the database's open cases again with the new data (telling the people whose
 /// deadline moved) and stops the weekly "data missing" reminder for that year. The running
 /// service keeps the calendar it started with until restarted; it checks every open deadline

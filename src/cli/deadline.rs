@@ -1,5 +1,5 @@
 //! `tiaochu deadline`: computes one deadline with the configured calendar and working hours, so an
-//! admin or a liaison can check by hand what the service will say (SPEC.md → Clocks).
+//! admin or a liaison can check by hand what the service will say (docs/spec.md → Clocks).
 
 use anyhow::bail;
 use jiff::Timestamp;

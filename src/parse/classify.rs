@@ -12,7 +12,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::Category;
 use super::text::{fold_width, is_space};
 
-/// Shortest and longest digit run after `DH` (SPEC.md → Parsing).
+/// Shortest and longest digit run after `DH` (docs/spec.md → Parsing).
 const TICKET_DIGITS: std::ops::RangeInclusive<usize> = 6..=20;
 
 /// A 工单编号 value, normalised: NFKC (full-width → ASCII), upper case, whitespace removed and

@@ -1,4 +1,4 @@
-//! The monthly post (五(四) 月统计; SPEC.md → Reports): on the first working day of each month at
+//! The monthly post (五(四) 月统计; docs/spec.md → Reports): on the first working day of each month at
 //! `[report] monthly_at` (09:00 by default), the previous month's brief goes as a DingTalk markdown
 //! message to the hotline group (custom robot, when `[dingtalk] group_webhook` is set; otherwise to
 //! the hotline heads) and, with `[report] group_leaders`, to each working-group leader (组长/副组长).
