@@ -190,9 +190,6 @@ impl Calendar {
     }
 
     /// The `[calendar] dir` of the settings, with the `[hours]` working hours.
-    pub fn from_settings(s: &crate::settings::Settings) -> Result<Calendar, CalendarError> {
-        Calendar::load_dir(&s.calendar.dir, WorkingHours::from_settings(&s.hours)?)
-    }
 
     /// Loaded years, ascending.
     pub fn years(&self) -> Vec<i16> {

@@ -135,16 +135,14 @@ pub async fn post_monthly(
 }
 
 /// Posts each month's report once its moment has come (see the module doc); returns when `stop`
-/// turns true. Does nothing when `monthly_at` is not a time (settings validation refuses that).
+/// turns true.
 pub async fn run(
     engine: Engine,
     clock: Arc<dyn Clock>,
     settings: ReportSettings,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(at) = settings.monthly_at_time() else {
-        return;
-    };
+    let at = settings.monthly_at_time();
     let mut posted: Option<String> = None;
     loop {
         if *stop.borrow() {

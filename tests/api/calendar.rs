@@ -518,7 +518,7 @@ fn calendar_load_run_directly_writes_the_year() {
     let code =
         calendar_cmd::run(&settings, &CalendarCommand::Load { file: file.clone() }).expect("load");
     assert_eq!(code, 0);
-    let cal = Calendar::from_settings(&settings).expect("reload");
+    let cal = settings.load_calendar().expect("reload");
     assert_eq!(cal.years(), vec![2027]);
     assert!(!cal.is_working_day(date("2027-01-01")));
     let code = calendar_cmd::run(&settings, &CalendarCommand::Show { year: 2026 }).expect("show");

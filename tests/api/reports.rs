@@ -591,7 +591,7 @@ fn the_notice_order_is_by_unit_then_time() {
 fn the_monthly_post_is_queued_once_per_month() {
     let w = seeded();
     let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
-    let at_time = settings.report.monthly_at_time().expect("09:00");
+    let at_time = settings.report.monthly_at_time();
     // 2026-12-01 is a Tuesday, the first working day of December.
     assert_eq!(
         report::monthly_due(&w.calendar, at("2026-12-15T12:00:00"), at_time),

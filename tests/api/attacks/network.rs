@@ -882,4 +882,9 @@ fn sigterm_stops_the_service_in_order() {
     assert!(stderr.contains("收到停止信号（SIGTERM）"), "{stderr}");
     assert!(stderr.contains("stop signal received"), "{stderr}");
     assert!(stderr.contains("stopped in order"), "{stderr}");
+    // stderr is a pipe here, as under systemd or in a log file: no colour codes.
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a piped log: {stderr:?}"
+    );
 }
