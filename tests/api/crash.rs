@@ -280,12 +280,8 @@ async fn post_callback(
     text: &str,
     at_ms: i64,
 ) -> Option<u16> {
-    let body = json!({
-        "msgtype": "text", "msgId": msg_id, "createAt": at_ms,
-        "conversationType": "1", "conversationId": format!("cid-{from}"),
-        "senderStaffId": from, "senderNick": from, "robotCode": ROBOT_CODE,
-        "text": {"content": format!(" {text}")},
-    });
+    let body = crate::support::robot_text(msg_id, from, &format!(" {text}"), at_ms)
+        .with("robotCode", ROBOT_CODE);
     let timestamp = at_ms.to_string();
     http.post(format!("{base}/dingtalk/robot"))
         .header("content-type", "application/json; charset=utf-8")

@@ -1,6 +1,9 @@
-//! Shared helpers for the HTTP tests: [`spawn_app`] boots the real server on 127.0.0.1:0 with a
-//! temporary database, DingTalk mode `http`, a known app secret and a manual clock, and the
-//! returned [`TestApp`] signs and posts robot callbacks with reqwest.
+//! Shared helpers of the integration tests. [`spawn_app`] boots the real server on 127.0.0.1:0
+//! with a temporary database, DingTalk mode `http`, a known app secret and a manual clock, and the
+//! returned [`TestApp`] signs and posts robot callbacks with reqwest. [`world`] builds the roster,
+//! calendar and engine a test drives in-process, and [`robot_text`] the messages it sends.
+//! [`cli`] runs the built binary in a scratch directory, and [`skip_or_fail`] is the one rule for
+//! a cross-check that cannot run.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,17 +82,11 @@ pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// A text robot message (§1.3 shape) with the given id and content.
 pub fn robot_message(msg_id: &str, text: &str) -> String {
-    serde_json::json!({
-        "msgtype": "text",
-        "msgId": msg_id,
-        "createAt": START_MS,
-        "conversationType": "1",
-        "conversationId": "cidTest==",
-        "senderStaffId": "user001",
-        "senderNick": "测试联络员",
-        "text": { "content": text },
-    })
-    .to_string()
+    robot_text(msg_id, "user001", text, START_MS)
+        .with("conversationId", "cidTest==")
+        .with("senderNick", "测试联络员")
+        .without("robotCode")
+        .to_string()
 }
 
 impl TestApp {
@@ -188,7 +185,7 @@ pub fn write_roster(
     extra: Vec<tiaochu::roster::Person>,
 ) -> PathBuf {
     use tiaochu::roster::{Person, Roster};
-    let shipped = Roster::load(std::path::Path::new("config/roster.toml")).expect("roster");
+    let shipped = shipped_roster();
     let mut people: Vec<Person> = shipped
         .people()
         .iter()
@@ -346,5 +343,270 @@ pub fn skip_or_fail(test: &str, why: &str) {
             "(could not record the skip in {}: {e})",
             skipped_log().display()
         );
+    }
+}
+
+/// The shipped roster file, the base of every test roster.
+pub fn shipped_roster() -> tiaochu::roster::Roster {
+    tiaochu::roster::Roster::load(&repo_root().join("config/roster.toml")).expect("shipped roster")
+}
+
+/// The holiday files of `dir` in the default working hours.
+pub fn calendar_in(dir: &std::path::Path) -> tiaochu::calendar::Calendar {
+    tiaochu::calendar::Calendar::load_dir(dir, tiaochu::calendar::WorkingHours::default())
+        .expect("calendar")
+}
+
+/// The built-in settings, with none of the developer's `TIAOCHU_*` variables.
+pub fn default_settings() -> Settings {
+    Settings::load_with_env(None, Vec::new()).expect("default settings")
+}
+
+/// The seed application of the mechanism's Attachment 2 (`001-seed-template.txt`) for `ticket`.
+pub fn seed_application_text(ticket: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures/applications/001-seed-template.txt"))
+        .expect("seed application")
+        .replace("DH2026110300017", ticket)
+}
+
+/// `text` read by the robot's parser against `roster`; it must be a complete application.
+pub fn complete_application(
+    roster: &tiaochu::roster::Roster,
+    text: &str,
+) -> tiaochu::parse::Application {
+    let app = tiaochu::parse::parse_application(text, &tiaochu::parse::UnitMatcher::new(roster));
+    assert!(app.ok, "{:?}", app.errors);
+    app
+}
+
+/// One test world: the shipped roster with the people and units a test adds, a holiday
+/// calendar and the default settings — and, when built, a temporary database and the engine on
+/// it. Replaces the set-up each test module used to repeat:
+///
+/// ```ignore
+/// let w = world().liaison("王联络", "区人社局", RS).build();
+/// w.engine.handle_blocking(…);
+/// ```
+#[derive(Clone)]
+pub struct WorldBuilder {
+    people: Vec<tiaochu::roster::Person>,
+    units: Vec<tiaochu::roster::Unit>,
+    calendar_dir: PathBuf,
+    mode: DingtalkMode,
+    group_digest: bool,
+    leader_confirmation: bool,
+}
+
+pub fn world() -> WorldBuilder {
+    WorldBuilder {
+        people: Vec::new(),
+        units: Vec::new(),
+        calendar_dir: repo_root().join("config/calendar"),
+        mode: DingtalkMode::Sandbox,
+        group_digest: false,
+        leader_confirmation: false,
+    }
+}
+
+impl WorldBuilder {
+    /// Adds a liaison (title 科员, no phone) of `unit` with DingTalk id `id`.
+    pub fn liaison(self, name: &str, unit: &str, id: &str) -> WorldBuilder {
+        self.person(tiaochu::roster::Person::new(
+            name,
+            unit,
+            "科员",
+            vec![tiaochu::roster::Role::Liaison],
+            id,
+            "",
+        ))
+    }
+
+    /// Adds anyone.
+    pub fn person(mut self, person: tiaochu::roster::Person) -> WorldBuilder {
+        self.people.push(person);
+        self
+    }
+
+    /// Adds a unit to the shipped ones.
+    pub fn unit(mut self, unit: tiaochu::roster::Unit) -> WorldBuilder {
+        self.units.push(unit);
+        self
+    }
+
+    /// Counts working days with the holiday files of `dir` instead of the shipped ones.
+    pub fn calendar_dir(mut self, dir: &std::path::Path) -> WorldBuilder {
+        self.calendar_dir = dir.to_path_buf();
+        self
+    }
+
+    /// The DingTalk mode the engine renders messages for (sandbox by default).
+    pub fn mode(mut self, mode: DingtalkMode) -> WorldBuilder {
+        self.mode = mode;
+        self
+    }
+
+    /// Whether the hotline's digests go to the group (`Engine::with_group_digest`).
+    pub fn group_digest(mut self, on: bool) -> WorldBuilder {
+        self.group_digest = on;
+        self
+    }
+
+    /// `[workflow] require_leader_confirmation`.
+    pub fn leader_confirmation(mut self, on: bool) -> WorldBuilder {
+        self.leader_confirmation = on;
+        self
+    }
+
+    /// The roster: the shipped file with the added units and people.
+    pub fn roster(&self) -> tiaochu::roster::Roster {
+        let shipped = shipped_roster();
+        let mut units = shipped.units().to_vec();
+        units.extend(self.units.iter().cloned());
+        let mut people = shipped.people().to_vec();
+        people.extend(self.people.iter().cloned());
+        tiaochu::roster::Roster::from_parts(units, people)
+    }
+
+    /// The pure core's inputs only (roster, calendar, clock lengths), for tests that call
+    /// `workflow::transition` and the renderers directly.
+    pub fn core(&self) -> Core {
+        Core {
+            roster: self.roster(),
+            calendar: calendar_in(&self.calendar_dir),
+            sla: default_settings().sla,
+        }
+    }
+
+    /// A temporary database and the engine on it.
+    pub fn build(self) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let roster = self.roster();
+        let (store, engine) = self.engine_on(&dir.path().join("t.db"), &roster);
+        World {
+            calendar: calendar_in(&self.calendar_dir),
+            settings: self.settings(),
+            dir,
+            store,
+            engine,
+            roster,
+            builder: self,
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        let mut settings = default_settings();
+        settings.dingtalk.mode = self.mode;
+        settings
+    }
+
+    fn engine_on(
+        &self,
+        db: &std::path::Path,
+        roster: &tiaochu::roster::Roster,
+    ) -> (Store, tiaochu::engine::Engine) {
+        let settings = self.settings();
+        let store = Store::open(db).expect("store");
+        let engine = tiaochu::engine::Engine::new(
+            store.clone(),
+            Arc::new(roster.clone()),
+            Arc::new(calendar_in(&self.calendar_dir)),
+            settings.sla,
+            tiaochu::dispatch::Dispatch::from_settings(
+                &settings.dingtalk,
+                tiaochu::card_secrets::CardSecrets::ephemeral(),
+            ),
+        )
+        .with_group_digest(self.group_digest)
+        .with_leader_confirmation(self.leader_confirmation);
+        (store, engine)
+    }
+}
+
+/// What the pure workflow needs: see [`WorldBuilder::core`].
+pub struct Core {
+    pub roster: tiaochu::roster::Roster,
+    pub calendar: tiaochu::calendar::Calendar,
+    pub sla: tiaochu::settings::SlaSettings,
+}
+
+/// A built world: see [`WorldBuilder`].
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub engine: tiaochu::engine::Engine,
+    /// The roster the engine started with.
+    pub roster: tiaochu::roster::Roster,
+    pub calendar: tiaochu::calendar::Calendar,
+    pub settings: Settings,
+    builder: WorldBuilder,
+}
+
+impl World {
+    /// A restart: a new store handle and engine on the same database, built as before.
+    pub fn restart(&mut self) {
+        let (store, engine) = self
+            .builder
+            .engine_on(&self.dir.path().join("t.db"), &self.roster);
+        self.store = store;
+        self.engine = engine;
+    }
+
+    /// The seed application for `ticket`, parsed against this world's roster.
+    pub fn seed_application(&self, ticket: &str) -> tiaochu::parse::Application {
+        complete_application(&self.roster, &seed_application_text(ticket))
+    }
+}
+
+/// A text robot message as DingTalk delivers it (protocol §1.3): a 1:1 chat by default, sent by
+/// `from` (also its nick and conversation `cid-<from>`) through the robot `ding-robot`.
+#[derive(Debug, Clone)]
+pub struct RobotText(serde_json::Value);
+
+pub fn robot_text(msg_id: &str, from: &str, text: &str, at_ms: i64) -> RobotText {
+    RobotText(serde_json::json!({
+        "msgtype": "text",
+        "msgId": msg_id,
+        "createAt": at_ms,
+        "conversationType": "1",
+        "conversationId": format!("cid-{from}"),
+        "senderStaffId": from,
+        "senderNick": from,
+        "robotCode": "ding-robot",
+        "text": { "content": text },
+    }))
+}
+
+impl RobotText {
+    /// Sets or replaces one field (`senderNick`, `robotCode`, `conversationId`, …).
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> RobotText {
+        self.0[key] = value.into();
+        self
+    }
+
+    /// Removes one field, for a message DingTalk sends without it.
+    pub fn without(mut self, key: &str) -> RobotText {
+        if let Some(fields) = self.0.as_object_mut() {
+            fields.remove(key);
+        }
+        self
+    }
+
+    /// Sent in the group `conversation` with @robot and @ each of `mentioned` (staff ids), as
+    /// DingTalk lists them in `atUsers`: the robot's own entry, without a staff id, first.
+    pub fn in_group(mut self, conversation: &str, mentioned: &[&str]) -> RobotText {
+        let mut at_users = vec![serde_json::json!({"dingtalkId": "$:LWCP_v1:$robot"})];
+        at_users.extend(mentioned.iter().map(
+            |id| serde_json::json!({"dingtalkId": format!("$:LWCP_v1:${id}"), "staffId": id}),
+        ));
+        self.0["conversationType"] = "2".into();
+        self.0["conversationId"] = conversation.into();
+        self.0["atUsers"] = at_users.into();
+        self
+    }
+}
+
+impl std::fmt::Display for RobotText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
