@@ -189,8 +189,6 @@ impl Calendar {
         Calendar::new(years, hours)
     }
 
-    /// The `[calendar] dir` of the settings, with the `[hours]` working hours.
-
     /// Loaded years, ascending.
     pub fn years(&self) -> Vec<i16> {
         self.years.keys().copied().collect()
