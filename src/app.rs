@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::calendar::{Calendar, CalendarError};
+use crate::calendar::CalendarError;
 use crate::card_secrets::CardSecrets;
 use crate::cards::CardStreamHandler;
 use crate::clock::Clock;
@@ -166,7 +166,7 @@ impl App {
         // Generated at the first start on this database and kept in it ever after.
         let card_secrets = CardSecrets::load_or_create(&store, clock.now())?;
         let roster = Arc::new(Roster::load(&settings.roster.path)?);
-        let calendar = Arc::new(Calendar::from_settings(&settings)?);
+        let calendar = Arc::new(settings.load_calendar()?);
         // The sandbox clock panel's moves survive a restart (see store/sandbox.rs).
         let sandbox_offset = match mode {
             DingtalkMode::Sandbox => store.read_blocking(|r| r.sandbox_offset())?,

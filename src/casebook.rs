@@ -16,7 +16,7 @@ use crate::similar::{self, Hit, IndexDoc, Params, Scope, SimilarCase};
 use crate::store::{ReadTx, Store, StoreError, Tx};
 use crate::workflow::Case;
 
-/// Who may look through the case history (SPEC.md → Text commands): the hotline and the
+/// Who may look through the case history (docs/spec.md → Text commands): the hotline and the
 /// working group's leaders. The history names citizens' problems across every unit, so a unit's
 /// own people see their cases through 查询 instead.
 const HISTORY_READERS: [Role; 5] = [

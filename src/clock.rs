@@ -1,4 +1,4 @@
-//! The only reader of the wall clock (DESIGN.md: time is injected). Everything that needs "now"
+//! The only reader of the wall clock (docs/architecture.md: time is injected). Everything that needs "now"
 //! — signature windows, inbox receipt times, deadlines — asks a [`Clock`], so tests drive time
 //! with a [`ManualClock`] instead of sleeping. The sandbox runs on an [`OffsetClock`]: real time
 //! plus an offset its clock panel moves forward, so reminders and breaches can be watched without

@@ -1,4 +1,4 @@
-//! Clock work above one input (SPEC.md → Clocks): firing all due timers of a case together (so
+//! Clock work above one input (docs/spec.md → Clocks): firing all due timers of a case together (so
 //! a backlog after downtime becomes one catch-up per case and person), the hotline's digest of
 //! each scheduler pass, recomputing open deadlines when holiday data is loaded, and the system
 //! timer that reminds the admins weekly from 1 November while next year's data is missing.

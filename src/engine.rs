@@ -1,7 +1,7 @@
 //! The engine: finds the case an input is about, runs the pure [`workflow::transition`], and
 //! applies the [`Decision`] in ONE store transaction — case row, application versions,
 //! participating units, audit events, outbound messages, cards and timers commit together or not
-//! at all (DESIGN.md → "One transaction per decision"). A rejection writes nothing.
+//! at all (docs/architecture.md → "One transaction per decision"). A rejection writes nothing.
 //!
 //! Everything runs inside the store's writer closure, so reading the case and writing its next
 //! state cannot interleave with another decision on the same case.

@@ -8,7 +8,7 @@
 //! one that fails because the storage does is tried again with backoff ([`crate::quarantine`]).
 //!
 //! Who may do what is the workflow's business; this module only finds the sender in the roster
-//! and reads the text (SPEC.md → Text commands, → Parsing).
+//! and reads the text (docs/spec.md → Text commands, → Parsing).
 
 use std::sync::Arc;
 

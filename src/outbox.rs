@@ -1,5 +1,5 @@
 //! The outbox worker: delivers what the store's `outbox` table holds, at least once, without
-//! ever losing a message or breaking DingTalk's limits (DESIGN.md → "Outbound is at-least-once
+//! ever losing a message or breaking DingTalk's limits (docs/architecture.md → "Outbound is at-least-once
 //! and idempotent"). [`deliver_due`] is the one step — claim due rows under a lease, send them
 //! concurrently, record each outcome — and [`run`] repeats it until shutdown.
 //!
@@ -35,9 +35,9 @@ use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
@@ -573,13 +573,8 @@ pub async fn deliver_due(
             sending.push((call, request));
         }
     }
-    let results = join_all(
-        sending
-            .iter()
-            .map(|(_, request)| sender.send(request))
-            .collect(),
-    )
-    .await;
+    // The sends borrow the claimed rows, so they run concurrently on this task, not spawned.
+    let results = join_all(sending.iter().map(|(_, request)| sender.send(request))).await;
 
     let done = clock.now();
     let mut planner = Planner {
@@ -910,34 +905,6 @@ fn full_jitter(id: i64, attempts: i64, now: Timestamp) -> SignedDuration {
     jitter_within(id, attempts, now, ceiling)
 }
 
-/// Drives every future to completion concurrently on the current task; results in input
-/// order. (The sends borrow the claimed rows, so they cannot be spawned as `'static` tasks.)
-async fn join_all<'a, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a>>>) -> Vec<T> {
-    let mut futures: Vec<Option<_>> = futures.into_iter().map(Some).collect();
-    let mut results: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, result) in futures.iter_mut().zip(results.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => {
-                        *result = Some(value);
-                        *slot = None;
-                    }
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
-}
-
 /// When a step next has something to send: the earliest instant at which some channel has a
 /// claimable row and room in its limit (`limits` at `now`). None when nothing is pending.
 pub async fn next_step_at(
@@ -1090,18 +1057,5 @@ mod tests {
             assert!(seen_nonzero);
         }
         assert!(full_jitter(1, 100, at(0)) <= BACKOFF_CAP);
-    }
-
-    #[tokio::test]
-    async fn join_all_keeps_order() {
-        let futures: Vec<Pin<Box<dyn Future<Output = u32> + Send>>> = (0..5u32)
-            .map(|i| {
-                Box::pin(async move {
-                    tokio::time::sleep(Duration::from_millis(u64::from(5 - i))).await;
-                    i
-                }) as Pin<Box<dyn Future<Output = u32> + Send>>
-            })
-            .collect();
-        assert_eq!(join_all(futures).await, vec![0, 1, 2, 3, 4]);
     }
 }

@@ -56,7 +56,7 @@ impl UnitKind {
     }
 }
 
-/// A role in the mechanism (SPEC.md → People).
+/// A role in the mechanism (docs/spec.md → People).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

@@ -6,11 +6,14 @@
 //! `Display` never show the value, so no log line or error message can leak them.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use jiff::civil::Time;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::calendar::{Calendar, CalendarError, WorkingHours};
 
 /// The defaults shipped with the binary; every key the service reads is present here.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -61,8 +64,9 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    /// `host:port` of the HTTP listener.
-    pub listen: String,
+    /// `ip:port` of the HTTP listener.
+    #[serde(deserialize_with = "listen_address")]
+    pub listen: SocketAddr,
 }
 
 /// Connection timeouts and caps of the HTTP listener (src/http/serve.rs). Every timeout closes
@@ -126,16 +130,41 @@ pub struct CalendarSettings {
     pub dir: PathBuf,
 }
 
+/// `[hours]`, read into [`WorkingHours`] when the settings load, so a period that is not a time
+/// range, periods out of order or an unknown zone stop the service at start with the reason.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "HoursText")]
 pub struct HoursSettings {
-    /// Working periods of a working day, local time, `"HH:MM-HH:MM"`, in order.
-    pub periods: Vec<String>,
-    /// IANA time zone the periods and every displayed time are in.
-    pub time_zone: String,
+    hours: WorkingHours,
 }
 
-/// Every clock of SPEC.md → Clocks. Units are in the key names.
+/// `[hours]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoursText {
+    /// Working periods of a working day, local time, `"HH:MM-HH:MM"`, in order.
+    periods: Vec<String>,
+    /// IANA time zone the periods and every displayed time are in.
+    time_zone: String,
+}
+
+impl TryFrom<HoursText> for HoursSettings {
+    type Error = String;
+    fn try_from(text: HoursText) -> Result<HoursSettings, String> {
+        WorkingHours::from_text(&text.periods, &text.time_zone)
+            .map(|hours| HoursSettings { hours })
+            .map_err(|e| format!("[hours] {e}"))
+    }
+}
+
+impl HoursSettings {
+    /// The working periods and their time zone.
+    pub fn working_hours(&self) -> &WorkingHours {
+        &self.hours
+    }
+}
+
+/// Every clock of docs/spec.md → Clocks. Units are in the key names.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlaSettings {
@@ -182,19 +211,47 @@ pub struct DingtalkSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSettings {
-    /// Local time of day, `"HH:MM"`, on the first working day of the month.
-    pub monthly_at: String,
+    /// Local time of day, `"HH:MM"` in the file, on the first working day of the month.
+    #[serde(deserialize_with = "time_of_day")]
+    pub monthly_at: Time,
     /// Also send the report to each group leader (组长/副组长) in a 1:1 message.
     pub group_leaders: bool,
 }
 
 impl ReportSettings {
-    /// `monthly_at` as (hour, minute); None when it is not a valid `HH:MM`.
-    pub fn monthly_at_time(&self) -> Option<(i8, i8)> {
-        let (h, m) = self.monthly_at.trim().split_once(':')?;
-        let (h, m) = (h.parse::<i8>().ok()?, m.parse::<i8>().ok()?);
-        ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h, m))
+    /// `monthly_at` as (hour, minute).
+    pub fn monthly_at_time(&self) -> (i8, i8) {
+        (self.monthly_at.hour(), self.monthly_at.minute())
     }
+}
+
+/// `[server] listen`: an IP address and a port. A host name is refused rather than resolved, so
+/// the address checks (sandbox mode only on loopback) see what will actually be bound.
+fn listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.trim().parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "[server] listen 应为 IP 地址:端口，如 \"127.0.0.1:8080\"（所有网卡 \"0.0.0.0:8080\"，IPv6 \"[::1]:8080\"），当前为 \"{text}\""
+        ))
+    })
+}
+
+/// `[report] monthly_at`: `"HH:MM"`, 24-hour clock.
+fn time_of_day<'de, D: Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+    let text = String::deserialize(d)?;
+    let parsed = text.trim().split_once(':').and_then(|(h, m)| {
+        let two_digits =
+            |s: &str| (1..=2).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+        if !two_digits(h) || m.len() != 2 || !two_digits(m) {
+            return None;
+        }
+        Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok()
+    });
+    parsed.ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "[report] monthly_at 应为 HH:MM（24 小时制，如 \"09:00\"），当前为 \"{text}\""
+        ))
+    })
 }
 
 /// The web dashboard (`/dashboard`, issue 7).
@@ -349,10 +406,13 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The working-day calendar these settings name: the holiday files of `[calendar] dir`
+    /// counted in the `[hours]` working periods.
+    pub fn load_calendar(&self) -> Result<Calendar, CalendarError> {
+        Calendar::load_dir(&self.calendar.dir, self.hours.working_hours().clone())
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
-        if self.hours.periods.is_empty() {
-            return Err(SettingsError::Invalid("[hours] periods 不能为空".into()));
-        }
         if self.sla.decision_working_days == 0 || self.sla.handling_working_days == 0 {
             return Err(SettingsError::Invalid("[sla] 中的期限必须大于 0".into()));
         }
@@ -372,12 +432,6 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "[http] max_connections 与 max_connections_per_ip 必须大于 0".into(),
             ));
-        }
-        if self.report.monthly_at_time().is_none() {
-            return Err(SettingsError::Invalid(format!(
-                "[report] monthly_at 应为 HH:MM（如 \"09:00\"），当前为 \"{}\"",
-                self.report.monthly_at
-            )));
         }
         Ok(())
     }
@@ -478,9 +532,13 @@ mod tests {
     fn defaults_load() {
         let s = Settings::load_with_env(None, env(&[])).expect("defaults");
         assert_eq!(s.sla.decision_working_days, 3);
-        assert_eq!(s.hours.periods, vec!["08:30-12:00", "14:30-18:00"]);
+        assert_eq!(s.hours.working_hours(), &WorkingHours::default());
+        assert_eq!(
+            s.server.listen,
+            "127.0.0.1:8080".parse::<SocketAddr>().expect("addr")
+        );
         assert_eq!(s.dingtalk.mode, DingtalkMode::Sandbox);
-        assert_eq!(s.report.monthly_at_time(), Some((9, 0)));
+        assert_eq!(s.report.monthly_at_time(), (9, 0));
         assert!(s.report.group_leaders);
     }
 
@@ -496,9 +554,65 @@ mod tests {
 
     #[test]
     fn a_bad_report_time_is_refused() {
-        let err = Settings::load_with_env(None, env(&[("TIAOCHU_REPORT__MONTHLY_AT", "9点")]))
-            .expect_err("must fail");
-        assert!(err.to_string().contains("monthly_at"), "{err}");
+        for bad in ["9点", "24:00", "09:60", "9", "09:000"] {
+            let err = Settings::load_with_env(None, env(&[("TIAOCHU_REPORT__MONTHLY_AT", bad)]))
+                .expect_err(bad);
+            assert!(
+                err.to_string().contains("[report] monthly_at 应为 HH:MM"),
+                "{err}"
+            );
+        }
+        let s = Settings::load_with_env(None, env(&[("TIAOCHU_REPORT__MONTHLY_AT", " 7:05")]))
+            .expect("7:05");
+        assert_eq!(s.report.monthly_at_time(), (7, 5));
+    }
+
+    /// `[hours]` and `[server] listen` are read into their types at load, with the reason in
+    /// Chinese naming the key, instead of failing later where they are used.
+    #[test]
+    fn hours_and_listen_are_checked_at_load() {
+        let refused = |key: &str, value: &str| {
+            Settings::load_with_env(None, env(&[(key, value)]))
+                .expect_err(value)
+                .to_string()
+        };
+        let err = refused("TIAOCHU_HOURS__TIME_ZONE", "Mars/Olympus");
+        assert!(
+            err.contains("[hours]") && err.contains("Mars/Olympus"),
+            "{err}"
+        );
+        let err = refused("TIAOCHU_HOURS__PERIODS", "08:30-12:00,25:00-26:00");
+        assert!(
+            err.contains("[hours]") && err.contains("第 2 个工作时段"),
+            "{err}"
+        );
+        let err = refused("TIAOCHU_HOURS__PERIODS", "14:30-18:00,08:30-12:00");
+        assert!(err.contains("重叠或未按时间先后排列"), "{err}");
+        let err = refused("TIAOCHU_HOURS__PERIODS", "");
+        assert!(err.contains("至少需要一个工作时段"), "{err}");
+        let err = refused("TIAOCHU_SERVER__LISTEN", "localhost:8080");
+        assert!(err.contains("[server] listen 应为 IP 地址:端口"), "{err}");
+        let err = refused("TIAOCHU_SERVER__LISTEN", "127.0.0.1");
+        assert!(err.contains("当前为 \"127.0.0.1\""), "{err}");
+
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("TIAOCHU_HOURS__PERIODS", "08:00-12:00,13:30-17:30"),
+                ("TIAOCHU_HOURS__TIME_ZONE", "Asia/Urumqi"),
+                ("TIAOCHU_SERVER__LISTEN", "[::1]:9090"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            s.hours.working_hours().describe(),
+            "08:00–12:00、13:30–17:30"
+        );
+        assert_eq!(
+            s.hours.working_hours().time_zone().iana_name(),
+            Some("Asia/Urumqi")
+        );
+        assert_eq!(s.server.listen.port(), 9090);
     }
 
     #[test]
@@ -521,9 +635,12 @@ mod tests {
         )
         .expect("load");
         assert_eq!(s.sla.decision_working_days, 7);
-        assert_eq!(s.server.listen, "0.0.0.0:9");
+        assert_eq!(s.server.listen.to_string(), "0.0.0.0:9");
         assert_eq!(s.dingtalk.app_secret.expose(), "s3cret");
-        assert_eq!(s.hours.periods, vec!["08:00-12:00", "14:00-17:30"]);
+        assert_eq!(
+            s.hours.working_hours().describe(),
+            "08:00–12:00、14:00–17:30"
+        );
         let shown = format!("{s:?}");
         assert!(!shown.contains("s3cret"), "secret leaked into Debug output");
     }

@@ -1,5 +1,5 @@
 //! The Chinese explanation attached to every deadline, so a liaison can check it by hand:
-//! `截止 2026-10-10（周六，调休上班日），已跳过 10/1–10/7 国庆假期` (SPEC.md → Clocks).
+//! `截止 2026-10-10（周六，调休上班日），已跳过 10/1–10/7 国庆假期` (docs/spec.md → Clocks).
 
 use jiff::civil::{Date, Weekday};
 use jiff::{Timestamp, ToSpan};

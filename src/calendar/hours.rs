@@ -1,5 +1,5 @@
 //! Working hours: the working periods of a working day in local time, and the time zone they are
-//! in. Hour clocks (SPEC.md → Clocks, "start review within 1 working hour") only run inside them.
+//! in. Hour clocks (docs/spec.md → Clocks, "start review within 1 working hour") only run inside them.
 
 use std::fmt;
 
@@ -72,16 +72,13 @@ impl Default for WorkingHours {
 }
 
 impl WorkingHours {
-    /// From `[hours]`: periods like `"08:30-12:00"` (also `–`, `~` or `～` between the times,
-    /// `24:00` as an end) and an IANA zone name.
-    pub fn from_settings(
-        h: &crate::settings::HoursSettings,
-    ) -> Result<WorkingHours, CalendarError> {
-        let tz = TimeZone::get(h.time_zone.trim()).map_err(|_| CalendarError::TimeZone {
-            name: h.time_zone.clone(),
+    /// From the text of `[hours]`: periods like `"08:30-12:00"` (also `–`, `~` or `～` between
+    /// the times, `24:00` as an end) and an IANA zone name.
+    pub fn from_text(periods: &[String], time_zone: &str) -> Result<WorkingHours, CalendarError> {
+        let tz = TimeZone::get(time_zone.trim()).map_err(|_| CalendarError::TimeZone {
+            name: time_zone.to_string(),
         })?;
-        let periods = h
-            .periods
+        let periods = periods
             .iter()
             .enumerate()
             .map(|(i, text)| parse_period(text).map_err(|problem| hours_error(i, text, problem)))
@@ -178,20 +175,16 @@ fn parse_minute(text: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::HoursSettings;
 
-    fn settings(periods: &[&str], tz: &str) -> HoursSettings {
-        HoursSettings {
-            periods: periods.iter().map(|s| s.to_string()).collect(),
-            time_zone: tz.to_string(),
-        }
+    fn from_text(periods: &[&str], tz: &str) -> Result<WorkingHours, CalendarError> {
+        let periods: Vec<String> = periods.iter().map(|s| s.to_string()).collect();
+        WorkingHours::from_text(&periods, tz)
     }
 
     #[test]
     fn default_matches_shipped_settings() {
-        let s = settings(&["08:30-12:00", "14:30-18:00"], "Asia/Shanghai");
         assert_eq!(
-            WorkingHours::from_settings(&s).expect("valid"),
+            from_text(&["08:30-12:00", "14:30-18:00"], "Asia/Shanghai").expect("valid"),
             WorkingHours::default()
         );
         assert_eq!(
@@ -202,8 +195,7 @@ mod tests {
 
     #[test]
     fn tolerant_separators_and_midnight_end() {
-        let h = WorkingHours::from_settings(&settings(&[" 8:00 – 12:00 ", "13：00～24:00"], "UTC"))
-            .expect("valid");
+        let h = from_text(&[" 8:00 – 12:00 ", "13：00～24:00"], "UTC").expect("valid");
         assert_eq!(h.describe(), "08:00–12:00、13:00–24:00");
         let d = Date::constant(2026, 3, 1);
         let end = h.instant(d, h.periods()[1].end_minute()).expect("in range");
@@ -225,7 +217,7 @@ mod tests {
             (&["08:30-12:00"], "Mars/Olympus", "未知的时区"),
         ];
         for (periods, tz, expected) in cases {
-            let err = WorkingHours::from_settings(&settings(periods, tz)).expect_err("invalid");
+            let err = from_text(periods, tz).expect_err("invalid");
             assert!(err.to_string().contains(expected), "{periods:?}: {err}");
         }
     }

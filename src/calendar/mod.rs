@@ -1,4 +1,4 @@
-//! The working-day calendar behind every clock (SPEC.md → Clocks): working days (Monday–Friday,
+//! The working-day calendar behind every clock (docs/spec.md → Clocks): working days (Monday–Friday,
 //! minus statutory holidays, plus make-up working days, loaded as data per year), working hours,
 //! and deadlines with a Chinese explanation of how they were counted.
 //!
@@ -187,11 +187,6 @@ impl Calendar {
             years.push(data);
         }
         Calendar::new(years, hours)
-    }
-
-    /// The `[calendar] dir` of the settings, with the `[hours]` working hours.
-    pub fn from_settings(s: &crate::settings::Settings) -> Result<Calendar, CalendarError> {
-        Calendar::load_dir(&s.calendar.dir, WorkingHours::from_settings(&s.hours)?)
     }
 
     /// Loaded years, ascending.

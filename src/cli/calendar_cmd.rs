@@ -1,6 +1,6 @@
 //! `tiaochu calendar show|load`: the admin's view of the holiday data and the way to add next
 //! year's without a redeploy. The State Council publishes each schedule in the autumn; until a
-//! year is loaded its deadlines are provisional (SPEC.md → Clocks), and loading it recomputes
+//! year is loaded its deadlines are provisional (docs/spec.md → Clocks), and loading it recomputes
 //! the open deadlines in the database.
 
 use std::collections::BTreeSet;
@@ -41,7 +41,7 @@ pub fn run(settings: &Settings, cmd: &CalendarCommand) -> anyhow::Result<i32> {
 }
 
 fn show(settings: &Settings, year: i16) -> anyhow::Result<i32> {
-    let calendar = Calendar::from_settings(settings)?;
+    let calendar = settings.load_calendar()?;
     let Some(data) = calendar.year_data(year) else {
         let loaded: Vec<String> = calendar.years().iter().map(i16::to_string).collect();
         println!(
@@ -92,7 +92,12 @@ fn show(settings: &Settings, year: i16) -> anyhow::Result<i32> {
     println!(
         "工作时间：{}（{}）",
         calendar.hours().describe(),
-        settings.hours.time_zone
+        settings
+            .hours
+            .working_hours()
+            .time_zone()
+            .iana_name()
+            .unwrap_or("未命名时区")
     );
     Ok(0)
 }
@@ -164,7 +169,7 @@ fn load(settings: &Settings, file: &Path) -> anyhow::Result<i32> {
         Some(Err(e)) => println!("原文件无法解析，已被替换（{e}）。"),
         None => {}
     }
-    match Calendar::from_settings(settings) {
+    match settings.load_calendar() {
         Err(e) => {
             eprintln!("警告：节假日目录整体载入失败，服务启动前请修正：{e}");
             Ok(0)
@@ -173,7 +178,7 @@ fn load(settings: &Settings, file: &Path) -> anyhow::Result<i32> {
     }
 }
 
-/// SPEC.md → Clocks: loading a year's data recomputes the open deadlines. Counts every running
+/// docs/spec.md → Clocks: loading a year's data recomputes the open deadlines. Counts every running
 /// clock of the database's open cases again with the new data (telling the people whose
 /// deadline moved) and stops the weekly "data missing" reminder for that year. The running
 /// service keeps the calendar it started with until restarted; it checks every open deadline

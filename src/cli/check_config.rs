@@ -48,7 +48,7 @@ pub fn run(settings: &Settings, args: &CheckConfigArgs) -> anyhow::Result<i32> {
         Err(e) => errors.push(e.to_string()),
     }
 
-    match Calendar::from_settings(settings) {
+    match settings.load_calendar() {
         Ok(calendar) => {
             let years = calendar.years();
             println!(
@@ -116,9 +116,7 @@ pub fn run(settings: &Settings, args: &CheckConfigArgs) -> anyhow::Result<i32> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    // A name (`localhost:8080`) is checked when `serve` binds it.
-    if let Ok(listen) = settings.server.listen.parse::<std::net::SocketAddr>()
-        && let Some(refusal) = crate::settings::sandbox_exposure(settings, listen.ip())
+    if let Some(refusal) = crate::settings::sandbox_exposure(settings, settings.server.listen.ip())
     {
         errors.push(refusal);
     }

@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use crate::calendar::Calendar;
 use crate::clock::{Clock, SystemClock};
 use crate::dingtalk::api::{DingtalkClient, Timeouts, missing_permissions, patiently};
 use crate::dingtalk::errors::SendError;
@@ -371,7 +370,7 @@ fn roster_line(settings: &Settings) -> Line {
 }
 
 fn holiday_lines(settings: &Settings) -> Vec<Line> {
-    let calendar = match Calendar::from_settings(settings) {
+    let calendar = match settings.load_calendar() {
         Ok(c) => c,
         Err(e) => return vec![Line::new(Status::Fail, "节假日", format!("无法载入：{e}"))],
     };

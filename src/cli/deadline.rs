@@ -1,5 +1,5 @@
 //! `tiaochu deadline`: computes one deadline with the configured calendar and working hours, so an
-//! admin or a liaison can check by hand what the service will say (SPEC.md → Clocks).
+//! admin or a liaison can check by hand what the service will say (docs/spec.md → Clocks).
 
 use anyhow::bail;
 use jiff::Timestamp;
@@ -49,7 +49,7 @@ struct Outcome {
 
 /// Exit 0 with the deadline; an error (exit 2) on bad input or an unreadable calendar.
 pub fn run(settings: &Settings, args: &DeadlineArgs) -> anyhow::Result<i32> {
-    let calendar = Calendar::from_settings(settings)?;
+    let calendar = settings.load_calendar()?;
     let start = parse_start(&args.start, calendar.time_zone())?;
     let outcome = match (args.working_days, args.working_hours) {
         (Some(days), None) => by_days(&calendar, start, days),

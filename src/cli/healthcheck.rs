@@ -8,11 +8,13 @@ use crate::settings::Settings;
 /// Exit 0 when the service answers 200 (its store works), 1 otherwise.
 pub fn run(settings: &Settings) -> anyhow::Result<i32> {
     // A wildcard listen address is reached through loopback.
-    let listen = settings
-        .server
-        .listen
-        .replace("0.0.0.0:", "127.0.0.1:")
-        .replace("[::]:", "[::1]:");
+    let mut listen = settings.server.listen;
+    if listen.ip().is_unspecified() {
+        listen.set_ip(match listen {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
     let url = format!("http://{listen}/healthz");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::calendar::Calendar;
 use crate::card_secrets::CardSecrets;
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::Dispatch;
@@ -31,7 +30,7 @@ pub fn run(settings: &Settings, args: &OnboardArgs) -> anyhow::Result<i32> {
     let path = &settings.store.path;
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
     let file = Roster::load(&settings.roster.path)?;
-    let calendar = Calendar::from_settings(settings)?;
+    let calendar = settings.load_calendar()?;
     let now = SystemClock.now();
     let card_secrets = CardSecrets::load_or_create(&store, now)
         .with_context(|| format!("无法读取数据库 {} 中的卡片密钥", path.display()))?;

@@ -69,8 +69,7 @@ pub fn run(settings: &Settings, cmd: &OutboxCommand) -> anyhow::Result<i32> {
         );
     }
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
-    let tz = TimeZone::get(&settings.hours.time_zone)
-        .with_context(|| format!("[hours] time_zone 无效：{}", settings.hours.time_zone))?;
+    let tz = settings.hours.working_hours().time_zone().clone();
     match cmd {
         OutboxCommand::List { state, limit } => {
             let state = state.map(OutboxState::from);

@@ -1,5 +1,5 @@
 //! `tiaochu parse [--json] [FILE|-]`: the application parser offline, on the configured roster,
-//! exactly as the robot runs it (SPEC.md → `tiaochu parse --json`). Used to check what an
+//! exactly as the robot runs it (docs/spec.md → `tiaochu parse --json`). Used to check what an
 //! application will produce before it is sent, and by the fixture checker.
 
 use std::io::{Read, Write};
@@ -16,7 +16,7 @@ use crate::settings::Settings;
 pub struct ParseArgs {
     /// 申请文本文件；省略或 "-" 表示从标准输入读取
     pub file: Option<PathBuf>,
-    /// 输出 JSON（字段见 SPEC.md），而不是给联络员的中文回复
+    /// 输出 JSON（字段见 docs/spec.md），而不是给联络员的中文回复
     #[arg(long)]
     pub json: bool,
 }

@@ -53,9 +53,7 @@ pub fn run(settings: &Settings, cmd: &QuarantineCommand) -> anyhow::Result<i32> 
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&masked)?);
             } else {
-                let tz = TimeZone::get(&settings.hours.time_zone).with_context(|| {
-                    format!("[hours] time_zone 无效：{}", settings.hours.time_zone)
-                })?;
+                let tz = settings.hours.working_hours().time_zone().clone();
                 print!("{}", render_list(&rows, &tz));
             }
             Ok(0)

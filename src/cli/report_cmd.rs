@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use jiff::civil::Date;
 
-use crate::calendar::Calendar;
 use crate::clock::{Clock, SystemClock};
 use crate::report::{self, Period, typical};
 use crate::settings::Settings;
@@ -82,7 +81,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<i32> {
         );
     }
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
-    let calendar = Calendar::from_settings(settings)?;
+    let calendar = settings.load_calendar()?;
     // 生成时间 on the service clock: in sandbox mode that is the clock panel's moved time
     // (principle 9), as the dashboard's workbook shows it.
     let mut now = SystemClock.now();

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::calendar::Calendar;
 use crate::card_secrets::CardSecrets;
 use crate::clock::{Clock, SystemClock};
 use crate::dingtalk::api::{
@@ -300,7 +299,7 @@ fn apply(settings: &Settings, bound: &[Bound]) -> anyhow::Result<Vec<Bound>> {
     let path = &settings.store.path;
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
     let file = Roster::load(&settings.roster.path)?;
-    let calendar = Calendar::from_settings(settings)?;
+    let calendar = settings.load_calendar()?;
     // The service's own card secrets: a card this sends to a new contact must carry the ids the
     // service checks taps against.
     let card_secrets = CardSecrets::load_or_create(&store, SystemClock.now())

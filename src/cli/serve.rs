@@ -37,9 +37,12 @@ pub fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<i32> {
     }
     // RUST_LOG overrides; a subscriber installed earlier (tests) is kept.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: in a file or the journal they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing::subscriber::set_global_default(log_subscriber(
         settings.log.format,
         filter,
+        ansi,
         std::io::stderr,
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -72,10 +75,12 @@ fn initialise_empty(settings: &Settings) -> anyhow::Result<()> {
 
 /// The subscriber `serve` logs through, writing to `writer`: `text` is the readable default,
 /// `json` one object per line with the event's fields at the top level and the enclosing spans
-/// (their ids: message, inbox row, case) under `spans`.
+/// (their ids: message, inbox row, case) under `spans`. `ansi` colours the text lines; only for a
+/// terminal.
 pub fn log_subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
+    ansi: bool,
     writer: W,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
@@ -83,6 +88,7 @@ where
 {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     match format {
         LogFormat::Text => Box::new(builder.finish()),
@@ -91,9 +97,9 @@ where
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<i32> {
-    let listen = settings.server.listen.clone();
+    let listen = settings.server.listen;
     let db = settings.store.path.clone();
-    let listener = TcpListener::bind(&listen).await.with_context(|| {
+    let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("无法监听地址 {listen}（端口已被占用，或地址无效？请检查 [server] listen）")
     })?;
     // Only the sandbox may move time; a DingTalk deployment runs on the system clock alone.

@@ -14,7 +14,6 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::parse_cmd::read_input;
-use crate::calendar::Calendar;
 use crate::engine::decode;
 use crate::messages::similar::entry;
 use crate::parse::{Application, UnitMatcher, parse_application};
@@ -186,7 +185,7 @@ fn from_store(settings: &Settings, query: &IndexDoc, top: usize) -> anyhow::Resu
             path.display()
         );
     }
-    let calendar = Calendar::from_settings(settings)?;
+    let calendar = settings.load_calendar()?;
     let store = Store::open(path).with_context(|| format!("无法打开数据库 {}", path.display()))?;
     let query = query.clone();
     let found = store.read_blocking(move |r| -> Result<_, StoreError> {

@@ -30,6 +30,7 @@ mod bench;
 mod card;
 pub mod dashboard;
 mod health;
+mod home;
 mod metrics;
 mod robot;
 pub mod sandbox;
@@ -76,13 +77,15 @@ pub struct CardCallbackRoute {
     pub secrets: CardSecrets,
 }
 
-/// The routes: `GET /healthz` always, `POST /dingtalk/robot` only when a callback secret is
+/// The routes: `GET /` (a short page, or the sandbox console in sandbox mode) and `GET /healthz`
+/// always, `POST /dingtalk/robot` only when a callback secret is
 /// set and `POST /dingtalk/card/<segment>` only when card callbacks arrive over HTTP (otherwise
 /// 404, as for any unknown path; a wrong segment is 404 too). Both callbacks take bodies of at most 64 KiB. The `/sandbox` console exists
 /// only in sandbox mode. Built with the `bench` feature (never in release), `POST /bench/bare`
 /// also exists, with the same body limit.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
+        .route("/", get(home::home))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics));
     if let Some(secret) = state.callback_secret.clone() {

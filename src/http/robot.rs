@@ -1,5 +1,5 @@
 //! `POST /dingtalk/robot`: the enterprise-internal robot's HTTP callback (§1). Persist, then
-//! acknowledge, then work (DESIGN.md): the message is committed to the inbox before the 200, and
+//! acknowledge, then work (docs/architecture.md): the message is committed to the inbox before the 200, and
 //! processing happens later from the inbox. The order of checks is fixed so that a 401 never
 //! depends on the body: headers and signature first, the body is read only after.
 //!

@@ -1,4 +1,4 @@
-//! Replies to a pasted application (SPEC.md → The life of an application, step 1): the template
+//! Replies to a pasted application (docs/spec.md → The life of an application, step 1): the template
 //! (seed 附件2), the list of what is missing or wrong when the application cannot be registered,
 //! and the preview of a complete one before it is registered.
 

@@ -1,4 +1,4 @@
-//! Interactive card content (SPEC.md → Messages and cards): the review card every inspector gets
+//! Interactive card content (docs/spec.md → Messages and cards): the review card every inspector gets
 //! and the coordination card a cooperating unit's liaisons get. A card is re-rendered from the
 //! case after every action, so it always shows the current state: `status` says who did what and
 //! when, and the buttons of an action already taken are gone. Every button has the equivalent

@@ -1,4 +1,4 @@
-//! The 帮助 reply (SPEC.md → Text commands): every command with what it does, who sends it and an
+//! The 帮助 reply (docs/spec.md → Text commands): every command with what it does, who sends it and an
 //! example, from the parser's own table ([`COMMANDS`]) so help and parser never disagree. A
 //! sender's roles put their own commands first.
 
@@ -71,7 +71,7 @@ fn list<'a>(out: &mut String, commands: impl Iterator<Item = &'a Syntax>) {
     }
 }
 
-/// Whether a sender with `roles` is among those who send `verb` (SPEC.md → Text commands). A
+/// Whether a sender with `roles` is among those who send `verb` (docs/spec.md → Text commands). A
 /// message may suggest a command only to someone for whom this holds.
 pub fn is_for(verb: Verb, roles: &[Role]) -> bool {
     let hotline = [Role::Inspector, Role::Supervisor, Role::HotlineHead];

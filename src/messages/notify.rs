@@ -1,4 +1,4 @@
-//! Notifications (SPEC.md → Messages and cards): one DingTalk markdown message per workflow
+//! Notifications (docs/spec.md → Messages and cards): one DingTalk markdown message per workflow
 //! [`Message`], rendered with the case it belongs to. Short, Chinese and specific: case number,
 //! 工单编号, what is asked, by when (with the deadline's explanation), and the next command to
 //! type in a code span. Every message of a green-channel case carries 【绿色通道】; a provisional
@@ -32,7 +32,7 @@ pub struct Rendered {
 }
 
 /// Renders `message` about `case` for its recipient, who holds `roles`: a message suggests only
-/// the commands those roles may send (SPEC.md → Text commands).
+/// the commands those roles may send (docs/spec.md → Text commands).
 pub fn render(
     case: &Case,
     message: &Message,
@@ -887,7 +887,7 @@ pub fn digest(lines: &[DigestLine], at: Timestamp, calendar: &Calendar) -> Rende
 }
 
 /// To the admins, weekly from 1 November: `year`'s holiday schedule is not loaded, so deadlines
-/// reaching it are provisional (SPEC.md → Clocks).
+/// reaching it are provisional (docs/spec.md → Clocks).
 pub fn calendar_missing(year: i16, at: Timestamp, calendar: &Calendar) -> Rendered {
     let markdown = format!(
         "#### {year} 年节假日安排尚未载入\n\n涉及 {year} 年的期限目前只按周一至周五计算，在所有消息中标为“暂定”。\n\n\

@@ -1,4 +1,4 @@
-//! The 查询 reply (SPEC.md → Text commands): where the case stands, what happened when and by whom
+//! The 查询 reply (docs/spec.md → Text commands): where the case stands, what happened when and by whom
 //! (times in the calendar's zone, Asia/Shanghai, as `11-02 09:00`), and every clock with its
 //! deadline, explanation, reminders sent and state. Events come from the audit log, so the
 //! timeline is the record the monthly statistics count (五(四)).

@@ -12,7 +12,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::Category;
 use super::text::{fold_width, is_space};
 
-/// Shortest and longest digit run after `DH` (SPEC.md → Parsing).
+/// Shortest and longest digit run after `DH` (docs/spec.md → Parsing).
 const TICKET_DIGITS: std::ops::RangeInclusive<usize> = 6..=20;
 
 /// What may open a remark after a ticket number (NFKC has already folded full-width forms).

@@ -1,4 +1,4 @@
-//! The chat-command parser (SPEC.md → Text commands): from a line typed to the robot to a
+//! The chat-command parser (docs/spec.md → Text commands): from a line typed to the robot to a
 //! [`Command`], read as tolerantly as applications — an `@robot` prefix, full-width spaces,
 //! colons and digits, optional labels (`工单编号：`, `原因：`), lower-case `dh`, extra spaces — and
 //! every mistake answered with a Chinese [`CommandError`] that names the problem and shows the
@@ -114,7 +114,7 @@ pub struct CommandError {
     pub message: String,
 }
 
-/// The command words of SPEC.md → Text commands.
+/// The command words of docs/spec.md → Text commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
     Help,
@@ -161,12 +161,12 @@ pub struct Syntax {
     pub aliases: &'static [&'static str],
     pub form: &'static str,
     pub example: &'static str,
-    /// Who may send it (SPEC.md → Text commands).
+    /// Who may send it (docs/spec.md → Text commands).
     pub who: &'static str,
     pub does: &'static str,
 }
 
-/// Every command, in the order of SPEC.md → Text commands.
+/// Every command, in the order of docs/spec.md → Text commands.
 pub static COMMANDS: [Syntax; 31] = [
     Syntax {
         verb: Verb::Help,

@@ -1,4 +1,4 @@
-//! Splitting pasted text into the application's fields (SPEC.md → Parsing). Owns the label
+//! Splitting pasted text into the application's fields (docs/spec.md → Parsing). Owns the label
 //! variants and every layout people paste: plain or bold labels, 【】 labels, numbered labels,
 //! values over several lines, several fields on one line, an `@robot` prefix, signature lines.
 //!
@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use super::text::{is_han, is_space, strip_mentions, trim};
 
-/// A field of the application template (seed 附件2), plus the optional ones SPEC.md adds.
+/// A field of the application template (seed 附件2), plus the optional ones docs/spec.md adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
     TicketNo,

@@ -1,4 +1,4 @@
-//! The tolerant application parser (SPEC.md → Parsing): from whatever a liaison pasted to an
+//! The tolerant application parser (docs/spec.md → Parsing): from whatever a liaison pasted to an
 //! [`Application`] with canonical unit names, category, urgency and a precise list of what is
 //! missing or wrong. Pure and linear-time in the input.
 //!
@@ -54,7 +54,7 @@ impl Category {
     }
 }
 
-/// A parsed application. Serialises to exactly the `tiaochu parse --json` contract of SPEC.md.
+/// A parsed application. Serialises to exactly the `tiaochu parse --json` contract of docs/spec.md.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Application {
     /// True when every required field is present and valid: it can be registered.

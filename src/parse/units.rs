@@ -13,7 +13,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use super::text::{fold_char, fold_width, is_han, is_space};
 use crate::roster::{Roster, UnitKind};
 
-/// Generic wording that names no unit; kept for the inspector (SPEC.md → Parsing).
+/// Generic wording that names no unit; kept for the inspector (docs/spec.md → Parsing).
 const GENERIC: [&str; 16] = [
     "具体国企",
     "相关国企",

@@ -1,4 +1,4 @@
-//! Reports (五(四) 考核问责, 五(五) 案例总结; SPEC.md → Reports): the statistics of a month, a
+//! Reports (五(四) 考核问责, 五(五) 案例总结; docs/spec.md → Reports): the statistics of a month, a
 //! quarter or any date range, computed from the audit event log and never from stored counters;
 //! the 通报 of units with unjustified non-cooperation or overdue handling, with evidence; the
 //! cases marked for transfer to the 三抓三促 office; the 热线故事汇 draft of the typical cases;

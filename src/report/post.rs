@@ -1,4 +1,4 @@
-//! The monthly post (五(四) 月统计; SPEC.md → Reports): on the first working day of each month at
+//! The monthly post (五(四) 月统计; docs/spec.md → Reports): on the first working day of each month at
 //! `[report] monthly_at` (09:00 by default), the previous month's brief goes as a DingTalk markdown
 //! message to the hotline group (custom robot, when `[dingtalk] group_webhook` is set; otherwise to
 //! the hotline heads) and, with `[report] group_leaders`, to each working-group leader (组长/副组长).
@@ -133,16 +133,14 @@ pub async fn post_monthly(
 }
 
 /// Posts each month's report once its moment has come (see the module doc); returns when `stop`
-/// turns true. Does nothing when `monthly_at` is not a time (settings validation refuses that).
+/// turns true.
 pub async fn run(
     engine: Engine,
     clock: Arc<dyn Clock>,
     settings: ReportSettings,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(at) = settings.monthly_at_time() else {
-        return;
-    };
+    let at = settings.monthly_at_time();
     let mut posted: Option<String> = None;
     loop {
         if *stop.borrow() {

@@ -12,7 +12,7 @@
 //!   answered on time, or not answered by the deadline (settled when `unit_overdue` is recorded,
 //!   or at a late first answer when no `unit_overdue` preceded it). A request withdrawn before its
 //!   deadline without an answer is not due. 响应率 = 按时答复 / 应答复.
-//! - 拒不配合: `unit_overdue` (SPEC.md: no answer by the deadline is treated like a refusal).
+//! - 拒不配合: `unit_overdue` (docs/spec.md: no answer by the deadline is treated like a refusal).
 //! - 异议: `unit_objected`; 撤回异议: `objection_withdrawn` of an objecting or insisted-on unit;
 //!   异议未采纳: `objection_upheld`; 书面督办: `supervision_issued`.
 //! - 办结: `completed`; 按时/逾期 from its `on_time` (by the handling deadline). 办理超期: a

@@ -1,6 +1,6 @@
 //! The backlog snapshot: how much work waits in the inbox, the outbox and the timers, read in one
 //! statement so `GET /metrics` reports numbers that belong together. Kept here because every
-//! line of SQL is the store's (DESIGN.md); the exposition only formats what this returns.
+//! line of SQL is the store's (docs/architecture.md); the exposition only formats what this returns.
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //!
 //! Only SHA-256 hashes of link tokens and session ids are stored, so whoever reads the database
 //! (a backup, a copy) cannot log in with what they find. Secrets are 32 bytes from the kernel's
-//! random source (`/dev/urandom`), never derived from time, counters or configuration.
+//! random source (`getrandom`), never derived from time, counters or configuration.
 
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};

@@ -1,8 +1,6 @@
 //! Secrets the service generates for itself (migrations/0007_service_secrets.sql): created once,
 //! with the operating system's randomness, the first time they are asked for, and never changed.
 
-use std::io::Read;
-
 use jiff::Timestamp;
 use rusqlite::OptionalExtension;
 
@@ -11,18 +9,14 @@ use super::{ReadTx, StoreError, Tx};
 /// The length of every generated secret, in bytes.
 pub const SECRET_LEN: usize = 32;
 
-/// The kernel's random source; its reads never block once the system has booted.
-const RANDOM_SOURCE: &str = "/dev/urandom";
-
-/// [`SECRET_LEN`] bytes from the operating system's randomness.
+/// [`SECRET_LEN`] bytes from the operating system's randomness (`getrandom(2)` on Linux, which
+/// also works where `/dev` is not mounted, as in a minimal container).
 pub fn random_bytes() -> Result<[u8; SECRET_LEN], StoreError> {
     let mut bytes = [0u8; SECRET_LEN];
-    std::fs::File::open(RANDOM_SOURCE)
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|source| StoreError::Io {
-            path: RANDOM_SOURCE.to_string(),
-            source,
-        })?;
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Io {
+        path: "getrandom".to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     Ok(bytes)
 }
 

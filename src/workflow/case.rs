@@ -200,7 +200,7 @@ pub struct DecisionRecord {
     pub kind: DecisionKind,
 }
 
-/// The four handling methods of SPEC.md → Review (四(一), 四(二)).
+/// The four handling methods of docs/spec.md → Review (四(一), 四(二)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecisionKind {
@@ -250,7 +250,7 @@ pub enum RequestStatus {
     Objected,
     /// The inspector insisted after an objection: the unit is under written supervision and must accept.
     Insisted { by: String, at: Timestamp },
-    /// No answer by the response deadline: treated like a refusal (SPEC.md → Coordination).
+    /// No answer by the response deadline: treated like a refusal (docs/spec.md → Coordination).
     Overdue,
     /// The inspector dropped the unit from the case.
     Withdrawn { by: String, at: Timestamp },
@@ -304,7 +304,7 @@ pub struct Objection {
     pub reason: String,
 }
 
-/// Why written supervision was due (四(三): objection or refusal; SPEC.md: time-outs).
+/// Why written supervision was due (四(三): objection or refusal; docs/spec.md: time-outs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SupervisionGround {

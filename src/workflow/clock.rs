@@ -1,4 +1,4 @@
-//! Clocks (SPEC.md → Clocks; 四(二), 五(一), 五(二)): each deadline the mechanism sets, with the
+//! Clocks (docs/spec.md → Clocks; 四(二), 五(一), 五(二)): each deadline the mechanism sets, with the
 //! timers that remind before it and record its breach. A clock runs until its condition is met;
 //! stopping it cancels its pending timers, so a stale timer firing later changes nothing.
 //!
@@ -228,7 +228,7 @@ impl Clock {
     ///
     /// A green-channel (`any_hour`) review clock started outside working hours also gets a `start`
     /// timer at once. Unless `any_hour`, each timer fires at the first working time at or
-    /// after its instant: people are told only in working hours (SPEC.md → Clocks), so a breach
+    /// after its instant: people are told only in working hours (docs/spec.md → Clocks), so a breach
     /// at 18:00, the end of a working day, is recorded and escalated at the next day's 08:30.
     /// The clock's `due` stays the deadline itself.
     #[allow(clippy::too_many_arguments)]

@@ -71,8 +71,8 @@ pub(super) fn accept(
     Ok(d.finish())
 }
 
-/// 异议: the unit objects with a reason; the inspector decides (SPEC.md → Coordination), and the
-/// unit's leader is told (SPEC.md → People).
+/// 异议: the unit objects with a reason; the inspector decides (docs/spec.md → Coordination), and the
+/// unit's leader is told (docs/spec.md → People).
 pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, Rejection> {
     let (person, request) = answering(call, unit)?;
     match request.status {
@@ -244,7 +244,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
 }
 
 /// 督办: 四(三) written supervision to a unit that objected and was insisted on or did not answer
-/// in time; SPEC.md → People adds the first unit once it passed its handling deadline.
+/// in time; docs/spec.md → People adds the first unit once it passed its handling deadline.
 pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decision, Rejection> {
     let case = call.case;
     let person = call.who.person()?;
@@ -463,7 +463,7 @@ fn reopen_review(d: &mut Draft) {
 }
 
 /// The ticket's own 办理时限: due at the end of that date's last working period, as every
-/// day-count deadline is (SPEC.md → Clocks).
+/// day-count deadline is (docs/spec.md → Clocks).
 fn ticket_deadline(calendar: &Calendar, date: Date) -> Deadline {
     let end = calendar
         .hours()

@@ -1,4 +1,4 @@
-//! The inputs of the workflow: one per text command of SPEC.md → Text commands (card buttons map to
+//! The inputs of the workflow: one per text command of docs/spec.md → Text commands (card buttons map to
 //! the same inputs), plus the scheduler's timer firings. Arguments arrive already parsed; the
 //! workflow checks their meaning (roster units, non-empty texts), not their spelling.
 
@@ -138,7 +138,7 @@ impl HelpItem {
     }
 }
 
-/// The citizen's satisfaction (SPEC.md → Result).
+/// The citizen's satisfaction (docs/spec.md → Result).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SatisfactionLevel {

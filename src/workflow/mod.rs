@@ -1,5 +1,5 @@
 //! The workflow core: the whole life of an application under the joint-mediation mechanism
-//! (seed/mechanism.md 四、工作流程 and 五、工作要求; SPEC.md → The life of an application,
+//! (docs/mechanism.md 四、工作流程 and 五、工作要求; docs/spec.md → The life of an application,
 //! Text commands, Clocks) as one pure function, [`transition`].
 //!
 //! Pure: no I/O, no clock reads, no database. The engine loads the case, calls `transition` with

@@ -59,7 +59,7 @@ pub(super) fn is_hotline_staff(person: &Person) -> bool {
         .any(|r| person.has_role(r))
 }
 
-/// The roles that may read the statistics (`统计`; SPEC.md → Text commands: the hotline and the
+/// The roles that may read the statistics (`统计`; docs/spec.md → Text commands: the hotline and the
 /// working-group leaders) — the hotline's staff, the group leaders and the admins who run the
 /// service. The web dashboard shows the same figures to the same people.
 pub const STATISTICS_ROLES: [Role; 5] = [
@@ -75,7 +75,7 @@ pub fn may_see_statistics(person: &Person) -> bool {
     STATISTICS_ROLES.iter().any(|r| person.has_role(*r))
 }
 
-/// Whether `person` may read `case` (`查询`; SPEC.md → Text commands: participants and the
+/// Whether `person` may read `case` (`查询`; docs/spec.md → Text commands: participants and the
 /// hotline): anyone who may see the statistics sees every case; besides them, the people of the
 /// first unit and of every unit ever asked to cooperate (a withdrawn unit already received the
 /// case on its card), whoever submitted a version, and the city 12345 supervisor once the case

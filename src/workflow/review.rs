@@ -204,7 +204,7 @@ pub(super) fn escalate_city(call: Call, note: &str) -> Result<Decision, Rejectio
     Ok(d.finish())
 }
 
-/// The city's outcome, recorded by the hotline (SPEC.md → Review); the case closes.
+/// The city's outcome, recorded by the hotline (docs/spec.md → Review); the case closes.
 pub(super) fn record_city_outcome(call: Call, outcome: &str) -> Result<Decision, Rejection> {
     let case = call.case;
     let person = call.who.person()?;

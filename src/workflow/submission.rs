@@ -334,7 +334,7 @@ fn register(d: &mut Draft, kind: EventKind) {
     d.event(kind, Some(&first_unit), data);
 }
 
-/// The receipt for the case's latest version (SPEC.md → Submission); `None` only for a case
+/// The receipt for the case's latest version (docs/spec.md → Submission); `None` only for a case
 /// whose review clocks were never started, which registration rules out.
 fn receipt(case: &Case) -> Option<Message> {
     let due = |kind: ClockKind| case.clock(&kind).map(Due::from);

@@ -1,11 +1,11 @@
-//! Timer firings (SPEC.md → Clocks): reminders at half-time and shortly before each deadline, and
+//! Timer firings (docs/spec.md → Clocks): reminders at half-time and shortly before each deadline, and
 //! at the deadline the breach with its escalation ladder — the responsible person, then their
 //! leader or the hotline head, then (for a unit) the supervisor with a drafted 书面督办. A unit that
 //! does not answer in time is treated like a refusal (四(三) 拒不配合 → 书面督办). Firing a timer of
 //! a stopped clock, or one that already fired or was cancelled, is a no-op: the scheduler may
 //! deliver a firing twice or late.
 //!
-//! Only in working hours (SPEC.md → Clocks), green-channel cases excepted (五(一)): a firing
+//! Only in working hours (docs/spec.md → Clocks), green-channel cases excepted (五(一)): a firing
 //! outside them moves its timer to the next working time and says nothing yet. Several firings
 //! of one clock due at once (after downtime) collapse into the latest phase — a breach makes the
 //! reminders before it moot — and the skipped phases are recorded on its event. A firing more
@@ -80,7 +80,7 @@ pub(super) fn fire_all(
     let mut d = call.draft();
     let (now, calendar) = (d.now, d.ctx.calendar);
     if !d.case.green_channel && !calendar.is_working_time(now) {
-        // SPEC.md → Clocks: reminders only in working hours; the green channel at any hour.
+        // docs/spec.md → Clocks: reminders only in working hours; the green channel at any hour.
         let at = calendar.next_working_time(now);
         for (ci, tis) in &due {
             for ti in tis {
@@ -296,7 +296,7 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<St
             );
         }
         ClockKind::Handling => {
-            // SPEC.md → People: the supervisor supervises units that time out.
+            // docs/spec.md → People: the supervisor supervises units that time out.
             let first_unit = d.case.first_unit.clone();
             let supervisors = people::with_role(d.roster(), Role::Supervisor);
             sends.push(
@@ -315,7 +315,7 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<St
     }
 }
 
-/// SPEC.md → Coordination: "No answer by the response deadline is treated like a refusal" —
+/// docs/spec.md → Coordination: "No answer by the response deadline is treated like a refusal" —
 /// 四(三) 拒不配合的，由区12345热线进行书面督办; the inspector is told so they can withdraw the unit.
 fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &Clock, unit: &str) {
     let now = d.now;
@@ -399,7 +399,7 @@ fn escalation(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
 }
 
 /// Counts every running clock's deadline again from its start and configured length on the
-/// current calendar (holiday data was loaded, SPEC.md → Clocks: "loading the year's data
+/// current calendar (holiday data was loaded, docs/spec.md → Clocks: "loading the year's data
 /// recomputes it"). A deadline whose due, provisional flag or explanation changed is recorded
 /// and its pending timers move; only when the due instant itself moved is whoever must act on
 /// the clock told. Nothing else changes, so recomputing twice is a no-op.

@@ -3,7 +3,7 @@
 //! binary and through their `run` functions.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -183,10 +183,10 @@ fn year_data_errors_are_chinese_and_name_the_file() {
 
 /// Runs the built binary from the crate root, with the calendar directory overridden when given.
 fn tiaochu(args: &[&str], calendar_dir: Option<&Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tiaochu"));
-    cmd.args(args)
-        .current_dir(root())
-        .env_remove("TIAOCHU_CALENDAR__DIR");
+    // A scratch working directory: `calendar load` recomputes the deadlines in the default
+    // `tiaochu.db`, which must never be a developer's.
+    let mut cmd = crate::support::cli();
+    cmd.args(args);
     if let Some(dir) = calendar_dir {
         cmd.env("TIAOCHU_CALENDAR__DIR", dir);
     }
@@ -500,18 +500,25 @@ fn calendar_load_run_directly_writes_the_year() {
     let dir = tmp.path().join("new-dir");
     let file = tmp.path().join("y.json");
     std::fs::write(&file, FAKE_2027).expect("write");
+    // Both paths in the temporary directory: `load` recomputes the deadlines in the store.
     let settings = Settings::load_with_env(
         None,
-        [(
-            "TIAOCHU_CALENDAR__DIR".to_string(),
-            dir.display().to_string(),
-        )],
+        [
+            (
+                "TIAOCHU_CALENDAR__DIR".to_string(),
+                dir.display().to_string(),
+            ),
+            (
+                "TIAOCHU_STORE__PATH".to_string(),
+                tmp.path().join("tiaochu.db").display().to_string(),
+            ),
+        ],
     )
     .expect("settings");
     let code =
         calendar_cmd::run(&settings, &CalendarCommand::Load { file: file.clone() }).expect("load");
     assert_eq!(code, 0);
-    let cal = Calendar::from_settings(&settings).expect("reload");
+    let cal = settings.load_calendar().expect("reload");
     assert_eq!(cal.years(), vec![2027]);
     assert!(!cal.is_working_day(date("2027-01-01")));
     let code = calendar_cmd::run(&settings, &CalendarCommand::Show { year: 2026 }).expect("show");

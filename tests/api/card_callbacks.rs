@@ -229,11 +229,9 @@ impl Http {
     }
 
     pub(crate) async fn submit(&self) {
-        let body = json!({
-            "msgtype": "text", "msgId": "msg-1", "createAt": self.app.now_ms(),
-            "conversationType": "1", "conversationId": "cid-rs", "senderStaffId": RS,
-            "senderNick": "王联络", "text": {"content": APPLICATION}, "robotCode": "ding-robot",
-        });
+        let body = crate::support::robot_text("msg-1", RS, APPLICATION, self.app.now_ms())
+            .with("conversationId", "cid-rs")
+            .with("senderNick", "王联络");
         let response = self.app.post_signed(body.to_string()).await;
         assert_eq!(response.status(), 200);
         settle(&self.app, true).await;
@@ -560,11 +558,10 @@ async fn taps_over_stream_are_answered_in_the_ack() {
     })
     .await;
     gateway.connection(0).await;
-    let data = json!({
-        "msgtype": "text", "msgId": "msg-s1", "createAt": START_MS, "conversationType": "1",
-        "conversationId": "cid-rs", "senderStaffId": RS, "senderNick": "王联络",
-        "robotCode": "ding-stream-app", "text": {"content": APPLICATION},
-    });
+    let data = crate::support::robot_text("msg-s1", RS, APPLICATION, START_MS)
+        .with("conversationId", "cid-rs")
+        .with("senderNick", "王联络")
+        .with("robotCode", "ding-stream-app");
     let frame = json!({
         "specVersion": "1.0", "type": "CALLBACK",
         "headers": {"appId": "app-1", "connectionId": "conn-1", "contentType": "application/json",

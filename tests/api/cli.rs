@@ -1,16 +1,13 @@
 //! Integration tests: the `tiaochu` command as an admin runs it (settings layering, check-config).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// Runs the built binary from the crate root, so the shipped relative paths resolve.
+use crate::support::cli;
+
+/// Runs the built binary in a scratch directory where the shipped relative paths resolve.
 pub fn tiaochu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tiaochu"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("TIAOCHU_DINGTALK__MODE")
-        .output()
-        .expect("run tiaochu")
+    cli().args(args).output().expect("run tiaochu")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -59,9 +56,8 @@ fn check_config_reports_broken_roster_with_line() {
 
 #[test]
 fn check_config_requires_credentials_outside_sandbox() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = cli()
         .arg("check-config")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TIAOCHU_DINGTALK__MODE", "stream")
         .env("TIAOCHU_DINGTALK__APP_SECRET", "top-secret-value")
         .output()
@@ -74,9 +70,8 @@ fn check_config_requires_credentials_outside_sandbox() {
 
 #[test]
 fn bad_settings_exit_2_in_chinese() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = cli()
         .arg("check-config")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TIAOCHU_SLA__DECISION_WORKING_DAYS", "三")
         .output()
         .expect("run");
@@ -93,9 +88,8 @@ async fn healthcheck_exits_0_against_a_running_service_and_1_when_none_answers()
     let app = crate::support::spawn_app(|_| {}).await;
     let listen = app.address.trim_start_matches("http://").to_string();
     let run = |listen: String| {
-        Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        cli()
             .arg("healthcheck")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("TIAOCHU_SERVER__LISTEN", listen)
             .output()
             .expect("run")
@@ -131,9 +125,8 @@ async fn a_second_service_on_the_same_database_is_refused_naming_the_first() {
     let app = crate::support::spawn_app(|_| {}).await;
     let db = app.db_path.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+        cli()
             .arg("serve")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("TIAOCHU_STORE__PATH", &db)
             .env("TIAOCHU_SERVER__LISTEN", "127.0.0.1:0")
             .env("TIAOCHU_DINGTALK__MODE", "sandbox")
@@ -161,10 +154,9 @@ fn check_config_shows_the_secret_card_callback_path_the_service_serves() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("tiaochu.db");
     let run = |extra: &[(&str, &str)]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tiaochu"));
+        let mut command = cli();
         command
             .arg("check-config")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("TIAOCHU_STORE__PATH", &db)
             .env("TIAOCHU_DINGTALK__MODE", "http")
             .env("TIAOCHU_DINGTALK__APP_KEY", "ding-app")
@@ -202,4 +194,111 @@ fn check_config_shows_the_secret_card_callback_path_the_service_serves() {
     assert!(all.contains(&format!("https://<公网地址>{path}")), "{all}");
     let (_, again) = run(&key);
     assert!(again.contains(&path), "the same path every time: {again}");
+}
+
+/// Existence, length and modification time of the checkout's `tiaochu.db` and its WAL files.
+fn checkout_database() -> Vec<Option<(u64, std::time::SystemTime)>> {
+    ["tiaochu.db", "tiaochu.db-wal", "tiaochu.db-shm"]
+        .iter()
+        .map(|name| {
+            let meta = std::fs::metadata(crate::support::repo_root().join(name)).ok()?;
+            Some((meta.len(), meta.modified().ok()?))
+        })
+        .collect()
+}
+
+/// `cargo test` must never touch a developer's files: the commands that default to
+/// `[store] path = "tiaochu.db"` (relative to the working directory) open the scratch
+/// directory's database, and the checkout's `./tiaochu.db` — a developer's sandbox data — is
+/// exactly as it was.
+#[test]
+fn the_default_database_is_the_scratch_directorys_never_the_checkouts() {
+    let before = checkout_database();
+    let scratch = tempfile::tempdir().expect("tempdir");
+
+    let mut migrate = cli();
+    let out = migrate.arg("migrate").output().expect("run migrate");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        migrate.cwd().join("tiaochu.db").exists(),
+        "`migrate` creates the default database in the working directory it runs in"
+    );
+
+    let year = scratch.path().join("2027.json");
+    std::fs::write(
+        &year,
+        r#"{"year": 2027, "source": "测试", "off_days": ["2027-01-01"], "makeup_workdays": []}"#,
+    )
+    .expect("write year");
+    let runs: [&[&str]; 4] = [
+        &["check-config"],
+        &["outbox", "list"],
+        &["report", "--month", "2026-11", "--format", "csv"],
+        &["calendar", "load", year.to_str().expect("utf-8")],
+    ];
+    for args in runs {
+        let mut command = cli();
+        command.args(args);
+        if args[0] == "calendar" {
+            // `load` writes the year into the calendar directory: a scratch one, not config/.
+            command.env("TIAOCHU_CALENDAR__DIR", scratch.path().join("calendar"));
+        }
+        // Each in a fresh scratch directory holding a database, as a developer's checkout would.
+        std::fs::copy(
+            migrate.cwd().join("tiaochu.db"),
+            command.cwd().join("tiaochu.db"),
+        )
+        .expect("copy database");
+        let out = command.output().expect("run");
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        checkout_database(),
+        before,
+        "a test changed the checkout's tiaochu.db"
+    );
+}
+
+/// The guard behind the test above: no test runs the binary but through `support::cli`, and no
+/// test calls a command's `run` in-process on the default database path.
+#[test]
+fn every_run_of_the_binary_goes_through_the_scratch_directory() {
+    // Split so that this file does not match itself.
+    let binary = concat!("CARGO_BIN_", "EXE_tiaochu");
+    let cwd = concat!(".current_", "dir(");
+    let in_process = "tiaochu::cli::";
+    let mut offenders = Vec::new();
+    let mut stack = vec![crate::support::repo_root().join("tests")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read tests/") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("api/support.rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).expect("read test source");
+            if source.contains(binary) || source.contains(cwd) {
+                offenders.push(format!("{} runs the binary itself", path.display()));
+            }
+            if source.contains(in_process)
+                && source.contains("Settings::load_with_env(")
+                && !source.contains("TIAOCHU_STORE__PATH")
+                && !source.contains("store.path =")
+            {
+                offenders.push(format!(
+                    "{} runs a command in-process without setting [store] path",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "use support::cli():\n{offenders:#?}");
 }

@@ -13,38 +13,25 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::Value;
 use tiaochu::app::App;
-use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::card_secrets::CardSecrets;
 use tiaochu::clock::{Clock, ManualClock};
-use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::{Engine, Outcome, decode};
 use tiaochu::messages::timeline::render_query;
-use tiaochu::parse::{Application, UnitMatcher, parse_application};
-use tiaochu::roster::{Person, Role, Roster};
+use tiaochu::parse::Application;
+use tiaochu::roster::{Role, Roster};
 use tiaochu::scheduler::fire_due;
 use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{EventRow, OutboxRow, Store, TimerState};
 use tiaochu::workflow::{Actor, Case, Input};
+
+use crate::support::{
+    World, complete_application, default_settings, repo_root, seed_application_text, world,
+};
 
 const LIAISON: &str = "rs-liaison";
 const INSPECTOR: &str = "local:区12345热线:孟艳秋";
 
 fn at(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
-}
-
-fn roster() -> Roster {
-    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-    let mut people = shipped.people().to_vec();
-    people.push(Person::new(
-        "人社联络员",
-        "区人社局",
-        "科员",
-        vec![Role::Liaison],
-        LIAISON,
-        "",
-    ));
-    Roster::from_parts(shipped.units().to_vec(), people)
 }
 
 fn hotline_head(roster: &Roster) -> String {
@@ -57,41 +44,34 @@ fn hotline_head(roster: &Roster) -> String {
 }
 
 struct Fixture {
-    dir: tempfile::TempDir,
-    engine: Engine,
-    store: Store,
-    roster: Roster,
+    world: World,
     clock: ManualClock,
+}
+
+/// `f.engine`, `f.store`, `f.roster`, `f.dir`: the world's.
+impl std::ops::Deref for Fixture {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
 }
 
 /// An engine over a temporary database and the holiday files in `calendar_dir`.
 fn fixture_with(calendar_dir: &Path, start: &str, mode: DingtalkMode, group: bool) -> Fixture {
-    let roster = roster();
-    let calendar = Calendar::load_dir(calendar_dir, WorkingHours::default()).expect("calendar");
-    let mut settings = crate::support::test_settings();
-    settings.dingtalk.mode = mode;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("t.db")).expect("store");
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(roster.clone()),
-        Arc::new(calendar),
-        settings.sla,
-        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
-    )
-    .with_group_digest(group);
     Fixture {
-        dir,
-        engine,
-        store,
-        roster,
+        world: world()
+            .liaison("人社联络员", "区人社局", LIAISON)
+            .calendar_dir(calendar_dir)
+            .mode(mode)
+            .group_digest(group)
+            .build(),
         clock: ManualClock::new(at(start)),
     }
 }
 
 fn fixture(start: &str) -> Fixture {
     fixture_with(
-        Path::new("config/calendar"),
+        &repo_root().join("config/calendar"),
         start,
         DingtalkMode::Sandbox,
         false,
@@ -99,11 +79,7 @@ fn fixture(start: &str) -> Fixture {
 }
 
 fn application(roster: &Roster, ticket: &str, urgent: bool) -> Application {
-    let text = std::fs::read_to_string("tests/fixtures/applications/001-seed-template.txt")
-        .expect("fixture")
-        .replace("DH2026110300017", ticket);
-    let mut app = parse_application(&text, &UnitMatcher::new(roster));
-    assert!(app.ok, "{:?}", app.errors);
+    let mut app = complete_application(roster, &seed_application_text(ticket));
     app.urgent = urgent;
     app
 }
@@ -329,7 +305,7 @@ async fn a_green_channel_case_on_a_saturday_evening_is_reminded_at_once() {
 #[tokio::test]
 async fn the_digest_goes_to_the_group_robot_when_one_is_configured() {
     let f = fixture_with(
-        Path::new("config/calendar"),
+        &repo_root().join("config/calendar"),
         "2026-11-02T09:00:00+08:00",
         DingtalkMode::Http,
         true,
@@ -421,7 +397,7 @@ async fn a_provisional_deadline_is_recomputed_when_next_years_data_is_loaded() {
         ),
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .arg("--config")
         .arg(&config)
         .args(["calendar", "load"])
@@ -478,7 +454,7 @@ async fn a_provisional_deadline_is_recomputed_when_next_years_data_is_loaded() {
 
     // Loading the same file again changes nothing and tells nobody.
     let before = f.outbox().len();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .arg("--config")
         .arg(&config)
         .args(["calendar", "load"])
@@ -498,7 +474,7 @@ async fn start_service(
     tiaochu::app::Shutdown,
     tokio::task::JoinHandle<Result<(), tiaochu::app::AppError>>,
 ) {
-    let mut settings = crate::support::test_settings();
+    let mut settings = default_settings();
     settings.store.path = db.to_path_buf();
     settings.dingtalk.mode = DingtalkMode::Sandbox;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

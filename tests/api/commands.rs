@@ -1,5 +1,5 @@
 //! The chat-command parser through its public API, with the shipped roster: every command of
-//! SPEC.md → Text commands in its canonical form and in sloppy forms, every malformed form answered
+//! docs/spec.md → Text commands in its canonical form and in sloppy forms, every malformed form answered
 //! with a Chinese error that shows the correct form, and texts that are not commands.
 //!
 //! Chit-chat ("你好") and applications are not commands: `parse_command` returns `None`, the caller

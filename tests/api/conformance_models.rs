@@ -402,11 +402,10 @@ async fn official_model_bodies_are_accepted_by_the_fake_like_ours() {
              alibabacloud-dingtalk=={SDK_VERSION}, as .ci/run does into target/conformance-venv)",
             python.display()
         );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "conformance test needs the SDK: {why}"
+        crate::support::skip_or_fail(
+            "official_model_bodies_are_accepted_by_the_fake_like_ours",
+            &why,
         );
-        eprintln!("SKIPPED conformance test: {why}");
         return;
     }
 

@@ -61,7 +61,7 @@ impl Talk {
         let roster = Roster::from_parts(shipped.units().to_vec(), people);
         let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
             .expect("calendar");
-        let settings = crate::support::test_settings();
+        let settings = crate::support::default_settings();
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("talk.db")).expect("store");
         let engine = Engine::new(
@@ -607,7 +607,7 @@ async fn the_sandbox_dashboard_link_opens_where_the_console_is() {
     use tiaochu::app::App;
     use tiaochu::clock::Clock;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = crate::support::test_settings();
+    let mut settings = crate::support::default_settings();
     settings.store.path = dir.path().join("link.db");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

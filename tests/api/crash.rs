@@ -25,7 +25,7 @@
 //! or of the restart when it came due while the child was down. The timers' messages go through
 //! the same delivered-exactly-once check as the rest.
 //!
-//! Outbound is at-least-once by design (DESIGN.md): a kill after DingTalk took a batchSend but
+//! Outbound is at-least-once by design (docs/architecture.md): a kill after DingTalk took a batchSend but
 //! before the row was marked sent makes the next process send it again (it holds the database's
 //! service lock, so it releases the dead process's leases at start rather than wait them out).
 //! So while the child is dead the test records which rows it had in flight (leased, pending);
@@ -280,12 +280,8 @@ async fn post_callback(
     text: &str,
     at_ms: i64,
 ) -> Option<u16> {
-    let body = json!({
-        "msgtype": "text", "msgId": msg_id, "createAt": at_ms,
-        "conversationType": "1", "conversationId": format!("cid-{from}"),
-        "senderStaffId": from, "senderNick": from, "robotCode": ROBOT_CODE,
-        "text": {"content": format!(" {text}")},
-    });
+    let body = crate::support::robot_text(msg_id, from, &format!(" {text}"), at_ms)
+        .with("robotCode", ROBOT_CODE);
     let timestamp = at_ms.to_string();
     http.post(format!("{base}/dingtalk/robot"))
         .header("content-type", "application/json; charset=utf-8")
@@ -358,6 +354,8 @@ async fn send_traffic(
 /// The child server and what restarts it.
 struct Server {
     child: Child,
+    /// The child's scratch working directory, kept while it runs.
+    _cwd: crate::support::Cli,
     config: PathBuf,
     log: PathBuf,
     base: String,
@@ -370,37 +368,28 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_child(config: &Path, log: &Path) -> Child {
+fn spawn_child(config: &Path, log: &Path) -> (Child, crate::support::Cli) {
     let out = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("log file");
     let err = out.try_clone().expect("log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tiaochu"));
+    let mut command = crate::support::cli();
     command
         .arg("--config")
         .arg(config)
         .arg("serve")
         .env("RUST_LOG", "warn")
-        // The fake is on loopback: no proxy may capture the child's requests to it.
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
-    for (key, _) in std::env::vars_os() {
-        let key_text = key.to_string_lossy();
-        // The developer's own settings and proxies must not reach the child.
-        if key_text.starts_with("TIAOCHU_") || key_text.to_ascii_lowercase().ends_with("_proxy") {
-            command.env_remove(&key);
-        }
-    }
     // A few senders send the whole traffic at full speed: the per-sender flood limit would
     // answer most of it with the cheap throttled path, and this test is about every kind of
     // message surviving a kill.
     command.env("TIAOCHU_INBOX__PER_SENDER_PER_MINUTE", "0");
-    command.spawn().expect("start tiaochu serve")
+    let child = command.spawn().expect("start tiaochu serve");
+    (child, command)
 }
 
 fn log_tail(log: &Path) -> String {
@@ -420,7 +409,7 @@ impl Server {
             .expect("client");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut child = spawn_child(&config, &log);
+            let (mut child, cwd) = spawn_child(&config, &log);
             loop {
                 if child.try_wait().expect("child status").is_some() {
                     break;
@@ -433,6 +422,7 @@ impl Server {
                 if healthy {
                     return Server {
                         child,
+                        _cwd: cwd,
                         config,
                         log,
                         base,

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tiaochu::clock::ManualClock;
 use tiaochu::roster::{Person, Role};
 use tiaochu::settings::DingtalkMode;
@@ -173,12 +172,10 @@ impl Case {
     /// `from` sends `text` in a 1:1 chat; returns the deliveries it caused.
     pub(crate) async fn say(&mut self, from: &str, text: &str) -> Vec<Delivery> {
         self.seq += 1;
-        let body = json!({
-            "msgtype": "text", "msgId": format!("msg-{}", self.seq), "createAt": self.app.now_ms(),
-            "conversationType": "1", "conversationId": format!("cid-{from}"), "senderStaffId": from,
-            "senderNick": from, "text": {"content": format!(" {text}")}, "robotCode": "ding-robot",
-        })
-        .to_string();
+        let msg_id = format!("msg-{}", self.seq);
+        let body =
+            crate::support::robot_text(&msg_id, from, &format!(" {text}"), self.app.now_ms())
+                .to_string();
         match (self.via, &self.gateway) {
             (Via::Stream, Some(gateway)) => {
                 let frame_id = format!("frame-{}", self.seq);

@@ -2,78 +2,35 @@
 //! application parsed by the real parser, then claimed, with timers fired from the store — and a
 //! rejection leaves the database untouched.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use jiff::Timestamp;
-use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dingtalk::api::Channel;
-use tiaochu::dispatch::Dispatch;
-use tiaochu::engine::{Engine, Outcome};
-use tiaochu::parse::{UnitMatcher, parse_application};
-use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::settings::Settings;
+use tiaochu::engine::Outcome;
+use tiaochu::roster::{Person, Role};
 use tiaochu::store::{OutboxState, Store};
 use tiaochu::workflow::{Actor, Input, RejectReason, State};
+
+use crate::support::{World, world};
 
 const LIAISON: &str = "rs-liaison";
 const OTHER_LIAISON: &str = "zj-liaison";
 const INSPECTOR: &str = "local:区12345热线:孟艳秋";
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    engine: Engine,
-    store: Store,
-    roster: Roster,
+fn fixture() -> World {
+    world()
+        .liaison("人社联络员", "区人社局", LIAISON)
+        .person(Person::new(
+            "住建联络员",
+            "区住建局",
+            "股长",
+            vec![Role::Liaison],
+            OTHER_LIAISON,
+            "",
+        ))
+        .build()
 }
 
-fn fixture() -> Fixture {
-    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-    let mut people = shipped.people().to_vec();
-    people.push(Person::new(
-        "人社联络员",
-        "区人社局",
-        "科员",
-        vec![Role::Liaison],
-        LIAISON,
-        "",
-    ));
-    people.push(Person::new(
-        "住建联络员",
-        "区住建局",
-        "股长",
-        vec![Role::Liaison],
-        OTHER_LIAISON,
-        "",
-    ));
-    let roster = Roster::from_parts(shipped.units().to_vec(), people);
-    let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-        .expect("calendar");
-    let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("t.db")).expect("store");
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(roster.clone()),
-        Arc::new(calendar),
-        settings.sla,
-        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
-    );
-    Fixture {
-        _dir: dir,
-        engine,
-        store,
-        roster,
-    }
-}
-
-fn seed_application(roster: &Roster) -> tiaochu::parse::Application {
-    let text = std::fs::read_to_string("tests/fixtures/applications/001-seed-template.txt")
-        .expect("fixture");
-    let app = parse_application(&text, &UnitMatcher::new(roster));
-    assert!(app.ok, "{:?}", app.errors);
-    app
+fn seed_application(w: &World) -> tiaochu::parse::Application {
+    w.seed_application("DH2026110300017")
 }
 
 fn at(s: &str) -> Timestamp {
@@ -109,7 +66,7 @@ fn submit(app: &tiaochu::parse::Application) -> Input {
 #[test]
 fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
     let f = fixture();
-    let app = seed_application(&f.roster);
+    let app = seed_application(&f);
     let now = at("2026-11-02T09:00:00+08:00");
     let ticket = app.ticket_no.clone().expect("ticket");
 
@@ -193,7 +150,7 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
 #[test]
 fn a_rejection_writes_nothing() {
     let f = fixture();
-    let app = seed_application(&f.roster);
+    let app = seed_application(&f);
     let ticket = app.ticket_no.clone().expect("ticket");
     let now = at("2026-11-02T09:00:00+08:00");
     // A liaison of another unit may not submit for 区人社局.
@@ -238,7 +195,7 @@ fn a_rejection_writes_nothing() {
 #[test]
 fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
     let f = fixture();
-    let app = seed_application(&f.roster);
+    let app = seed_application(&f);
     let ticket = app.ticket_no.clone().expect("ticket");
     let now = at("2026-11-02T09:00:00+08:00");
     f.engine
@@ -306,7 +263,7 @@ async fn the_scheduler_step_fires_each_due_timer_once() {
     use tiaochu::scheduler::fire_due;
 
     let f = fixture();
-    let app = seed_application(&f.roster);
+    let app = seed_application(&f);
     let ticket = app.ticket_no.clone().expect("ticket");
     let clock = ManualClock::new(at("2026-11-02T09:00:00+08:00"));
     f.engine

@@ -417,7 +417,7 @@ async fn sandbox_mode_has_no_robot_callback() {
 #[tokio::test]
 async fn http_mode_without_a_secret_does_not_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = crate::support::test_settings();
+    let mut settings = crate::support::default_settings();
     settings.store.path = dir.path().join("t.db");
     settings.dingtalk.mode = DingtalkMode::Http;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -455,4 +455,54 @@ async fn shutdown_stops_the_server() {
         .send()
         .await;
     assert!(refused.is_err(), "the listener is closed after shutdown");
+}
+
+/// `GET /` answers someone who opens the service's address: a short page pointing to DingTalk
+/// and the dashboard, or, in sandbox mode, the sandbox console.
+#[tokio::test]
+async fn the_root_page_points_people_to_dingtalk_or_the_sandbox() {
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let app = spawn_app(|_| {}).await;
+    let response = no_redirects
+        .get(format!("{}/", app.address))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(response.status(), StatusCode::OK);
+    let csp = response
+        .headers()
+        .get("content-security-policy")
+        .expect("a CSP")
+        .to_str()
+        .expect("text")
+        .to_string();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let page = response.text().await.expect("body");
+    assert!(
+        page.contains("联合调处") && page.contains("发送“帮助”"),
+        "{page}"
+    );
+    assert!(page.contains(r#"href="/dashboard""#), "{page}");
+    app.shutdown.trigger();
+
+    let sandbox = spawn_app(|s| s.dingtalk.mode = DingtalkMode::Sandbox).await;
+    let response = no_redirects
+        .get(format!("{}/", sandbox.address))
+        .send()
+        .await
+        .expect("GET /");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    assert_eq!(
+        response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok()),
+        Some("/sandbox")
+    );
+    sandbox.shutdown.trigger();
 }

@@ -6,20 +6,16 @@
 //! it back (退回联络员) or agrees (同意), which starts the mechanism clocks.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Value, json};
-use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::card_secrets::CardSecrets;
-use tiaochu::dispatch::Dispatch;
+use serde_json::Value;
 use tiaochu::engine::Engine;
 use tiaochu::inbox::InboxProcessor;
 use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::settings::Settings;
-use tiaochu::store::{NewInbound, Store, TimerState};
+use tiaochu::store::{NewInbound, TimerState};
 use tiaochu::workflow::{Case, ClockKind, State};
+
+use crate::support::{World, WorldBuilder, default_settings, robot_text, world};
 
 const RS: &str = "rs-liaison";
 const ZJ: &str = "zj-liaison";
@@ -38,30 +34,25 @@ const APPLICATION: &str = "工单编号：DH2026110300017
 需协调部门及事由：区住建局核查项目审批及工程款拨付；区城市管理局协助现场核查。
 请示分管领导相关情况：已向分管领导汇报，分管领导已同意。";
 
-fn file_roster() -> Roster {
-    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-    let mut people = shipped.people().to_vec();
-    for (name, unit, id) in [
-        ("王联络", "区人社局", RS),
-        ("赵联络", "区住建局", ZJ),
-        ("钱联络", "区城市管理局", CG),
-    ] {
-        people.push(Person::new(name, unit, "科员", vec![Role::Liaison], id, ""));
-    }
-    people.push(Person::new(
-        "管理员",
-        "区12345热线",
-        "系统管理员",
-        vec![Role::Admin],
-        ADMIN,
-        "",
-    ));
-    Roster::from_parts(shipped.units().to_vec(), people)
+/// The service's world: the shipped roster with three liaisons and an admin.
+fn file_world(confirm: bool) -> WorldBuilder {
+    world()
+        .liaison("王联络", "区人社局", RS)
+        .liaison("赵联络", "区住建局", ZJ)
+        .liaison("钱联络", "区城市管理局", CG)
+        .person(Person::new(
+            "管理员",
+            "区12345热线",
+            "系统管理员",
+            vec![Role::Admin],
+            ADMIN,
+            "",
+        ))
+        .leader_confirmation(confirm)
 }
 
 struct Group {
-    dir: tempfile::TempDir,
-    confirm: bool,
+    world: World,
     engine: Engine,
     processor: InboxProcessor,
     now: Timestamp,
@@ -76,11 +67,10 @@ impl Group {
 
     /// `confirm`: `[workflow] require_leader_confirmation`.
     fn with_confirmation(confirm: bool) -> Group {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (engine, processor) = Group::open(&dir, confirm);
+        let world = file_world(confirm).build();
+        let (engine, processor) = Group::open(&world);
         Group {
-            dir,
-            confirm,
+            world,
             engine,
             processor,
             now: "2026-11-02T09:00:00+08:00".parse().expect("now"),
@@ -90,26 +80,16 @@ impl Group {
     }
 
     /// The service as a start builds it: file roster, then the stored changes laid over it.
-    fn open(dir: &tempfile::TempDir, confirm: bool) -> (Engine, InboxProcessor) {
-        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-            .expect("calendar");
-        let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
-        let store = Store::open(&dir.path().join("leaders.db")).expect("store");
-        let engine = Engine::new(
-            store,
-            Arc::new(file_roster()),
-            Arc::new(calendar),
-            settings.sla,
-            Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
-        )
-        .with_leader_confirmation(confirm);
+    fn open(world: &World) -> (Engine, InboxProcessor) {
+        let engine = world.engine.clone();
         engine.reload_roster_blocking().expect("stored roster");
         let processor = InboxProcessor::new(engine.clone());
         (engine, processor)
     }
 
     fn restart(&mut self) {
-        let (engine, processor) = Group::open(&self.dir, self.confirm);
+        self.world.restart();
+        let (engine, processor) = Group::open(&self.world);
         self.engine = engine;
         self.processor = processor;
     }
@@ -119,19 +99,14 @@ impl Group {
     async fn say(&mut self, from: &str, text: &str, at: &[&str]) -> BTreeMap<String, Vec<String>> {
         self.seq += 1;
         self.now += SignedDuration::from_mins(5);
-        let mut at_users = vec![json!({"dingtalkId": "$:LWCP_v1:$robot"})];
-        at_users.extend(
-            at.iter()
-                .map(|id| json!({"dingtalkId": format!("$:LWCP_v1:${id}"), "staffId": id})),
-        );
         let msg_id = format!("msg-{}", self.seq);
-        let body = json!({
-            "msgtype": "text", "text": {"content": text}, "msgId": msg_id,
-            "conversationType": if at.is_empty() { "1" } else { "2" },
-            "conversationId": "cid-group", "senderStaffId": from, "senderNick": from,
-            "atUsers": at_users, "createAt": self.now.as_millisecond(), "robotCode": "sandbox"
-        })
-        .to_string();
+        let mut message = robot_text(&msg_id, from, text, self.now.as_millisecond())
+            .with("robotCode", "sandbox")
+            .in_group("cid-group", at);
+        if at.is_empty() {
+            message = message.with("conversationType", "1");
+        }
+        let body = message.to_string();
         let now = self.now;
         self.engine
             .store()
@@ -411,10 +386,7 @@ fn stored_case(g: &Group) -> Case {
 #[tokio::test]
 async fn with_confirmation_on_the_leader_returns_then_agrees_and_the_clocks_start_then() {
     assert!(
-        !Settings::load_with_env(None, Vec::new())
-            .expect("settings")
-            .workflow
-            .require_leader_confirmation,
+        !default_settings().workflow.require_leader_confirmation,
         "off by default"
     );
     let mut g = Group::with_confirmation(true);
@@ -498,8 +470,7 @@ async fn with_confirmation_on_the_leader_returns_then_agrees_and_the_clocks_star
         "{}",
         case.application.leader_approval
     );
-    let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-        .expect("calendar");
+    let calendar = &g.world.calendar;
     let review = case.clock(&ClockKind::ReviewStart).expect("review clock");
     assert_eq!(review.started, agreed_at);
     assert_eq!(

@@ -5,21 +5,22 @@
 //! key facts of its message, and no citizen's phone number.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use jiff::Timestamp;
-use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::calendar::Calendar;
 use tiaochu::messages::card::{card_params, coordination_card, review_card};
 use tiaochu::messages::help::{help_all, help_text};
 use tiaochu::messages::notify::{Rendered, render};
 use tiaochu::messages::timeline::{TimelineEntry, render_query};
 use tiaochu::parse::{Application, Category};
 use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::settings::{Settings, SlaSettings};
+use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
     Actor, Case, ClockKind, CoordinationAsk, Ctx, Effect, HelpItem, Input, Message, Phase,
     SatisfactionLevel, transition,
 };
+
+use crate::support;
 
 const RS_LIAISON: &str = "rs-liaison";
 const ZJ_LIAISON: &str = "zj-liaison";
@@ -45,14 +46,13 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let shipped = Roster::load(Path::new("config/roster.toml")).expect("shipped roster");
-        let mut people = shipped.people().to_vec();
+        let mut builder = support::world();
         for (name, unit, id, phone) in [
             ("人社联络员", FIRST, RS_LIAISON, "13800000001"),
             ("住建联络员", ZJ, ZJ_LIAISON, "13800000002"),
             ("城管联络员", CG, CG_LIAISON, "13800000003"),
         ] {
-            people.push(Person::new(
+            builder = builder.person(Person::new(
                 name,
                 unit,
                 "股长",
@@ -61,13 +61,11 @@ impl World {
                 phone,
             ));
         }
+        let core = builder.core();
         World {
-            roster: Roster::from_parts(shipped.units().to_vec(), people),
-            calendar: Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-                .expect("shipped calendar"),
-            sla: Settings::load_with_env(None, Vec::<(String, String)>::new())
-                .expect("defaults")
-                .sla,
+            roster: core.roster,
+            calendar: core.calendar,
+            sla: core.sla,
         }
     }
 }

@@ -259,6 +259,7 @@ async fn a_whole_conversation_logs_ids_but_no_secret_and_no_phone() {
         let subscriber = tiaochu::cli::serve::log_subscriber(
             LogFormat::Json,
             EnvFilter::new("info,tiaochu=debug"),
+            false,
             move || writer.clone(),
         );
         tracing::subscriber::set_global_default(subscriber).expect("the child's only subscriber");

@@ -6,7 +6,6 @@
 //! and `tiaochu outbox list|retry|dead` through the binary.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1290,11 +1289,10 @@ async fn a_third_of_answers_failing() {
 }
 
 fn tiaochu(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .arg("--config")
         .arg(config)
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("TIAOCHU_DINGTALK__MODE")
         .output()
         .expect("run tiaochu");
@@ -1533,13 +1531,10 @@ async fn an_admin_bound_after_start_gets_the_next_dead_letter_notice() {
     })
     .await;
     let now = app.now_ms();
-    let bind = serde_json::json!({
-        "msgtype": "text", "msgId": "bind-1", "createAt": now, "conversationType": "2",
-        "conversationId": "cid-admins", "senderStaffId": "admin-1", "senderNick": "甲管理",
-        "atUsers": [{"dingtalkId": "$:LWCP_v1:$robot"},
-                    {"dingtalkId": "$:LWCP_v1:$qian", "staffId": "qian-001"}],
-        "text": {"content": "绑定 钱管理 @钱管理"}, "robotCode": ROBOT_CODE,
-    });
+    let bind = crate::support::robot_text("bind-1", "admin-1", "绑定 钱管理 @钱管理", now)
+        .with("senderNick", "甲管理")
+        .with("robotCode", ROBOT_CODE)
+        .in_group("cid-admins", &["qian-001"]);
     assert_eq!(app.post_signed(bind.to_string()).await.status(), 200);
     wait_for(&fake, |d| {
         d.user.as_deref() == Some("qian-001") && d.text.contains("绑定钉钉账号")

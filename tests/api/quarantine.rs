@@ -6,7 +6,6 @@
 //! acknowledged, so its redelivery is applied, once.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -224,9 +223,8 @@ impl Desk {
 
 /// Runs the built `tiaochu` on the desk's database.
 fn tiaochu(desk: &Desk, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TIAOCHU_STORE__PATH", desk.db_path())
         .output()
         .expect("run tiaochu");

@@ -12,21 +12,17 @@
 //!   completed on time, 不满意.
 //! - E: joint with ZJ 11-16; ZJ accepts on time; completed on time, 基本满意.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
 use jiff::Timestamp;
-use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::card_secrets::CardSecrets;
-use tiaochu::dispatch::Dispatch;
-use tiaochu::engine::{Engine, Outcome};
-use tiaochu::parse::{Application, UnitMatcher, parse_application};
+use tiaochu::engine::Outcome;
+use tiaochu::parse::Application;
 use tiaochu::report::{self, NoticeKind, Period};
-use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::settings::Settings;
-use tiaochu::store::Store;
+use tiaochu::roster::Roster;
 use tiaochu::workflow::{Actor, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
+
+use crate::support;
 
 const RS: &str = "rs-liaison";
 const ZJ: &str = "zj-liaison";
@@ -38,45 +34,24 @@ const RS_UNIT: &str = "区人社局";
 const ZJ_UNIT: &str = "区住建局";
 const CG_UNIT: &str = "区城市管理局";
 
-struct World {
-    dir: tempfile::TempDir,
-    engine: Engine,
-    store: Store,
-    roster: Roster,
-    calendar: Calendar,
+/// The shared test world with three liaisons, and this module's steps.
+struct World(support::World);
+
+impl std::ops::Deref for World {
+    type Target = support::World;
+    fn deref(&self) -> &support::World {
+        &self.0
+    }
 }
 
 fn world() -> World {
-    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-    let mut people = shipped.people().to_vec();
-    for (name, unit, id) in [
-        ("王联络", RS_UNIT, RS),
-        ("赵联络", ZJ_UNIT, ZJ),
-        ("钱联络", CG_UNIT, CG),
-    ] {
-        people.push(Person::new(name, unit, "科员", vec![Role::Liaison], id, ""));
-    }
-    let roster = Roster::from_parts(shipped.units().to_vec(), people);
-    let calendar = || {
-        Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default()).expect("calendar")
-    };
-    let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("t.db")).expect("store");
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(roster.clone()),
-        Arc::new(calendar()),
-        settings.sla,
-        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
-    );
-    World {
-        dir,
-        engine,
-        store,
-        roster,
-        calendar: calendar(),
-    }
+    World(
+        support::world()
+            .liaison("王联络", RS_UNIT, RS)
+            .liaison("赵联络", ZJ_UNIT, ZJ)
+            .liaison("钱联络", CG_UNIT, CG)
+            .build(),
+    )
 }
 
 fn at(s: &str) -> Timestamp {
@@ -87,13 +62,8 @@ fn at(s: &str) -> Timestamp {
 }
 
 fn application(roster: &Roster, ticket: &str, measures: &str) -> Application {
-    let text = std::fs::read_to_string("tests/fixtures/applications/001-seed-template.txt")
-        .expect("fixture")
-        .replace("DH2026110300017", ticket)
-        .replace("核实拖欠薪资的基本情况", measures);
-    let app = parse_application(&text, &UnitMatcher::new(roster));
-    assert!(app.ok, "{:?}", app.errors);
-    app
+    let text = support::seed_application_text(ticket).replace("核实拖欠薪资的基本情况", measures);
+    support::complete_application(roster, &text)
 }
 
 impl World {
@@ -188,8 +158,7 @@ impl World {
     }
 
     fn report(&self, period: Period, now: &str) -> report::Report {
-        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-            .expect("calendar");
+        let calendar = self.calendar.clone();
         let now = at(now);
         self.store
             .read_blocking(move |r| report::build(r, &calendar, &period, now))
@@ -590,8 +559,8 @@ fn the_notice_order_is_by_unit_then_time() {
 #[test]
 fn the_monthly_post_is_queued_once_per_month() {
     let w = seeded();
-    let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
-    let at_time = settings.report.monthly_at_time().expect("09:00");
+    let settings = &w.settings;
+    let at_time = settings.report.monthly_at_time();
     // 2026-12-01 is a Tuesday, the first working day of December.
     assert_eq!(
         report::monthly_due(&w.calendar, at("2026-12-15T12:00:00"), at_time),
@@ -654,7 +623,7 @@ fn the_cli_xlsx_is_read_back_by_openpyxl() {
     let w = seeded();
     let db = w.store.path().to_path_buf();
     let xlsx = w.dir.path().join("报表.xlsx");
-    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .args(["report", "--month", "2026-11", "--format", "xlsx", "--out"])
         .arg(&xlsx)
         .env("TIAOCHU_STORE__PATH", &db)
@@ -666,7 +635,7 @@ fn the_cli_xlsx_is_read_back_by_openpyxl() {
         String::from_utf8_lossy(&out.stderr)
     );
     // CSV and JSON from the same command agree with the in-process report.
-    let csv = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let csv = crate::support::cli()
         .args(["report", "--month", "2026-11", "--format", "csv"])
         .env("TIAOCHU_STORE__PATH", &db)
         .output()
@@ -680,14 +649,14 @@ fn the_cli_xlsx_is_read_back_by_openpyxl() {
         total.starts_with("合计,4,1,1,3,1,0,4,4,3,1,1,2,1,1,2,4,3,3,0,1,1,1,1,1,75.0%,75.0%,66.7%"),
         "{total}"
     );
-    let json = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let json = crate::support::cli()
         .args(["report", "--quarter", "2026-Q4", "--format", "json"])
         .env("TIAOCHU_STORE__PATH", &db)
         .output()
         .expect("run tiaochu");
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(v["stats"]["overall"]["submitted"], 5);
-    let bad = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let bad = crate::support::cli()
         .args(["report", "--month", "2026-11", "--format", "xlsx"])
         .env("TIAOCHU_STORE__PATH", &db)
         .output()
@@ -708,11 +677,7 @@ fn the_cli_xlsx_is_read_back_by_openpyxl() {
              does into target/conformance-venv)",
             python.display()
         );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "xlsx check needs openpyxl: {why}"
-        );
-        eprintln!("SKIPPED openpyxl check: {why}");
+        crate::support::skip_or_fail("the_cli_xlsx_is_read_back_by_openpyxl", &why);
         return;
     }
     let mut unit_headers = vec!["单位".to_string()];

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
 use tiaochu::app::{App, AppError, Shutdown};
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::dingtalk::sign::callback_sign;
@@ -71,7 +70,7 @@ pub struct Service {
 
 impl Service {
     pub async fn start(db: &Path, roster: &Path, fake: &FakeDingtalk, at_ms: i64) -> Service {
-        let mut settings = crate::support::test_settings();
+        let mut settings = crate::support::default_settings();
         settings.store.path = db.to_path_buf();
         settings.roster.path = roster.to_path_buf();
         settings.dingtalk = fake.settings();
@@ -100,13 +99,9 @@ impl Service {
 
     /// Posts a signed 1:1 robot message; returns the HTTP status.
     pub async fn say(&self, msg_id: &str, from: &str, text: &str) -> u16 {
-        let body = json!({
-            "msgtype": "text", "msgId": msg_id, "createAt": self.clock.now().as_millisecond(),
-            "conversationType": "1", "conversationId": format!("cid-{from}"),
-            "senderStaffId": from, "senderNick": from, "text": {"content": text},
-            "robotCode": "ding-robot",
-        })
-        .to_string();
+        let body =
+            crate::support::robot_text(msg_id, from, text, self.clock.now().as_millisecond())
+                .to_string();
         let earlier = self.signed.fetch_add(1, Ordering::Relaxed);
         let timestamp = (self.clock.now().as_millisecond() - earlier).to_string();
         let sign = callback_sign(&timestamp, &self.secret);
@@ -199,12 +194,11 @@ async fn a_backup_taken_under_load_restores_into_a_service_that_carries_on() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let id = format!("load-{n}");
-                let body = json!({
-                    "msgtype": "text", "msgId": id, "createAt": clock.now().as_millisecond(),
-                    "conversationType": "1", "conversationId": "cid-load",
-                    "senderStaffId": RS, "senderNick": RS, "text": {"content": "帮助"},
-                })
-                .to_string();
+                let body =
+                    crate::support::robot_text(&id, RS, "帮助", clock.now().as_millisecond())
+                        .with("conversationId", "cid-load")
+                        .without("robotCode")
+                        .to_string();
                 let earlier = signed.fetch_add(1, Ordering::Relaxed);
                 let timestamp = (clock.now().as_millisecond() - earlier).to_string();
                 let status = client
@@ -228,10 +222,9 @@ async fn a_backup_taken_under_load_restores_into_a_service_that_carries_on() {
     let backup = {
         let (live_db, copy) = (live_db.clone(), copy.clone());
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+            crate::support::cli()
                 .arg("backup")
                 .arg(&copy)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .env("TIAOCHU_STORE__PATH", &live_db)
                 .output()
                 .expect("run tiaochu backup")

@@ -6,7 +6,7 @@
 //! `check-config` show; a missing permission ends the run with a Chinese message naming it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -123,22 +123,9 @@ impl Deployment {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let env = self.env.clone();
         tokio::task::spawn_blocking(move || {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_tiaochu"));
-            command
-                .args(&args)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                // The fake is on loopback: no proxy may capture the requests to it.
-                .env("NO_PROXY", "127.0.0.1,localhost")
-                .env("no_proxy", "127.0.0.1,localhost");
-            for (key, _) in std::env::vars_os() {
-                let key_text = key.to_string_lossy();
-                if key_text.starts_with("TIAOCHU_")
-                    || key_text.to_ascii_lowercase().ends_with("_proxy")
-                {
-                    command.env_remove(&key);
-                }
-            }
-            command.envs(env);
+            // Neither the developer's settings nor proxies reach it (support::cli).
+            let mut command = crate::support::cli();
+            command.args(&args).envs(env);
             command.output().expect("run tiaochu")
         })
         .await

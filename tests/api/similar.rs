@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -197,9 +196,8 @@ async fn similar_and_case_search_answer_the_hotline_and_group_leaders_only() {
 }
 
 fn tiaochu(args: &[&str], db: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TIAOCHU_STORE__PATH", db)
         .env_remove("TIAOCHU_DINGTALK__MODE")
         .output()

@@ -111,7 +111,7 @@ async fn start(config: StreamConfig, card_update: Option<Value>) -> Harness {
         calls: AtomicUsize::new(0),
         card_update,
     });
-    let mut settings = crate::support::test_settings();
+    let mut settings = crate::support::default_settings();
     settings.dingtalk.mode = DingtalkMode::Stream;
     settings.dingtalk.api_base = fake.api_base.clone();
     settings.dingtalk.app_key = APP_KEY.into();
@@ -289,7 +289,7 @@ async fn inbox_handler_acks_a_card_callback_with_a_null_response() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("t.db")).expect("store");
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_millis(START_MS));
-    let mut settings = crate::support::test_settings();
+    let mut settings = crate::support::default_settings();
     settings.dingtalk.api_base = fake.api_base.clone();
     settings.dingtalk.app_key = APP_KEY.into();
     settings.dingtalk.app_secret = Secret::new(APP_SECRET);
@@ -535,7 +535,7 @@ async fn stream_mode_service_stores_reports_health_and_closes_on_shutdown() {
 #[tokio::test]
 async fn stream_mode_without_app_key_refuses_to_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = crate::support::test_settings();
+    let mut settings = crate::support::default_settings();
     settings.store.path = dir.path().join("t.db");
     settings.dingtalk.mode = DingtalkMode::Stream;
     settings.dingtalk.app_secret = Secret::new(APP_SECRET);
@@ -566,11 +566,10 @@ async fn the_official_python_sdk_acks_the_fakes_robot_message_and_card_callback(
              as .ci/run does into target/conformance-venv)",
             python.display()
         );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "conformance test needs the SDK: {why}"
+        crate::support::skip_or_fail(
+            "the_official_python_sdk_acks_the_fakes_robot_message_and_card_callback",
+            &why,
         );
-        eprintln!("SKIPPED conformance test: {why}");
         return;
     }
 

@@ -1,6 +1,9 @@
-//! Shared helpers for the HTTP tests: [`spawn_app`] boots the real server on 127.0.0.1:0 with a
-//! temporary database, DingTalk mode `http`, a known app secret and a manual clock, and the
-//! returned [`TestApp`] signs and posts robot callbacks with reqwest.
+//! Shared helpers of the integration tests. [`spawn_app`] boots the real server on 127.0.0.1:0
+//! with a temporary database, DingTalk mode `http`, a known app secret and a manual clock, and the
+//! returned [`TestApp`] signs and posts robot callbacks with reqwest. [`world`] builds the roster,
+//! calendar and engine a test drives in-process, and [`robot_text`] the messages it sends.
+//! [`cli`] runs the built binary in a scratch directory, and [`skip_or_fail`] is the one rule for
+//! a cross-check that cannot run.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,21 +43,11 @@ pub struct TestApp {
 }
 
 /// Boots the real server. `overrides` edits the settings after the test defaults are applied.
-/// The built-in settings (the developer's TIAOCHU_* variables must not leak into tests) with the
-/// outbound send budget lifted: a test clock stands still unless a test moves it, so a rolling
-/// one-second window would never refill. The budget's own tests (outbound.rs) set one and move
-/// the clock.
-pub fn test_settings() -> Settings {
-    let mut settings = Settings::load_with_env(None, Vec::new()).expect("default settings");
-    settings.outbox.sends_per_second = u32::MAX;
-    settings
-}
-
 pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
     let tempdir = tempfile::tempdir().expect("tempdir");
     let db_path = tempdir.path().join("tiaochu.db");
     // Built-in defaults only: the developer's TIAOCHU_* variables must not leak into tests.
-    let mut settings = test_settings();
+    let mut settings = default_settings();
     settings.store.path = db_path.clone();
     settings.dingtalk.mode = DingtalkMode::Http;
     settings.dingtalk.app_secret = Secret::new(SECRET);
@@ -93,17 +86,11 @@ pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// A text robot message (§1.3 shape) with the given id and content.
 pub fn robot_message(msg_id: &str, text: &str) -> String {
-    serde_json::json!({
-        "msgtype": "text",
-        "msgId": msg_id,
-        "createAt": START_MS,
-        "conversationType": "1",
-        "conversationId": "cidTest==",
-        "senderStaffId": "user001",
-        "senderNick": "测试联络员",
-        "text": { "content": text },
-    })
-    .to_string()
+    robot_text(msg_id, "user001", text, START_MS)
+        .with("conversationId", "cidTest==")
+        .with("senderNick", "测试联络员")
+        .without("robotCode")
+        .to_string()
 }
 
 impl TestApp {
@@ -202,7 +189,7 @@ pub fn write_roster(
     extra: Vec<tiaochu::roster::Person>,
 ) -> PathBuf {
     use tiaochu::roster::{Person, Roster};
-    let shipped = Roster::load(std::path::Path::new("config/roster.toml")).expect("roster");
+    let shipped = shipped_roster();
     let mut people: Vec<Person> = shipped
         .people()
         .iter()
@@ -262,4 +249,373 @@ pub fn suggestions_not_for(
                 .is_some_and(|v| !tiaochu::messages::help::is_for(v, roles))
         })
         .collect()
+}
+
+/// The repository root (`CARGO_MANIFEST_DIR`), for fixtures and the shipped `config/`.
+pub fn repo_root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The built `tiaochu` command, run as an admin would but never on a developer's files. Its
+/// working directory is a fresh scratch directory holding only a link to the repository's
+/// `config/`: the shipped relative paths (`config/roster.toml`, `config/calendar`) resolve, and
+/// the default `[store] path = "tiaochu.db"` lands in the scratch directory instead of the
+/// checkout, where a developer's sandbox database lives. None of the developer's `TIAOCHU_*`
+/// settings or proxies reach it. Every test runs the binary through this (the check is
+/// `cli::every_spawn_of_the_binary_goes_through_the_scratch_directory`).
+///
+/// Dereferences to the [`Command`](std::process::Command); the scratch directory lives as long
+/// as this value, so keep it in a variable while a spawned child runs.
+pub struct Cli {
+    command: std::process::Command,
+    cwd: tempfile::TempDir,
+}
+
+pub fn cli() -> Cli {
+    let cwd = tempfile::Builder::new()
+        .prefix("tiaochu-cwd-")
+        .tempdir()
+        .expect("scratch working directory");
+    std::os::unix::fs::symlink(repo_root().join("config"), cwd.path().join("config"))
+        .expect("link config/ into the scratch directory");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"));
+    command.current_dir(cwd.path());
+    for (key, _) in std::env::vars_os() {
+        let text = key.to_string_lossy();
+        if text.starts_with("TIAOCHU_") || text.to_ascii_lowercase().ends_with("_proxy") {
+            command.env_remove(&key);
+        }
+    }
+    // Fakes listen on loopback: no proxy may capture the child's requests to them.
+    command
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    Cli { command, cwd }
+}
+
+impl Cli {
+    /// The scratch working directory the command runs in.
+    pub fn cwd(&self) -> &std::path::Path {
+        self.cwd.path()
+    }
+}
+
+impl std::ops::Deref for Cli {
+    type Target = std::process::Command;
+    fn deref(&self) -> &Self::Target {
+        &self.command
+    }
+}
+
+impl std::ops::DerefMut for Cli {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.command
+    }
+}
+
+/// Whether this run is CI's (`.ci/run` sets `CI=true`), where a check that cannot run fails.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Where [`skip_or_fail`] records the checks a local run skipped; the `skipped` test target
+/// (tests/skipped.rs), which cargo runs after this binary, prints the ones of the same
+/// `cargo test` at the end of the run.
+pub fn skipped_log() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("skipped-checks.tsv")
+}
+
+/// The one way a cross-check that needs something outside Rust (Python packages, Chromium)
+/// gives up: under CI it fails, since `.ci/run` installs everything; on a developer's machine
+/// it says why on stderr and records the skip, so the end of `cargo test` lists it.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if under_ci() {
+        panic!("{test} must run in CI, but {why}; .ci/run installs what it needs");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    // The lines are keyed by the cargo process that ran the tests, so the summary shows this
+    // run's skips only; a second `cargo test` at the same time appends its own.
+    let cargo = std::os::unix::process::parent_id();
+    let line = format!("{cargo}\t{test}\t{}\n", why.replace(['\t', '\n'], " "));
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(skipped_log())
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!(
+            "(could not record the skip in {}: {e})",
+            skipped_log().display()
+        );
+    }
+}
+
+/// The shipped roster file, the base of every test roster.
+pub fn shipped_roster() -> tiaochu::roster::Roster {
+    tiaochu::roster::Roster::load(&repo_root().join("config/roster.toml")).expect("shipped roster")
+}
+
+/// The holiday files of `dir` in the default working hours.
+pub fn calendar_in(dir: &std::path::Path) -> tiaochu::calendar::Calendar {
+    tiaochu::calendar::Calendar::load_dir(dir, tiaochu::calendar::WorkingHours::default())
+        .expect("calendar")
+}
+
+/// The built-in settings (the developer's TIAOCHU_* variables must not leak into tests) with the
+/// outbound send budget lifted: a test clock stands still unless a test moves it, so a rolling
+/// one-second window would never refill. The budget's own tests (outbound.rs) set one and move
+/// the clock.
+pub fn default_settings() -> Settings {
+    let mut settings = Settings::load_with_env(None, Vec::new()).expect("default settings");
+    settings.outbox.sends_per_second = u32::MAX;
+    settings
+}
+
+/// The seed application of the mechanism's Attachment 2 (`001-seed-template.txt`) for `ticket`.
+pub fn seed_application_text(ticket: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures/applications/001-seed-template.txt"))
+        .expect("seed application")
+        .replace("DH2026110300017", ticket)
+}
+
+/// `text` read by the robot's parser against `roster`; it must be a complete application.
+pub fn complete_application(
+    roster: &tiaochu::roster::Roster,
+    text: &str,
+) -> tiaochu::parse::Application {
+    let app = tiaochu::parse::parse_application(text, &tiaochu::parse::UnitMatcher::new(roster));
+    assert!(app.ok, "{:?}", app.errors);
+    app
+}
+
+/// One test world: the shipped roster with the people and units a test adds, a holiday
+/// calendar and the default settings — and, when built, a temporary database and the engine on
+/// it. Replaces the set-up each test module used to repeat:
+///
+/// ```ignore
+/// let w = world().liaison("王联络", "区人社局", RS).build();
+/// w.engine.handle_blocking(…);
+/// ```
+#[derive(Clone)]
+pub struct WorldBuilder {
+    people: Vec<tiaochu::roster::Person>,
+    units: Vec<tiaochu::roster::Unit>,
+    calendar_dir: PathBuf,
+    mode: DingtalkMode,
+    group_digest: bool,
+    leader_confirmation: bool,
+}
+
+pub fn world() -> WorldBuilder {
+    WorldBuilder {
+        people: Vec::new(),
+        units: Vec::new(),
+        calendar_dir: repo_root().join("config/calendar"),
+        mode: DingtalkMode::Sandbox,
+        group_digest: false,
+        leader_confirmation: false,
+    }
+}
+
+impl WorldBuilder {
+    /// Adds a liaison (title 科员, no phone) of `unit` with DingTalk id `id`.
+    pub fn liaison(self, name: &str, unit: &str, id: &str) -> WorldBuilder {
+        self.person(tiaochu::roster::Person::new(
+            name,
+            unit,
+            "科员",
+            vec![tiaochu::roster::Role::Liaison],
+            id,
+            "",
+        ))
+    }
+
+    /// Adds anyone.
+    pub fn person(mut self, person: tiaochu::roster::Person) -> WorldBuilder {
+        self.people.push(person);
+        self
+    }
+
+    /// Adds a unit to the shipped ones.
+    pub fn unit(mut self, unit: tiaochu::roster::Unit) -> WorldBuilder {
+        self.units.push(unit);
+        self
+    }
+
+    /// Counts working days with the holiday files of `dir` instead of the shipped ones.
+    pub fn calendar_dir(mut self, dir: &std::path::Path) -> WorldBuilder {
+        self.calendar_dir = dir.to_path_buf();
+        self
+    }
+
+    /// The DingTalk mode the engine renders messages for (sandbox by default).
+    pub fn mode(mut self, mode: DingtalkMode) -> WorldBuilder {
+        self.mode = mode;
+        self
+    }
+
+    /// Whether the hotline's digests go to the group (`Engine::with_group_digest`).
+    pub fn group_digest(mut self, on: bool) -> WorldBuilder {
+        self.group_digest = on;
+        self
+    }
+
+    /// `[workflow] require_leader_confirmation`.
+    pub fn leader_confirmation(mut self, on: bool) -> WorldBuilder {
+        self.leader_confirmation = on;
+        self
+    }
+
+    /// The roster: the shipped file with the added units and people.
+    pub fn roster(&self) -> tiaochu::roster::Roster {
+        let shipped = shipped_roster();
+        let mut units = shipped.units().to_vec();
+        units.extend(self.units.iter().cloned());
+        let mut people = shipped.people().to_vec();
+        people.extend(self.people.iter().cloned());
+        tiaochu::roster::Roster::from_parts(units, people)
+    }
+
+    /// The pure core's inputs only (roster, calendar, clock lengths), for tests that call
+    /// `workflow::transition` and the renderers directly.
+    pub fn core(&self) -> Core {
+        Core {
+            roster: self.roster(),
+            calendar: calendar_in(&self.calendar_dir),
+            sla: default_settings().sla,
+        }
+    }
+
+    /// A temporary database and the engine on it.
+    pub fn build(self) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let roster = self.roster();
+        let (store, engine) = self.engine_on(&dir.path().join("t.db"), &roster);
+        World {
+            calendar: calendar_in(&self.calendar_dir),
+            settings: self.settings(),
+            dir,
+            store,
+            engine,
+            roster,
+            builder: self,
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        let mut settings = default_settings();
+        settings.dingtalk.mode = self.mode;
+        settings
+    }
+
+    fn engine_on(
+        &self,
+        db: &std::path::Path,
+        roster: &tiaochu::roster::Roster,
+    ) -> (Store, tiaochu::engine::Engine) {
+        let settings = self.settings();
+        let store = Store::open(db).expect("store");
+        let engine = tiaochu::engine::Engine::new(
+            store.clone(),
+            Arc::new(roster.clone()),
+            Arc::new(calendar_in(&self.calendar_dir)),
+            settings.sla,
+            tiaochu::dispatch::Dispatch::from_settings(
+                &settings.dingtalk,
+                tiaochu::card_secrets::CardSecrets::ephemeral(),
+            ),
+        )
+        .with_group_digest(self.group_digest)
+        .with_leader_confirmation(self.leader_confirmation);
+        (store, engine)
+    }
+}
+
+/// What the pure workflow needs: see [`WorldBuilder::core`].
+pub struct Core {
+    pub roster: tiaochu::roster::Roster,
+    pub calendar: tiaochu::calendar::Calendar,
+    pub sla: tiaochu::settings::SlaSettings,
+}
+
+/// A built world: see [`WorldBuilder`].
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub engine: tiaochu::engine::Engine,
+    /// The roster the engine started with.
+    pub roster: tiaochu::roster::Roster,
+    pub calendar: tiaochu::calendar::Calendar,
+    pub settings: Settings,
+    builder: WorldBuilder,
+}
+
+impl World {
+    /// A restart: a new store handle and engine on the same database, built as before.
+    pub fn restart(&mut self) {
+        let (store, engine) = self
+            .builder
+            .engine_on(&self.dir.path().join("t.db"), &self.roster);
+        self.store = store;
+        self.engine = engine;
+    }
+
+    /// The seed application for `ticket`, parsed against this world's roster.
+    pub fn seed_application(&self, ticket: &str) -> tiaochu::parse::Application {
+        complete_application(&self.roster, &seed_application_text(ticket))
+    }
+}
+
+/// A text robot message as DingTalk delivers it (protocol §1.3): a 1:1 chat by default, sent by
+/// `from` (also its nick and conversation `cid-<from>`) through the robot `ding-robot`.
+#[derive(Debug, Clone)]
+pub struct RobotText(serde_json::Value);
+
+pub fn robot_text(msg_id: &str, from: &str, text: &str, at_ms: i64) -> RobotText {
+    RobotText(serde_json::json!({
+        "msgtype": "text",
+        "msgId": msg_id,
+        "createAt": at_ms,
+        "conversationType": "1",
+        "conversationId": format!("cid-{from}"),
+        "senderStaffId": from,
+        "senderNick": from,
+        "robotCode": "ding-robot",
+        "text": { "content": text },
+    }))
+}
+
+impl RobotText {
+    /// Sets or replaces one field (`senderNick`, `robotCode`, `conversationId`, …).
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> RobotText {
+        self.0[key] = value.into();
+        self
+    }
+
+    /// Removes one field, for a message DingTalk sends without it.
+    pub fn without(mut self, key: &str) -> RobotText {
+        if let Some(fields) = self.0.as_object_mut() {
+            fields.remove(key);
+        }
+        self
+    }
+
+    /// Sent in the group `conversation` with @robot and @ each of `mentioned` (staff ids), as
+    /// DingTalk lists them in `atUsers`: the robot's own entry, without a staff id, first.
+    pub fn in_group(mut self, conversation: &str, mentioned: &[&str]) -> RobotText {
+        let mut at_users = vec![serde_json::json!({"dingtalkId": "$:LWCP_v1:$robot"})];
+        at_users.extend(mentioned.iter().map(
+            |id| serde_json::json!({"dingtalkId": format!("$:LWCP_v1:${id}"), "staffId": id}),
+        ));
+        self.0["conversationType"] = "2".into();
+        self.0["conversationId"] = conversation.into();
+        self.0["atUsers"] = at_users.into();
+        self
+    }
+}
+
+impl std::fmt::Display for RobotText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
 }

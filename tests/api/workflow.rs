@@ -2,19 +2,20 @@
 //! liaisons), the shipped calendar and the default SLA settings.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use jiff::{Span, Timestamp, ToSpan};
 use proptest::prelude::*;
-use tiaochu::calendar::{Calendar, WorkingHours};
+use tiaochu::calendar::Calendar;
 use tiaochu::parse::{Application, Category};
 use tiaochu::roster::{Person, Role, Roster, Unit, UnitKind};
-use tiaochu::settings::{Settings, SlaSettings};
+use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
     Actor, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect, EventKind,
     HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus, SatisfactionLevel,
     State, SupervisionGround, TimerState, check_invariants, transition,
 };
+
+use crate::support;
 
 // People: the first unit 区人社局 (a liaison, its leader 任燕, a clerk with no role), two
 // cooperating units with a liaison each, hotline staff from the shipped roster, and an admin.
@@ -50,59 +51,50 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let shipped = Roster::load(Path::new("config/roster.toml")).expect("shipped roster");
-        let mut units = shipped.units().to_vec();
-        units.push(Unit {
-            name: ORPHAN_UNIT.into(),
-            kind: UnitKind::Department,
-            aliases: vec![],
-        });
-        let mut people = shipped.people().to_vec();
-        people.extend([
-            Person::new(
+        let core = support::world()
+            .unit(Unit {
+                name: ORPHAN_UNIT.into(),
+                kind: UnitKind::Department,
+                aliases: vec![],
+            })
+            .person(Person::new(
                 "人社联络员",
                 FIRST,
                 "科员",
                 vec![Role::Liaison],
                 RS_LIAISON,
                 "13800000001",
-            ),
-            Person::new("人社科员", FIRST, "科员", vec![], RS_CLERK, ""),
-            Person::new(
+            ))
+            .person(Person::new("人社科员", FIRST, "科员", vec![], RS_CLERK, ""))
+            .person(Person::new(
                 "住建联络员",
                 ZJ,
                 "股长",
                 vec![Role::Liaison],
                 ZJ_LIAISON,
                 "13800000002",
-            ),
-            Person::new(
+            ))
+            .person(Person::new(
                 "城管联络员",
                 CG,
                 "股长",
                 vec![Role::Liaison],
                 CG_LIAISON,
                 "13800000003",
-            ),
-            Person::new(
+            ))
+            .person(Person::new(
                 "管理员",
                 "区12345热线",
                 "管理员",
                 vec![Role::Admin],
                 ADMIN,
                 "",
-            ),
-        ]);
-        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-            .expect("shipped calendar");
-        let sla = Settings::load_with_env(None, Vec::<(String, String)>::new())
-            .expect("defaults")
-            .sla;
-        let roster = Roster::from_parts(units, people);
+            ))
+            .core();
         World {
-            roster,
-            calendar,
-            sla,
+            roster: core.roster,
+            calendar: core.calendar,
+            sla: core.sla,
             confirm: false,
         }
     }

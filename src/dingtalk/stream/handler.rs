@@ -1,5 +1,5 @@
 //! What the Stream client does with a robot message or a card callback: the [`FrameHandler`]
-//! trait, and [`InboxHandler`], which persists both into the inbox (DESIGN.md: persist, then ACK,
+//! trait, and [`InboxHandler`], which persists both into the inbox (docs/architecture.md: persist, then ACK,
 //! then work). The client acknowledges a frame only after its handler returned `Ok`, so the
 //! commit always precedes the ACK; an `Err` leaves the frame unacknowledged for redelivery.
 
@@ -209,7 +209,7 @@ pub const SOURCE_CARD: &str = "card";
 
 /// Writes every frame into the inbox, keyed for deduplication:
 /// - robot message: its `msgId`, or the frame `messageId` when the body has none;
-/// - card callback: `outTrackId|userId|actionIds|params hash` (DESIGN.md: card `outTrackId` +
+/// - card callback: `outTrackId|userId|actionIds|params hash` (docs/architecture.md: card `outTrackId` +
 ///   user + action), or the frame `messageId` when `outTrackId` or `userId` is missing.
 ///
 /// A duplicate is success (it is stored already). Card callbacks answer `None`: the card update

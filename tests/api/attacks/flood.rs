@@ -4,17 +4,13 @@
 //! acted on, the sender is told once, and everyone else is answered as usual.
 
 use jiff::SignedDuration;
-use serde_json::json;
 
 use crate::card_callbacks::{Http, RS, ZJ, settle};
 
 fn message(msg_id: &str, sender: &str, text: &str, at_ms: i64) -> String {
-    json!({
-        "msgtype": "text", "msgId": msg_id, "createAt": at_ms, "conversationType": "1",
-        "conversationId": format!("cid-{sender}"), "senderStaffId": sender,
-        "senderNick": "测试", "text": {"content": text}, "robotCode": "ding-robot",
-    })
-    .to_string()
+    crate::support::robot_text(msg_id, sender, text, at_ms)
+        .with("senderNick", "测试")
+        .to_string()
 }
 
 #[tokio::test]

@@ -323,17 +323,9 @@ async fn a_full_disk_is_reported_by_healthz_and_metrics_not_hidden() {
 
 /// `tiaochu <args>` on the database `db`, in sandbox mode on a free port, with none of the
 /// developer's own TIAOCHU_* settings.
-fn tiaochu_on(db: &std::path::Path, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tiaochu"));
-    command
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(std::process::Stdio::null());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("TIAOCHU_") {
-            command.env_remove(&key);
-        }
-    }
+fn tiaochu_on(db: &std::path::Path, args: &[&str]) -> crate::support::Cli {
+    let mut command = crate::support::cli();
+    command.args(args).stdin(std::process::Stdio::null());
     command
         .env("TIAOCHU_STORE__PATH", db)
         .env("TIAOCHU_SERVER__LISTEN", "127.0.0.1:0")
@@ -361,7 +353,8 @@ fn serve_refuses_an_emptied_database_file_until_told_to_init() {
     assert_eq!(file_len(&db), 0, "the file was not turned into a database");
 
     // `serve --init` makes it a database on purpose, then serves.
-    let mut child = tiaochu_on(&db, &["serve", "--init"])
+    let mut serve = tiaochu_on(&db, &["serve", "--init"]);
+    let mut child = serve
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -599,7 +592,7 @@ async fn an_encrypted_callback_without_a_configured_key_is_refused() {
 
 #[tokio::test]
 async fn a_malformed_callback_aes_key_stops_the_service_from_starting() {
-    let mut settings = crate::support::test_settings();
+    let mut settings = crate::support::default_settings();
     let dir = tempfile::tempdir().expect("tempdir");
     settings.store.path = dir.path().join("t.db");
     settings.dingtalk.mode = DingtalkMode::Http;

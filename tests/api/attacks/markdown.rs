@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tiaochu::clock::ManualClock;
 use tiaochu::engine::decode;
 use tiaochu::roster::{Person, Role};
@@ -132,12 +132,8 @@ impl Service {
     /// once the fake DingTalk has received them.
     async fn say(&mut self, from: &str, text: &str) -> Vec<Sent> {
         self.seq += 1;
-        let body = json!({
-            "msgtype": "text", "msgId": format!("msg-{}", self.seq), "createAt": self.app.now_ms(),
-            "conversationType": "1", "conversationId": format!("cid-{from}"), "senderStaffId": from,
-            "senderNick": from, "text": {"content": text}, "robotCode": "ding-robot",
-        })
-        .to_string();
+        let msg_id = format!("msg-{}", self.seq);
+        let body = crate::support::robot_text(&msg_id, from, text, self.app.now_ms()).to_string();
         let response = self.app.post_signed(body).await;
         assert_eq!(response.status(), 200, "the callback is accepted");
         for _ in 0..200 {

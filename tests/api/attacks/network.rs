@@ -627,9 +627,9 @@ async fn a_second_service_through_a_link_to_the_database_is_refused() {
 
     for db in [link, dir_link.join("tiaochu.db")] {
         let out = tokio::task::spawn_blocking(move || {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+            let mut serve = crate::support::cli();
+            let mut child = serve
                 .arg("serve")
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .env("TIAOCHU_STORE__PATH", &db)
                 .env("TIAOCHU_SERVER__LISTEN", "127.0.0.1:0")
                 .env("TIAOCHU_DINGTALK__MODE", "sandbox")
@@ -665,7 +665,7 @@ async fn a_second_service_through_a_link_to_the_database_is_refused() {
 
 /// Settings for a sandbox app on `listen` with a database in `dir`.
 fn sandbox_settings(dir: &Path, allow_remote: bool) -> Settings {
-    let mut settings = crate::support::test_settings();
+    let mut settings = crate::support::default_settings();
     settings.store.path = dir.join("tiaochu.db");
     settings.dingtalk.mode = DingtalkMode::Sandbox;
     settings.sandbox.allow_remote = allow_remote;
@@ -701,9 +701,8 @@ async fn the_sandbox_refuses_to_start_on_a_network_address() {
     );
 
     // check-config says the same before anyone tries.
-    let out = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let out = crate::support::cli()
         .arg("check-config")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TIAOCHU_DINGTALK__MODE", "sandbox")
         .env("TIAOCHU_SERVER__LISTEN", "0.0.0.0:8080")
         .env("TIAOCHU_STORE__PATH", dir.path().join("check.db"))
@@ -804,8 +803,8 @@ fn the_container_image_without_credentials_refuses_to_start() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("tiaochu.db");
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_tiaochu"));
-    serve.arg("serve").current_dir(env!("CARGO_MANIFEST_DIR"));
+    let mut serve = crate::support::cli();
+    serve.arg("serve");
     for (key, value) in &env {
         serve.env(key, value);
     }
@@ -831,9 +830,9 @@ fn the_container_image_without_credentials_refuses_to_start() {
 #[test]
 fn sigterm_stops_the_service_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tiaochu"))
+    let mut serve = crate::support::cli();
+    let mut child = serve
         .arg("serve")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TIAOCHU_STORE__PATH", dir.path().join("tiaochu.db"))
         .env("TIAOCHU_SERVER__LISTEN", "127.0.0.1:0")
         .env("TIAOCHU_DINGTALK__MODE", "sandbox")
@@ -883,4 +882,9 @@ fn sigterm_stops_the_service_in_order() {
     assert!(stderr.contains("收到停止信号（SIGTERM）"), "{stderr}");
     assert!(stderr.contains("stop signal received"), "{stderr}");
     assert!(stderr.contains("stopped in order"), "{stderr}");
+    // stderr is a pipe here, as under systemd or in a log file: no colour codes.
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a piped log: {stderr:?}"
+    );
 }

@@ -216,7 +216,7 @@ impl Chat {
         let roster = roster(mode);
         let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
             .expect("calendar");
-        let mut settings = crate::support::test_settings();
+        let mut settings = crate::support::default_settings();
         match mode {
             Mode::Sandbox => settings.dingtalk.mode = DingtalkMode::Sandbox,
             Mode::ActionCard => {
