@@ -276,10 +276,27 @@ pub fn coordination_card(
             who(by),
             when(*at)
         ),
-        RequestStatus::Overdue => format!(
-            "超过答复期限 {} 未答复，已转书面督办",
-            calendar.display(request.due)
-        ),
+        // Facts only (principle 4): "书面督办" is named once one was issued to this unit;
+        // until then the miss has been reported to the supervisor (四(三)).
+        RequestStatus::Overdue => {
+            let issued = case
+                .supervisions
+                .iter()
+                .rev()
+                .find(|s| s.unit == request.unit);
+            match issued {
+                Some(s) => format!(
+                    "超过答复期限 {} 未答复，{} 已下发第 {} 号书面督办",
+                    calendar.display(request.due),
+                    when(s.at),
+                    s.number
+                ),
+                None => format!(
+                    "超过答复期限 {} 未答复，已报督办专员",
+                    calendar.display(request.due)
+                ),
+            }
+        }
         RequestStatus::Withdrawn { by, at } => {
             format!("{} {} 撤回协办请求，无需再配合", who(by), when(*at))
         }
