@@ -15,8 +15,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::dingtalk::errors::{ErrorCode, SendError};
-use crate::dingtalk::stream::StreamState;
 use crate::store::Backlog;
 
 /// Upper bounds of the request latency buckets, in seconds (`+Inf` is implied).
@@ -179,15 +177,11 @@ impl Metrics {
         self.stream_reconnects.load(Ordering::Relaxed)
     }
 
-    /// One failed DingTalk send, counted by its kind and the code DingTalk answered
-    /// ([`code_label`]).
-    pub fn dingtalk_error(&self, error: &SendError) {
-        let kind = match error {
-            SendError::Retryable { .. } => "retryable",
-            SendError::Throttled { .. } => "throttled",
-            SendError::Permanent { .. } => "permanent",
-        };
-        let code = code_label(error.code());
+    /// One failed DingTalk send, counted by its outcome (`retryable`, `throttled`, `permanent`)
+    /// and the code DingTalk answered (a label from a fixed alphabet, e.g.
+    /// `crate::dingtalk::errors::ErrorCode::label`). Plain labels keep this module below the
+    /// transport it counts.
+    pub fn dingtalk_error(&self, kind: &'static str, code: String) {
         let mut errors = lock(&self.dingtalk_errors);
         let known = errors.contains_key(&(kind, code.clone()));
         let code = if known || errors.len() < MAX_ERROR_CODES {
@@ -236,8 +230,9 @@ impl Metrics {
     /// The whole exposition. `store` is None when the store did not answer (then
     /// `tiaochu_store_up` is 0 and the store gauges are left out rather than reported as 0);
     /// `tiaochu_store_up` is 0 too while its writes fail (the gauges are then the last
-    /// committed figures).
-    pub fn render(&self, store: Option<&Backlog>, stream: StreamState) -> String {
+    /// committed figures). `stream` lists every Stream connection state's label with whether it
+    /// is the current one.
+    pub fn render(&self, store: Option<&Backlog>, stream: &[(&str, bool)]) -> String {
         let mut out = String::with_capacity(4096);
         gauge(
             &mut out,
@@ -291,16 +286,11 @@ impl Metrics {
         }
         out.push_str("# HELP tiaochu_stream_state DingTalk Stream connection state (1 for the current one)\n");
         out.push_str("# TYPE tiaochu_stream_state gauge\n");
-        for s in [
-            StreamState::NotConfigured,
-            StreamState::Connecting,
-            StreamState::Connected,
-        ] {
+        for (state, current) in stream {
             let _ = writeln!(
                 out,
-                "tiaochu_stream_state{{state=\"{}\"}} {}",
-                s.as_str(),
-                u8::from(s == stream)
+                "tiaochu_stream_state{{state=\"{state}\"}} {}",
+                u8::from(*current)
             );
         }
         out.push_str(
@@ -394,39 +384,6 @@ impl Metrics {
     }
 }
 
-/// The `code` label of an [`ErrorCode`]: the `errcode` (`90018`, `-1`), the new API's code
-/// (`Forbidden.AccessDenied.IpNotInWhiteList`, or `http_<status>` when nothing of it is
-/// printable), `http_<status>` for a bare status, `1111` for the IP ban, `timeout`, `connect`,
-/// `network`, and `other` for failures that carry no DingTalk code. Only `[A-Za-z0-9._-]`
-/// survive, at most 64 characters, so a label never needs escaping.
-pub fn code_label(code: &ErrorCode) -> String {
-    match code {
-        ErrorCode::Errcode(n) => n.to_string(),
-        ErrorCode::Api { status, code } => {
-            let code = sanitize(code);
-            if code.is_empty() {
-                format!("http_{status}")
-            } else {
-                code
-            }
-        }
-        ErrorCode::Http(status) => format!("http_{status}"),
-        ErrorCode::IpBan => "1111".to_string(),
-        ErrorCode::Timeout => "timeout".to_string(),
-        ErrorCode::Connect => "connect".to_string(),
-        ErrorCode::Network => "network".to_string(),
-        ErrorCode::Other => "other".to_string(),
-        ErrorCode::TokenWait => "token_wait".to_string(),
-    }
-}
-
-fn sanitize(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .take(64)
-        .collect()
-}
-
 /// Label values from the router are route patterns and method names; escaped anyway so the
 /// exposition stays parseable whatever a future route is called.
 fn escape(value: &str) -> String {
@@ -458,80 +415,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dingtalk::errors::{Verdict, classify, classify_api_code, classify_errcode};
-
-    #[test]
-    fn codes_are_labelled_from_what_the_classifier_saw() {
-        let label = |e: SendError| code_label(e.code());
-        assert_eq!(
-            label(classify_errcode(90018, "qps").expect("error")),
-            "90018"
-        );
-        assert_eq!(label(classify_errcode(-1, "busy").expect("error")), "-1");
-        assert_eq!(
-            label(classify_api_code(
-                403,
-                "Forbidden.AccessDenied.IpNotInWhiteList",
-                "ip",
-                None
-            )),
-            "Forbidden.AccessDenied.IpNotInWhiteList"
-        );
-        assert_eq!(label(classify_api_code(503, "", "", None)), "http_503");
-        assert_eq!(
-            label(classify_api_code(429, "", "slow down", None)),
-            "http_429"
-        );
-        let ban = classify(200, None, br#"{"status":1111,"wait":5,"punish":"deny"}"#);
-        match ban {
-            Verdict::Failed(e) => assert_eq!(label(e), "1111"),
-            other => panic!("the ban is a failure: {other:?}"),
-        }
-        assert_eq!(
-            label(SendError::permanent(ErrorCode::Other, "完全不同的原因")),
-            "other"
-        );
-        // The reason is text for people: a code-like phrase in it is not a label.
-        assert_eq!(
-            label(SendError::permanent(
-                ErrorCode::Other,
-                "钉钉错误码 90018（x）：HTTP 503"
-            )),
-            "other"
-        );
-        for (code, want) in [
-            (ErrorCode::Timeout, "timeout"),
-            (ErrorCode::Connect, "connect"),
-            (ErrorCode::Network, "network"),
-            (ErrorCode::Http(401), "http_401"),
-        ] {
-            assert_eq!(code_label(&code), want);
-        }
-    }
-
-    #[test]
-    fn api_codes_are_sanitised_and_bounded() {
-        let label = |code: &str| code_label(classify_api_code(400, code, "x", None).code());
-        assert_eq!(label("a\"b\nc"), "abc");
-        assert_eq!(
-            label("参数错误"),
-            "http_400",
-            "nothing printable: the status"
-        );
-        assert_eq!(label(&"x".repeat(100)), "x".repeat(64));
-        assert_eq!(label("invalid_Param-1.x"), "invalid_Param-1.x");
-    }
 
     #[test]
     fn error_labels_are_bounded() {
         let m = Metrics::new();
         for i in 0..(MAX_ERROR_CODES + 10) {
             let code = i64::try_from(i).expect("small");
-            m.dingtalk_error(&SendError::permanent(ErrorCode::Errcode(code), "y"));
+            m.dingtalk_error("permanent", code.to_string());
         }
         assert_eq!(m.dingtalk_errors("permanent", "0"), 1);
         assert_eq!(m.dingtalk_errors("permanent", "other"), 10);
-        m.dingtalk_error(&SendError::permanent(ErrorCode::Errcode(0), "y"));
+        m.dingtalk_error("permanent", "0".to_string());
         assert_eq!(
             m.dingtalk_errors("permanent", "0"),
             2,
@@ -571,7 +465,14 @@ mod tests {
             m.observe_request("/dingtalk/robot", "POST", Duration::from_millis(ms));
         }
         assert_eq!(m.requests("/dingtalk/robot", "POST"), 5);
-        let text = m.render(None, StreamState::NotConfigured);
+        let text = m.render(
+            None,
+            &[
+                ("not_configured", true),
+                ("connecting", false),
+                ("connected", false),
+            ],
+        );
         let line = |needle: &str| {
             text.lines()
                 .find(|l| l.starts_with(needle))
@@ -611,10 +512,17 @@ mod tests {
     fn a_store_whose_writes_fail_is_down() {
         let m = Metrics::new();
         let up = |g: Backlog| {
-            m.render(Some(&g), StreamState::NotConfigured)
-                .lines()
-                .find_map(|l| l.strip_prefix("tiaochu_store_up ").map(str::to_string))
-                .expect("store_up line")
+            m.render(
+                Some(&g),
+                &[
+                    ("not_configured", true),
+                    ("connecting", false),
+                    ("connected", false),
+                ],
+            )
+            .lines()
+            .find_map(|l| l.strip_prefix("tiaochu_store_up ").map(str::to_string))
+            .expect("store_up line")
         };
         assert_eq!(up(Backlog::default()), "1");
         let failing = Backlog {
@@ -624,8 +532,15 @@ mod tests {
         };
         assert_eq!(up(failing), "0");
         assert!(
-            m.render(Some(&failing), StreamState::NotConfigured)
-                .contains("tiaochu_outbox_pending 3\n"),
+            m.render(
+                Some(&failing),
+                &[
+                    ("not_configured", true),
+                    ("connecting", false),
+                    ("connected", false)
+                ]
+            )
+            .contains("tiaochu_outbox_pending 3\n"),
             "the last committed figures stay"
         );
     }
@@ -634,14 +549,21 @@ mod tests {
     fn every_sample_line_is_well_formed() {
         let m = Metrics::new();
         m.stream_reconnected();
-        m.dingtalk_error(&SendError::retryable(ErrorCode::Timeout, "请求超时"));
+        m.dingtalk_error("retryable", "timeout".to_string());
         m.observe_request("other", "GET", Duration::from_millis(1));
         let gauges = Backlog {
             inbox_pending: 2,
             inbox_oldest_age: Duration::from_millis(1500),
             ..Backlog::default()
         };
-        let text = m.render(Some(&gauges), StreamState::Connected);
+        let text = m.render(
+            Some(&gauges),
+            &[
+                ("not_configured", false),
+                ("connecting", false),
+                ("connected", true),
+            ],
+        );
         let sample = regex::Regex::new(
             r#"^[a-z_]+(\{([a-z]+="[^"\\\n]*",)*[a-z]+="[^"\\\n]*"\})? -?[0-9.e+-]+$|^# (HELP|TYPE) "#,
         )

@@ -595,7 +595,7 @@ pub async fn deliver_due(
                 }
             )
         {
-            crate::metrics::global().dingtalk_error(e);
+            crate::metrics::global().dingtalk_error(e.kind_label(), e.code().label());
         }
         let merged = call.rows.len() > 1;
         for row in &call.rows {

@@ -121,6 +121,15 @@ impl SendError {
         }
     }
 
+    /// The outcome as a metrics label: `retryable`, `throttled` or `permanent`.
+    pub fn kind_label(&self) -> &'static str {
+        match self {
+            SendError::Retryable { .. } => "retryable",
+            SendError::Throttled { .. } => "throttled",
+            SendError::Permanent { .. } => "permanent",
+        }
+    }
+
     /// The code the classifier saw.
     pub fn code(&self) -> &ErrorCode {
         match self {
@@ -304,9 +313,106 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+impl ErrorCode {
+    /// The `code` label of an [`ErrorCode`] for `tiaochu_dingtalk_errors_total`: the `errcode` (`90018`, `-1`), the new API's code
+    /// (`Forbidden.AccessDenied.IpNotInWhiteList`, or `http_<status>` when nothing of it is
+    /// printable), `http_<status>` for a bare status, `1111` for the IP ban, `timeout`, `connect`,
+    /// `network`, and `other` for failures that carry no DingTalk code. Only `[A-Za-z0-9._-]`
+    /// survive, at most 64 characters, so a label never needs escaping.
+    pub fn label(&self) -> String {
+        match self {
+            ErrorCode::Errcode(n) => n.to_string(),
+            ErrorCode::Api { status, code } => {
+                let code = sanitize_label(code);
+                if code.is_empty() {
+                    format!("http_{status}")
+                } else {
+                    code
+                }
+            }
+            ErrorCode::Http(status) => format!("http_{status}"),
+            ErrorCode::IpBan => "1111".to_string(),
+            ErrorCode::Timeout => "timeout".to_string(),
+            ErrorCode::Connect => "connect".to_string(),
+            ErrorCode::Network => "network".to_string(),
+            ErrorCode::Other => "other".to_string(),
+            ErrorCode::TokenWait => "token_wait".to_string(),
+        }
+    }
+}
+
+fn sanitize_label(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_labelled_from_what_the_classifier_saw() {
+        let label = |e: SendError| e.code().label();
+        assert_eq!(
+            label(classify_errcode(90018, "qps").expect("error")),
+            "90018"
+        );
+        assert_eq!(label(classify_errcode(-1, "busy").expect("error")), "-1");
+        assert_eq!(
+            label(classify_api_code(
+                403,
+                "Forbidden.AccessDenied.IpNotInWhiteList",
+                "ip",
+                None
+            )),
+            "Forbidden.AccessDenied.IpNotInWhiteList"
+        );
+        assert_eq!(label(classify_api_code(503, "", "", None)), "http_503");
+        assert_eq!(
+            label(classify_api_code(429, "", "slow down", None)),
+            "http_429"
+        );
+        let ban = classify(200, None, br#"{"status":1111,"wait":5,"punish":"deny"}"#);
+        match ban {
+            Verdict::Failed(e) => assert_eq!(label(e), "1111"),
+            other => panic!("the ban is a failure: {other:?}"),
+        }
+        assert_eq!(
+            label(SendError::permanent(ErrorCode::Other, "完全不同的原因")),
+            "other"
+        );
+        // The reason is text for people: a code-like phrase in it is not a label.
+        assert_eq!(
+            label(SendError::permanent(
+                ErrorCode::Other,
+                "钉钉错误码 90018（x）：HTTP 503"
+            )),
+            "other"
+        );
+        for (code, want) in [
+            (ErrorCode::Timeout, "timeout"),
+            (ErrorCode::Connect, "connect"),
+            (ErrorCode::Network, "network"),
+            (ErrorCode::Http(401), "http_401"),
+        ] {
+            assert_eq!(code.label(), want);
+        }
+    }
+
+    #[test]
+    fn api_codes_are_sanitised_and_bounded() {
+        let label = |code: &str| classify_api_code(400, code, "x", None).code().label();
+        assert_eq!(label("a\"b\nc"), "abc");
+        assert_eq!(
+            label("参数错误"),
+            "http_400",
+            "nothing printable: the status"
+        );
+        assert_eq!(label(&"x".repeat(100)), "x".repeat(64));
+        assert_eq!(label("invalid_Param-1.x"), "invalid_Param-1.x");
+    }
 
     #[test]
     fn an_update_of_a_card_not_created_yet_is_retried() {

@@ -131,6 +131,16 @@ pub enum StreamState {
 }
 
 impl StreamState {
+    /// Every state's label with whether it is `self`, for the `tiaochu_stream_state` gauge.
+    pub fn labels(self) -> [(&'static str, bool); 3] {
+        [
+            StreamState::NotConfigured,
+            StreamState::Connecting,
+            StreamState::Connected,
+        ]
+        .map(|s| (s.as_str(), s == self))
+    }
+
     /// `"not_configured"`, `"connecting"` or `"connected"`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -34,7 +34,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::global().render(backlog.as_ref(), stream),
+        metrics::global().render(backlog.as_ref(), &stream.labels()),
     )
         .into_response()
 }
