@@ -102,9 +102,6 @@ fn excerpt_title(title: &str) -> String {
 /// Where 看板 links point when no `[dashboard] base_url` was given (the shipped default).
 pub(crate) const DEFAULT_DASHBOARD_URL: &str = "http://127.0.0.1:8080";
 
-/// The per-sender limit when none is configured (`[inbox] per_sender_per_minute`).
-pub const DEFAULT_PER_SENDER_PER_MINUTE: u32 = 30;
-
 /// How many inbound messages one step takes.
 pub const BATCH: usize = 50;
 
@@ -165,7 +162,7 @@ impl InboxProcessor {
             engine,
             units,
             dashboard_url: Arc::from(DEFAULT_DASHBOARD_URL),
-            per_sender_per_minute: DEFAULT_PER_SENDER_PER_MINUTE,
+            per_sender_per_minute: crate::settings::DEFAULT_PER_SENDER_PER_MINUTE,
         }
     }
 

@@ -12,8 +12,18 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::parse::command::RosterAction;
 use crate::store::RosterOverride;
+
+/// What a roster command changes (附件1: 人事变动由分管领导依次补充).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RosterAction {
+    /// 设置联络员: the mentioned person becomes a liaison of the unit.
+    SetLiaison,
+    /// 移除联络员: the mentioned liaison is a liaison no more.
+    RemoveLiaison,
+    /// 更换分管领导: the mentioned person becomes the unit's leader, replacing the current one.
+    ChangeLeader,
+}
 
 /// Reads the roster in force (the engine's: the file with the changes made in DingTalk), for
 /// parts that outlive one snapshot (the sandbox console, the Stream address-book lookups).

@@ -298,12 +298,19 @@ impl Default for InboxSettings {
     }
 }
 
+/// The per-sender limit when none is configured (`[inbox] per_sender_per_minute`).
+pub const DEFAULT_PER_SENDER_PER_MINUTE: u32 = 30;
+
+/// `[inbox] max_backlog` when not configured: at the slowest rate the inbox was measured to
+/// process while acknowledgements saturate the writer (docs/throughput.md), a few minutes' work.
+pub const DEFAULT_MAX_BACKLOG: u64 = 5_000;
+
 fn default_per_sender_per_minute() -> u32 {
-    crate::inbox::DEFAULT_PER_SENDER_PER_MINUTE
+    DEFAULT_PER_SENDER_PER_MINUTE
 }
 
 fn default_max_backlog() -> u64 {
-    crate::http::DEFAULT_MAX_BACKLOG
+    DEFAULT_MAX_BACKLOG
 }
 
 /// Limits on outbound sends (issue 19).

@@ -40,10 +40,6 @@ pub mod shed;
 /// The largest robot callback body accepted, in bytes (64 KiB; §1.2 hardening).
 pub const ROBOT_BODY_LIMIT: usize = 64 * 1024;
 
-/// `[inbox] max_backlog` when not configured: at the slowest rate the inbox was measured to
-/// process while acknowledgements saturate the writer (docs/throughput.md), under a minute's work.
-pub const DEFAULT_MAX_BACKLOG: u64 = 5_000;
-
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {

@@ -19,6 +19,7 @@ use super::fields::{self, Field};
 use super::text::{excerpt, fold_char, fold_width, is_han, is_space, strip_mentions, trim};
 use super::units::Mention;
 use super::{UnitMatcher, normalize_ticket_no};
+use crate::roster::RosterAction;
 use crate::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
 /// A parsed chat command.
@@ -94,17 +95,6 @@ impl Command {
             *unit = sender_unit.to_string();
         }
     }
-}
-
-/// What a roster command changes (附件1: 人事变动由分管领导依次补充).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RosterAction {
-    /// 设置联络员: the mentioned person becomes a liaison of the unit.
-    SetLiaison,
-    /// 移除联络员: the mentioned liaison is a liaison no more.
-    RemoveLiaison,
-    /// 更换分管领导: the mentioned person becomes the unit's leader, replacing the current one.
-    ChangeLeader,
 }
 
 /// A malformed command. `message` is Chinese: what was wrong, the right form and an example.

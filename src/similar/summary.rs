@@ -4,55 +4,10 @@
 //! list every time it is re-rendered.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
-use crate::workflow::{Case, DecisionKind, HelpItem, RequestStatus, SatisfactionLevel, State};
-
-/// How a past case was decided (四(二)); a return for more information is not a decision on
-/// how to handle it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Handling {
-    Joint,
-    Independent,
-    City,
-}
-
-impl Handling {
-    /// The short Chinese name users see.
-    pub fn label(self) -> &'static str {
-        match self {
-            Handling::Joint => "联合调处",
-            Handling::Independent => "独立办理",
-            Handling::City => "市级协调",
-        }
-    }
-}
-
-/// A unit that accepted to help, and the help it gave (四(三)).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Helper {
-    pub unit: String,
-    pub help: Vec<HelpItem>,
-}
-
-/// One similar past case as the review card shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimilarCase {
-    pub case_no: String,
-    pub ticket_no: String,
-    pub title: String,
-    /// Where the past case stood when the list was taken.
-    pub state: State,
-    pub handling: Option<Handling>,
-    pub helpers: Vec<Helper>,
-    /// Working days from the first receipt to the close; `None` while open.
-    pub working_days: Option<u32>,
-    pub satisfaction: Option<SatisfactionLevel>,
-    /// The 典型案例 summary, when the case was marked typical.
-    pub typical: Option<String>,
-}
+use crate::workflow::{Case, DecisionKind, RequestStatus, State};
+pub use crate::workflow::{Handling, Helper, SimilarCase};
 
 /// The summary of `case`.
 pub fn summarize(case: &Case, calendar: &Calendar) -> SimilarCase {

@@ -5,10 +5,10 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::SimilarCase;
 use super::clock::{Clock, ClockKind};
 use super::input::{HelpItem, SatisfactionLevel};
 use crate::parse::Application;
-use crate::similar::SimilarCase;
 
 /// Where a case is in the mechanism's flow (四、工作流程; 五、工作要求).
 ///

@@ -28,6 +28,7 @@ mod invariants;
 mod people;
 mod reject;
 mod review;
+mod similar_case;
 mod submission;
 mod timers;
 
@@ -46,6 +47,7 @@ pub use input::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub use invariants::check_invariants;
 pub use people::{STATISTICS_ROLES, may_see_statistics, may_view_case};
 pub use reject::{RejectReason, Rejection};
+pub use similar_case::{Handling, Helper, SimilarCase};
 pub use timers::CATCH_UP_AFTER_MINUTES;
 
 /// Who receives `unit`'s messages and cards under `roster`: its liaisons, else its leaders
