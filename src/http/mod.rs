@@ -32,6 +32,7 @@ pub mod dashboard;
 mod health;
 mod home;
 mod metrics;
+mod render;
 mod robot;
 pub mod sandbox;
 pub(crate) mod serve;
