@@ -993,6 +993,18 @@ mod tests {
         assert_eq!(state_key(CaseState::Closed), "closed");
     }
 
+    #[tokio::test]
+    async fn a_page_that_fails_to_render_is_a_logged_500() {
+        let error = DashboardError::from(RenderError::from(askama::Error::Fmt));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 16 * 1024)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("页面生成失败"), "{text}");
+    }
+
     #[test]
     fn pages_escape_what_people_wrote() {
         let person = Person::new(
