@@ -14,14 +14,16 @@
 //! minutes a client must wait (429); see [`guard`].
 //!
 //! Every page and download except the login pages requires a session of a person who still has
-//! one of the allowed roles; without one the answer is 401 with a page that says how to log in,
-//! and no citizen data. Pages are rendered on the server with every text escaped, with no script
-//! at all, under a CSP that forbids inline script and foreign origins.
+//! one of the allowed roles: their handlers take a [`viewer::Viewer`], which refuses anyone else
+//! with 401 and a page that says how to log in, and no citizen data. Pages are rendered on the
+//! server from the templates in `templates/dashboard/`, which escape every value, with no script
+//! at all, under a CSP that forbids inline script and foreign origins. The overview's charts are
+//! worked out in [`charts`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::Arc;
 
+use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
@@ -32,7 +34,7 @@ use jiff::{SignedDuration, Timestamp};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::sandbox::escape;
+use super::render::{RenderError, render};
 use crate::calendar::Calendar;
 use crate::clock::Clock;
 use crate::engine::{Engine, EngineError, decode};
@@ -43,10 +45,14 @@ use crate::roster::{Person, Role};
 use crate::store::{CaseFilter, EventRow, Store, StoreError, Tx, new_secret, secret_hash};
 use crate::workflow::State as CaseState;
 
+mod charts;
 mod guard;
-
-use guard::{FAILURE_WINDOW_MINUTES, FAILURES_ALLOWED};
 mod similar;
+mod viewer;
+
+use charts::{RatesChart, ResponseChart, TrendChart};
+use guard::{FAILURE_WINDOW_MINUTES, FAILURES_ALLOWED};
+use viewer::Viewer;
 
 /// How long a login link works after it is sent, in minutes.
 pub const LINK_MINUTES: i64 = 10;
@@ -57,9 +63,6 @@ pub const SESSION_HOURS: i64 = 8;
 /// The roles that may read the dashboard (issue 7: hotline head, inspectors, supervisors and
 /// group leaders; admins run the service): those who may read the statistics.
 pub const VIEWER_ROLES: [Role; 5] = crate::workflow::STATISTICS_ROLES;
-
-/// The session cookie's name.
-const COOKIE: &str = "tiaochu_dashboard";
 
 /// At most this many cases in one list page (newest first).
 const CASE_LIST_LIMIT: usize = 500;
@@ -196,6 +199,8 @@ enum DashboardError {
     Report(#[from] ReportError),
     #[error("案件数据无法读取，请联系管理员")]
     Engine(#[from] EngineError),
+    #[error("页面生成失败，请稍后重试；如仍失败，请联系管理员")]
+    Render(#[from] RenderError),
 }
 
 impl DashboardError {
@@ -209,6 +214,7 @@ impl DashboardError {
             DashboardError::Store(_) | DashboardError::Report(_) | DashboardError::Engine(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            DashboardError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -217,7 +223,10 @@ impl IntoResponse for DashboardError {
     fn into_response(self) -> Response {
         if matches!(
             self,
-            DashboardError::Store(_) | DashboardError::Report(_) | DashboardError::Engine(_)
+            DashboardError::Store(_)
+                | DashboardError::Report(_)
+                | DashboardError::Engine(_)
+                | DashboardError::Render(_)
         ) {
             tracing::error!(error = ?self, "dashboard request failed");
         }
@@ -228,16 +237,20 @@ impl IntoResponse for DashboardError {
             } => HeaderValue::from_str(&(*retry_after_secs).max(1).to_string()).ok(),
             _ => None,
         };
-        let body = format!(
-            "<section class=\"notice\"><h1>{}</h1><p>{}</p></section>",
-            if status == StatusCode::UNAUTHORIZED {
+        let notice = Notice {
+            viewer: None,
+            title: "数据看板",
+            heading: if status == StatusCode::UNAUTHORIZED {
                 "请先登录"
             } else {
                 "无法显示"
             },
-            escape(&self.to_string())
-        );
-        let mut response = page("数据看板", None, &body);
+            message: self.to_string(),
+        };
+        let mut response = match render(&notice) {
+            Ok(html) => respond(html),
+            Err(e) => return e.into_response(),
+        };
         *response.status_mut() = status;
         if let Some(value) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -246,23 +259,8 @@ impl IntoResponse for DashboardError {
     }
 }
 
-/// The HTML page around `body`, with the navigation when someone is logged in.
-fn page(title: &str, viewer: Option<&Person>, body: &str) -> Response {
-    let nav = match viewer {
-        Some(p) => format!(
-            r#"<nav><a href="/dashboard">概览</a><a href="/dashboard/units">单位</a><a href="/dashboard/cases">案件</a><a href="/dashboard/similar">案例</a><span class="who">{}（{}）</span><form method="post" action="/dashboard/logout"><button type="submit">退出</button></form></nav>"#,
-            escape(&p.name),
-            escape(&p.unit)
-        ),
-        None => String::new(),
-    };
-    let html = format!(
-        r#"<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{} · 联合调处数据看板</title><link rel="stylesheet" href="/dashboard/app.css"></head>
-<body><header><b>联合调处数据看板</b>{nav}</header><main>{body}</main></body></html>"#,
-        escape(title)
-    );
+/// A page with the dashboard's headers.
+fn respond(html: String) -> Response {
     let mut response = Html(html).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -282,6 +280,21 @@ fn page(title: &str, viewer: Option<&Person>, body: &str) -> Response {
     response
 }
 
+/// `template` rendered, with the dashboard's headers.
+fn page(template: &impl Template) -> Result<Response, DashboardError> {
+    Ok(respond(render(template)?))
+}
+
+/// A page that only says something (`templates/dashboard/notice.html`).
+#[derive(Template)]
+#[template(path = "dashboard/notice.html")]
+struct Notice<'a> {
+    viewer: Option<&'a Person>,
+    title: &'a str,
+    heading: &'a str,
+    message: String,
+}
+
 async fn style() -> impl IntoResponse {
     (
         [
@@ -293,63 +306,40 @@ async fn style() -> impl IntoResponse {
     )
 }
 
-/// The session id in the request's cookies, if any.
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
-}
-
-/// The logged-in person: a live session whose person is still in the roster with a viewer role.
-async fn viewer(state: &DashboardState, headers: &HeaderMap) -> Result<Person, DashboardError> {
-    let hash = session_cookie(headers)
-        .map(secret_hash)
-        .ok_or(DashboardError::NotLoggedIn)?;
-    let now = state.clock.now();
-    let id = state
-        .store()
-        .read(move |r| r.session_person(&hash, now))
-        .await?
-        .ok_or(DashboardError::NotLoggedIn)?;
-    state
-        .engine
-        .roster()
-        .person(&id)
-        .filter(|p| may_view(p))
-        .cloned()
-        .ok_or(DashboardError::NotLoggedIn)
-}
-
 #[derive(Debug, Deserialize)]
 struct TokenForm {
     #[serde(default)]
     token: String,
 }
 
+/// The button that spends a login link (`templates/dashboard/login.html`).
+#[derive(Template)]
+#[template(path = "dashboard/login.html")]
+struct LoginPage<'a> {
+    viewer: Option<&'a Person>,
+    token: &'a str,
+    minutes: i64,
+}
+
 /// `GET /dashboard/login[?token=…]`: the button that spends the link, or how to get one. Looks
 /// nothing up, so a preview of the link spends nothing.
-async fn login_page(Query(q): Query<TokenForm>) -> Response {
+async fn login_page(Query(q): Query<TokenForm>) -> Result<Response, DashboardError> {
     let token = q.token.trim();
     if token.is_empty() {
-        let body = format!(
-            "<section class=\"notice\"><h1>请先登录</h1><p>{}</p></section>",
-            escape(LOGIN_HINT)
-        );
-        let mut response = page("登录", None, &body);
+        let mut response = page(&Notice {
+            viewer: None,
+            title: "登录",
+            heading: "请先登录",
+            message: LOGIN_HINT.to_string(),
+        })?;
         *response.status_mut() = StatusCode::UNAUTHORIZED;
-        return response;
+        return Ok(response);
     }
-    let body = format!(
-        r#"<section class="notice"><h1>登录数据看板</h1><p>此链接仅可使用一次，{LINK_MINUTES} 分钟内有效。</p>
-<form method="post" action="/dashboard/login"><input type="hidden" name="token" value="{}"><button type="submit" id="login">登录</button></form></section>"#,
-        escape(token)
-    );
-    page("登录", None, &body)
+    page(&LoginPage {
+        viewer: None,
+        token,
+        minutes: LINK_MINUTES,
+    })
 }
 
 /// Refuses a POST a browser says came from another site (login CSRF: a foreign page must not log
@@ -408,14 +398,9 @@ async fn login(
     };
     state.logins.succeeded(client);
     tracing::info!(viewer = %person, "dashboard login");
-    let cookie = format!(
-        "{COOKIE}={session}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        SESSION_HOURS * 3600,
-        if state.secure_cookie { "; Secure" } else { "" }
-    );
     let mut response = Redirect::to("/dashboard").into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
+    if let Some(cookie) = viewer::session_cookie(&session, state.secure_cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(response)
 }
@@ -426,19 +411,16 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, DashboardError> {
     require_same_origin(&state, &headers)?;
-    if let Some(hash) = session_cookie(&headers).map(secret_hash) {
+    if let Some(hash) = viewer::session_id(&headers).map(|id| secret_hash(&id)) {
         state
             .store()
             .write(move |tx| tx.delete_session(&hash))
             .await?;
     }
     let mut response = Redirect::to("/dashboard/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "tiaochu_dashboard=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
-    );
+    if let Some(cookie) = viewer::cleared_cookie(state.secure_cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
     Ok(response)
 }
 
@@ -467,11 +449,10 @@ fn month_of(text: &str, calendar: &Calendar, now: Timestamp) -> Result<(i16, i8)
 /// `GET /dashboard[?month=]`: the month against the targets, the 12-month trend and the units'
 /// response times.
 async fn overview(
+    Viewer(person): Viewer,
     State(state): State<DashboardState>,
-    headers: HeaderMap,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, DashboardError> {
-    let person = viewer(&state, &headers).await?;
     let now = state.clock.now();
     let (year, month) = month_of(&q.month, state.calendar(), now)?;
     let engine = state.engine.clone();
@@ -485,41 +466,49 @@ async fn overview(
             Ok((report, trend, times))
         })
         .await?;
-    let key = report.period_key.clone();
-    let mut body = format!(
-        r#"<h1>{} 概览</h1><form class="filters" method="get" action="/dashboard"><label>月份 <input name="month" value="{}" placeholder="2026-11"></label><button type="submit">查看</button><a class="download" href="/dashboard/report.xlsx?month={}">下载本月报表（xlsx）</a></form>"#,
-        escape(&report.period_label),
-        escape(&key),
-        escape(&key)
-    );
-    body.push_str(&summary_cards(&report.stats.overall));
-    body.push_str("<h2>指标与目标</h2>");
-    body.push_str(&rates_svg(&report.stats.overall));
-    body.push_str("<h2>近 12 个月申请与办结</h2>");
-    body.push_str(&trend_svg(&trend));
-    body.push_str("<h2>各单位平均响应时长（工作小时）</h2>");
-    body.push_str(&response_svg(&response_times));
-    Ok(page("概览", Some(&person), &body))
+    let months: Vec<(i16, i8, u64, u64)> = trend
+        .iter()
+        .map(|m| (m.year, m.month, m.submitted, m.completed))
+        .collect();
+    page(&Overview {
+        viewer: Some(&person),
+        period_label: &report.period_label,
+        month: &report.period_key,
+        // The key is ours (`2026-11`): nothing in it needs encoding.
+        xlsx_href: format!("/dashboard/report.xlsx?month={}", report.period_key),
+        cards: summary_cards(&report.stats.overall),
+        rates: RatesChart::new(&report.stats.overall),
+        trend: TrendChart::new(&months),
+        response: ResponseChart::new(&response_times),
+    })
 }
 
-fn summary_cards(c: &Counts) -> String {
-    let items = [
+/// The month against the targets (`templates/dashboard/overview.html`).
+#[derive(Template)]
+#[template(path = "dashboard/overview.html")]
+struct Overview<'a> {
+    viewer: Option<&'a Person>,
+    /// `2026年11月`.
+    period_label: &'a str,
+    /// `2026-11`.
+    month: &'a str,
+    xlsx_href: String,
+    cards: [(&'static str, u64); 6],
+    rates: RatesChart,
+    trend: TrendChart,
+    response: ResponseChart,
+}
+
+/// The overview's headline figures.
+fn summary_cards(c: &Counts) -> [(&'static str, u64); 6] {
+    [
         ("申请登记", c.submitted),
         ("协办请求", c.requests),
         ("办结", c.completed),
         ("超期未办结", c.handling_overdue),
         ("书面督办", c.supervisions),
         ("拒不配合", c.refusals),
-    ];
-    let mut out = String::from("<div class=\"cards\">");
-    for (label, n) in items {
-        let _ = write!(
-            out,
-            "<div class=\"card\"><b>{n}</b><span>{label}</span></div>"
-        );
-    }
-    out.push_str("</div>");
-    out
+    ]
 }
 
 /// One month of the trend chart.
@@ -628,117 +617,6 @@ fn response_times(
         .collect())
 }
 
-/// Horizontal bars of the three rates, each with its target marked.
-fn rates_svg(c: &Counts) -> String {
-    let targets = c.targets();
-    let (w, row, left) = (360.0_f64, 34.0_f64, 70.0_f64);
-    let bar = w - left - 10.0;
-    let height = row * targets.len() as f64 + 6.0;
-    let mut out = format!(
-        r#"<svg class="chart" id="chart-rates" viewBox="0 0 {w} {height}" role="img" aria-label="办结率、响应率、满意率与目标"><title>办结率、响应率、满意率与目标</title>"#
-    );
-    for (i, t) in targets.iter().enumerate() {
-        let y = i as f64 * row + 4.0;
-        let share = t.actual.value().unwrap_or(0.0).clamp(0.0, 1.0);
-        let class = match t.met {
-            Some(true) => "ok",
-            Some(false) => "bad",
-            None => "none",
-        };
-        let target_x = left + bar * t.target_percent as f64 / 100.0;
-        let _ = write!(
-            out,
-            r#"<text x="0" y="{ty}" class="label">{name}</text><rect x="{left}" y="{y}" width="{bar}" height="18" class="track"/><rect x="{left}" y="{y}" width="{fill:.1}" height="18" class="{class}"><title>{name}：{value}，目标 {target}（{verdict}）</title></rect><line x1="{target_x:.1}" x2="{target_x:.1}" y1="{y0}" y2="{y1}" class="target"/><text x="{left}" y="{vy}" class="value">{value} · 目标 {target} · {verdict}</text>"#,
-            ty = y + 13.0,
-            name = t.name,
-            fill = bar * share,
-            value = escape(&t.actual.display()),
-            target = escape(&t.target_label()),
-            verdict = t.verdict(),
-            y0 = y - 2.0,
-            y1 = y + 20.0,
-            vy = y + 30.0,
-        );
-    }
-    out.push_str("</svg>");
-    out
-}
-
-/// Paired monthly bars: applications (申请) and completions (办结).
-fn trend_svg(months: &[TrendMonth]) -> String {
-    let (w, h, bottom, top) = (360.0_f64, 180.0_f64, 24.0_f64, 16.0_f64);
-    let max = months
-        .iter()
-        .map(|m| m.submitted.max(m.completed))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let slot = w / months.len().max(1) as f64;
-    let scale = (h - bottom - top) / max;
-    let mut out = format!(
-        r#"<svg class="chart" id="chart-trend" viewBox="0 0 {w} {h}" role="img" aria-label="近 12 个月申请与办结"><title>近 12 个月申请与办结</title><g class="legend"><rect x="0" y="0" width="10" height="10" class="submitted"/><text x="14" y="9">申请</text><rect x="50" y="0" width="10" height="10" class="completed"/><text x="64" y="9">办结</text></g>"#
-    );
-    for (i, m) in months.iter().enumerate() {
-        let x = i as f64 * slot + slot * 0.15;
-        let bw = slot * 0.35;
-        let base = h - bottom;
-        for (j, (n, class, label)) in [
-            (m.submitted, "submitted", "申请"),
-            (m.completed, "completed", "办结"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let bh = n as f64 * scale;
-            let _ = write!(
-                out,
-                r#"<rect x="{bx:.1}" y="{by:.1}" width="{bw:.1}" height="{bh:.1}" class="{class}"><title>{}年{}月 {label} {n}</title></rect>"#,
-                m.year,
-                m.month,
-                bx = x + j as f64 * bw,
-                by = base - bh,
-            );
-        }
-        let _ = write!(
-            out,
-            r#"<text x="{tx:.1}" y="{ty}" class="axis">{}月</text>"#,
-            m.month,
-            tx = x,
-            ty = h - 8.0,
-        );
-    }
-    out.push_str("</svg>");
-    out
-}
-
-/// One bar per unit: mean working hours from request to answer, with the one-day (四(三)) line.
-fn response_svg(times: &BTreeMap<String, (u64, i64)>) -> String {
-    if times.is_empty() {
-        return "<p class=\"empty\" id=\"chart-response\">本月没有协办答复。</p>".to_string();
-    }
-    let (w, row, left) = (360.0_f64, 24.0_f64, 110.0_f64);
-    let bar = w - left - 40.0;
-    let max = times.values().map(|(_, m)| *m).max().unwrap_or(0).max(60) as f64;
-    let height = row * times.len() as f64 + 4.0;
-    let mut out = format!(
-        r#"<svg class="chart" id="chart-response" viewBox="0 0 {w} {height}" role="img" aria-label="各单位平均响应时长"><title>各单位平均响应时长</title>"#
-    );
-    for (i, (unit, (n, minutes))) in times.iter().enumerate() {
-        let y = i as f64 * row + 2.0;
-        let hours = *minutes as f64 / 60.0;
-        let _ = write!(
-            out,
-            r#"<text x="0" y="{ty}" class="label">{u}</text><rect x="{left}" y="{y}" width="{bw:.1}" height="16" class="response"><title>{u}：平均 {hours:.1} 工作小时（{n} 次答复）</title></rect><text x="{vx:.1}" y="{ty}" class="value">{hours:.1}</text>"#,
-            ty = y + 12.0,
-            u = escape(unit),
-            bw = bar * (*minutes as f64 / max).max(0.0),
-            vx = left + bar * (*minutes as f64 / max).max(0.0) + 4.0,
-        );
-    }
-    out.push_str("</svg>");
-    out
-}
-
 /// The columns of the unit table: query key, header, value.
 type Column = (&'static str, &'static str, fn(&Counts) -> String);
 
@@ -788,11 +666,10 @@ fn sort_key(c: &Counts, key: &str) -> f64 {
 /// `GET /dashboard/units?month=&sort=<column>&desc=1`: the month's figures per unit, sortable by
 /// any column (by name otherwise).
 async fn units(
+    Viewer(person): Viewer,
     State(state): State<DashboardState>,
-    headers: HeaderMap,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, DashboardError> {
-    let person = viewer(&state, &headers).await?;
     let now = state.clock.now();
     let (year, month) = month_of(&q.month, state.calendar(), now)?;
     let engine = state.engine.clone();
@@ -813,47 +690,64 @@ async fn units(
         rows.reverse();
     }
     let key = &report.period_key;
-    let mut body = format!(
-        r#"<h1>{} 各单位</h1><form class="filters" method="get" action="/dashboard/units"><label>月份 <input name="month" value="{}"></label><button type="submit">查看</button></form><p class="hint">点击表头排序，再次点击倒序。</p><div class="scroll"><table id="units"><thead><tr>"#,
-        escape(&report.period_label),
-        escape(key)
-    );
-    let header_link = |sort: &str, label: &str| {
+    let column = |sort: &str, label: &'static str| {
         let next_desc = q.sort == sort && !desc;
-        let mark = match (q.sort == sort, desc) {
-            (true, false) => " ▲",
-            (true, true) => " ▼",
-            (false, _) => "",
-        };
-        format!(
-            r#"<th><a href="/dashboard/units?month={}&amp;sort={sort}{}">{label}{mark}</a></th>"#,
-            escape(key),
-            if next_desc { "&amp;desc=1" } else { "" }
-        )
-    };
-    body.push_str(&header_link("unit", "单位"));
-    for (k, label, _) in UNIT_COLUMNS {
-        body.push_str(&header_link(k, label));
-    }
-    body.push_str("</tr></thead><tbody>");
-    for (unit, c) in &rows {
-        let _ = write!(
-            body,
-            r#"<tr><td><a href="/dashboard/cases?unit={}&amp;month={}">{}</a></td>"#,
-            enc(unit),
-            escape(key),
-            escape(unit)
-        );
-        for (_, _, value) in UNIT_COLUMNS {
-            let _ = write!(body, "<td>{}</td>", escape(&value(c)));
+        ColumnLink {
+            href: format!(
+                "/dashboard/units?month={key}&sort={sort}{}",
+                if next_desc { "&desc=1" } else { "" }
+            ),
+            label,
+            mark: match (q.sort == sort, desc) {
+                (true, false) => " ▲",
+                (true, true) => " ▼",
+                (false, _) => "",
+            },
         }
-        body.push_str("</tr>");
-    }
-    if rows.is_empty() {
-        body.push_str(r#"<tr><td colspan="10" class="empty">本月没有统计数据。</td></tr>"#);
-    }
-    body.push_str("</tbody></table></div>");
-    Ok(page("各单位", Some(&person), &body))
+    };
+    let mut columns = vec![column("unit", "单位")];
+    columns.extend(UNIT_COLUMNS.iter().map(|(k, label, _)| column(k, label)));
+    let rows = rows
+        .iter()
+        .map(|(unit, c)| UnitRow {
+            href: format!("/dashboard/cases?unit={}&month={key}", enc(unit)),
+            unit: unit.as_str(),
+            cells: UNIT_COLUMNS.iter().map(|(_, _, value)| value(c)).collect(),
+        })
+        .collect();
+    page(&UnitsPage {
+        viewer: Some(&person),
+        period_label: &report.period_label,
+        month: key,
+        columns,
+        rows,
+    })
+}
+
+/// The month's figures per unit (`templates/dashboard/units.html`).
+#[derive(Template)]
+#[template(path = "dashboard/units.html")]
+struct UnitsPage<'a> {
+    viewer: Option<&'a Person>,
+    period_label: &'a str,
+    month: &'a str,
+    columns: Vec<ColumnLink>,
+    rows: Vec<UnitRow<'a>>,
+}
+
+/// A column header: sorts by it, or the other way round when it already does.
+struct ColumnLink {
+    href: String,
+    label: &'static str,
+    /// ` ▲` or ` ▼` on the column sorted by.
+    mark: &'static str,
+}
+
+struct UnitRow<'a> {
+    unit: &'a str,
+    /// The unit's cases of the month.
+    href: String,
+    cells: Vec<String>,
 }
 
 fn enc(text: &str) -> String {
@@ -875,11 +769,10 @@ struct CaseQuery {
 
 /// `GET /dashboard/cases?state=&unit=&month=&green=`: the matching cases, newest first.
 async fn cases(
+    Viewer(person): Viewer,
     State(state): State<DashboardState>,
-    headers: HeaderMap,
     Query(q): Query<CaseQuery>,
 ) -> Result<Response, DashboardError> {
-    let person = viewer(&state, &headers).await?;
     let registered = if q.month.trim().is_empty() {
         None
     } else {
@@ -911,70 +804,87 @@ async fn cases(
             Ok(rows)
         })
         .await?;
-    let mut body = String::from(
-        r#"<h1>案件</h1><form class="filters" method="get" action="/dashboard/cases"><label>状态 <select name="state"><option value="">全部</option>"#,
-    );
-    for s in STATES {
-        let key = state_key(s);
-        let _ = write!(
-            body,
-            r#"<option value="{key}"{}>{}</option>"#,
-            if key == q.state { " selected" } else { "" },
-            s.label()
-        );
-    }
-    body.push_str(
-        r#"</select></label><label>单位 <select name="unit"><option value="">全部</option>"#,
-    );
-    for u in state.engine.roster().units() {
-        let _ = write!(
-            body,
-            r#"<option value="{0}"{1}>{0}</option>"#,
-            escape(&u.name),
-            if u.name == q.unit { " selected" } else { "" }
-        );
-    }
-    let _ = write!(
-        body,
-        r#"</select></label><label>登记月份 <input name="month" value="{}" placeholder="2026-11"></label><label>绿色通道 <select name="green"><option value="">全部</option><option value="1"{}>仅绿色通道</option><option value="0"{}>仅普通</option></select></label><button type="submit">筛选</button></form>"#,
-        escape(&q.month),
-        if q.green == "1" { " selected" } else { "" },
-        if q.green == "0" { " selected" } else { "" }
-    );
-    let _ = write!(
-        body,
-        r#"<p class="hint">共 {} 件{}</p><div class="scroll"><table id="cases"><thead><tr><th>案件</th><th>工单编号</th><th>工单标题</th><th>首接单位</th><th>状态</th><th>登记时间</th></tr></thead><tbody>"#,
-        rows.len(),
-        if rows.len() >= CASE_LIST_LIMIT {
-            format!("（仅显示最近 {CASE_LIST_LIMIT} 件，请缩小筛选范围）")
-        } else {
-            String::new()
-        }
-    );
-    for row in &rows {
-        let case = decode(row)?;
-        let _ = write!(
-            body,
-            r#"<tr><td><a href="/dashboard/cases/{}">{}</a>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-            enc(&row.case_no),
-            escape(&row.case_no),
-            if case.green_channel {
-                r#" <span class="green">绿色通道</span>"#
-            } else {
-                ""
-            },
-            escape(&row.ticket_no),
-            escape(&mask_phones(&case.application.title)),
-            escape(&row.first_unit),
-            case.state.label(),
-            escape(&state.calendar().display(row.created_at))
-        );
-    }
-    if rows.is_empty() {
-        body.push_str(r#"<tr><td colspan="6" class="empty">没有符合条件的案件。</td></tr>"#);
-    }
-    body.push_str("</tbody></table></div>");
-    Ok(page("案件", Some(&person), &body))
+    let calendar = state.calendar();
+    let list = rows
+        .iter()
+        .map(|row| {
+            let case = decode(row)?;
+            Ok(CaseRow {
+                href: format!("/dashboard/cases/{}", enc(&row.case_no)),
+                case_no: &row.case_no,
+                green: case.green_channel,
+                ticket_no: &row.ticket_no,
+                title: mask_phones(&case.application.title),
+                first_unit: &row.first_unit,
+                state: case.state.label(),
+                registered: calendar.display(row.created_at),
+            })
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    let roster = state.engine.roster();
+    page(&CasesPage {
+        viewer: Some(&person),
+        states: STATES
+            .iter()
+            .map(|s| {
+                let key = state_key(*s);
+                Choice {
+                    selected: key == q.state,
+                    value: key,
+                    label: s.label().to_string(),
+                }
+            })
+            .collect(),
+        units: roster
+            .units()
+            .iter()
+            .map(|u| Choice {
+                value: u.name.clone(),
+                label: u.name.clone(),
+                selected: u.name == q.unit,
+            })
+            .collect(),
+        month: &q.month,
+        green: &q.green,
+        truncated: list.len() >= CASE_LIST_LIMIT,
+        limit: CASE_LIST_LIMIT,
+        rows: list,
+    })
+}
+
+/// The case list with its filters (`templates/dashboard/cases.html`).
+#[derive(Template)]
+#[template(path = "dashboard/cases.html")]
+struct CasesPage<'a> {
+    viewer: Option<&'a Person>,
+    states: Vec<Choice>,
+    units: Vec<Choice>,
+    /// The filters as asked for, shown again.
+    month: &'a str,
+    green: &'a str,
+    /// Whether the list stops at `limit`.
+    truncated: bool,
+    limit: usize,
+    rows: Vec<CaseRow<'a>>,
+}
+
+/// One option of a filter.
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+struct CaseRow<'a> {
+    href: String,
+    case_no: &'a str,
+    green: bool,
+    ticket_no: &'a str,
+    /// With phone numbers masked, as in every message.
+    title: String,
+    first_unit: &'a str,
+    state: &'static str,
+    registered: String,
 }
 
 /// The stored (snake_case) name of a state.
@@ -987,11 +897,10 @@ fn state_key(s: CaseState) -> String {
 
 /// `GET /dashboard/cases/{case_no}`: the case's timeline and clocks, as the 查询 reply shows them.
 async fn case_page(
+    Viewer(person): Viewer,
     State(state): State<DashboardState>,
-    headers: HeaderMap,
     Path(case_no): Path<String>,
 ) -> Result<Response, DashboardError> {
-    let person = viewer(&state, &headers).await?;
     let wanted = case_no.clone();
     let found = state
         .store()
@@ -1013,13 +922,25 @@ async fn case_page(
         &state.engine.roster(),
         state.calendar(),
     );
-    let mut body = format!(
-        r#"<p><a href="/dashboard/cases">‹ 返回案件列表</a></p><h1>案件 {}</h1><pre id="timeline" class="timeline">{}</pre>"#,
-        escape(&row.case_no),
-        escape(&text)
-    );
-    body.push_str(&similar::case_section(&state, row.id, case).await?);
-    Ok(page(&row.case_no, Some(&person), &body))
+    let similar = similar::for_case(&state, row.id, case).await?;
+    page(&CasePage {
+        viewer: Some(&person),
+        case_no: &row.case_no,
+        timeline: text,
+        rows: similar::rows(&similar),
+    })
+}
+
+/// One case (`templates/dashboard/case.html`).
+#[derive(Template)]
+#[template(path = "dashboard/case.html")]
+struct CasePage<'a> {
+    viewer: Option<&'a Person>,
+    case_no: &'a str,
+    /// As the 查询 reply shows it.
+    timeline: String,
+    /// The past cases most like it.
+    rows: Vec<similar::SimilarRow>,
 }
 
 /// The audit rows as timeline entries (oldest first); rows of an unknown kind are left out.
@@ -1029,11 +950,10 @@ fn timeline_entries(rows: &[EventRow]) -> Vec<TimelineEntry> {
 
 /// `GET /dashboard/report.xlsx?month=2026-11`: the month's report workbook.
 async fn xlsx(
+    _viewer: Viewer,
     State(state): State<DashboardState>,
-    headers: HeaderMap,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, DashboardError> {
-    viewer(&state, &headers).await?;
     let now = state.clock.now();
     let (year, month) = month_of(&q.month, state.calendar(), now)?;
     let engine = state.engine.clone();
@@ -1068,39 +988,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_session_cookie_is_found_among_others() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; tiaochu_dashboard=abc ; b=2"),
-        );
-        assert_eq!(session_cookie(&h), Some("abc"));
-        assert_eq!(session_cookie(&HeaderMap::new()), None);
-    }
-
-    #[test]
     fn state_keys_are_the_stored_names() {
         assert_eq!(state_key(CaseState::JointHandling), "joint_handling");
         assert_eq!(state_key(CaseState::Closed), "closed");
     }
 
+    #[tokio::test]
+    async fn a_page_that_fails_to_render_is_a_logged_500() {
+        let error = DashboardError::from(RenderError::from(askama::Error::Fmt));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 16 * 1024)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("页面生成失败"), "{text}");
+    }
+
     #[test]
-    fn charts_escape_unit_names_and_show_targets() {
-        let mut times = BTreeMap::new();
-        times.insert("<区>".to_string(), (2, 90));
-        let svg = response_svg(&times);
-        assert!(svg.contains("&lt;区&gt;"), "{svg}");
-        assert!(svg.contains("1.5 工作小时（2 次答复）"), "{svg}");
-        let c = Counts {
-            completed: 1,
-            completed_on_time: 1,
-            completion_due: 2,
-            ..Counts::default()
-        };
-        let rates = rates_svg(&c);
-        assert!(
-            rates.contains("办结率：50.0%（1/2），目标 100%（未达标）"),
-            "{rates}"
+    fn pages_escape_what_people_wrote() {
+        let person = Person::new(
+            "<b>某</b>",
+            "区\"测试\"局",
+            "",
+            vec![Role::Inspector],
+            "",
+            "",
         );
+        let html = render(&CasePage {
+            viewer: Some(&person),
+            case_no: "TC-1",
+            timeline: "工单标题：<script>x</script>\n  第二行".into(),
+            rows: Vec::new(),
+        })
+        .expect("render");
+        assert!(
+            html.contains(
+                r#"<span class="who">&#60;b&#62;某&#60;/b&#62;（区&#34;测试&#34;局）</span>"#
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                r#"<pre id="timeline" class="timeline">工单标题：&#60;script&#62;x&#60;/script&#62;
+  第二行</pre>"#
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("暂无相似的往期案例。"), "{html}");
+        let login = render(&LoginPage {
+            viewer: None,
+            token: "\"><x>",
+            minutes: LINK_MINUTES,
+        })
+        .expect("render");
+        assert!(
+            login.contains(r#"name="token" value="&#34;&#62;&#60;x&#62;""#),
+            "{login}"
+        );
+        assert!(!login.contains("<nav>"), "no navigation without a viewer");
     }
 }

@@ -1,6 +1,8 @@
-//! The HTTP surface (axum): the DingTalk robot and card callbacks and the health check. This module is the
-//! only place errors become HTTP responses — every handler returns [`HttpError`], whose status
-//! mapping is one exhaustive `match`.
+//! The HTTP surface (axum): the DingTalk robot and card callbacks, the health check, and the two
+//! web UIs ([`dashboard`], [`sandbox`]), whose pages are templates under `templates/` turned
+//! into responses through `render`. This module is the only place errors become HTTP responses —
+//! every callback handler returns [`HttpError`], whose status mapping is one exhaustive `match`;
+//! the web UIs have their own error types that become Chinese pages.
 //!
 //! Nothing here logs a secret or a message body (the bodies carry citizens' phone numbers): logs
 //! name the `msgId` and the outcome only.
@@ -32,6 +34,7 @@ pub mod dashboard;
 mod health;
 mod home;
 mod metrics;
+mod render;
 mod robot;
 pub mod sandbox;
 pub(crate) mod serve;

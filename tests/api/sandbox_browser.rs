@@ -200,7 +200,7 @@ async fn the_console_sends_through_the_inbox_and_shows_replies_and_cards() {
         json!({"as": LEADER, "text": "<script>alert(1)</script>"}),
     )
     .await;
-    let leader = sb.until_chat_has(LEADER, "&lt;script&gt;alert(1)").await;
+    let leader = sb.until_chat_has(LEADER, "&#60;script&#62;alert(1)").await;
     assert!(!leader.contains("<script>"), "{leader}");
     // The robot's answer to it, so that nothing more is on its way when the version is read.
     sb.until_chat_has(LEADER, "没有看懂").await;
