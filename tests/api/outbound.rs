@@ -1497,8 +1497,7 @@ async fn sandbox_sender_marks_sent_and_keeps_notices_local() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_bound_after_start_gets_the_next_dead_letter_notice() {
     use tiaochu::roster::{Person, Role};
-    let fake =
-        FakeDingtalk::start(Arc::new(ManualClock::at_millis(crate::support::START_MS))).await;
+    let fake = FakeDingtalk::at_start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let roster = crate::support::write_roster(
         dir.path(),
