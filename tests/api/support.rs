@@ -44,23 +44,30 @@ pub struct TestApp {
 
 /// Boots the real server. `overrides` edits the settings after the test defaults are applied.
 pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_at(START_MS, overrides).await
+}
+
+/// [`spawn_app`] with the manual clock at `start_ms`. The dashboard's login links point at the
+/// app's own address unless `overrides` says otherwise.
+pub async fn spawn_app_at(start_ms: i64, overrides: impl FnOnce(&mut Settings)) -> TestApp {
     let tempdir = tempfile::tempdir().expect("tempdir");
     let db_path = tempdir.path().join("tiaochu.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let address = format!("http://{}", listener.local_addr().expect("bound address"));
     // Built-in defaults only: the developer's TIAOCHU_* variables must not leak into tests.
     let mut settings = default_settings();
     settings.store.path = db_path.clone();
     settings.dingtalk.mode = DingtalkMode::Http;
     settings.dingtalk.app_secret = Secret::new(SECRET);
+    settings.dashboard.base_url = address.clone();
     overrides(&mut settings);
     let secret = settings.dingtalk.app_secret.expose().to_string();
 
-    let clock = Arc::new(ManualClock::at_millis(START_MS));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
+    let clock = Arc::new(ManualClock::at_millis(start_ms));
     let shared: Arc<dyn Clock> = clock.clone();
     let app = App::build(settings, listener, shared).expect("build app");
-    let address = format!("http://{}", app.address());
     let store = app.store().clone();
     let shutdown = app.shutdown_handle();
     let clock_moved = app.clock_moved_handle();
