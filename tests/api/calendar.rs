@@ -7,7 +7,7 @@ use std::process::Output;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use tiaochu::calendar::{Calendar, WorkingHours, YearData};
+use tiaochu::calendar::{Calendar, YearData};
 use tiaochu::cli::calendar_cmd::{self, CalendarCommand};
 use tiaochu::settings::Settings;
 
@@ -20,7 +20,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn calendar() -> Calendar {
-    Calendar::load_dir(&fixtures(), WorkingHours::default()).expect("fixture calendar")
+    crate::support::calendar_in(&fixtures())
 }
 
 fn date(s: &str) -> Date {

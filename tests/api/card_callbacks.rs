@@ -6,13 +6,11 @@
 //! an unknown card, on someone else's copy, a replay, invalid inputs — change nothing.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tiaochu::card_secrets::CardSecrets;
-use tiaochu::clock::ManualClock;
 use tiaochu::dingtalk::sign::callback_sign;
 use tiaochu::roster::{Person, Role};
 use tiaochu::settings::{DingtalkMode, DingtalkSettings};
@@ -208,7 +206,7 @@ impl Http {
 
     /// As [`Http::start`], with `edit` applied to the DingTalk settings last.
     pub(crate) async fn start_with(edit: impl FnOnce(&mut DingtalkSettings)) -> Http {
-        let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
+        let fake = FakeDingtalk::at_start().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let roster = roster_file(dir.path());
         let mut dingtalk = fake.settings();

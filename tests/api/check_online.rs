@@ -4,10 +4,6 @@
 //! callback route and roster people without an account each fail by name with exit 1; what
 //! cannot be checked without sending is said so, and does not fail.
 
-use std::sync::Arc;
-
-use tiaochu::clock::ManualClock;
-
 use crate::fake_dingtalk::{FakeDingtalk, TEMPLATE_ID};
 use crate::roster_sync::{Deployment, text};
 
@@ -65,7 +61,7 @@ fn deployment(fake: &FakeDingtalk, roster: &str, years: &[i16]) -> Deployment {
 }
 
 async fn fake() -> FakeDingtalk {
-    FakeDingtalk::start(Arc::new(ManualClock::at_millis(1_780_000_000_000))).await
+    FakeDingtalk::at_start().await
 }
 
 fn all(out: &std::process::Output) -> String {

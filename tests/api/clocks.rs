@@ -18,7 +18,6 @@ use tiaochu::engine::{Engine, Outcome, decode};
 use tiaochu::messages::timeline::render_query;
 use tiaochu::parse::Application;
 use tiaochu::roster::{Role, Roster};
-use tiaochu::scheduler::fire_due;
 use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{EventRow, OutboxRow, Store, TimerState};
 use tiaochu::workflow::{Actor, Case, Input};
@@ -43,30 +42,27 @@ fn hotline_head(roster: &Roster) -> String {
         .to_string()
 }
 
-struct Fixture {
-    world: World,
-    clock: ManualClock,
-}
+struct Fixture(World);
 
-/// `f.engine`, `f.store`, `f.roster`, `f.dir`: the world's.
+/// `f.engine`, `f.store`, `f.roster`, `f.clock`: the world's.
 impl std::ops::Deref for Fixture {
     type Target = World;
     fn deref(&self) -> &World {
-        &self.world
+        &self.0
     }
 }
 
 /// An engine over a temporary database and the holiday files in `calendar_dir`.
 fn fixture_with(calendar_dir: &Path, start: &str, mode: DingtalkMode, group: bool) -> Fixture {
-    Fixture {
-        world: world()
+    Fixture(
+        world()
             .liaison("人社联络员", "区人社局", LIAISON)
             .calendar_dir(calendar_dir)
             .mode(mode)
             .group_digest(group)
+            .start(start)
             .build(),
-        clock: ManualClock::new(at(start)),
-    }
+    )
 }
 
 fn fixture(start: &str) -> Fixture {
@@ -85,10 +81,6 @@ fn application(roster: &Roster, ticket: &str, urgent: bool) -> Application {
 }
 
 impl Fixture {
-    fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
     async fn act(&self, ticket: &str, input: Input, who: &str) {
         let out = self
             .engine
@@ -123,15 +115,6 @@ impl Fixture {
             .expect("events")
     }
 
-    fn outbox(&self) -> Vec<OutboxRow> {
-        let mut rows = self
-            .store
-            .read_blocking(|r| r.list_outbox(None, 100_000))
-            .expect("outbox");
-        rows.sort_by_key(|r| r.id);
-        rows
-    }
-
     /// Moves the clock to each next due timer and runs one scheduler step there, until `until`;
     /// returns the instants at which a step fired something.
     async fn walk_until(&self, until: Timestamp) -> Vec<Timestamp> {
@@ -142,7 +125,7 @@ impl Fixture {
                 break;
             };
             self.clock.set(next.max(self.now()));
-            let report = fire_due(&self.engine, &self.clock).await.expect("step");
+            let report = self.fire_due().await;
             assert_eq!(report.rejected, 0, "{report:?}");
             if report.fired > 0 {
                 fired_at.push(self.now());
@@ -275,7 +258,7 @@ async fn a_green_channel_case_on_a_saturday_evening_is_reminded_at_once() {
     let f = fixture("2026-11-07T20:00:00+08:00");
     let t = "DH2026110700001";
     f.submit(t, true).await;
-    let report = fire_due(&f.engine, &f.clock).await.expect("step");
+    let report = f.fire_due().await;
     assert_eq!(report.fired, 1, "{report:?}");
     let (id, _) = f.case(t);
     let events = f.events(id);
@@ -296,7 +279,7 @@ async fn a_green_channel_case_on_a_saturday_evening_is_reminded_at_once() {
     // A non-green case at the same hour waits for Monday morning.
     let g = fixture("2026-11-07T20:00:00+08:00");
     g.submit("DH2026110700002", false).await;
-    let report = fire_due(&g.engine, &g.clock).await.expect("step");
+    let report = g.fire_due().await;
     assert_eq!(report.fired, 0);
     let next = g.store.read(|r| r.next_due()).await.expect("next");
     assert!(next.is_some_and(|n| g.engine.calendar().is_working_time(n)));
@@ -313,7 +296,7 @@ async fn the_digest_goes_to_the_group_robot_when_one_is_configured() {
     f.submit("DH2026110200001", false).await;
     f.submit("DH2026110200002", false).await;
     f.clock.set(at("2026-11-02T09:30:00+08:00"));
-    let report = fire_due(&f.engine, &f.clock).await.expect("step");
+    let report = f.fire_due().await;
     assert_eq!(report.fired, 2, "both half-time reminders: {report:?}");
     let group: Vec<OutboxRow> = f
         .outbox()
@@ -329,7 +312,7 @@ async fn the_digest_goes_to_the_group_robot_when_one_is_configured() {
         "{text}"
     );
     // A second step at the same instant fires nothing and sends no second digest.
-    let again = fire_due(&f.engine, &f.clock).await.expect("step");
+    let again = f.fire_due().await;
     assert_eq!(again, Default::default());
     let count = f
         .outbox()
@@ -667,12 +650,12 @@ async fn a_digest_lost_with_its_pass_is_sent_by_the_next() {
 
     // The next pass has nothing due, yet sends what the dead one left.
     f.clock.set(at("2026-11-02T09:31:00+08:00"));
-    let report = fire_due(&f.engine, &f.clock).await.expect("step");
+    let report = f.fire_due().await;
     assert_eq!(report.fired, 0);
     let sent = digests(&f);
     assert_eq!(sent.len(), 1, "{sent:#?}");
     assert!(sent[0].contains(t), "{}", sent[0]);
     // And never again.
-    fire_due(&f.engine, &f.clock).await.expect("step");
+    f.fire_due().await;
     assert_eq!(digests(&f).len(), 1);
 }

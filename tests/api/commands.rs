@@ -5,21 +5,18 @@
 //! Chit-chat ("你好") and applications are not commands: `parse_command` returns `None`, the caller
 //! tries the text as an application, and a text that is neither gets the help reply.
 
-use std::path::Path;
 use std::sync::LazyLock;
 
 use proptest::prelude::*;
 
 use tiaochu::parse::UnitMatcher;
 use tiaochu::parse::command::{COMMANDS, Command, CommandError, Verb, parse_command, syntax};
-use tiaochu::roster::Roster;
 use tiaochu::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
 const T: &str = "DH2026110300017";
 
-static UNITS: LazyLock<UnitMatcher> = LazyLock::new(|| {
-    UnitMatcher::new(&Roster::load(Path::new("config/roster.toml")).expect("shipped roster"))
-});
+static UNITS: LazyLock<UnitMatcher> =
+    LazyLock::new(|| UnitMatcher::new(&crate::support::shipped_roster()));
 
 fn parse(text: &str) -> Option<Result<Command, CommandError>> {
     parse_command(text, &UNITS)

@@ -417,7 +417,7 @@ async fn official_model_bodies_are_accepted_by_the_fake_like_ours() {
     );
     let sdk = &report["bodies"];
 
-    let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
+    let fake = FakeDingtalk::at_start().await;
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()

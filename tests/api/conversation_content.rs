@@ -4,137 +4,48 @@
 //! also scanned for doubled words and brackets, and for commands its recipient may not send.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde_json::{Value, json};
-use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::card_secrets::CardSecrets;
-use tiaochu::clock::ManualClock;
-use tiaochu::dispatch::Dispatch;
-use tiaochu::engine::{Engine, decode};
-use tiaochu::inbox::InboxProcessor;
-use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::store::{NewInbound, Store};
 use tiaochu::workflow::{Case, ClockKind};
 
-const RS: &str = "rs-liaison";
-const ZJ: &str = "zj-liaison";
-const CG: &str = "cg-liaison";
+use crate::support::{CG, RS, World, ZJ, world};
+
 const INSPECTOR: &str = "local:区12345热线:孟艳秋";
 const SUPERVISOR: &str = "local:区12345热线:姚雪婷";
 const CITY: &str = "local:市12345热线:杨琳";
 
 /// A sandbox service without HTTP, with a clock the test moves.
 struct Talk {
-    _dir: tempfile::TempDir,
-    store: Store,
-    engine: Engine,
-    processor: InboxProcessor,
-    roster: Roster,
-    clock: ManualClock,
-    seq: u64,
-    seen: i64,
+    w: World,
     /// Every message anyone received, as (recipient, text).
     all: Vec<(String, String)>,
 }
 
 impl Talk {
     fn new(start: &str) -> Talk {
-        let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-        let mut people = shipped.people().to_vec();
-        for (name, unit, id, phone) in [
-            ("王联络", "区人社局", RS, "13800000001"),
-            ("赵联络", "区住建局", ZJ, "13800000002"),
-            ("钱联络", "区城市管理局", CG, "13800000003"),
-        ] {
-            people.push(Person::new(
-                name,
-                unit,
-                "科员",
-                vec![Role::Liaison],
-                id,
-                phone,
-            ));
-        }
-        let roster = Roster::from_parts(shipped.units().to_vec(), people);
-        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-            .expect("calendar");
-        let settings = crate::support::default_settings();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("talk.db")).expect("store");
-        let engine = Engine::new(
-            store.clone(),
-            Arc::new(roster.clone()),
-            Arc::new(calendar),
-            settings.sla,
-            Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
-        );
         Talk {
-            _dir: dir,
-            store,
-            processor: InboxProcessor::new(engine.clone()).with_sender_limit(0),
-            engine,
-            roster,
-            clock: ManualClock::new(start.parse().expect("start")),
-            seq: 0,
-            seen: 0,
+            w: world().the_liaisons().start(start).build(),
             all: Vec::new(),
         }
     }
 
-    fn now(&self) -> Timestamp {
-        tiaochu::clock::Clock::now(&self.clock)
-    }
-
     /// `from` sends `text` 1:1; what everyone received, by person id.
     async fn say(&mut self, from: &str, text: &str) -> BTreeMap<String, Vec<String>> {
-        self.seq += 1;
-        let now = self.now();
-        let id = format!("m-{}", self.seq);
-        let body = json!({
-            "msgtype": "text", "text": {"content": text}, "msgId": id,
-            "conversationType": "1", "conversationId": "cid", "senderStaffId": from,
-            "senderNick": from, "createAt": now.as_millisecond(), "robotCode": "sandbox"
-        })
-        .to_string();
-        self.store
-            .write(move |tx| {
-                tx.insert_inbox(&NewInbound {
-                    source: "sandbox",
-                    message_id: &id,
-                    received_at: now,
-                    payload: &body,
-                })
-            })
-            .await
-            .expect("inbox");
-        self.processor.process_pending(now).await.expect("process");
+        self.w.say(from, text).await;
         // Whether the sender is answered is principle 1's test (conversation.rs).
         self.received()
     }
 
     /// Moves the clock on by `minutes` and fires what came due, as the sandbox panel does.
     async fn wait(&mut self, minutes: i64) -> BTreeMap<String, Vec<String>> {
-        self.clock
-            .set(self.now() + SignedDuration::from_mins(minutes));
-        tiaochu::scheduler::fire_due_after_clock_move(&self.engine, &self.clock)
-            .await
-            .expect("fire");
+        self.w.wait(SignedDuration::from_mins(minutes)).await;
         self.received()
     }
 
     fn received(&mut self) -> BTreeMap<String, Vec<String>> {
-        let rows = self
-            .store
-            .read_blocking(|r| r.list_outbox(None, 100_000))
-            .expect("outbox");
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut rows: Vec<_> = rows.into_iter().filter(|r| r.id > self.seen).collect();
-        rows.sort_by_key(|r| r.id);
-        for row in rows {
-            self.seen = self.seen.max(row.id);
+        for row in self.w.new_outbox() {
             let v: Value = serde_json::from_slice(&row.payload).expect("payload");
             let text = format!(
                 "{}\n{}",
@@ -150,6 +61,7 @@ impl Talk {
                 })
                 .unwrap_or_default();
             let roles = self
+                .w
                 .roster
                 .person(&row.target)
                 .map(|p| p.roles.clone())
@@ -171,12 +83,7 @@ impl Talk {
     }
 
     fn case(&self, ticket: &str) -> Case {
-        let t = ticket.to_string();
-        let rows = self
-            .store
-            .read_blocking(move |r| r.case_by_ticket(&t))
-            .expect("case");
-        decode(&rows[0]).expect("decode")
+        self.w.case(ticket)
     }
 }
 
@@ -604,27 +511,14 @@ async fn every_path_reads_cleanly() {
 /// default address.
 #[tokio::test]
 async fn the_sandbox_dashboard_link_opens_where_the_console_is() {
-    use tiaochu::app::App;
-    use tiaochu::clock::Clock;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = crate::support::default_settings();
-    settings.store.path = dir.path().join("link.db");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(
-        "2026-11-02T09:00:00+08:00".parse().expect("now"),
-    ));
-    let app = App::build(settings, listener, clock).expect("build");
-    let store = app.store().clone();
-    let shutdown = app.shutdown_handle();
-    tokio::spawn(app.run_until_stopped());
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-        .post(format!("http://127.0.0.1:{port}/sandbox/send"))
+    let app = crate::support::spawn_app(|s| {
+        s.dingtalk.mode = tiaochu::settings::DingtalkMode::Sandbox;
+    })
+    .await;
+    let port = app.address.rsplit(':').next().expect("port");
+    let response = app
+        .client
+        .post(format!("{}/sandbox/send", app.address))
         .header(reqwest::header::HOST, format!("localhost:{port}"))
         .json(&json!({"as": INSPECTOR, "text": "看板"}))
         .send()
@@ -634,7 +528,8 @@ async fn the_sandbox_dashboard_link_opens_where_the_console_is() {
     let want = format!("http://localhost:{port}/dashboard/login?token=");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let rows = store
+        let rows = app
+            .store
             .read(|r| r.list_outbox(None, 1000))
             .await
             .expect("outbox");
@@ -652,5 +547,5 @@ async fn the_sandbox_dashboard_link_opens_where_the_console_is() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    shutdown.trigger();
+    app.shutdown.trigger();
 }

@@ -7,16 +7,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
 use serde_json::json;
-use tiaochu::app::{App, Shutdown};
-use tiaochu::clock::{Clock, ManualClock};
-use tiaochu::store::Store;
+use tiaochu::clock::Clock;
+use tiaochu::settings::DingtalkMode;
 
-use crate::support::spawn_app;
+use crate::support::{TestApp, WORLD_START, spawn_app, spawn_app_at};
 
 const APPLICATION: &str = "工单编号：DH2026110300017
 工单标题：反映某建筑公司拖欠薪资的问题（联系电话13912345678）
@@ -33,47 +31,36 @@ const LEADER: &str = "local:区人社局:任燕";
 const INSPECTOR: &str = "local:区12345热线:孟艳秋";
 
 /// The in-process service in sandbox mode, its clock at Monday 2026-11-02 09:00, with the
-/// application above registered.
+/// application above registered. `d.address`, `d.store`, `d.clock`, `d.shutdown`: the app's.
 struct Dash {
-    address: String,
+    app: TestApp,
+    /// Follows no redirect, so a test sees where a page sends the browser.
     client: reqwest::Client,
-    clock: Arc<ManualClock>,
-    store: Store,
     case_no: String,
-    shutdown: Shutdown,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Dash {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
 }
 
 impl Dash {
     async fn start() -> Dash {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = crate::support::default_settings();
-        settings.store.path = dir.path().join("dashboard.db");
-        let clock = Arc::new(ManualClock::new(
-            "2026-11-02T09:00:00+08:00".parse().expect("instant"),
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = format!("http://{}", listener.local_addr().expect("address"));
-        settings.dashboard.base_url = address.clone();
-        let shared: Arc<dyn Clock> = clock.clone();
-        let app = App::build(settings, listener, shared).expect("build");
-        let store = app.store().clone();
-        let shutdown = app.shutdown_handle();
-        tokio::spawn(app.run_until_stopped());
+        let monday: jiff::Timestamp = WORLD_START.parse().expect("instant");
+        let app = spawn_app_at(monday.as_millisecond(), |s| {
+            s.dingtalk.mode = DingtalkMode::Sandbox;
+        })
+        .await;
         let mut dash = Dash {
-            address,
+            app,
             client: reqwest::Client::builder()
                 .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
-            clock,
-            store,
             case_no: String::new(),
-            shutdown,
-            _dir: dir,
         };
         dash.say(LEADER, APPLICATION).await;
         dash.case_no = dash.until_case().await;

@@ -6,16 +6,14 @@
 //! with messages arriving over Stream mode from the fake gateway.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tiaochu::clock::ManualClock;
 use tiaochu::roster::{Person, Role};
 use tiaochu::settings::DingtalkMode;
 
 use crate::fake_dingtalk::{Delivery, FakeDingtalk};
 use crate::fake_stream::{FakeStream, callback_frame};
-use crate::support::{START_MS, TestApp, spawn_app};
+use crate::support::{TestApp, spawn_app};
 
 pub(crate) const RS: &str = "u-rs-liaison";
 pub(crate) const ZJ: &str = "u-zj-liaison";
@@ -132,7 +130,7 @@ pub(crate) struct Case {
 
 impl Case {
     pub(crate) async fn start(template: bool, via: Via) -> Case {
-        let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
+        let fake = FakeDingtalk::at_start().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let roster = roster_file(dir.path());
         let mut dingtalk = fake.settings();

@@ -214,19 +214,15 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
         due.iter().map(|t| &t.key).collect::<Vec<_>>()
     );
     // Through the scheduler's step, the one way timers fire.
-    let clock = tiaochu::clock::ManualClock::at_millis(later.as_millisecond());
+    f.clock.set(later);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let first = runtime
-        .block_on(tiaochu::scheduler::fire_due(&f.engine, &clock))
-        .expect("fire");
+    let first = runtime.block_on(f.fire_due());
     assert_eq!(first.fired, due.len(), "{first:?}");
     // Firing the same timers again is a no-op.
-    let again = runtime
-        .block_on(tiaochu::scheduler::fire_due(&f.engine, &clock))
-        .expect("fire again");
+    let again = runtime.block_on(f.fire_due());
     assert_eq!((again.fired, again.skipped), (0, 0), "{again:?}");
 
     let out = f
@@ -259,28 +255,24 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
 
 #[tokio::test]
 async fn the_scheduler_step_fires_each_due_timer_once() {
-    use tiaochu::clock::ManualClock;
-    use tiaochu::scheduler::fire_due;
-
     let f = fixture();
     let app = seed_application(&f);
     let ticket = app.ticket_no.clone().expect("ticket");
-    let clock = ManualClock::new(at("2026-11-02T09:00:00+08:00"));
     f.engine
         .handle(
             &ticket,
             submit(&app),
             Actor::Person(LIAISON.into()),
-            tiaochu::clock::Clock::now(&clock),
+            f.now(),
         )
         .await
         .expect("submit");
-    let nothing = fire_due(&f.engine, &clock).await.expect("step");
+    let nothing = f.fire_due().await;
     assert_eq!(nothing.fired, 0, "nothing is due at receipt");
 
     // Past the review-start deadline (1 working hour) but before any decision reminder.
-    clock.set(at("2026-11-02T10:31:00+08:00"));
-    let first = fire_due(&f.engine, &clock).await.expect("step");
+    f.clock.set(at("2026-11-02T10:31:00+08:00"));
+    let first = f.fire_due().await;
     let due_now = f
         .store
         .read_blocking(|r| {
@@ -296,7 +288,7 @@ async fn the_scheduler_step_fires_each_due_timer_once() {
         "every review-start timer fired: {first:?}"
     );
     assert!(first.fired >= 1);
-    let again = fire_due(&f.engine, &clock).await.expect("step");
+    let again = f.fire_due().await;
     assert_eq!(again, Default::default(), "a second step fires nothing");
 }
 

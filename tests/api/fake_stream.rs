@@ -30,6 +30,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{
     ErrorResponse, Request, Response as WsResponse,
 };
 
+use crate::support::robot_text;
+
 /// Runs at each ACK; its number is kept with the ACK (e.g. the inbox row count).
 pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = i64> + Send>> + Send + Sync>;
 
@@ -387,17 +389,10 @@ async fn serve_socket(inner: Arc<Inner>, tcp: TcpStream) {
 
 /// A robot message frame (§2.3) carrying a text message with `msg_id`.
 pub fn robot_frame(message_id: &str, msg_id: &str, text: &str) -> String {
-    let data = json!({
-        "msgtype": "text",
-        "msgId": msg_id,
-        "createAt": 1_780_000_000_000_i64,
-        "conversationType": "1",
-        "conversationId": "cidStream==",
-        "senderStaffId": "user001",
-        "senderNick": "测试联络员",
-        "robotCode": "ding-stream-app",
-        "text": {"content": text},
-    });
+    let data = robot_text(msg_id, "user001", text, crate::support::START_MS)
+        .with("conversationId", "cidStream==")
+        .with("senderNick", "测试联络员")
+        .with("robotCode", "ding-stream-app");
     callback_frame(message_id, "/v1.0/im/bot/messages/get", &data)
 }
 
@@ -423,7 +418,7 @@ pub fn card_frame(
     callback_frame(message_id, "/v1.0/card/instances/callback", &data)
 }
 
-pub fn callback_frame(message_id: &str, topic: &str, data: &Value) -> String {
+pub fn callback_frame(message_id: &str, topic: &str, data: &impl std::fmt::Display) -> String {
     json!({
         "specVersion": "1.0",
         "type": "CALLBACK",

@@ -7,19 +7,14 @@
 
 use std::collections::BTreeMap;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde_json::Value;
-use tiaochu::engine::Engine;
-use tiaochu::inbox::InboxProcessor;
 use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::store::{NewInbound, TimerState};
+use tiaochu::store::TimerState;
 use tiaochu::workflow::{Case, ClockKind, State};
 
-use crate::support::{World, WorldBuilder, default_settings, robot_text, world};
+use crate::support::{CG, RS, World, WorldBuilder, ZJ, default_settings, world};
 
-const RS: &str = "rs-liaison";
-const ZJ: &str = "zj-liaison";
-const CG: &str = "cg-liaison";
 const ZJ_LEADER: &str = "local:区住建局:保国钰";
 const INSPECTOR: &str = "local:区12345热线:孟艳秋";
 /// The new liaison of 区住建局, known to DingTalk but not to the roster file.
@@ -37,9 +32,7 @@ const APPLICATION: &str = "工单编号：DH2026110300017
 /// The service's world: the shipped roster with three liaisons and an admin.
 fn file_world(confirm: bool) -> WorldBuilder {
     world()
-        .liaison("王联络", "区人社局", RS)
-        .liaison("赵联络", "区住建局", ZJ)
-        .liaison("钱联络", "区城市管理局", CG)
+        .the_liaisons()
         .person(Person::new(
             "管理员",
             "区12345热线",
@@ -51,13 +44,15 @@ fn file_world(confirm: bool) -> WorldBuilder {
         .leader_confirmation(confirm)
 }
 
-struct Group {
-    world: World,
-    engine: Engine,
-    processor: InboxProcessor,
-    now: Timestamp,
-    seq: u64,
-    seen: i64,
+/// The service in sandbox mode, whose people write in a work group. `g.engine`, `g.clock`,
+/// `g.calendar`: the world's.
+struct Group(World);
+
+impl std::ops::Deref for Group {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
 }
 
 impl Group {
@@ -67,76 +62,30 @@ impl Group {
 
     /// `confirm`: `[workflow] require_leader_confirmation`.
     fn with_confirmation(confirm: bool) -> Group {
-        let world = file_world(confirm).build();
-        let (engine, processor) = Group::open(&world);
-        Group {
-            world,
-            engine,
-            processor,
-            now: "2026-11-02T09:00:00+08:00".parse().expect("now"),
-            seq: 0,
-            seen: 0,
-        }
+        Group(file_world(confirm).build())
     }
 
-    /// The service as a start builds it: file roster, then the stored changes laid over it.
-    fn open(world: &World) -> (Engine, InboxProcessor) {
-        let engine = world.engine.clone();
-        engine.reload_roster_blocking().expect("stored roster");
-        let processor = InboxProcessor::new(engine.clone());
-        (engine, processor)
-    }
-
+    /// A restart: the file roster, then the stored changes laid over it.
     fn restart(&mut self) {
-        self.world.restart();
-        let (engine, processor) = Group::open(&self.world);
-        self.engine = engine;
-        self.processor = processor;
+        self.0.restart();
     }
 
-    /// `from` sends `text` in a group; `at` are the staff ids DingTalk lists in `atUsers` (the
-    /// robot's own entry, without one, comes first as DingTalk sends it).
+    /// `from` sends `text` in a group, five minutes after the last message; `at` are the staff
+    /// ids DingTalk lists in `atUsers` (the robot's own entry, without one, comes first as
+    /// DingTalk sends it).
     async fn say(&mut self, from: &str, text: &str, at: &[&str]) -> BTreeMap<String, Vec<String>> {
-        self.seq += 1;
-        self.now += SignedDuration::from_mins(5);
-        let msg_id = format!("msg-{}", self.seq);
-        let mut message = robot_text(&msg_id, from, text, self.now.as_millisecond())
-            .with("robotCode", "sandbox")
-            .in_group("cid-group", at);
+        self.0.advance(SignedDuration::from_mins(5));
+        let mut message = self.0.message(from, text).in_group("cid-group", at);
         if at.is_empty() {
             message = message.with("conversationType", "1");
         }
-        let body = message.to_string();
-        let now = self.now;
-        self.engine
-            .store()
-            .write(move |tx| {
-                tx.insert_inbox(&NewInbound {
-                    source: "sandbox",
-                    message_id: &msg_id,
-                    received_at: now,
-                    payload: &body,
-                })
-            })
-            .await
-            .expect("inbox");
-        let n = self.processor.process_pending(now).await.expect("process");
-        assert_eq!(n, 1);
+        self.0.send(&message).await;
         self.received()
     }
 
     fn received(&mut self) -> BTreeMap<String, Vec<String>> {
-        let rows = self
-            .engine
-            .store()
-            .read_blocking(|r| r.list_outbox(None, 100_000))
-            .expect("outbox");
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let seen = self.seen;
-        let mut rows: Vec<_> = rows.into_iter().filter(|r| r.id > seen).collect();
-        rows.sort_by_key(|r| r.id);
-        for row in rows {
-            self.seen = self.seen.max(row.id);
+        for row in self.0.new_outbox() {
             let v: Value = serde_json::from_slice(&row.payload).expect("json");
             let mut text = format!(
                 "{}\n{}",
@@ -228,10 +177,8 @@ async fn a_leader_replaces_the_liaison_and_the_open_request_follows() {
         .collect();
     pending.sort_by_key(|t| t.due_at);
     let next = pending.first().expect("a pending reminder for 区住建局");
-    let clock = tiaochu::clock::ManualClock::at_millis(next.due_at.as_millisecond());
-    tiaochu::scheduler::fire_due(&g.engine, &clock)
-        .await
-        .expect("fire");
+    g.clock.set(next.due_at);
+    g.fire_due().await;
     let got = g.received();
     assert!(
         got.contains_key(NEW),
@@ -453,7 +400,7 @@ async fn with_confirmation_on_the_leader_returns_then_agrees_and_the_clocks_star
 
     // 同意: the review card reaches the inspectors and the clocks start at this moment.
     let got = g.say(RS_LEADER, "同意 DH2026110300017", &[]).await;
-    let agreed_at = g.now;
+    let agreed_at = g.now();
     assert!(one(&got, INSPECTOR).contains("[卡片]"), "{got:#?}");
     assert!(one(&got, RS).contains("申请已登记"), "{got:#?}");
     let case = stored_case(&g);
@@ -470,7 +417,7 @@ async fn with_confirmation_on_the_leader_returns_then_agrees_and_the_clocks_star
         "{}",
         case.application.leader_approval
     );
-    let calendar = &g.world.calendar;
+    let calendar = &g.calendar;
     let review = case.clock(&ClockKind::ReviewStart).expect("review clock");
     assert_eq!(review.started, agreed_at);
     assert_eq!(

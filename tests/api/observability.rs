@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tiaochu::clock::{Clock, ManualClock};
+use tiaochu::clock::Clock;
 use tiaochu::metrics::TIMER_OVERDUE_AFTER;
 use tiaochu::settings::LogFormat;
 use tiaochu::store::{Backlog, NewInbound, NewOutbound, NewTimer, Store};
@@ -71,7 +71,7 @@ fn sum(m: &HashMap<String, f64>, prefix: &str) -> f64 {
 
 #[tokio::test]
 async fn metrics_report_backlog_errors_timers_and_latency() {
-    let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
+    let fake = FakeDingtalk::at_start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let roster = roster_file(dir.path());
     let service = Service::start(&dir.path().join("m.db"), &roster, &fake, START_MS).await;
@@ -292,7 +292,7 @@ async fn a_whole_conversation_logs_ids_but_no_secret_and_no_phone() {
 /// Application, claim, joint decision, garbage with the app secret, a forged callback and a
 /// progress note, with one send failing for good; phone numbers planted throughout.
 async fn logged_conversation() {
-    let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
+    let fake = FakeDingtalk::at_start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let roster = roster_file(dir.path());
     let service = Service::start(&dir.path().join("l.db"), &roster, &fake, START_MS).await;

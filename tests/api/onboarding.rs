@@ -6,27 +6,19 @@
 //! leader asked for a replacement, and an open case's next reminder goes to the leader.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Value, json};
-use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::card_secrets::CardSecrets;
-use tiaochu::clock::ManualClock;
-use tiaochu::dispatch::Dispatch;
+use serde_json::Value;
 use tiaochu::engine::Engine;
-use tiaochu::inbox::InboxProcessor;
 use tiaochu::onboarding::{REMINDER_TIMER_KEY, next_reminder_at};
 use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::scheduler::fire_due;
-use tiaochu::settings::{DingtalkMode, DingtalkSettings, Settings};
-use tiaochu::store::{NewInbound, Store, TimerState};
+use tiaochu::settings::DingtalkMode;
+use tiaochu::store::{Store, TimerState};
 
 use crate::dingtalk_case::{APPLICATION, Case, INSPECTOR, RS, T, Via, ZJ, to};
 use crate::fake_stream::event_frame;
-use crate::support::suggestions_not_for;
+use crate::support::{World, suggestions_not_for, world};
 
 const ROSTER: &str = r#"
 [[unit]]
@@ -118,97 +110,46 @@ struct Seen {
 
 /// The service in-process with a small roster and the given dispatch mode; messages enter the
 /// inbox as DingTalk (or the sandbox page) stores them.
-struct Chat {
-    _dir: tempfile::TempDir,
-    engine: Engine,
-    processor: InboxProcessor,
-    clock: ManualClock,
-    seq: u64,
-    seen: i64,
+struct Chat(World);
+
+/// `c.engine`, `c.store`, `c.clock`: the world's.
+impl std::ops::Deref for Chat {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
 }
 
 impl Chat {
     fn new(mode: DingtalkMode, at: &str) -> Chat {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-            .expect("calendar");
-        let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
-        let store = Store::open(&dir.path().join("onboarding.db")).expect("store");
-        let dingtalk = DingtalkSettings {
-            mode,
-            robot_code: "ding-robot".into(),
-            card_template_id: String::new(),
-            ..settings.dingtalk.clone()
-        };
-        let roster = Roster::from_toml_str(ROSTER, "roster.toml").expect("roster");
-        let engine = Engine::new(
-            store,
-            Arc::new(roster),
-            Arc::new(calendar),
-            settings.sla,
-            Dispatch::from_settings(&dingtalk, CardSecrets::ephemeral()),
-        );
-        engine.reload_roster_blocking().expect("stored roster");
-        let processor = InboxProcessor::new(engine.clone());
-        let at: Timestamp = at.parse().expect("time");
-        Chat {
-            _dir: dir,
-            engine,
-            processor,
-            clock: ManualClock::at_millis(at.as_millisecond()),
-            seq: 0,
-            seen: 0,
-        }
+        Chat(
+            world()
+                .roster_toml(ROSTER)
+                .mode(mode)
+                .settings(|s| {
+                    s.dingtalk.robot_code = "ding-robot".into();
+                    s.dingtalk.card_template_id = String::new();
+                })
+                .start(at)
+                .build(),
+        )
     }
 
     fn now(&self) -> Timestamp {
-        use tiaochu::clock::Clock;
-        self.clock.now()
+        self.0.now()
     }
 
     /// `from` sends `text` 1:1; returns what everyone received because of it.
     async fn say(&mut self, from: &str, text: &str) -> BTreeMap<String, Vec<Seen>> {
-        self.seq += 1;
-        self.clock.set(self.now() + SignedDuration::from_secs(30));
-        let now = self.now();
-        let msg_id = format!("msg-{}", self.seq);
-        let body = json!({
-            "msgtype": "text", "text": {"content": text}, "msgId": msg_id,
-            "conversationType": "1", "conversationId": format!("cid-{from}"),
-            "senderStaffId": from, "senderNick": from, "createAt": now.as_millisecond(),
-            "robotCode": "ding-robot",
-        })
-        .to_string();
-        self.engine
-            .store()
-            .write(move |tx| {
-                tx.insert_inbox(&NewInbound {
-                    source: "sandbox",
-                    message_id: &msg_id,
-                    received_at: now,
-                    payload: &body,
-                })
-            })
-            .await
-            .expect("inbox");
-        let n = self.processor.process_pending(now).await.expect("process");
-        assert_eq!(n, 1);
+        self.0.advance(SignedDuration::from_secs(30));
+        self.0.say(from, text).await;
         self.received()
     }
 
     /// The messages queued since the last look, by recipient.
     fn received(&mut self) -> BTreeMap<String, Vec<Seen>> {
-        let rows = self
-            .engine
-            .store()
-            .read_blocking(|r| r.list_outbox(None, 100_000))
-            .expect("outbox");
         let mut out: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
-        let seen = self.seen;
-        let mut rows: Vec<_> = rows.into_iter().filter(|r| r.id > seen).collect();
-        rows.sort_by_key(|r| r.id);
-        for row in rows {
-            self.seen = self.seen.max(row.id);
+        for row in self.0.new_outbox() {
             let v: Value = serde_json::from_slice(&row.payload).expect("json");
             out.entry(row.target).or_default().push(seen_of(&v));
         }
@@ -217,14 +158,14 @@ impl Chat {
 
     /// Runs the scheduler once at `at`.
     async fn fire_at(&mut self, at: Timestamp) -> BTreeMap<String, Vec<Seen>> {
-        self.clock.set(at);
-        fire_due(&self.engine, &self.clock).await.expect("fire");
+        self.0.clock.set(at);
+        self.0.fire_due().await;
         self.received()
     }
 
     fn reminder_due(&self) -> Option<Timestamp> {
-        self.engine
-            .store()
+        self.0
+            .store
             .read_blocking(|r| r.timer_by_key(REMINDER_TIMER_KEY))
             .expect("timer")
             .filter(|t| t.state == TimerState::Pending)
@@ -480,7 +421,7 @@ async fn in_dingtalk_the_chooser_is_an_action_card_of_people_with_an_account() {
 
 #[test]
 fn a_name_is_one_person_of_the_leaders_own_unit() {
-    let roster = Roster::from_toml_str(ROSTER, "roster.toml").expect("roster");
+    let roster = world().roster_toml(ROSTER).roster();
     let leader = roster.person(ZJ_LEADER).expect("leader").clone();
     let (unit, changes) = roster
         .plan_liaison_by_name(&leader, None, "李 四", true)

@@ -1497,8 +1497,7 @@ async fn sandbox_sender_marks_sent_and_keeps_notices_local() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_bound_after_start_gets_the_next_dead_letter_notice() {
     use tiaochu::roster::{Person, Role};
-    let fake =
-        FakeDingtalk::start(Arc::new(ManualClock::at_millis(crate::support::START_MS))).await;
+    let fake = FakeDingtalk::at_start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let roster = crate::support::write_roster(
         dir.path(),
@@ -1543,11 +1542,10 @@ async fn an_admin_bound_after_start_gets_the_next_dead_letter_notice() {
 
     // A reply that cannot be delivered: 赵联络's account is not in the app's visible range.
     fake.invalid_users(&["u-zj"]);
-    let help = serde_json::json!({
-        "msgtype": "text", "msgId": "help-1", "createAt": now, "conversationType": "1",
-        "conversationId": "cid-zj", "senderStaffId": "u-zj", "senderNick": "赵联络",
-        "text": {"content": "帮助"}, "robotCode": ROBOT_CODE,
-    });
+    let help = crate::support::robot_text("help-1", "u-zj", "帮助", now)
+        .with("conversationId", "cid-zj")
+        .with("senderNick", "赵联络")
+        .with("robotCode", ROBOT_CODE);
     assert_eq!(app.post_signed(help.to_string()).await.status(), 200);
     let notice = wait_for(&fake, |d| {
         d.user.as_deref() == Some("qian-001") && d.text.contains("消息发送失败")

@@ -14,12 +14,9 @@ use tiaochu::parse::{
     Application, Category, Field, UnitMatcher, label_variants, normalize_ticket_no,
     parse_application,
 };
-use tiaochu::roster::Roster;
 
-static MATCHER: LazyLock<UnitMatcher> = LazyLock::new(|| {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.toml");
-    UnitMatcher::new(&Roster::load(&path).expect("shipped roster"))
-});
+static MATCHER: LazyLock<UnitMatcher> =
+    LazyLock::new(|| UnitMatcher::new(&crate::support::shipped_roster()));
 
 fn parse(text: &str) -> Application {
     parse_application(text, &MATCHER)

@@ -5,28 +5,17 @@
 //! waited out without quarantine; and a Stream card tap whose store write fails is not
 //! acknowledged, so its redelivery is applied, once.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::card_secrets::CardSecrets;
-use tiaochu::clock::{Clock, ManualClock};
-use tiaochu::dispatch::Dispatch;
-use tiaochu::engine::Engine;
-use tiaochu::inbox::InboxProcessor;
-use tiaochu::roster::{Person, Role, Roster};
-use tiaochu::scheduler::fire_due;
-use tiaochu::settings::{DingtalkMode, Settings};
-use tiaochu::store::{NewInbound, QuarantinedRow, Store, StoreError, TimerState};
+use tiaochu::roster::{Person, Role};
+use tiaochu::settings::DingtalkMode;
+use tiaochu::store::{QuarantinedRow, StoreError, TimerState};
 
 use crate::card_callbacks::{self, INSPECTOR, review, settle, snapshot};
-use crate::fake_stream::{FakeStream, card_frame, system_frame};
-use crate::support::spawn_app;
-
-const RS: &str = "rs-liaison";
+use crate::fake_stream::{FakeStream, callback_frame, card_frame, system_frame};
+use crate::support::{RS, START_MS, World, robot_text, spawn_app, world};
 const ADMIN: &str = "u-admin";
 const NOTICE_TITLE: &str = "处理失败，已隔离";
 
@@ -46,113 +35,50 @@ const T1: &str = "DH2026110300017";
 const T2: &str = "DH2026110300018";
 const T3: &str = "DH2026110300019";
 
-/// A sandbox-mode service without HTTP: store, engine, inbox processor and a manual clock, with
-/// an admin on the roster to be told about quarantined rows.
-struct Desk {
-    dir: tempfile::TempDir,
-    store: Store,
-    engine: Engine,
-    processor: InboxProcessor,
-    clock: ManualClock,
-    seq: u64,
+/// A sandbox-mode service without HTTP, with an admin on the roster to be told about
+/// quarantined rows. `desk.store`, `desk.engine`, `desk.clock`: the world's.
+struct Desk(World);
+
+impl std::ops::Deref for Desk {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
 }
 
 impl Desk {
     fn new() -> Desk {
-        let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-        let mut people = shipped.people().to_vec();
-        for (name, unit, id, phone) in [
-            ("王联络", "区人社局", RS, "13800000001"),
-            ("赵联络", "区住建局", "zj-liaison", "13800000002"),
-            ("钱联络", "区城市管理局", "cg-liaison", "13800000003"),
-        ] {
-            people.push(Person::new(
-                name,
-                unit,
-                "股长",
-                vec![Role::Liaison],
-                id,
-                phone,
-            ));
-        }
-        people.push(Person::new(
-            "孙管理",
-            "区12345热线",
-            "管理员",
-            vec![Role::Admin],
-            ADMIN,
-            "",
-        ));
-        let roster = Roster::from_parts(shipped.units().to_vec(), people);
-        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-            .expect("calendar");
-        let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("desk.db")).expect("store");
-        let engine = Engine::new(
-            store.clone(),
-            Arc::new(roster),
-            Arc::new(calendar),
-            settings.sla,
-            Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
-        );
-        let start: Timestamp = "2026-11-02T09:00:00+08:00".parse().expect("start");
-        Desk {
-            dir,
-            store,
-            processor: InboxProcessor::new(engine.clone()).with_sender_limit(0),
-            engine,
-            clock: ManualClock::at_millis(start.as_millisecond()),
-            seq: 0,
-        }
-    }
-
-    fn db_path(&self) -> PathBuf {
-        self.dir.path().join("desk.db")
+        Desk(
+            world()
+                .the_liaisons()
+                .person(Person::new(
+                    "孙管理",
+                    "区12345热线",
+                    "管理员",
+                    vec![Role::Admin],
+                    ADMIN,
+                    "",
+                ))
+                .build(),
+        )
     }
 
     /// `from` sends `text` in a 1:1 chat, five minutes after the last message; returns the
     /// inbox id. Nothing is processed yet.
     async fn send(&mut self, from: &str, text: &str) -> i64 {
-        self.seq += 1;
-        self.clock.advance(SignedDuration::from_mins(5));
-        let now = self.clock.now();
-        let msg_id = format!("msg-{}", self.seq);
-        let body = json!({
-            "msgtype": "text", "text": {"content": text}, "msgId": msg_id,
-            "conversationType": "1", "conversationId": "cid-1to1", "senderStaffId": from,
-            "senderNick": from, "createAt": now.as_millisecond(), "robotCode": "sandbox"
-        })
-        .to_string();
-        self.store
-            .write(move |tx| {
-                tx.insert_inbox(&NewInbound {
-                    source: "sandbox",
-                    message_id: &msg_id,
-                    received_at: now,
-                    payload: &body,
-                })
-            })
-            .await
-            .expect("inbox")
-            .id()
+        self.0.advance(SignedDuration::from_mins(5));
+        let message = self.0.message(from, text);
+        self.0.deliver(&message).await
     }
 
     async fn step(&self) -> usize {
-        self.processor
-            .process_pending(self.clock.now())
-            .await
-            .expect("inbox step")
+        self.0.process().await
     }
 
     /// (title, text) of every sandbox message to `to`, oldest first.
     fn messages_to(&self, to: &str) -> Vec<(String, String)> {
-        let mut rows = self
-            .store
-            .read_blocking(|r| r.list_outbox(None, 100_000))
-            .expect("outbox");
-        rows.sort_by_key(|r| r.id);
-        rows.into_iter()
+        self.outbox()
+            .into_iter()
             .filter(|r| r.target == to)
             .map(|r| {
                 let v: Value = serde_json::from_slice(&r.payload).expect("sandbox payload");
@@ -328,7 +254,7 @@ async fn timers_of_a_case_breaking_an_invariant_are_quarantined_and_the_rest_fir
 
     let later: Timestamp = "2026-11-02T17:00:00+08:00".parse().expect("later");
     desk.clock.set(later);
-    let report = fire_due(&desk.engine, &desk.clock).await.expect("step");
+    let report = desk.fire_due().await;
     assert!(report.quarantined > 0, "{report:?}");
     assert!(report.fired > 0, "the other case's timers fire: {report:?}");
 
@@ -362,7 +288,7 @@ async fn timers_of_a_case_breaking_an_invariant_are_quarantined_and_the_rest_fir
     assert!(desk.messages_to(RS).iter().any(|(_, t)| t.contains(T3)));
 
     // The next pass neither fires the quarantined timers nor tells anyone again.
-    let again = fire_due(&desk.engine, &desk.clock).await.expect("step");
+    let again = desk.fire_due().await;
     assert_eq!((again.quarantined, again.fired), (0, 0), "{again:?}");
     assert_eq!(desk.admin_notices().len(), 1);
 
@@ -370,7 +296,7 @@ async fn timers_of_a_case_breaking_an_invariant_are_quarantined_and_the_rest_fir
     desk.set_case_doc(T1, &good);
     let (code, out, err) = tiaochu(&desk, &["quarantine", "retry", "--all"]);
     assert_eq!(code, 0, "{out}{err}");
-    let replay = fire_due(&desk.engine, &desk.clock).await.expect("step");
+    let replay = desk.fire_due().await;
     assert_eq!(replay.fired + replay.deferred, held.len(), "{replay:?}");
     assert!(desk.timers(T1).iter().all(|t| t.quarantined_at.is_none()));
 }
@@ -420,19 +346,16 @@ async fn a_tap_whose_write_fails_is_not_acknowledged_and_its_redelivery_applies_
     })
     .await;
     gateway.connection(0).await;
-    let data = json!({
-        "msgtype": "text", "msgId": "msg-q1", "createAt": crate::support::START_MS,
-        "conversationType": "1", "conversationId": "cid-rs",
-        "senderStaffId": card_callbacks::RS, "senderNick": "王联络",
-        "robotCode": "ding-stream-app", "text": {"content": card_callbacks::APPLICATION},
-    });
-    let frame = json!({
-        "specVersion": "1.0", "type": "CALLBACK",
-        "headers": {"appId": "app-1", "connectionId": "conn-1", "contentType": "application/json",
-                    "messageId": "f-app", "time": "1690106592000",
-                    "topic": "/v1.0/im/bot/messages/get"},
-        "data": data.to_string(),
-    });
+    let data = robot_text(
+        "msg-q1",
+        card_callbacks::RS,
+        card_callbacks::APPLICATION,
+        START_MS,
+    )
+    .with("senderNick", "王联络")
+    .with("conversationId", "cid-rs")
+    .with("robotCode", "ding-stream-app");
+    let frame = callback_frame("f-app", "/v1.0/im/bot/messages/get", &data);
     gateway.send(0, frame.to_string());
     gateway.acked("f-app", 1).await;
     settle(&app, false).await;

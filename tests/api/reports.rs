@@ -137,13 +137,12 @@ impl World {
     /// Fires every timer due at `when` through the scheduler's step, as the service would at
     /// that instant.
     fn fire(&self, when: &str) {
-        let clock = tiaochu::clock::ManualClock::at_millis(at(when).as_millisecond());
+        self.clock.set(at(when));
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(tiaochu::scheduler::fire_due(&self.engine, &clock))
-            .expect("fire");
+            .block_on(self.0.fire_due());
     }
 
     fn response_due(&self, ticket: &str, unit: &str) -> Timestamp {

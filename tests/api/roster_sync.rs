@@ -7,10 +7,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tiaochu::clock::ManualClock;
 use tiaochu::roster::Roster;
 use tiaochu::store::Store;
 
@@ -189,7 +187,7 @@ fn json_out(out: &Output) -> Value {
 
 #[tokio::test]
 async fn dry_run_changes_nothing_and_apply_stores_exactly_the_unambiguous_bindings() {
-    let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(1_780_000_000_000))).await;
+    let fake = FakeDingtalk::at_start().await;
     address_book(&fake);
     let deployment = Deployment::new(&fake, ROSTER);
     // The first search is throttled, its repeat meets a passing 503: the run waits as DingTalk
@@ -312,7 +310,7 @@ async fn dry_run_changes_nothing_and_apply_stores_exactly_the_unambiguous_bindin
 
 #[tokio::test]
 async fn a_missing_permission_is_named_in_chinese_and_exits_1_without_changes() {
-    let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(1_780_000_000_000))).await;
+    let fake = FakeDingtalk::at_start().await;
     address_book(&fake);
     let deployment = Deployment::new(&fake, ROSTER);
 
@@ -346,7 +344,7 @@ async fn a_missing_permission_is_named_in_chinese_and_exits_1_without_changes() 
 
 #[tokio::test]
 async fn without_credentials_sync_refuses_before_asking_anyone() {
-    let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(1_780_000_000_000))).await;
+    let fake = FakeDingtalk::at_start().await;
     let mut deployment = Deployment::new(&fake, ROSTER);
     deployment.set("TIAOCHU_DINGTALK__APP_SECRET", "");
     let out = deployment.run(&["roster", "sync"]).await;

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tiaochu::app::{App, Shutdown};
-use tiaochu::clock::{Clock, ManualClock};
+use tiaochu::app::App;
+use tiaochu::clock::Clock;
+use tiaochu::settings::DingtalkMode;
 
-use crate::support::spawn_app;
+use crate::support::{TestApp, WORLD_START, spawn_app, spawn_app_at};
 
 const APPLICATION: &str = "工单编号：DH2026110300017
 工单标题：反映某建筑公司拖欠薪资的问题
@@ -35,40 +36,25 @@ const LEADER: &str = "local:区人社局:任燕";
 const INSPECTOR: &str = "local:区12345热线:孟艳秋";
 
 /// The in-process service in sandbox mode, its clock standing at Monday 2026-11-02 09:00.
-struct Sandbox {
-    address: String,
-    client: reqwest::Client,
-    clock: Arc<ManualClock>,
-    shutdown: Shutdown,
-    _dir: tempfile::TempDir,
+/// `sb.address`, `sb.client`, `sb.clock`: the app's.
+struct Sandbox(TestApp);
+
+impl std::ops::Deref for Sandbox {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
 }
 
 impl Sandbox {
     async fn start() -> Sandbox {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = crate::support::default_settings();
-        settings.store.path = dir.path().join("sandbox.db");
-        let clock = Arc::new(ManualClock::new(
-            "2026-11-02T09:00:00+08:00".parse().expect("instant"),
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let shared: Arc<dyn Clock> = clock.clone();
-        let app = App::build(settings, listener, shared).expect("build");
-        let address = format!("http://{}", app.address());
-        let shutdown = app.shutdown_handle();
-        tokio::spawn(app.run_until_stopped());
-        Sandbox {
-            address,
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-            clock,
-            shutdown,
-            _dir: dir,
-        }
+        let monday: jiff::Timestamp = WORLD_START.parse().expect("instant");
+        Sandbox(
+            spawn_app_at(monday.as_millisecond(), |s| {
+                s.dingtalk.mode = DingtalkMode::Sandbox;
+            })
+            .await,
+        )
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {

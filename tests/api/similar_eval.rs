@@ -15,13 +15,10 @@ use std::sync::LazyLock;
 use rusqlite::Connection;
 use serde::Deserialize;
 use tiaochu::parse::{Application, UnitMatcher, parse_application};
-use tiaochu::roster::Roster;
 use tiaochu::similar::{IndexDoc, MemoryIndex, Params, Scope, rank, tokens::tokens};
 
-static MATCHER: LazyLock<UnitMatcher> = LazyLock::new(|| {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.toml");
-    UnitMatcher::new(&Roster::load(&path).expect("shipped roster"))
-});
+static MATCHER: LazyLock<UnitMatcher> =
+    LazyLock::new(|| UnitMatcher::new(&crate::support::shipped_roster()));
 
 #[derive(Deserialize)]
 struct Manifest {

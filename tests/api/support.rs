@@ -44,23 +44,30 @@ pub struct TestApp {
 
 /// Boots the real server. `overrides` edits the settings after the test defaults are applied.
 pub async fn spawn_app(overrides: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_at(START_MS, overrides).await
+}
+
+/// [`spawn_app`] with the manual clock at `start_ms`. The dashboard's login links point at the
+/// app's own address unless `overrides` says otherwise.
+pub async fn spawn_app_at(start_ms: i64, overrides: impl FnOnce(&mut Settings)) -> TestApp {
     let tempdir = tempfile::tempdir().expect("tempdir");
     let db_path = tempdir.path().join("tiaochu.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let address = format!("http://{}", listener.local_addr().expect("bound address"));
     // Built-in defaults only: the developer's TIAOCHU_* variables must not leak into tests.
     let mut settings = default_settings();
     settings.store.path = db_path.clone();
     settings.dingtalk.mode = DingtalkMode::Http;
     settings.dingtalk.app_secret = Secret::new(SECRET);
+    settings.dashboard.base_url = address.clone();
     overrides(&mut settings);
     let secret = settings.dingtalk.app_secret.expose().to_string();
 
-    let clock = Arc::new(ManualClock::at_millis(START_MS));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
+    let clock = Arc::new(ManualClock::at_millis(start_ms));
     let shared: Arc<dyn Clock> = clock.clone();
     let app = App::build(settings, listener, shared).expect("build app");
-    let address = format!("http://{}", app.address());
     let store = app.store().clone();
     let shutdown = app.shutdown_handle();
     let clock_moved = app.clock_moved_handle();
@@ -388,32 +395,55 @@ pub fn complete_application(
     app
 }
 
-/// One test world: the shipped roster with the people and units a test adds, a holiday
-/// calendar and the default settings — and, when built, a temporary database and the engine on
-/// it. Replaces the set-up each test module used to repeat:
+/// The liaisons most tests share, one for each unit of the seed application: 王联络 (区人社局, the
+/// first unit), 赵联络 (区住建局) and 钱联络 (区城市管理局). See [`WorldBuilder::the_liaisons`].
+pub const RS: &str = "rs-liaison";
+pub const ZJ: &str = "zj-liaison";
+pub const CG: &str = "cg-liaison";
+
+/// Where a [`World`]'s clock starts unless told: Monday 2026-11-02, 09:00 in Ganzhou, a
+/// working day.
+pub const WORLD_START: &str = "2026-11-02T09:00:00+08:00";
+
+/// One test world: a roster (the shipped one, or a test's own file, with the people and units a
+/// test adds), a holiday calendar and settings — and, when built, a temporary database, the
+/// engine on it, the inbox processor and a manual clock. Replaces the set-up each test module
+/// used to repeat:
 ///
 /// ```ignore
-/// let w = world().liaison("王联络", "区人社局", RS).build();
-/// w.engine.handle_blocking(…);
+/// let mut w = world().the_liaisons().build();
+/// w.say(RS, &seed_application_text("DH2026110300017")).await;
+/// let rows = w.new_outbox();
 /// ```
+///
+/// Tests of the pure core take [`WorldBuilder::core`] instead of building.
 #[derive(Clone)]
 pub struct WorldBuilder {
+    /// A roster file's text to start from instead of the shipped roster.
+    base: Option<String>,
     people: Vec<tiaochu::roster::Person>,
     units: Vec<tiaochu::roster::Unit>,
+    reachable: bool,
     calendar_dir: PathBuf,
-    mode: DingtalkMode,
+    settings: Settings,
     group_digest: bool,
     leader_confirmation: bool,
+    start: jiff::Timestamp,
 }
 
 pub fn world() -> WorldBuilder {
+    let mut settings = default_settings();
+    settings.dingtalk.mode = DingtalkMode::Sandbox;
     WorldBuilder {
+        base: None,
         people: Vec::new(),
         units: Vec::new(),
+        reachable: false,
         calendar_dir: repo_root().join("config/calendar"),
-        mode: DingtalkMode::Sandbox,
+        settings,
         group_digest: false,
         leader_confirmation: false,
+        start: WORLD_START.parse().expect("world start"),
     }
 }
 
@@ -430,15 +460,50 @@ impl WorldBuilder {
         ))
     }
 
+    /// Adds [`RS`], [`ZJ`] and [`CG`]: 王联络 (区人社局 科员), 赵联络 (区住建局 股长) and 钱联络
+    /// (区城市管理局 股长), with the phones 13800000001–3.
+    pub fn the_liaisons(self) -> WorldBuilder {
+        use tiaochu::roster::{Person, Role};
+        [
+            ("王联络", "区人社局", "科员", RS, "13800000001"),
+            ("赵联络", "区住建局", "股长", ZJ, "13800000002"),
+            ("钱联络", "区城市管理局", "股长", CG, "13800000003"),
+        ]
+        .into_iter()
+        .fold(self, |w, (name, unit, title, id, phone)| {
+            w.person(Person::new(
+                name,
+                unit,
+                title,
+                vec![Role::Liaison],
+                id,
+                phone,
+            ))
+        })
+    }
+
     /// Adds anyone.
     pub fn person(mut self, person: tiaochu::roster::Person) -> WorldBuilder {
         self.people.push(person);
         self
     }
 
-    /// Adds a unit to the shipped ones.
+    /// Adds a unit to the base ones.
     pub fn unit(mut self, unit: tiaochu::roster::Unit) -> WorldBuilder {
         self.units.push(unit);
+        self
+    }
+
+    /// Starts from this roster file's text instead of the shipped roster.
+    pub fn roster_toml(mut self, toml: &str) -> WorldBuilder {
+        self.base = Some(toml.to_string());
+        self
+    }
+
+    /// Gives everyone of the base roster without a DingTalk id one (`dt000`, `dt001`, … by
+    /// position): in the DingTalk modes nobody could be reached without one.
+    pub fn reachable(mut self) -> WorldBuilder {
+        self.reachable = true;
         self
     }
 
@@ -450,7 +515,14 @@ impl WorldBuilder {
 
     /// The DingTalk mode the engine renders messages for (sandbox by default).
     pub fn mode(mut self, mode: DingtalkMode) -> WorldBuilder {
-        self.mode = mode;
+        self.settings.dingtalk.mode = mode;
+        self
+    }
+
+    /// Edits the settings ([`default_settings`] in sandbox mode to begin with), e.g. the
+    /// `[dingtalk]` robot code or card template the engine's dispatch is built from.
+    pub fn settings(mut self, edit: impl FnOnce(&mut Settings)) -> WorldBuilder {
+        edit(&mut self.settings);
         self
     }
 
@@ -466,12 +538,40 @@ impl WorldBuilder {
         self
     }
 
-    /// The roster: the shipped file with the added units and people.
+    /// Where the world's clock starts ([`WORLD_START`] unless told): an RFC 3339 instant.
+    pub fn start(mut self, at: &str) -> WorldBuilder {
+        self.start = at.parse().expect("an RFC 3339 instant");
+        self
+    }
+
+    /// The roster: the base with the added units and people.
     pub fn roster(&self) -> tiaochu::roster::Roster {
-        let shipped = shipped_roster();
-        let mut units = shipped.units().to_vec();
+        let base = match &self.base {
+            Some(toml) => {
+                tiaochu::roster::Roster::from_toml_str(toml, "roster.toml").expect("test roster")
+            }
+            None => shipped_roster(),
+        };
+        let mut units = base.units().to_vec();
         units.extend(self.units.iter().cloned());
-        let mut people = shipped.people().to_vec();
+        let mut people: Vec<tiaochu::roster::Person> = base
+            .people()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if !self.reachable || p.reachable() {
+                    return p.clone();
+                }
+                tiaochu::roster::Person::new(
+                    &p.name,
+                    &p.unit,
+                    &p.title,
+                    p.roles.clone(),
+                    &format!("dt{i:03}"),
+                    &p.phone,
+                )
+            })
+            .collect();
         people.extend(self.people.iter().cloned());
         tiaochu::roster::Roster::from_parts(units, people)
     }
@@ -482,52 +582,59 @@ impl WorldBuilder {
         Core {
             roster: self.roster(),
             calendar: calendar_in(&self.calendar_dir),
-            sla: default_settings().sla,
+            sla: self.settings.sla.clone(),
         }
     }
 
-    /// A temporary database and the engine on it.
+    /// A temporary database and the service on it, as a start builds it.
     pub fn build(self) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let roster = self.roster();
-        let (store, engine) = self.engine_on(&dir.path().join("t.db"), &roster);
+        let (store, engine, processor) = self.open(&dir.path().join("t.db"), &roster);
         World {
             calendar: calendar_in(&self.calendar_dir),
-            settings: self.settings(),
+            settings: self.settings.clone(),
+            clock: Arc::new(ManualClock::new(self.start)),
             dir,
             store,
             engine,
+            processor,
             roster,
             builder: self,
+            seq: 0,
+            seen: 0,
         }
     }
 
-    fn settings(&self) -> Settings {
-        let mut settings = default_settings();
-        settings.dingtalk.mode = self.mode;
-        settings
-    }
-
-    fn engine_on(
+    /// The store, engine and inbox processor on `db`, as a start builds them: the file roster
+    /// with the changes stored in DingTalk laid over it.
+    fn open(
         &self,
         db: &std::path::Path,
         roster: &tiaochu::roster::Roster,
-    ) -> (Store, tiaochu::engine::Engine) {
-        let settings = self.settings();
+    ) -> (
+        Store,
+        tiaochu::engine::Engine,
+        tiaochu::inbox::InboxProcessor,
+    ) {
         let store = Store::open(db).expect("store");
         let engine = tiaochu::engine::Engine::new(
             store.clone(),
             Arc::new(roster.clone()),
             Arc::new(calendar_in(&self.calendar_dir)),
-            settings.sla,
+            self.settings.sla.clone(),
             tiaochu::dispatch::Dispatch::from_settings(
-                &settings.dingtalk,
+                &self.settings.dingtalk,
                 tiaochu::card_secrets::CardSecrets::ephemeral(),
             ),
         )
         .with_group_digest(self.group_digest)
         .with_leader_confirmation(self.leader_confirmation);
-        (store, engine)
+        engine.reload_roster_blocking().expect("stored roster");
+        // Tests send many messages from one person at one frozen instant; the per-sender
+        // limit has its own tests.
+        let processor = tiaochu::inbox::InboxProcessor::new(engine.clone()).with_sender_limit(0);
+        (store, engine, processor)
     }
 }
 
@@ -538,31 +645,161 @@ pub struct Core {
     pub sla: tiaochu::settings::SlaSettings,
 }
 
-/// A built world: see [`WorldBuilder`].
+/// A built world: see [`WorldBuilder`]. Messages enter where every transport converges, the
+/// inbox, under the source the mode's transport stores (`sandbox`, `robot` for signed HTTP
+/// callbacks, `stream`); what the service sends is read back from the outbox.
 pub struct World {
     pub dir: tempfile::TempDir,
     pub store: Store,
     pub engine: tiaochu::engine::Engine,
+    pub processor: tiaochu::inbox::InboxProcessor,
     /// The roster the engine started with.
     pub roster: tiaochu::roster::Roster,
     pub calendar: tiaochu::calendar::Calendar,
     pub settings: Settings,
+    /// The service's time; nothing moves it but the test.
+    pub clock: Arc<ManualClock>,
     builder: WorldBuilder,
+    /// Messages made by [`World::message`] so far.
+    seq: u64,
+    /// The newest outbox row [`World::new_outbox`] returned.
+    seen: i64,
 }
 
 impl World {
-    /// A restart: a new store handle and engine on the same database, built as before.
+    /// A restart: a new store handle, engine and processor on the same database, built as
+    /// before; the clock and what was read stay.
     pub fn restart(&mut self) {
-        let (store, engine) = self
+        let (store, engine, processor) = self
             .builder
-            .engine_on(&self.dir.path().join("t.db"), &self.roster);
+            .open(&self.dir.path().join("t.db"), &self.roster);
         self.store = store;
         self.engine = engine;
+        self.processor = processor;
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("t.db")
     }
 
     /// The seed application for `ticket`, parsed against this world's roster.
     pub fn seed_application(&self, ticket: &str) -> tiaochu::parse::Application {
         complete_application(&self.roster, &seed_application_text(ticket))
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    /// Moves the clock on; nothing fires until [`World::fire_due`].
+    pub fn advance(&self, by: jiff::SignedDuration) {
+        self.clock.advance(by);
+    }
+
+    /// The next message of this world (`msg-1`, `msg-2`, …), sent 1:1 by `from` now.
+    pub fn message(&mut self, from: &str, text: &str) -> RobotText {
+        self.seq += 1;
+        robot_text(
+            &format!("msg-{}", self.seq),
+            from,
+            text,
+            self.now().as_millisecond(),
+        )
+    }
+
+    /// The inbox source this world's transport stores people's messages under.
+    pub fn source(&self) -> &'static str {
+        match self.settings.dingtalk.mode {
+            DingtalkMode::Sandbox => "sandbox",
+            DingtalkMode::Http => "robot",
+            DingtalkMode::Stream => "stream",
+        }
+    }
+
+    /// Stores `message` in the inbox as received now, unprocessed; its inbox id.
+    pub async fn deliver(&self, message: &RobotText) -> i64 {
+        let message_id = message.msg_id().to_string();
+        let payload = message.to_string();
+        let (source, now) = (self.source(), self.now());
+        self.store
+            .write(move |tx| {
+                tx.insert_inbox(&tiaochu::store::NewInbound {
+                    source,
+                    message_id: &message_id,
+                    received_at: now,
+                    payload: &payload,
+                })
+            })
+            .await
+            .expect("inbox")
+            .id()
+    }
+
+    /// Processes the pending inbox now; how many rows.
+    pub async fn process(&self) -> usize {
+        self.processor
+            .process_pending(self.now())
+            .await
+            .expect("process the inbox")
+    }
+
+    /// Delivers `message` and processes it, once.
+    pub async fn send(&self, message: &RobotText) {
+        self.deliver(message).await;
+        assert_eq!(self.process().await, 1, "the message was processed once");
+    }
+
+    /// `from` sends `text` 1:1 now and it is processed.
+    pub async fn say(&mut self, from: &str, text: &str) {
+        let message = self.message(from, text);
+        self.send(&message).await;
+    }
+
+    /// Runs the scheduler once now, as after a restart (what is late is told as late).
+    pub async fn fire_due(&self) -> tiaochu::scheduler::FireReport {
+        tiaochu::scheduler::fire_due(&self.engine, self.clock.as_ref())
+            .await
+            .expect("fire due timers")
+    }
+
+    /// Moves the clock on by `by` and fires what came due, as the sandbox clock panel does
+    /// (what came due in the jump is punctual).
+    pub async fn wait(&self, by: jiff::SignedDuration) -> tiaochu::scheduler::FireReport {
+        self.advance(by);
+        tiaochu::scheduler::fire_due_after_clock_move(&self.engine, self.clock.as_ref())
+            .await
+            .expect("fire due timers")
+    }
+
+    /// Every outbox row, oldest first.
+    pub fn outbox(&self) -> Vec<tiaochu::store::OutboxRow> {
+        let mut rows = self
+            .store
+            .read_blocking(|r| r.list_outbox(None, 100_000))
+            .expect("outbox");
+        rows.sort_by_key(|r| r.id);
+        rows
+    }
+
+    /// The outbox rows written since the last call, oldest first.
+    pub fn new_outbox(&mut self) -> Vec<tiaochu::store::OutboxRow> {
+        let seen = self.seen;
+        let rows: Vec<_> = self.outbox().into_iter().filter(|r| r.id > seen).collect();
+        if let Some(last) = rows.last() {
+            self.seen = last.id;
+        }
+        rows
+    }
+
+    /// The case of `ticket` as stored (its first, if refiled).
+    pub fn case(&self, ticket: &str) -> tiaochu::workflow::Case {
+        let ticket = ticket.to_string();
+        let rows = self
+            .store
+            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .expect("case");
+        tiaochu::engine::decode(rows.first().expect("a case for the ticket")).expect("decode")
     }
 }
 
@@ -586,6 +823,11 @@ pub fn robot_text(msg_id: &str, from: &str, text: &str, at_ms: i64) -> RobotText
 }
 
 impl RobotText {
+    /// The message's `msgId`.
+    pub fn msg_id(&self) -> &str {
+        self.0["msgId"].as_str().unwrap_or("")
+    }
+
     /// Sets or replaces one field (`senderNick`, `robotCode`, `conversationId`, …).
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> RobotText {
         self.0[key] = value.into();

@@ -266,10 +266,7 @@ async fn card_route_does_not_exist_in_stream_mode() {
 
 #[tokio::test]
 async fn card_route_does_not_exist_in_actioncard_mode_or_without_a_route_key() {
-    let fake = FakeDingtalk::start(std::sync::Arc::new(tiaochu::clock::ManualClock::at_millis(
-        crate::support::START_MS,
-    )))
-    .await;
+    let fake = FakeDingtalk::at_start().await;
     for (template, route_key) in [("", "hotline_cb"), ("tpl.schema", ""), ("", "")] {
         let mut dingtalk = fake.settings();
         dingtalk.mode = DingtalkMode::Http;

@@ -7,19 +7,17 @@
 //! variable) and without a template (ActionCard messages whose buttons are `dtmd://` links).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
-use tiaochu::clock::ManualClock;
 use tiaochu::engine::decode;
 use tiaochu::roster::{Person, Role};
 use tiaochu::settings::DingtalkMode;
 use tiaochu::workflow::Case;
 
 use crate::fake_dingtalk::FakeDingtalk;
-use crate::support::{START_MS, TestApp, spawn_app};
+use crate::support::{TestApp, spawn_app};
 
 const RS: &str = "u-rs-liaison";
 const ZJ: &str = "u-zj-liaison";
@@ -106,7 +104,7 @@ struct Service {
 
 impl Service {
     async fn start(template: bool) -> Service {
-        let fake = FakeDingtalk::start(Arc::new(ManualClock::at_millis(START_MS))).await;
+        let fake = FakeDingtalk::at_start().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let roster = roster_file(dir.path());
         let mut dingtalk = fake.settings();

@@ -1,5 +1,5 @@
-//! The conversation harness: a service without HTTP (store, engine, inbox processor, scheduler
-//! step) in one of three delivery modes, driven by people who write to the robot, tap card
+//! The conversation harness: a service without HTTP (a [`World`]: store, engine, inbox
+//! processor, scheduler step) in one of three delivery modes, driven by people who write to the robot, tap card
 //! buttons and wait for the test clock to move. Every outbox row a step writes is read back in
 //! the shape the mode sends it (sandbox rows; DingTalk markdown and ActionCard messages; card
 //! platform creates and updates) and kept, per person, as what that person reads.
@@ -19,25 +19,16 @@
 //!    one step.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use tiaochu::calendar::{Calendar, WorkingHours};
-use tiaochu::card_secrets::CardSecrets;
 use tiaochu::cards::CardReply;
-use tiaochu::clock::ManualClock;
-use tiaochu::dispatch::Dispatch;
-use tiaochu::engine::Engine;
-use tiaochu::inbox::InboxProcessor;
-use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::DingtalkMode;
-use tiaochu::store::{NewInbound, OutboxState, Store};
+use tiaochu::store::OutboxState;
 
-pub const RS: &str = "rs-liaison";
-pub const ZJ: &str = "zj-liaison";
-pub const CG: &str = "cg-liaison";
+pub use crate::support::{CG, RS, ZJ};
+use crate::support::{World, world};
+
 pub const INSPECTOR: &str = "local:区12345热线:孟艳秋";
 pub const INSPECTOR_B: &str = "local:区12345热线:李德艳";
 
@@ -61,15 +52,6 @@ impl Mode {
             Mode::CardTemplate => "互动卡片模式",
             Mode::ActionCard => "ActionCard 模式（未配置卡片模板）",
             Mode::Sandbox => "沙盒",
-        }
-    }
-
-    /// The inbox source the mode's transport stores people's messages under.
-    fn source(self) -> &'static str {
-        match self {
-            Mode::CardTemplate => "stream",
-            Mode::ActionCard => "robot",
-            Mode::Sandbox => "sandbox",
         }
     }
 }
@@ -124,19 +106,13 @@ struct Shown {
     buttons: Vec<(String, String, String)>,
 }
 
-/// A service in one mode, with its people and what each of them has read.
+/// A service in one mode, with its people and what each of them has read. `chat.store`,
+/// `chat.processor`, `chat.roster`: the [`World`]'s.
 pub struct Chat {
     pub mode: Mode,
-    _dir: tempfile::TempDir,
-    pub store: Store,
-    engine: Engine,
-    pub processor: InboxProcessor,
-    roster: Roster,
-    clock: Arc<ManualClock>,
+    w: World,
+    /// The world's clock, kept here as the time of the lines.
     pub now: Timestamp,
-    seq: u64,
-    /// Outbox rows already read, so each read returns what is new.
-    seen: i64,
     /// Every card each person was shown, in the order last shown.
     cards: Vec<Shown>,
     /// The tapper's copy as the callback's answer showed it, during a tap's step.
@@ -161,49 +137,11 @@ impl Drop for Chat {
     }
 }
 
-/// The shipped roster plus one liaison for each of the three units the scenarios use. In the
-/// DingTalk modes everyone gets a staff id (nobody could be reached without one).
-fn roster(mode: Mode) -> Roster {
-    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
-    let mut people: Vec<Person> = shipped
-        .people()
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            if mode == Mode::Sandbox || p.reachable() {
-                p.clone()
-            } else {
-                Person::new(
-                    &p.name,
-                    &p.unit,
-                    &p.title,
-                    p.roles.clone(),
-                    &format!("dt{i:03}"),
-                    &p.phone,
-                )
-            }
-        })
-        .collect();
-    for (name, unit, id, phone) in [
-        ("王联络", "区人社局", RS, "13800000001"),
-        ("赵联络", "区住建局", ZJ, "13800000002"),
-        ("钱联络", "区城市管理局", CG, "13800000003"),
-    ] {
-        let title = if unit == "区人社局" {
-            "科员"
-        } else {
-            "股长"
-        };
-        people.push(Person::new(
-            name,
-            unit,
-            title,
-            vec![Role::Liaison],
-            id,
-            phone,
-        ));
+impl std::ops::Deref for Chat {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.w
     }
-    Roster::from_parts(shipped.units().to_vec(), people)
 }
 
 impl Chat {
@@ -212,46 +150,33 @@ impl Chat {
         Chat::in_mode(Mode::Sandbox)
     }
 
+    /// The shipped roster plus one liaison for each of the three units the scenarios use
+    /// ([`crate::support::WorldBuilder::the_liaisons`]); in the DingTalk modes everyone gets a staff id (nobody
+    /// could be reached without one).
     pub fn in_mode(mode: Mode) -> Chat {
-        let roster = roster(mode);
-        let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
-            .expect("calendar");
-        let mut settings = crate::support::default_settings();
-        match mode {
-            Mode::Sandbox => settings.dingtalk.mode = DingtalkMode::Sandbox,
+        let builder = world().the_liaisons().settings(|s| match mode {
+            Mode::Sandbox => s.dingtalk.mode = DingtalkMode::Sandbox,
             Mode::ActionCard => {
-                settings.dingtalk.mode = DingtalkMode::Http;
-                settings.dingtalk.robot_code = "dingrobot".into();
-                settings.dingtalk.card_template_id = String::new();
+                s.dingtalk.mode = DingtalkMode::Http;
+                s.dingtalk.robot_code = "dingrobot".into();
+                s.dingtalk.card_template_id = String::new();
             }
             Mode::CardTemplate => {
-                settings.dingtalk.mode = DingtalkMode::Stream;
-                settings.dingtalk.robot_code = "dingrobot".into();
-                settings.dingtalk.card_template_id = "tpl-tiaochu.schema".into();
+                s.dingtalk.mode = DingtalkMode::Stream;
+                s.dingtalk.robot_code = "dingrobot".into();
+                s.dingtalk.card_template_id = "tpl-tiaochu.schema".into();
             }
+        });
+        let w = if mode == Mode::Sandbox {
+            builder
+        } else {
+            builder.reachable()
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("chat.db")).expect("store");
-        let engine = Engine::new(
-            store.clone(),
-            Arc::new(roster.clone()),
-            Arc::new(calendar),
-            settings.sla,
-            Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
-        );
-        let now: Timestamp = "2026-11-02T09:00:00+08:00".parse().expect("now");
+        .build();
         Chat {
             mode,
-            _dir: dir,
-            store,
-            // The scenarios send many messages from one person at one frozen instant.
-            processor: InboxProcessor::new(engine.clone()).with_sender_limit(0),
-            engine,
-            roster,
-            clock: Arc::new(ManualClock::new(now)),
-            now,
-            seq: 0,
-            seen: 0,
+            now: w.now(),
+            w,
             cards: Vec::new(),
             action_cards: Vec::new(),
             answered: None,
@@ -378,8 +303,6 @@ impl Chat {
     }
 
     async fn inbound(&mut self, from: &str, text: &str, conversation: &str, at: &[&str]) {
-        self.seq += 1;
-        let msg_id = format!("msg-{}", self.seq);
         let staff_id = match self.mode {
             Mode::Sandbox => from.to_string(),
             _ => self.staff_id(from),
@@ -392,43 +315,38 @@ impl Chat {
             // The robot itself is always among the mentioned in a group.
             at_users.push(json!({"dingtalkId": "$:robot"}));
         }
-        let mut body = json!({
-            "msgtype": "text", "text": {"content": text}, "msgId": msg_id,
-            "conversationType": conversation, "conversationId": format!("cid-{conversation}"),
-            "senderStaffId": staff_id, "senderNick": self.roster.person(from).map(|p| p.name.clone()).unwrap_or_default(),
-            "createAt": self.now.as_millisecond(), "robotCode": "dingrobot",
-            "atUsers": at_users,
-        });
+        let nick = self
+            .roster
+            .person(from)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let mut message = self
+            .w
+            .message(from, text)
+            .with("conversationType", conversation)
+            .with("conversationId", format!("cid-{conversation}"))
+            .with("senderStaffId", staff_id)
+            .with("senderNick", nick)
+            .with("robotCode", "dingrobot")
+            .with("atUsers", at_users);
         if self.mode != Mode::Sandbox {
-            body["sessionWebhook"] =
-                json!("https://oapi.dingtalk.com/robot/sendBySession?session=s1");
-            body["sessionWebhookExpiredTime"] = json!(self.now.as_millisecond() + 5_400_000);
+            message = message
+                .with(
+                    "sessionWebhook",
+                    "https://oapi.dingtalk.com/robot/sendBySession?session=s1",
+                )
+                .with(
+                    "sessionWebhookExpiredTime",
+                    self.now.as_millisecond() + 5_400_000,
+                );
         }
-        let body = body.to_string();
-        let now = self.now;
-        let source = self.mode.source();
-        self.store
-            .write(move |tx| {
-                tx.insert_inbox(&NewInbound {
-                    source,
-                    message_id: &msg_id,
-                    received_at: now,
-                    payload: &body,
-                })
-            })
-            .await
-            .expect("inbox");
+        self.w.deliver(&message).await;
         self.transcript.push(format!(
             "\n### {} → 机器人\n\n```\n{}\n```",
             self.name(from),
             text.trim()
         ));
-        let processed = self
-            .processor
-            .process_pending(self.now)
-            .await
-            .expect("process");
-        assert_eq!(processed, 1, "the message was processed once");
+        assert_eq!(self.w.process().await, 1, "the message was processed once");
     }
 
     /// `who` taps the button `label` on the newest card they hold that has it. In card-template
@@ -585,9 +503,7 @@ impl Chat {
                 Some(at) if at <= to => {
                     self.now = self.now.max(at);
                     self.clock.set(self.now);
-                    tiaochu::scheduler::fire_due(&self.engine, self.clock.as_ref())
-                        .await
-                        .expect("fire");
+                    self.w.fire_due().await;
                     for (k, v) in self.received() {
                         got.entry(k).or_default().extend(v);
                     }
@@ -670,16 +586,10 @@ impl Chat {
     /// Outbox rows written since the last read, decoded as the mode sends them, grouped by
     /// recipient.
     pub fn received(&mut self) -> BTreeMap<String, Vec<String>> {
-        let rows = self
-            .store
-            .read_blocking(|r| r.list_outbox(None, 100_000))
-            .expect("outbox");
-        let mut rows: Vec<_> = rows.into_iter().filter(|r| r.id > self.seen).collect();
-        rows.sort_by_key(|r| r.id);
+        let rows = self.w.new_outbox();
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut messages: BTreeMap<String, usize> = BTreeMap::new();
         for row in rows {
-            self.seen = self.seen.max(row.id);
             let v: Value = serde_json::from_slice(&row.payload).expect("payload is JSON");
             if row.state == OutboxState::Dead {
                 self.violations.push(format!(

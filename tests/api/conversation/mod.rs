@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
 use tiaochu::store::NewInbound;
+
+use crate::support::robot_text;
 
 mod golden;
 mod harness;
@@ -313,12 +314,8 @@ async fn a_batch_of_messages_is_decided_in_arrival_order() {
     chat.store
         .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             for (n, (from, text)) in messages.iter().enumerate() {
-                let body = json!({
-                    "msgtype": "text", "text": {"content": text}, "msgId": format!("batch-{n}"),
-                    "conversationType": "1", "conversationId": "cid-1to1", "senderStaffId": from,
-                    "senderNick": from, "createAt": now.as_millisecond(), "robotCode": "sandbox"
-                })
-                .to_string();
+                let body =
+                    robot_text(&format!("batch-{n}"), from, text, now.as_millisecond()).to_string();
                 tx.insert_inbox(&NewInbound {
                     source: "sandbox",
                     message_id: &format!("batch-{n}"),
