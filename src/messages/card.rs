@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::escape::{md_text, plain_line};
 use super::notify::{
     cmd, contact_summary, due_text, green_mark, mask_phones, person_name, short_time,
+    supervised_clock,
 };
 use crate::calendar::Calendar;
 use crate::parse::command::Verb;
@@ -246,7 +247,17 @@ pub fn coordination_card(
         .find(|c| c.id == request.clock_id)
         .map(|c| due_text(&Due::from(c), calendar))
         .unwrap_or_else(|| calendar.display(request.due));
-    body.push(format!("- 答复期限：{due}"));
+    // Principle 6: once a 书面督办 is issued, the card shows the deadline it set instead (the
+    // original one stays in the status line of an overdue request).
+    let issued = case.supervisions.iter().rev().find(|s| s.unit == request.unit);
+    match issued.and_then(|s| supervised_clock(case, s).map(|c| (s, c))) {
+        Some((s, clock)) => body.push(format!(
+            "- 第 {} 号书面督办答复期限：{}",
+            s.number,
+            due_text(&Due::from(clock), calendar)
+        )),
+        None => body.push(format!("- 答复期限：{due}")),
+    }
 
     let who = |id: &str| plain_line(&person_name(roster, id));
     let when = |at| short_time(at, calendar);
@@ -270,20 +281,26 @@ pub fn coordination_card(
             "{}；待质检专员处理",
             objection.unwrap_or_else(|| "已提出异议".into())
         ),
-        RequestStatus::Insisted { by, at } => format!(
-            "{}\n{} {} 决定继续请求协办，转书面督办",
-            objection.unwrap_or_else(|| "已提出异议".into()),
-            who(by),
-            when(*at)
-        ),
+        RequestStatus::Insisted { by, at } => {
+            let mut lines = format!(
+                "{}\n{} {} 决定继续请求协办，转书面督办",
+                objection.unwrap_or_else(|| "已提出异议".into()),
+                who(by),
+                when(*at)
+            );
+            if let Some(s) = issued {
+                lines.push_str(&format!(
+                    "\n{} {} 下发第 {} 号书面督办",
+                    who(&s.by),
+                    when(s.at),
+                    s.number
+                ));
+            }
+            lines
+        }
         // Facts only (principle 4): "书面督办" is named once one was issued to this unit;
         // until then the miss has been reported to the supervisor (四(三)).
         RequestStatus::Overdue => {
-            let issued = case
-                .supervisions
-                .iter()
-                .rev()
-                .find(|s| s.unit == request.unit);
             match issued {
                 Some(s) => format!(
                     "超过答复期限 {} 未答复，{} 已下发第 {} 号书面督办",

@@ -364,8 +364,9 @@ fn body(
             m.item("督办单位", unit);
             m.item("督办事由", ground_label(*ground));
             m.item("督办内容", &mask_phones(content));
+            // Principle 6: the deadline this 督办 set, not the request's original one.
             if let Some(due) = due {
-                m.due("答复期限", due, calendar);
+                m.due(supervised_due_label(*ground), due, calendar);
             }
             let next = match ground {
                 SupervisionGround::HandlingOverdue => cmd(Verb::Complete, t),
@@ -399,8 +400,14 @@ fn body(
                         "区12345热线已对 **{unit_md}** 签发书面督办（第 {number} 号）。"
                     ));
                     if let Some(due) = due {
-                        m.due("该单位答复期限", due, calendar);
+                        m.due("该单位督办答复期限", due, calendar);
                     }
+                }
+                CoordinationUpdate::SupervisedOverdue { due } => {
+                    m.line(&format!(
+                        "**{unit_md}** 未在书面督办期限内答复，已报其分管领导和督办专员。"
+                    ));
+                    m.due("督办答复期限", due, calendar);
                 }
             }
             m.line("其他单位的联系人齐备后将一并发给您。");
@@ -561,12 +568,48 @@ fn body(
             return format!("第{count}次提醒：{}（剩余{left}）", clock.label());
         }
         Message::Breach { clock, due } => {
-            m.line(&format!(
-                "“{}”**已超过期限**，请立即办理。",
-                md_text(&clock.label())
-            ));
-            m.due("期限", due, calendar);
-            m.next("请立即办理", &next_for_clock(clock, t));
+            let own = next_for_clock(clock, t);
+            if own.iter().any(|c| verb_of(c).is_none_or(|v| is_for(v, m.roles))) {
+                m.line(&format!(
+                    "“{}”**已超过期限**，请立即办理。",
+                    md_text(&clock.label())
+                ));
+                m.due("期限", due, calendar);
+                m.next("请立即办理", &own);
+            } else {
+                // Principle 2: the inspector and the supervisor are told of a unit's breach,
+                // which is not theirs to remedy; they get what they can do about it.
+                m.line(&format!(
+                    "“{}”**已超过期限**。",
+                    md_text(&clock.label())
+                ));
+                m.due("期限", due, calendar);
+                let (told, withdraw, supervise) = match clock {
+                    ClockKind::UnitResponse { unit } => (
+                        "已提醒该单位及其分管领导，并报督办专员书面督办。",
+                        Some(unit.as_str()),
+                        None,
+                    ),
+                    ClockKind::SupervisedResponse { unit } => (
+                        "已提醒该单位，并报其分管领导。",
+                        Some(unit.as_str()),
+                        Some(unit.as_str()),
+                    ),
+                    ClockKind::SupervisedHandling => (
+                        "已提醒首接单位，并报其分管领导。",
+                        None,
+                        Some(case.first_unit.as_str()),
+                    ),
+                    _ => ("已提醒责任人并逐级上报。", None, None),
+                };
+                m.line(told);
+                if let Some(unit) = withdraw {
+                    m.next("如需撤回对该单位的请求", &[format!("撤回 {t} {unit}")]);
+                }
+                if let Some(unit) = supervise {
+                    m.next("如需再次书面督办", &[format!("督办 {t} {unit} 督办内容")]);
+                }
+            }
             "已超期"
         }
         Message::Escalation {
@@ -739,17 +782,20 @@ fn done_body(
             "已坚持协办请求"
         }
         Done::Supervised { unit } => {
-            let number = case
-                .supervisions
-                .iter()
-                .rev()
-                .find(|s| &s.unit == unit)
+            let issued = case.supervisions.iter().rev().find(|s| &s.unit == unit);
+            let number = issued
                 .map(|s| format!("（第 {} 号）", s.number))
                 .unwrap_or_default();
             m.line(&format!(
                 "书面督办{number}已送达 **{}** 的联络员和分管领导，质检专员已收到抄送。",
                 md_text(unit)
             ));
+            if let Some((ground, clock)) =
+                issued.and_then(|s| supervised_clock(case, s).map(|c| (s.ground, c)))
+            {
+                m.due(supervised_due_label(ground), &Due::from(clock), calendar);
+                m.line("到期未办理的，会提醒该单位并逐级上报。");
+            }
             m.next("查看进度", &[cmd(Verb::Query, t)]);
             "书面督办已发出"
         }
@@ -1032,8 +1078,34 @@ fn next_for_clock(clock: &ClockKind, t: &str) -> Vec<String> {
         ClockKind::UnitResponse { .. } => vec![cmd(Verb::Accept, t), cmd(Verb::Object, t)],
         ClockKind::Handling => vec![cmd(Verb::Complete, t)],
         ClockKind::SupervisedResponse { .. } => vec![cmd(Verb::Accept, t)],
+        ClockKind::SupervisedHandling => vec![cmd(Verb::Complete, t)],
         ClockKind::CityAnswer => vec![cmd(Verb::CityOutcome, t)],
     }
+}
+
+/// What the deadline a 书面督办 sets is for.
+pub(crate) fn supervised_due_label(ground: SupervisionGround) -> &'static str {
+    match ground {
+        SupervisionGround::Insisted | SupervisionGround::Overdue => "督办答复期限",
+        SupervisionGround::HandlingOverdue => "督办办结期限",
+    }
+}
+
+/// The clock `supervision` started: the unit's supervised answer, or the first unit's
+/// supervised handling.
+pub(crate) fn supervised_clock<'c>(
+    case: &'c Case,
+    supervision: &crate::workflow::Supervision,
+) -> Option<&'c crate::workflow::Clock> {
+    let kind = match supervision.ground {
+        SupervisionGround::Insisted | SupervisionGround::Overdue => {
+            ClockKind::SupervisedResponse {
+                unit: supervision.unit.clone(),
+            }
+        }
+        SupervisionGround::HandlingOverdue => ClockKind::SupervisedHandling,
+    };
+    case.clock(&kind)
 }
 
 pub(crate) fn ground_label(ground: SupervisionGround) -> &'static str {

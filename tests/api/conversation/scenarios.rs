@@ -277,8 +277,18 @@ pub async fn green_channel(chat: &mut Chat) {
     chat.say(MENG, &format!("满意度 {t} 基本满意")).await;
 }
 
+/// The drafted 书面督办 command in the supervisor's message, as they send it after reading it.
+fn drafted_supervision(message: &str) -> String {
+    message
+        .split('`')
+        .find(|span| span.starts_with("督办 DH"))
+        .unwrap_or_else(|| panic!("no drafted 督办 in {message}"))
+        .to_string()
+}
+
 /// 异议 → 坚持 → 书面督办: the unit objects, the inspector insists, the supervisor issues the
-/// written supervision, and the unit accepts after it.
+/// drafted written supervision the next morning — a new answer deadline, shown to everyone it
+/// concerns and reminded like any other — and the unit accepts before it.
 pub async fn objection(chat: &mut Chat) {
     submit_and_claim(chat, APPLICATION, T).await;
     decide_joint(chat, T, JOINT_UNITS).await;
@@ -293,16 +303,29 @@ pub async fn objection(chat: &mut Chat) {
         .await;
     assert!(to(chat, &got, MENG).contains(reason), "{got:#?}");
     accept(chat, ZJ, T, "赵建", "13900000000", "现场核查").await;
-    let got = chat.say(MENG, &format!("坚持 {T} 区城市管理局")).await;
-    assert!(!to(chat, &got, CG).is_empty(), "{got:#?}");
-    assert!(!to(chat, &got, YAO).is_empty(), "{got:#?}");
     let got = chat
-        .say(
-            YAO,
-            &format!("督办 {T} 区城市管理局 请于11月5日前明确联系人并到岗履职"),
-        )
+        .say(MENG, &format!("坚持 {T} 区城市管理局 工地占道属城管执法范围"))
         .await;
-    assert!(to(chat, &got, CG).contains("督办"), "{got:#?}");
+    assert!(!to(chat, &got, CG).is_empty(), "{got:#?}");
+    let draft = drafted_supervision(&to(chat, &got, YAO));
+    // Issued the next morning: the 督办's deadline (11-04) is not the request's (11-03).
+    chat.wait_until("2026-11-03T09:00:00+08:00").await;
+    let got = chat.say(YAO, &draft).await;
+    let new_due = "2026-11-04 18:00";
+    for who in [CG, WU, MENG, RS, YAO] {
+        let read = to(chat, &got, who);
+        assert!(
+            read.contains(new_due) && !read.contains("2026-11-03 18:00"),
+            "{who} reads the 督办's own deadline: {read}"
+        );
+    }
+    if chat.mode != Mode::ActionCard {
+        let card = chat.card_text(CG, "协办请求");
+        assert!(card.contains(new_due), "{card}");
+    }
+    // Half of the new time gone: the unit is reminded, as for any deadline.
+    let got = chat.wait_until("2026-11-04T12:00:00+08:00").await;
+    assert!(to(chat, &got, CG).contains("按书面督办答复"), "{got:#?}");
     let got = accept(chat, CG, T, "钱城", "13900000001", "现场核查").await;
     assert!(to(chat, &got, RS).contains("钱城"), "{got:#?}");
 }
@@ -325,8 +348,9 @@ pub async fn withdrawal(chat: &mut Chat) {
     assert!(to(chat, &got, RS).contains("赵建"), "{got:#?}");
 }
 
-/// A unit that does not answer: reminders, the breach, the escalation to its leader, then the
-/// late answer.
+/// A unit that does not answer: reminders, the breach, the escalation to its leader, the
+/// drafted 书面督办 with a new answer deadline, its reminders, its breach (the leader and the
+/// hotline head told), then the late answer.
 pub async fn overdue(chat: &mut Chat) {
     submit_and_claim(chat, APPLICATION, T).await;
     let got = decide_joint(chat, T, JOINT_UNITS).await;
@@ -335,14 +359,66 @@ pub async fn overdue(chat: &mut Chat) {
         "the unit's leader is told: {got:#?}"
     );
     accept(chat, ZJ, T, "赵建", "13900000000", "现场核查").await;
-    let got = chat.wait_until("2026-11-04T12:00:00+08:00").await;
+    let got = chat.wait_until("2026-11-04T09:00:00+08:00").await;
     assert!(!to(chat, &got, CG).is_empty(), "reminded: {got:#?}");
     assert!(
         !to(chat, &got, WU).is_empty(),
         "escalated to the leader: {got:#?}"
     );
+    let draft = drafted_supervision(&to(chat, &got, YAO));
+    let got = chat.say(YAO, &draft).await;
+    // 四(三) 书面督办: a new answer deadline, one working day from the 督办.
+    let new_due = "2026-11-05 18:00";
+    for who in [CG, WU, MENG, RS, YAO] {
+        assert!(
+            to(chat, &got, who).contains(new_due),
+            "{who}: {}",
+            to(chat, &got, who)
+        );
+    }
+    let got = chat.wait_until("2026-11-06T09:00:00+08:00").await;
+    assert!(to(chat, &got, CG).contains("按书面督办答复"), "{got:#?}");
+    assert!(
+        to(chat, &got, WU).contains("超过期限") && to(chat, &got, "李小燕").contains("超期"),
+        "the leader and the hotline head: {got:#?}"
+    );
+    assert!(to(chat, &got, RS).contains("书面督办期限"), "{got:#?}");
     let got = accept(chat, CG, T, "钱城", "13900000001", "现场核查").await;
     assert!(to(chat, &got, RS).contains("钱城"), "{got:#?}");
+}
+
+/// The first unit lets the handling deadline pass: reminders, the breach, its leader told, the
+/// drafted 书面督办 with a new deadline to complete (五(四) 限期整改), its reminders and breach,
+/// then the late 办结.
+pub async fn handling_overdue(chat: &mut Chat) {
+    submit_and_claim(chat, APPLICATION, T).await;
+    decide_joint(chat, T, "区住建局：核查项目审批及工程款拨付").await;
+    accept(chat, ZJ, T, "赵建", "13900000000", "现场核查").await;
+    let got = chat.wait_until("2026-11-17T09:00:00+08:00").await;
+    assert!(to(chat, &got, RS).contains("超过期限"), "{got:#?}");
+    let draft = drafted_supervision(&to(chat, &got, YAO));
+    let got = chat.say(YAO, &draft).await;
+    let new_due = "2026-11-18 18:00";
+    for who in [RS, "任燕", MENG, YAO] {
+        assert!(
+            to(chat, &got, who).contains(new_due),
+            "{who}: {}",
+            to(chat, &got, who)
+        );
+    }
+    let got = chat.wait_until("2026-11-19T09:00:00+08:00").await;
+    assert!(to(chat, &got, RS).contains("按书面督办办结"), "{got:#?}");
+    assert!(
+        to(chat, &got, "李小燕").contains("超期"),
+        "the hotline head: {got:#?}"
+    );
+    let got = chat
+        .say(
+            RS,
+            &format!("办结 {T} 过程：联合约谈 措施：督促企业足额支付 群众反馈：诉求人表示满意"),
+        )
+        .await;
+    assert!(to(chat, &got, RS).contains("超过办结期限"), "{got:#?}");
 }
 
 /// Roster commands: a unit's leader lists and changes the unit's roster.
@@ -409,6 +485,11 @@ async fn withdrawal_in_every_mode() {
 #[tokio::test]
 async fn overdue_reminders_escalation_in_every_mode() {
     in_every_mode!("overdue", overdue);
+}
+
+#[tokio::test]
+async fn handling_overdue_supervision_in_every_mode() {
+    in_every_mode!("handling-overdue", handling_overdue);
 }
 
 #[tokio::test]
