@@ -667,6 +667,14 @@ impl Chat {
             .collect()
     }
 
+    /// Forgets what everyone did and read so far: a scenario's set-up, driven through the
+    /// service like the rest, is not part of its transcripts. Cards stay as people hold them,
+    /// and the principles were checked on every step of the set-up.
+    pub fn forget_so_far(&mut self) {
+        self.lines.clear();
+        self.transcript.clear();
+    }
+
     /// The body and status of the card titled with `title` that `who` holds, as last shown.
     pub fn card_text(&self, who: &str, title: &str) -> String {
         let who = self.id(who);

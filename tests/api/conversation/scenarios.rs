@@ -421,6 +421,81 @@ pub async fn handling_overdue(chat: &mut Chat) {
     assert!(to(chat, &got, RS).contains("超过办结期限"), "{got:#?}");
 }
 
+/// A closed typical case the district already handled, about unpaid wages with 区住建局 and
+/// 区城市管理局; driven through the engine like any case.
+const PAST: &str = "工单编号：DH2026100800021
+工单标题：反映某劳务公司拖欠农民工工资的问题
+首接单位：区人社局
+已采取措施：已约谈劳务公司负责人，核实拖欠农民工工资的情况，企业以工程款未拨付为由拖延。
+办理难点：工程款拨付与住建审批相关，工地现场需城管配合核查，区人社局一家无法办理。
+需协调部门及事由：区住建局核查工程款拨付；区城市管理局协助现场核查。
+请示分管领导相关情况：已向分管领导汇报，分管领导已同意。";
+
+/// 类似案例 (issue 18): with a closed typical case about unpaid wages on record, a new
+/// application about the same problem that asks only for 区住建局 shows the inspectors the past
+/// case and the unit that helped then; the hotline asks `相似` and `案例`; a liaison may not.
+pub async fn similar(chat: &mut Chat) {
+    let past = "DH2026100800021";
+    submit_and_claim(chat, PAST, past).await;
+    decide_joint(
+        chat,
+        past,
+        "区住建局：核查工程款拨付；区城市管理局：协助现场核查",
+    )
+    .await;
+    accept(chat, ZJ, past, "赵建", "13900000000", "数据共享、政策解释").await;
+    accept(chat, CG, past, "钱城", "13900000001", "现场核查").await;
+    chat.wait_until("2026-11-06T10:00:00+08:00").await;
+    chat.say(
+        RS,
+        &format!("办结 {past} 过程：联合约谈 措施：住建督促拨付工程款 群众反馈：工资已结清"),
+    )
+    .await;
+    chat.say(MENG, &format!("满意度 {past} 满意")).await;
+    chat.say(
+        MENG,
+        &format!("典型 {past} 人社牵头、住建督促拨款，一周内结清欠薪"),
+    )
+    .await;
+    // What people read from here on is the scenario; the past case is its set-up.
+    chat.wait_until("2026-11-09T09:00:00+08:00").await;
+    chat.forget_so_far();
+
+    let application = APPLICATION.replace(
+        "需协调部门及事由：区住建局核查项目审批及工程款拨付；区城市管理局协助现场核查。",
+        "需协调部门及事由：区住建局核查项目审批及工程款拨付。",
+    );
+    let got = chat.say(RS, &application).await;
+    let card = to(chat, &got, MENG);
+    for part in [
+        "类似案例",
+        past,
+        "【典型】",
+        "人社牵头、住建督促拨款",
+        "类似案例中协办过、本次未列出的单位：区城市管理局",
+    ] {
+        assert!(card.contains(part), "{part}: {card}");
+    }
+    assert!(
+        !to(chat, &got, RS).contains("类似案例"),
+        "the history is the hotline's: {got:#?}"
+    );
+    let got = chat.say(MENG, &format!("相似 {T}")).await;
+    assert!(to(chat, &got, MENG).contains(past), "{got:#?}");
+    let got = chat.say(MENG, "案例 拖欠工资").await;
+    assert!(to(chat, &got, MENG).contains(past), "{got:#?}");
+    let got = chat.say(RS, &format!("相似 {T}")).await;
+    let refused = to(chat, &got, RS);
+    assert!(
+        refused.contains("无法查看相似案例") && !refused.contains(past),
+        "{refused}"
+    );
+    let got = chat
+        .tap(MENG, "开始审核", json!({}), &format!("审核 {T}"))
+        .await;
+    assert!(to(chat, &got, RS).contains(MENG), "{got:#?}");
+}
+
 /// Roster commands: a unit's leader lists and changes the unit's roster.
 pub async fn roster(chat: &mut Chat) {
     let got = chat.say("任燕", "名单").await;
@@ -490,6 +565,11 @@ async fn overdue_reminders_escalation_in_every_mode() {
 #[tokio::test]
 async fn handling_overdue_supervision_in_every_mode() {
     in_every_mode!("handling-overdue", handling_overdue);
+}
+
+#[tokio::test]
+async fn similar_cases_in_every_mode() {
+    in_every_mode!("similar", similar);
 }
 
 #[tokio::test]
