@@ -231,11 +231,7 @@ pub fn coordination_card(
         .filter_map(|id| roster.person(id))
         .next();
     if let Some(p) = contact {
-        let phone = if p.phone.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", p.phone)
-        };
+        let phone = &p.phone;
         body.push(format!(
             "- 首接单位联系人：{}",
             md_text(&format!("{}（{}）{phone}", p.name, p.unit))

@@ -204,7 +204,7 @@ fn body(
             }
             if let Some(request) = units.first().and_then(|a| case.request(&a.unit)) {
                 m.line(&format!(
-                    "各单位须于 {} 前答复；全部接受后，各单位联系人将汇总发给您。",
+                    "各单位须于 {}前答复；全部接受后，各单位联系人将汇总发给您。",
                     calendar.display(request.due)
                 ));
             }
@@ -292,6 +292,13 @@ fn body(
                 .collect();
             if !waiting.is_empty() {
                 m.item("尚待答复", &waiting.join("、"));
+            } else if let Some(clock) = case.clock(&ClockKind::Handling) {
+                // The last answer started the joint handling (五(二)): say so, once, here.
+                m.line(&format!(
+                    "各单位均已接受，联合处置开始，由首接单位 {} 牵头。",
+                    md_text(&case.first_unit)
+                ));
+                m.due("办结期限", &Due::from(clock), calendar);
             }
             m.next("查看进度", &[cmd(Verb::Query, t)]);
             "配合单位已接受协办"
@@ -558,14 +565,20 @@ fn body(
             } else {
                 working_time_in(*remaining_minutes, calendar)
             };
+            // `剩余 3 小时…`, `剩余约 5 个工作日`: one space before a number, none before 约.
+            let left = if left.starts_with('约') {
+                format!("剩余{left}")
+            } else {
+                format!("剩余 {left}")
+            };
             m.line(&format!(
-                "**第 {count} 次提醒**：“{}”{when}，剩余 {left}。",
+                "**第 {count} 次提醒**：“{}”{when}，{left}。",
                 md_text(&clock.label()),
             ));
             m.due(&clock.label(), due, calendar);
             m.next("请及时办理", &next_for_clock(clock, t));
             // DingTalk drops identical repeats: the count and remaining time are in the title.
-            return format!("第{count}次提醒：{}（剩余{left}）", clock.label());
+            return format!("第{count}次提醒：{}（{left}）", clock.label());
         }
         Message::Breach { clock, due } => {
             let own = next_for_clock(clock, t);

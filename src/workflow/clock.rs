@@ -147,7 +147,7 @@ impl Length {
                     due,
                     provisional: false,
                     explanation: format!(
-                        "截止 {}（绿色通道，不分工作时间）",
+                        "截止 {}，绿色通道不分工作时间",
                         calendar.display(due)
                     ),
                 }
