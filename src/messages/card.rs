@@ -245,7 +245,11 @@ pub fn coordination_card(
         .unwrap_or_else(|| calendar.display(request.due));
     // Principle 6: once a 书面督办 is issued, the card shows the deadline it set instead (the
     // original one stays in the status line of an overdue request).
-    let issued = case.supervisions.iter().rev().find(|s| s.unit == request.unit);
+    let issued = case
+        .supervisions
+        .iter()
+        .rev()
+        .find(|s| s.unit == request.unit);
     match issued.and_then(|s| supervised_clock(case, s).map(|c| (s, c))) {
         Some((s, clock)) => body.push(format!(
             "- 第 {} 号书面督办答复期限：{}",
@@ -296,20 +300,18 @@ pub fn coordination_card(
         }
         // Facts only (principle 4): "书面督办" is named once one was issued to this unit;
         // until then the miss has been reported to the supervisor (四(三)).
-        RequestStatus::Overdue => {
-            match issued {
-                Some(s) => format!(
-                    "超过答复期限 {} 未答复，{} 已下发第 {} 号书面督办",
-                    calendar.display(request.due),
-                    when(s.at),
-                    s.number
-                ),
-                None => format!(
-                    "超过答复期限 {} 未答复，已报督办专员",
-                    calendar.display(request.due)
-                ),
-            }
-        }
+        RequestStatus::Overdue => match issued {
+            Some(s) => format!(
+                "超过答复期限 {} 未答复，{} 已下发第 {} 号书面督办",
+                calendar.display(request.due),
+                when(s.at),
+                s.number
+            ),
+            None => format!(
+                "超过答复期限 {} 未答复，已报督办专员",
+                calendar.display(request.due)
+            ),
+        },
         RequestStatus::Withdrawn { by, at } => {
             format!("{} {} 撤回协办请求，无需再配合", who(by), when(*at))
         }

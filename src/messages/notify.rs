@@ -582,7 +582,10 @@ fn body(
         }
         Message::Breach { clock, due } => {
             let own = next_for_clock(clock, t);
-            if own.iter().any(|c| verb_of(c).is_none_or(|v| is_for(v, m.roles))) {
+            if own
+                .iter()
+                .any(|c| verb_of(c).is_none_or(|v| is_for(v, m.roles)))
+            {
                 m.line(&format!(
                     "“{}”**已超过期限**，请立即办理。",
                     md_text(&clock.label())
@@ -592,10 +595,7 @@ fn body(
             } else {
                 // Principle 2: the inspector and the supervisor are told of a unit's breach,
                 // which is not theirs to remedy; they get what they can do about it.
-                m.line(&format!(
-                    "“{}”**已超过期限**。",
-                    md_text(&clock.label())
-                ));
+                m.line(&format!("“{}”**已超过期限**。", md_text(&clock.label())));
                 m.due("期限", due, calendar);
                 let (told, withdraw, supervise) = match clock {
                     ClockKind::UnitResponse { unit } => (
@@ -749,18 +749,23 @@ fn done_body(
             "市级结果已登记"
         }
         Done::Accepted { unit } => {
-            m.line(&format!(
-                "**{}** 已接受协办，联系人已转告首接单位 {first}。",
-                md_text(unit)
-            ));
             let waiting: Vec<&str> = case
                 .active_requests()
                 .filter(|r| !r.status.is_settled())
                 .map(|r| r.unit.as_str())
                 .collect();
-            if !waiting.is_empty() {
+            if waiting.is_empty() {
+                m.line(&format!(
+                    "**{}** 已接受协办，联系人已转告首接单位 {first}。",
+                    md_text(unit)
+                ));
+            } else {
+                // Principle 4: the first unit gets every contact at once, when all are in.
+                m.line(&format!("**{}** 已接受协办。", md_text(unit)));
                 m.item("尚待答复", &waiting.join("、"));
-                m.line("各单位答复齐后开始联合处置，届时会发给您首接单位的联系人和办结期限。");
+                m.line(&format!(
+                    "各单位答复齐后，您的联系人将一并转给首接单位 {first}，联合处置随即开始，届时会发给您首接单位的联系人和办结期限。"
+                ));
             }
             m.next("查看进度", &[cmd(Verb::Query, t)]);
             "已接受协办"
@@ -1111,11 +1116,9 @@ pub(crate) fn supervised_clock<'c>(
     supervision: &crate::workflow::Supervision,
 ) -> Option<&'c crate::workflow::Clock> {
     let kind = match supervision.ground {
-        SupervisionGround::Insisted | SupervisionGround::Overdue => {
-            ClockKind::SupervisedResponse {
-                unit: supervision.unit.clone(),
-            }
-        }
+        SupervisionGround::Insisted | SupervisionGround::Overdue => ClockKind::SupervisedResponse {
+            unit: supervision.unit.clone(),
+        },
         SupervisionGround::HandlingOverdue => ClockKind::SupervisedHandling,
     };
     case.clock(&kind)

@@ -146,10 +146,7 @@ impl Length {
                 Deadline {
                     due,
                     provisional: false,
-                    explanation: format!(
-                        "截止 {}，绿色通道不分工作时间",
-                        calendar.display(due)
-                    ),
+                    explanation: format!("截止 {}，绿色通道不分工作时间", calendar.display(due)),
                 }
             }
         }

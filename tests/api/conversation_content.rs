@@ -484,7 +484,10 @@ async fn the_objection_to_supervision_path_is_complete() {
     let got = talk.wait(24 * 60).await;
     assert!(one(&got, CG).contains("已超过期限"), "{got:#?}");
     assert!(one(&got, CG_LEADER).contains("请督促落实"), "{got:#?}");
-    assert!(one(&got, INSPECTOR).contains(&format!("撤回 {T} 区城市管理局")), "{got:#?}");
+    assert!(
+        one(&got, INSPECTOR).contains(&format!("撤回 {T} 区城市管理局")),
+        "{got:#?}"
+    );
     assert!(one(&got, SUPERVISOR).contains("再次书面督办"), "{got:#?}");
     assert!(one(&got, RS).contains("未在书面督办期限内答复"), "{got:#?}");
 }
@@ -505,7 +508,10 @@ async fn a_supervision_for_overdue_handling_sets_a_deadline_to_complete() {
     .await;
     // Ten working days on (due 11-16 18:00), the breach reaches the supervisor next morning.
     let got = talk.wait(15 * 24 * 60).await;
-    assert!(one(&got, SUPERVISOR).contains("联合处置超过办结期限"), "{got:#?}");
+    assert!(
+        one(&got, SUPERVISOR).contains("联合处置超过办结期限"),
+        "{got:#?}"
+    );
     let got = talk
         .say(
             SUPERVISOR,
@@ -520,11 +526,17 @@ async fn a_supervision_for_overdue_handling_sets_a_deadline_to_complete() {
     let due = "2026-11-18 18:00";
     for who in [RS, RS_LEADER, INSPECTOR, SUPERVISOR] {
         let read = one(&got, who);
-        assert!(read.contains(due) && read.contains("督办办结期限"), "{who}: {read}");
+        assert!(
+            read.contains(due) && read.contains("督办办结期限"),
+            "{who}: {read}"
+        );
     }
     let got = talk.wait(2 * 24 * 60).await;
     let rs = one(&got, RS);
-    assert!(rs.contains("联合处置按书面督办办结") && rs.contains("已超过期限"), "{rs}");
+    assert!(
+        rs.contains("联合处置按书面督办办结") && rs.contains("已超过期限"),
+        "{rs}"
+    );
     assert!(one(&got, RS_LEADER).contains("请督促落实"), "{got:#?}");
     assert!(one(&got, SUPERVISOR).contains("再次书面督办"), "{got:#?}");
     let got = talk

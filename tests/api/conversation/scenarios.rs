@@ -304,7 +304,10 @@ pub async fn objection(chat: &mut Chat) {
     assert!(to(chat, &got, MENG).contains(reason), "{got:#?}");
     accept(chat, ZJ, T, "赵建", "13900000000", "现场核查").await;
     let got = chat
-        .say(MENG, &format!("坚持 {T} 区城市管理局 工地占道属城管执法范围"))
+        .say(
+            MENG,
+            &format!("坚持 {T} 区城市管理局 工地占道属城管执法范围"),
+        )
         .await;
     assert!(!to(chat, &got, CG).is_empty(), "{got:#?}");
     let draft = drafted_supervision(&to(chat, &got, YAO));
