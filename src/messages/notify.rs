@@ -854,7 +854,7 @@ fn supervision_draft(
         SupervisionGround::Overdue => {
             let due = case
                 .request(unit)
-                .map(|r| format!("答复期限 {} ", calendar.display(r.due)))
+                .map(|r| format!("答复期限 {}", calendar.display(r.due)))
                 .unwrap_or_else(|| "答复期限".to_string());
             Some(format!(
                 "{unit}未在{due}前答复本工单联合调处协作请求，请于收到督办后立即明确联系人、到岗履职，{consequence}。"
