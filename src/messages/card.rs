@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::escape::{md_text, plain_line};
 use super::notify::{
     cmd, contact_summary, due_text, green_mark, mask_phones, person_name, short_time,
+    supervised_clock,
 };
 use crate::calendar::Calendar;
 use crate::parse::command::Verb;
@@ -230,11 +231,7 @@ pub fn coordination_card(
         .filter_map(|id| roster.person(id))
         .next();
     if let Some(p) = contact {
-        let phone = if p.phone.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", p.phone)
-        };
+        let phone = &p.phone;
         body.push(format!(
             "- 首接单位联系人：{}",
             md_text(&format!("{}（{}）{phone}", p.name, p.unit))
@@ -246,7 +243,21 @@ pub fn coordination_card(
         .find(|c| c.id == request.clock_id)
         .map(|c| due_text(&Due::from(c), calendar))
         .unwrap_or_else(|| calendar.display(request.due));
-    body.push(format!("- 答复期限：{due}"));
+    // Principle 6: once a 书面督办 is issued, the card shows the deadline it set instead (the
+    // original one stays in the status line of an overdue request).
+    let issued = case
+        .supervisions
+        .iter()
+        .rev()
+        .find(|s| s.unit == request.unit);
+    match issued.and_then(|s| supervised_clock(case, s).map(|c| (s, c))) {
+        Some((s, clock)) => body.push(format!(
+            "- 第 {} 号书面督办答复期限：{}",
+            s.number,
+            due_text(&Due::from(clock), calendar)
+        )),
+        None => body.push(format!("- 答复期限：{due}")),
+    }
 
     let who = |id: &str| plain_line(&person_name(roster, id));
     let when = |at| short_time(at, calendar);
@@ -270,33 +281,37 @@ pub fn coordination_card(
             "{}；待质检专员处理",
             objection.unwrap_or_else(|| "已提出异议".into())
         ),
-        RequestStatus::Insisted { by, at } => format!(
-            "{}\n{} {} 决定继续请求协办，转书面督办",
-            objection.unwrap_or_else(|| "已提出异议".into()),
-            who(by),
-            when(*at)
-        ),
-        // Facts only (principle 4): "书面督办" is named once one was issued to this unit;
-        // until then the miss has been reported to the supervisor (四(三)).
-        RequestStatus::Overdue => {
-            let issued = case
-                .supervisions
-                .iter()
-                .rev()
-                .find(|s| s.unit == request.unit);
-            match issued {
-                Some(s) => format!(
-                    "超过答复期限 {} 未答复，{} 已下发第 {} 号书面督办",
-                    calendar.display(request.due),
+        RequestStatus::Insisted { by, at } => {
+            let mut lines = format!(
+                "{}\n{} {} 决定继续请求协办，转书面督办",
+                objection.unwrap_or_else(|| "已提出异议".into()),
+                who(by),
+                when(*at)
+            );
+            if let Some(s) = issued {
+                lines.push_str(&format!(
+                    "\n{} {} 下发第 {} 号书面督办",
+                    who(&s.by),
                     when(s.at),
                     s.number
-                ),
-                None => format!(
-                    "超过答复期限 {} 未答复，已报督办专员",
-                    calendar.display(request.due)
-                ),
+                ));
             }
+            lines
         }
+        // Facts only (principle 4): "书面督办" is named once one was issued to this unit;
+        // until then the miss has been reported to the supervisor (四(三)).
+        RequestStatus::Overdue => match issued {
+            Some(s) => format!(
+                "超过答复期限 {} 未答复，{} 已下发第 {} 号书面督办",
+                calendar.display(request.due),
+                when(s.at),
+                s.number
+            ),
+            None => format!(
+                "超过答复期限 {} 未答复，已报督办专员",
+                calendar.display(request.due)
+            ),
+        },
         RequestStatus::Withdrawn { by, at } => {
             format!("{} {} 撤回协办请求，无需再配合", who(by), when(*at))
         }

@@ -204,7 +204,7 @@ fn body(
             }
             if let Some(request) = units.first().and_then(|a| case.request(&a.unit)) {
                 m.line(&format!(
-                    "各单位须于 {} 前答复；全部接受后，各单位联系人将汇总发给您。",
+                    "各单位须于 {}前答复；全部接受后，各单位联系人将汇总发给您。",
                     calendar.display(request.due)
                 ));
             }
@@ -292,6 +292,13 @@ fn body(
                 .collect();
             if !waiting.is_empty() {
                 m.item("尚待答复", &waiting.join("、"));
+            } else if let Some(clock) = case.clock(&ClockKind::Handling) {
+                // The last answer started the joint handling (五(二)): say so, once, here.
+                m.line(&format!(
+                    "各单位均已接受，联合处置开始，由首接单位 {} 牵头。",
+                    md_text(&case.first_unit)
+                ));
+                m.due("办结期限", &Due::from(clock), calendar);
             }
             m.next("查看进度", &[cmd(Verb::Query, t)]);
             "配合单位已接受协办"
@@ -364,8 +371,9 @@ fn body(
             m.item("督办单位", unit);
             m.item("督办事由", ground_label(*ground));
             m.item("督办内容", &mask_phones(content));
+            // Principle 6: the deadline this 督办 set, not the request's original one.
             if let Some(due) = due {
-                m.due("答复期限", due, calendar);
+                m.due(supervised_due_label(*ground), due, calendar);
             }
             let next = match ground {
                 SupervisionGround::HandlingOverdue => cmd(Verb::Complete, t),
@@ -399,8 +407,14 @@ fn body(
                         "区12345热线已对 **{unit_md}** 签发书面督办（第 {number} 号）。"
                     ));
                     if let Some(due) = due {
-                        m.due("该单位答复期限", due, calendar);
+                        m.due("该单位督办答复期限", due, calendar);
                     }
+                }
+                CoordinationUpdate::SupervisedOverdue { due } => {
+                    m.line(&format!(
+                        "**{unit_md}** 未在书面督办期限内答复，已报其分管领导和督办专员。"
+                    ));
+                    m.due("督办答复期限", due, calendar);
                 }
             }
             m.line("其他单位的联系人齐备后将一并发给您。");
@@ -551,22 +565,64 @@ fn body(
             } else {
                 working_time_in(*remaining_minutes, calendar)
             };
+            // `剩余 3 小时…`, `剩余约 5 个工作日`: one space before a number, none before 约.
+            let left = if left.starts_with('约') {
+                format!("剩余{left}")
+            } else {
+                format!("剩余 {left}")
+            };
             m.line(&format!(
-                "**第 {count} 次提醒**：“{}”{when}，剩余 {left}。",
+                "**第 {count} 次提醒**：“{}”{when}，{left}。",
                 md_text(&clock.label()),
             ));
             m.due(&clock.label(), due, calendar);
             m.next("请及时办理", &next_for_clock(clock, t));
             // DingTalk drops identical repeats: the count and remaining time are in the title.
-            return format!("第{count}次提醒：{}（剩余{left}）", clock.label());
+            return format!("第{count}次提醒：{}（{left}）", clock.label());
         }
         Message::Breach { clock, due } => {
-            m.line(&format!(
-                "“{}”**已超过期限**，请立即办理。",
-                md_text(&clock.label())
-            ));
-            m.due("期限", due, calendar);
-            m.next("请立即办理", &next_for_clock(clock, t));
+            let own = next_for_clock(clock, t);
+            if own
+                .iter()
+                .any(|c| verb_of(c).is_none_or(|v| is_for(v, m.roles)))
+            {
+                m.line(&format!(
+                    "“{}”**已超过期限**，请立即办理。",
+                    md_text(&clock.label())
+                ));
+                m.due("期限", due, calendar);
+                m.next("请立即办理", &own);
+            } else {
+                // Principle 2: the inspector and the supervisor are told of a unit's breach,
+                // which is not theirs to remedy; they get what they can do about it.
+                m.line(&format!("“{}”**已超过期限**。", md_text(&clock.label())));
+                m.due("期限", due, calendar);
+                let (told, withdraw, supervise) = match clock {
+                    ClockKind::UnitResponse { unit } => (
+                        "已提醒该单位及其分管领导，并报督办专员书面督办。",
+                        Some(unit.as_str()),
+                        None,
+                    ),
+                    ClockKind::SupervisedResponse { unit } => (
+                        "已提醒该单位，并报其分管领导。",
+                        Some(unit.as_str()),
+                        Some(unit.as_str()),
+                    ),
+                    ClockKind::SupervisedHandling => (
+                        "已提醒首接单位，并报其分管领导。",
+                        None,
+                        Some(case.first_unit.as_str()),
+                    ),
+                    _ => ("已提醒责任人并逐级上报。", None, None),
+                };
+                m.line(told);
+                if let Some(unit) = withdraw {
+                    m.next("如需撤回对该单位的请求", &[format!("撤回 {t} {unit}")]);
+                }
+                if let Some(unit) = supervise {
+                    m.next("如需再次书面督办", &[format!("督办 {t} {unit} 督办内容")]);
+                }
+            }
             "已超期"
         }
         Message::Escalation {
@@ -693,18 +749,23 @@ fn done_body(
             "市级结果已登记"
         }
         Done::Accepted { unit } => {
-            m.line(&format!(
-                "**{}** 已接受协办，联系人已转告首接单位 {first}。",
-                md_text(unit)
-            ));
             let waiting: Vec<&str> = case
                 .active_requests()
                 .filter(|r| !r.status.is_settled())
                 .map(|r| r.unit.as_str())
                 .collect();
-            if !waiting.is_empty() {
+            if waiting.is_empty() {
+                m.line(&format!(
+                    "**{}** 已接受协办，联系人已转告首接单位 {first}。",
+                    md_text(unit)
+                ));
+            } else {
+                // Principle 4: the first unit gets every contact at once, when all are in.
+                m.line(&format!("**{}** 已接受协办。", md_text(unit)));
                 m.item("尚待答复", &waiting.join("、"));
-                m.line("各单位答复齐后开始联合处置，届时会发给您首接单位的联系人和办结期限。");
+                m.line(&format!(
+                    "各单位答复齐后，您的联系人将一并转给首接单位 {first}，联合处置随即开始，届时会发给您首接单位的联系人和办结期限。"
+                ));
             }
             m.next("查看进度", &[cmd(Verb::Query, t)]);
             "已接受协办"
@@ -739,17 +800,20 @@ fn done_body(
             "已坚持协办请求"
         }
         Done::Supervised { unit } => {
-            let number = case
-                .supervisions
-                .iter()
-                .rev()
-                .find(|s| &s.unit == unit)
+            let issued = case.supervisions.iter().rev().find(|s| &s.unit == unit);
+            let number = issued
                 .map(|s| format!("（第 {} 号）", s.number))
                 .unwrap_or_default();
             m.line(&format!(
                 "书面督办{number}已送达 **{}** 的联络员和分管领导，质检专员已收到抄送。",
                 md_text(unit)
             ));
+            if let Some((ground, clock)) =
+                issued.and_then(|s| supervised_clock(case, s).map(|c| (s.ground, c)))
+            {
+                m.due(supervised_due_label(ground), &Due::from(clock), calendar);
+                m.line("到期未办理的，会提醒该单位并逐级上报。");
+            }
             m.next("查看进度", &[cmd(Verb::Query, t)]);
             "书面督办已发出"
         }
@@ -790,7 +854,7 @@ fn supervision_draft(
         SupervisionGround::Overdue => {
             let due = case
                 .request(unit)
-                .map(|r| format!("答复期限 {} ", calendar.display(r.due)))
+                .map(|r| format!("答复期限 {}", calendar.display(r.due)))
                 .unwrap_or_else(|| "答复期限".to_string());
             Some(format!(
                 "{unit}未在{due}前答复本工单联合调处协作请求，请于收到督办后立即明确联系人、到岗履职，{consequence}。"
@@ -1032,8 +1096,32 @@ fn next_for_clock(clock: &ClockKind, t: &str) -> Vec<String> {
         ClockKind::UnitResponse { .. } => vec![cmd(Verb::Accept, t), cmd(Verb::Object, t)],
         ClockKind::Handling => vec![cmd(Verb::Complete, t)],
         ClockKind::SupervisedResponse { .. } => vec![cmd(Verb::Accept, t)],
+        ClockKind::SupervisedHandling => vec![cmd(Verb::Complete, t)],
         ClockKind::CityAnswer => vec![cmd(Verb::CityOutcome, t)],
     }
+}
+
+/// What the deadline a 书面督办 sets is for.
+pub(crate) fn supervised_due_label(ground: SupervisionGround) -> &'static str {
+    match ground {
+        SupervisionGround::Insisted | SupervisionGround::Overdue => "督办答复期限",
+        SupervisionGround::HandlingOverdue => "督办办结期限",
+    }
+}
+
+/// The clock `supervision` started: the unit's supervised answer, or the first unit's
+/// supervised handling.
+pub(crate) fn supervised_clock<'c>(
+    case: &'c Case,
+    supervision: &crate::workflow::Supervision,
+) -> Option<&'c crate::workflow::Clock> {
+    let kind = match supervision.ground {
+        SupervisionGround::Insisted | SupervisionGround::Overdue => ClockKind::SupervisedResponse {
+            unit: supervision.unit.clone(),
+        },
+        SupervisionGround::HandlingOverdue => ClockKind::SupervisedHandling,
+    };
+    case.clock(&kind)
 }
 
 pub(crate) fn ground_label(ground: SupervisionGround) -> &'static str {

@@ -49,9 +49,10 @@ pub fn similar_reply(ticket_no: &str, found: &[SimilarCase]) -> Rendered {
         lines.extend(found.iter().enumerate().map(|(i, s)| entry(i + 1, s)));
         lines.join("\n\n")
     };
+    // Headed like every other message, so the sandbox and a DingTalk preview show what it is.
     Rendered {
         title: format!("相似案例 {ticket_no}"),
-        markdown,
+        markdown: format!("#### 相似案例\n\n{markdown}"),
     }
 }
 
@@ -69,7 +70,7 @@ pub fn cases_reply(keywords: &str, found: &[SimilarCase]) -> Rendered {
     };
     Rendered {
         title: format!("案例 {shown}"),
-        markdown,
+        markdown: format!("#### 案例查询\n\n{markdown}"),
     }
 }
 
@@ -107,8 +108,11 @@ pub fn entry(n: usize, s: &SimilarCase) -> String {
             .collect();
         facts.push(format!("协办：{}", helpers.join("、")));
     }
-    if let Some(days) = s.working_days {
-        facts.push(format!("用时 {days} 个工作日"));
+    // Working days from receipt to close, the start day not counted: 0 is the same day.
+    match s.working_days {
+        Some(0) => facts.push("当日办结".to_string()),
+        Some(days) => facts.push(format!("用时 {days} 个工作日")),
+        None => {}
     }
     if let Some(level) = s.satisfaction {
         facts.push(format!("群众{}", level.label()));

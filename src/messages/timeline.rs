@@ -87,11 +87,20 @@ pub fn render_query(
             Some(u) => format!("（{}）", plain_line(u)),
             None => String::new(),
         };
+        // A consequence of someone's act (the last acceptance starts the joint handling) names
+        // no actor: nobody did it as such.
+        let by = if matches!(
+            e.kind,
+            EventKind::JointHandlingStarted | EventKind::DecisionReopened
+        ) {
+            String::new()
+        } else {
+            format!(" — {}", plain_line(&person_name(roster, &e.actor)))
+        };
         out.push_str(&format!(
-            "· {} {}{unit} — {}\n",
+            "· {} {}{unit}{by}\n",
             short_time(e.at, calendar),
             event_label(e.kind),
-            plain_line(&person_name(roster, &e.actor))
         ));
     }
     out.push_str("\n期限：\n");

@@ -29,6 +29,9 @@ pub enum ClockKind {
     /// 四(三) 书面督办: a unit under written supervision (an upheld objection or no answer)
     /// answers by the new deadline the supervision sets.
     SupervisedResponse { unit: String },
+    /// 五(四) 限期整改: the first unit, supervised for passing its handling deadline, completes
+    /// the handling by the new deadline the supervision sets.
+    SupervisedHandling,
     /// 四(一): the city 12345 coordinates city-level or cross-county units; the district awaits
     /// its outcome by this deadline (a tracked stage, with reminders like any other).
     CityAnswer,
@@ -43,6 +46,7 @@ impl ClockKind {
             ClockKind::UnitResponse { unit } => format!("unit_response:{unit}"),
             ClockKind::Handling => "handling".into(),
             ClockKind::SupervisedResponse { unit } => format!("supervised_response:{unit}"),
+            ClockKind::SupervisedHandling => "supervised_handling".into(),
             ClockKind::CityAnswer => "city_answer".into(),
         }
     }
@@ -56,6 +60,7 @@ impl ClockKind {
             ClockKind::UnitResponse { unit } => format!("{unit}答复协调请求"),
             ClockKind::Handling => "联合处置办结".into(),
             ClockKind::SupervisedResponse { unit } => format!("{unit}按书面督办答复"),
+            ClockKind::SupervisedHandling => "联合处置按书面督办办结".into(),
             ClockKind::CityAnswer => "市级协调结果反馈".into(),
         }
     }
@@ -99,11 +104,13 @@ impl ClockKind {
                 Length::WorkingMinutes(sla.green_unit_response_working_hours.saturating_mul(60))
             }
             ClockKind::UnitResponse { .. } => Length::WorkingDays(sla.unit_response_working_days),
-            // 四(三) 书面督办: the supervised unit gets the same time to answer again.
-            ClockKind::SupervisedResponse { .. } if green => {
+            // 四(三) 书面督办: the supervised unit gets the same time to answer again. 五(四)
+            // 限期整改 names no period for a first unit past its handling deadline: its 督办
+            // gives the same time (docs/conversation.md → 书面督办).
+            ClockKind::SupervisedResponse { .. } | ClockKind::SupervisedHandling if green => {
                 Length::WorkingMinutes(sla.green_unit_response_working_hours.saturating_mul(60))
             }
-            ClockKind::SupervisedResponse { .. } => {
+            ClockKind::SupervisedResponse { .. } | ClockKind::SupervisedHandling => {
                 Length::WorkingDays(sla.unit_response_working_days)
             }
             // 四(一) sets no time for the city; `[sla] city_answer_working_days` does.
@@ -139,10 +146,7 @@ impl Length {
                 Deadline {
                     due,
                     provisional: false,
-                    explanation: format!(
-                        "截止 {}（绿色通道，不分工作时间）",
-                        calendar.display(due)
-                    ),
+                    explanation: format!("截止 {}，绿色通道不分工作时间", calendar.display(due)),
                 }
             }
         }

@@ -308,24 +308,30 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         Some(unit),
         json!({ "number": number, "ground": ground }),
     );
-    // Principle 6: an issued 督办 sets a new answer deadline, reminded and escalated like any
-    // other clock (四(三) 书面督办; the same time to answer as the request had).
-    let due = match ground {
+    // Principle 6: an issued 督办 sets a new deadline, reminded and escalated like any other
+    // clock: to answer (四(三) 书面督办; the same time to answer as the request had), or for a
+    // first unit past its handling deadline to complete (五(四) 限期整改, which names no period:
+    // the same time). A later 督办 to the same unit replaces the earlier one's clock.
+    let kind = match ground {
         SupervisionGround::Insisted | SupervisionGround::Overdue => {
             stop_supervised(&mut d, unit);
-            let kind = ClockKind::SupervisedResponse {
+            ClockKind::SupervisedResponse {
                 unit: unit.to_string(),
-            };
-            kind.length(d.ctx.sla, d.case.green_channel, false)
-                .map(|l| l.deadline(d.ctx.calendar, d.now))
-                .map(|deadline| {
-                    let shown = Due::from(deadline.clone());
-                    d.start_clock(kind, deadline);
-                    shown
-                })
+            }
         }
-        SupervisionGround::HandlingOverdue => None,
+        SupervisionGround::HandlingOverdue => {
+            d.stop_clocks(|k| *k == ClockKind::SupervisedHandling);
+            ClockKind::SupervisedHandling
+        }
     };
+    let due = kind
+        .length(d.ctx.sla, d.case.green_channel, false)
+        .map(|l| l.deadline(d.ctx.calendar, d.now))
+        .map(|deadline| {
+            let shown = Due::from(deadline.clone());
+            d.start_clock(kind, deadline);
+            shown
+        });
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
     to.extend(people::inspectors_on_duty(d.roster(), &d.case));

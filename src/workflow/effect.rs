@@ -100,6 +100,8 @@ pub enum CoordinationUpdate {
     Overdue,
     /// 书面督办 No. `number` was issued, with a new answer deadline.
     Supervised { number: u32, due: Option<Due> },
+    /// The unit let the 书面督办's deadline pass too; its leader and the supervisor are told.
+    SupervisedOverdue { due: Due },
 }
 
 /// How a case ended.

@@ -150,7 +150,7 @@ pub(super) fn complete(
     d.case.completion = Some(completion.clone());
     d.case.state = State::Completed;
     // 五(二): done within the handling time, or late; either way the clock stops.
-    d.stop_clocks(|k| *k == ClockKind::Handling);
+    d.stop_clocks(|k| matches!(k, ClockKind::Handling | ClockKind::SupervisedHandling));
     let mut to = people::inspectors_on_duty(d.roster(), &d.case);
     let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
     to.extend(

@@ -140,6 +140,7 @@ fn open_clock_allowed(state: State, kind: &ClockKind) -> bool {
         ClockKind::UnitResponse { .. } => state == State::Coordinating,
         ClockKind::Handling => state == State::JointHandling,
         ClockKind::SupervisedResponse { .. } => state == State::Coordinating,
+        ClockKind::SupervisedHandling => state == State::JointHandling,
         ClockKind::CityAnswer => state == State::CityEscalated,
     }
 }

@@ -284,7 +284,7 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<St
         ClockKind::UnitResponse { unit } => unit_overdue(d, sends, &clock, unit),
         // A supervised unit missed the 督办's deadline too: the inspector (who may withdraw it)
         // and the supervisor (who may supervise again) are told.
-        ClockKind::SupervisedResponse { .. } => {
+        ClockKind::SupervisedResponse { .. } | ClockKind::SupervisedHandling => {
             let mut to = people::inspectors_on_duty(d.roster(), &d.case);
             to.extend(people::with_role(d.roster(), Role::Supervisor));
             sends.push(
@@ -294,6 +294,17 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<St
                     due: due.clone(),
                 },
             );
+            // Principle 6: the first unit hears what is happening to its request.
+            if let ClockKind::SupervisedResponse { unit } = &clock.kind {
+                let first = people::first_unit_side(d.roster(), &d.case);
+                sends.push(
+                    first,
+                    Message::CoordinationUpdate {
+                        unit: unit.clone(),
+                        update: CoordinationUpdate::SupervisedOverdue { due },
+                    },
+                );
+            }
         }
         ClockKind::Handling => {
             // docs/spec.md → People: the supervisor supervises units that time out.
@@ -370,7 +381,9 @@ fn responsible(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
             people::unit_contacts(roster, unit)
         }
         // 五(二): the first unit leads the handling.
-        ClockKind::Handling => people::unit_contacts(roster, &case.first_unit),
+        ClockKind::Handling | ClockKind::SupervisedHandling => {
+            people::unit_contacts(roster, &case.first_unit)
+        }
         // 四(一): the city 12345 answers; the inspector records its outcome.
         ClockKind::CityAnswer => {
             let mut to = people::with_role(roster, Role::CitySupervisor);
@@ -387,13 +400,13 @@ fn escalation(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
             people::with_role(roster, Role::HotlineHead)
         }
         ClockKind::UnitResponse { unit } => people::unit_leaders(roster, unit),
-        // Already supervised: past the unit's leader to the hotline head (五(四) 考核问责).
-        ClockKind::SupervisedResponse { unit } => {
-            let mut to = people::unit_leaders(roster, unit);
-            to.extend(people::with_role(roster, Role::HotlineHead));
-            to
+        // Already supervised: the unit's leader again; the hotline head reads every breach in
+        // the scheduler's digest (one message a pass, principle 4), and the supervisor and the
+        // inspector are told to act on it (五(四) 考核问责).
+        ClockKind::SupervisedResponse { unit } => people::unit_leaders(roster, unit),
+        ClockKind::Handling | ClockKind::SupervisedHandling => {
+            people::unit_leaders(roster, &case.first_unit)
         }
-        ClockKind::Handling => people::unit_leaders(roster, &case.first_unit),
         ClockKind::CityAnswer => people::with_role(roster, Role::HotlineHead),
     }
 }

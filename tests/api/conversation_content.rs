@@ -14,6 +14,8 @@ use crate::support::{CG, RS, World, ZJ, world};
 const INSPECTOR: &str = "local:区12345热线:孟艳秋";
 const SUPERVISOR: &str = "local:区12345热线:姚雪婷";
 const CITY: &str = "local:市12345热线:杨琳";
+const CG_LEADER: &str = "local:区城市管理局:武应国";
+const RS_LEADER: &str = "local:区人社局:任燕";
 
 /// A sandbox service without HTTP, with a clock the test moves.
 struct Talk {
@@ -357,14 +359,23 @@ async fn the_objection_to_supervision_path_is_complete() {
             && request.contains(&format!("督办 {T} 区城市管理局 区城市管理局对本工单")),
         "the drafted 书面督办: {request}"
     );
+    // Issued the next morning, so the 督办's own deadline (11-04 18:00, one working day on)
+    // differs from the request's (11-03 18:00): everyone it concerns reads the new one.
+    talk.wait(24 * 60).await;
     let got = talk
         .say(
             SUPERVISOR,
-            &format!("督办 {T} 区城市管理局 请于今日明确联系人并到岗履职"),
+            &format!("督办 {T} 区城市管理局 请于收到督办后明确联系人并到岗履职"),
         )
         .await;
-    assert!(one(&got, CG).contains("答复期限"), "{got:#?}");
-    assert!(one(&got, RS).contains("书面督办"), "{got:#?}");
+    let new_due = "2026-11-04 18:00";
+    for who in [CG, CG_LEADER, INSPECTOR, RS, SUPERVISOR] {
+        let read = one(&got, who);
+        assert!(
+            read.contains(new_due) && !read.contains("2026-11-03 18:00"),
+            "{who} reads the 督办's deadline: {read}"
+        );
+    }
     let case = talk.case(T);
     let clock = case
         .clock(&ClockKind::SupervisedResponse {
@@ -372,10 +383,81 @@ async fn the_objection_to_supervision_path_is_complete() {
         })
         .expect("the 督办 sets a deadline");
     assert!(clock.is_running() && clock.pending_timers().count() >= 2);
-    // Half-time (the answer is due the next working day at 18:00, so the next morning): a
-    // reminder to the unit, like any other clock.
+    // Half-time, the next morning: a reminder to the unit, like any other clock.
     let got = talk.wait(24 * 60).await;
-    assert!(one(&got, CG).contains("提醒"), "{got:#?}");
+    assert!(one(&got, CG).contains("按书面督办答复"), "{got:#?}");
+    // Past the 督办's deadline: the unit, its leader, the inspector and the supervisor (who
+    // may supervise again) and the first unit are told.
+    let got = talk.wait(24 * 60).await;
+    assert!(one(&got, CG).contains("已超过期限"), "{got:#?}");
+    assert!(one(&got, CG_LEADER).contains("请督促落实"), "{got:#?}");
+    assert!(
+        one(&got, INSPECTOR).contains(&format!("撤回 {T} 区城市管理局")),
+        "{got:#?}"
+    );
+    assert!(one(&got, SUPERVISOR).contains("再次书面督办"), "{got:#?}");
+    assert!(one(&got, RS).contains("未在书面督办期限内答复"), "{got:#?}");
+}
+
+/// Principle 6 for the first unit: a 督办 for handling past its deadline sets a new deadline to
+/// complete (五(四) 限期整改), reminded and escalated like any other clock.
+#[tokio::test]
+async fn a_supervision_for_overdue_handling_sets_a_deadline_to_complete() {
+    let mut talk = Talk::new("2026-11-02T09:00:00+08:00");
+    talk.say(RS, &application(T, "区住建局核查审批")).await;
+    talk.say(INSPECTOR, &format!("审核 {T}")).await;
+    talk.say(INSPECTOR, &format!("联合 {T} 区住建局：核查审批"))
+        .await;
+    talk.say(
+        ZJ,
+        &format!("接受 {T} 联系人：赵建 职务：股长 电话：13900000000 协助：现场核查"),
+    )
+    .await;
+    // Ten working days on (due 11-16 18:00), the breach reaches the supervisor next morning.
+    let got = talk.wait(15 * 24 * 60).await;
+    assert!(
+        one(&got, SUPERVISOR).contains("联合处置超过办结期限"),
+        "{got:#?}"
+    );
+    let got = talk
+        .say(
+            SUPERVISOR,
+            &format!("督办 {T} 区人社局 请于收到督办后立即办结并反馈办理结果"),
+        )
+        .await;
+    let case = talk.case(T);
+    let clock = case
+        .clock(&ClockKind::SupervisedHandling)
+        .expect("the 督办 sets a deadline to complete");
+    assert!(clock.is_running() && clock.pending_timers().count() >= 2);
+    let due = "2026-11-18 18:00";
+    for who in [RS, RS_LEADER, INSPECTOR, SUPERVISOR] {
+        let read = one(&got, who);
+        assert!(
+            read.contains(due) && read.contains("督办办结期限"),
+            "{who}: {read}"
+        );
+    }
+    let got = talk.wait(2 * 24 * 60).await;
+    let rs = one(&got, RS);
+    assert!(
+        rs.contains("联合处置按书面督办办结") && rs.contains("已超过期限"),
+        "{rs}"
+    );
+    assert!(one(&got, RS_LEADER).contains("请督促落实"), "{got:#?}");
+    assert!(one(&got, SUPERVISOR).contains("再次书面督办"), "{got:#?}");
+    let got = talk
+        .say(
+            RS,
+            &format!("办结 {T} 过程：联合约谈 措施：督促企业足额支付 群众反馈：满意"),
+        )
+        .await;
+    assert!(one(&got, RS).contains("超过办结期限"), "{got:#?}");
+    let case = talk.case(T);
+    assert!(
+        case.clocks.iter().all(|c| !c.is_running()),
+        "办结 stops the 督办's clock too"
+    );
 }
 
 /// Principle 7: the receipt names the city units; 市级 starts a clock with reminders; the city

@@ -452,6 +452,20 @@ fn a_whole_case_in_headless_chromium() {
     );
 }
 
+/// Similar past cases on the inspector's review card at phone width (issue 18); its screenshot
+/// `02-inspector-sees-similar-cases.png` is docs/sandbox-similar.png.
+#[test]
+fn similar_cases_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    in_headless_chromium(
+        "similar_cases_in_headless_chromium",
+        "similar_case.py",
+        &roster_with_liaisons(root),
+        "test-artifacts/browser-similar",
+        3,
+    );
+}
+
 /// The onboarding flow at phone width; its screenshots are docs/onboarding-*.png.
 #[test]
 fn onboarding_in_headless_chromium() {

@@ -102,7 +102,8 @@ async fn the_review_card_shows_similar_past_cases_with_what_worked_and_suggests_
         "联合调处，已结案",
         "区住建局（数据共享、政策解释）",
         "区城市管理局（现场核查）",
-        "个工作日",
+        // Closed the day it was received (the start day does not count).
+        "当日办结",
         "群众满意",
         "典型经验：人社牵头、住建督促拨款，一周内结清欠薪",
         "类似案例中协办过、本次未列出的单位：区城市管理局",

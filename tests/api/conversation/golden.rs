@@ -23,7 +23,9 @@ fn title(scenario: &str) -> &'static str {
         "green-channel" => "绿色通道",
         "objection-supervision" => "异议 → 坚持 → 书面督办",
         "withdrawal" => "异议 → 撤回",
-        "overdue" => "逾期未答复 → 提醒 → 上报",
+        "overdue" => "逾期未答复 → 提醒 → 上报 → 书面督办",
+        "handling-overdue" => "办结超期 → 书面督办 → 限期办结",
+        "similar" => "类似案例",
         "roster" => "名单命令",
         _ => panic!("unknown scenario {scenario}"),
     }

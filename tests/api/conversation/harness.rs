@@ -583,6 +583,25 @@ impl Chat {
             .collect()
     }
 
+    /// Forgets what everyone did and read so far: a scenario's set-up, driven through the
+    /// service like the rest, is not part of its transcripts. Cards stay as people hold them,
+    /// and the principles were checked on every step of the set-up.
+    pub fn forget_so_far(&mut self) {
+        self.lines.clear();
+        self.transcript.clear();
+    }
+
+    /// The body and status of the card titled with `title` that `who` holds, as last shown.
+    pub fn card_text(&self, who: &str, title: &str) -> String {
+        let who = self.id(who);
+        self.cards
+            .iter()
+            .rev()
+            .find(|c| c.person == who && c.title.contains(title))
+            .map(|c| format!("{}\n{}", c.text, c.status))
+            .unwrap_or_else(|| panic!("{} holds no card “{title}”", self.name(&who)))
+    }
+
     /// Outbox rows written since the last read, decoded as the mode sends them, grouped by
     /// recipient.
     pub fn received(&mut self) -> BTreeMap<String, Vec<String>> {

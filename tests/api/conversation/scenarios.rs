@@ -277,8 +277,18 @@ pub async fn green_channel(chat: &mut Chat) {
     chat.say(MENG, &format!("满意度 {t} 基本满意")).await;
 }
 
+/// The drafted 书面督办 command in the supervisor's message, as they send it after reading it.
+fn drafted_supervision(message: &str) -> String {
+    message
+        .split('`')
+        .find(|span| span.starts_with("督办 DH"))
+        .unwrap_or_else(|| panic!("no drafted 督办 in {message}"))
+        .to_string()
+}
+
 /// 异议 → 坚持 → 书面督办: the unit objects, the inspector insists, the supervisor issues the
-/// written supervision, and the unit accepts after it.
+/// drafted written supervision the next morning — a new answer deadline, shown to everyone it
+/// concerns and reminded like any other — and the unit accepts before it.
 pub async fn objection(chat: &mut Chat) {
     submit_and_claim(chat, APPLICATION, T).await;
     decide_joint(chat, T, JOINT_UNITS).await;
@@ -293,16 +303,32 @@ pub async fn objection(chat: &mut Chat) {
         .await;
     assert!(to(chat, &got, MENG).contains(reason), "{got:#?}");
     accept(chat, ZJ, T, "赵建", "13900000000", "现场核查").await;
-    let got = chat.say(MENG, &format!("坚持 {T} 区城市管理局")).await;
-    assert!(!to(chat, &got, CG).is_empty(), "{got:#?}");
-    assert!(!to(chat, &got, YAO).is_empty(), "{got:#?}");
     let got = chat
         .say(
-            YAO,
-            &format!("督办 {T} 区城市管理局 请于11月5日前明确联系人并到岗履职"),
+            MENG,
+            &format!("坚持 {T} 区城市管理局 工地占道属城管执法范围"),
         )
         .await;
-    assert!(to(chat, &got, CG).contains("督办"), "{got:#?}");
+    assert!(!to(chat, &got, CG).is_empty(), "{got:#?}");
+    let draft = drafted_supervision(&to(chat, &got, YAO));
+    // Issued the next morning: the 督办's deadline (11-04) is not the request's (11-03).
+    chat.wait_until("2026-11-03T09:00:00+08:00").await;
+    let got = chat.say(YAO, &draft).await;
+    let new_due = "2026-11-04 18:00";
+    for who in [CG, WU, MENG, RS, YAO] {
+        let read = to(chat, &got, who);
+        assert!(
+            read.contains(new_due) && !read.contains("2026-11-03 18:00"),
+            "{who} reads the 督办's own deadline: {read}"
+        );
+    }
+    if chat.mode != Mode::ActionCard {
+        let card = chat.card_text(CG, "协办请求");
+        assert!(card.contains(new_due), "{card}");
+    }
+    // Half of the new time gone: the unit is reminded, as for any deadline.
+    let got = chat.wait_until("2026-11-04T12:00:00+08:00").await;
+    assert!(to(chat, &got, CG).contains("按书面督办答复"), "{got:#?}");
     let got = accept(chat, CG, T, "钱城", "13900000001", "现场核查").await;
     assert!(to(chat, &got, RS).contains("钱城"), "{got:#?}");
 }
@@ -325,8 +351,9 @@ pub async fn withdrawal(chat: &mut Chat) {
     assert!(to(chat, &got, RS).contains("赵建"), "{got:#?}");
 }
 
-/// A unit that does not answer: reminders, the breach, the escalation to its leader, then the
-/// late answer.
+/// A unit that does not answer: reminders, the breach, the escalation to its leader, the
+/// drafted 书面督办 with a new answer deadline, its reminders, its breach (the leader and the
+/// hotline head told), then the late answer.
 pub async fn overdue(chat: &mut Chat) {
     submit_and_claim(chat, APPLICATION, T).await;
     let got = decide_joint(chat, T, JOINT_UNITS).await;
@@ -335,14 +362,141 @@ pub async fn overdue(chat: &mut Chat) {
         "the unit's leader is told: {got:#?}"
     );
     accept(chat, ZJ, T, "赵建", "13900000000", "现场核查").await;
-    let got = chat.wait_until("2026-11-04T12:00:00+08:00").await;
+    let got = chat.wait_until("2026-11-04T09:00:00+08:00").await;
     assert!(!to(chat, &got, CG).is_empty(), "reminded: {got:#?}");
     assert!(
         !to(chat, &got, WU).is_empty(),
         "escalated to the leader: {got:#?}"
     );
+    let draft = drafted_supervision(&to(chat, &got, YAO));
+    let got = chat.say(YAO, &draft).await;
+    // 四(三) 书面督办: a new answer deadline, one working day from the 督办.
+    let new_due = "2026-11-05 18:00";
+    for who in [CG, WU, MENG, RS, YAO] {
+        assert!(
+            to(chat, &got, who).contains(new_due),
+            "{who}: {}",
+            to(chat, &got, who)
+        );
+    }
+    let got = chat.wait_until("2026-11-06T09:00:00+08:00").await;
+    assert!(to(chat, &got, CG).contains("按书面督办答复"), "{got:#?}");
+    assert!(
+        to(chat, &got, WU).contains("超过期限") && to(chat, &got, "李小燕").contains("超期"),
+        "the leader and the hotline head: {got:#?}"
+    );
+    assert!(to(chat, &got, RS).contains("书面督办期限"), "{got:#?}");
     let got = accept(chat, CG, T, "钱城", "13900000001", "现场核查").await;
     assert!(to(chat, &got, RS).contains("钱城"), "{got:#?}");
+}
+
+/// The first unit lets the handling deadline pass: reminders, the breach, its leader told, the
+/// drafted 书面督办 with a new deadline to complete (五(四) 限期整改), its reminders and breach,
+/// then the late 办结.
+pub async fn handling_overdue(chat: &mut Chat) {
+    submit_and_claim(chat, APPLICATION, T).await;
+    decide_joint(chat, T, "区住建局：核查项目审批及工程款拨付").await;
+    accept(chat, ZJ, T, "赵建", "13900000000", "现场核查").await;
+    let got = chat.wait_until("2026-11-17T09:00:00+08:00").await;
+    assert!(to(chat, &got, RS).contains("超过期限"), "{got:#?}");
+    let draft = drafted_supervision(&to(chat, &got, YAO));
+    let got = chat.say(YAO, &draft).await;
+    let new_due = "2026-11-18 18:00";
+    for who in [RS, "任燕", MENG, YAO] {
+        assert!(
+            to(chat, &got, who).contains(new_due),
+            "{who}: {}",
+            to(chat, &got, who)
+        );
+    }
+    let got = chat.wait_until("2026-11-19T09:00:00+08:00").await;
+    assert!(to(chat, &got, RS).contains("按书面督办办结"), "{got:#?}");
+    assert!(
+        to(chat, &got, "李小燕").contains("超期"),
+        "the hotline head: {got:#?}"
+    );
+    let got = chat
+        .say(
+            RS,
+            &format!("办结 {T} 过程：联合约谈 措施：督促企业足额支付 群众反馈：诉求人表示满意"),
+        )
+        .await;
+    assert!(to(chat, &got, RS).contains("超过办结期限"), "{got:#?}");
+}
+
+/// A closed typical case the district already handled, about unpaid wages with 区住建局 and
+/// 区城市管理局; driven through the engine like any case.
+const PAST: &str = "工单编号：DH2026100800021
+工单标题：反映某劳务公司拖欠农民工工资的问题
+首接单位：区人社局
+已采取措施：已约谈劳务公司负责人，核实拖欠农民工工资的情况，企业以工程款未拨付为由拖延。
+办理难点：工程款拨付与住建审批相关，工地现场需城管配合核查，区人社局一家无法办理。
+需协调部门及事由：区住建局核查工程款拨付；区城市管理局协助现场核查。
+请示分管领导相关情况：已向分管领导汇报，分管领导已同意。";
+
+/// 类似案例 (issue 18): with a closed typical case about unpaid wages on record, a new
+/// application about the same problem that asks only for 区住建局 shows the inspectors the past
+/// case and the unit that helped then; the hotline asks `相似` and `案例`; a liaison may not.
+pub async fn similar(chat: &mut Chat) {
+    let past = "DH2026100800021";
+    submit_and_claim(chat, PAST, past).await;
+    decide_joint(
+        chat,
+        past,
+        "区住建局：核查工程款拨付；区城市管理局：协助现场核查",
+    )
+    .await;
+    accept(chat, ZJ, past, "赵建", "13900000000", "数据共享、政策解释").await;
+    accept(chat, CG, past, "钱城", "13900000001", "现场核查").await;
+    chat.wait_until("2026-11-06T10:00:00+08:00").await;
+    chat.say(
+        RS,
+        &format!("办结 {past} 过程：联合约谈 措施：住建督促拨付工程款 群众反馈：工资已结清"),
+    )
+    .await;
+    chat.say(MENG, &format!("满意度 {past} 满意")).await;
+    chat.say(
+        MENG,
+        &format!("典型 {past} 人社牵头、住建督促拨款，一周内结清欠薪"),
+    )
+    .await;
+    // What people read from here on is the scenario; the past case is its set-up.
+    chat.wait_until("2026-11-09T09:00:00+08:00").await;
+    chat.forget_so_far();
+
+    let application = APPLICATION.replace(
+        "需协调部门及事由：区住建局核查项目审批及工程款拨付；区城市管理局协助现场核查。",
+        "需协调部门及事由：区住建局核查项目审批及工程款拨付。",
+    );
+    let got = chat.say(RS, &application).await;
+    let card = to(chat, &got, MENG);
+    for part in [
+        "类似案例",
+        past,
+        "【典型】",
+        "人社牵头、住建督促拨款",
+        "类似案例中协办过、本次未列出的单位：区城市管理局",
+    ] {
+        assert!(card.contains(part), "{part}: {card}");
+    }
+    assert!(
+        !to(chat, &got, RS).contains("类似案例"),
+        "the history is the hotline's: {got:#?}"
+    );
+    let got = chat.say(MENG, &format!("相似 {T}")).await;
+    assert!(to(chat, &got, MENG).contains(past), "{got:#?}");
+    let got = chat.say(MENG, "案例 拖欠工资").await;
+    assert!(to(chat, &got, MENG).contains(past), "{got:#?}");
+    let got = chat.say(RS, &format!("相似 {T}")).await;
+    let refused = to(chat, &got, RS);
+    assert!(
+        refused.contains("无法查看相似案例") && !refused.contains(past),
+        "{refused}"
+    );
+    let got = chat
+        .tap(MENG, "开始审核", json!({}), &format!("审核 {T}"))
+        .await;
+    assert!(to(chat, &got, RS).contains(MENG), "{got:#?}");
 }
 
 /// Roster commands: a unit's leader lists and changes the unit's roster.
@@ -409,6 +563,16 @@ async fn withdrawal_in_every_mode() {
 #[tokio::test]
 async fn overdue_reminders_escalation_in_every_mode() {
     in_every_mode!("overdue", overdue);
+}
+
+#[tokio::test]
+async fn handling_overdue_supervision_in_every_mode() {
+    in_every_mode!("handling-overdue", handling_overdue);
+}
+
+#[tokio::test]
+async fn similar_cases_in_every_mode() {
+    in_every_mode!("similar", similar);
 }
 
 #[tokio::test]
