@@ -16,12 +16,16 @@ use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
 use tiaochu::engine::{Engine, Outcome};
+use tiaochu::parse::Category;
 use tiaochu::parse::{UnitMatcher, parse_application};
 use tiaochu::report::{self, Period};
 use tiaochu::roster::{Person, Role, Roster, UnitKind};
 use tiaochu::settings::Settings;
 use tiaochu::store::{NewCase, Store};
-use tiaochu::workflow::{Actor, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
+use tiaochu::workflow::{
+    Actor, ClosedBy, CoordinationAsk, Event, EventData, HelpItem, Input, Phase, Registration,
+    SatisfactionLevel,
+};
 
 const CASES: usize = 100_000;
 const EVENTS_PER_CASE: usize = 20;
@@ -190,34 +194,128 @@ fn main() {
                     })?;
                     let hour = |h: i64| t0 + SignedDuration::from_hours(h);
                     let late = i % 10 == 0;
-                    let mut events: Vec<(&str, Timestamp, Value)> = vec![
-                        ("submitted", t0, json!({"version": 1, "ticket_no": ticket, "green_channel": false, "category": "lacks_capacity", "requested_units": helpers, "unit": first})),
-                        ("claimed", hour(1), json!({"version": 1, "on_time": true})),
-                        ("decided_joint", hour(3), json!({"version": 1, "units": helpers, "on_time": true})),
+                    let units =
+                        |us: [&String; 2]| us.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+                    let mut events: Vec<(Timestamp, Option<&str>, EventData)> = vec![
+                        (
+                            t0,
+                            Some(first),
+                            EventData::Submitted(Registration {
+                                version: 1,
+                                ticket_no: ticket.clone(),
+                                green_channel: false,
+                                category: Category::LacksCapacity,
+                                requested_units: units(helpers),
+                            }),
+                        ),
+                        (
+                            hour(1),
+                            None,
+                            EventData::Claimed {
+                                version: 1,
+                                on_time: true,
+                            },
+                        ),
+                        (
+                            hour(3),
+                            None,
+                            EventData::DecidedJoint {
+                                version: 1,
+                                units: units(helpers),
+                                on_time: true,
+                            },
+                        ),
                     ];
                     for u in helpers {
-                        events.push(("unit_requested", hour(3), json!({"direction": "协助核查", "due": hour(27), "unit": u})));
+                        events.push((
+                            hour(3),
+                            Some(u),
+                            EventData::UnitRequested {
+                                direction: "协助核查".to_string(),
+                                due: hour(27),
+                            },
+                        ));
                     }
-                    events.push(("reminder_sent", hour(15), json!({"clock": format!("unit_response:{}", helpers[0]), "phase": "half", "count": 1, "unit": helpers[0]})));
+                    events.push((
+                        hour(15),
+                        Some(helpers[0]),
+                        EventData::ReminderSent {
+                            clock: format!("unit_response:{}", helpers[0]),
+                            phase: Phase::Half,
+                            count: 1,
+                            late_minutes: None,
+                            skipped_in_catch_up: Vec::new(),
+                        },
+                    ));
                     for u in helpers {
-                        events.push(("unit_accepted", hour(20), json!({"on_time": !late, "help": ["现场核查"], "unit": u})));
+                        events.push((
+                            hour(20),
+                            Some(u),
+                            EventData::UnitAccepted {
+                                on_time: !late,
+                                help: vec!["现场核查".to_string()],
+                            },
+                        ));
                     }
-                    events.push(("joint_handling_started", hour(20), json!({"units": helpers, "handling_due": hour(300)})));
+                    events.push((
+                        hour(20),
+                        None,
+                        EventData::JointHandlingStarted {
+                            units: units(helpers),
+                            handling_due: hour(300),
+                        },
+                    ));
                     for k in 0..7 {
-                        events.push(("progress", hour(30 + 24 * k), json!({"text": "已约谈企业负责人，正在核对工资台账"})));
+                        events.push((
+                            hour(30 + 24 * k),
+                            None,
+                            EventData::Progress {
+                                text: "已约谈企业负责人，正在核对工资台账".to_string(),
+                            },
+                        ));
                     }
-                    events.push(("completed", hour(240), json!({"on_time": !late, "unit": first})));
-                    let level = ["satisfied", "basically_satisfied", "dissatisfied"][i % 3];
-                    events.push(("satisfaction", hour(241), json!({"level": level})));
-                    events.push(("closed", hour(241), json!({"how": "satisfaction"})));
+                    events.push((
+                        hour(240),
+                        Some(first),
+                        EventData::Completed { on_time: !late },
+                    ));
+                    let level = [
+                        SatisfactionLevel::Satisfied,
+                        SatisfactionLevel::BasicallySatisfied,
+                        SatisfactionLevel::Dissatisfied,
+                    ][i % 3];
+                    events.push((hour(241), None, EventData::Satisfaction { level }));
+                    events.push((
+                        hour(241),
+                        None,
+                        EventData::Closed {
+                            how: ClosedBy::Satisfaction,
+                        },
+                    ));
                     if i % 50 == 0 {
-                        events.push(("typical_marked", hour(242), json!({"revised": false})));
+                        events.push((hour(242), None, EventData::TypicalMarked { revised: false }));
                     } else {
-                        events.push(("reminder_sent", hour(200), json!({"clock": "handling", "phase": "soon", "count": 1})));
+                        events.push((
+                            hour(200),
+                            None,
+                            EventData::ReminderSent {
+                                clock: "handling".to_string(),
+                                phase: Phase::Soon,
+                                count: 1,
+                                late_minutes: None,
+                                skipped_in_catch_up: Vec::new(),
+                            },
+                        ));
                     }
                     assert_eq!(events.len(), EVENTS_PER_CASE);
-                    for (kind, when, data) in events {
-                        tx.append_event(Some(id), kind, "system", when, &data.to_string())?;
+                    for (at, unit, data) in events {
+                        let event = Event {
+                            at,
+                            actor: "system".to_string(),
+                            unit: unit.map(str::to_string),
+                            data,
+                        };
+                        tx.append_event(Some(id), &event)?;
                     }
                 }
                 Ok(())

@@ -20,7 +20,7 @@ use crate::messages::notify::{self, DigestLine};
 use crate::roster::Role;
 use crate::settings::DingtalkMode;
 use crate::store::{NewTimer, StoreError, TimerRow, TimerState, Tx};
-use crate::workflow::{self, Decision, Effect, EventKind, State};
+use crate::workflow::{self, Decision, Effect, EventData, State};
 
 /// Keys of timers that belong to no case.
 pub const SYSTEM_TIMER_PREFIX: &str = "system/";
@@ -157,18 +157,31 @@ pub fn digest_lines(decision: &Decision) -> Vec<DigestLine> {
         .events
         .iter()
         .filter_map(|e| {
-            let id = e.data["clock"].as_str()?;
-            let clock = case.clocks.iter().find(|c| c.id == id)?;
-            let late = if e.data.get("late_minutes").is_some() {
+            let (id, late_minutes, what) = match &e.data {
+                EventData::ReminderSent {
+                    clock,
+                    count,
+                    late_minutes,
+                    ..
+                } => (clock, late_minutes, format!("第 {count} 次提醒")),
+                EventData::Breach {
+                    clock,
+                    late_minutes,
+                    ..
+                } => (
+                    clock,
+                    late_minutes,
+                    "已超期，已通知责任人并逐级上报".to_string(),
+                ),
+                _ => return None,
+            };
+            let clock = case.clocks.iter().find(|c| c.id == *id)?;
+            let late = if late_minutes.is_some() {
                 "（服务中断后补发）"
             } else {
                 ""
             };
-            let what = match e.kind {
-                EventKind::ReminderSent => format!("第 {} 次提醒{late}", e.data["count"]),
-                EventKind::Breach => format!("已超期，已通知责任人并逐级上报{late}"),
-                _ => return None,
-            };
+            let what = format!("{what}{late}");
             Some(DigestLine {
                 ticket_no: case.ticket_no.clone(),
                 green_channel: case.green_channel,
@@ -420,8 +433,10 @@ fn recompute_in_tx(
     let recomputed: Vec<bool> = decision
         .events
         .iter()
-        .filter(|e| e.kind == EventKind::DeadlineRecomputed)
-        .map(|e| e.data["changed"] == json!(true))
+        .filter_map(|e| match e.data {
+            EventData::DeadlineRecomputed { changed, .. } => Some(changed),
+            _ => None,
+        })
         .collect();
     if recomputed.is_empty() {
         return Ok(Recomputed::default());

@@ -22,7 +22,7 @@ use crate::store::{
     CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, Tx, TxError,
 };
 use crate::workflow::{
-    self, Actor, CardKind, Case, Ctx, Decision, Effect, EventKind, Input, Rejection, State,
+    self, Actor, CardKind, Case, Ctx, Decision, Effect, EventData, Input, Rejection, State,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -257,7 +257,7 @@ impl Engine {
 
     /// Records the roster `changes` of `unit` made by `actor` (history and the people as they now
     /// stand), puts the rebuilt roster in force and makes the unit's open cases follow it, all
-    /// in `tx`: each open case of the unit gets a [`EventKind::ContactsChanged`] event, and the
+    /// in `tx`: each open case of the unit gets a [`EventData::ContactsChanged`] event, and the
     /// card of a coordination request still open for the unit goes to its new contacts. Returns
     /// the roster now in force.
     pub fn change_roster_in_tx(
@@ -329,11 +329,13 @@ impl Engine {
             let decision = Decision {
                 case: next,
                 events: vec![workflow::Event {
-                    kind: EventKind::ContactsChanged,
                     at: now,
                     actor: actor.to_string(),
                     unit: Some(unit.to_string()),
-                    data: json!({ "changes": described, "contacts": new_contacts }),
+                    data: EventData::ContactsChanged {
+                        changes: described.clone(),
+                        contacts: new_contacts.clone(),
+                    },
                 }],
                 effects,
             };
@@ -539,21 +541,7 @@ fn apply(
         }
     }
     for event in &decision.events {
-        let mut data = event.data.clone();
-        if let (Some(unit), Some(obj)) = (&event.unit, data.as_object_mut()) {
-            obj.insert("unit".into(), json!(unit));
-        }
-        let kind = serde_json::to_value(event.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        tx.append_event(
-            Some(case_id),
-            &kind,
-            &event.actor,
-            event.at,
-            &data.to_string(),
-        )?;
+        tx.append_event(Some(case_id), event)?;
     }
     for (i, effect) in decision.effects.iter().enumerate() {
         // Keys are stable per decision (case revision + position), so re-applying nothing twice

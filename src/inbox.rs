@@ -883,7 +883,7 @@ impl InboxProcessor {
         let events: Vec<TimelineEntry> = tx
             .events_for_case(row.id)?
             .iter()
-            .filter_map(TimelineEntry::from_row)
+            .map(TimelineEntry::from_row)
             .collect();
         let body = render_query(
             &case,

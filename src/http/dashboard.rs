@@ -20,7 +20,6 @@
 //! at all, under a CSP that forbids inline script and foreign origins. The overview's charts are
 //! worked out in [`charts`].
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use askama::Template;
@@ -29,7 +28,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -40,6 +38,7 @@ use crate::clock::Clock;
 use crate::engine::{Engine, EngineError, decode};
 use crate::messages::notify::{Rendered, mask_phones};
 use crate::messages::timeline::{TimelineEntry, render_query};
+use crate::report::trend::{response_times, trend};
 use crate::report::{self, Counts, Period, Rate, Report, ReportError};
 use crate::roster::{Person, Role};
 use crate::store::{CaseFilter, EventRow, Store, StoreError, Tx, new_secret, secret_hash};
@@ -66,9 +65,6 @@ pub const VIEWER_ROLES: [Role; 5] = crate::workflow::STATISTICS_ROLES;
 
 /// At most this many cases in one list page (newest first).
 const CASE_LIST_LIMIT: usize = 500;
-
-/// Months in the trend chart, the current one included.
-const TREND_MONTHS: i32 = 12;
 
 const APP_CSS: &str = include_str!("dashboard/app.css");
 
@@ -511,112 +507,6 @@ fn summary_cards(c: &Counts) -> [(&'static str, u64); 6] {
     ]
 }
 
-/// One month of the trend chart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TrendMonth {
-    year: i16,
-    month: i8,
-    /// First submissions (申请登记), counted as the statistics count them.
-    submitted: u64,
-    /// Completions reported (办结).
-    completed: u64,
-}
-
-/// The `TREND_MONTHS` months ending with `year-month`, from the event log.
-fn trend(
-    r: &crate::store::ReadTx<'_>,
-    calendar: &Calendar,
-    year: i16,
-    month: i8,
-) -> Result<Vec<TrendMonth>, StoreError> {
-    let last = Date::new(year, month, 1).map_err(|e| StoreError::BadData(e.to_string()))?;
-    let first = last
-        .checked_sub(jiff::Span::new().months(TREND_MONTHS - 1))
-        .map_err(|e| StoreError::BadData(e.to_string()))?;
-    let mut months: Vec<TrendMonth> = (0..TREND_MONTHS)
-        .filter_map(|i| first.checked_add(jiff::Span::new().months(i)).ok())
-        .map(|d| TrendMonth {
-            year: d.year(),
-            month: d.month(),
-            submitted: 0,
-            completed: 0,
-        })
-        .collect();
-    let from = Period::Month {
-        year: first.year(),
-        month: first.month(),
-    }
-    .bounds(calendar.time_zone())
-    .0;
-    let to = Period::Month { year, month }.bounds(calendar.time_zone()).1;
-    for e in r.events_between(from, to)? {
-        let d = calendar.local_date(e.at);
-        let Some(m) = months
-            .iter_mut()
-            .find(|m| m.year == d.year() && m.month == d.month())
-        else {
-            continue;
-        };
-        match e.kind.as_str() {
-            "submitted" => m.submitted += 1,
-            "completed" => m.completed += 1,
-            _ => {}
-        }
-    }
-    Ok(months)
-}
-
-/// Per unit: (answers to coordination requests in the period, their mean time from request to
-/// first answer in working minutes). 四(三): a unit answers within one working day.
-fn response_times(
-    r: &crate::store::ReadTx<'_>,
-    calendar: &Calendar,
-    period: &Period,
-) -> Result<BTreeMap<String, (u64, i64)>, StoreError> {
-    let (from, to) = period.bounds(calendar.time_zone());
-    let mut cases: Vec<i64> = r
-        .events_between(from, to)?
-        .iter()
-        .filter(|e| matches!(e.kind.as_str(), "unit_accepted" | "unit_objected"))
-        .filter_map(|e| e.case_id)
-        .collect();
-    cases.sort_unstable();
-    cases.dedup();
-    let mut sums: BTreeMap<String, (u64, i64)> = BTreeMap::new();
-    for id in cases {
-        // The open request of each unit: when it was made, until its first answer.
-        let mut open: HashMap<String, Timestamp> = HashMap::new();
-        for e in r.events_for_case(id)? {
-            let Some(unit) = serde_json::from_str::<serde_json::Value>(&e.data_json)
-                .ok()
-                .and_then(|d| d.get("unit").and_then(|u| u.as_str()).map(str::to_string))
-            else {
-                continue;
-            };
-            match e.kind.as_str() {
-                "unit_requested" => {
-                    open.insert(unit, e.at);
-                }
-                "unit_accepted" | "unit_objected" => {
-                    if let Some(asked) = open.remove(&unit)
-                        && e.at >= from
-                        && e.at < to
-                    {
-                        let entry = sums.entry(unit).or_default();
-                        entry.0 += 1;
-                        entry.1 += calendar.working_minutes_between(asked, e.at);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(sums
-        .into_iter()
-        .map(|(unit, (n, total))| (unit, (n, total / i64::try_from(n.max(1)).unwrap_or(1))))
-        .collect())
-}
-
 /// The columns of the unit table: query key, header, value.
 type Column = (&'static str, &'static str, fn(&Counts) -> String);
 
@@ -943,9 +833,9 @@ struct CasePage<'a> {
     rows: Vec<similar::SimilarRow>,
 }
 
-/// The audit rows as timeline entries (oldest first); rows of an unknown kind are left out.
+/// The audit rows as timeline entries (oldest first).
 fn timeline_entries(rows: &[EventRow]) -> Vec<TimelineEntry> {
-    rows.iter().filter_map(TimelineEntry::from_row).collect()
+    rows.iter().map(TimelineEntry::from_row).collect()
 }
 
 /// `GET /dashboard/report.xlsx?month=2026-11`: the month's report workbook.

@@ -27,27 +27,21 @@ pub struct TimelineEntry {
 }
 
 impl TimelineEntry {
-    /// A stored audit row as a timeline entry; `None` for a kind this build does not know.
-    /// The store keeps the event's unit inside `data_json["unit"]`.
-    pub fn from_row(row: &crate::store::EventRow) -> Option<TimelineEntry> {
-        let kind: EventKind =
-            serde_json::from_value(serde_json::Value::String(row.kind.clone())).ok()?;
-        let unit = serde_json::from_str::<serde_json::Value>(&row.data_json)
-            .ok()
-            .and_then(|d| d.get("unit").and_then(|u| u.as_str()).map(str::to_string));
-        Some(TimelineEntry {
-            kind,
+    /// A stored audit row as a timeline entry.
+    pub fn from_row(row: &crate::store::EventRow) -> TimelineEntry {
+        TimelineEntry {
+            kind: row.kind(),
             at: row.at,
             actor: row.actor.clone(),
-            unit,
-        })
+            unit: row.unit.clone(),
+        }
     }
 }
 
 impl From<&Event> for TimelineEntry {
     fn from(e: &Event) -> TimelineEntry {
         TimelineEntry {
-            kind: e.kind,
+            kind: e.kind(),
             at: e.at,
             actor: e.actor.clone(),
             unit: e.unit.clone(),

@@ -13,6 +13,7 @@ pub mod markdown;
 pub mod notice;
 pub mod post;
 pub mod stats;
+pub mod trend;
 pub mod typical;
 pub mod xlsx;
 
@@ -288,11 +289,9 @@ fn case_line(l: &Loaded, from: Timestamp, to: Timestamp) -> Option<CaseLine> {
     })
 }
 
-/// The unit an event counts for: the unit it names (`data.unit`), else the case's first unit.
-pub(crate) fn event_unit<'a>(data: &'a serde_json::Value, first_unit: &'a str) -> &'a str {
-    data.get("unit")
-        .and_then(|u| u.as_str())
-        .unwrap_or(first_unit)
+/// The unit an event counts for: the unit it names, else the case's first unit.
+pub(crate) fn event_unit<'a>(event: &'a EventRow, first_unit: &'a str) -> &'a str {
+    event.unit.as_deref().unwrap_or(first_unit)
 }
 
 /// The local `YYYY-MM-DD HH:MM` of `t`, as every report shows instants.

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::{Loaded, event_unit};
 use crate::calendar::Calendar;
-use crate::workflow::ClockKind;
+use crate::workflow::{ClockKind, EventData, SupervisionGround};
 
 /// 三抓三促 rule 1: written supervisions of one unit in the period.
 pub const TRANSFER_MIN_SUPERVISIONS: usize = 2;
@@ -82,10 +82,6 @@ pub struct Transfer {
     pub reason: String,
 }
 
-fn ts(v: Option<&serde_json::Value>) -> Option<Timestamp> {
-    v.and_then(|v| v.as_str()).and_then(|s| s.parse().ok())
-}
-
 /// The notices (ordered by unit, then time) and transfers of the loaded cases in `[from, to)`.
 pub(crate) fn compute(
     cases: &[Loaded],
@@ -118,24 +114,21 @@ pub(crate) fn compute(
         let mut requests: HashMap<String, (Option<Timestamp>, bool)> = HashMap::new();
         let mut breach_due: Option<Timestamp> = None;
         for e in &l.events {
-            let Ok(data) = serde_json::from_str::<serde_json::Value>(&e.data_json) else {
-                continue;
-            };
-            let unit = event_unit(&data, &l.row.first_unit).to_string();
+            let unit = event_unit(e, &l.row.first_unit).to_string();
             let inside = e.at >= from && e.at < to;
-            let on_time = data.get("on_time").and_then(|v| v.as_bool()) == Some(true);
             let request_due = requests.get(&unit).and_then(|r| r.0);
-            let fact: Option<(NoticeKind, String, Option<Timestamp>)> = match e.kind.as_str() {
-                "unit_requested" => {
-                    requests.insert(unit.clone(), (ts(data.get("due")), false));
+            let fact: Option<(NoticeKind, String, Option<Timestamp>)> = match &e.data {
+                EventData::UnitRequested { due, .. } => {
+                    requests.insert(unit.clone(), (Some(*due), false));
                     None
                 }
-                kind @ ("unit_accepted" | "unit_objected") => {
+                EventData::UnitAccepted { on_time, .. }
+                | EventData::UnitObjected { on_time, .. } => {
                     let r = requests.entry(unit.clone()).or_insert((None, false));
                     let first = !r.1;
                     r.1 = true;
                     (first && !on_time).then(|| {
-                        let how = if kind == "unit_accepted" {
+                        let how = if let EventData::UnitAccepted { .. } = e.data {
                             "接受协办"
                         } else {
                             "提出异议"
@@ -147,40 +140,31 @@ pub(crate) fn compute(
                         )
                     })
                 }
-                "objection_upheld" => Some((
+                EventData::ObjectionUpheld {} => Some((
                     NoticeKind::ObjectionUpheld,
                     "对协调请求提出异议，经质检专员研判不予采纳（坚持请求协办）".to_string(),
                     request_due,
                 )),
-                "unit_overdue" => Some((
+                EventData::UnitOverdue { due } => Some((
                     NoticeKind::Refusal,
                     "未在答复期限内答复协调请求，视为拒不配合".to_string(),
-                    ts(data.get("due")).or(request_due),
+                    Some(*due),
                 )),
-                "supervision_issued" => {
-                    let ground = data.get("ground").and_then(|v| v.as_str()).unwrap_or("");
+                EventData::SupervisionIssued { number, ground } => {
                     let (why, due) = match ground {
-                        "insisted" => ("异议未采纳", request_due),
-                        "overdue" => ("超时未答复", request_due),
-                        "handling_overdue" => ("办理超期", handling_due),
-                        _ => ("", None),
-                    };
-                    let number = data.get("number").and_then(|v| v.as_u64()).unwrap_or(0);
-                    let why = if why.is_empty() {
-                        String::new()
-                    } else {
-                        format!("，事由：{why}")
+                        SupervisionGround::Insisted => ("异议未采纳", request_due),
+                        SupervisionGround::Overdue => ("超时未答复", request_due),
+                        SupervisionGround::HandlingOverdue => ("办理超期", handling_due),
                     };
                     Some((
                         NoticeKind::Supervision,
-                        format!("被区12345热线书面督办（第 {number} 号{why}）"),
+                        format!("被区12345热线书面督办（第 {number} 号，事由：{why}）"),
                         due,
                     ))
                 }
-                "breach" => {
-                    let clock = data.get("clock").and_then(|v| v.as_str()).unwrap_or("");
+                EventData::Breach { clock, due, .. } => {
                     if clock.starts_with("handling") {
-                        let due = ts(data.get("due")).or(handling_due);
+                        let due = Some(*due);
                         breach_due = breach_due.or(due);
                         Some((
                             NoticeKind::HandlingOverdue,
@@ -191,7 +175,7 @@ pub(crate) fn compute(
                         None
                     }
                 }
-                "completed" if !on_time => Some((
+                EventData::Completed { on_time: false } => Some((
                     NoticeKind::LateCompletion,
                     "超过办理时限后才报告办结".to_string(),
                     handling_due,

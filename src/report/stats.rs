@@ -33,6 +33,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{Loaded, event_unit};
+use crate::workflow::{EventData, SatisfactionLevel, WithdrawnFrom};
 
 /// 办结率 target in percent (二: 办结率、响应率达到 100%).
 pub const COMPLETION_TARGET: u64 = 100;
@@ -276,29 +277,27 @@ pub(crate) fn compute(cases: &[Loaded], from: Timestamp, to: Timestamp) -> Stats
         let mut handling_settled = false;
         let mut typical_seen = false;
         for e in &l.events {
-            let Ok(data) = serde_json::from_str::<serde_json::Value>(&e.data_json) else {
-                continue;
-            };
-            let unit = event_unit(&data, &l.row.first_unit).to_string();
-            let on_time = data.get("on_time").and_then(|v| v.as_bool()) == Some(true);
+            let unit = event_unit(e, &l.row.first_unit).to_string();
             let inside = e.at >= from && e.at < to;
             let mut c = Counts::default();
-            match e.kind.as_str() {
-                "submitted" => c.submitted = 1,
-                "resubmitted" => c.resubmitted = 1,
-                "returned" => c.returned = 1,
-                "decided_joint" => c.decided_joint = 1,
-                "decided_independent" => c.decided_independent = 1,
-                "decided_city" => c.decided_city = 1,
-                "unit_requested" => {
+            match &e.data {
+                EventData::Submitted(_) => c.submitted = 1,
+                EventData::Resubmitted(_) => c.resubmitted = 1,
+                EventData::Returned { .. } => c.returned = 1,
+                EventData::DecidedJoint { .. } => c.decided_joint = 1,
+                EventData::DecidedIndependent { .. } => c.decided_independent = 1,
+                EventData::DecidedCity { .. } => c.decided_city = 1,
+                EventData::UnitRequested { .. } => {
                     // A unit asked again after a withdrawal starts a new request.
                     requests.insert(unit.clone(), Request::default());
                     c.requests = 1;
                 }
-                kind @ ("unit_accepted" | "unit_objected") => {
-                    if kind == "unit_objected" {
+                EventData::UnitAccepted { on_time, .. }
+                | EventData::UnitObjected { on_time, .. } => {
+                    if let EventData::UnitObjected { .. } = e.data {
                         c.objections = 1;
                     }
+                    let on_time = *on_time;
                     let r = requests.entry(unit.clone()).or_default();
                     if !r.answered {
                         r.answered = true;
@@ -313,7 +312,7 @@ pub(crate) fn compute(cases: &[Loaded], from: Timestamp, to: Timestamp) -> Stats
                         }
                     }
                 }
-                "unit_overdue" => {
+                EventData::UnitOverdue { .. } => {
                     c.refusals = 1;
                     let r = requests.entry(unit.clone()).or_default();
                     if !r.settled {
@@ -321,16 +320,17 @@ pub(crate) fn compute(cases: &[Loaded], from: Timestamp, to: Timestamp) -> Stats
                         c.response_due = 1;
                     }
                 }
-                "objection_withdrawn" => {
-                    let before = data.get("status_before").and_then(|v| v.as_str());
-                    if matches!(before, Some("objected" | "insisted")) {
+                EventData::ObjectionWithdrawn { status_before } => {
+                    if matches!(
+                        status_before,
+                        WithdrawnFrom::Objected | WithdrawnFrom::Insisted
+                    ) {
                         c.objections_withdrawn = 1;
                     }
                 }
-                "objection_upheld" => c.objections_upheld = 1,
-                "supervision_issued" => c.supervisions = 1,
-                "breach" => {
-                    let clock = data.get("clock").and_then(|v| v.as_str()).unwrap_or("");
+                EventData::ObjectionUpheld {} => c.objections_upheld = 1,
+                EventData::SupervisionIssued { .. } => c.supervisions = 1,
+                EventData::Breach { clock, .. } => {
                     if clock.starts_with("handling") {
                         c.handling_overdue = 1;
                         if !handling_settled {
@@ -339,9 +339,9 @@ pub(crate) fn compute(cases: &[Loaded], from: Timestamp, to: Timestamp) -> Stats
                         }
                     }
                 }
-                "completed" => {
+                EventData::Completed { on_time } => {
                     c.completed = 1;
-                    if on_time {
+                    if *on_time {
                         c.completed_on_time = 1;
                     } else {
                         c.completed_late = 1;
@@ -351,13 +351,12 @@ pub(crate) fn compute(cases: &[Loaded], from: Timestamp, to: Timestamp) -> Stats
                         c.completion_due = 1;
                     }
                 }
-                "satisfaction" => match data.get("level").and_then(|v| v.as_str()) {
-                    Some("satisfied") => c.satisfied = 1,
-                    Some("basically_satisfied") => c.basically_satisfied = 1,
-                    Some("dissatisfied") => c.dissatisfied = 1,
-                    _ => {}
+                EventData::Satisfaction { level } => match level {
+                    SatisfactionLevel::Satisfied => c.satisfied = 1,
+                    SatisfactionLevel::BasicallySatisfied => c.basically_satisfied = 1,
+                    SatisfactionLevel::Dissatisfied => c.dissatisfied = 1,
                 },
-                "typical_marked" => {
+                EventData::TypicalMarked { .. } => {
                     if !typical_seen {
                         typical_seen = true;
                         c.typical = 1;

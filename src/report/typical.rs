@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Loaded;
 use crate::messages::escape::md_text;
-use crate::workflow::RequestStatus;
+use crate::workflow::{EventData, RequestStatus};
 
 /// One typical case, as the draft tells it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,9 +37,9 @@ pub(crate) fn compute(cases: &[Loaded], from: Timestamp, to: Timestamp) -> Vec<S
     cases
         .iter()
         .filter(|l| {
-            l.events
-                .iter()
-                .any(|e| e.kind == "typical_marked" && e.at >= from && e.at < to)
+            l.events.iter().any(|e| {
+                matches!(e.data, EventData::TypicalMarked { .. }) && e.at >= from && e.at < to
+            })
         })
         .filter_map(story)
         .collect()

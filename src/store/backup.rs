@@ -169,7 +169,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         store
-            .write_blocking(|tx| tx.append_event(None, "k", "a", jiff::Timestamp::UNIX_EPOCH, "{}"))
+            .write_blocking(|tx| tx.insert_event(None, "k", "a", jiff::Timestamp::UNIX_EPOCH, "{}"))
             .expect("write");
 
         let existing = dir.path().join("exists.db");

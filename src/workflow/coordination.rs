@@ -5,7 +5,6 @@
 
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
-use serde_json::json;
 
 use super::case::{
     Acceptance, Contact, Objection, RequestStatus, State, Supervision, SupervisionGround,
@@ -14,7 +13,7 @@ use super::case::{
 use super::clock::ClockKind;
 use super::draft::Draft;
 use super::effect::{CoordinationUpdate, Due, Message};
-use super::event::EventKind;
+use super::event_data::{EventData, WithdrawnFrom};
 use super::input::HelpItem;
 use super::people;
 use super::reject::{RejectReason, Rejection};
@@ -58,11 +57,7 @@ pub(super) fn accept(
     d.stop_clock(&clock_id);
     stop_supervised(&mut d, unit);
     let help: Vec<String> = contact.help.iter().map(HelpItem::label).collect();
-    d.event(
-        EventKind::UnitAccepted,
-        Some(unit),
-        json!({ "on_time": on_time, "help": help }),
-    );
+    d.event(Some(unit), EventData::UnitAccepted { on_time, help });
     // The inspector hears of each answer; the first unit gets every contact once, in 联系人已齐
     // when the last unit has accepted (SPEC.md → Coordination), not each contact twice.
     let to = people::inspectors_on_duty(d.roster(), &d.case);
@@ -117,9 +112,11 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     // An objection is an answer: the response clock stops.
     d.stop_clock(&clock_id);
     d.event(
-        EventKind::UnitObjected,
         Some(unit),
-        json!({ "reason": reason, "on_time": on_time }),
+        EventData::UnitObjected {
+            reason: reason.clone(),
+            on_time,
+        },
     );
     let mut to = people::inspectors_on_duty(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), unit));
@@ -145,9 +142,9 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
 pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
     let (_, request) = deciding_on(call, unit)?;
     let status_before = match request.status {
-        RequestStatus::Objected => "objected",
-        RequestStatus::Insisted { .. } => "insisted",
-        RequestStatus::Overdue => "overdue",
+        RequestStatus::Objected => WithdrawnFrom::Objected,
+        RequestStatus::Insisted { .. } => WithdrawnFrom::Insisted,
+        RequestStatus::Overdue => WithdrawnFrom::Overdue,
         RequestStatus::Withdrawn { .. } => return Err(already_withdrawn(call, unit)),
         RequestStatus::Pending | RequestStatus::Accepted(_) => {
             return Err(nothing_to_decide(call, unit, request));
@@ -164,11 +161,7 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
     }
     d.stop_clock(&clock_id);
     stop_supervised(&mut d, unit);
-    d.event(
-        EventKind::ObjectionWithdrawn,
-        Some(unit),
-        json!({ "status_before": status_before }),
-    );
+    d.event(Some(unit), EventData::ObjectionWithdrawn { status_before });
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
     to.extend(people::first_unit_side(d.roster(), &d.case));
@@ -213,7 +206,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
         };
         r.insist_reason = Some(reason.clone()).filter(|x| !x.is_empty());
     }
-    d.event(EventKind::ObjectionUpheld, Some(unit), json!({}));
+    d.event(Some(unit), EventData::ObjectionUpheld {});
     let supervisors = people::with_role(d.roster(), Role::Supervisor);
     d.notify(
         supervisors,
@@ -303,11 +296,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         by: person.id().to_string(),
         at: call.now,
     });
-    d.event(
-        EventKind::SupervisionIssued,
-        Some(unit),
-        json!({ "number": number, "ground": ground }),
-    );
+    d.event(Some(unit), EventData::SupervisionIssued { number, ground });
     // Principle 6: an issued 督办 sets a new deadline, reminded and escalated like any other
     // clock: to answer (四(三) 书面督办; the same time to answer as the request had), or for a
     // first unit past its handling deadline to complete (五(四) 限期整改, which names no period:
@@ -427,9 +416,11 @@ fn start_joint_handling(d: &mut Draft) {
         },
     );
     d.event(
-        EventKind::JointHandlingStarted,
         None,
-        json!({ "units": units, "handling_due": handling_due.at }),
+        EventData::JointHandlingStarted {
+            units,
+            handling_due: handling_due.at,
+        },
     );
 }
 
@@ -461,11 +452,7 @@ fn reopen_review(d: &mut Draft) {
             decision_due,
         },
     );
-    d.event(
-        EventKind::DecisionReopened,
-        None,
-        json!({ "withdrawn": withdrawn }),
-    );
+    d.event(None, EventData::DecisionReopened { withdrawn });
 }
 
 /// The ticket's own 办理时限: due at the end of that date's last working period, as every

@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
-use serde_json::Value;
 
 use super::case::{CardKind, CardRef, Case};
 use super::clock::{Clock, ClockKind, ClockState, TimerState};
 use super::effect::{Effect, Message, TimerKind};
-use super::event::{Event, EventKind};
+use super::event::Event;
+use super::event_data::EventData;
 use super::{Ctx, Decision};
 use crate::calendar::Deadline;
 use crate::roster::Roster;
@@ -58,9 +58,8 @@ impl<'a> Draft<'a> {
         self.ctx.roster
     }
 
-    pub fn event(&mut self, kind: EventKind, unit: Option<&str>, data: Value) {
+    pub fn event(&mut self, unit: Option<&str>, data: EventData) {
         self.events.push(Event {
-            kind,
             at: self.now,
             actor: self.actor.clone(),
             unit: unit.map(str::to_string),

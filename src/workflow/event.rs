@@ -5,90 +5,102 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::event_data::EventData;
+
 /// The actor recorded for timer-driven events.
 pub const SYSTEM_ACTOR: &str = "system";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    pub kind: EventKind,
     pub at: Timestamp,
     /// Roster id of the person who acted, or [`SYSTEM_ACTOR`].
     pub actor: String,
     /// The unit the fact is about, when there is one.
     pub unit: Option<String>,
-    /// Kind-specific details; the keys each kind carries are listed on [`EventKind`].
-    pub data: serde_json::Value,
+    /// What happened, with the facts the statistics count.
+    pub data: EventData,
 }
 
-/// Every countable fact, with the keys its `data` carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// Application registered (data: `version`, `ticket_no`, `green_channel`, `category`,
-    /// `requested_units`); unit = first unit.
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        self.data.kind()
+    }
+}
+
+/// Declares [`EventKind`] and [`EventKind::ALL`] from one list, so the list cannot miss a kind.
+macro_rules! event_kinds {
+    ($($(#[$doc:meta])* $kind:ident,)+) => {
+        /// Every countable fact; its data is the [`EventData`] variant of the same name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum EventKind {
+            $($(#[$doc])* $kind,)+
+        }
+
+        impl EventKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$kind,)+];
+        }
+    };
+}
+
+event_kinds! {
+    /// Application registered.
     Submitted,
-    /// Application registered and sent to the first unit's leader for confirmation (data:
-    /// `version`, `ticket_no`); unit = first unit. The `Submitted`/`Resubmitted` event follows
-    /// at the confirmation.
+    /// Application waiting for the first unit's leader.
     AwaitingLeader,
-    /// The first unit's leader sent the waiting application back to its liaison (data:
-    /// `version`, `reason`); unit = first unit.
+    /// The leader sent the application back to the liaison.
     LeaderReturned,
-    /// Corrected application after a return (data: `version`); unit = first unit.
+    /// Corrected application after a return.
     Resubmitted,
-    /// Review claimed (data: `version`, `on_time`: within the review-start clock).
+    /// Review claimed.
     Claimed,
-    /// Joint mediation decided (data: `version`, `units`, `on_time`: within the decision clock).
+    /// Joint mediation decided.
     DecidedJoint,
-    /// Independent handling decided (data: `version`, `on_time`).
+    /// Independent handling decided.
     DecidedIndependent,
-    /// Returned to the first unit (data: `version`, `reason`, `on_time`).
+    /// Returned to the first unit.
     Returned,
-    /// Escalated to the city 12345 (data: `version`, `on_time`).
+    /// Escalated to the city 12345.
     DecidedCity,
-    /// A unit was asked to cooperate (data: `direction`, `due`); unit = that unit.
+    /// A unit was asked to cooperate.
     UnitRequested,
-    /// A unit accepted (data: `on_time`: by its response deadline, `help`).
+    /// A unit accepted.
     UnitAccepted,
-    /// A unit objected (data: `reason`, `on_time`).
+    /// A unit objected.
     UnitObjected,
-    /// The inspector withdrew the request for an objecting, insisted-on or overdue unit
-    /// (data: `status_before`: objected | insisted | overdue).
+    /// The inspector withdrew a unit's request.
     ObjectionWithdrawn,
-    /// The inspector upheld the request despite the objection (insisted).
+    /// The inspector upheld a request despite the objection.
     ObjectionUpheld,
-    /// 书面督办 issued (data: `number`, `ground`).
+    /// 书面督办 issued.
     SupervisionIssued,
-    /// A unit did not answer by its response deadline: counted as a refusal (data: `due`).
+    /// A unit did not answer by its response deadline.
     UnitOverdue,
-    /// Every requested unit was withdrawn; the inspector decides again (data: `withdrawn`).
+    /// Every requested unit was withdrawn; the inspector decides again.
     DecisionReopened,
-    /// Every remaining unit accepted; joint handling starts (data: `units`, `handling_due`).
+    /// Joint handling started.
     JointHandlingStarted,
-    /// A reminder was sent (data: `clock`, `phase`, `count`; after downtime also `late_minutes`
-    /// and `skipped_in_catch_up`: the earlier phases marked fired without a message).
+    /// A reminder was sent.
     ReminderSent,
-    /// A deadline passed with its duty undone (data: `clock`, `due`; after downtime also
-    /// `late_minutes` and `skipped_in_catch_up`, as for [`EventKind::ReminderSent`]).
+    /// A deadline passed with its duty undone.
     Breach,
-    /// A breach was escalated (data: `clock`, `to`).
+    /// A breach was escalated.
     Escalated,
-    /// A running clock's deadline was counted again after holiday data was loaded (data:
-    /// `clock`, `previous`, `due`, `provisional`, `changed`: whether the due instant moved).
+    /// A deadline was counted again after holiday data was loaded.
     DeadlineRecomputed,
-    /// A progress note (data: `text`).
+    /// A progress note.
     Progress,
-    /// The first unit reported completion (data: `on_time`: by the handling deadline).
+    /// The first unit reported completion.
     Completed,
-    /// Satisfaction recorded (data: `level`).
+    /// Satisfaction recorded.
     Satisfaction,
-    /// Marked a typical case (data: `revised`: an earlier summary was replaced).
+    /// Marked a typical case.
     TypicalMarked,
-    /// The city's outcome recorded (data: `outcome`).
+    /// The city's outcome recorded.
     CityOutcome,
-    /// The case closed (data: `how`: independent | city | satisfaction).
+    /// The case closed.
     Closed,
-    /// A unit's people changed in the roster while the case was open (data: `changes`: what
-    /// changed, `contacts`: who now receives the unit's messages); unit = that unit.
+    /// A unit's people changed in the roster while the case was open.
     ContactsChanged,
 }

@@ -2,12 +2,10 @@
 //! (五(二) 联合处置), the first unit's completion report (五(三) 结果反馈), the hotline's
 //! satisfaction record, and typical-case marking (五(五) 案例总结).
 
-use serde_json::json;
-
 use super::case::{Completion, ProgressNote, SatisfactionRecord, State, TypicalCase};
 use super::clock::ClockKind;
 use super::effect::{ClosedHow, Message};
-use super::event::EventKind;
+use super::event_data::{ClosedBy, EventData};
 use super::input::SatisfactionLevel;
 use super::people;
 use super::reject::{RejectReason, Rejection};
@@ -78,11 +76,7 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
         vec![person.id().to_string()],
         Message::ProgressShared { to_units },
     );
-    d.event(
-        EventKind::Progress,
-        Some(&person.unit),
-        json!({ "text": text }),
-    );
+    d.event(Some(&person.unit), EventData::Progress { text });
     Ok(d.finish())
 }
 
@@ -172,11 +166,7 @@ pub(super) fn complete(
         Message::CompletionRecorded { on_time },
     );
     let first_unit = d.case.first_unit.clone();
-    d.event(
-        EventKind::Completed,
-        Some(&first_unit),
-        json!({ "on_time": on_time }),
-    );
+    d.event(Some(&first_unit), EventData::Completed { on_time });
     Ok(d.finish())
 }
 
@@ -223,8 +213,13 @@ pub(super) fn satisfaction(call: Call, level: SatisfactionLevel) -> Result<Decis
             how: ClosedHow::Satisfaction { level },
         },
     );
-    d.event(EventKind::Satisfaction, None, json!({ "level": level }));
-    d.event(EventKind::Closed, None, json!({ "how": "satisfaction" }));
+    d.event(None, EventData::Satisfaction { level });
+    d.event(
+        None,
+        EventData::Closed {
+            how: ClosedBy::Satisfaction,
+        },
+    );
     Ok(d.finish())
 }
 
@@ -269,10 +264,6 @@ pub(super) fn mark_typical(call: Call, summary: &str) -> Result<Decision, Reject
         by: person.id().to_string(),
         at: call.now,
     });
-    d.event(
-        EventKind::TypicalMarked,
-        None,
-        json!({ "revised": revised }),
-    );
+    d.event(None, EventData::TypicalMarked { revised });
     Ok(d.finish())
 }

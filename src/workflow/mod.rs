@@ -22,6 +22,7 @@ mod coordination;
 mod draft;
 mod effect;
 mod event;
+mod event_data;
 mod handling;
 mod input;
 mod invariants;
@@ -43,6 +44,7 @@ pub use case::{
 pub use clock::{Clock, ClockKind, ClockState, Length, Phase, Timer, TimerState};
 pub use effect::{ClosedHow, CoordinationUpdate, Done, Due, Effect, Message, PersonRef, TimerKind};
 pub use event::{Event, EventKind, SYSTEM_ACTOR};
+pub use event_data::{ClosedBy, EventData, Registration, StoredData, WithdrawnFrom};
 pub use input::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 pub use invariants::check_invariants;
 pub use people::{STATISTICS_ROLES, may_see_statistics, may_view_case};

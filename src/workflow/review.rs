@@ -4,15 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
 use super::case::{
     CardKind, CityOutcome, Claim, DecisionKind, DecisionRecord, RequestStatus, State, UnitRequest,
 };
 use super::clock::ClockKind;
 use super::draft::Draft;
 use super::effect::{ClosedHow, Due, Message};
-use super::event::EventKind;
+use super::event_data::{ClosedBy, EventData};
 use super::input::CoordinationAsk;
 use super::people;
 use super::reject::{RejectReason, Rejection};
@@ -75,9 +73,11 @@ pub(super) fn claim(call: Call) -> Result<Decision, Rejection> {
         d.notify(to, Message::Claimed { inspector });
     }
     d.event(
-        EventKind::Claimed,
         None,
-        json!({ "version": case.version, "on_time": on_time }),
+        EventData::Claimed {
+            version: case.version,
+            on_time,
+        },
     );
     Ok(d.finish())
 }
@@ -94,8 +94,11 @@ pub(super) fn decide_joint(call: Call, asks: &[CoordinationAsk]) -> Result<Decis
         DecisionKind::Joint {
             units: units.clone(),
         },
-        EventKind::DecidedJoint,
-        json!({ "units": units }),
+        |version, on_time| EventData::DecidedJoint {
+            version,
+            units,
+            on_time,
+        },
     );
     d.case.state = State::Coordinating;
     for ask in &asks {
@@ -118,19 +121,20 @@ pub(super) fn decide_independent(call: Call, path_and_basis: &str) -> Result<Dec
     let kind = DecisionKind::Independent {
         path_and_basis: path_and_basis.clone(),
     };
-    decided(
-        &mut d,
-        person,
-        kind,
-        EventKind::DecidedIndependent,
-        json!({}),
-    );
+    decided(&mut d, person, kind, |version, on_time| {
+        EventData::DecidedIndependent { version, on_time }
+    });
     d.case.state = State::Independent;
     d.stop_all_clocks();
     let mut to = people::first_unit_side(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), &d.case.first_unit));
     d.notify(to, Message::DecidedIndependent { path_and_basis });
-    d.event(EventKind::Closed, None, json!({ "how": "independent" }));
+    d.event(
+        None,
+        EventData::Closed {
+            how: ClosedBy::Independent,
+        },
+    );
     Ok(d.finish())
 }
 
@@ -146,13 +150,13 @@ pub(super) fn return_for_more(call: Call, reason: &str) -> Result<Decision, Reje
     let kind = DecisionKind::Returned {
         reason: reason.clone(),
     };
-    decided(
-        &mut d,
-        person,
-        kind,
-        EventKind::Returned,
-        json!({ "reason": reason }),
-    );
+    decided(&mut d, person, kind, |version, on_time| {
+        EventData::Returned {
+            version,
+            reason: reason.clone(),
+            on_time,
+        }
+    });
     d.case.state = State::Returned;
     // Every review clock belongs to this version; the resubmission starts new ones.
     d.stop_all_clocks();
@@ -174,8 +178,7 @@ pub(super) fn escalate_city(call: Call, note: &str) -> Result<Decision, Rejectio
         &mut d,
         person,
         DecisionKind::City { note: note.clone() },
-        EventKind::DecidedCity,
-        json!({}),
+        |version, on_time| EventData::DecidedCity { version, on_time },
     );
     d.case.state = State::CityEscalated;
     // The city coordinates from here: the district's own clocks stop, and the city's outcome
@@ -250,8 +253,13 @@ pub(super) fn record_city_outcome(call: Call, outcome: &str) -> Result<Decision,
             },
         },
     );
-    d.event(EventKind::CityOutcome, None, json!({ "outcome": outcome }));
-    d.event(EventKind::Closed, None, json!({ "how": "city" }));
+    d.event(None, EventData::CityOutcome { outcome });
+    d.event(
+        None,
+        EventData::Closed {
+            how: ClosedBy::City,
+        },
+    );
     Ok(d.finish())
 }
 
@@ -307,13 +315,13 @@ fn deciding_inspector<'a>(call: Call<'a>) -> Result<&'a Person, Rejection> {
     }
 }
 
-/// Records a decision: the decision clock stops (四(二) met), with its on-time flag in the event.
+/// Records a decision: the decision clock stops (四(二) met); `event` makes its audit event from
+/// the version decided and whether the decision clock was met.
 fn decided(
     d: &mut Draft,
     person: &Person,
     kind: DecisionKind,
-    event: EventKind,
-    mut data: serde_json::Value,
+    event: impl FnOnce(u32, bool) -> EventData,
 ) {
     let on_time = on_time(d, &ClockKind::Decision);
     d.stop_clocks(|k| *k == ClockKind::Decision);
@@ -324,11 +332,7 @@ fn decided(
         at: d.now,
         kind,
     });
-    if let Some(map) = data.as_object_mut() {
-        map.insert("on_time".into(), on_time.into());
-        map.insert("version".into(), version.into());
-    }
-    d.event(event, None, data);
+    d.event(None, event(version, on_time));
 }
 
 /// The cooperating units of a joint decision, checked: member units other than the first unit,
@@ -464,9 +468,11 @@ fn request_unit(d: &mut Draft, person: &Person, ask: &CoordinationAsk) {
         insist_reason: None,
     });
     d.event(
-        EventKind::UnitRequested,
         Some(&ask.unit),
-        json!({ "direction": ask.direction, "due": due.at }),
+        EventData::UnitRequested {
+            direction: ask.direction.clone(),
+            due: due.at,
+        },
     );
 }
 

@@ -7,13 +7,12 @@
 //! running, and the review (clocks, cards, receipt) starts when the leader sends 同意.
 
 use jiff::Timestamp;
-use serde_json::json;
 
 use super::case::{CardKind, Case, PreviousVersion, State};
 use super::clock::ClockKind;
 use super::draft::Draft;
 use super::effect::{Due, Message};
-use super::event::EventKind;
+use super::event_data::{EventData, Registration};
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Ctx, Decision, required_text, wrong_state};
@@ -59,7 +58,7 @@ pub(super) fn submit(
     if ctx.require_leader_confirmation {
         await_leader(&mut d)?;
     } else {
-        register(&mut d, EventKind::Submitted);
+        register(&mut d, EventData::Submitted);
     }
     Ok(d.finish())
 }
@@ -149,7 +148,7 @@ pub(super) fn resubmit(call: Call, application: &Application) -> Result<Decision
         await_leader(&mut d)?;
     } else {
         d.case.state = State::Submitted;
-        register(&mut d, EventKind::Resubmitted);
+        register(&mut d, EventData::Resubmitted);
     }
     Ok(d.finish())
 }
@@ -176,10 +175,10 @@ pub(super) fn leader_approve(call: Call) -> Result<Decision, Rejection> {
     c.application.leader_approved = true;
     c.received_at = call.now;
     c.state = State::Submitted;
-    let kind = if c.version > 1 {
-        EventKind::Resubmitted
+    let kind: fn(Registration) -> EventData = if c.version > 1 {
+        EventData::Resubmitted
     } else {
-        EventKind::Submitted
+        EventData::Submitted
     };
     register(&mut d, kind);
     Ok(d.finish())
@@ -205,9 +204,12 @@ pub(super) fn leader_return(call: Call, reason: &str) -> Result<Decision, Reject
             reason: reason.clone(),
         },
     );
-    let data = json!({ "version": d.case.version, "reason": reason });
+    let data = EventData::LeaderReturned {
+        version: d.case.version,
+        reason: reason.clone(),
+    };
     let first_unit = d.case.first_unit.clone();
-    d.event(EventKind::LeaderReturned, Some(&first_unit), data);
+    d.event(Some(&first_unit), data);
     Ok(d.finish())
 }
 
@@ -269,9 +271,12 @@ fn await_leader(d: &mut Draft) -> Result<(), Rejection> {
     );
     let waiting = awaiting_message(d);
     d.notify([d.case.submitted_by.clone()], waiting);
-    let data = json!({ "version": version, "ticket_no": d.case.ticket_no });
+    let data = EventData::AwaitingLeader {
+        version,
+        ticket_no: d.case.ticket_no.clone(),
+    };
     let first_unit = d.case.first_unit.clone();
-    d.event(EventKind::AwaitingLeader, Some(&first_unit), data);
+    d.event(Some(&first_unit), data);
     Ok(())
 }
 
@@ -288,7 +293,8 @@ fn awaiting_message(d: &Draft) -> Message {
 }
 
 /// Starts the review of the case's latest version: clocks, review card, receipt, event.
-fn register(d: &mut Draft, kind: EventKind) {
+/// `kind` is [`EventData::Submitted`] or [`EventData::Resubmitted`].
+fn register(d: &mut Draft, kind: fn(Registration) -> EventData) {
     let (now, sla, calendar) = (d.now, d.ctx.sla, d.ctx.calendar);
     let green = d.case.green_channel;
     let length = |kind: &ClockKind| {
@@ -323,15 +329,15 @@ fn register(d: &mut Draft, kind: EventKind) {
         d.notify([d.case.submitted_by.clone()], receipt);
     }
     let app = &d.case.application;
-    let data = json!({
-        "version": version,
-        "ticket_no": d.case.ticket_no,
-        "green_channel": d.case.green_channel,
-        "category": app.category,
-        "requested_units": app.requested_units,
+    let data = kind(Registration {
+        version,
+        ticket_no: d.case.ticket_no.clone(),
+        green_channel: d.case.green_channel,
+        category: app.category,
+        requested_units: app.requested_units.clone(),
     });
     let first_unit = d.case.first_unit.clone();
-    d.event(kind, Some(&first_unit), data);
+    d.event(Some(&first_unit), data);
 }
 
 /// The receipt for the case's latest version (docs/spec.md → Submission); `None` only for a case

@@ -15,13 +15,12 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
 
 use super::case::{Case, RequestStatus, SupervisionGround};
 use super::clock::{Clock, ClockKind, ClockState, Phase, TimerState};
 use super::draft::Draft;
 use super::effect::{CoordinationUpdate, Due, Message};
-use super::event::EventKind;
+use super::event_data::EventData;
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision};
@@ -118,19 +117,14 @@ pub(super) fn fire_all(
             .map(|&ti| clock.timers[ti].phase)
             .max_by_key(|p| phase_rank(*p))
             .unwrap_or(Phase::Due);
-        let skipped: Vec<&str> = tis
-            .iter()
-            .map(|&ti| clock.timers[ti].phase)
-            .filter(|p| *p != top)
-            .map(Phase::as_str)
-            .collect();
-        let mut extra = serde_json::Map::new();
-        if catch_up {
-            extra.insert("late_minutes".into(), json!(late_minutes));
-        }
-        if !skipped.is_empty() {
-            extra.insert("skipped_in_catch_up".into(), json!(skipped));
-        }
+        let extra = CatchUp {
+            late_minutes: catch_up.then_some(late_minutes),
+            skipped: tis
+                .iter()
+                .map(|&ti| clock.timers[ti].phase)
+                .filter(|p| *p != top)
+                .collect(),
+        };
         match top {
             Phase::Start | Phase::Half | Phase::Soon => remind(&mut d, &mut sends, ci, top, extra),
             Phase::Due => breach(&mut d, &mut sends, ci, extra),
@@ -192,24 +186,16 @@ impl Sends {
 }
 
 /// `base` with the catch-up details added.
-fn with_extra(base: Value, extra: serde_json::Map<String, Value>) -> Value {
-    match base {
-        Value::Object(mut map) => {
-            map.extend(extra);
-            Value::Object(map)
-        }
-        other => other,
-    }
+/// What a late batch adds to its reminder and breach events.
+struct CatchUp {
+    /// Set only when the batch is a catch-up after downtime.
+    late_minutes: Option<i64>,
+    /// Earlier phases of the clock that fired in the same batch without a message.
+    skipped: Vec<Phase>,
 }
 
 /// A reminder to whoever must act on the clock.
-fn remind(
-    d: &mut Draft,
-    sends: &mut Sends,
-    ci: usize,
-    phase: Phase,
-    extra: serde_json::Map<String, Value>,
-) {
+fn remind(d: &mut Draft, sends: &mut Sends, ci: usize, phase: Phase, extra: CatchUp) {
     let clock = &mut d.case.clocks[ci];
     clock.reminders_sent += 1;
     let clock = clock.clone();
@@ -232,12 +218,14 @@ fn remind(
         },
     );
     d.event(
-        EventKind::ReminderSent,
         clock.kind.unit(),
-        with_extra(
-            json!({ "clock": clock.id, "phase": phase, "count": clock.reminders_sent }),
-            extra,
-        ),
+        EventData::ReminderSent {
+            clock: clock.id.clone(),
+            phase,
+            count: clock.reminders_sent,
+            late_minutes: extra.late_minutes,
+            skipped_in_catch_up: extra.skipped,
+        },
     );
 }
 
@@ -245,7 +233,7 @@ fn remind(
 /// responsible person again, then their unit's leader (the hotline head for the hotline's own
 /// clocks), then for a unit the supervisor, with the written supervision drafted; a unit's
 /// silence is also treated as a refusal.
-fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<String, Value>) {
+fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: CatchUp) {
     let now = d.now;
     d.case.clocks[ci].state = ClockState::Breached { at: now };
     let clock = d.case.clocks[ci].clone();
@@ -254,9 +242,13 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<St
     let due = Due::from(&clock);
     let unit = clock.kind.unit().map(str::to_string);
     d.event(
-        EventKind::Breach,
         unit.as_deref(),
-        with_extra(json!({ "clock": clock.id, "due": clock.due }), extra),
+        EventData::Breach {
+            clock: clock.id.clone(),
+            due: clock.due,
+            late_minutes: extra.late_minutes,
+            skipped_in_catch_up: extra.skipped,
+        },
     );
     let responsible = responsible(d.roster(), &d.case, &clock.kind);
     sends.push(
@@ -276,9 +268,11 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: serde_json::Map<St
         },
     );
     d.event(
-        EventKind::Escalated,
         unit.as_deref(),
-        json!({ "clock": clock.id, "to": escalate_to }),
+        EventData::Escalated {
+            clock: clock.id.clone(),
+            to: escalate_to,
+        },
     );
     match &clock.kind {
         ClockKind::UnitResponse { unit } => unit_overdue(d, sends, &clock, unit),
@@ -338,11 +332,7 @@ fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &Clock, unit: &str) {
     }
     request.status = RequestStatus::Overdue;
     request.overdue_since = Some(now);
-    d.event(
-        EventKind::UnitOverdue,
-        Some(unit),
-        json!({ "due": clock.due }),
-    );
+    d.event(Some(unit), EventData::UnitOverdue { due: clock.due });
     let supervisors = people::with_role(d.roster(), Role::Supervisor);
     sends.push(
         supervisors,
@@ -447,15 +437,14 @@ pub(super) fn recompute(call: Call) -> Decision {
         let clock = d.case.clocks[ci].clone();
         let changed = clock.due != previous;
         d.event(
-            EventKind::DeadlineRecomputed,
             clock.kind.unit(),
-            json!({
-                "clock": clock.id,
-                "previous": previous,
-                "due": clock.due,
-                "provisional": clock.provisional,
-                "changed": changed,
-            }),
+            EventData::DeadlineRecomputed {
+                clock: clock.id.clone(),
+                previous,
+                due: clock.due,
+                provisional: clock.provisional,
+                changed,
+            },
         );
         if changed {
             let to = responsible(d.roster(), &d.case, &clock.kind);

@@ -20,7 +20,7 @@ use tiaochu::parse::Application;
 use tiaochu::roster::{Role, Roster};
 use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{EventRow, OutboxRow, Store, TimerState};
-use tiaochu::workflow::{Actor, Case, Input};
+use tiaochu::workflow::{Actor, Case, EventData, EventKind, Input};
 
 use crate::support::{
     World, complete_application, default_settings, repo_root, seed_application_text, world,
@@ -153,12 +153,25 @@ fn messages(rows: &[OutboxRow]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn kinds(events: &[EventRow]) -> Vec<&str> {
-    events.iter().map(|e| e.kind.as_str()).collect()
+fn kinds(events: &[EventRow]) -> Vec<EventKind> {
+    events.iter().map(EventRow::kind).collect()
 }
 
-fn data(e: &EventRow) -> Value {
-    serde_json::from_str(&e.data_json).expect("event data")
+/// The catch-up fields of a reminder or breach: (late_minutes, skipped phases).
+fn catch_up(e: &EventRow) -> (Option<i64>, usize) {
+    match &e.data {
+        EventData::ReminderSent {
+            late_minutes,
+            skipped_in_catch_up,
+            ..
+        }
+        | EventData::Breach {
+            late_minutes,
+            skipped_in_catch_up,
+            ..
+        } => (*late_minutes, skipped_in_catch_up.len()),
+        other => panic!("not a reminder or breach: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -195,19 +208,30 @@ async fn a_decision_clock_over_national_day_reminds_on_working_days_and_escalate
     let events = f.events(id);
     let timed: Vec<&EventRow> = events
         .iter()
-        .filter(|e| ["reminder_sent", "breach", "escalated"].contains(&e.kind.as_str()))
+        .filter(|e| {
+            [
+                EventKind::ReminderSent,
+                EventKind::Breach,
+                EventKind::Escalated,
+            ]
+            .contains(&e.kind())
+        })
         .collect();
     assert_eq!(
         kinds(&timed.iter().map(|e| (*e).clone()).collect::<Vec<_>>()),
-        ["reminder_sent", "reminder_sent", "breach", "escalated"]
+        [
+            EventKind::ReminderSent,
+            EventKind::ReminderSent,
+            EventKind::Breach,
+            EventKind::Escalated
+        ]
     );
     for e in &timed {
         let day = calendar.local_date(e.at);
-        assert!(calendar.is_working_day(day), "{} on {day}", e.kind);
-        assert!(
-            data(e).get("late_minutes").is_none(),
-            "punctual, not a catch-up"
-        );
+        assert!(calendar.is_working_day(day), "{:?} on {day}", e.kind());
+        if e.kind() != EventKind::Escalated {
+            assert_eq!(catch_up(e).0, None, "punctual, not a catch-up");
+        }
     }
     // The breach at the end of the make-up Saturday is recorded and escalated at the start of
     // the next working day.
@@ -264,7 +288,7 @@ async fn a_green_channel_case_on_a_saturday_evening_is_reminded_at_once() {
     let events = f.events(id);
     let reminder = events
         .iter()
-        .find(|e| e.kind == "reminder_sent")
+        .find(|e| e.kind() == EventKind::ReminderSent)
         .expect("reminded");
     assert_eq!(reminder.at, at("2026-11-07T20:00:00+08:00"));
     let sent = messages(&f.outbox());
@@ -413,16 +437,17 @@ async fn a_provisional_deadline_is_recomputed_when_next_years_data_is_loaded() {
         .expect("timer");
     assert_eq!(stored.due_at, at("2027-01-06T08:30:00+08:00"));
     assert_eq!(stored.state, TimerState::Pending);
-    let recomputed: Vec<Value> = f
+    let recomputed: Vec<EventData> = f
         .events(id)
-        .iter()
-        .filter(|e| e.kind == "deadline_recomputed")
-        .map(data)
+        .into_iter()
+        .filter(|e| e.kind() == EventKind::DeadlineRecomputed)
+        .map(|e| e.data)
         .collect();
     assert!(
-        recomputed
-            .iter()
-            .any(|d| d["clock"] == "decision" && d["changed"] == true),
+        recomputed.iter().any(|d| matches!(
+            d,
+            EventData::DeadlineRecomputed { clock, changed: true, .. } if clock == "decision"
+        )),
         "{recomputed:?}"
     );
     let told: Vec<_> = messages(&f.outbox())
@@ -574,16 +599,19 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
             .read(move |r| r.events_for_case(case_id))
             .await
             .expect("events");
-        let breaches: Vec<&EventRow> = events.iter().filter(|e| e.kind == "breach").collect();
+        let breaches: Vec<&EventRow> = events
+            .iter()
+            .filter(|e| e.kind() == EventKind::Breach)
+            .collect();
         assert_eq!(breaches.len(), 2, "one breach per clock");
         assert!(
-            !events.iter().any(|e| e.kind == "reminder_sent"),
+            !events.iter().any(|e| e.kind() == EventKind::ReminderSent),
             "reminders made moot by the breach are not sent"
         );
         for b in &breaches {
-            let d = data(b);
-            assert!(d["late_minutes"].as_i64().is_some_and(|m| m > 0), "{d}");
-            assert!(d["skipped_in_catch_up"].is_array(), "{d}");
+            let (late_minutes, skipped) = catch_up(b);
+            assert!(late_minutes.is_some_and(|m| m > 0), "{b:?}");
+            assert!(skipped > 0, "{b:?}");
         }
         // One message per case and person, naming how late it is.
         let mut per_person: BTreeMap<&str, usize> = BTreeMap::new();

@@ -15,6 +15,7 @@ mod crash;
 mod dashboard;
 mod dingtalk_case;
 mod engine;
+mod event_compat;
 mod fake_dingtalk;
 mod fake_stream;
 mod http_callback;

@@ -412,7 +412,7 @@ async fn a_tap_whose_write_fails_is_not_acknowledged_and_its_redelivery_applies_
             let case = r.case_by_ticket(card_callbacks::T)?.remove(0);
             Ok(r.events_for_case(case.id)?
                 .into_iter()
-                .filter(|e| e.kind == "claimed")
+                .filter(|e| e.kind() == tiaochu::workflow::EventKind::Claimed)
                 .count())
         })
         .await

@@ -11,9 +11,25 @@ use tiaochu::store::{
     InboxInsert, NewCase, NewInbound, NewOutbound, NewTimer, OutboxState, SCHEMA_VERSION, Store,
     StoreError, TimerState,
 };
+use tiaochu::workflow::{Event, EventData, EventKind};
 
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(1_780_000_000_000 + ms).expect("timestamp in range")
+}
+
+fn event(actor: &str, at: Timestamp, data: EventData) -> Event {
+    Event {
+        at,
+        actor: actor.to_string(),
+        unit: None,
+        data,
+    }
+}
+
+fn progress(text: &str) -> EventData {
+    EventData::Progress {
+        text: text.to_string(),
+    }
 }
 
 fn temp_store() -> (tempfile::TempDir, Store) {
@@ -160,7 +176,7 @@ async fn a_failed_write_leaves_nothing_behind() {
             let id = tx.insert_case(&case(&no))?;
             tx.insert_case_version(id, 1, "{}", "liaison-1", at(0))?;
             tx.upsert_case_unit(id, "区住房和城乡建设局", "first", "{}", at(0))?;
-            tx.append_event(Some(id), "submitted", "liaison-1", at(0), "{}")?;
+            tx.append_event(Some(id), &event("liaison-1", at(0), progress("已受理")))?;
             tx.enqueue_outbox(&NewOutbound {
                 idem_key: "receipt:1",
                 channel: "robot_1to1",
@@ -239,7 +255,7 @@ async fn a_failed_write_leaves_nothing_behind() {
 async fn events_are_append_only() {
     let (dir, store) = temp_store();
     store
-        .write(|tx| tx.append_event(None, "roster_reloaded", "system", at(0), "{}"))
+        .write(|tx| tx.append_event(None, &event("system", at(0), progress("已受理"))))
         .await
         .expect("append");
     let conn = rusqlite::Connection::open(dir.path().join("tiaochu.db")).expect("raw");
@@ -256,7 +272,7 @@ async fn events_are_append_only() {
         .await
         .expect("read");
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].kind, "roster_reloaded");
+    assert_eq!(events[0].kind(), EventKind::Progress);
 }
 
 fn outbound<'a>(key: &'a str, payload: &'a [u8], not_before: Timestamp) -> NewOutbound<'a> {
@@ -565,9 +581,9 @@ async fn backup_of_a_live_database() {
         .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             let no = tx.next_case_no(2026)?;
             let id = tx.insert_case(&case(&no))?;
-            let filler = format!(r#"{{"note":"{}"}}"#, "进展".repeat(200));
+            let filler = "进展".repeat(200);
             for i in 0..before {
-                tx.append_event(Some(id), "before", "liaison-1", at(i), &filler)?;
+                tx.append_event(Some(id), &event("liaison-1", at(i), progress(&filler)))?;
             }
             Ok(())
         })
@@ -583,7 +599,8 @@ async fn backup_of_a_live_database() {
             while !stop.load(Ordering::SeqCst) {
                 store
                     .write(move |tx| {
-                        tx.append_event(Some(1), "during", "system", at(i), "{}")?;
+                        let typical = EventData::TypicalMarked { revised: false };
+                        tx.append_event(Some(1), &event("system", at(i), typical))?;
                         tx.enqueue_outbox(&outbound(&format!("during-{i}"), b"x", at(i)))
                     })
                     .await
@@ -622,10 +639,10 @@ async fn backup_of_a_live_database() {
     let n =
         |sql: &str| -> u64 { conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect(sql) as u64 };
     assert_eq!(
-        n("SELECT count(*) FROM events WHERE kind = 'before'"),
+        n("SELECT count(*) FROM events WHERE kind = 'progress'"),
         before as u64
     );
-    let during = n("SELECT count(*) FROM events WHERE kind = 'during'");
+    let during = n("SELECT count(*) FROM events WHERE kind = 'typical_marked'");
     assert!(
         during >= committed_at_start && during <= committed_at_end,
         "the copy holds everything committed before it started: {committed_at_start} <= {during} <= {committed_at_end}"

@@ -10,9 +10,9 @@ use tiaochu::parse::{Application, Category};
 use tiaochu::roster::{Person, Role, Roster, Unit, UnitKind};
 use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
-    Actor, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect, EventKind,
-    HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus, SatisfactionLevel,
-    State, SupervisionGround, TimerState, check_invariants, transition,
+    Actor, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect, EventData,
+    EventKind, HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus,
+    SatisfactionLevel, State, SupervisionGround, TimerState, check_invariants, transition,
 };
 
 use crate::support;
@@ -217,7 +217,7 @@ impl<'w> Flow<'w> {
     }
 
     fn events(&self) -> Vec<EventKind> {
-        self.last().events.iter().map(|e| e.kind).collect()
+        self.last().events.iter().map(|e| e.kind()).collect()
     }
 
     fn state(&self) -> State {
@@ -464,7 +464,7 @@ fn joint_with_two_units_one_withdrawn_one_accepting_to_closed() {
         card_key: "TC-2026-0001/review/v1".into(),
     };
     assert!(f.last().effects.contains(&update));
-    assert_eq!(f.last().events[0].data["on_time"], true);
+    assert_eq!(f.last().events[0].data.on_time(), Some(true));
     assert!(matches!(f.told(RS_LIAISON)[..], [Message::Claimed { .. }]));
 
     f.after(1.hours()).ok(joint(&[ZJ, CG]), INSPECTOR_A);
@@ -526,7 +526,7 @@ fn joint_with_two_units_one_withdrawn_one_accepting_to_closed() {
     assert_eq!(f.state(), State::JointHandling);
     let started = vec![EventKind::UnitAccepted, EventKind::JointHandlingStarted];
     assert_eq!(f.events(), started);
-    assert_eq!(f.last().events[0].data["on_time"], true);
+    assert_eq!(f.last().events[0].data.on_time(), Some(true));
     let ready = f.told(RS_LIAISON);
     let one_contact = |m: &Message| matches!(m, Message::ContactsReady { contacts, .. } if contacts.len() == 1 && contacts[0].unit == ZJ);
     assert!(ready.iter().any(one_contact), "{ready:?}");
@@ -555,7 +555,7 @@ fn joint_with_two_units_one_withdrawn_one_accepting_to_closed() {
 
     f.after(days(1)).ok(complete("诉求人表示认可"), RS_LIAISON);
     assert_eq!(f.state(), State::Completed);
-    assert_eq!(f.last().events[0].data["on_time"], true);
+    assert_eq!(f.last().events[0].data.on_time(), Some(true));
     assert!(matches!(
         f.told(INSPECTOR_A)[..],
         [Message::Completed { .. }]
@@ -1121,7 +1121,10 @@ fn handling_and_result_refusals() {
         "double tap"
     );
     f.ok(typical("经验（修订）"), INSPECTOR_A);
-    assert_eq!(f.last().events[0].data["revised"], true);
+    assert_eq!(
+        f.last().events[0].data,
+        EventData::TypicalMarked { revised: true }
+    );
 
     f.ok(satisfaction(), SUPERVISOR);
     assert_eq!(
@@ -1222,7 +1225,7 @@ fn a_review_start_breach_escalates_to_the_hotline_head() {
         [Message::Escalation { .. }]
     ));
     f.after(1.hours()).ok(Input::Claim, INSPECTOR_A);
-    assert_eq!(f.last().events[0].data["on_time"], false);
+    assert_eq!(f.last().events[0].data.on_time(), Some(false));
     let clock = f.case().clock(&ClockKind::ReviewStart).expect("clock");
     assert_eq!(
         clock.state,
@@ -1289,7 +1292,7 @@ fn a_silent_unit_is_overdue_supervised_and_may_still_accept() {
 
     f.after(1.hours()).ok(accept(ZJ), ZJ_LIAISON);
     assert_eq!(f.state(), State::JointHandling);
-    assert_eq!(f.last().events[0].data["on_time"], false);
+    assert_eq!(f.last().events[0].data.on_time(), Some(false));
     let clock = f
         .case()
         .clock(&ClockKind::UnitResponse { unit: ZJ.into() })
@@ -1362,7 +1365,7 @@ fn a_handling_breach_allows_supervising_the_first_unit() {
         [Message::Supervision { number: 1, .. }]
     ));
     f.after(1.hours()).ok(complete("满意"), RS_LIAISON);
-    assert_eq!(f.last().events[0].data["on_time"], false);
+    assert_eq!(f.last().events[0].data.on_time(), Some(false));
 }
 
 #[test]
@@ -1619,7 +1622,7 @@ fn run_sequence(
             prop_assert!(left.is_empty(), "terminal with timers {:?}", left);
         }
         states.insert(d.case.state);
-        events.extend(d.events.iter().map(|e| e.kind));
+        events.extend(d.events.iter().map(|e| e.kind()));
         case = Some(d.case);
     }
     Ok((states, events))
