@@ -12,13 +12,8 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use crate::dingtalk::api::Channel;
-use crate::dingtalk::payload;
-use crate::dispatch::Outgoing;
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::notify::{self, DigestLine};
-use crate::roster::Role;
-use crate::settings::DingtalkMode;
 use crate::store::{NewTimer, StoreError, TimerRow, TimerState, Tx};
 use crate::workflow::{self, Decision, Effect, EventData, State};
 
@@ -221,24 +216,8 @@ pub async fn send_digest(engine: &Engine, now: Timestamp) -> Result<(), EngineEr
                 return Ok(());
             }
             let rendered = notify::digest(&lines, now, engine2.calendar());
-            let mut rows: Vec<Outgoing> = Vec::new();
-            if engine2.group_digest() && engine2.dispatch().mode() != DingtalkMode::Sandbox {
-                rows.push(Outgoing {
-                    channel: Channel::GroupWebhook,
-                    target: "区12345热线工作群".into(),
-                    payload: payload::custom_robot_markdown(
-                        &rendered.title,
-                        &rendered.markdown,
-                        &[],
-                    ),
-                    undeliverable: None,
-                });
-            } else {
-                for head in engine2.roster().people_with_role(Role::HotlineHead) {
-                    rows.push(engine2.dispatch().message(head, &rendered));
-                }
-            }
-            for (i, row) in rows.iter().enumerate() {
+            let rows = engine2.hotline_posts(&rendered);
+            for (i, (_, row)) in rows.iter().enumerate() {
                 enqueue(tx, &format!("{key}/{i}"), row, now)?;
             }
             Ok(())

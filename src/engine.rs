@@ -13,11 +13,13 @@ use serde_json::json;
 
 use crate::calendar::Calendar;
 use crate::casebook;
+use crate::dingtalk::api::Channel;
+use crate::dingtalk::payload;
 use crate::dispatch::{Dispatch, Outgoing};
 use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
-use crate::roster::{Person, PersonChange, Roster};
-use crate::settings::SlaSettings;
+use crate::roster::{Person, PersonChange, Role, Roster};
+use crate::settings::{DingtalkMode, SlaSettings};
 use crate::store::{
     CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, Tx, TxError,
 };
@@ -128,6 +130,33 @@ impl Engine {
     /// Whether the digest goes to the hotline group (see [`Engine::with_group_digest`]).
     pub fn group_digest(&self) -> bool {
         self.group_digest
+    }
+
+    /// The rows that post `rendered` to the hotline: the hotline group's custom robot when the
+    /// group digest is configured (and the mode is not the sandbox, which has no group), else
+    /// each hotline head, who stand in for the group. Each row is paired with who it is for:
+    /// `group`, or the head's roster id. The one place that decides "group or heads", for the
+    /// scheduler's digest and the monthly report alike.
+    pub fn hotline_posts(&self, rendered: &notify::Rendered) -> Vec<(String, Outgoing)> {
+        if self.group_digest && self.dispatch.mode() != DingtalkMode::Sandbox {
+            return vec![(
+                "group".to_string(),
+                Outgoing {
+                    channel: Channel::GroupWebhook,
+                    target: "区12345热线工作群".into(),
+                    payload: payload::custom_robot_markdown(
+                        &rendered.title,
+                        &rendered.markdown,
+                        &[],
+                    ),
+                    undeliverable: None,
+                },
+            )];
+        }
+        self.roster()
+            .people_with_role(Role::HotlineHead)
+            .map(|head| (head.id().to_string(), self.dispatch.message(head, rendered)))
+            .collect()
     }
 
     pub fn sla(&self) -> &SlaSettings {

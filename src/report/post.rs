@@ -17,13 +17,10 @@ use tokio::sync::watch;
 use super::{Period, ReportError, build, markdown};
 use crate::calendar::Calendar;
 use crate::clock::Clock;
-use crate::dingtalk::api::Channel;
-use crate::dingtalk::payload;
-use crate::dispatch::Outgoing;
 use crate::engine::{Engine, EngineError, enqueue};
 use crate::messages::notify::Rendered;
 use crate::roster::Role;
-use crate::settings::{DingtalkMode, ReportSettings};
+use crate::settings::ReportSettings;
 
 /// How often the loop looks at the clock; the post is due at most this late.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
@@ -77,27 +74,8 @@ pub async fn post_monthly(
         title: format!("{}联合调处月统计", report.period_label),
         markdown: markdown::brief(&report),
     };
-    let mut rows: Vec<(String, Outgoing)> = Vec::new();
+    let mut rows = engine.hotline_posts(&rendered);
     let roster = engine.roster();
-    if engine.group_digest() && engine.dispatch().mode() != DingtalkMode::Sandbox {
-        rows.push((
-            "group".into(),
-            Outgoing {
-                channel: Channel::GroupWebhook,
-                target: "区12345热线工作群".into(),
-                payload: payload::custom_robot_markdown(&rendered.title, &rendered.markdown, &[]),
-                undeliverable: None,
-            },
-        ));
-    } else {
-        // No group to post in: the hotline heads stand in for the hotline group.
-        for head in roster.people_with_role(Role::HotlineHead) {
-            rows.push((
-                head.id().to_string(),
-                engine.dispatch().message(head, &rendered),
-            ));
-        }
-    }
     if settings.group_leaders {
         for leader in roster.people_with_role(Role::GroupLeader) {
             let id = leader.id().to_string();
