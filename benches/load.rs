@@ -272,11 +272,20 @@ async fn run() {
     println!(
         "second child: `[outbox] sends_per_second` = {BUDGET}, `[inbox] max_backlog` = {SHED_AT}:"
     );
-    let budgeted = budget_drain(&client, &limited_base, &seq, &log, phase_count(BURST)).await;
-    for (path, rate, sends, busiest) in &budgeted {
+    // The same number in both forms: the figure needs more sends on an API than one second's
+    // budget, and the short form's fifth would not have them.
+    let budgeted = budget_drain(&client, &limited_base, &seq, &log, BURST).await;
+    if budgeted.is_empty() {
         println!(
-            "  outbox on {path}: {sends} sends, at most {busiest} in any one second at the sink (goal: the budget, {BUDGET}, not more: {}); mean {rate:.1}/s from first to last",
-            verdict(*busiest as u64 <= u64::from(BUDGET))
+            "  outbox under the budget: no API got more than {BUDGET} sends from {BURST} applications (NOT measured)"
+        );
+    }
+    for (path, rate, sends, busiest) in &budgeted {
+        let busiest = *busiest as u64;
+        let budget = u64::from(BUDGET);
+        println!(
+            "  outbox on {path}: {sends} sends, at most {busiest} in any one second at the sink (goal: exactly the budget, {BUDGET} — not more, and not less than 90 % of it: {}); mean {rate:.1}/s from first to last",
+            verdict(busiest <= budget && busiest * 10 >= budget * 9)
         );
     }
     let shed = saturate(&client, &limited_base, &seq).await;
@@ -833,8 +842,9 @@ async fn quiet_reply(
     reply
 }
 
-/// `count` applications at once against a budgeted child; per API path, the sends per second
-/// between its first and last send, how many, and the most inside any one second.
+/// `count` applications at once against a budgeted child; per API path with more sends than one
+/// second's budget, the sends per second between its first and last send, how many, and the most
+/// inside any one second.
 async fn budget_drain(
     client: &reqwest::Client,
     base: &str,
