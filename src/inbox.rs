@@ -237,7 +237,10 @@ impl InboxProcessor {
                 Ok(FirstTry::Ran(_)) => {
                     // Cannot happen while the try checks the message before it; were it to,
                     // the message is finished and the next step passes it over.
-                    tracing::error!(inbox = row.id, "a message was decided before the one ahead of it");
+                    tracing::error!(
+                        inbox = row.id,
+                        "a message was decided before the one ahead of it"
+                    );
                 }
                 Ok(FirstTry::NotRun) => one_by_one.push((row, None)),
                 Err(e) => one_by_one.push((row, Some(e))),

@@ -928,7 +928,6 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             background += 1;
             queues.take_arrived();
         }
-        drop(run);
         tx.commit()?;
         Ok(touched)
     })();
