@@ -1031,9 +1031,17 @@ mod tests {
         assert!(!limits.take_slot(batch, at(0)), "the budget is two");
         // The burst took 300 ms to be answered: it may have reached DingTalk that late.
         limits.answered(at(0), at(300));
-        assert_eq!(limits.slots(batch, at(1_000)), 0, "a second after the start");
+        assert_eq!(
+            limits.slots(batch, at(1_000)),
+            0,
+            "a second after the start"
+        );
         assert_eq!(limits.free_at(batch, at(1_000)), Some(at(1_300)));
-        assert_eq!(limits.slots(batch, at(1_300)), 2, "a second after the answer");
+        assert_eq!(
+            limits.slots(batch, at(1_300)),
+            2,
+            "a second after the answer"
+        );
     }
 
     #[test]
