@@ -525,7 +525,7 @@ fn unique_timestamp_ms() -> i64 {
 }
 
 /// A signed robot callback posted to `path`: an application with a fresh ticket number and
-/// message id. Both endpoints get exactly this request.
+/// message id. Both endpoints get this request (signed with the plain clock for bare; see [`signed`]).
 fn request(client: &reqwest::Client, base: &str, path: &str, n: u64) -> reqwest::RequestBuilder {
     let text = format!(
         "工单编号：DH2099{n:09}\n工单标题：压测工单\n首接单位：区人社局\n已采取措施：已联系当事人核实情况。\n办理难点：涉及多个部门，一家无法办理。\n需协调部门及事由：区住建局核查项目审批。\n请示分管领导相关情况：分管领导已同意。"
