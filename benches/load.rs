@@ -272,11 +272,20 @@ async fn run() {
     println!(
         "second child: `[outbox] sends_per_second` = {BUDGET}, `[inbox] max_backlog` = {SHED_AT}:"
     );
-    let budgeted = budget_drain(&client, &limited_base, &seq, &log, phase_count(BURST)).await;
-    for (path, rate, sends, busiest) in &budgeted {
+    // The same number in both forms: the figure needs more sends on an API than one second's
+    // budget, and the short form's fifth would not have them.
+    let budgeted = budget_drain(&client, &limited_base, &seq, &log, BURST).await;
+    if budgeted.is_empty() {
         println!(
-            "  outbox on {path}: {sends} sends, at most {busiest} in any one second at the sink (goal: the budget, {BUDGET}, not more: {}); mean {rate:.1}/s from first to last",
-            verdict(*busiest as u64 <= u64::from(BUDGET))
+            "  outbox under the budget: no API got more than {BUDGET} sends from {BURST} applications (NOT measured)"
+        );
+    }
+    for (path, rate, sends, busiest) in &budgeted {
+        let busiest = *busiest as u64;
+        let budget = u64::from(BUDGET);
+        println!(
+            "  outbox on {path}: {sends} sends, at most {busiest} in any one second at the sink (goal: exactly the budget, {BUDGET} — not more, and not less than 90 % of it: {}); mean {rate:.1}/s from first to last",
+            verdict(busiest <= budget && busiest * 10 >= budget * 9)
         );
     }
     let shed = saturate(&client, &limited_base, &seq).await;
@@ -516,7 +525,7 @@ fn unique_timestamp_ms() -> i64 {
 }
 
 /// A signed robot callback posted to `path`: an application with a fresh ticket number and
-/// message id. Both endpoints get exactly this request.
+/// message id. Both endpoints get this request (signed with the plain clock for bare; see [`signed`]).
 fn request(client: &reqwest::Client, base: &str, path: &str, n: u64) -> reqwest::RequestBuilder {
     let text = format!(
         "工单编号：DH2099{n:09}\n工单标题：压测工单\n首接单位：区人社局\n已采取措施：已联系当事人核实情况。\n办理难点：涉及多个部门，一家无法办理。\n需协调部门及事由：区住建局核查项目审批。\n请示分管领导相关情况：分管领导已同意。"
@@ -533,7 +542,15 @@ fn signed(
     sender: &str,
     text: &str,
 ) -> reqwest::RequestBuilder {
-    let now = unique_timestamp_ms();
+    // Only the service remembers (timestamp, sign) pairs. Reserving a millisecond for every bare
+    // request too would run the clock of the signatures ahead of the real one by the bare
+    // phase's count (35,000 req/s for 10 s is six minutes) and past the service's five-minute
+    // bound on future timestamps, so every service request after it would be refused.
+    let now = if path == BARE {
+        jiff::Timestamp::now().as_millisecond()
+    } else {
+        unique_timestamp_ms()
+    };
     let body = serde_json::json!({
         "msgtype": "text", "msgId": format!("bench-{n}"), "createAt": now,
         "conversationType": "1", "conversationId": "cid-bench",
@@ -833,8 +850,9 @@ async fn quiet_reply(
     reply
 }
 
-/// `count` applications at once against a budgeted child; per API path, the sends per second
-/// between its first and last send, how many, and the most inside any one second.
+/// `count` applications at once against a budgeted child; per API path with more sends than one
+/// second's budget, the sends per second between its first and last send, how many, and the most
+/// inside any one second.
 async fn budget_drain(
     client: &reqwest::Client,
     base: &str,

@@ -105,6 +105,14 @@ pub(crate) const DEFAULT_DASHBOARD_URL: &str = "http://127.0.0.1:8080";
 /// How many inbound messages one step takes.
 pub const BATCH: usize = 50;
 
+/// The first try of a message in [`InboxProcessor::process_pending`].
+enum FirstTry {
+    /// Processed (`None`: another step had finished it).
+    Ran(Option<Handled>),
+    /// Not run: the message before it was still pending (its try failed).
+    NotRun,
+}
+
 /// What became of one inbound message (stored as the inbox row's outcome).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
@@ -179,55 +187,117 @@ impl InboxProcessor {
     }
 
     /// Processes every pending message, oldest first, up to [`BATCH`]; returns how many it
-    /// finished or quarantined. A message that fails for good is quarantined (the admins are
-    /// told once) and the next one goes on; one that fails because the storage does is tried
-    /// again with backoff, and when it still fails the step stops with that error, leaving it
-    /// and the rest pending for the next step.
+    /// finished or quarantined.
+    ///
+    /// Every message's first try is queued on the writer at once, as background writes
+    /// ([`crate::store::Store::write_background`]): acknowledgements go ahead of them, and
+    /// several commit in one transaction, each under its own savepoint, its inbox row finished
+    /// in the same savepoint as its decision. A try runs only once the message before it in the
+    /// step is no longer pending, so the order of decisions is the order of messages even when
+    /// one fails: the tries behind a failed one do nothing, and from the failed one on the
+    /// messages are taken one at a time, as follows. A message that fails for good is
+    /// quarantined (the admins are told once) and the next one goes on; one that fails because
+    /// the storage does is tried again with backoff, and when it still fails the step stops with
+    /// that error, leaving it and the rest pending for the next step.
     pub async fn process_pending(&self, now: Timestamp) -> Result<usize, EngineError> {
         let rows = self.engine.store().read(|r| r.pending_inbox(BATCH)).await?;
+        let rows: Vec<Arc<InboxRow>> = rows.into_iter().map(Arc::new).collect();
+        let mut tries = Vec::with_capacity(rows.len());
+        let mut before: Option<i64> = None;
+        for row in &rows {
+            let (this, id) = (self.clone(), row.id);
+            let row = Arc::clone(row);
+            tries.push(
+                self.engine
+                    .store()
+                    .write_background(move |tx| -> Result<_, EngineError> {
+                        if let Some(id) = before
+                            && tx.inbox(id)?.is_some_and(|r| {
+                                r.finished_at.is_none() && r.quarantined_at.is_none()
+                            })
+                        {
+                            return Ok(FirstTry::NotRun);
+                        }
+                        tx.note_inbox_attempts(row.id, row.attempts + 1)?;
+                        Ok(FirstTry::Ran(this.process_in_tx(tx, &row, now)?))
+                    }),
+            );
+            before = Some(id);
+        }
         let mut done = 0;
-        for row in rows {
-            let row = Arc::new(row);
-            let (result, tries) = quarantine::with_retries(|n| {
-                let this = self.clone();
-                let row = Arc::clone(&row);
-                let attempts = row.attempts + i64::from(n);
-                // A message may change the roster (leaders' @-commands).
-                async move {
-                    let engine = this.engine.clone();
-                    engine
-                        .write_keeping_roster(move |tx| {
-                            tx.note_inbox_attempts(row.id, attempts)?;
-                            this.process_in_tx(tx, &row, now)
-                        })
-                        .await
+        let mut one_by_one = Vec::new();
+        for (row, first) in rows.into_iter().zip(tries) {
+            match first.await {
+                Ok(FirstTry::Ran(processed)) if one_by_one.is_empty() => {
+                    done += usize::from(processed.is_some());
                 }
-            })
-            .await;
-            let attempts = row.attempts + i64::from(tries);
-            match result {
-                Ok(processed) => done += usize::from(processed.is_some()),
-                Err(e) if e.is_transient() => {
-                    let id = row.id;
-                    // Best effort: the storage is failing, so this may fail too.
-                    if let Err(note) = self
-                        .engine
-                        .store()
-                        .write(move |tx| tx.note_inbox_attempts(id, attempts))
-                        .await
-                    {
-                        tracing::warn!(inbox = id, error = %note, "could not record the attempts");
-                    }
-                    return Err(e);
+                Ok(FirstTry::Ran(_)) => {
+                    // Cannot happen while the try checks the message before it; were it to,
+                    // the message is finished and the next step passes it over.
+                    tracing::error!(
+                        inbox = row.id,
+                        "a message was decided before the one ahead of it"
+                    );
                 }
-                Err(e) => {
-                    if self.quarantine(&row, &e, attempts, now).await? {
-                        done += 1;
-                    }
-                }
+                Ok(FirstTry::NotRun) => one_by_one.push((row, None)),
+                Err(e) => one_by_one.push((row, Some(e))),
             }
         }
+        if one_by_one.iter().any(|(_, e)| e.is_some()) {
+            // A failed decision may have changed the roster in memory before it was undone.
+            if let Err(reload) = self.engine.reload_roster().await {
+                tracing::error!(error = %reload, "could not rebuild the roster after a failed write");
+            }
+        }
+        for (row, failed) in one_by_one {
+            done += self.one_by_one(row, failed.map(Err), now).await?;
+        }
         Ok(done)
+    }
+
+    /// One message with retries and quarantine: 1 when it was finished or quarantined, 0 when
+    /// another step had; `Err` when the storage still fails after the retries (the step stops).
+    /// `first` is the outcome of a try already made in this step, if any.
+    async fn one_by_one(
+        &self,
+        row: Arc<InboxRow>,
+        first: Option<Result<Option<Handled>, EngineError>>,
+        now: Timestamp,
+    ) -> Result<usize, EngineError> {
+        let (result, tries) = quarantine::continue_retries(first, |n| {
+            let this = self.clone();
+            let row = Arc::clone(&row);
+            let attempts = row.attempts + i64::from(n);
+            // A message may change the roster (leaders' @-commands).
+            async move {
+                let engine = this.engine.clone();
+                engine
+                    .write_keeping_roster(move |tx| {
+                        tx.note_inbox_attempts(row.id, attempts)?;
+                        this.process_in_tx(tx, &row, now)
+                    })
+                    .await
+            }
+        })
+        .await;
+        let attempts = row.attempts + i64::from(tries);
+        match result {
+            Ok(processed) => Ok(usize::from(processed.is_some())),
+            Err(e) if e.is_transient() => {
+                let id = row.id;
+                // Best effort: the storage is failing, so this may fail too.
+                if let Err(note) = self
+                    .engine
+                    .store()
+                    .write(move |tx| tx.note_inbox_attempts(id, attempts))
+                    .await
+                {
+                    tracing::warn!(inbox = id, error = %note, "could not record the attempts");
+                }
+                Err(e)
+            }
+            Err(e) => Ok(usize::from(self.quarantine(&row, &e, attempts, now).await?)),
+        }
     }
 
     /// Sets `row` aside after the failure `error` and tells the admins, in one transaction;

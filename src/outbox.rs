@@ -13,7 +13,8 @@
 //! block (§5.3), so [`RateLimits`] never starts a 21st send inside the window. Every other
 //! DingTalk API (batchSend, group send, card create and update, session replies) has a budget of
 //! sends per second (`[outbox] sends_per_second`, default [`DEFAULT_SENDS_PER_SECOND`], half
-//! the per-app QPS limit of §7), kept the same way over a rolling second; a throttling answer
+//! the per-app QPS limit of §7), kept the same way over a rolling second — each call counted
+//! from its answer, since DingTalk counts it on arrival, somewhere before that; a throttling answer
 //! closes that API for the wait DingTalk named. A step therefore claims for each API no more
 //! calls than its budget lets start now (none while it is full or waiting out a throttle), so a
 //! backlog is never claimed only to be held and never crowds the other APIs out of a step.
@@ -279,6 +280,25 @@ impl RateLimits {
             self.api(api, now).sends.push_back(now);
         }
         true
+    }
+
+    /// The calls started at `started` were all answered by `answered`: from then on each counts
+    /// as made at `answered`. DingTalk counts a call when it receives it, somewhere between the
+    /// two; a call that starts in its slot only a second after the answer therefore reaches
+    /// DingTalk a second after the one before, however long the way there took. Counted from
+    /// the start alone, a burst that reached DingTalk late could meet the next second's burst
+    /// inside one of DingTalk's seconds (the load bench saw 55 against a budget of 50).
+    fn answered(&mut self, started: Timestamp, answered: Timestamp) {
+        for window in self.apis.values_mut() {
+            // This step's calls are the newest, at the back; earlier steps' were re-stamped
+            // with their own answers, no later than this start, so the order is kept.
+            for at in window.sends.iter_mut().rev() {
+                if *at != started {
+                    break;
+                }
+                *at = answered;
+            }
+        }
     }
 
     /// DingTalk answered "too fast" on `channel`: none of its calls before `until`.
@@ -577,6 +597,7 @@ pub async fn deliver_due(
     let results = join_all(sending.iter().map(|(_, request)| sender.send(request))).await;
 
     let done = clock.now();
+    limits.answered(now, done);
     let mut planner = Planner {
         sender,
         admins,
@@ -1000,6 +1021,27 @@ mod tests {
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_millisecond(1_780_000_000_000 + ms).expect("in range")
+    }
+
+    #[test]
+    fn a_call_counts_in_its_window_from_its_answer() {
+        let batch = Channel::RobotBatch.as_str();
+        let mut limits = RateLimits::with_budget(2);
+        assert!(limits.take_slot(batch, at(0)) && limits.take_slot(batch, at(0)));
+        assert!(!limits.take_slot(batch, at(0)), "the budget is two");
+        // The burst took 300 ms to be answered: it may have reached DingTalk that late.
+        limits.answered(at(0), at(300));
+        assert_eq!(
+            limits.slots(batch, at(1_000)),
+            0,
+            "a second after the start"
+        );
+        assert_eq!(limits.free_at(batch, at(1_000)), Some(at(1_300)));
+        assert_eq!(
+            limits.slots(batch, at(1_300)),
+            2,
+            "a second after the answer"
+        );
     }
 
     #[test]

@@ -28,18 +28,36 @@ pub const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// Runs `attempt(n)` for n = 1, 2, … up to [`TRIES`] while it fails transiently
 /// ([`EngineError::is_transient`]), waiting [`BACKOFF_BASE`]·2ⁿ⁻¹ between tries. Returns the last
 /// result and how many tries it took.
-pub async fn with_retries<T, F, Fut>(mut attempt: F) -> (Result<T, EngineError>, u32)
+pub async fn with_retries<T, F, Fut>(attempt: F) -> (Result<T, EngineError>, u32)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, EngineError>>,
+{
+    continue_retries(None, attempt).await
+}
+
+/// As [`with_retries`], where `first`, when given, is the outcome of the first try, already
+/// made elsewhere (the inbox's pipelined first tries): it counts as try 1.
+pub async fn continue_retries<T, F, Fut>(
+    first: Option<Result<T, EngineError>>,
+    mut attempt: F,
+) -> (Result<T, EngineError>, u32)
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, EngineError>>,
 {
     let mut n = 1;
+    let mut result = match first {
+        Some(result) => result,
+        None => attempt(1).await,
+    };
     loop {
-        match attempt(n).await {
+        match result {
             Err(e) if e.is_transient() && n < TRIES => {
                 tracing::warn!(attempt = n, error = %e, "processing failed for a passing reason; trying again");
                 tokio::time::sleep(BACKOFF_BASE * 2u32.pow(n - 1)).await;
                 n += 1;
+                result = attempt(n).await;
             }
             result => return (result, n),
         }

@@ -890,3 +890,101 @@ async fn outbox_claims_are_fair_across_recipients() {
         "every recipient's first row before anyone's second, each in due order"
     );
 }
+
+/// Inserts inbox row `key` (a write's visible trace) and returns its id.
+fn insert_marker(tx: &tiaochu::store::Tx<'_>, key: &str) -> Result<i64, StoreError> {
+    Ok(tx
+        .insert_inbox(&NewInbound {
+            source: "robot",
+            message_id: key,
+            received_at: at(0),
+            payload: "{}",
+        })?
+        .id())
+}
+
+/// The inbox worker's decisions are background writes: an acknowledgement queued behind a long
+/// run of them is served ahead, after the decision in progress, and committed while the rest
+/// still wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_is_committed_while_a_long_run_of_decisions_waits() {
+    let (_dir, store) = temp_store();
+    const SLOW: std::time::Duration = std::time::Duration::from_millis(40);
+    const DECISIONS: usize = 8;
+    let started = Arc::new(AtomicU64::new(0));
+    let decisions: Vec<_> = (0..DECISIONS)
+        .map(|i| {
+            let started = Arc::clone(&started);
+            store.write_background(move |tx| {
+                started.fetch_add(1, Ordering::SeqCst);
+                // A decision that takes its time on the writer thread.
+                std::thread::sleep(SLOW);
+                insert_marker(tx, &format!("decision-{i}"))
+            })
+        })
+        .collect();
+    // The first decision is under way when the acknowledgement arrives.
+    while started.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let asked = std::time::Instant::now();
+    store
+        .write(|tx| insert_marker(tx, "ack"))
+        .await
+        .expect("acknowledged");
+    let waited = asked.elapsed();
+    let ran = started.load(Ordering::SeqCst);
+    assert!(
+        ran <= 2,
+        "the acknowledgement waited for {ran} decisions ({waited:?})"
+    );
+    assert!(
+        waited < SLOW * 4,
+        "the acknowledgement took {waited:?} behind {DECISIONS} decisions of {SLOW:?}"
+    );
+    // Every decision still commits, in the order queued.
+    let mut ids = Vec::new();
+    for decision in decisions {
+        ids.push(decision.await.expect("decision committed"));
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(started.load(Ordering::SeqCst), DECISIONS as u64);
+}
+
+/// Background writes share commits, each under its own savepoint: one that fails or panics is
+/// undone alone, the others are kept, and the writer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_writes_commit_together_but_each_fails_alone() {
+    let (dir, store) = temp_store();
+    let writes: Vec<_> = (0..12)
+        .map(|i| {
+            store.write_background(move |tx| {
+                let id = insert_marker(tx, &format!("d-{i}"))?;
+                match i {
+                    3 => Err(StoreError::Abort(format!("refused {i}"))),
+                    7 => panic!("decision {i} panics"),
+                    _ => Ok(id),
+                }
+            })
+        })
+        .collect();
+    for (i, write) in writes.into_iter().enumerate() {
+        match (i, write.await) {
+            (3, Err(StoreError::Abort(m))) => assert_eq!(m, "refused 3"),
+            (7, Err(StoreError::Panicked)) => {}
+            (3 | 7, other) => panic!("write {i}: {other:?}"),
+            (_, result) => {
+                result.unwrap_or_else(|e| panic!("write {i}: {e}"));
+            }
+        }
+    }
+    assert_eq!(count(&dir.path().join("tiaochu.db"), "inbox"), 10);
+    let kept = store
+        .read(|r| r.all_inbox(100))
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|r| r.message_id)
+        .collect::<Vec<_>>();
+    assert!(!kept.contains(&"d-3".to_string()) && !kept.contains(&"d-7".to_string()));
+}

@@ -171,3 +171,123 @@ async fn a_stored_message_is_processed_at_once_not_at_the_next_poll() {
         posted.elapsed()
     );
 }
+
+/// The inbox worker's first tries are pipelined: every pending message of a step is queued on
+/// the writer at once and several commit together, each under its own savepoint. A message whose
+/// decision fails is undone alone — the ones before it stay committed, the ones behind it wait
+/// for it — and is then tried on its own and quarantined, while the rest are still processed in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_decision_among_pipelined_ones_is_quarantined_alone() {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use tiaochu::calendar::{Calendar, WorkingHours};
+    use tiaochu::card_secrets::CardSecrets;
+    use tiaochu::dispatch::Dispatch;
+    use tiaochu::engine::Engine;
+    use tiaochu::inbox::InboxProcessor;
+    use tiaochu::roster::{Person, Role, Roster};
+    use tiaochu::settings::Settings;
+    use tiaochu::store::Store;
+
+    const RS: &str = "rs-liaison";
+    let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
+    let mut people = shipped.people().to_vec();
+    for (name, unit, id) in [
+        ("王联络", "区人社局", RS),
+        ("赵联络", "区住建局", "zj-liaison"),
+        ("钱联络", "区城市管理局", "cg-liaison"),
+    ] {
+        people.push(Person::new(name, unit, "股长", vec![Role::Liaison], id, ""));
+    }
+    people.push(Person::new(
+        "孙管理",
+        "区12345热线",
+        "管理员",
+        vec![Role::Admin],
+        "u-admin",
+        "",
+    ));
+    let calendar = Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default())
+        .expect("calendar");
+    let settings = Settings::load_with_env(None, Vec::new()).expect("settings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("pipeline.db");
+    let store = Store::open(&db).expect("store");
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(Roster::from_parts(shipped.units().to_vec(), people)),
+        Arc::new(calendar),
+        settings.sla,
+        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral()),
+    );
+    let processor = InboxProcessor::new(engine).with_sender_limit(0);
+    let now: Timestamp = "2026-11-02T09:00:00+08:00".parse().expect("now");
+    let application = |ticket: &str| {
+        format!(
+            "工单编号：{ticket}\n工单标题：反映某建筑公司拖欠薪资的问题\n首接单位：区人社局\n已采取措施：已向涉事企业取得联系，核实基本情况。\n办理难点：工程款拨付与住建审批相关，区人社局一家无法办理。\n需协调部门及事由：区住建局核查项目审批；区城市管理局协助现场核查。\n请示分管领导相关情况：分管领导已同意。"
+        )
+    };
+    let send = |n: usize, text: String| {
+        let body = json!({
+            "msgtype": "text", "text": {"content": text}, "msgId": format!("m-{n}"),
+            "conversationType": "1", "conversationId": "cid-1to1", "senderStaffId": RS,
+            "senderNick": RS, "createAt": now.as_millisecond(), "robotCode": "sandbox"
+        })
+        .to_string();
+        store.write(move |tx| {
+            tx.insert_inbox(&NewInbound {
+                source: "sandbox",
+                message_id: &format!("m-{n}"),
+                received_at: now,
+                payload: &body,
+            })
+            .map(|i| i.id())
+        })
+    };
+    let registered = |ticket: &'static str| {
+        store.read(move |r| r.case_by_ticket(ticket).map(|rows| !rows.is_empty()))
+    };
+
+    send(0, application("DH2026110300017")).await.expect("send");
+    assert_eq!(processor.process_pending(now).await.expect("step"), 1);
+    // The case's document no longer reads, as after a bad restore or a bug.
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    conn.execute(
+        "UPDATE cases SET data_json = '{\"not\":\"a case\"}' WHERE ticket_no = 'DH2026110300017'",
+        [],
+    )
+    .expect("corrupt");
+
+    send(1, application("DH2026110300018")).await.expect("send");
+    let stuck = send(2, application("DH2026110300017")).await.expect("send");
+    send(3, application("DH2026110300019")).await.expect("send");
+    send(4, "帮助".to_string()).await.expect("send");
+    assert_eq!(
+        processor.process_pending(now).await.expect("step"),
+        4,
+        "three processed, one quarantined"
+    );
+    for ticket in ["DH2026110300018", "DH2026110300019"] {
+        assert!(registered(ticket).await.expect("read"), "{ticket}");
+    }
+    let rows = store.read(|r| r.all_inbox(100)).await.expect("inbox");
+    let unfinished: Vec<_> = rows
+        .iter()
+        .filter(|r| r.finished_at.is_none())
+        .map(|r| (r.id, r.attempts, r.quarantined_at.is_some()))
+        .collect();
+    assert_eq!(
+        unfinished,
+        [(stuck, 1, true)],
+        "only the failing message is left, quarantined after one try: {rows:#?}"
+    );
+    // The help request behind it was answered, after the quarantine.
+    assert!(
+        rows.iter()
+            .any(|r| r.message_id == "m-4" && r.outcome.as_deref() == Some("answered")),
+        "{rows:#?}"
+    );
+}
