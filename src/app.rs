@@ -15,7 +15,6 @@ use tokio::sync::watch;
 
 use crate::calendar::CalendarError;
 use crate::card_secrets::CardSecrets;
-use crate::cards::CardStreamHandler;
 use crate::clock::Clock;
 use crate::dingtalk::api::{DingtalkClient, Timeouts};
 use crate::dingtalk::inbound::{CallbackKey, CallbackKeyError};
@@ -27,6 +26,7 @@ use crate::http::sandbox::SandboxState;
 use crate::http::serve::{self, Limits};
 use crate::http::shed::BacklogGate;
 use crate::http::{AppState, CardCallbackRoute, router};
+use crate::inbox::CardStreamHandler;
 use crate::inbox::InboxProcessor;
 use crate::outbox::{self, RateLimits, SandboxSender, Sender};
 use crate::roster::{Role, Roster, RosterError};

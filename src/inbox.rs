@@ -14,11 +14,15 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::cards::{self, CardCallback, CardCopy, CardReply, Refusal};
+use crate::card_callback::{self as cards, CardCallback, CardCopy, CardReply, Refusal};
+use crate::clock::Clock;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::inbound::{ConversationKind, RobotMessage};
 use crate::dingtalk::payload;
-use crate::dingtalk::stream::{ContactEvent, InboxHandler, SOURCE_CARD, SOURCE_EVENT};
+use crate::dingtalk::stream::{
+    ContactEvent, EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler, SOURCE_CARD,
+    SOURCE_EVENT,
+};
 use crate::dispatch::Outgoing;
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
@@ -35,6 +39,10 @@ use crate::store::{
     InboxInsert, InboxRow, NewInbound, QuarantineId, QuarantineKind, StoreError, Tx,
 };
 use crate::workflow::{self, Actor, Input};
+
+/// The field of a sandbox message naming the console's origin (`http://host:port`), so a 看板
+/// link sent in the sandbox points where the person's browser already is.
+pub const SANDBOX_ORIGIN_KEY: &str = "sandboxOrigin";
 
 /// Whether an action registers an application or acts on an existing case.
 enum InputKind {
@@ -700,12 +708,8 @@ impl InboxProcessor {
                 let sandbox_origin = (row.source == "sandbox")
                     .then(|| serde_json::from_str::<serde_json::Value>(&row.payload).ok())
                     .flatten()
-                    .and_then(|v| {
-                        v[crate::http::sandbox::SANDBOX_ORIGIN_KEY]
-                            .as_str()
-                            .map(str::to_string)
-                    });
-                let rendered = crate::http::dashboard::login_reply(
+                    .and_then(|v| v[SANDBOX_ORIGIN_KEY].as_str().map(str::to_string));
+                let rendered = crate::dashboard_access::login_reply(
                     tx,
                     person,
                     sandbox_origin.as_deref().unwrap_or(&self.dashboard_url),
@@ -1113,5 +1117,59 @@ fn sandbox_to(id: &str, rendered: &Rendered) -> Outgoing {
             .to_string()
             .into_bytes(),
         undeliverable: None,
+    }
+}
+
+/// The Stream handler of a running service: robot messages go to the inbox as before
+/// ([`InboxHandler`]); a card callback is processed before its ACK, which carries the update
+/// (§2.4, §6.4). Only a stored tap is acknowledged: a failure of the storage leaves the frame
+/// unacknowledged, so the gateway delivers it again (§2.7); a tap that fails for good is stored
+/// quarantined first ([`InboxProcessor::card_callback`]).
+#[derive(Clone)]
+pub struct CardStreamHandler {
+    inbox: InboxHandler,
+    processor: InboxProcessor,
+    clock: Arc<dyn Clock>,
+}
+
+impl CardStreamHandler {
+    pub fn new(
+        inbox: InboxHandler,
+        processor: InboxProcessor,
+        clock: Arc<dyn Clock>,
+    ) -> CardStreamHandler {
+        CardStreamHandler {
+            inbox,
+            processor,
+            clock,
+        }
+    }
+}
+
+impl FrameHandler for CardStreamHandler {
+    fn robot_message<'a>(&'a self, message_id: &'a str, data: &'a str) -> HandlerFuture<'a, ()> {
+        self.inbox.robot_message(message_id, data)
+    }
+
+    fn event<'a>(&'a self, message_id: &'a str, event: &'a EventFrame) -> HandlerFuture<'a, ()> {
+        self.inbox.event(message_id, event)
+    }
+
+    fn card_callback<'a>(
+        &'a self,
+        message_id: &'a str,
+        data: &'a str,
+    ) -> HandlerFuture<'a, Option<serde_json::Value>> {
+        Box::pin(async move {
+            let reply = self
+                .processor
+                .card_callback(data, self.clock.now())
+                .await
+                .map_err(|e| {
+                    tracing::error!(message_id, error = %e, "card callback not stored; left unacknowledged");
+                    HandlerError::Store(e)
+                })?;
+            Ok(reply.response())
+        })
     }
 }

@@ -19,11 +19,12 @@
 //! - **Decisions** — the core applied in ONE store transaction each: [`engine`] (find the case,
 //!   run `transition`, write case, events, timers and outbox rows), [`casebook`] (the similar-case
 //!   index kept in step inside the engine's transaction), [`dispatch`] (rendered messages → the
-//!   exact outbox bytes for the configured mode), [`clocks`] (firing a case's due timers, the
+//!   exact outbox bytes for the configured mode), [`clock_upkeep`] (firing a case's due timers, the
 //!   hotline digest, recomputing deadlines after a holiday-data load), [`onboarding`],
-//!   [`quarantine`], [`report`] (monthly statistics and notices from the stored events).
+//!   [`quarantine`], [`report`] (monthly statistics and notices from the stored events),
+//!   [`dashboard_access`] (who may read the dashboard, one-time login links).
 //! - **Wire** — [`dingtalk`] (signatures, callback envelopes, OpenAPI calls and their errors,
-//!   the Stream client), [`cards`] (a card tap → the same input as its text command), [`http`]
+//!   the Stream client), [`card_callback`] (a card tap → the same input as its text command), [`http`]
 //!   (axum routes: robot and card callbacks, sandbox, dashboard, health, metrics).
 //! - **Loops** — one public step each plus a `run` loop: [`inbox`] (stored messages → decisions),
 //!   [`scheduler`] (due timers), [`outbox`] (sends, within DingTalk's limits),
@@ -33,9 +34,8 @@
 //!   file per subcommand).
 //!
 //! Known back-edges, left on purpose: `parse` builds `workflow::Input` while `workflow` keeps the
-//! parsed `parse::Application` (one vocabulary for the two halves of the core); `casebook` is the
-//! engine's own helper and decodes cases through it; `inbox` runs card callbacks (`cards`) in the
-//! decision's transaction and mints dashboard links (`http`).
+//! parsed `parse::Application` (one vocabulary for the two halves of the core); and `casebook` is the
+//! engine's own helper and decodes cases through it.
 
 // Pure core.
 pub mod calendar;
@@ -52,7 +52,8 @@ pub mod store;
 
 // Decisions.
 pub mod casebook;
-pub mod clocks;
+pub mod clock_upkeep;
+pub mod dashboard_access;
 pub mod dispatch;
 pub mod engine;
 pub mod onboarding;
@@ -60,7 +61,7 @@ pub mod quarantine;
 pub mod report;
 
 // Wire.
-pub mod cards;
+pub mod card_callback;
 pub mod dingtalk;
 pub mod http;
 

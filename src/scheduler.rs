@@ -1,7 +1,7 @@
 //! The scheduler: fires the durable timers the workflow set (reminders, breaches, escalations)
 //! and the system's own (the weekly reminder about missing holiday data). Timers live in SQLite,
 //! so a restart loses none; all due timers of one case fire in ONE transaction through
-//! [`clocks::fire_case`], which marks them fired and applies the workflow's decision together,
+//! [`clock_upkeep::fire_case`], which marks them fired and applies the workflow's decision together,
 //! so a timer fires exactly once however often the step runs — and timers that piled up while
 //! the service was down go out as one catch-up message per case and person, not a flood. Each
 //! pass ends with one digest of what it sent, for the hotline group.
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use jiff::Timestamp;
 
 use crate::clock::Clock;
-use crate::clocks::{self, Lateness};
+use crate::clock_upkeep::{self, Lateness};
 use crate::engine::{Engine, EngineError, Outcome};
 use crate::quarantine;
 use crate::store::{QuarantineId, QuarantineKind, StoreError, TimerRow, TimerState};
@@ -85,7 +85,7 @@ async fn fire_due_as(
     for timer in &due {
         let Some(case_id) = timer.case_id else {
             let (result, tries) =
-                quarantine::with_retries(|_| clocks::fire_system(engine, timer, now)).await;
+                quarantine::with_retries(|_| clock_upkeep::fire_system(engine, timer, now)).await;
             match result {
                 Ok(true) => report.fired += 1,
                 Ok(false) => report.skipped += 1,
@@ -99,9 +99,10 @@ async fn fire_due_as(
         if !cases.insert(case_id) {
             continue;
         }
-        let (result, tries) =
-            quarantine::with_retries(|_| clocks::fire_case_as(engine, case_id, now, lateness))
-                .await;
+        let (result, tries) = quarantine::with_retries(|_| {
+            clock_upkeep::fire_case_as(engine, case_id, now, lateness)
+        })
+        .await;
         let firing = match result {
             Ok(firing) => firing,
             Err(e) => {
@@ -126,7 +127,7 @@ async fn fire_due_as(
             }
         }
     }
-    clocks::send_digest(engine, now).await?;
+    clock_upkeep::send_digest(engine, now).await?;
     Ok(report)
 }
 
@@ -211,7 +212,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut timers_changed = engine.store().timers_changed();
-    match clocks::recompute_open(&engine, clock.now()).await {
+    match clock_upkeep::recompute_open(&engine, clock.now()).await {
         Ok(r) if r.clocks > 0 => tracing::info!(
             cases = r.cases,
             clocks = r.clocks,
@@ -221,7 +222,7 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "recomputing open deadlines failed"),
     }
-    if let Err(e) = clocks::ensure_calendar_reminders(&engine, clock.now()).await {
+    if let Err(e) = clock_upkeep::ensure_calendar_reminders(&engine, clock.now()).await {
         tracing::error!(error = %e, "arming the holiday-data reminder failed");
     }
     // The clock-move count last acted on: a pass after a move is not a catch-up after downtime.

@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use crate::calendar::{Calendar, YearData, date_range, month_day, weekday_name};
 use crate::card_secrets::CardSecrets;
 use crate::clock::{Clock, SystemClock};
-use crate::clocks;
+use crate::clock_upkeep;
 use crate::dispatch::Dispatch;
 use crate::engine::Engine;
 use crate::roster::Roster;
@@ -205,9 +205,9 @@ fn recompute(settings: &Settings, calendar: Calendar, year: i16) -> anyhow::Resu
         settings.sla.clone(),
         Dispatch::from_settings(&settings.dingtalk, card_secrets),
     );
-    let report = clocks::recompute_open_blocking(&engine, SystemClock.now())
+    let report = clock_upkeep::recompute_open_blocking(&engine, SystemClock.now())
         .context("重新计算未到期的期限失败")?;
-    let key = clocks::calendar_timer_key(year);
+    let key = clock_upkeep::calendar_timer_key(year);
     store
         .write_blocking(move |tx| tx.cancel_timer(&key))
         .context("无法停止节假日数据提醒")?;

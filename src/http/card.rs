@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
 use super::{AppState, CardCallbackRoute, HttpError, read_body};
-use crate::cards::{CardCallback, CardReply, Refusal};
+use crate::card_callback::{CardCallback, CardReply, Refusal};
 use crate::dingtalk::sign::verify_callback;
 use crate::inbox::InboxProcessor;
 

@@ -381,13 +381,10 @@ fn robot_message(
         "createAt": now.as_millisecond(),
         "robotCode": SOURCE,
         // Not DingTalk's: where the sandbox console was reached, for 看板 links.
-        SANDBOX_ORIGIN_KEY: origin,
+        crate::inbox::SANDBOX_ORIGIN_KEY: origin,
     })
     .to_string()
 }
-
-/// The sandbox message field naming the console's origin (`http://host:port`).
-pub const SANDBOX_ORIGIN_KEY: &str = "sandboxOrigin";
 
 /// `POST /sandbox/clock {unit, amount}`: moves the clock forward and wakes the scheduler;
 /// returns the new `{clock}`.

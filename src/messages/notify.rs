@@ -1114,7 +1114,7 @@ pub(crate) fn supervised_due_label(ground: SupervisionGround) -> &'static str {
 pub(crate) fn supervised_clock<'c>(
     case: &'c Case,
     supervision: &crate::workflow::Supervision,
-) -> Option<&'c crate::workflow::Clock> {
+) -> Option<&'c crate::workflow::CaseClock> {
     let kind = match supervision.ground {
         SupervisionGround::Insisted | SupervisionGround::Overdue => ClockKind::SupervisedResponse {
             unit: supervision.unit.clone(),

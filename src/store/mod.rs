@@ -38,7 +38,7 @@ use tokio::sync::{oneshot, watch};
 
 mod backlog;
 mod backup;
-mod cards;
+mod card_instances;
 mod cases;
 mod dashboard;
 mod digest;
@@ -58,7 +58,7 @@ mod timers;
 
 pub use backlog::Backlog;
 pub use backup::{BackupReport, backup_file};
-pub use cards::CardRow;
+pub use card_instances::CardRow;
 pub use cases::{CaseRow, CaseUnitRow, CaseVersionRow, NewCase};
 pub use dashboard::{CaseFilter, new_secret, secret_hash};
 pub use events::EventRow;

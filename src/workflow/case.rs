@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::SimilarCase;
-use super::clock::{Clock, ClockKind};
+use super::clock::{CaseClock, ClockKind};
 use super::input::{HelpItem, SatisfactionLevel};
 use crate::parse::Application;
 
@@ -132,7 +132,7 @@ pub struct Case {
     pub city_outcome: Option<CityOutcome>,
     pub typical: Option<TypicalCase>,
     /// Every clock ever started, oldest first; stopped clocks stay for the record.
-    pub clocks: Vec<Clock>,
+    pub clocks: Vec<CaseClock>,
     /// Every interactive card sent for this case, so an action can update every copy.
     pub cards: Vec<CardRef>,
     /// Earlier versions, replaced by a resubmission.
@@ -169,7 +169,7 @@ impl Case {
     }
 
     /// The latest clock of `kind`, running or not.
-    pub fn clock(&self, kind: &ClockKind) -> Option<&Clock> {
+    pub fn clock(&self, kind: &ClockKind) -> Option<&CaseClock> {
         self.clocks.iter().rev().find(|c| &c.kind == kind)
     }
 

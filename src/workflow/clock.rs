@@ -210,7 +210,7 @@ pub enum ClockState {
 
 /// A running or finished deadline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Clock {
+pub struct CaseClock {
     /// Unique within the case; the middle part of its timer keys.
     pub id: String,
     pub kind: ClockKind,
@@ -225,7 +225,7 @@ pub struct Clock {
     pub timers: Vec<Timer>,
 }
 
-impl Clock {
+impl CaseClock {
     /// Starts a clock with its timers: `half` at half the working time, `soon` at
     /// `remind_before` working minutes before the deadline when that is later than `half`,
     /// and `due` at the deadline. A deadline at or before `started` gets only `due`.
@@ -245,7 +245,7 @@ impl Clock {
         remind_before: u32,
         any_hour: bool,
         calendar: &Calendar,
-    ) -> Clock {
+    ) -> CaseClock {
         let mut phases = if any_hour && kind == ClockKind::ReviewStart {
             wall_schedule(started, deadline.due)
         } else {
@@ -263,7 +263,7 @@ impl Clock {
                 state: TimerState::Pending,
             })
             .collect();
-        Clock {
+        CaseClock {
             id,
             kind,
             started,
@@ -277,7 +277,7 @@ impl Clock {
     }
 
     /// The id for a new clock of `kind` in a case that already has `clocks`.
-    pub fn next_id(clocks: &[Clock], kind: &ClockKind) -> String {
+    pub fn next_id(clocks: &[CaseClock], kind: &ClockKind) -> String {
         let earlier = clocks.iter().filter(|c| &c.kind == kind).count();
         if earlier == 0 {
             kind.base_id()
@@ -317,7 +317,7 @@ impl Clock {
 
     /// Gives a running clock a new deadline (the calendar data changed): its due, provisional
     /// flag and explanation, and the new firing time of each still pending timer, counted as
-    /// [`Clock::start`] counts them. Timers that already fired stay fired, so no reminder is sent
+    /// [`CaseClock::start`] counts them. Timers that already fired stay fired, so no reminder is sent
     /// twice. Returns the pending timers whose time changed, as `(key, new due_at)`.
     pub fn reschedule(
         &mut self,
@@ -429,7 +429,7 @@ mod tests {
         s.parse().expect("timestamp")
     }
 
-    fn schedule(clock: &Clock) -> Vec<(Phase, Timestamp)> {
+    fn schedule(clock: &CaseClock) -> Vec<(Phase, Timestamp)> {
         clock.timers.iter().map(|t| (t.phase, t.due_at)).collect()
     }
 
@@ -438,7 +438,7 @@ mod tests {
         let cal = calendar();
         let start = ts("2026-11-02T09:00:00+08:00");
         let deadline = cal.add_working_minutes(start, 60);
-        let clock = Clock::start(
+        let clock = CaseClock::start(
             "TC-1",
             "review_start".into(),
             ClockKind::ReviewStart,
@@ -467,7 +467,7 @@ mod tests {
         let start = ts("2026-09-30T16:00:00+08:00");
         let deadline = cal.working_days_deadline(start, 1);
         let due = deadline.due;
-        let clock = Clock::start(
+        let clock = CaseClock::start(
             "TC-1",
             "decision".into(),
             ClockKind::Decision,
@@ -495,7 +495,7 @@ mod tests {
             provisional: false,
             explanation: String::new(),
         };
-        let clock = Clock::start(
+        let clock = CaseClock::start(
             "TC-1",
             "handling".into(),
             ClockKind::Handling,
@@ -519,7 +519,7 @@ mod tests {
         let start = ts("2026-09-30T16:00:00+08:00");
         let deadline = cal.working_days_deadline(start, 3);
         assert_eq!(deadline.due, ts("2026-10-10T18:00:00+08:00"));
-        let normal = Clock::start(
+        let normal = CaseClock::start(
             "TC-1",
             "decision".into(),
             ClockKind::Decision,
@@ -537,7 +537,7 @@ mod tests {
             schedule(&normal).last(),
             Some(&(Phase::Due, ts("2026-10-12T08:30:00+08:00")))
         );
-        let green = Clock::start(
+        let green = CaseClock::start(
             "TC-1",
             "decision".into(),
             ClockKind::Decision,
@@ -554,7 +554,7 @@ mod tests {
     fn rescheduling_moves_only_pending_timers() {
         let cal = calendar();
         let start = ts("2026-11-02T09:00:00+08:00");
-        let mut clock = Clock::start(
+        let mut clock = CaseClock::start(
             "TC-1",
             "decision".into(),
             ClockKind::Decision,
@@ -582,9 +582,9 @@ mod tests {
         let start = ts("2026-11-02T09:00:00+08:00");
         let mut clocks = Vec::new();
         for expected in ["decision", "decision#2", "decision#3"] {
-            let id = Clock::next_id(&clocks, &ClockKind::Decision);
+            let id = CaseClock::next_id(&clocks, &ClockKind::Decision);
             assert_eq!(id, expected);
-            clocks.push(Clock::start(
+            clocks.push(CaseClock::start(
                 "TC-1",
                 id,
                 ClockKind::Decision,
@@ -598,14 +598,14 @@ mod tests {
         let unit = ClockKind::UnitResponse {
             unit: "区住建局".into(),
         };
-        assert_eq!(Clock::next_id(&clocks, &unit), "unit_response:区住建局");
+        assert_eq!(CaseClock::next_id(&clocks, &unit), "unit_response:区住建局");
     }
 
     #[test]
     fn met_on_time_follows_the_state() {
         let cal = calendar();
         let start = ts("2026-11-02T09:00:00+08:00");
-        let mut clock = Clock::start(
+        let mut clock = CaseClock::start(
             "TC-1",
             "x".into(),
             ClockKind::ReviewStart,

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 
 use super::case::{CardKind, CardRef, Case};
-use super::clock::{Clock, ClockKind, ClockState, TimerState};
+use super::clock::{CaseClock, ClockKind, ClockState, TimerState};
 use super::effect::{Effect, Message, TimerKind};
 use super::event::Event;
 use super::event_data::EventData;
@@ -102,8 +102,8 @@ impl<'a> Draft<'a> {
 
     /// Starts a clock now and sets its timers; returns its id.
     pub fn start_clock(&mut self, kind: ClockKind, deadline: Deadline) -> String {
-        let id = Clock::next_id(&self.case.clocks, &kind);
-        let clock = Clock::start(
+        let id = CaseClock::next_id(&self.case.clocks, &kind);
+        let clock = CaseClock::start(
             &self.case.case_no,
             id.clone(),
             kind.clone(),

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::case::{CardKind, Contact, SupervisionGround};
-use super::clock::{Clock, ClockKind, Phase};
+use super::clock::{CaseClock, ClockKind, Phase};
 use super::input::{CoordinationAsk, SatisfactionLevel};
 use crate::calendar::Deadline;
 use crate::parse::Category;
@@ -59,8 +59,8 @@ pub struct Due {
     pub explanation: String,
 }
 
-impl From<&Clock> for Due {
-    fn from(c: &Clock) -> Due {
+impl From<&CaseClock> for Due {
+    fn from(c: &CaseClock) -> Due {
         Due {
             at: c.due,
             provisional: c.provisional,

@@ -41,7 +41,7 @@ pub use case::{
     DecisionRecord, Objection, PreviousVersion, ProgressNote, RequestStatus, SatisfactionRecord,
     State, Supervision, SupervisionGround, TypicalCase, UnitRequest,
 };
-pub use clock::{Clock, ClockKind, ClockState, Length, Phase, Timer, TimerState};
+pub use clock::{CaseClock, ClockKind, ClockState, Length, Phase, Timer, TimerState};
 pub use effect::{ClosedHow, CoordinationUpdate, Done, Due, Effect, Message, PersonRef, TimerKind};
 pub use event::{Event, EventKind, SYSTEM_ACTOR};
 pub use event_data::{ClosedBy, EventData, Registration, StoredData, WithdrawnFrom};

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use super::case::{Case, RequestStatus, SupervisionGround};
-use super::clock::{Clock, ClockKind, ClockState, Phase, TimerState};
+use super::clock::{CaseClock, ClockKind, ClockState, Phase, TimerState};
 use super::draft::Draft;
 use super::effect::{CoordinationUpdate, Due, Message};
 use super::event_data::EventData;
@@ -322,7 +322,7 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: CatchUp) {
 
 /// docs/spec.md → Coordination: "No answer by the response deadline is treated like a refusal" —
 /// 四(三) 拒不配合的，由区12345热线进行书面督办; the inspector is told so they can withdraw the unit.
-fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &Clock, unit: &str) {
+fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &str) {
     let now = d.now;
     let Some(request) = d.case.request_mut(unit).filter(|r| r.clock_id == clock.id) else {
         return;

@@ -538,7 +538,7 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
     let store = engine.store().clone();
     // The scheduler has started (and sent the holiday-data reminder) once that timer waits for
     // next week.
-    let key = tiaochu::clocks::calendar_timer_key(2027);
+    let key = tiaochu::clock_upkeep::calendar_timer_key(2027);
     let now = clock.now();
     for _ in 0..200 {
         let k = key.clone();
@@ -635,7 +635,7 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
         .count();
     assert_eq!(calendar_reminders, 1);
     let next = store
-        .read(|r| r.timer_by_key(&tiaochu::clocks::calendar_timer_key(2027)))
+        .read(|r| r.timer_by_key(&tiaochu::clock_upkeep::calendar_timer_key(2027)))
         .await
         .expect("read")
         .expect("armed");
@@ -662,7 +662,7 @@ async fn a_digest_lost_with_its_pass_is_sent_by_the_next() {
     f.clock.set(at("2026-11-02T09:30:00+08:00"));
     let (case_id, _) = f.case(t);
     // What a pass does before its digest, then the "kill": no send_digest.
-    let firing = tiaochu::clocks::fire_case(&f.engine, case_id, f.now())
+    let firing = tiaochu::clock_upkeep::fire_case(&f.engine, case_id, f.now())
         .await
         .expect("fire");
     assert_eq!(firing.fired, 1, "{firing:?}");

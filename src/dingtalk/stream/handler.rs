@@ -214,7 +214,7 @@ pub const SOURCE_CARD: &str = "card";
 ///
 /// A duplicate is success (it is stored already). Card callbacks answer `None`: the card update
 /// in the ACK belongs to the workflow, so the running service wraps this handler in
-/// [`crate::cards::CardStreamHandler`], which processes the callback in the same transaction as
+/// [`crate::inbox::CardStreamHandler`], which processes the callback in the same transaction as
 /// its inbox row and returns the update from [`FrameHandler::card_callback`] after the commit.
 #[derive(Clone)]
 pub struct InboxHandler {

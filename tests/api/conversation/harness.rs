@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use tiaochu::cards::CardReply;
+use tiaochu::card_callback::CardReply;
 use tiaochu::settings::DingtalkMode;
 use tiaochu::store::OutboxState;
 

@@ -2,7 +2,7 @@
 //! over HTTP (`POST /dingtalk/card`) or Stream, becomes the same workflow [`Input`] as the
 //! matching text command, and the answer DingTalk applies at once to the tapping user's copy.
 //! This module owns the mapping — callback → card copy → sender → input — and the answer's
-//! shape; [`crate::inbox::InboxProcessor::card_callback`] runs it in one store transaction with
+//! shape; [`crate::inbox::InboxProcessor::card_callback`] runs it (and [`crate::inbox::CardStreamHandler`] brings it Stream's taps) in one store transaction with
 //! the decision, because the answer carries the update and so must follow the commit.
 //!
 //! Each person has their own instance of a card (`outTrackId` =
@@ -26,17 +26,10 @@
 //! The inputs are read by the text-command parser ([`parse_command`]), so a card and a typed
 //! command accept and refuse exactly the same things, with the same Chinese messages.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value, json};
 
 use crate::card_secrets::CardSecrets;
-use crate::clock::Clock;
-use crate::dingtalk::stream::{
-    EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler,
-};
 use crate::engine::{EngineError, decode};
-use crate::inbox::InboxProcessor;
 use crate::messages::card::{CardContent, card_params};
 use crate::parse::UnitMatcher;
 use crate::parse::command::{Command, Verb, parse_command, syntax};
@@ -347,60 +340,6 @@ pub fn response(content: &CardContent, error: Option<&str>) -> Value {
 fn private_params(error: Option<&str>) -> Value {
     let error = error.unwrap_or_default();
     json!({ERROR_PARAM: error, HAS_ERROR_PARAM: (!error.is_empty()).to_string()})
-}
-
-/// The Stream handler of a running service: robot messages go to the inbox as before
-/// ([`InboxHandler`]); a card callback is processed before its ACK, which carries the update
-/// (§2.4, §6.4). Only a stored tap is acknowledged: a failure of the storage leaves the frame
-/// unacknowledged, so the gateway delivers it again (§2.7); a tap that fails for good is stored
-/// quarantined first ([`InboxProcessor::card_callback`]).
-#[derive(Clone)]
-pub struct CardStreamHandler {
-    inbox: InboxHandler,
-    processor: InboxProcessor,
-    clock: Arc<dyn Clock>,
-}
-
-impl CardStreamHandler {
-    pub fn new(
-        inbox: InboxHandler,
-        processor: InboxProcessor,
-        clock: Arc<dyn Clock>,
-    ) -> CardStreamHandler {
-        CardStreamHandler {
-            inbox,
-            processor,
-            clock,
-        }
-    }
-}
-
-impl FrameHandler for CardStreamHandler {
-    fn robot_message<'a>(&'a self, message_id: &'a str, data: &'a str) -> HandlerFuture<'a, ()> {
-        self.inbox.robot_message(message_id, data)
-    }
-
-    fn event<'a>(&'a self, message_id: &'a str, event: &'a EventFrame) -> HandlerFuture<'a, ()> {
-        self.inbox.event(message_id, event)
-    }
-
-    fn card_callback<'a>(
-        &'a self,
-        message_id: &'a str,
-        data: &'a str,
-    ) -> HandlerFuture<'a, Option<Value>> {
-        Box::pin(async move {
-            let reply = self
-                .processor
-                .card_callback(data, self.clock.now())
-                .await
-                .map_err(|e| {
-                    tracing::error!(message_id, error = %e, "card callback not stored; left unacknowledged");
-                    HandlerError::Store(e)
-                })?;
-            Ok(reply.response())
-        })
-    }
 }
 
 #[cfg(test)]
