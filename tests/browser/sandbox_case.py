@@ -207,15 +207,20 @@ class Console:
         )
 
 
-def main():
-    os.makedirs(ARTIFACTS, exist_ok=True)
+def run(case_steps, artifacts):
+    """Drives one browser case in a fresh headless Chromium profile."""
+    os.makedirs(artifacts, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tiaochu-chromium-") as profile:
         driver = start_browser(profile)
         try:
-            case(Console(driver))
+            case_steps(Console(driver))
         finally:
             driver.quit()
     print("browser case: every step passed")
+
+
+def main():
+    run(case, ARTIFACTS)
 
 
 def case(c):

@@ -14,14 +14,12 @@ Environment: CHROMIUM (default /usr/bin/chromium), CHROMEDRIVER (default /usr/bi
 """
 
 import json
-import os
 import sys
-import tempfile
 import urllib.request
 
 from selenium.webdriver.common.by import By
 
-from sandbox_case import APPLICATION, BASE, T, Console, start_browser
+from sandbox_case import APPLICATION, BASE, T, run
 
 ARTIFACTS = sys.argv[2]
 PAST = "DH2026100800021"
@@ -56,14 +54,7 @@ def say(person, text):
 
 
 def main():
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tiaochu-chromium-") as profile:
-        driver = start_browser(profile)
-        try:
-            case(Console(driver))
-        finally:
-            driver.quit()
-    print("browser case: every step passed")
+    run(case, ARTIFACTS)
 
 
 def case(c):
