@@ -8,11 +8,13 @@
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use serde_json::json;
 
 use crate::card_secrets::CardSecrets;
 use crate::dingtalk::api::Channel;
-use crate::dingtalk::payload::{self, CardCallback, CardCreate, CardSpace};
+use crate::dingtalk::inbound::{ConversationKind, RobotMessage};
+use crate::dingtalk::payload::{self, CardCallback, CardCreate, CardSpace, PayloadError};
 use crate::messages::card::{CardContent, card_params};
 use crate::messages::escape::md_text;
 use crate::messages::notify::Rendered;
@@ -98,6 +100,72 @@ impl Dispatch {
             },
             Err(e) => dead(to, rendered, None, e.to_string()),
         }
+    }
+
+    /// The answer to a robot message, routed back to its sender: in a group, through the
+    /// message's session webhook while it is usable (@ the sender); otherwise in the sender's
+    /// 1:1 chat with the robot — the roster `person` when known, else the sender's staff id. In
+    /// the sandbox, the sender's console. `None` when there is no way back (no staff id outside
+    /// a group). `received_at` stands in for a webhook expiry DingTalk did not state.
+    pub fn reply(
+        &self,
+        message: &RobotMessage,
+        received_at: Timestamp,
+        person: Option<&Person>,
+        rendered: &Rendered,
+        now: Timestamp,
+    ) -> Result<Option<Outgoing>, PayloadError> {
+        let sender_id = message.sender_staff_id().unwrap_or_default().to_string();
+        if self.mode == DingtalkMode::Sandbox {
+            return Ok(Some(match person {
+                Some(p) => self.message(p, rendered),
+                None => Outgoing {
+                    channel: Channel::Sandbox,
+                    target: sender_id.clone(),
+                    payload: json!({"to": [sender_id], "title": rendered.title, "text": rendered.markdown, "card": null})
+                        .to_string()
+                        .into_bytes(),
+                    undeliverable: None,
+                },
+            }));
+        }
+        if let Some(hook) = message.session_webhook().filter(|h| {
+            h.usable_at(now) && message.conversation_kind() == Some(ConversationKind::Group)
+        }) {
+            let at: Vec<String> = Some(sender_id)
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            return Ok(Some(Outgoing {
+                channel: Channel::SessionReply,
+                target: payload::session_target(
+                    hook.url,
+                    // Without a stated expiry, assume the shortest life seen (90 min after the
+                    // message) less a margin: a late reply goes 1:1 instead of failing.
+                    hook.expires_at
+                        .unwrap_or(received_at + jiff::SignedDuration::from_mins(60)),
+                ),
+                payload: payload::session_reply_markdown(&rendered.title, &rendered.markdown, &at),
+                undeliverable: None,
+            }));
+        }
+        if let Some(p) = person {
+            return Ok(Some(self.message(p, rendered)));
+        }
+        if sender_id.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Outgoing {
+            channel: Channel::RobotBatch,
+            target: sender_id.clone(),
+            payload: payload::batch_send_markdown(
+                &self.robot_code,
+                std::slice::from_ref(&sender_id),
+                &rendered.title,
+                &rendered.markdown,
+            )?,
+            undeliverable: None,
+        }))
     }
 
     /// A new card for one person. Without a template the card is an ActionCard whose buttons

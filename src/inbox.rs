@@ -16,14 +16,11 @@ use jiff::Timestamp;
 
 use crate::card_callback::{self as cards, CardCallback, CardCopy, CardReply, Refusal};
 use crate::clock::Clock;
-use crate::dingtalk::api::Channel;
-use crate::dingtalk::inbound::{ConversationKind, RobotMessage};
-use crate::dingtalk::payload;
+use crate::dingtalk::inbound::RobotMessage;
 use crate::dingtalk::stream::{
     ContactEvent, EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler, SOURCE_CARD,
     SOURCE_EVENT,
 };
-use crate::dispatch::Outgoing;
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
 use crate::messages::help::{help_all, help_text, is_for};
@@ -1002,8 +999,8 @@ impl InboxProcessor {
         })
     }
 
-    /// Answers the sender: in a group, through the message's session webhook while it is valid;
-    /// otherwise in the sender's 1:1 chat with the robot.
+    /// Answers the sender where [`crate::dispatch::Dispatch::reply`] routes it, keyed to the
+    /// inbox row so a retried step queues the answer once.
     fn reply(
         &self,
         tx: &Tx<'_>,
@@ -1014,48 +1011,11 @@ impl InboxProcessor {
         now: Timestamp,
     ) -> Result<(), EngineError> {
         let key = format!("inbox:{}:reply", row.id);
-        let dispatch = self.engine.dispatch();
-        let sender_id = message.sender_staff_id().unwrap_or_default().to_string();
-        let out = if dispatch.mode() == DingtalkMode::Sandbox {
-            match person {
-                Some(p) => dispatch.message(p, rendered),
-                None => sandbox_to(&sender_id, rendered),
-            }
-        } else if let Some(hook) = message.session_webhook().filter(|h| {
-            h.usable_at(now) && message.conversation_kind() == Some(ConversationKind::Group)
-        }) {
-            let at: Vec<String> = vec![sender_id.clone()]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect();
-            Outgoing {
-                channel: Channel::SessionReply,
-                target: payload::session_target(
-                    hook.url,
-                    // Without a stated expiry, assume the shortest life seen (90 min after the
-                    // message) less a margin: a late reply goes 1:1 instead of failing.
-                    hook.expires_at
-                        .unwrap_or(row.received_at + jiff::SignedDuration::from_mins(60)),
-                ),
-                payload: payload::session_reply_markdown(&rendered.title, &rendered.markdown, &at),
-                undeliverable: None,
-            }
-        } else if let Some(p) = person {
-            dispatch.message(p, rendered)
-        } else if !sender_id.is_empty() {
-            Outgoing {
-                channel: Channel::RobotBatch,
-                target: sender_id.clone(),
-                payload: payload::batch_send_markdown(
-                    dispatch.robot_code(),
-                    std::slice::from_ref(&sender_id),
-                    &rendered.title,
-                    &rendered.markdown,
-                )
-                .map_err(EngineError::Payload)?,
-                undeliverable: None,
-            }
-        } else {
+        let Some(out) =
+            self.engine
+                .dispatch()
+                .reply(message, row.received_at, person, rendered, now)?
+        else {
             tracing::warn!(
                 inbox = row.id,
                 "no way to answer a sender without staff id outside a group"
@@ -1106,17 +1066,6 @@ fn plain(title: &str, text: &str) -> Rendered {
     Rendered {
         title: title.to_string(),
         markdown: crate::messages::escape::md_block(text),
-    }
-}
-
-fn sandbox_to(id: &str, rendered: &Rendered) -> Outgoing {
-    Outgoing {
-        channel: Channel::Sandbox,
-        target: id.to_string(),
-        payload: serde_json::json!({"to": [id], "title": rendered.title, "text": rendered.markdown, "card": null})
-            .to_string()
-            .into_bytes(),
-        undeliverable: None,
     }
 }
 
