@@ -391,3 +391,88 @@ fn unreachable(to: &Person, rendered: &Rendered, card: Option<(&str, &CardConten
     };
     dead(to, rendered, card, reason)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roster::Role;
+    use crate::settings::Settings;
+
+    fn dispatch(mode: &str) -> Dispatch {
+        let env = [
+            ("TIAOCHU_DINGTALK__MODE".to_string(), mode.to_string()),
+            (
+                "TIAOCHU_DINGTALK__APP_KEY".to_string(),
+                "dingapp".to_string(),
+            ),
+            ("TIAOCHU_DINGTALK__APP_SECRET".to_string(), "s".to_string()),
+        ];
+        let settings = Settings::load_with_env(None, env).expect("settings");
+        Dispatch::from_settings(&settings.dingtalk, CardSecrets::ephemeral())
+    }
+
+    fn message(kind: &str, staff_id: &str, expires_ms: i64) -> RobotMessage {
+        let body = json!({
+            "msgId": "m1", "msgtype": "text", "text": {"content": "帮助"},
+            "conversationType": kind, "senderStaffId": staff_id,
+            "sessionWebhook": "https://oapi.dingtalk.com/robot/sendBySession?session=s1",
+            "sessionWebhookExpiredTime": expires_ms, "createAt": 1_790_000_000_000_i64,
+        });
+        RobotMessage::from_json(body.to_string().as_bytes()).expect("message")
+    }
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(ms).expect("instant")
+    }
+
+    #[test]
+    fn a_reply_goes_back_the_way_the_message_came() {
+        let d = dispatch("http");
+        let person = Person::new(
+            "王联络",
+            "区人社局",
+            "科员",
+            vec![Role::Liaison],
+            "rs-1",
+            "",
+        );
+        let rendered = Rendered {
+            title: "帮助".into(),
+            markdown: "x".into(),
+        };
+        let (received, expires) = (1_790_000_000_000, 1_790_005_000_000);
+        let group = message("2", "rs-1", expires);
+        let reply = |m: &RobotMessage, p: Option<&Person>, now: i64| {
+            d.reply(m, at(received), p, &rendered, at(now))
+                .expect("payload")
+        };
+
+        // A group message while its session webhook lives: answered in the group.
+        let out = reply(&group, Some(&person), received + 1_000).expect("routed");
+        assert_eq!(out.channel, Channel::SessionReply);
+        // After the webhook expired: 1:1 to the roster person instead of failing.
+        let out = reply(&group, Some(&person), expires + 1).expect("routed");
+        assert_eq!(
+            (out.channel, out.target.as_str()),
+            (Channel::RobotBatch, "rs-1")
+        );
+        // A 1:1 message from someone not in the roster: to the sender's staff id.
+        let out = reply(&message("1", "u-9", expires), None, received).expect("routed");
+        assert_eq!(
+            (out.channel, out.target.as_str()),
+            (Channel::RobotBatch, "u-9")
+        );
+        // No staff id outside a group: no way back.
+        assert!(reply(&message("1", "", expires), None, received).is_none());
+        // The sandbox answers on the sender's console, whatever the conversation.
+        let sandbox = dispatch("sandbox");
+        let out = sandbox
+            .reply(&group, at(received), None, &rendered, at(received))
+            .expect("payload")
+            .expect("routed");
+        assert_eq!(
+            (out.channel, out.target.as_str()),
+            (Channel::Sandbox, "rs-1")
+        );
+    }
+}
