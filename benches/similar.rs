@@ -40,7 +40,7 @@ use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::{Application, UnitMatcher, parse_application};
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::Settings;
-use tiaochu::similar::{Index, IndexDoc, Params, Scope, Stats, rank};
+use tiaochu::similar::{DocView, Index, IndexDoc, Params, Scope, Stats, rank};
 use tiaochu::store::{NewCase, Store, StoreError};
 use tiaochu::workflow::{Actor, Case, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
@@ -171,6 +171,9 @@ impl<I: Index> Index for Timed<'_, I> {
 
     fn postings(&self, term: &str, limit: usize) -> Result<Vec<I::Key>, I::Error> {
         let (out, _, cpu) = timed(|| self.inner.postings(term, limit));
+        if std::env::var("SIMILAR_DUMP").is_ok() {
+            eprintln!("LOOKUP\t{term}\t{limit}");
+        }
         let mut reads = self.reads.borrow_mut();
         reads.postings += cpu;
         reads.postings_calls += 1;
@@ -178,8 +181,13 @@ impl<I: Index> Index for Timed<'_, I> {
         out
     }
 
-    fn docs(&self, keys: &[I::Key]) -> Result<Vec<(I::Key, IndexDoc)>, I::Error> {
-        let (out, _, cpu) = timed(|| self.inner.docs(keys));
+    fn visit_docs(
+        &self,
+        keys: &[I::Key],
+        visit: &mut dyn FnMut(I::Key, DocView<'_>),
+    ) -> Result<(), I::Error> {
+        // The visitor scores each document as it is read: this is reading and scoring.
+        let (out, _, cpu) = timed(|| self.inner.visit_docs(keys, visit));
         self.reads.borrow_mut().docs += cpu;
         out
     }
@@ -544,7 +552,7 @@ fn main() {
     let per = |d: Duration| ms(d) / n;
     let rest = total.saturating_sub(reads.stats + reads.doc_freqs + reads.postings + reads.docs);
     println!(
-        "  ranking CPU per query {:.2} ms: totals {:.2}, document frequencies {:.2}, postings {:.2} ({:.0} lookups reading {:.0} postings), candidate documents {:.2}, the rest (transaction, counting, scoring) {:.2}",
+        "  ranking CPU per query {:.2} ms: totals {:.2}, document frequencies {:.2}, postings {:.2} ({:.0} lookups reading {:.0} postings), reading and scoring the candidates {:.2}, the rest (transaction, counting postings, choosing candidates) {:.2}",
         per(total),
         per(reads.stats),
         per(reads.doc_freqs),

@@ -66,7 +66,7 @@ pub use roster::{RosterChangeRow, RosterOverride};
 pub use secrets::{SECRET_LEN, random_bytes};
 pub use seen::SignatureUse;
 pub use sender_rate::{SENDER_WINDOW_MS, SenderWindow};
-pub use similar::StoreIndex;
+pub use similar::{SimilarBulk, StoreIndex};
 pub use timers::{NewTimer, TimerRow, TimerState};
 
 // Applied in list order; a new migration is only ever appended.
@@ -82,6 +82,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0009_similar.sql")),
     M::up(include_str!("migrations/0010_quarantine.sql")),
     M::up(include_str!("migrations/0011_onboarding.sql")),
+    M::up(include_str!("migrations/0012_similar_newest_first.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
