@@ -171,9 +171,6 @@ impl<I: Index> Index for Timed<'_, I> {
 
     fn postings(&self, term: &str, limit: usize) -> Result<Vec<I::Key>, I::Error> {
         let (out, _, cpu) = timed(|| self.inner.postings(term, limit));
-        if std::env::var("SIMILAR_DUMP").is_ok() {
-            eprintln!("LOOKUP\t{term}\t{limit}");
-        }
         let mut reads = self.reads.borrow_mut();
         reads.postings += cpu;
         reads.postings_calls += 1;
@@ -336,6 +333,147 @@ fn synthetic(past: &[(String, Application)], i: usize, rng: &mut Rng) -> (String
     (topic.to_string(), app)
 }
 
+/// Times the review card's top-3 query for each of `queries`, `runs` times over, and prints the
+/// wall clock and the thread CPU time (p50, p95, max), the load average before and after, and
+/// where the ranking's CPU time goes.
+fn query_costs(
+    store: &Store,
+    queries: &[(String, Application)],
+    cal: &Calendar,
+    runs: usize,
+    when: &str,
+) {
+    let (mut card, mut card_cpu, mut ranking, mut ranking_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let load_before = load_average();
+    for _ in 0..runs {
+        for (_, app) in queries {
+            let query = IndexDoc::from_application(app);
+            let (_, wall, cpu) = timed(|| {
+                store
+                    .read_blocking(|r| {
+                        casebook::similar(r, &query, None, Scope::All, 3, casebook::MIN_SHARED, cal)
+                    })
+                    .expect("similar")
+            });
+            card.push(wall);
+            card_cpu.push(cpu);
+            let (_, wall, cpu) = timed(|| {
+                store
+                    .read_blocking(|r| {
+                        casebook::ranked(r, &query, None, Scope::All, 3, casebook::MIN_SHARED)
+                    })
+                    .expect("ranked")
+            });
+            ranking.push(wall);
+            ranking_cpu.push(cpu);
+        }
+    }
+    let load_after = load_average();
+    println!(
+        "top-3 for the review card (ranking + 3 summaries) {when}, {} queries × {runs} (goal ≤ 20 ms); load average {load_before} before, {load_after} after:",
+        queries.len()
+    );
+    for (what, samples) in [
+        ("wall clock", card),
+        ("CPU time of the querying thread", card_cpu),
+    ] {
+        let (p50, p95, max) = spread(samples);
+        println!("  {what}: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
+    }
+    for (what, samples) in [
+        ("ranking alone, wall clock", ranking),
+        ("ranking alone, CPU time", ranking_cpu),
+    ] {
+        let (p50, p95, max) = spread(samples);
+        println!("  {what}: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
+    }
+
+    // Where the ranking's CPU time goes, summed over one round of the queries.
+    let mut reads = Reads::default();
+    let mut total = Duration::ZERO;
+    for (_, app) in queries {
+        let query = IndexDoc::from_application(app);
+        let (r, _, cpu) = timed(|| {
+            store
+                .read_blocking(|r| -> Result<Reads, StoreError> {
+                    let index = Timed {
+                        inner: &r.similar_index(),
+                        reads: RefCell::new(Reads::default()),
+                    };
+                    rank(&index, &query, &[], Scope::All, 9, &Params::default())?;
+                    Ok(index.reads.into_inner())
+                })
+                .expect("rank")
+        });
+        total += cpu;
+        reads.stats += r.stats;
+        reads.doc_freqs += r.doc_freqs;
+        reads.postings += r.postings;
+        reads.postings_calls += r.postings_calls;
+        reads.postings_read += r.postings_read;
+        reads.docs += r.docs;
+    }
+    let n = queries.len() as f64;
+    let per = |d: Duration| ms(d) / n;
+    let rest = total.saturating_sub(reads.stats + reads.doc_freqs + reads.postings + reads.docs);
+    println!(
+        "  ranking CPU per query {:.2} ms: totals {:.2}, document frequencies {:.2}, postings {:.2} ({:.0} lookups reading {:.0} postings), reading and scoring the candidates {:.2}, the rest (transaction, counting postings, choosing candidates) {:.2}",
+        per(total),
+        per(reads.stats),
+        per(reads.doc_freqs),
+        per(reads.postings),
+        reads.postings_calls as f64 / n,
+        reads.postings_read as f64 / n,
+        per(reads.docs),
+        per(rest),
+    );
+}
+
+/// Quality and CPU time of the ranking for other posting budgets and candidate counts
+/// (`-- --tune`): what [`Params::default`] was chosen from.
+fn tune(
+    store: &Store,
+    queries: &[(String, Application)],
+    topics: &HashMap<String, String>,
+    topic_of: &HashMap<i64, String>,
+) {
+    for posting_budget in [2_500, 5_000, 10_000, 20_000] {
+        for candidates in [20, 40, 80] {
+            let params = Params {
+                posting_budget,
+                candidates,
+                ..Params::default()
+            };
+            let (mut first, mut top3, mut cpu) = (0, 0, Vec::new());
+            for _ in 0..4 {
+                for (name, app) in queries {
+                    let query = IndexDoc::from_application(app);
+                    let (hits, _, spent) = timed(|| {
+                        store
+                            .read_blocking(|r| {
+                                rank(&r.similar_index(), &query, &[], Scope::All, 3, &params)
+                            })
+                            .expect("rank")
+                    });
+                    cpu.push(spent);
+                    let in_topic = |k: &i64| topic_of.get(k) == Some(&topics[name]);
+                    first += usize::from(hits.first().is_some_and(|h| in_topic(&h.key)));
+                    top3 += hits.iter().filter(|h| in_topic(&h.key)).count();
+                }
+            }
+            let (p50, p95, _) = spread(cpu);
+            println!(
+                "  budget {posting_budget}, {candidates} candidates: first result in topic {} of {}, {} of {} of the first three; ranking CPU p50 {p50:.2} ms, p95 {p95:.2} ms",
+                first / 4,
+                queries.len(),
+                top3 / 4,
+                3 * queries.len()
+            );
+        }
+    }
+}
+
 fn main() {
     let shipped = Roster::load(Path::new("config/roster.toml")).expect("roster");
     let mut people = shipped.people().to_vec();
@@ -476,91 +614,13 @@ fn main() {
     }
 
     // 2. Query latency: wall clock and the querying thread's CPU time.
-    let cal = Arc::new(calendar());
-    let (mut card, mut card_cpu, mut ranking, mut ranking_cpu) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let load_before = load_average();
-    for _ in 0..RUNS_PER_QUERY {
-        for (_, app) in &queries {
-            let query = IndexDoc::from_application(app);
-            let (_, wall, cpu) = timed(|| {
-                store
-                    .read_blocking(|r| {
-                        casebook::similar(r, &query, None, Scope::All, 3, casebook::MIN_SHARED, &cal)
-                    })
-                    .expect("similar")
-            });
-            card.push(wall);
-            card_cpu.push(cpu);
-            let (_, wall, cpu) = timed(|| {
-                store
-                    .read_blocking(|r| {
-                        casebook::ranked(r, &query, None, Scope::All, 3, casebook::MIN_SHARED)
-                    })
-                    .expect("ranked")
-            });
-            ranking.push(wall);
-            ranking_cpu.push(cpu);
-        }
-    }
-    let load_after = load_average();
-    println!(
-        "top-3 for the review card (ranking + 3 summaries) over {CASES} cases, {} queries × {RUNS_PER_QUERY} (goal ≤ 20 ms); load average {load_before} before, {load_after} after:",
-        queries.len()
-    );
-    for (what, samples) in [
-        ("wall clock", card),
-        ("CPU time of the querying thread", card_cpu),
-    ] {
-        let (p50, p95, max) = spread(samples);
-        println!("  {what}: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
-    }
-    for (what, samples) in [
-        ("ranking alone, wall clock", ranking),
-        ("ranking alone, CPU time", ranking_cpu),
-    ] {
-        let (p50, p95, max) = spread(samples);
-        println!("  {what}: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms");
-    }
-
-    // Where the ranking's CPU time goes, summed over one round of the queries.
-    let mut reads = Reads::default();
-    let mut total = Duration::ZERO;
-    for (_, app) in &queries {
-        let query = IndexDoc::from_application(app);
-        let (r, _, cpu) = timed(|| {
-            store
-                .read_blocking(|r| -> Result<Reads, StoreError> {
-                    let index = Timed {
-                        inner: &r.similar_index(),
-                        reads: RefCell::new(Reads::default()),
-                    };
-                    rank(&index, &query, &[], Scope::All, 9, &Params::default())?;
-                    Ok(index.reads.into_inner())
-                })
-                .expect("rank")
-        });
-        total += cpu;
-        reads.stats += r.stats;
-        reads.doc_freqs += r.doc_freqs;
-        reads.postings += r.postings;
-        reads.postings_calls += r.postings_calls;
-        reads.postings_read += r.postings_read;
-        reads.docs += r.docs;
-    }
-    let n = queries.len() as f64;
-    let per = |d: Duration| ms(d) / n;
-    let rest = total.saturating_sub(reads.stats + reads.doc_freqs + reads.postings + reads.docs);
-    println!(
-        "  ranking CPU per query {:.2} ms: totals {:.2}, document frequencies {:.2}, postings {:.2} ({:.0} lookups reading {:.0} postings), reading and scoring the candidates {:.2}, the rest (transaction, counting postings, choosing candidates) {:.2}",
-        per(total),
-        per(reads.stats),
-        per(reads.doc_freqs),
-        per(reads.postings),
-        reads.postings_calls as f64 / n,
-        reads.postings_read as f64 / n,
-        per(reads.docs),
-        per(rest),
+    let cal = calendar();
+    query_costs(
+        &store,
+        &queries,
+        &cal,
+        RUNS_PER_QUERY,
+        &format!("over {CASES} cases as seeded ({CHUNK} a transaction)"),
     );
 
     // Quality at this size: each synthetic case's topic is that of the application it was made
@@ -612,6 +672,9 @@ fn main() {
         firsts.get(firsts.len() / 2).copied().unwrap_or(0.0),
     );
 
+    if args.iter().any(|a| a == "--tune") {
+        tune(&store, &queries, &topics, &topic_of);
+    }
     if args.iter().any(|a| a == "--quick") {
         return;
     }
@@ -697,6 +760,16 @@ fn main() {
         "a new case in its own transaction: p50 {w50:.2} ms with its index document, {b50:.2} ms without (+{:.2} ms); p95 {w95:.2} / {b95:.2} ms",
         w50 - b50
     );
+    query_costs(
+        &store,
+        &queries,
+        &cal,
+        RUNS_PER_QUERY,
+        &format!(
+            "after {} more cases written one a transaction, as the service writes them",
+            2 * WRITES
+        ),
+    );
 
     // 5. Rebuild.
     let t = Instant::now();
@@ -704,5 +777,12 @@ fn main() {
     println!(
         "rebuild of the whole index (tiaochu migrate): {n} cases in {:.1} s",
         t.elapsed().as_secs_f64()
+    );
+    query_costs(
+        &store,
+        &queries,
+        &cal,
+        RUNS_PER_QUERY,
+        "after the rebuild (its inverted index merged into one segment)",
     );
 }

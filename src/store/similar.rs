@@ -201,7 +201,8 @@ impl SimilarBulk<'_, '_> {
     /// the cases were written in. Returns how many cases were added.
     pub fn finish(self) -> Result<usize, StoreError> {
         let conn = self.tx.conn();
-        let mut insert = conn.prepare_cached("INSERT INTO similar_terms (term, df) VALUES (?1, ?2)")?;
+        let mut insert =
+            conn.prepare_cached("INSERT INTO similar_terms (term, df) VALUES (?1, ?2)")?;
         for (term, df) in &self.df {
             insert.execute(params![term, df])?;
         }
