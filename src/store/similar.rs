@@ -16,6 +16,14 @@ use crate::similar::{DocView, Index, IndexDoc, Stats, Terms};
 /// The separator of `similar_docs.terms`; tokens never contain it.
 const SEP: char = ' ';
 
+/// FTS5's own defaults for the in-memory table a write fills before it writes a segment, and for
+/// how many segments of a level are merged; a rebuild raises the first and turns merging off
+/// until its end ([`Tx::similar_bulk`]).
+const FTS5_HASHSIZE: i64 = 1024 * 1024;
+const FTS5_AUTOMERGE: i64 = 4;
+/// The in-memory table of a rebuild: 100,000 cases make a 28 MB inverted index.
+const BULK_HASHSIZE: i64 = 64 * 1024 * 1024;
+
 fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, bool, bool)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
@@ -130,6 +138,14 @@ impl Tx<'_> {
     /// Fills the index, emptied first, with many cases at once ([`SimilarBulk`]).
     pub fn similar_bulk(&self) -> Result<SimilarBulk<'_, '_>, StoreError> {
         self.clear_similar()?;
+        // FTS5 writes a segment each time its in-memory table passes `hashsize` (1 MB) and merges
+        // segments as they pile up (`automerge`); a rebuild ends with one merge of everything, so
+        // it keeps more in memory and merges only then. Restored by `finish`, in the same
+        // transaction.
+        self.conn().execute_batch(&format!(
+            "INSERT INTO similar_fts (similar_fts, rank) VALUES ('hashsize', {BULK_HASHSIZE});
+             INSERT INTO similar_fts (similar_fts, rank) VALUES ('automerge', 0);"
+        ))?;
         Ok(SimilarBulk {
             tx: self,
             df: HashMap::new(),
@@ -208,7 +224,11 @@ impl SimilarBulk<'_, '_> {
         }
         conn.prepare_cached("UPDATE similar_stats SET docs = ?1, tokens = ?2 WHERE id = 1")?
             .execute(params![self.docs, self.tokens])?;
-        conn.execute_batch("INSERT INTO similar_fts (similar_fts) VALUES ('optimize')")?;
+        conn.execute_batch(&format!(
+            "INSERT INTO similar_fts (similar_fts) VALUES ('optimize');
+             INSERT INTO similar_fts (similar_fts, rank) VALUES ('hashsize', {FTS5_HASHSIZE});
+             INSERT INTO similar_fts (similar_fts, rank) VALUES ('automerge', {FTS5_AUTOMERGE});"
+        ))?;
         Ok(usize::try_from(self.docs).unwrap_or(0))
     }
 }
