@@ -181,36 +181,36 @@ pub fn similar(
     min_shared: f64,
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
-    let hits = ranked(tx, query, exclude, scope, top * 3, min_shared)?;
-    let mut found: Vec<(Hit<i64>, Case)> = Vec::with_capacity(hits.len());
-    for hit in hits {
-        let Some(row) = tx.case(hit.key)? else {
-            continue;
-        };
-        match decode(&row) {
-            Ok(case) => found.push((hit, case)),
-            Err(e) => tracing::warn!(case_no = %row.case_no, error = %e,
-                "similar case left out: its document cannot be read"),
-        }
-    }
-    let best = found.first().map_or(0.0, |(h, _)| h.score);
-    // Stable: within each group the ranking's order stays.
-    found.sort_by_key(|(hit, case)| {
+    let mut hits = ranked(tx, query, exclude, scope, top * 3, min_shared)?;
+    let best = hits.first().map_or(0.0, |h| h.score);
+    // Stable: within each group the ranking's order stays. The index knows which cases are
+    // typical and closed, so only the cases shown are read.
+    hits.sort_by_key(|hit| {
         if hit.score < best * PREFER_FINISHED_WITHIN {
             3
-        } else if case.typical.is_some() {
+        } else if hit.typical {
             0
-        } else if case.state.is_terminal() {
+        } else if hit.closed {
             1
         } else {
             2
         }
     });
-    Ok(found
-        .into_iter()
-        .take(top)
-        .map(|(_, case)| similar::summarize(&case, calendar))
-        .collect())
+    let mut found = Vec::with_capacity(top);
+    for hit in hits {
+        if found.len() == top {
+            break;
+        }
+        let Some(row) = tx.case(hit.key)? else {
+            continue;
+        };
+        match decode(&row) {
+            Ok(case) => found.push(similar::summarize(&case, calendar)),
+            Err(e) => tracing::warn!(case_no = %row.case_no, error = %e,
+                "similar case left out: its document cannot be read"),
+        }
+    }
+    Ok(found)
 }
 
 /// Hits of `query` sharing `min_shared` or more of its word pairs, best first.
@@ -239,15 +239,13 @@ pub fn ranked(
 
 /// Rebuilds the whole index from the cases; returns how many were indexed (`tiaochu migrate`).
 pub fn rebuild(tx: &Tx<'_>) -> Result<usize, StoreError> {
-    tx.clear_similar()?;
-    let mut n = 0;
+    let mut bulk = tx.similar_bulk()?;
     for id in tx.case_ids()? {
         let Some(row) = tx.case(id)? else { continue };
         let case = decode(&row).map_err(|e| StoreError::BadData(e.to_string()))?;
-        tx.index_similar(id, &IndexDoc::from_case(&case))?;
-        n += 1;
+        bulk.add(id, &IndexDoc::from_case(&case))?;
     }
-    Ok(n)
+    bulk.finish()
 }
 
 /// At start: rebuilds the index when it does not hold every case (a database migrated to the

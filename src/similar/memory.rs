@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use super::IndexDoc;
-use super::rank::{Index, Stats};
+use super::rank::{DocView, Index, Stats};
 
 /// Documents keyed by the order they were added (0, 1, …; later is newer).
 #[derive(Debug, Clone, Default)]
@@ -70,10 +70,16 @@ impl Index for MemoryIndex {
             .unwrap_or_default())
     }
 
-    fn docs(&self, keys: &[usize]) -> Result<Vec<(usize, IndexDoc)>, Infallible> {
-        Ok(keys
-            .iter()
-            .filter_map(|k| self.docs.get(*k).map(|d| (*k, d.clone())))
-            .collect())
+    fn visit_docs(
+        &self,
+        keys: &[usize],
+        visit: &mut dyn FnMut(usize, DocView<'_>),
+    ) -> Result<(), Infallible> {
+        for k in keys {
+            if let Some(d) = self.docs.get(*k) {
+                visit(*k, d.view());
+            }
+        }
+        Ok(())
     }
 }

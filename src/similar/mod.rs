@@ -14,7 +14,7 @@ mod summary;
 pub mod tokens;
 
 pub use memory::MemoryIndex;
-pub use rank::{Hit, Index, Params, Scope, Stats, rank, shared_pairs};
+pub use rank::{DocView, Hit, Index, Params, Scope, Stats, Terms, rank, shared_pairs};
 pub use summary::{Handling, Helper, SimilarCase, closed_at, suggested_units, summarize};
 
 use crate::parse::Application;

@@ -18,7 +18,7 @@
 //! the evaluation).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::IndexDoc;
 
@@ -76,9 +76,99 @@ pub trait Index {
     fn doc_freqs(&self, terms: &[&str]) -> Result<HashMap<String, u64>, Self::Error>;
     /// Up to `limit` cases whose terms include `term`, newest first.
     fn postings(&self, term: &str, limit: usize) -> Result<Vec<Self::Key>, Self::Error>;
-    /// The indexed documents of `keys`; keys with no document are left out.
-    fn docs(&self, keys: &[Self::Key]) -> Result<Vec<(Self::Key, IndexDoc)>, Self::Error>;
+    /// Shows `visit` the indexed document of each of `keys`, in any order; keys with no document
+    /// are left out. A visitor rather than a list: the store lends each document's text without
+    /// copying it into a string per token.
+    fn visit_docs(
+        &self,
+        keys: &[Self::Key],
+        visit: &mut dyn FnMut(Self::Key, DocView<'_>),
+    ) -> Result<(), Self::Error>;
 }
+
+/// A past case's document as the exact scoring reads it, borrowed from the index.
+#[derive(Debug, Clone, Copy)]
+pub struct DocView<'a> {
+    pub terms: Terms<'a>,
+    pub units: &'a [String],
+    pub closed: bool,
+    pub typical: bool,
+}
+
+/// The tokens of a document, with repeats, in either form an index keeps them.
+#[derive(Debug, Clone, Copy)]
+pub enum Terms<'a> {
+    List(&'a [String]),
+    /// Separated by single spaces (tokens never contain one).
+    Spaced(&'a str),
+}
+
+impl<'a> Terms<'a> {
+    fn each(self, mut f: impl FnMut(&'a str)) {
+        match self {
+            Terms::List(list) => list.iter().for_each(|t| f(t)),
+            Terms::Spaced(text) => text.split(' ').filter(|t| !t.is_empty()).for_each(f),
+        }
+    }
+}
+
+impl IndexDoc {
+    /// This document as [`Index::visit_docs`] shows it.
+    pub fn view(&self) -> DocView<'_> {
+        DocView {
+            terms: Terms::List(&self.terms),
+            units: &self.units,
+            closed: self.closed,
+            typical: self.typical,
+        }
+    }
+}
+
+/// FxHash (rustc's): a multiply and a rotate per word. The ranking hashes every token of forty
+/// documents and every posting it reads; SipHash's protection against chosen collisions buys
+/// nothing for a few hundred keys of one query and cost a fifth of a query's time.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// One ranked past case.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,6 +181,10 @@ pub struct Hit<K> {
     /// [`shared_pairs`] of the query and the case: what a display floor can rely on at any
     /// size of the index.
     pub shared: f64,
+    /// The case's [`IndexDoc::closed`] and [`IndexDoc::typical`]: a reader can order the hits
+    /// without reading the cases.
+    pub closed: bool,
+    pub typical: bool,
 }
 
 /// The best `top` past cases for `query`, best first, leaving out `exclude` (the case the query
@@ -135,7 +229,7 @@ pub fn rank<I: Index>(
         known.retain(|(t, n)| t.chars().count() > 1 && *n * 2 <= stats.docs);
     }
     known.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
-    let mut partial: HashMap<I::Key, f64> = HashMap::new();
+    let mut partial: FxMap<I::Key, f64> = FxMap::default();
     let mut read = 0usize;
     for (i, (term, _)) in known.iter().enumerate() {
         // Each term gets an equal share of what is left: a few common terms cannot take the
@@ -155,8 +249,12 @@ pub fn rank<I: Index>(
         partial.remove(key);
     }
     let mut candidates: Vec<(I::Key, f64)> = partial.into_iter().collect();
-    candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    candidates.truncate(params.candidates.max(top));
+    let wanted = params.candidates.max(top);
+    let by_weight = |a: &(I::Key, f64), b: &(I::Key, f64)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
+    if candidates.len() > wanted {
+        candidates.select_nth_unstable_by(wanted - 1, by_weight);
+        candidates.truncate(wanted);
+    }
     let keys: Vec<I::Key> = candidates.iter().map(|(k, _)| *k).collect();
 
     // Stage 2: exact scores.
@@ -164,26 +262,90 @@ pub fn rank<I: Index>(
     if own <= 0.0 {
         return Ok(Vec::new());
     }
-    let mut hits: Vec<Hit<I::Key>> = index
-        .docs(&keys)?
-        .into_iter()
-        .filter(|(_, doc)| match scope {
-            Scope::All => true,
-            Scope::Finished => doc.closed || doc.typical,
-        })
-        .filter_map(|(key, doc)| {
-            let text = bm.score(&doc.terms, &qtf, &weight);
-            let s = text * (1.0 + params.unit_weight * jaccard(&query.units, &doc.units));
-            (s > 0.0).then(|| Hit {
+    let scorer = Scorer::new(query, &qtf, &weight);
+    let mut counts = vec![0u32; scorer.terms.len()];
+    let mut hits: Vec<Hit<I::Key>> = Vec::with_capacity(keys.len());
+    index.visit_docs(&keys, &mut |key, doc| {
+        if scope == Scope::Finished && !(doc.closed || doc.typical) {
+            return;
+        }
+        let (text, shared) = scorer.score(&bm, doc.terms, &mut counts);
+        let s = text * (1.0 + params.unit_weight * jaccard(&query.units, doc.units));
+        if s > 0.0 {
+            hits.push(Hit {
                 key,
                 score: s / own,
-                shared: shared_pairs(query, &doc),
-            })
-        })
-        .collect();
+                shared,
+                closed: doc.closed,
+                typical: doc.typical,
+            });
+        }
+    })?;
     hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(b.key.cmp(&a.key)));
     hits.truncate(top);
     Ok(hits)
+}
+
+/// The query as the exact scoring reads it: each distinct term once, with its weight and whether
+/// it counts in [`shared_pairs`], found by a hash of the token.
+struct Scorer<'q> {
+    slot: FxMap<&'q str, usize>,
+    /// (weight, counts towards the shared share) by slot.
+    terms: Vec<(f64, bool)>,
+    /// How many slots count towards the shared share.
+    shared_of: usize,
+}
+
+impl<'q> Scorer<'q> {
+    fn new(
+        query: &'q IndexDoc,
+        qtf: &HashMap<&'q str, u32>,
+        weight: &dyn Fn(&str) -> f64,
+    ) -> Scorer<'q> {
+        let pairs = query_pairs(query);
+        // As shared_pairs: a query with no pair counts every term.
+        let all = pairs.is_empty();
+        let mut slot = FxMap::default();
+        let mut terms = Vec::with_capacity(qtf.len());
+        for t in qtf.keys() {
+            slot.insert(*t, terms.len());
+            terms.push((weight(t), all || pairs.contains(t)));
+        }
+        let shared_of = terms.iter().filter(|(_, s)| *s).count();
+        Scorer {
+            slot,
+            terms,
+            shared_of,
+        }
+    }
+
+    /// BM25 of a document's tokens, and the share of the query's pairs it holds. `counts` is
+    /// scratch space of one slot per query term.
+    fn score(&self, bm: &Bm25, doc: Terms<'_>, counts: &mut [u32]) -> (f64, f64) {
+        counts.fill(0);
+        let mut len = 0usize;
+        doc.each(|t| {
+            len += 1;
+            if let Some(i) = self.slot.get(t) {
+                counts[*i] += 1;
+            }
+        });
+        let norm = bm.norm(len);
+        let (mut text, mut shared) = (0.0, 0usize);
+        for (n, (w, pair)) in counts.iter().zip(&self.terms) {
+            if *n > 0 {
+                let n = f64::from(*n);
+                text += w * n * (K1 + 1.0) / (n + norm);
+                shared += usize::from(*pair);
+            }
+        }
+        let shared = if self.shared_of == 0 {
+            0.0
+        } else {
+            shared as f64 / self.shared_of as f64
+        };
+        (text, shared)
+    }
 }
 
 /// Template wording every application's title has (反映……的问题): never evidence of a shared
@@ -194,15 +356,8 @@ const TEMPLATE_PAIRS: [&str; 3] = ["反映", "的问", "问题"];
 /// out) that `doc` holds: how much wording the two share, whatever the size of the index. A
 /// query with no pair (a one-character keyword) counts its characters instead.
 pub fn shared_pairs(query: &IndexDoc, doc: &IndexDoc) -> f64 {
-    fn pairs(d: &IndexDoc) -> HashSet<&str> {
-        d.terms
-            .iter()
-            .map(String::as_str)
-            .filter(|t| t.chars().count() == 2 && !TEMPLATE_PAIRS.contains(t))
-            .collect()
-    }
-    let mut q = pairs(query);
-    let mut d = pairs(doc);
+    let mut q = query_pairs(query);
+    let mut d = query_pairs(doc);
     if q.is_empty() {
         q = query.terms.iter().map(String::as_str).collect();
         d = doc.terms.iter().map(String::as_str).collect();
@@ -213,21 +368,40 @@ pub fn shared_pairs(query: &IndexDoc, doc: &IndexDoc) -> f64 {
     q.intersection(&d).count() as f64 / q.len() as f64
 }
 
+/// The distinct word pairs of `d`, the template's left out.
+fn query_pairs(d: &IndexDoc) -> HashSet<&str> {
+    d.terms
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.chars().count() == 2 && !TEMPLATE_PAIRS.contains(t))
+        .collect()
+}
+
 /// Weight of a term the query repeats (title words are counted twice): 1, 1.33, 1.5 … 2.
 fn query_weight(qtf: u32) -> f64 {
     let q = f64::from(qtf);
     2.0 * q / (q + 1.0)
 }
 
-/// `|a ∩ b| / |a ∪ b|`, 0 when both are empty.
+/// `|a ∩ b| / |a ∪ b|` of the distinct units, 0 when both are empty. Lists of a few units:
+/// comparing every pair is cheaper than hashing them.
 fn jaccard(a: &[String], b: &[String]) -> f64 {
-    let a: HashSet<&str> = a.iter().map(String::as_str).collect();
-    let b: HashSet<&str> = b.iter().map(String::as_str).collect();
-    let union = a.union(&b).count();
+    let distinct = |l: &[String]| {
+        l.iter()
+            .enumerate()
+            .filter(|(i, u)| !l[..*i].contains(u))
+            .count()
+    };
+    let shared = a
+        .iter()
+        .enumerate()
+        .filter(|(i, u)| !a[..*i].contains(u) && b.contains(u))
+        .count();
+    let union = distinct(a) + distinct(b) - shared;
     if union == 0 {
         return 0.0;
     }
-    a.intersection(&b).count() as f64 / union as f64
+    shared as f64 / union as f64
 }
 
 /// The query scored against itself: the largest score a past case can reach, so a hit's score
@@ -273,19 +447,9 @@ impl Bm25 {
         (1.0 + (self.docs - df + 0.5) / (df + 0.5)).ln()
     }
 
-    fn score(
-        &self,
-        terms: &[String],
-        qtf: &HashMap<&str, u32>,
-        weight: &dyn Fn(&str) -> f64,
-    ) -> f64 {
-        let mut tf: HashMap<&str, u32> = HashMap::new();
-        for t in terms {
-            if qtf.contains_key(t.as_str()) {
-                *tf.entry(t.as_str()).or_default() += 1;
-            }
-        }
-        self.score_counts(&tf, terms.len(), weight)
+    /// The length normalisation of a document of `len` tokens.
+    fn norm(&self, len: usize) -> f64 {
+        K1 * (1.0 - B + B * len as f64 / self.avg_len)
     }
 
     fn score_counts(
@@ -294,7 +458,7 @@ impl Bm25 {
         len: usize,
         weight: &dyn Fn(&str) -> f64,
     ) -> f64 {
-        let norm = K1 * (1.0 - B + B * len as f64 / self.avg_len);
+        let norm = self.norm(len);
         tf.iter()
             .map(|(t, n)| {
                 let n = f64::from(*n);

@@ -71,7 +71,7 @@ pub use roster::{RosterChangeRow, RosterOverride};
 pub use secrets::{SECRET_LEN, random_bytes};
 pub use seen::SignatureUse;
 pub use sender_rate::{SENDER_WINDOW_MS, SenderWindow};
-pub use similar::StoreIndex;
+pub use similar::{SimilarBulk, StoreIndex};
 pub use timers::{NewTimer, TimerRow, TimerState};
 
 // Applied in list order; a new migration is only ever appended.
@@ -87,6 +87,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0009_similar.sql")),
     M::up(include_str!("migrations/0010_quarantine.sql")),
     M::up(include_str!("migrations/0011_onboarding.sql")),
+    M::up(include_str!("migrations/0012_similar_newest_first.sql")),
 ];
 const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 
@@ -1157,7 +1158,7 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().expect("migrations validate");
-        assert_eq!(SCHEMA_VERSION, 11);
+        assert_eq!(SCHEMA_VERSION, 12);
     }
 
     #[test]
