@@ -15,6 +15,7 @@ Environment: CHROMIUM (default /usr/bin/chromium), CHROMEDRIVER (default /usr/bi
 
 import json
 import sys
+import urllib.error
 import urllib.request
 
 from selenium.webdriver.common.by import By
@@ -49,6 +50,17 @@ def post(path, body):
         return json.load(response)
 
 
+def to_working_time():
+    """Moves the sandbox clock to the next working period; already in one (the sandbox runs on
+    the wall clock plus its offset, so it depends on when the test runs) is fine as it is."""
+    try:
+        post("/sandbox/clock", {"unit": "to_working", "amount": 0})
+    except urllib.error.HTTPError as e:
+        answer = json.load(e)
+        if e.code != 400 or "已在工作时间内" not in answer.get("error", ""):
+            raise
+
+
 def say(person, text):
     post("/sandbox/send", {"as": person, "text": text})
 
@@ -59,7 +71,7 @@ def main():
 
 def case(c):
     # The past case, in working time so its deadlines count from then.
-    post("/sandbox/clock", {"unit": "to_working", "amount": 0})
+    to_working_time()
     say(RS, PAST_APPLICATION)
     say(MENG, f"审核 {PAST}")
     say(MENG, f"联合 {PAST} 区住建局：核查工程款拨付；区城市管理局：协助现场核查")
