@@ -81,7 +81,7 @@ impl Dispatch {
     /// A notification to one person.
     pub fn message(&self, to: &Person, rendered: &Rendered) -> Outgoing {
         if self.mode == DingtalkMode::Sandbox {
-            return sandbox(to, rendered, None);
+            return sandbox(to.id(), rendered, None);
         }
         let Some(staff_id) = reachable(to) else {
             return unreachable(to, rendered, None);
@@ -119,14 +119,7 @@ impl Dispatch {
         if self.mode == DingtalkMode::Sandbox {
             return Ok(Some(match person {
                 Some(p) => self.message(p, rendered),
-                None => Outgoing {
-                    channel: Channel::Sandbox,
-                    target: sender_id.clone(),
-                    payload: json!({"to": [sender_id], "title": rendered.title, "text": rendered.markdown, "card": null})
-                        .to_string()
-                        .into_bytes(),
-                    undeliverable: None,
-                },
+                None => sandbox(&sender_id, rendered, None),
             }));
         }
         if let Some(hook) = message.session_webhook().filter(|h| {
@@ -173,7 +166,7 @@ impl Dispatch {
     pub fn card(&self, card_key: &str, to: &Person, content: &CardContent) -> Outgoing {
         let rendered = card_as_message(content);
         if self.mode == DingtalkMode::Sandbox {
-            return sandbox(to, &rendered, Some((card_key, content)));
+            return sandbox(to.id(), &rendered, Some((card_key, content)));
         }
         let Some(staff_id) = reachable(to) else {
             return unreachable(to, &rendered, Some((card_key, content)));
@@ -245,7 +238,7 @@ impl Dispatch {
     pub fn choice(&self, key: &str, to: &Person, content: &CardContent) -> Outgoing {
         let rendered = card_as_message(content);
         if self.mode == DingtalkMode::Sandbox {
-            return sandbox(to, &rendered, Some((key, content)));
+            return sandbox(to.id(), &rendered, Some((key, content)));
         }
         let Some(staff_id) = reachable(to) else {
             return unreachable(to, &rendered, None);
@@ -295,7 +288,7 @@ impl Dispatch {
     ) -> Option<Outgoing> {
         if self.mode == DingtalkMode::Sandbox {
             return Some(sandbox(
-                to,
+                to.id(),
                 &card_as_message(content),
                 Some((card_key, content)),
             ));
@@ -347,17 +340,18 @@ fn card_as_message(content: &CardContent) -> Rendered {
     }
 }
 
-fn sandbox_body(to: &Person, rendered: &Rendered, card: Option<(&str, &CardContent)>) -> Vec<u8> {
+/// A sandbox row's body for the console of `to` (a roster id, or a sender's staff id).
+fn sandbox_body(to: &str, rendered: &Rendered, card: Option<(&str, &CardContent)>) -> Vec<u8> {
     let card = card.map(|(key, c)| json!({"key": key, "title": c.title, "markdown": c.markdown, "status": c.status, "buttons": c.buttons}));
-    json!({"to": [to.id()], "title": rendered.title, "text": rendered.markdown, "card": card})
+    json!({"to": [to], "title": rendered.title, "text": rendered.markdown, "card": card})
         .to_string()
         .into_bytes()
 }
 
-fn sandbox(to: &Person, rendered: &Rendered, card: Option<(&str, &CardContent)>) -> Outgoing {
+fn sandbox(to: &str, rendered: &Rendered, card: Option<(&str, &CardContent)>) -> Outgoing {
     Outgoing {
         channel: Channel::Sandbox,
-        target: to.id().to_string(),
+        target: to.to_string(),
         payload: sandbox_body(to, rendered, card),
         undeliverable: None,
     }
@@ -372,7 +366,7 @@ fn dead(
     Outgoing {
         channel: Channel::RobotBatch,
         target: to.id().to_string(),
-        payload: sandbox_body(to, rendered, card),
+        payload: sandbox_body(to.id(), rendered, card),
         undeliverable: Some(reason),
     }
 }
