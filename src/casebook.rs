@@ -3,14 +3,18 @@
 //! past cases a new application version is registered with (shown on the inspectors' review
 //! card), answers `相似` and `案例`, and rebuilds the index from the cases.
 //!
-//! The ranking is [`crate::similar`]; the tables are src/store/similar.rs. Everything here runs
-//! inside the caller's transaction, so the index can never disagree with the cases it was
-//! committed with.
+//! The ranking is [`crate::similar`]; the tables are src/store/similar.rs. The index is written
+//! inside the caller's transaction, so it can never disagree with the cases it was committed
+//! with. A review card's list may be searched ahead, on a read snapshot off the writer
+//! ([`SearchedAhead`]).
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::calendar::Calendar;
 use crate::engine::{EngineError, decode};
 use crate::messages::notify::Rendered;
 use crate::messages::similar::{cases_reply, similar_reply};
+use crate::parse::Application;
 use crate::roster::{Person, Role};
 use crate::similar::{self, Hit, IndexDoc, Params, Scope, SimilarCase};
 use crate::store::{ReadTx, Store, StoreError, Tx};
@@ -105,21 +109,28 @@ pub fn sync(
     tx.index_similar(case_id, &doc)
 }
 
-/// The similar past cases a new version of `case` is registered with, for the review card: up to
-/// [`ON_CARD`], leaving out the case itself (row `case_id`, when it already has one).
-pub fn for_review(
+/// What the review card of an application filed by `first_unit` is searched with: the
+/// application's words and units, its first unit always among them.
+pub fn review_query(application: &Application, first_unit: &str) -> IndexDoc {
+    let mut query = IndexDoc::from_application(application);
+    if !query.units.iter().any(|u| u == first_unit) {
+        query.units.insert(0, first_unit.to_string());
+    }
+    query
+}
+
+/// The similar past cases a new application version is registered with, for the review card:
+/// up to [`ON_CARD`] for `query` ([`review_query`]), leaving out the case itself (row `case_id`,
+/// when it already has one).
+pub fn review_search(
     tx: &ReadTx<'_>,
-    case: &Case,
+    query: &IndexDoc,
     case_id: Option<i64>,
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
-    let mut query = IndexDoc::from_application(&case.application);
-    if !query.units.contains(&case.first_unit) {
-        query.units.insert(0, case.first_unit.clone());
-    }
     similar(
         tx,
-        &query,
+        query,
         case_id,
         Scope::All,
         ON_CARD,
@@ -135,13 +146,9 @@ pub fn for_case(
     case: &Case,
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
-    let mut query = IndexDoc::from_application(&case.application);
-    if !query.units.contains(&case.first_unit) {
-        query.units.insert(0, case.first_unit.clone());
-    }
     similar(
         tx,
-        &query,
+        &review_query(&case.application, &case.first_unit),
         Some(case_id),
         Scope::All,
         ON_REQUEST,
@@ -260,4 +267,60 @@ pub fn catch_up_blocking(store: &Store) -> Result<usize, StoreError> {
     let n = store.write_blocking(rebuild)?;
     tracing::info!(cases = n, "similar-case index rebuilt");
     Ok(n)
+}
+
+/// Review-card searches made ahead of their decisions, off the writer thread.
+///
+/// The search is the costliest step of registering an application (docs/throughput.md), and
+/// it only reads. So the inbox worker searches for each complete application on a read
+/// snapshot just before it queues the message's decision, and the decision takes the list when
+/// the version it registers asks exactly that query (same words and units, same case left out);
+/// otherwise it searches inside its transaction as before. A list searched ahead holds the
+/// cases committed when the worker took the message up: one registered in the same instant,
+/// by a decision still queued, may be missing from it — the inspector's `相似` finds it.
+#[derive(Clone, Default)]
+pub struct SearchedAhead(Arc<Mutex<Vec<Ahead>>>);
+
+struct Ahead {
+    query: IndexDoc,
+    exclude: Option<i64>,
+    found: Vec<SimilarCase>,
+}
+
+/// Searches kept at most; the inbox worker takes up to 50 messages a step and clears the rest
+/// after each.
+const AHEAD_KEPT: usize = 64;
+
+impl SearchedAhead {
+    /// Keeps `found`, the list for `query` leaving out row `exclude`.
+    pub fn put(&self, query: IndexDoc, exclude: Option<i64>, found: Vec<SimilarCase>) {
+        let mut kept = self.lock();
+        if kept.len() >= AHEAD_KEPT {
+            kept.remove(0);
+        }
+        kept.push(Ahead {
+            query,
+            exclude,
+            found,
+        });
+    }
+
+    /// The list searched ahead for `query` leaving out `exclude`, if any; it is used once.
+    pub fn take(&self, query: &IndexDoc, exclude: Option<i64>) -> Option<Vec<SimilarCase>> {
+        let mut kept = self.lock();
+        let at = kept
+            .iter()
+            .position(|a| a.exclude == exclude && &a.query == query)?;
+        Some(kept.remove(at).found)
+    }
+
+    /// Forgets every search not taken (its message was refused or answered otherwise).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Ahead>> {
+        // A plain list; a panic while it was held cannot leave it inconsistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }

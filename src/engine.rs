@@ -18,6 +18,7 @@ use crate::dingtalk::payload;
 use crate::dispatch::{Dispatch, Outgoing};
 use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
+use crate::parse::UnitMatcher;
 use crate::roster::{Person, PersonChange, Role, Roster};
 use crate::settings::{DingtalkMode, SlaSettings};
 use crate::store::{
@@ -84,6 +85,11 @@ pub struct Engine {
     roster: Arc<RwLock<Arc<Roster>>>,
     /// The roster file as loaded: the base DingTalk changes are laid over.
     roster_file: Arc<Roster>,
+    /// The unit names and aliases of the roster file, compiled once: people change at run
+    /// time, units never do, and compiling the matcher costs more than a whole decision.
+    units: Arc<UnitMatcher>,
+    /// Review-card searches the inbox worker made ahead, off the writer.
+    similar_ahead: casebook::SearchedAhead,
     calendar: Arc<Calendar>,
     sla: Arc<SlaSettings>,
     dispatch: Arc<Dispatch>,
@@ -104,6 +110,8 @@ impl Engine {
         Engine {
             store,
             roster: Arc::new(RwLock::new(Arc::clone(&roster))),
+            units: Arc::new(UnitMatcher::new(&roster)),
+            similar_ahead: casebook::SearchedAhead::default(),
             roster_file: roster,
             calendar,
             sla: Arc::new(sla),
@@ -181,6 +189,16 @@ impl Engine {
     /// The roster in force now: the file with the DingTalk changes laid over it.
     pub fn roster(&self) -> Arc<Roster> {
         Arc::clone(&self.roster.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The matcher of the roster's unit names and aliases (see [`Engine::units`]'s field).
+    pub fn units(&self) -> &Arc<UnitMatcher> {
+        &self.units
+    }
+
+    /// Review-card searches made ahead of their decisions ([`casebook::SearchedAhead`]).
+    pub fn similar_ahead(&self) -> &casebook::SearchedAhead {
+        &self.similar_ahead
     }
 
     /// The roster file as loaded at start-up, before any DingTalk change.
@@ -477,12 +495,13 @@ impl Engine {
         // A version registered now is reviewed against the district's past cases as they stand
         // now (五(五)); its review card, sent by this same decision, shows them.
         if current.is_none_or(|(_, c)| c.version != decision.case.version) {
-            decision.case.similar = casebook::for_review(
-                tx,
-                &decision.case,
-                current.map(|(row, _)| row.id),
-                &self.calendar,
-            )?;
+            let query =
+                casebook::review_query(&decision.case.application, &decision.case.first_unit);
+            let exclude = current.map(|(row, _)| row.id);
+            decision.case.similar = match self.similar_ahead.take(&query, exclude) {
+                Some(found) => found,
+                None => casebook::review_search(tx, &query, exclude, &self.calendar)?,
+            };
         }
         let revision = apply(self, tx, current, &decision, now)?;
         Ok(Outcome::Applied {
@@ -584,8 +603,14 @@ fn apply(
                         id: to.clone(),
                     });
                 };
-                let rendered =
-                    notify::render(case, message, &person.roles, &roster, &engine.calendar);
+                let rendered = notify::render(
+                    case,
+                    message,
+                    &person.roles,
+                    &roster,
+                    &engine.units,
+                    &engine.calendar,
+                );
                 enqueue(tx, &key, &engine.dispatch.message(person, &rendered), now)?;
             }
             Effect::Card {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::card_callback::{self as cards, CardCallback, CardCopy, CardReply, Refusal};
+use crate::casebook;
 use crate::clock::Clock;
 use crate::dingtalk::inbound::RobotMessage;
 use crate::dingtalk::stream::{
@@ -170,7 +171,7 @@ pub struct InboxProcessor {
 
 impl InboxProcessor {
     pub fn new(engine: Engine) -> InboxProcessor {
-        let units = Arc::new(UnitMatcher::new(&engine.roster()));
+        let units = Arc::clone(engine.units());
         InboxProcessor {
             engine,
             units,
@@ -210,6 +211,7 @@ impl InboxProcessor {
         let mut tries = Vec::with_capacity(rows.len());
         let mut before: Option<i64> = None;
         for row in &rows {
+            self.search_ahead(row).await;
             let (this, id) = (self.clone(), row.id);
             let row = Arc::clone(row);
             tries.push(
@@ -257,7 +259,54 @@ impl InboxProcessor {
         for (row, failed) in one_by_one {
             done += self.one_by_one(row, failed.map(Err), now).await?;
         }
+        self.engine.similar_ahead().clear();
         Ok(done)
+    }
+
+    /// When `row` is a complete application, searches the similar cases its review card will
+    /// show on a read snapshot, off the writer, for its decision to take
+    /// ([`casebook::SearchedAhead`]). Anything else, or a failed search, leaves the search to the
+    /// decision itself.
+    async fn search_ahead(&self, row: &InboxRow) {
+        if !matches!(row.source.as_str(), "robot" | "stream" | "sandbox") {
+            return;
+        }
+        let Ok(message) = RobotMessage::from_json(row.payload.as_bytes()) else {
+            return;
+        };
+        let text = message.text().unwrap_or_default();
+        if parse_command(&text, &self.units).is_some() {
+            return;
+        }
+        let app = parse_application(&text, &self.units);
+        let (true, Some(ticket_no), Some(first_unit)) =
+            (app.ok, app.ticket_no.clone(), app.first_unit.clone())
+        else {
+            return;
+        };
+        let engine = self.engine.clone();
+        let searched = self
+            .engine
+            .store()
+            .read(move |r| -> Result<(), EngineError> {
+                // As the decision will: the ticket's open case is left out (a resubmission
+                // registers a new version of it), a closed one is not.
+                let mut open = None;
+                for case_row in r.case_by_ticket(&ticket_no)? {
+                    if !decode(&case_row)?.state.is_terminal() {
+                        open = Some(case_row.id);
+                        break;
+                    }
+                }
+                let query = casebook::review_query(&app, &first_unit);
+                let found = casebook::review_search(r, &query, open, engine.calendar())?;
+                engine.similar_ahead().put(query, open, found);
+                Ok(())
+            })
+            .await;
+        if let Err(e) = searched {
+            tracing::debug!(inbox = row.id, error = %e, "similar cases not searched ahead; the decision will");
+        }
     }
 
     /// One message with retries and quarantine: 1 when it was finished or quarantined, 0 when

@@ -17,6 +17,7 @@ use jiff::Timestamp;
 use super::escape::{md_code, md_text};
 use super::help::is_for;
 use crate::calendar::Calendar;
+use crate::parse::UnitMatcher;
 use crate::parse::command::{Verb, normalize_phone, syntax, verb_of};
 use crate::roster::{Role, Roster};
 use crate::workflow::{
@@ -38,10 +39,11 @@ pub fn render(
     message: &Message,
     roles: &[Role],
     roster: &Roster,
+    units: &UnitMatcher,
     calendar: &Calendar,
 ) -> Rendered {
     let mut m = Md::new(case, roles);
-    let headline = body(&mut m, case, message, roster, calendar);
+    let headline = body(&mut m, case, message, roster, units, calendar);
     m.finish(&headline)
 }
 
@@ -51,6 +53,7 @@ fn body(
     case: &Case,
     message: &Message,
     roster: &Roster,
+    units: &UnitMatcher,
     calendar: &Calendar,
 ) -> String {
     let t = &case.ticket_no;
@@ -74,7 +77,6 @@ fn body(
             // Principle 3: every unit mention comes back. A name matching nothing in the
             // roster is named with what it may mean, as the 联合 command does; city-level ones
             // are named as such (principle 7).
-            let units = crate::parse::UnitMatcher::new(roster);
             let (cities, rest): (Vec<String>, Vec<String>) = unresolved_mentions
                 .iter()
                 .cloned()
@@ -659,7 +661,7 @@ fn body(
                     roles: m.roles,
                     body: Vec::new(),
                 };
-                let headline = body(&mut part, case, item, roster, calendar);
+                let headline = body(&mut part, case, item, roster, units, calendar);
                 m.line(&format!("**{headline}**"));
                 m.body.extend(part.body);
             }

@@ -968,8 +968,17 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<String> {
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The savepoint of each write in a group keeps its undo pages in a statement journal, which
+    // otherwise spills to a temporary file past 64 KiB: a round of decisions did.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(mode)
 }
+
+/// Prepared statements kept per connection. The store has about a hundred distinct statements
+/// and a decision runs some thirty of them; with rusqlite's default of 16 the cache thrashed and
+/// the writer spent a fifth of its time re-preparing SQL (measured with `perf`, docs/throughput.md).
+const STATEMENT_CACHE: usize = 256;
 
 /// Starts the checkpoint thread on its own connection; it runs a PASSIVE checkpoint every
 /// [`CHECKPOINT_EVERY`] and a last one when the returned sender is dropped. A failed checkpoint is
@@ -1016,6 +1025,7 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 

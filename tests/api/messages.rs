@@ -40,6 +40,7 @@ const CONTACT_PHONE: &str = "13800000009";
 
 struct World {
     roster: Roster,
+    units: tiaochu::parse::UnitMatcher,
     calendar: Calendar,
     sla: SlaSettings,
 }
@@ -63,6 +64,7 @@ impl World {
         }
         let core = builder.core();
         World {
+            units: tiaochu::parse::UnitMatcher::new(&core.roster),
             roster: core.roster,
             calendar: core.calendar,
             sla: core.sla,
@@ -135,7 +137,14 @@ impl<'w> Run<'w> {
                     .person(to)
                     .map(|p| p.roles.clone())
                     .unwrap_or_default();
-                let r = render(&d.case, message, &roles, &self.w.roster, &self.w.calendar);
+                let r = render(
+                    &d.case,
+                    message,
+                    &roles,
+                    &self.w.roster,
+                    &self.w.units,
+                    &self.w.calendar,
+                );
                 check(&d.case, message, &r, &roles);
                 self.sent.push((to.clone(), message.clone(), r));
                 out.push(message.clone());

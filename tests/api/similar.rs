@@ -154,6 +154,45 @@ async fn the_review_card_shows_similar_past_cases_with_what_worked_and_suggests_
     .expect("transcript");
 }
 
+/// The review card's list is searched ahead, off the writer, and the decision takes it only
+/// for exactly its query: a list kept for the same application and exclusion is the one shown
+/// (here a doctored empty one, so the past case is missing), one kept for another exclusion is
+/// not (the past case is found inside the decision).
+#[tokio::test]
+async fn the_decision_shows_the_list_searched_ahead_for_exactly_its_query() {
+    let mut chat = Chat::new();
+    past_case(&mut chat).await;
+    let engine = chat.engine().clone();
+    let app = tiaochu::parse::parse_application(NEW, engine.units());
+    let query = tiaochu::casebook::review_query(&app, app.first_unit.as_deref().expect("unit"));
+
+    engine
+        .similar_ahead()
+        .put(query.clone(), Some(1), Vec::new());
+    engine.similar_ahead().put(query.clone(), None, Vec::new());
+    let got = chat.say(RS, NEW).await;
+    let card = one(&got, INSPECTOR);
+    assert!(
+        !card.contains("类似案例"),
+        "the list kept for this query is shown:\n{card}"
+    );
+    assert!(
+        engine.similar_ahead().take(&query, Some(1)).is_none(),
+        "a step forgets the searches it did not use"
+    );
+
+    let mut chat = Chat::new();
+    past_case(&mut chat).await;
+    let engine = chat.engine().clone();
+    engine.similar_ahead().put(query, Some(1), Vec::new());
+    let got = chat.say(RS, NEW).await;
+    let card = one(&got, INSPECTOR);
+    assert!(
+        card.contains("类似案例") && card.contains("DH2026110300017"),
+        "a list kept for another exclusion is not taken:\n{card}"
+    );
+}
+
 #[tokio::test]
 async fn similar_and_case_search_answer_the_hotline_and_group_leaders_only() {
     let mut chat = Chat::new();

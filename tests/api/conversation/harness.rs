@@ -145,6 +145,11 @@ impl std::ops::Deref for Chat {
 }
 
 impl Chat {
+    /// The service's engine, for tests that look behind the conversation.
+    pub fn engine(&self) -> &tiaochu::engine::Engine {
+        &self.w.engine
+    }
+
     /// The sandbox, as the earlier tests use it.
     pub fn new() -> Chat {
         Chat::in_mode(Mode::Sandbox)
