@@ -174,9 +174,15 @@ async fn run() {
     );
     let bare_held = held(&client, &base, BARE, &seq, RATE, held_phase()).await;
     println!("  bare    {}", bare_held.line());
+    let commits_before = commits(&client, &base).await;
     let service_held = held(&client, &base, ROBOT, &seq, RATE, held_phase()).await;
     let (after_held, _) = rss(serve.pid);
     println!("  service {}", service_held.line());
+    let during = commits(&client, &base).await.since(&commits_before);
+    println!(
+        "  service commits meanwhile: {} (each an fsync of the WAL that the acknowledgements in it wait for), {} over 25 ms, {} over 100 ms: the disk's stalls, which the bare endpoint never meets",
+        during.count, during.over_25_ms, during.over_100_ms
+    );
     let held_backlog = backlog(&client, &base).await;
     let waited = drain(&client, &base).await;
     println!(
@@ -987,6 +993,48 @@ async fn queues(client: &reqwest::Client, base: &str) -> (u64, u64) {
         gauge("tiaochu_inbox_pending") as u64,
         gauge("tiaochu_outbox_pending") as u64,
     )
+}
+
+/// The child's commits so far (`tiaochu_store_commit_seconds` in `/metrics`).
+#[derive(Debug, Clone, Copy)]
+struct Commits {
+    count: u64,
+    over_25_ms: u64,
+    over_100_ms: u64,
+}
+
+impl Commits {
+    /// The commits made since `earlier`.
+    fn since(&self, earlier: &Commits) -> Commits {
+        Commits {
+            count: self.count - earlier.count,
+            over_25_ms: self.over_25_ms - earlier.over_25_ms,
+            over_100_ms: self.over_100_ms - earlier.over_100_ms,
+        }
+    }
+}
+
+async fn commits(client: &reqwest::Client, base: &str) -> Commits {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("/metrics body");
+    let sample = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    let count = sample("tiaochu_store_commit_seconds_count");
+    Commits {
+        count,
+        over_25_ms: count - sample("tiaochu_store_commit_seconds_bucket{le=\"0.025\"}"),
+        over_100_ms: count - sample("tiaochu_store_commit_seconds_bucket{le=\"0.1\"}"),
+    }
 }
 
 /// Inbound messages acknowledged but not yet processed by the child's worker.

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::store::Backlog;
+use crate::store::{Backlog, COMMIT_BUCKETS, CommitHistogram};
 
 /// Upper bounds of the request latency buckets, in seconds (`+Inf` is implied).
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -232,7 +232,14 @@ impl Metrics {
     /// `tiaochu_store_up` is 0 too while its writes fail (the gauges are then the last
     /// committed figures). `stream` lists every Stream connection state's label with whether it
     /// is the current one.
-    pub fn render(&self, store: Option<&Backlog>, stream: &[(&str, bool)]) -> String {
+    ///
+    /// `commits` are the writer's commit durations ([`crate::store::Store::commit_times`]).
+    pub fn render(
+        &self,
+        store: Option<&Backlog>,
+        commits: &CommitHistogram,
+        stream: &[(&str, bool)],
+    ) -> String {
         let mut out = String::with_capacity(4096);
         gauge(
             &mut out,
@@ -284,6 +291,29 @@ impl Metrics {
                 g.quarantined,
             );
         }
+        out.push_str(
+            "# HELP tiaochu_store_commit_seconds Duration of the database writer's commits (mostly the fsync every acknowledgement waits for)\n",
+        );
+        out.push_str("# TYPE tiaochu_store_commit_seconds histogram\n");
+        let mut cumulative = 0;
+        for (bound, n) in COMMIT_BUCKETS.iter().zip(commits.buckets) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "tiaochu_store_commit_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "tiaochu_store_commit_seconds_bucket{{le=\"+Inf\"}} {}",
+            commits.count
+        );
+        let _ = writeln!(
+            out,
+            "tiaochu_store_commit_seconds_sum {}",
+            commits.sum_seconds
+        );
+        let _ = writeln!(out, "tiaochu_store_commit_seconds_count {}", commits.count);
         out.push_str("# HELP tiaochu_stream_state DingTalk Stream connection state (1 for the current one)\n");
         out.push_str("# TYPE tiaochu_stream_state gauge\n");
         for (state, current) in stream {
@@ -467,6 +497,7 @@ mod tests {
         assert_eq!(m.requests("/dingtalk/robot", "POST"), 5);
         let text = m.render(
             None,
+            &CommitHistogram::default(),
             &[
                 ("not_configured", true),
                 ("connecting", false),
@@ -514,6 +545,7 @@ mod tests {
         let up = |g: Backlog| {
             m.render(
                 Some(&g),
+                &CommitHistogram::default(),
                 &[
                     ("not_configured", true),
                     ("connecting", false),
@@ -534,6 +566,7 @@ mod tests {
         assert!(
             m.render(
                 Some(&failing),
+                &CommitHistogram::default(),
                 &[
                     ("not_configured", true),
                     ("connecting", false),
@@ -556,8 +589,14 @@ mod tests {
             inbox_oldest_age: Duration::from_millis(1500),
             ..Backlog::default()
         };
+        let commits = CommitHistogram {
+            buckets: [1, 0, 0, 0, 0, 2, 0, 0, 0, 0],
+            count: 4,
+            sum_seconds: 1.6,
+        };
         let text = m.render(
             Some(&gauges),
+            &commits,
             &[
                 ("not_configured", false),
                 ("connecting", false),
@@ -579,6 +618,16 @@ mod tests {
             text.contains("tiaochu_stream_reconnects_total 1\n"),
             "{text}"
         );
+        for line in [
+            "tiaochu_store_commit_seconds_bucket{le=\"0.001\"} 1\n",
+            "tiaochu_store_commit_seconds_bucket{le=\"0.025\"} 1\n",
+            "tiaochu_store_commit_seconds_bucket{le=\"0.05\"} 3\n",
+            "tiaochu_store_commit_seconds_bucket{le=\"1\"} 3\n",
+            "tiaochu_store_commit_seconds_bucket{le=\"+Inf\"} 4\n",
+            "tiaochu_store_commit_seconds_count 4\n",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
         assert!(
             text.contains("kind=\"retryable\",code=\"timeout\"} 1\n"),
             "{text}"

@@ -34,7 +34,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::global().render(backlog.as_ref(), &stream.labels()),
+        metrics::global().render(
+            backlog.as_ref(),
+            &state.store.commit_times(),
+            &stream.labels(),
+        ),
     )
         .into_response()
 }

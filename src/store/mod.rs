@@ -40,6 +40,7 @@ mod backlog;
 mod backup;
 mod card_instances;
 mod cases;
+mod commit_times;
 mod dashboard;
 mod digest;
 mod events;
@@ -60,6 +61,8 @@ pub use backlog::Backlog;
 pub use backup::{BackupReport, backup_file};
 pub use card_instances::CardRow;
 pub use cases::{CaseRow, CaseUnitRow, CaseVersionRow, NewCase};
+use commit_times::CommitTimes;
+pub use commit_times::{COMMIT_BUCKETS, CommitHistogram};
 pub use dashboard::{CaseFilter, new_secret, secret_hash};
 pub use events::EventRow;
 pub use inbox::{InboxInsert, InboxRow, NewInbound};
@@ -372,6 +375,7 @@ struct Writer {
     conn: Connection,
     changes: Arc<Changes>,
     health: Arc<WriteHealth>,
+    commits: Arc<CommitTimes>,
 }
 
 /// The queues a committed transaction can add work to, each with a generation counter its
@@ -454,6 +458,7 @@ struct Inner {
     idle_reads: Mutex<Vec<Connection>>,
     changes: Arc<Changes>,
     health: Arc<WriteHealth>,
+    commits: Arc<CommitTimes>,
     migration: MigrationReport,
     /// Dropped with the last handle, which stops the checkpoint thread.
     _checkpoints: mpsc::Sender<()>,
@@ -526,11 +531,13 @@ impl Store {
         let first_read = open_reader(path).map_err(open_err)?;
         let changes = Arc::new(Changes::new());
         let health = Arc::new(WriteHealth::default());
+        let commits = Arc::new(CommitTimes::default());
         let (jobs, rx) = mpsc::channel::<Job>();
         let mut writer = Writer {
             conn,
             changes: Arc::clone(&changes),
             health: Arc::clone(&health),
+            commits: Arc::clone(&commits),
         };
         std::thread::Builder::new()
             .name("tiaochu-store-writer".into())
@@ -566,6 +573,7 @@ impl Store {
                 idle_reads: Mutex::new(vec![first_read]),
                 changes,
                 health,
+                commits,
                 migration: MigrationReport { before, after },
                 _checkpoints: checkpoints,
             }),
@@ -575,6 +583,11 @@ impl Store {
     /// The database file this store was opened on.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How long the writer's commits have taken since the store was opened.
+    pub fn commit_times(&self) -> CommitHistogram {
+        self.inner.commits.get()
     }
 
     /// Why the last write failed in the storage itself (full disk, I/O error, read-only file,
@@ -929,7 +942,9 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             background += 1;
             queues.take_arrived();
         }
+        let committing = std::time::Instant::now();
         tx.commit()?;
+        w.commits.observe(committing.elapsed());
         Ok(touched)
     })();
     match &outcome {
