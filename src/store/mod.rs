@@ -878,7 +878,8 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             let Some(write) = writes.last_mut() else {
                 return Ok(Duration::ZERO);
             };
-            tx.execute_batch("SAVEPOINT group_write")?;
+            // Prepared once: they run around every write of every round.
+            tx.prepare_cached("SAVEPOINT group_write")?.execute([])?;
             let changes_before = tx.total_changes();
             let handle = Tx {
                 read: ReadTx {
@@ -893,7 +894,7 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
                     if tx.total_changes() != changes_before {
                         last_write = Some(Ok(()));
                     }
-                    tx.execute_batch("RELEASE group_write")?;
+                    tx.prepare_cached("RELEASE group_write")?.execute([])?;
                 }
                 ran => {
                     if let Ran::StorageFailed(reason) = ran {
