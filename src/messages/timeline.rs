@@ -111,11 +111,16 @@ pub fn render_query(
                 if on_time { "按期" } else { "超期" }
             ),
         };
+        // A clock nobody was reminded on says nothing about reminders: "已提醒 0 次" reads as
+        // a failure to remind.
+        let reminded = match clock.reminders_sent {
+            0 => String::new(),
+            n => format!("；已提醒 {n} 次"),
+        };
         out.push_str(&format!(
-            "· {}：{state}；{}；已提醒 {} 次\n",
+            "· {}：{state}；{}{reminded}\n",
             clock.kind.label(),
             due_text(&Due::from(clock), calendar),
-            clock.reminders_sent
         ));
     }
     out.trim_end().to_string()
