@@ -59,7 +59,6 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
             "rs",
             "2026-11-02T09:00:00+08:00",
             Input::Submit {
-                case_no: String::new(),
                 application: app,
             },
         ),

@@ -214,7 +214,6 @@ fn template(engine: &Engine, app: Application) -> Value {
             "rs",
             "2026-11-02T09:00:00+08:00",
             Input::Submit {
-                case_no: String::new(),
                 application: app,
             },
         ),

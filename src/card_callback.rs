@@ -222,16 +222,14 @@ pub fn input(
     };
     let line = format!("{} {t} {args}", syntax(verb).word);
     match parse_command(&line, units) {
-        Some(Ok(mut command)) => {
-            if let CardKind::Coordination { unit } = &copy.card.kind {
-                // The card is the unit's: act for it, whatever else the sender belongs to.
-                command.fill_sender_unit(unit);
+        Some(Ok(command)) => match (command, &copy.card.kind) {
+            (Command::Act { ticket_no, input }, _) => Ok((ticket_no, input)),
+            // The card is the unit's: act for it, whatever else the sender belongs to.
+            (Command::Answer { ticket_no, answer }, CardKind::Coordination { unit }) => {
+                Ok((ticket_no, answer.by(unit.clone())))
             }
-            match command {
-                Command::Act { ticket_no, input } => Ok((ticket_no, input)),
-                _ => Err("无法识别填写的内容，请发送文字命令（发送“帮助”查看）。".into()),
-            }
-        }
+            _ => Err("无法识别填写的内容，请发送文字命令（发送“帮助”查看）。".into()),
+        },
         Some(Err(e)) => Err(e.message),
         None => Err("无法识别填写的内容，请发送文字命令（发送“帮助”查看）。".into()),
     }

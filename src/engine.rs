@@ -25,6 +25,7 @@ use crate::store::{
 };
 use crate::workflow::{
     self, Actor, CardKind, Case, Ctx, Decision, Effect, EventData, Input, Rejection, State,
+    Subject,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -257,10 +258,10 @@ impl Engine {
 
     /// Applies `input` from `actor` to the case of `ticket_no`.
     ///
-    /// For [`Input::Submit`] the `case_no` the caller passes is ignored: the engine reuses the
-    /// open case of the ticket (a re-paste or a conflicting application, which the workflow
-    /// answers), or gives a new one the next case number — taken only when the workflow
-    /// registers it, so refused applications leave no gaps.
+    /// An [`Input::Submit`] goes to the open case of the ticket (a re-paste or a conflicting
+    /// application, which the workflow answers), or registers a new case under the next case
+    /// number ([`workflow::Subject::New`]) — taken only when the workflow registers it, so
+    /// refused applications leave no gaps.
     pub async fn handle(
         &self,
         ticket_no: &str,
@@ -391,7 +392,7 @@ impl Engine {
         &self,
         tx: &Tx<'_>,
         ticket_no: &str,
-        mut input: Input,
+        input: Input,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
@@ -407,46 +408,48 @@ impl Engine {
             .find(|(_, c)| !c.state.is_terminal())
             .or_else(|| cases.first())
             .map(|(r, c)| (r, c));
-        if let Input::Submit { case_no, .. } = &mut input {
-            match current {
-                Some((row, case)) if !case.state.is_terminal() => *case_no = row.case_no.clone(),
-                _ => {
-                    // The number is only looked at until the workflow registers the application:
-                    // a refused one (wrong sender, unknown first unit) must not use one up.
-                    let year = now.to_zoned(self.calendar.time_zone().clone()).year();
-                    *case_no = tx.peek_case_no(year)?;
-                    let roster = self.roster();
-                    let decision =
-                        match workflow::transition(None, &input, actor, now, &self.ctx(&roster)) {
-                            Ok(d) => d,
-                            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
-                        };
-                    // Same writer transaction as the peek, so nothing took the number since.
-                    let taken = tx.next_case_no(year)?;
-                    if taken != decision.case.case_no {
-                        return Err(EngineError::Invariant {
-                            case_no: decision.case.case_no.clone(),
-                            problems: format!("案件编号已变为 {taken}"),
-                        });
-                    }
-                    return self.apply_in_tx(tx, None, decision, now);
+        let submission = matches!(input, Input::Submit { .. });
+        match current {
+            // A submission on a ticket whose cases are all closed opens a new case.
+            Some((row, case)) if !(submission && case.state.is_terminal()) => {
+                self.decide_and_apply(tx, (row, case), &input, actor, now)
+            }
+            _ => {
+                // The number is only looked at until the workflow registers the application:
+                // a refused one (wrong sender, unknown first unit) must not use one up.
+                let year = now.to_zoned(self.calendar.time_zone().clone()).year();
+                let case_no = tx.peek_case_no(year)?;
+                let roster = self.roster();
+                let subject = Subject::New { case_no: &case_no };
+                let decision =
+                    match workflow::transition(subject, &input, actor, now, &self.ctx(&roster)) {
+                        Ok(d) => d,
+                        Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+                    };
+                // Same writer transaction as the peek, so nothing took the number since.
+                let taken = tx.next_case_no(year)?;
+                if taken != decision.case.case_no {
+                    return Err(EngineError::Invariant {
+                        case_no: decision.case.case_no.clone(),
+                        problems: format!("案件编号已变为 {taken}"),
+                    });
                 }
+                self.apply_in_tx(tx, None, decision, now)
             }
         }
-        self.decide_and_apply(tx, current, &input, actor, now)
     }
 
     fn decide_and_apply(
         &self,
         tx: &Tx<'_>,
-        current: Option<(&CaseRow, &Case)>,
+        (row, case): (&CaseRow, &Case),
         input: &Input,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
         let roster = self.roster();
         let decision = match workflow::transition(
-            current.map(|(_, c)| c),
+            Subject::Case(case),
             input,
             actor,
             now,
@@ -455,7 +458,7 @@ impl Engine {
             Ok(d) => d,
             Err(rejection) => return Ok(Outcome::Rejected(rejection)),
         };
-        self.apply_in_tx(tx, current, decision, now)
+        self.apply_in_tx(tx, Some((row, case)), decision, now)
     }
 
     /// Checks and writes a decision taken outside [`workflow::transition`] (the scheduler's

@@ -672,13 +672,10 @@ impl InboxProcessor {
         row: &InboxRow,
         message: &RobotMessage,
         person: &Person,
-        mut command: Command,
+        command: Command,
         now: Timestamp,
     ) -> Result<Handled, EngineError> {
         let reply = |rendered: Rendered| self.reply(tx, row, message, Some(person), &rendered, now);
-        if command.needs_sender_unit() {
-            command.fill_sender_unit(&person.unit);
-        }
         match command {
             Command::Help => reply(plain("联合调处机器人 · 帮助", &help_text(&person.roles)))?,
             Command::HelpAll => {
@@ -717,6 +714,10 @@ impl InboxProcessor {
                 enqueue(tx, &format!("inbox:{}:reply", row.id), &out, now)?;
             }
             Command::Act { ticket_no, input } => {
+                return self.act(tx, row, message, person, &ticket_no, input, now);
+            }
+            Command::Answer { ticket_no, answer } => {
+                let input = answer.by(person.unit.clone());
                 return self.act(tx, row, message, person, &ticket_no, input, now);
             }
             Command::ListRoster { unit } => {
@@ -921,10 +922,7 @@ impl InboxProcessor {
             return Ok(Handled::Answered);
         }
         let ticket_no = app.ticket_no.clone().unwrap_or_default();
-        let input = Input::Submit {
-            case_no: String::new(),
-            application: app,
-        };
+        let input = Input::Submit { application: app };
         self.act(tx, row, message, person, &ticket_no, input, now)
     }
 

@@ -10,6 +10,11 @@
 //! commands: [`parse_command`] returns `None` and the caller tries the text as an application,
 //! and answers chit-chat with the help text. A text holding two or more application fields is
 //! never a command.
+//!
+//! A command holds only what its text says. 接受 and 异议 act for a unit the text does not name
+//! (the sender's, or the one whose card was tapped), so they parse to [`Command::Answer`], which
+//! becomes an [`Input`] only through [`UnitAnswer::by`] with that unit: an input can never reach
+//! the workflow with its acting unit still to be filled in.
 
 use std::sync::LazyLock;
 
@@ -65,34 +70,48 @@ pub enum Command {
     /// 绑定: gives the roster person `name` (spaces removed) the staff id of the one `@`-mentioned.
     Bind { name: String, mentions: Vec<String> },
     /// A workflow action on the case of `ticket_no` (normalised `DH` + digits).
-    ///
-    /// For 接受 and 异议 the unit is not in the command: the parser leaves `Input::Accept::unit`
-    /// and `Input::Object::unit` empty, and the caller fills in the sender's roster unit with
-    /// [`Command::fill_sender_unit`] before the workflow sees the input.
     Act { ticket_no: String, input: Input },
+    /// 接受 / 异议 on the case of `ticket_no`: a cooperating unit's answer. The text does not
+    /// name the unit, so this is not an [`Input`] yet: the caller names the unit the sender
+    /// acts for with [`UnitAnswer::by`] (the sender's roster unit, or the unit whose card was
+    /// tapped), and no `Input::Accept` / `Input::Object` exists without its unit.
+    Answer {
+        ticket_no: String,
+        answer: UnitAnswer,
+    },
 }
 
-impl Command {
-    /// Whether the input acts for the sender's unit, which the caller must fill in.
-    pub fn needs_sender_unit(&self) -> bool {
-        matches!(
-            self,
-            Command::Act {
-                input: Input::Accept { .. } | Input::Object { .. },
-                ..
-            }
-        )
-    }
+/// A cooperating unit's 接受 or 异议 (四(三)) as typed, before the unit giving it is known.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnitAnswer {
+    Accept {
+        contact_name: String,
+        position: String,
+        phone: String,
+        help: Vec<HelpItem>,
+    },
+    Object {
+        reason: String,
+    },
+}
 
-    /// Fills the acting unit of 接受 / 异议 with `unit` (the sender's canonical roster unit);
-    /// every other command is left as it is.
-    pub fn fill_sender_unit(&mut self, sender_unit: &str) {
-        if let Command::Act {
-            input: Input::Accept { unit, .. } | Input::Object { unit, .. },
-            ..
-        } = self
-        {
-            *unit = sender_unit.to_string();
+impl UnitAnswer {
+    /// The workflow input of this answer given by `unit` (a canonical roster unit name).
+    pub fn by(self, unit: String) -> Input {
+        match self {
+            UnitAnswer::Accept {
+                contact_name,
+                position,
+                phone,
+                help,
+            } => Input::Accept {
+                unit,
+                contact_name,
+                position,
+                phone,
+                help,
+            },
+            UnitAnswer::Object { reason } => Input::Object { unit, reason },
         }
     }
 }
@@ -605,18 +624,18 @@ fn parse_args(
         }
         Verb::Accept => {
             let (t, args) = ticket(syntax, rest)?;
-            act(t, acceptance(syntax, args)?)
+            Ok(Command::Answer {
+                ticket_no: t,
+                answer: acceptance(syntax, args)?,
+            })
         }
         Verb::Object => {
             let (t, args) = ticket(syntax, rest)?;
             let reason = text_arg(syntax, args, &["异议理由", "理由", "原因"], "异议理由")?;
-            act(
-                t,
-                Input::Object {
-                    unit: String::new(),
-                    reason,
-                },
-            )
+            Ok(Command::Answer {
+                ticket_no: t,
+                answer: UnitAnswer::Object { reason },
+            })
         }
         Verb::Withdraw => {
             let (t, args) = ticket(syntax, rest)?;
@@ -1023,7 +1042,7 @@ const ACCEPT_LABELS: [(&str, AcceptField); 14] = [
 /// 接受: contact name, position, phone and the help offered (四(三)). Labels may be left out:
 /// then the phone and the help items are recognised by their form and the first two other parts
 /// are the name and the position.
-fn acceptance(syntax: &Syntax, args: &str) -> Result<Input, CommandError> {
+fn acceptance(syntax: &Syntax, args: &str) -> Result<UnitAnswer, CommandError> {
     let (lead, values) = labelled(args, &ACCEPT_LABELS);
     let (mut name, mut position, mut phone, mut help) = (None, None, None, None);
     for (key, value) in values {
@@ -1111,8 +1130,7 @@ fn acceptance(syntax: &Syntax, args: &str) -> Result<Input, CommandError> {
         )
     })?;
     let help = help_items(&help_raw).map_err(|problem| error(syntax, problem))?;
-    Ok(Input::Accept {
-        unit: String::new(),
+    Ok(UnitAnswer::Accept {
         contact_name,
         position,
         phone,

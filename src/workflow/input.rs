@@ -10,13 +10,11 @@ use crate::parse::Application;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "input", rename_all = "snake_case")]
 pub enum Input {
-    /// A complete application from the first unit (四(一)); `case_no` is allocated by the engine.
+    /// A complete application from the first unit (四(一)). It carries no case number: on a
+    /// ticket without a case the engine reserves one and passes it as [`super::Subject::New`].
     /// On an existing case: the same application again is idempotent (the receipt is repeated); a
     /// corrected one on a returned case is a resubmission.
-    Submit {
-        case_no: String,
-        application: Application,
-    },
+    Submit { application: Application },
     /// The corrected application after a return (same ticket, same first unit).
     Resubmit { application: Application },
     /// 同意: the first unit's leader (or an admin) confirms an application waiting for it

@@ -102,29 +102,47 @@ impl Decision {
     }
 }
 
-/// The one entry point: applies `input` from `actor` at `now` to `case`.
+/// What an input is applied to.
 ///
-/// `case` is `None` only for a new submission. Inputs are authorised by role and unit against
-/// `ctx.roster`; every refusal has its own [`RejectReason`] and a Chinese message.
+/// A new case's number exists only here, beside the input, never inside it: the engine reserves
+/// the next number when the ticket has no case a submission would join and passes it as
+/// [`Subject::New`], so no input ever carries a number still to be filled in.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// The ticket's case: its open one, else its newest closed one.
+    Case(&'a Case),
+    /// The ticket has no case a submission would join (none, or only closed ones). A
+    /// [`Input::Submit`] registers a new case under `case_no`, the number the engine reserved
+    /// (taken only when the registration is decided, so refusals leave no gaps); every other
+    /// input is refused.
+    New { case_no: &'a str },
+}
+
+/// The one entry point: applies `input` from `actor` at `now` to `subject`.
+///
+/// Inputs are authorised by role and unit against `ctx.roster`; every refusal has its own
+/// [`RejectReason`] and a Chinese message.
 pub fn transition(
-    case: Option<&Case>,
+    subject: Subject<'_>,
     input: &Input,
     actor: &Actor,
     now: Timestamp,
     ctx: &Ctx,
 ) -> Result<Decision, Rejection> {
     let who = Who::resolve(actor, ctx.roster)?;
-    let Some(case) = case else {
-        return match input {
-            Input::Submit {
-                case_no,
-                application,
-            } => submission::submit(case_no, application, who, now, *ctx),
-            _ => Err(Rejection::new(
+    let case = match subject {
+        Subject::Case(case) => case,
+        Subject::New { case_no } => {
+            return match input {
+                Input::Submit { application } => {
+                    submission::submit(case_no, application, who, now, *ctx)
+                }
+                _ => Err(Rejection::new(
                 RejectReason::NoSuchCase,
                 "没有找到该工单的联合调处案件。请核对工单编号；如需发起联合调处，请先由首接单位联络员发送申请（发送“模板”获取申请格式）。",
-            )),
-        };
+                )),
+            };
+        }
     };
     let call = Call {
         case,
@@ -149,7 +167,7 @@ pub fn transition(
                 input.command()
             ),
         )),
-        Input::Submit { application, .. } => submission::submit_again(call, application),
+        Input::Submit { application } => submission::submit_again(call, application),
         Input::Resubmit { application } => submission::resubmit(call, application),
         Input::LeaderApprove => submission::leader_approve(call),
         Input::LeaderReturn { reason } => submission::leader_return(call, reason),

@@ -93,7 +93,6 @@ impl Fixture {
     async fn submit(&self, ticket: &str, urgent: bool) {
         let app = application(&self.roster, ticket, urgent);
         let input = Input::Submit {
-            case_no: String::new(),
             application: app,
         };
         self.act(ticket, input, LIAISON).await;
@@ -526,7 +525,6 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
     let tickets = ["DH2026110200011", "DH2026110200012"];
     for t in tickets {
         let input = Input::Submit {
-            case_no: String::new(),
             application: application(&roster, t, false),
         };
         let out = engine

@@ -10,7 +10,9 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 
 use tiaochu::parse::UnitMatcher;
-use tiaochu::parse::command::{COMMANDS, Command, CommandError, Verb, parse_command, syntax};
+use tiaochu::parse::command::{
+    COMMANDS, Command, CommandError, UnitAnswer, Verb, parse_command, syntax,
+};
 use tiaochu::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
 const T: &str = "DH2026110300017";
@@ -34,6 +36,17 @@ fn act(text: &str) -> Input {
         Command::Act { ticket_no, input } => {
             assert_eq!(ticket_no, T, "{text}");
             input
+        }
+        other => panic!("{text:?} → {other:?}"),
+    }
+}
+
+/// The unit answer (接受 / 异议) `text` parses to, for ticket `T`.
+fn answer(text: &str) -> UnitAnswer {
+    match ok(text) {
+        Command::Answer { ticket_no, answer } => {
+            assert_eq!(ticket_no, T, "{text}");
+            answer
         }
         other => panic!("{text:?} → {other:?}"),
     }
@@ -228,8 +241,7 @@ fn free_text_decisions() {
 
 #[test]
 fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller() {
-    let expected = Input::Accept {
-        unit: String::new(),
+    let expected = UnitAnswer::Accept {
         contact_name: "张三".into(),
         position: "股长".into(),
         phone: "13800000000".into(),
@@ -241,33 +253,36 @@ fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller()
         "@调处助手 接受　DH2026110300017　联系人：张三　职务：股长　手机：+86 13800000000　协助事项：现场核查、政策解释",
         "接受 DH2026110300017 张三 股长 13800000000 现场核查、政策解释",
     ] {
-        let mut command = ok(text);
-        assert!(command.needs_sender_unit(), "{text}");
+        let command = ok(text);
         assert_eq!(
             command,
-            Command::Act {
+            Command::Answer {
                 ticket_no: T.into(),
-                input: expected.clone()
+                answer: expected.clone()
             },
             "{text}"
         );
-        command.fill_sender_unit("区住建局");
-        let Command::Act {
-            input: Input::Accept { unit, .. },
-            ..
-        } = command
-        else {
+        let Command::Answer { answer, .. } = command else {
             panic!("{text}")
         };
-        assert_eq!(unit, "区住建局");
+        assert_eq!(
+            answer.by("区住建局".into()),
+            Input::Accept {
+                unit: "区住建局".into(),
+                contact_name: "张三".into(),
+                position: "股长".into(),
+                phone: "13800000000".into(),
+                help: vec![HelpItem::SiteCheck, HelpItem::PolicyExplanation],
+            },
+            "{text}"
+        );
     }
-    let landline = act(
+    let landline = answer(
         "接受 DH2026110300017 联系人：李四 职务：主任 电话：0936-8685841 协助：数据共享、其他：人员调配",
     );
     assert_eq!(
         landline,
-        Input::Accept {
-            unit: String::new(),
+        UnitAnswer::Accept {
             contact_name: "李四".into(),
             position: "主任".into(),
             phone: "0936-8685841".into(),
@@ -298,17 +313,12 @@ fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller()
 
 #[test]
 fn objection_withdraw_insist_supervise() {
-    let mut objection = ok("异议 DH2026110300017 理由：不属于本单位职责");
-    assert!(objection.needs_sender_unit());
-    objection.fill_sender_unit("区城市管理局");
+    let objection = answer("异议 DH2026110300017 理由：不属于本单位职责");
     assert_eq!(
-        objection,
-        Command::Act {
-            ticket_no: T.into(),
-            input: Input::Object {
-                unit: "区城市管理局".into(),
-                reason: "不属于本单位职责".into()
-            }
+        objection.by("区城市管理局".into()),
+        Input::Object {
+            unit: "区城市管理局".into(),
+            reason: "不属于本单位职责".into()
         }
     );
     err("提出异议 DH2026110300017", Verb::Object, "缺少异议理由");

@@ -58,7 +58,6 @@ fn counts(store: &Store) -> (usize, usize, usize, usize) {
 
 fn submit(app: &tiaochu::parse::Application) -> Input {
     Input::Submit {
-        case_no: String::new(),
         application: app.clone(),
     }
 }

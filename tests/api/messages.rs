@@ -17,7 +17,7 @@ use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
     Actor, Case, ClockKind, CoordinationAsk, Ctx, Effect, HelpItem, Input, Message, Phase,
-    SatisfactionLevel, transition,
+    SatisfactionLevel, Subject, transition,
 };
 
 use crate::support;
@@ -73,6 +73,8 @@ impl World {
 /// One case driven step by step; every message sent is rendered and checked, and kept.
 struct Run<'w> {
     w: &'w World,
+    /// The number the first submission registers the case under.
+    case_no: String,
     case: Option<Case>,
     now: Timestamp,
     events: Vec<TimelineEntry>,
@@ -84,6 +86,7 @@ impl<'w> Run<'w> {
     fn new(w: &'w World, ticket: &str, urgent: bool) -> Run<'w> {
         let mut run = Run {
             w,
+            case_no: format!("TC-2026-{}", &ticket[ticket.len() - 4..]),
             case: None,
             now: "2026-11-02T09:00:00+08:00".parse().expect("timestamp"),
             events: Vec::new(),
@@ -91,7 +94,6 @@ impl<'w> Run<'w> {
         };
         run.step(
             Input::Submit {
-                case_no: format!("TC-2026-{}", &ticket[ticket.len() - 4..]),
                 application: application(ticket, urgent),
             },
             RS_LIAISON,
@@ -123,7 +125,13 @@ impl<'w> Run<'w> {
             sla: &self.w.sla,
             require_leader_confirmation: false,
         };
-        let d = transition(self.case.as_ref(), &input, &actor_ref, self.now, &ctx)
+        let subject = match &self.case {
+            Some(case) => Subject::Case(case),
+            None => Subject::New {
+                case_no: &self.case_no,
+            },
+        };
+        let d = transition(subject, &input, &actor_ref, self.now, &ctx)
             .unwrap_or_else(|r| panic!("{input:?} by {actor} refused: {}", r.message));
         self.events.extend(d.events.iter().map(TimelineEntry::from));
         let mut out = Vec::new();

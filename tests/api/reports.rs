@@ -85,7 +85,6 @@ impl World {
             RS,
             when,
             Input::Submit {
-                case_no: String::new(),
                 application,
             },
         );

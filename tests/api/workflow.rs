@@ -12,7 +12,8 @@ use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
     Actor, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect, EventData,
     EventKind, HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus,
-    SatisfactionLevel, State, SupervisionGround, TimerState, check_invariants, transition,
+    SatisfactionLevel, State, Subject, SupervisionGround, TimerState, check_invariants,
+    transition,
 };
 
 use crate::support;
@@ -127,7 +128,14 @@ impl World {
             SYSTEM => Actor::System,
             id => Actor::Person(id.to_string()),
         };
-        transition(case, input, &actor, now, &self.ctx())
+        // Without a case, a submission registers the year's first case.
+        let subject = match case {
+            Some(case) => Subject::Case(case),
+            None => Subject::New {
+                case_no: "TC-2026-0001",
+            },
+        };
+        transition(subject, input, &actor, now, &self.ctx())
     }
 }
 
@@ -276,10 +284,7 @@ fn days(n: i64) -> Span {
 }
 
 fn submit(application: Application) -> Input {
-    Input::Submit {
-        case_no: "TC-2026-0001".into(),
-        application,
-    }
+    Input::Submit { application }
 }
 
 fn ask(unit: &str) -> CoordinationAsk {
