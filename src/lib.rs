@@ -9,6 +9,7 @@
 //! → The path of one message names the functions a message passes through in order).
 //!
 //! - **Pure core** — values in, values out; no I/O, no wall clock:
+//!   [`domain`] (the identifiers as types: ticket and case numbers, unit names, person ids),
 //!   [`calendar`] (working days, holidays), [`roster`] (units, people, roles),
 //!   [`parse`] (pasted applications and text commands), [`workflow`] (the mechanism as one
 //!   `transition` function, its clocks and invariants), [`similar`] (tokens and ranking of past
@@ -39,6 +40,7 @@
 
 // Pure core.
 pub mod calendar;
+pub mod domain;
 pub mod messages;
 pub mod parse;
 pub mod roster;
