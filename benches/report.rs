@@ -59,7 +59,11 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
             "rs",
             "2026-11-02T09:00:00+08:00",
             Input::Submit {
-                application: app,
+                application: tiaochu::workflow::Application::from_report(
+                    &app,
+                    &UnitMatcher::new(roster),
+                )
+                .expect("complete"),
             },
         ),
         (

@@ -214,7 +214,11 @@ fn template(engine: &Engine, app: Application) -> Value {
             "rs",
             "2026-11-02T09:00:00+08:00",
             Input::Submit {
-                application: app,
+                application: tiaochu::workflow::Application::from_report(
+                    &app,
+                    &UnitMatcher::new(&engine.roster()),
+                )
+                .expect("complete"),
             },
         ),
         (inspector, "2026-11-02T09:05:00+08:00", Input::Claim),

@@ -113,7 +113,7 @@ pub fn for_review(
     case_id: Option<i64>,
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
-    let mut query = IndexDoc::from_application(&case.application);
+    let mut query = IndexDoc::from_registered(&case.application);
     if !query.units.contains(&case.first_unit) {
         query.units.insert(0, case.first_unit.clone());
     }
@@ -135,7 +135,7 @@ pub fn for_case(
     case: &Case,
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
-    let mut query = IndexDoc::from_application(&case.application);
+    let mut query = IndexDoc::from_registered(&case.application);
     if !query.units.contains(&case.first_unit) {
         query.units.insert(0, case.first_unit.clone());
     }

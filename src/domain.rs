@@ -5,7 +5,8 @@
 //! - [`TicketNo`] — a 工单编号, `DH` + 6–20 digits, normalised as the parser reads it.
 //! - [`CaseNo`] — a case number the engine allocated, `TC-<year>-<n>` (n at least 4 digits).
 //! - [`UnitName`] — the canonical name of a roster unit; made only from the roster (a
-//!   [`Unit`], a [`Person`]'s unit, or a name the [`UnitMatcher`] resolves), never from any string.
+//!   [`Unit`], a [`Person`]'s unit, or a member unit the [`UnitMatcher`] resolves), never from
+//!   any string.
 //! - [`PersonId`] — a roster person's address: a DingTalk staff id or a `local:<unit>:<name>` id.
 //!
 //! Each is `#[serde(transparent)]`: stored cases, events and `parse --json` hold the same bare
@@ -174,7 +175,8 @@ pub struct UnitName(String);
 string_value!(UnitName);
 
 impl UnitName {
-    /// The unit `written` names (its canonical name or an alias), as the unit matcher resolves it.
+    /// The member unit `written` names first (its canonical name or an alias), as the unit
+    /// matcher resolves units in applications and commands; a hotline is not a member unit.
     pub fn parse(written: &str, units: &UnitMatcher) -> Result<UnitName, DomainError> {
         units
             .resolve(written.trim())

@@ -910,7 +910,7 @@ impl InboxProcessor {
             )?;
             return Ok(Handled::Answered);
         }
-        if !app.ok {
+        let Ok(application) = workflow::Application::from_report(&app, &self.units) else {
             self.reply(
                 tx,
                 row,
@@ -920,9 +920,9 @@ impl InboxProcessor {
                 now,
             )?;
             return Ok(Handled::Answered);
-        }
-        let ticket_no = app.ticket_no.clone().unwrap_or_default();
-        let input = Input::Submit { application: app };
+        };
+        let ticket_no = application.ticket_no.to_string();
+        let input = Input::Submit { application };
         self.act(tx, row, message, person, &ticket_no, input, now)
     }
 

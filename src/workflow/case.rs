@@ -5,10 +5,9 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::SimilarCase;
+use super::{Application, SimilarCase};
 use super::clock::{CaseClock, ClockKind};
 use super::input::{HelpItem, SatisfactionLevel};
-use crate::parse::Application;
 
 /// Where a case is in the mechanism's flow (四、工作流程; 五、工作要求).
 ///

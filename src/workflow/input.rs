@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::Application;
+use super::Application;
 
 /// One thing that can happen to a case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@
 //! - Terminal states absorb every input with a rejection, except typical-case marking, and timer
 //!   firings, which are no-ops there (every clock of a terminal case is stopped).
 
+mod application;
 mod case;
 mod clock;
 mod coordination;
@@ -36,6 +37,7 @@ mod timers;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use application::Application;
 pub use case::{
     Acceptance, CardKind, CardRef, Case, CityOutcome, Claim, Completion, Contact, DecisionKind,
     DecisionRecord, Objection, PreviousVersion, ProgressNote, RequestStatus, SatisfactionRecord,

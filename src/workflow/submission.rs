@@ -15,8 +15,7 @@ use super::effect::{Due, Message};
 use super::event_data::{EventData, Registration};
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
-use super::{Call, Ctx, Decision, required_text, wrong_state};
-use crate::parse::Application;
+use super::{Application, Call, Ctx, Decision, required_text, wrong_state};
 use crate::roster::{Person, Role, Roster, UnitKind};
 
 /// A new case from a complete application.
@@ -334,7 +333,7 @@ fn register(d: &mut Draft, kind: fn(Registration) -> EventData) {
         ticket_no: d.case.ticket_no.clone(),
         green_channel: d.case.green_channel,
         category: app.category,
-        requested_units: app.requested_units.clone(),
+        requested_units: app.requested_units.iter().map(|u| u.to_string()).collect(),
     });
     let first_unit = d.case.first_unit.clone();
     d.event(Some(&first_unit), data);
@@ -348,7 +347,7 @@ fn receipt(case: &Case) -> Option<Message> {
     Some(Message::Receipt {
         version: case.version,
         first_unit: case.first_unit.clone(),
-        requested_units: app.requested_units.clone(),
+        requested_units: app.requested_units.iter().map(|u| u.to_string()).collect(),
         unresolved_mentions: app.unresolved_mentions.clone(),
         city_level: app.city_level,
         category: app.category,
@@ -362,32 +361,10 @@ fn receipt(case: &Case) -> Option<Message> {
     })
 }
 
-/// A registrable application: complete (四(一): measures, difficulties, units, leader's consent),
-/// with a ticket number and a member unit as first unit. Returns (ticket_no, first_unit).
+/// A registrable application: its first unit a member unit of the roster in force (the type
+/// already guarantees it is complete). Returns (ticket_no, first_unit).
 fn check_application(app: &Application, roster: &Roster) -> Result<(String, String), Rejection> {
-    let ticket = app
-        .ticket_no
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(ticket) = ticket.filter(|_| app.ok && app.leader_approved) else {
-        let mut problems: Vec<String> = app.missing.iter().map(|m| format!("缺少“{m}”")).collect();
-        problems.extend(app.errors.iter().cloned());
-        if !app.leader_approved && problems.is_empty() {
-            problems.push("须先经本单位分管领导同意".into());
-        }
-        if problems.is_empty() {
-            problems.push("工单编号无效".into());
-        }
-        return Err(Rejection::new(
-            RejectReason::ApplicationIncomplete,
-            format!(
-                "申请不完整，未登记：{}。请按模板补全后重新发送（发送“模板”获取格式）。",
-                problems.join("；")
-            ),
-        ));
-    };
-    let first_unit = app.first_unit.as_deref().unwrap_or("").trim();
+    let first_unit = app.first_unit.as_str();
     let member = roster
         .unit(first_unit)
         .is_some_and(|u| u.kind != UnitKind::Hotline);
@@ -399,7 +376,7 @@ fn check_application(app: &Application, roster: &Roster) -> Result<(String, Stri
             ),
         ));
     }
-    Ok((ticket.to_string(), first_unit.to_string()))
+    Ok((app.ticket_no.to_string(), first_unit.to_string()))
 }
 
 /// 四(一): the first unit's liaison (or its leader) sends the application; an admin may on its behalf.

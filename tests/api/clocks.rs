@@ -16,11 +16,10 @@ use tiaochu::app::App;
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::engine::{Engine, Outcome, decode};
 use tiaochu::messages::timeline::render_query;
-use tiaochu::parse::Application;
 use tiaochu::roster::{Role, Roster};
 use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{EventRow, OutboxRow, Store, TimerState};
-use tiaochu::workflow::{Actor, Case, EventData, EventKind, Input};
+use tiaochu::workflow::{Application, Actor, Case, EventData, EventKind, Input};
 
 use crate::support::{
     World, complete_application, default_settings, repo_root, seed_application_text, world,

@@ -29,7 +29,7 @@ fn fixture() -> World {
         .build()
 }
 
-fn seed_application(w: &World) -> tiaochu::parse::Application {
+fn seed_application(w: &World) -> tiaochu::workflow::Application {
     w.seed_application("DH2026110300017")
 }
 
@@ -56,7 +56,7 @@ fn counts(store: &Store) -> (usize, usize, usize, usize) {
         .expect("read")
 }
 
-fn submit(app: &tiaochu::parse::Application) -> Input {
+fn submit(app: &tiaochu::workflow::Application) -> Input {
     Input::Submit {
         application: app.clone(),
     }
@@ -67,7 +67,7 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
     let f = fixture();
     let app = seed_application(&f);
     let now = at("2026-11-02T09:00:00+08:00");
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = app.ticket_no.to_string();
 
     let out = f
         .engine
@@ -150,7 +150,7 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
 fn a_rejection_writes_nothing() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = app.ticket_no.to_string();
     let now = at("2026-11-02T09:00:00+08:00");
     // A liaison of another unit may not submit for 区人社局.
     let out = f
@@ -195,7 +195,7 @@ fn a_rejection_writes_nothing() {
 fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = app.ticket_no.to_string();
     let now = at("2026-11-02T09:00:00+08:00");
     f.engine
         .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
@@ -256,7 +256,7 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
 async fn the_scheduler_step_fires_each_due_timer_once() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = app.ticket_no.to_string();
     f.engine
         .handle(
             &ticket,

@@ -12,11 +12,11 @@ use tiaochu::messages::card::{card_params, coordination_card, review_card};
 use tiaochu::messages::help::{help_all, help_text};
 use tiaochu::messages::notify::{Rendered, render};
 use tiaochu::messages::timeline::{TimelineEntry, render_query};
-use tiaochu::parse::{Application, Category};
+use tiaochu::parse::{self, Category};
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
-    Actor, Case, ClockKind, CoordinationAsk, Ctx, Effect, HelpItem, Input, Message, Phase,
+    Actor, Application, Case, ClockKind, CoordinationAsk, Ctx, Effect, HelpItem, Input, Message, Phase,
     SatisfactionLevel, Subject, transition,
 };
 
@@ -94,7 +94,7 @@ impl<'w> Run<'w> {
         };
         run.step(
             Input::Submit {
-                application: application(ticket, urgent),
+                application: support::registrable(&w.roster, &application(ticket, urgent)),
             },
             RS_LIAISON,
         );
@@ -256,8 +256,8 @@ fn check_cards(case: &Case, w: &World) {
     }
 }
 
-fn application(ticket: &str, urgent: bool) -> Application {
-    Application {
+fn application(ticket: &str, urgent: bool) -> parse::Application {
+    parse::Application {
         ok: true,
         ticket_no: Some(ticket.into()),
         title: format!("反映某企业拖欠薪资的问题（诉求人电话 {CITIZEN_PHONE}）"),

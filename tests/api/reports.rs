@@ -17,10 +17,9 @@ use std::process::{Command, Stdio};
 
 use jiff::Timestamp;
 use tiaochu::engine::Outcome;
-use tiaochu::parse::Application;
 use tiaochu::report::{self, NoticeKind, Period};
 use tiaochu::roster::Roster;
-use tiaochu::workflow::{Actor, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
+use tiaochu::workflow::{Application, Actor, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
 use crate::support;
 

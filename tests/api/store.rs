@@ -988,3 +988,49 @@ async fn background_writes_commit_together_but_each_fails_alone() {
         .collect::<Vec<_>>();
     assert!(!kept.contains(&"d-3".to_string()) && !kept.contains(&"d-7".to_string()));
 }
+
+/// A case document as the v11 release stored it (`tests/fixtures/cases/`, captured from the
+/// engine: a resubmitted application with a deadline, a joint decision, one unit accepted and one
+/// objecting). It reads into today's types with every field intact and writes back byte for byte,
+/// so a database and its backups stay readable in both directions; the stored application still
+/// reads as the parser's report older releases keep in a case.
+#[test]
+fn a_case_stored_by_the_v11_release_reads_and_writes_back_unchanged() {
+    let stored = include_str!("../fixtures/cases/release-v11-coordinating.json");
+    let row = tiaochu::store::CaseRow {
+        id: 1,
+        case_no: "TC-2026-0001".into(),
+        ticket_no: "DH2026110300017".into(),
+        first_unit: "区人社局".into(),
+        urgent: false,
+        state: "coordinating".into(),
+        data_json: stored.to_string(),
+        revision: 9,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    let case = tiaochu::engine::decode(&row).expect("the v11 case reads");
+    assert_eq!(case.case_no, "TC-2026-0001");
+    assert_eq!(case.ticket_no, "DH2026110300017");
+    assert_eq!(case.first_unit, "区人社局");
+    assert_eq!(case.version, 2);
+    assert_eq!(case.submitted_by, "rs-liaison");
+    let app = &case.application;
+    assert_eq!(app.ticket_no, "DH2026110300017");
+    assert_eq!(app.first_unit, "区人社局");
+    assert_eq!(app.title, "反映某建筑公司（甲公司）拖欠薪资的问题");
+    assert_eq!(app.requested_units, ["区住建局", "区城市管理局", "区城建公司"]);
+    assert_eq!(app.unresolved_mentions, ["国企"]);
+    assert_eq!(app.deadline, Some(jiff::civil::date(2026, 12, 5)));
+    assert!(app.leader_approved && !app.urgent && !app.city_level);
+    let previous = &case.previous_versions[0].application;
+    assert_eq!(previous.title, "反映某建筑公司拖欠薪资的问题");
+    let units: Vec<&str> = case.requests.iter().map(|r| r.unit.as_str()).collect();
+    assert_eq!(units, ["区住建局", "区城市管理局"]);
+
+    assert_eq!(serde_json::to_string(&case).expect("write"), stored.trim_end());
+    let document: serde_json::Value = serde_json::from_str(stored).expect("json");
+    let report: tiaochu::parse::Application =
+        serde_json::from_value(document["application"].clone()).expect("an older release reads it");
+    assert!(report.ok && report.missing.is_empty() && report.errors.is_empty());
+}

@@ -389,10 +389,20 @@ pub fn seed_application_text(ticket: &str) -> String {
 pub fn complete_application(
     roster: &tiaochu::roster::Roster,
     text: &str,
-) -> tiaochu::parse::Application {
+) -> tiaochu::workflow::Application {
     let app = tiaochu::parse::parse_application(text, &tiaochu::parse::UnitMatcher::new(roster));
     assert!(app.ok, "{:?}", app.errors);
-    app
+    registrable(roster, &app)
+}
+
+/// `report` as the application the workflow registers, its units looked up in `roster`; it
+/// must be complete.
+pub fn registrable(
+    roster: &tiaochu::roster::Roster,
+    report: &tiaochu::parse::Application,
+) -> tiaochu::workflow::Application {
+    tiaochu::workflow::Application::from_report(report, &tiaochu::parse::UnitMatcher::new(roster))
+        .expect("a complete application")
 }
 
 /// The liaisons most tests share, one for each unit of the seed application: 王联络 (区人社局, the
@@ -684,7 +694,7 @@ impl World {
     }
 
     /// The seed application for `ticket`, parsed against this world's roster.
-    pub fn seed_application(&self, ticket: &str) -> tiaochu::parse::Application {
+    pub fn seed_application(&self, ticket: &str) -> tiaochu::workflow::Application {
         complete_application(&self.roster, &seed_application_text(ticket))
     }
 

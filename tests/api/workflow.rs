@@ -6,11 +6,14 @@ use std::collections::BTreeSet;
 use jiff::{Span, Timestamp, ToSpan};
 use proptest::prelude::*;
 use tiaochu::calendar::Calendar;
-use tiaochu::parse::{Application, Category};
+use std::sync::LazyLock;
+
+use tiaochu::domain::{TicketNo, UnitName};
+use tiaochu::parse::{self, Category, UnitMatcher};
 use tiaochu::roster::{Person, Role, Roster, Unit, UnitKind};
 use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
-    Actor, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect, EventData,
+    Actor, Application, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect, EventData,
     EventKind, HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus,
     SatisfactionLevel, State, Subject, SupervisionGround, TimerState, check_invariants,
     transition,
@@ -243,8 +246,22 @@ impl<'w> Flow<'w> {
     }
 }
 
+/// The shipped roster's units, which every application of these tests names.
+static MATCHER: LazyLock<UnitMatcher> =
+    LazyLock::new(|| UnitMatcher::new(&support::shipped_roster()));
+
+/// A roster unit by name.
+fn unit(name: &str) -> UnitName {
+    UnitName::parse(name, &MATCHER).expect("a roster unit")
+}
+
 fn application(urgent: bool) -> Application {
-    Application {
+    Application::from_report(&report(urgent), &MATCHER).expect("complete")
+}
+
+/// The parser's report of a complete application from the first unit.
+fn report(urgent: bool) -> parse::Application {
+    parse::Application {
         ok: true,
         ticket_no: Some(TICKET.into()),
         title: "反映某企业拖欠薪资的问题".into(),
@@ -685,9 +702,9 @@ fn return_and_resubmit_makes_version_two_and_restarts_the_review() {
     corrected.measures_taken = "已两次约谈企业，核实欠薪金额".into();
     let resubmit = |application: Application| Input::Resubmit { application };
     let mut other_ticket = corrected.clone();
-    other_ticket.ticket_no = Some("DH999".into());
+    other_ticket.ticket_no = TicketNo::parse("DH2026110299999").expect("ticket");
     let mut other_unit = corrected.clone();
-    other_unit.first_unit = Some(ZJ.into());
+    other_unit.first_unit = unit(ZJ);
     f.after(days(1));
     assert_eq!(
         f.refused(resubmit(other_ticket), RS_LIAISON),
@@ -858,15 +875,19 @@ fn who_may_submit() {
     for who in [RS_LIAISON, RS_LEADER, ADMIN] {
         Flow::new(&w).ok(app(), who);
     }
-    let mut incomplete = application(false);
+    // An incomplete report never becomes an application the workflow could be asked to register.
+    let mut incomplete = report(false);
     incomplete.ok = false;
     incomplete.missing = vec!["已采取措施".into()];
-    assert_eq!(
-        f.refused(submit(incomplete), RS_LIAISON),
-        RejectReason::ApplicationIncomplete
+    let refused = Application::from_report(&incomplete, &MATCHER).expect_err("incomplete");
+    assert!(
+        refused.message.starts_with("申请不完整，未登记：缺少“已采取措施”"),
+        "{refused}"
     );
     let mut hotline_first = application(false);
-    hotline_first.first_unit = Some("区12345热线".into());
+    // A hotline is a roster unit but not a member unit: the parser never reports one as the first
+    // unit, and the workflow refuses it too.
+    hotline_first.first_unit = UnitName::of(w.roster.unit("区12345热线").expect("hotline"));
     assert_eq!(
         f.refused(submit(hotline_first), ADMIN),
         RejectReason::FirstUnitNotMember
