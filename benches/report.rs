@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
+use tiaochu::domain::{TicketNo, UnitName};
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::Category;
 use tiaochu::parse::{UnitMatcher, parse_application};
@@ -76,7 +77,7 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
             "2026-11-02T09:30:00+08:00",
             Input::DecideJoint {
                 units: vec![CoordinationAsk {
-                    unit: "区住建局".into(),
+                    unit: UnitName::of(roster.unit("区住建局").expect("unit")),
                     direction: "核查项目资金拨付".into(),
                 }],
             },
@@ -85,7 +86,7 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
             "zj",
             "2026-11-02T10:00:00+08:00",
             Input::Accept {
-                unit: "区住建局".into(),
+                unit: UnitName::of(roster.unit("区住建局").expect("unit")),
                 contact_name: "张三".into(),
                 position: "股长".into(),
                 phone: "13900000000".into(),
@@ -143,11 +144,11 @@ fn main() {
         "",
     ));
     let roster = Roster::from_parts(shipped.units().to_vec(), people);
-    let units: Vec<String> = roster
+    let units: Vec<UnitName> = roster
         .units()
         .iter()
         .filter(|u| u.kind != UnitKind::Hotline)
-        .map(|u| u.name.clone())
+        .map(UnitName::of)
         .collect();
     let calendar = || {
         Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default()).expect("calendar")
@@ -197,15 +198,15 @@ fn main() {
                     })?;
                     let hour = |h: i64| t0 + SignedDuration::from_hours(h);
                     let late = i % 10 == 0;
-                    let units =
-                        |us: [&String; 2]| us.iter().map(|u| u.to_string()).collect::<Vec<_>>();
-                    let mut events: Vec<(Timestamp, Option<&str>, EventData)> = vec![
+                    let units = |us: [&UnitName; 2]| us.map(UnitName::clone).to_vec();
+                    let ticket_no = TicketNo::parse(&ticket).expect("ticket");
+                    let mut events: Vec<(Timestamp, Option<&UnitName>, EventData)> = vec![
                         (
                             t0,
                             Some(first),
                             EventData::Submitted(Registration {
                                 version: 1,
-                                ticket_no: ticket.clone(),
+                                ticket_no: ticket_no.clone(),
                                 green_channel: false,
                                 category: Category::LacksCapacity,
                                 requested_units: units(helpers),
@@ -315,7 +316,7 @@ fn main() {
                         let event = Event {
                             at,
                             actor: "system".to_string(),
-                            unit: unit.map(str::to_string),
+                            unit: unit.cloned(),
                             data,
                         };
                         tx.append_event(Some(id), &event)?;

@@ -36,6 +36,7 @@ use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::casebook;
 use tiaochu::dispatch::Dispatch;
+use tiaochu::domain::UnitName;
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::{Application, UnitMatcher, parse_application};
 use tiaochu::roster::{Person, Role, Roster};
@@ -227,7 +228,7 @@ fn template(engine: &Engine, app: Application) -> Value {
             "2026-11-02T09:30:00+08:00",
             Input::DecideJoint {
                 units: vec![CoordinationAsk {
-                    unit: "区住建局".into(),
+                    unit: UnitName::of(engine.roster().unit("区住建局").expect("unit")),
                     direction: "核查项目资金拨付".into(),
                 }],
             },
@@ -236,7 +237,7 @@ fn template(engine: &Engine, app: Application) -> Value {
             "zj",
             "2026-11-02T10:00:00+08:00",
             Input::Accept {
-                unit: "区住建局".into(),
+                unit: UnitName::of(engine.roster().unit("区住建局").expect("unit")),
                 contact_name: "张三".into(),
                 position: "股长".into(),
                 phone: "13900000000".into(),

@@ -114,8 +114,8 @@ pub fn for_review(
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
     let mut query = IndexDoc::from_registered(&case.application);
-    if !query.units.contains(&case.first_unit) {
-        query.units.insert(0, case.first_unit.clone());
+    if !query.units.iter().any(|u| *u == case.first_unit) {
+        query.units.insert(0, case.first_unit.to_string());
     }
     similar(
         tx,
@@ -136,8 +136,8 @@ pub fn for_case(
     calendar: &Calendar,
 ) -> Result<Vec<SimilarCase>, StoreError> {
     let mut query = IndexDoc::from_registered(&case.application);
-    if !query.units.contains(&case.first_unit) {
-        query.units.insert(0, case.first_unit.clone());
+    if !query.units.iter().any(|u| *u == case.first_unit) {
+        query.units.insert(0, case.first_unit.to_string());
     }
     similar(
         tx,

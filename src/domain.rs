@@ -150,13 +150,14 @@ impl CaseNo {
     /// A case number as written (surrounding whitespace and case ignored).
     pub fn parse(raw: &str) -> Result<CaseNo, DomainError> {
         let t = raw.trim().to_ascii_uppercase();
-        let valid = t.strip_prefix("TC-").and_then(|rest| rest.split_once('-')).is_some_and(
-            |(year, n)| {
+        let valid = t
+            .strip_prefix("TC-")
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(year, n)| {
                 year.len() == 4
                     && n.len() >= 4
                     && year.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
-            },
-        );
+            });
         if valid {
             Ok(CaseNo(t))
         } else {
@@ -189,6 +190,11 @@ impl UnitName {
             })
     }
 
+    /// The unit the matcher found at `index` of its units.
+    pub(crate) fn matched(units: &UnitMatcher, index: usize) -> UnitName {
+        UnitName(units.name(index).to_string())
+    }
+
     /// The name of a roster unit.
     pub fn of(unit: &Unit) -> UnitName {
         UnitName(unit.name.clone())
@@ -199,6 +205,11 @@ impl UnitName {
         UnitName(person.unit.clone())
     }
 
+    /// A name taken on trust, for the crate's unit tests that have no roster at hand.
+    #[cfg(test)]
+    pub(crate) fn unchecked(name: &str) -> UnitName {
+        UnitName(name.to_string())
+    }
 }
 
 /// A roster person's address ([`Person::id`]): a DingTalk staff id, or `local:<unit>:<name>` for
@@ -263,7 +274,13 @@ mod tests {
             "DH2026110300017"
         );
         assert_eq!(TicketNo::parse("DH123456").expect("six digits"), "DH123456");
-        for bad in ["", "DH12345", "DH123456789012345678901", "XH2026110300017", "DH2026A1"] {
+        for bad in [
+            "",
+            "DH12345",
+            "DH123456789012345678901",
+            "XH2026110300017",
+            "DH2026A1",
+        ] {
             let e = TicketNo::parse(bad).expect_err(bad);
             assert!(e.message.contains("应为“DH”加 6–20 位数字"), "{bad}: {e}");
         }
@@ -275,7 +292,14 @@ mod tests {
         assert_eq!(n, "TC-2026-0007");
         assert_eq!(CaseNo::new(2026, 12345), "TC-2026-12345");
         assert_eq!(CaseNo::parse(" tc-2026-0007 ").expect("lower case"), n);
-        for bad in ["", "TC-2026-7", "TC-26-0007", "2026-0007", "TC-2026-00a7", "DH2026110300017"] {
+        for bad in [
+            "",
+            "TC-2026-7",
+            "TC-26-0007",
+            "2026-0007",
+            "TC-2026-00a7",
+            "DH2026110300017",
+        ] {
             let e = CaseNo::parse(bad).expect_err(bad);
             assert!(e.message.contains("TC-2026-0001"), "{bad}: {e}");
         }
@@ -287,7 +311,10 @@ mod tests {
         let units = UnitMatcher::new(&roster);
         let housing = UnitName::parse("住建局", &units).expect("alias");
         assert_eq!(housing, "区住建局");
-        assert_eq!(UnitName::parse(" 区住建局 ", &units).expect("canonical"), housing);
+        assert_eq!(
+            UnitName::parse(" 区住建局 ", &units).expect("canonical"),
+            housing
+        );
         let unit = roster.unit("区住建局").expect("unit");
         assert_eq!(UnitName::of(unit), housing);
         let e = UnitName::parse("区火星局", &units).expect_err("unknown");
@@ -300,12 +327,23 @@ mod tests {
         let roster = roster();
         let person = roster.people().first().expect("a person");
         assert_eq!(PersonId::of(person), person.id());
-        assert_eq!(PersonId::parse(" manager4512 ").expect("staff id"), "manager4512");
+        assert_eq!(
+            PersonId::parse(" manager4512 ").expect("staff id"),
+            "manager4512"
+        );
         assert_eq!(
             PersonId::parse("local:区人社局:任燕").expect("local"),
             "local:区人社局:任燕"
         );
-        for bad in ["", "  ", "a b", "local:", "local:区人社局", "local::任燕", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "  ",
+            "a b",
+            "local:",
+            "local:区人社局",
+            "local::任燕",
+            &"x".repeat(129),
+        ] {
             let e = PersonId::parse(bad).expect_err(bad);
             assert!(e.message.contains("人员标识"), "{bad:?}: {e}");
         }

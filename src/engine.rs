@@ -16,6 +16,7 @@ use crate::casebook;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::payload;
 use crate::dispatch::{Dispatch, Outgoing};
+use crate::domain::CaseNo;
 use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
 use crate::roster::{Person, PersonChange, Role, Roster};
@@ -24,8 +25,7 @@ use crate::store::{
     CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, Tx, TxError,
 };
 use crate::workflow::{
-    self, Actor, CardKind, Case, Ctx, Decision, Effect, EventData, Input, Rejection, State,
-    Subject,
+    self, Actor, CardKind, Case, Ctx, Decision, Effect, EventData, Input, Rejection, State, Subject,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +36,10 @@ pub enum EngineError {
     Corrupt { case_no: String, message: String },
     /// A decision that would break a case invariant is a bug: it is refused, never stored.
     #[error("内部错误：案件 {case_no} 的处理结果不一致，未保存（{problems}）")]
-    Invariant { case_no: String, problems: String },
+    Invariant { case_no: CaseNo, problems: String },
     /// The workflow only addresses roster people; anything else is a bug, refused unsaved.
     #[error("内部错误：案件 {case_no} 的消息收件人 {id} 不在名单中，未保存")]
-    UnknownRecipient { case_no: String, id: String },
+    UnknownRecipient { case_no: CaseNo, id: String },
     #[error("无法生成发往钉钉的消息：{0}")]
     Payload(#[from] crate::dingtalk::payload::PayloadError),
 }
@@ -68,7 +68,7 @@ impl EngineError {
 pub enum Outcome {
     /// The decision was committed; `revision` is the case row's revision after it.
     Applied {
-        case_no: String,
+        case_no: CaseNo,
         revision: i64,
         decision: Box<Decision>,
     },
@@ -317,10 +317,15 @@ impl Engine {
         let open: Vec<&str> = open.iter().map(String::as_str).collect();
         for row in tx.cases_in_states(&open)? {
             let case = decode(&row)?;
-            let touches = case.first_unit == unit || case.request(unit).is_some();
-            if !touches || case.state.is_terminal() {
+            // The case's own name for the unit, when it involves it.
+            let named = if case.first_unit == unit {
+                Some(case.first_unit.clone())
+            } else {
+                case.request(unit).map(|r| r.unit.clone())
+            };
+            let Some(unit_name) = named.filter(|_| !case.state.is_terminal()) else {
                 continue;
-            }
+            };
             let mut next = case.clone();
             let mut effects = Vec::new();
             let request_open = case
@@ -333,7 +338,7 @@ impl Engine {
                 .collect();
             if request_open {
                 let coordination = CardKind::Coordination {
-                    unit: unit.to_string(),
+                    unit: unit_name.clone(),
                 };
                 // The latest card for the unit is the one its open request answers.
                 if let Some(card) = next.cards.iter_mut().rev().find(|c| c.kind == coordination) {
@@ -361,7 +366,7 @@ impl Engine {
                 events: vec![workflow::Event {
                     at: now,
                     actor: actor.to_string(),
-                    unit: Some(unit.to_string()),
+                    unit: Some(unit_name),
                     data: EventData::ContactsChanged {
                         changes: described.clone(),
                         contacts: new_contacts.clone(),
@@ -750,7 +755,7 @@ pub fn decode(row: &CaseRow) -> Result<Case, EngineError> {
 
 fn corrupt(case: &Case, e: serde_json::Error) -> EngineError {
     EngineError::Corrupt {
-        case_no: case.case_no.clone(),
+        case_no: case.case_no.to_string(),
         message: e.to_string(),
     }
 }

@@ -21,6 +21,7 @@ use crate::dingtalk::stream::{
     ContactEvent, EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler, SOURCE_CARD,
     SOURCE_EVENT,
 };
+use crate::domain::UnitName;
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
 use crate::messages::help::{help_all, help_text, is_for};
@@ -717,11 +718,11 @@ impl InboxProcessor {
                 return self.act(tx, row, message, person, &ticket_no, input, now);
             }
             Command::Answer { ticket_no, answer } => {
-                let input = answer.by(person.unit.clone());
+                let input = answer.by(UnitName::of_person(person));
                 return self.act(tx, row, message, person, &ticket_no, input, now);
             }
             Command::ListRoster { unit } => {
-                let unit = unit.unwrap_or_else(|| person.unit.clone());
+                let unit = unit.unwrap_or_else(|| UnitName::of_person(person));
                 reply(plain(
                     &format!("{unit}名单"),
                     &self.engine.roster().unit_listing(&unit),

@@ -24,6 +24,7 @@ use super::fields::{self, Field};
 use super::text::{excerpt, fold_char, fold_width, is_han, is_space, strip_mentions, trim};
 use super::units::Mention;
 use super::{UnitMatcher, normalize_ticket_no};
+use crate::domain::UnitName;
 use crate::roster::RosterAction;
 use crate::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
@@ -55,14 +56,17 @@ pub enum Command {
     /// `atUsers` carry their staff ids.
     RosterChange {
         action: RosterAction,
-        unit: Option<String>,
+        unit: Option<UnitName>,
         mentions: Vec<String>,
     },
     /// 设置联络员 with a name instead of an `@` (the onboarding buttons, the sandbox): the roster
     /// person `name` (spaces removed) of `unit` (`None`: the sender's own unit).
-    SetLiaisonByName { unit: Option<String>, name: String },
+    SetLiaisonByName {
+        unit: Option<UnitName>,
+        name: String,
+    },
     /// 名单: the current people and roles of `unit` (`None`: the sender's own unit).
-    ListRoster { unit: Option<String> },
+    ListRoster { unit: Option<UnitName> },
     /// 启动 名单: asks every unit leader without a liaison to name one.
     StartOnboarding,
     /// 名单 进度: which units named their liaison and which are still waiting.
@@ -97,7 +101,7 @@ pub enum UnitAnswer {
 
 impl UnitAnswer {
     /// The workflow input of this answer given by `unit` (a canonical roster unit name).
-    pub fn by(self, unit: String) -> Input {
+    pub fn by(self, unit: UnitName) -> Input {
         match self {
             UnitAnswer::Accept {
                 contact_name,
@@ -821,8 +825,8 @@ fn liaison_by_name(
     let mut words = text.split(is_space).filter(|w| !w.is_empty());
     let first = words.next().unwrap_or_default();
     let after: Vec<&str> = words.collect();
-    let (unit, name) = match units.resolve(first) {
-        Some(unit) if !after.is_empty() => (Some(unit.to_string()), after.join("")),
+    let (unit, name) = match UnitName::parse(first, units).ok() {
+        Some(unit) if !after.is_empty() => (Some(unit), after.join("")),
         Some(_) => {
             return Err(error(
                 syntax,
@@ -870,15 +874,12 @@ fn roster_change(
 }
 
 /// The unit a command names, resolved through the roster's names and aliases.
-fn unit_arg(syntax: &Syntax, args: &str, units: &UnitMatcher) -> Result<String, CommandError> {
+fn unit_arg(syntax: &Syntax, args: &str, units: &UnitMatcher) -> Result<UnitName, CommandError> {
     let written = trim_separators(args);
     if written.is_empty() {
         return Err(error(syntax, "缺少单位名称。"));
     }
-    units
-        .resolve(written)
-        .map(str::to_string)
-        .ok_or_else(|| error(syntax, unknown_unit(written, units)))
+    UnitName::parse(written, units).map_err(|_| error(syntax, unknown_unit(written, units)))
 }
 
 /// "单位“…”不在成员单位名单中", with suggestions when some look alike.
@@ -919,7 +920,7 @@ fn asks(
         let mut unresolved = Vec::new();
         for mention in units.scan(who) {
             match mention {
-                Mention::Unit(u) if !units.is_hotline(u) => named.push(units.name(u).to_string()),
+                Mention::Unit(u) if !units.is_hotline(u) => named.push(UnitName::matched(units, u)),
                 Mention::Unit(u) => unresolved.push(units.name(u).to_string()),
                 Mention::Generic(g) | Mention::CityLevel(g) | Mention::Unknown(g) => {
                     unresolved.push(g)
@@ -967,7 +968,7 @@ fn supervision(
     syntax: &Syntax,
     args: &str,
     units: &UnitMatcher,
-) -> Result<(String, String), CommandError> {
+) -> Result<(UnitName, String), CommandError> {
     let args = strip_label(args.trim_start_matches(is_separator), &["单位", "督办单位"]);
     let (who, content) = match args.find(is_separator) {
         Some(i) => (&args[..i], &args[i..]),

@@ -42,22 +42,30 @@ pub struct IndexDoc {
 impl IndexDoc {
     /// The document of a parsed application (a corpus file, or a query from the command line).
     pub fn from_application(app: &Application) -> IndexDoc {
-        IndexDoc::of_fields(app.first_unit.as_deref(), &app.requested_units, [
-            &app.title,
-            &app.measures_taken,
-            &app.difficulties,
-            &app.coordination,
-        ])
+        IndexDoc::of_fields(
+            app.first_unit.as_deref(),
+            &app.requested_units,
+            [
+                &app.title,
+                &app.measures_taken,
+                &app.difficulties,
+                &app.coordination,
+            ],
+        )
     }
 
     /// The document of a registered application (a case's latest version).
     pub fn from_registered(app: &workflow::Application) -> IndexDoc {
-        IndexDoc::of_fields(Some(&app.first_unit), &app.requested_units, [
-            &app.title,
-            &app.measures_taken,
-            &app.difficulties,
-            &app.coordination,
-        ])
+        IndexDoc::of_fields(
+            Some(&app.first_unit),
+            &app.requested_units,
+            [
+                &app.title,
+                &app.measures_taken,
+                &app.difficulties,
+                &app.coordination,
+            ],
+        )
     }
 
     /// `texts` are the title, measures, difficulties and coordination text, in that order.

@@ -23,7 +23,7 @@ pub fn summarize(case: &Case, calendar: &Calendar) -> SimilarCase {
         .iter()
         .filter_map(|r| match &r.status {
             RequestStatus::Accepted(a) => Some(Helper {
-                unit: r.unit.clone(),
+                unit: r.unit.to_string(),
                 help: a.contact.help.clone(),
             }),
             _ => None,
@@ -35,8 +35,8 @@ pub fn summarize(case: &Case, calendar: &Calendar) -> SimilarCase {
         .map_or(case.received_at, |v| v.received_at);
     let working_days = closed_at(case).map(|end| working_days(calendar, first_receipt, end));
     SimilarCase {
-        case_no: case.case_no.clone(),
-        ticket_no: case.ticket_no.clone(),
+        case_no: case.case_no.to_string(),
+        ticket_no: case.ticket_no.to_string(),
         title: case.application.title.clone(),
         state: case.state,
         handling,

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
 use super::{ReadTx, StoreError, Tx, ms, ts_col};
+use crate::domain::CaseNo;
 
 /// A case to register.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +89,7 @@ fn case_unit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseUnitRow> {
 impl Tx<'_> {
     /// The next case number of `year` (the local calendar year of registration), e.g.
     /// `TC-2026-0001`: monotonic per year, never reused once committed.
-    pub fn next_case_no(&self, year: i16) -> Result<String, StoreError> {
+    pub fn next_case_no(&self, year: i16) -> Result<CaseNo, StoreError> {
         let n: i64 = self
             .conn()
             .prepare_cached(
@@ -97,18 +98,18 @@ impl Tx<'_> {
                  RETURNING last",
             )?
             .query_row([year], |r| r.get(0))?;
-        Ok(format!("TC-{year}-{n:04}"))
+        Ok(CaseNo::new(year, n))
     }
 
     /// The number [`Tx::next_case_no`] would give now, without taking it: a refused application
     /// must not use one up (the numbers run without gaps for the yearly statistics).
-    pub fn peek_case_no(&self, year: i16) -> Result<String, StoreError> {
+    pub fn peek_case_no(&self, year: i16) -> Result<CaseNo, StoreError> {
         let last: Option<i64> = self
             .conn()
             .prepare_cached("SELECT last FROM case_counters WHERE year = ?1")?
             .query_row([year], |r| r.get(0))
             .optional()?;
-        Ok(format!("TC-{year}-{:04}", last.unwrap_or(0) + 1))
+        Ok(CaseNo::new(year, last.unwrap_or(0) + 1))
     }
 
     /// Registers a case at revision 1; returns its id.

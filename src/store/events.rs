@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use rusqlite::params;
 
 use super::{ReadTx, StoreError, Tx, ms, ts_col};
+use crate::domain::UnitName;
 use crate::workflow::{Event, EventData, EventKind};
 
 /// One stored event, its data read back into [`EventData`].
@@ -19,7 +20,7 @@ pub struct EventRow {
     pub actor: String,
     pub at: Timestamp,
     /// The unit the fact is about, when there is one (stored inside `data_json` as `"unit"`).
-    pub unit: Option<String>,
+    pub unit: Option<UnitName>,
     pub data: EventData,
 }
 
@@ -150,7 +151,7 @@ mod tests {
         Event {
             at,
             actor: actor.to_string(),
-            unit: unit.map(str::to_string),
+            unit: unit.map(UnitName::unchecked),
             data,
         }
     }

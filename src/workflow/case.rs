@@ -5,9 +5,10 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Application, SimilarCase};
 use super::clock::{CaseClock, ClockKind};
 use super::input::{HelpItem, SatisfactionLevel};
+use super::{Application, SimilarCase};
+use crate::domain::{CaseNo, TicketNo, UnitName};
 
 /// Where a case is in the mechanism's flow (四、工作流程; 五、工作要求).
 ///
@@ -99,11 +100,11 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
     /// Given by the engine, e.g. "TC-2026-0001"; names every timer and card key.
-    pub case_no: String,
-    /// Normalised 工单编号 (`DH` + digits); commands name the case by it.
-    pub ticket_no: String,
-    /// The first unit (首接单位), canonical roster name; fixed for the life of the case.
-    pub first_unit: String,
+    pub case_no: CaseNo,
+    /// Commands name the case by it.
+    pub ticket_no: TicketNo,
+    /// The first unit (首接单位); fixed for the life of the case.
+    pub first_unit: UnitName,
     /// 1 for the first submission, +1 per resubmission after a return.
     pub version: u32,
     /// The latest application.
@@ -204,7 +205,7 @@ pub struct DecisionRecord {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecisionKind {
     /// 联合调处: the units asked, in the order given.
-    Joint { units: Vec<String> },
+    Joint { units: Vec<UnitName> },
     /// 独立办理: the resolution path and the policy basis.
     Independent { path_and_basis: String },
     /// 退回补充.
@@ -216,7 +217,7 @@ pub enum DecisionKind {
 /// A coordination request to one cooperating unit (四(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitRequest {
-    pub unit: String,
+    pub unit: UnitName,
     /// 协同方向及重点, as the inspector wrote it.
     pub direction: String,
     pub requested_at: Timestamp,
@@ -289,7 +290,7 @@ pub struct Acceptance {
 /// A cooperating unit's contact person and the help it gives (四(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
-    pub unit: String,
+    pub unit: UnitName,
     pub name: String,
     pub position: String,
     pub phone: String,
@@ -320,7 +321,7 @@ pub enum SupervisionGround {
 pub struct Supervision {
     /// 1-based, in issue order within the case.
     pub number: u32,
-    pub unit: String,
+    pub unit: UnitName,
     pub content: String,
     pub ground: SupervisionGround,
     pub by: String,
@@ -331,7 +332,7 @@ pub struct Supervision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressNote {
     pub by: String,
-    pub unit: String,
+    pub unit: UnitName,
     pub at: Timestamp,
     pub text: String,
 }
@@ -394,5 +395,5 @@ pub enum CardKind {
     /// The review card every inspector gets for one application version.
     Review { version: u32 },
     /// The coordination card a cooperating unit's liaisons get.
-    Coordination { unit: String },
+    Coordination { unit: UnitName },
 }

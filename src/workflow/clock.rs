@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Calendar, Deadline};
+use crate::domain::UnitName;
 use crate::settings::SlaSettings;
 
 /// What a clock measures and whose duty it is.
@@ -23,12 +24,12 @@ pub enum ClockKind {
     /// 五(一) green channel: the whole coordination is done within 1 working day of receipt.
     GreenCoordination,
     /// 四(三): a cooperating unit answers the coordination request.
-    UnitResponse { unit: String },
+    UnitResponse { unit: UnitName },
     /// 五(二): the first unit completes the joint handling.
     Handling,
     /// 四(三) 书面督办: a unit under written supervision (an upheld objection or no answer)
     /// answers by the new deadline the supervision sets.
-    SupervisedResponse { unit: String },
+    SupervisedResponse { unit: UnitName },
     /// 五(四) 限期整改: the first unit, supervised for passing its handling deadline, completes
     /// the handling by the new deadline the supervision sets.
     SupervisedHandling,
@@ -66,7 +67,7 @@ impl ClockKind {
     }
 
     /// The unit whose duty the clock measures, for unit clocks.
-    pub fn unit(&self) -> Option<&str> {
+    pub fn unit(&self) -> Option<&UnitName> {
         match self {
             ClockKind::UnitResponse { unit } | ClockKind::SupervisedResponse { unit } => Some(unit),
             _ => None,
@@ -596,7 +597,7 @@ mod tests {
             ));
         }
         let unit = ClockKind::UnitResponse {
-            unit: "区住建局".into(),
+            unit: UnitName::unchecked("区住建局"),
         };
         assert_eq!(CaseClock::next_id(&clocks, &unit), "unit_response:区住建局");
     }

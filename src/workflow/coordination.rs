@@ -19,6 +19,7 @@ use super::people;
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision, required_text, wrong_state};
 use crate::calendar::{Calendar, Deadline};
+use crate::domain::UnitName;
 use crate::roster::{Person, Role};
 
 /// 接受: the unit gives a contact and the help it offers, and joins the case (四(三)).
@@ -27,7 +28,7 @@ use crate::roster::{Person, Role};
 /// round, and after written supervision accepting is exactly what is asked of it.
 pub(super) fn accept(
     call: Call,
-    unit: &str,
+    unit: &UnitName,
     contact_name: &str,
     position: &str,
     phone: &str,
@@ -68,7 +69,7 @@ pub(super) fn accept(
 
 /// 异议: the unit objects with a reason; the inspector decides (docs/spec.md → Coordination), and the
 /// unit's leader is told (docs/spec.md → People).
-pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, Rejection> {
+pub(super) fn object(call: Call, unit: &UnitName, reason: &str) -> Result<Decision, Rejection> {
     let (person, request) = answering(call, unit)?;
     match request.status {
         RequestStatus::Pending | RequestStatus::Overdue => {}
@@ -123,7 +124,7 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         to,
         Message::ObjectionRaised {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             reason: reason.clone(),
         },
     );
@@ -131,7 +132,7 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         first,
         Message::CoordinationUpdate {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             update: CoordinationUpdate::Objected { reason },
         },
     );
@@ -139,7 +140,7 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
 }
 
 /// 撤回: the inspector drops an objecting, insisted-on or overdue unit from the case.
-pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
+pub(super) fn withdraw(call: Call, unit: &UnitName) -> Result<Decision, Rejection> {
     let (_, request) = deciding_on(call, unit)?;
     let status_before = match request.status {
         RequestStatus::Objected => WithdrawnFrom::Objected,
@@ -165,19 +166,14 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
     to.extend(people::first_unit_side(d.roster(), &d.case));
-    d.notify(
-        to,
-        Message::RequestWithdrawn {
-            unit: unit.to_string(),
-        },
-    );
+    d.notify(to, Message::RequestWithdrawn { unit: unit.clone() });
     settle(&mut d);
     Ok(d.finish())
 }
 
 /// 坚持: the inspector keeps the request; 四(三) "有异议的…由区12345热线进行书面督办". The
 /// inspector's reason reaches the unit, the supervisor (in the drafted 书面督办) and the first unit.
-pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, Rejection> {
+pub(super) fn insist(call: Call, unit: &UnitName, reason: &str) -> Result<Decision, Rejection> {
     let (person, request) = deciding_on(call, unit)?;
     match request.status {
         RequestStatus::Objected => {}
@@ -211,7 +207,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         supervisors,
         Message::SupervisionRequested {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             ground: SupervisionGround::Insisted,
         },
     );
@@ -220,7 +216,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         to,
         Message::RequestInsisted {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             objection,
             reason: reason.clone(),
         },
@@ -229,7 +225,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         first,
         Message::CoordinationUpdate {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             update: CoordinationUpdate::Insisted { reason },
         },
     );
@@ -238,7 +234,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
 
 /// 督办: 四(三) written supervision to a unit that objected and was insisted on or did not answer
 /// in time; docs/spec.md → People adds the first unit once it passed its handling deadline.
-pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decision, Rejection> {
+pub(super) fn supervise(call: Call, unit: &UnitName, content: &str) -> Result<Decision, Rejection> {
     let case = call.case;
     let person = call.who.person()?;
     people::require_role(person, Role::Supervisor)?;
@@ -252,7 +248,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
     let ground = match case.request(unit).map(|r| &r.status) {
         Some(RequestStatus::Insisted { .. }) => SupervisionGround::Insisted,
         Some(RequestStatus::Overdue) => SupervisionGround::Overdue,
-        _ if unit == case.first_unit
+        _ if *unit == case.first_unit
             && case
                 .clock(&ClockKind::Handling)
                 .is_some_and(|c| c.is_breached()) =>
@@ -278,7 +274,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         .supervisions
         .iter()
         .rev()
-        .find(|s| s.unit == unit)
+        .find(|s| s.unit == *unit)
         .is_some_and(|s| s.content == content);
     if repeated {
         return Err(Rejection::new(
@@ -290,7 +286,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
     let number = u32::try_from(case.supervisions.len()).map_or(u32::MAX, |n| n.saturating_add(1));
     d.case.supervisions.push(Supervision {
         number,
-        unit: unit.to_string(),
+        unit: unit.clone(),
         content: content.clone(),
         ground,
         by: person.id().to_string(),
@@ -304,9 +300,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
     let kind = match ground {
         SupervisionGround::Insisted | SupervisionGround::Overdue => {
             stop_supervised(&mut d, unit);
-            ClockKind::SupervisedResponse {
-                unit: unit.to_string(),
-            }
+            ClockKind::SupervisedResponse { unit: unit.clone() }
         }
         SupervisionGround::HandlingOverdue => {
             d.stop_clocks(|k| *k == ClockKind::SupervisedHandling);
@@ -328,18 +322,18 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         to,
         Message::Supervision {
             number,
-            unit: unit.to_string(),
+            unit: unit.clone(),
             content,
             ground,
             due: due.clone(),
         },
     );
-    if unit != d.case.first_unit {
+    if *unit != d.case.first_unit {
         let first = people::first_unit_side(d.roster(), &d.case);
         d.notify(
             first,
             Message::CoordinationUpdate {
-                unit: unit.to_string(),
+                unit: unit.clone(),
                 update: CoordinationUpdate::Supervised { number, due },
             },
         );
@@ -394,7 +388,7 @@ fn start_joint_handling(d: &mut Draft) {
             _ => None,
         })
         .collect();
-    let units: Vec<String> = contacts.iter().map(|c| c.unit.clone()).collect();
+    let units: Vec<UnitName> = contacts.iter().map(|c| c.unit.clone()).collect();
     let first_side = people::first_unit_side(d.roster(), &d.case);
     d.notify(
         first_side,
@@ -440,7 +434,7 @@ fn reopen_review(d: &mut Draft) {
     let deadline = d.ctx.calendar.working_days_deadline(d.now, days);
     let decision_due = Due::from(deadline.clone());
     d.start_clock(ClockKind::Decision, deadline);
-    let withdrawn: Vec<String> = match d.case.last_decision().map(|r| &r.kind) {
+    let withdrawn: Vec<UnitName> = match d.case.last_decision().map(|r| &r.kind) {
         Some(super::case::DecisionKind::Joint { units }) => units.clone(),
         _ => Vec::new(),
     };
@@ -533,7 +527,7 @@ fn deciding_on<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRe
 
 /// 四(三): a contact person's name, position and phone, and what the unit can help with.
 fn check_contact(
-    unit: &str,
+    unit: &UnitName,
     name: &str,
     position: &str,
     phone: &str,
@@ -572,7 +566,7 @@ fn check_contact(
         ));
     }
     Ok(Contact {
-        unit: unit.to_string(),
+        unit: unit.clone(),
         name: name.trim().to_string(),
         position: position.trim().to_string(),
         phone: phone.trim().to_string(),

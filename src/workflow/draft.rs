@@ -14,6 +14,7 @@ use super::event::Event;
 use super::event_data::EventData;
 use super::{Ctx, Decision};
 use crate::calendar::Deadline;
+use crate::domain::UnitName;
 use crate::roster::Roster;
 
 pub(super) struct Draft<'a> {
@@ -58,11 +59,11 @@ impl<'a> Draft<'a> {
         self.ctx.roster
     }
 
-    pub fn event(&mut self, unit: Option<&str>, data: EventData) {
+    pub fn event(&mut self, unit: Option<&UnitName>, data: EventData) {
         self.events.push(Event {
             at: self.now,
             actor: self.actor.clone(),
-            unit: unit.map(str::to_string),
+            unit: unit.cloned(),
             data,
         });
     }

@@ -11,6 +11,7 @@ use super::people;
 use super::reject::{RejectReason, Rejection};
 use super::review::on_time;
 use super::{Call, Decision, required_text, wrong_state};
+use crate::domain::UnitName;
 use crate::roster::Role;
 
 /// 进展: 五(二) the first unit keeps the cooperating units informed, and they report back.
@@ -44,12 +45,12 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
     let mut d = call.draft();
     d.case.progress.push(ProgressNote {
         by: person.id().to_string(),
-        unit: person.unit.clone(),
+        unit: UnitName::of_person(person),
         at: call.now,
         text: text.clone(),
     });
     let to: Vec<String> = if from_first_unit {
-        let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
+        let units: Vec<UnitName> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
         units
             .iter()
             .flat_map(|u| people::unit_contacts(d.roster(), u))
@@ -57,7 +58,7 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
     } else {
         people::first_unit_side(d.roster(), &d.case)
     };
-    let to_units: Vec<String> = if from_first_unit {
+    let to_units: Vec<UnitName> = if from_first_unit {
         d.case.accepted_units().map(|r| r.unit.clone()).collect()
     } else {
         vec![d.case.first_unit.clone()]
@@ -66,7 +67,7 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
         d.notify(
             to,
             Message::Progress {
-                from_unit: person.unit.clone(),
+                from_unit: UnitName::of_person(person),
                 by,
                 text: text.clone(),
             },
@@ -76,7 +77,10 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
         vec![person.id().to_string()],
         Message::ProgressShared { to_units },
     );
-    d.event(Some(&person.unit), EventData::Progress { text });
+    d.event(
+        Some(&UnitName::of_person(person)),
+        EventData::Progress { text },
+    );
     Ok(d.finish())
 }
 
@@ -146,7 +150,7 @@ pub(super) fn complete(
     // 五(二): done within the handling time, or late; either way the clock stops.
     d.stop_clocks(|k| matches!(k, ClockKind::Handling | ClockKind::SupervisedHandling));
     let mut to = people::inspectors_on_duty(d.roster(), &d.case);
-    let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
+    let units: Vec<UnitName> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
     to.extend(
         units
             .iter()
@@ -200,7 +204,7 @@ pub(super) fn satisfaction(call: Call, level: SatisfactionLevel) -> Result<Decis
     d.stop_all_clocks();
     let mut to = people::first_unit_side(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), &d.case.first_unit));
-    let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
+    let units: Vec<UnitName> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
     to.extend(
         units
             .iter()

@@ -61,6 +61,7 @@ pub fn unit_contacts(roster: &Roster, unit: &str) -> Vec<String> {
 }
 
 use crate::calendar::Calendar;
+use crate::domain::CaseNo;
 use crate::roster::Roster;
 use crate::settings::SlaSettings;
 use people::Who;
@@ -117,7 +118,7 @@ pub enum Subject<'a> {
     /// [`Input::Submit`] registers a new case under `case_no`, the number the engine reserved
     /// (taken only when the registration is decided, so refusals leave no gaps); every other
     /// input is refused.
-    New { case_no: &'a str },
+    New { case_no: &'a CaseNo },
 }
 
 /// The one entry point: applies `input` from `actor` at `now` to `subject`.
@@ -140,8 +141,8 @@ pub fn transition(
                     submission::submit(case_no, application, who, now, *ctx)
                 }
                 _ => Err(Rejection::new(
-                RejectReason::NoSuchCase,
-                "没有找到该工单的联合调处案件。请核对工单编号；如需发起联合调处，请先由首接单位联络员发送申请（发送“模板”获取申请格式）。",
+                    RejectReason::NoSuchCase,
+                    "没有找到该工单的联合调处案件。请核对工单编号；如需发起联合调处，请先由首接单位联络员发送申请（发送“模板”获取申请格式）。",
                 )),
             };
         }
@@ -217,7 +218,6 @@ fn acknowledged(mut decision: Decision, input: &Input, actor: &Actor) -> Decisio
     if told || (decision.events.is_empty() && decision.effects.is_empty()) {
         return decision;
     }
-    let unit = |u: &str| u.to_string();
     let done = match input {
         Input::Claim => Done::Claimed,
         Input::DecideJoint { .. } => Done::DecidedJoint,
@@ -225,11 +225,11 @@ fn acknowledged(mut decision: Decision, input: &Input, actor: &Actor) -> Decisio
         Input::Return { .. } => Done::Returned,
         Input::EscalateCity { .. } => Done::EscalatedCity,
         Input::RecordCityOutcome { .. } => Done::CityOutcome,
-        Input::Accept { unit: u, .. } => Done::Accepted { unit: unit(u) },
-        Input::Object { unit: u, .. } => Done::Objected { unit: unit(u) },
-        Input::Withdraw { unit: u } => Done::Withdrawn { unit: unit(u) },
-        Input::Insist { unit: u, .. } => Done::Insisted { unit: unit(u) },
-        Input::Supervise { unit: u, .. } => Done::Supervised { unit: unit(u) },
+        Input::Accept { unit, .. } => Done::Accepted { unit: unit.clone() },
+        Input::Object { unit, .. } => Done::Objected { unit: unit.clone() },
+        Input::Withdraw { unit } => Done::Withdrawn { unit: unit.clone() },
+        Input::Insist { unit, .. } => Done::Insisted { unit: unit.clone() },
+        Input::Supervise { unit, .. } => Done::Supervised { unit: unit.clone() },
         Input::Satisfaction { .. } => Done::Satisfaction,
         Input::MarkTypical { .. } => Done::Typical,
         other => Done::Other {

@@ -5,6 +5,7 @@ use super::Actor;
 use super::case::{Case, DecisionKind};
 use super::effect::PersonRef;
 use super::reject::{RejectReason, Rejection};
+use crate::domain::UnitName;
 use crate::roster::{Person, Role, Roster};
 
 /// The resolved sender of an input.
@@ -178,7 +179,7 @@ pub(super) fn person_ref(roster: &Roster, id: &str) -> Option<PersonRef> {
     roster.person(id).map(|p| PersonRef {
         id: p.id().to_string(),
         name: p.name.clone(),
-        unit: p.unit.clone(),
+        unit: UnitName::of_person(p),
         phone: p.phone.clone(),
     })
 }

@@ -15,6 +15,7 @@ use super::input::CoordinationAsk;
 use super::people;
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision, required_text, wrong_state};
+use crate::domain::UnitName;
 use crate::roster::{Person, Role, UnitKind};
 
 /// 审核: the first inspector to claim takes the review; 五(一) 即收即审 is met.
@@ -87,7 +88,7 @@ pub(super) fn decide_joint(call: Call, asks: &[CoordinationAsk]) -> Result<Decis
     let person = deciding_inspector(call)?;
     let asks = check_units(call, asks)?;
     let mut d = call.draft();
-    let units: Vec<String> = asks.iter().map(|a| a.unit.clone()).collect();
+    let units: Vec<UnitName> = asks.iter().map(|a| a.unit.clone()).collect();
     decided(
         &mut d,
         person,
@@ -395,7 +396,7 @@ fn check_units(call: Call, asks: &[CoordinationAsk]) -> Result<Vec<CoordinationA
             ));
         }
         out.push(CoordinationAsk {
-            unit: unit.to_string(),
+            unit: UnitName::of(found),
             direction: direction.to_string(),
         });
     }

@@ -16,11 +16,12 @@ use super::event_data::{EventData, Registration};
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
 use super::{Application, Call, Ctx, Decision, required_text, wrong_state};
+use crate::domain::{CaseNo, TicketNo, UnitName};
 use crate::roster::{Person, Role, Roster, UnitKind};
 
 /// A new case from a complete application.
 pub(super) fn submit(
-    case_no: &str,
+    case_no: &CaseNo,
     application: &Application,
     who: Who,
     now: Timestamp,
@@ -30,7 +31,7 @@ pub(super) fn submit(
     let (ticket_no, first_unit) = check_application(application, ctx.roster)?;
     authorise_first_unit(person, &first_unit)?;
     let case = Case {
-        case_no: case_no.to_string(),
+        case_no: case_no.clone(),
         ticket_no,
         first_unit,
         version: 1,
@@ -333,7 +334,7 @@ fn register(d: &mut Draft, kind: fn(Registration) -> EventData) {
         ticket_no: d.case.ticket_no.clone(),
         green_channel: d.case.green_channel,
         category: app.category,
-        requested_units: app.requested_units.iter().map(|u| u.to_string()).collect(),
+        requested_units: app.requested_units.clone(),
     });
     let first_unit = d.case.first_unit.clone();
     d.event(Some(&first_unit), data);
@@ -347,7 +348,7 @@ fn receipt(case: &Case) -> Option<Message> {
     Some(Message::Receipt {
         version: case.version,
         first_unit: case.first_unit.clone(),
-        requested_units: app.requested_units.iter().map(|u| u.to_string()).collect(),
+        requested_units: app.requested_units.clone(),
         unresolved_mentions: app.unresolved_mentions.clone(),
         city_level: app.city_level,
         category: app.category,
@@ -363,7 +364,10 @@ fn receipt(case: &Case) -> Option<Message> {
 
 /// A registrable application: its first unit a member unit of the roster in force (the type
 /// already guarantees it is complete). Returns (ticket_no, first_unit).
-fn check_application(app: &Application, roster: &Roster) -> Result<(String, String), Rejection> {
+fn check_application(
+    app: &Application,
+    roster: &Roster,
+) -> Result<(TicketNo, UnitName), Rejection> {
     let first_unit = app.first_unit.as_str();
     let member = roster
         .unit(first_unit)
@@ -376,7 +380,7 @@ fn check_application(app: &Application, roster: &Roster) -> Result<(String, Stri
             ),
         ));
     }
-    Ok((app.ticket_no.to_string(), first_unit.to_string()))
+    Ok((app.ticket_no.clone(), app.first_unit.clone()))
 }
 
 /// 四(一): the first unit's liaison (or its leader) sends the application; an admin may on its behalf.

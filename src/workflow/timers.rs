@@ -24,6 +24,7 @@ use super::event_data::EventData;
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision};
+use crate::domain::UnitName;
 use crate::roster::{Role, Roster};
 
 /// A firing this many minutes past its time (working minutes; wall-clock minutes for the green
@@ -240,9 +241,9 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: CatchUp) {
     // Reminders after the breach would only confuse.
     d.cancel_pending_timers(&clock.id);
     let due = Due::from(&clock);
-    let unit = clock.kind.unit().map(str::to_string);
+    let unit = clock.kind.unit().cloned();
     d.event(
-        unit.as_deref(),
+        unit.as_ref(),
         EventData::Breach {
             clock: clock.id.clone(),
             due: clock.due,
@@ -268,7 +269,7 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: CatchUp) {
         },
     );
     d.event(
-        unit.as_deref(),
+        unit.as_ref(),
         EventData::Escalated {
             clock: clock.id.clone(),
             to: escalate_to,
@@ -322,7 +323,7 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: CatchUp) {
 
 /// docs/spec.md → Coordination: "No answer by the response deadline is treated like a refusal" —
 /// 四(三) 拒不配合的，由区12345热线进行书面督办; the inspector is told so they can withdraw the unit.
-fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &str) {
+fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &UnitName) {
     let now = d.now;
     let Some(request) = d.case.request_mut(unit).filter(|r| r.clock_id == clock.id) else {
         return;
@@ -337,7 +338,7 @@ fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &str)
     sends.push(
         supervisors,
         Message::SupervisionRequested {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             ground: SupervisionGround::Overdue,
         },
     );
@@ -354,7 +355,7 @@ fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &str)
     sends.push(
         first,
         Message::CoordinationUpdate {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             update: CoordinationUpdate::Overdue,
         },
     );

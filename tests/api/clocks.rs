@@ -19,7 +19,7 @@ use tiaochu::messages::timeline::render_query;
 use tiaochu::roster::{Role, Roster};
 use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{EventRow, OutboxRow, Store, TimerState};
-use tiaochu::workflow::{Application, Actor, Case, EventData, EventKind, Input};
+use tiaochu::workflow::{Actor, Application, Case, EventData, EventKind, Input};
 
 use crate::support::{
     World, complete_application, default_settings, repo_root, seed_application_text, world,
@@ -91,9 +91,7 @@ impl Fixture {
 
     async fn submit(&self, ticket: &str, urgent: bool) {
         let app = application(&self.roster, ticket, urgent);
-        let input = Input::Submit {
-            application: app,
-        };
+        let input = Input::Submit { application: app };
         self.act(ticket, input, LIAISON).await;
     }
 

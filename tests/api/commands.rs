@@ -70,7 +70,7 @@ fn asks(pairs: &[(&str, &str)]) -> Input {
         units: pairs
             .iter()
             .map(|(u, d)| CoordinationAsk {
-                unit: u.to_string(),
+                unit: crate::support::unit_named(u),
                 direction: d.to_string(),
             })
             .collect(),
@@ -266,9 +266,9 @@ fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller()
             panic!("{text}")
         };
         assert_eq!(
-            answer.by("区住建局".into()),
+            answer.by(crate::support::unit_named("区住建局")),
             Input::Accept {
-                unit: "区住建局".into(),
+                unit: crate::support::unit_named("区住建局"),
                 contact_name: "张三".into(),
                 position: "股长".into(),
                 phone: "13800000000".into(),
@@ -315,9 +315,9 @@ fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller()
 fn objection_withdraw_insist_supervise() {
     let objection = answer("异议 DH2026110300017 理由：不属于本单位职责");
     assert_eq!(
-        objection.by("区城市管理局".into()),
+        objection.by(crate::support::unit_named("区城市管理局")),
         Input::Object {
-            unit: "区城市管理局".into(),
+            unit: crate::support::unit_named("区城市管理局"),
             reason: "不属于本单位职责".into()
         }
     );
@@ -326,20 +326,20 @@ fn objection_withdraw_insist_supervise() {
     assert_eq!(
         act("撤回 DH2026110300017 城管局"),
         Input::Withdraw {
-            unit: "区城市管理局".into()
+            unit: crate::support::unit_named("区城市管理局")
         }
     );
     assert_eq!(
         act("坚持 dh2026110300017 单位：住建局"),
         Input::Insist {
-            unit: "区住建局".into(),
+            unit: crate::support::unit_named("区住建局"),
             reason: String::new(),
         }
     );
     assert_eq!(
         act("坚持 DH2026110300017 住建局 审批资料由住建局保管"),
         Input::Insist {
-            unit: "区住建局".into(),
+            unit: crate::support::unit_named("区住建局"),
             reason: "审批资料由住建局保管".into(),
         }
     );
@@ -352,7 +352,7 @@ fn objection_withdraw_insist_supervise() {
     assert!(unknown.contains("区住建局"), "{unknown}");
 
     let expected = Input::Supervise {
-        unit: "区住建局".into(),
+        unit: crate::support::unit_named("区住建局"),
         content: "请于11月5日前明确联系人".into(),
     };
     for text in [

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use tiaochu::calendar::Calendar;
+use tiaochu::domain::CaseNo;
 use tiaochu::messages::card::{card_params, coordination_card, review_card};
 use tiaochu::messages::help::{help_all, help_text};
 use tiaochu::messages::notify::{Rendered, render};
@@ -16,7 +17,7 @@ use tiaochu::parse::{self, Category};
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
-    Actor, Application, Case, ClockKind, CoordinationAsk, Ctx, Effect, HelpItem, Input, Message, Phase,
+    Actor, Case, ClockKind, CoordinationAsk, Ctx, Effect, HelpItem, Input, Message, Phase,
     SatisfactionLevel, Subject, transition,
 };
 
@@ -74,7 +75,7 @@ impl World {
 struct Run<'w> {
     w: &'w World,
     /// The number the first submission registers the case under.
-    case_no: String,
+    case_no: CaseNo,
     case: Option<Case>,
     now: Timestamp,
     events: Vec<TimelineEntry>,
@@ -86,7 +87,7 @@ impl<'w> Run<'w> {
     fn new(w: &'w World, ticket: &str, urgent: bool) -> Run<'w> {
         let mut run = Run {
             w,
-            case_no: format!("TC-2026-{}", &ticket[ticket.len() - 4..]),
+            case_no: CaseNo::new(2026, ticket[ticket.len() - 4..].parse().expect("digits")),
             case: None,
             now: "2026-11-02T09:00:00+08:00".parse().expect("timestamp"),
             events: Vec::new(),
@@ -209,11 +210,14 @@ fn variant(m: &Message) -> String {
 fn check(case: &Case, message: &Message, r: &Rendered, roles: &[tiaochu::roster::Role]) {
     let all = format!("{}\n{}", r.title, r.markdown);
     assert!(
-        r.title.contains(&case.ticket_no),
+        r.title.contains(case.ticket_no.as_str()),
         "{message:?}: {}",
         r.title
     );
-    assert!(r.markdown.contains(&case.case_no), "{message:?}: {all}");
+    assert!(
+        r.markdown.contains(case.case_no.as_str()),
+        "{message:?}: {all}"
+    );
     assert_eq!(
         r.title.contains("【绿色通道】") && r.markdown.contains("【绿色通道】"),
         case.green_channel,
@@ -238,7 +242,7 @@ fn check_cards(case: &Case, w: &World) {
     }
     for card in cards {
         let all = format!("{}{}{}", card.title, card.markdown, card.status);
-        assert!(card.title.contains(&case.ticket_no), "{all}");
+        assert!(card.title.contains(case.ticket_no.as_str()), "{all}");
         assert_eq!(
             card.title.contains("【绿色通道】"),
             case.green_channel,
@@ -246,7 +250,7 @@ fn check_cards(case: &Case, w: &World) {
         );
         assert!(!all.contains(CITIZEN_PHONE), "{all}");
         for b in &card.buttons {
-            assert!(b.command.contains(&case.ticket_no), "{b:?}");
+            assert!(b.command.contains(case.ticket_no.as_str()), "{b:?}");
         }
         let params = card_params(&card);
         let buttons: serde_json::Value =
@@ -287,7 +291,7 @@ fn joint(units: &[&str]) -> Input {
         units: units
             .iter()
             .map(|u| CoordinationAsk {
-                unit: u.to_string(),
+                unit: crate::support::unit_named(u),
                 direction: format!("{u}核实项目情况，诉求人 {CITIZEN_PHONE}"),
             })
             .collect(),
@@ -296,7 +300,7 @@ fn joint(units: &[&str]) -> Input {
 
 fn accept(unit: &str) -> Input {
     Input::Accept {
-        unit: unit.into(),
+        unit: crate::support::unit_named(unit),
         contact_name: "张三".into(),
         position: "股长".into(),
         phone: CONTACT_PHONE.into(),
@@ -431,7 +435,7 @@ fn a_green_joint_case_from_receipt_to_close() {
 
     run.minutes(5).step(
         Input::Object {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             reason: "不属于本单位职责".into(),
         },
         CG_LIAISON,
@@ -455,7 +459,7 @@ fn a_green_joint_case_from_receipt_to_close() {
 
     run.minutes(5).step(
         Input::Insist {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             reason: "现场秩序维护属城管职责".into(),
         },
         INSPECTOR,
@@ -479,7 +483,7 @@ fn a_green_joint_case_from_receipt_to_close() {
     );
     run.minutes(5).step(
         Input::Supervise {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             content: "请立即明确联系人并到岗履职".into(),
         },
         SUPERVISOR,
@@ -617,7 +621,12 @@ fn reminders_differ_and_breaches_escalate() {
 
     // A unit that does not answer: breach, escalation to its leader, supervision requested.
     run.minutes(1).step(joint(&[ZJ]), INSPECTOR);
-    run.fire(&ClockKind::UnitResponse { unit: ZJ.into() }, Phase::Due);
+    run.fire(
+        &ClockKind::UnitResponse {
+            unit: crate::support::unit_named(ZJ),
+        },
+        Phase::Due,
+    );
     has(
         run.one(ZJ_LIAISON, "breach"),
         &["区住建局答复协调请求", "`接受 DH2026110200002"],
@@ -634,8 +643,12 @@ fn reminders_differ_and_breaches_escalate() {
     assert!(card.status.contains("超过答复期限"), "{}", card.status);
 
     // Withdrawing the only unit reopens the decision.
-    run.minutes(1)
-        .step(Input::Withdraw { unit: ZJ.into() }, INSPECTOR);
+    run.minutes(1).step(
+        Input::Withdraw {
+            unit: crate::support::unit_named(ZJ),
+        },
+        INSPECTOR,
+    );
     has(
         run.one(ZJ_LIAISON, "request_withdrawn"),
         &["撤回", "区住建局"],
@@ -728,21 +741,21 @@ fn every_message_variant_is_rendered_somewhere() {
     green.step(accept(ZJ), ZJ_LIAISON);
     green.step(
         Input::Object {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             reason: "职责不符".into(),
         },
         CG_LIAISON,
     );
     green.step(
         Input::Insist {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             reason: String::new(),
         },
         INSPECTOR,
     );
     green.step(
         Input::Supervise {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             content: "请配合".into(),
         },
         SUPERVISOR,
@@ -773,9 +786,18 @@ fn every_message_variant_is_rendered_somewhere() {
     late.fire(&ClockKind::ReviewStart, Phase::Due);
     late.minutes(1).step(Input::Claim, INSPECTOR);
     late.step(joint(&[ZJ]), INSPECTOR);
-    late.fire(&ClockKind::UnitResponse { unit: ZJ.into() }, Phase::Due);
-    late.minutes(1)
-        .step(Input::Withdraw { unit: ZJ.into() }, INSPECTOR);
+    late.fire(
+        &ClockKind::UnitResponse {
+            unit: crate::support::unit_named(ZJ),
+        },
+        Phase::Due,
+    );
+    late.minutes(1).step(
+        Input::Withdraw {
+            unit: crate::support::unit_named(ZJ),
+        },
+        INSPECTOR,
+    );
     late.step(
         Input::EscalateCity {
             note: "市级".into(),

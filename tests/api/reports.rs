@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use tiaochu::engine::Outcome;
 use tiaochu::report::{self, NoticeKind, Period};
 use tiaochu::roster::Roster;
-use tiaochu::workflow::{Application, Actor, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
+use tiaochu::workflow::{Actor, Application, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
 use crate::support;
 
@@ -79,21 +79,14 @@ impl World {
 
     fn submit(&self, ticket: &str, when: &str, measures: &str) {
         let application = application(&self.roster, ticket, measures);
-        self.act(
-            ticket,
-            RS,
-            when,
-            Input::Submit {
-                application,
-            },
-        );
+        self.act(ticket, RS, when, Input::Submit { application });
     }
 
     fn joint(&self, ticket: &str, when: &str, units: &[&str]) {
         let units = units
             .iter()
             .map(|u| CoordinationAsk {
-                unit: (*u).to_string(),
+                unit: crate::support::unit_named(u),
                 direction: format!("{u}协助核查"),
             })
             .collect();
@@ -106,7 +99,7 @@ impl World {
             who,
             when,
             Input::Accept {
-                unit: unit.into(),
+                unit: crate::support::unit_named(unit),
                 contact_name: "张三".into(),
                 position: "股长".into(),
                 phone: "13900000000".into(),
@@ -213,7 +206,7 @@ fn seeded() -> World {
         ZJ,
         "2026-11-04T10:00:00",
         Input::Object {
-            unit: ZJ_UNIT.into(),
+            unit: crate::support::unit_named(ZJ_UNIT),
             reason: "不属于本单位职责".into(),
         },
     );
@@ -222,7 +215,7 @@ fn seeded() -> World {
         INSPECTOR,
         "2026-11-04T11:00:00",
         Input::Withdraw {
-            unit: ZJ_UNIT.into(),
+            unit: crate::support::unit_named(ZJ_UNIT),
         },
     );
     w.fire("2026-11-05T08:30:00");
@@ -231,7 +224,7 @@ fn seeded() -> World {
         SUPERVISOR,
         "2026-11-05T09:00:00",
         Input::Supervise {
-            unit: CG_UNIT.into(),
+            unit: crate::support::unit_named(CG_UNIT),
             content: "请于今日内明确联系人".into(),
         },
     );
@@ -256,7 +249,7 @@ fn seeded() -> World {
         CG,
         "2026-11-09T15:00:00",
         Input::Object {
-            unit: CG_UNIT.into(),
+            unit: crate::support::unit_named(CG_UNIT),
             reason: "职责不清".into(),
         },
     );
@@ -265,7 +258,7 @@ fn seeded() -> World {
         INSPECTOR,
         "2026-11-09T16:00:00",
         Input::Insist {
-            unit: CG_UNIT.into(),
+            unit: crate::support::unit_named(CG_UNIT),
             reason: String::new(),
         },
     );
@@ -274,7 +267,7 @@ fn seeded() -> World {
         SUPERVISOR,
         "2026-11-10T09:00:00",
         Input::Supervise {
-            unit: CG_UNIT.into(),
+            unit: crate::support::unit_named(CG_UNIT),
             content: "请按要求接受协办".into(),
         },
     );

@@ -1019,7 +1019,10 @@ fn a_case_stored_by_the_v11_release_reads_and_writes_back_unchanged() {
     assert_eq!(app.ticket_no, "DH2026110300017");
     assert_eq!(app.first_unit, "区人社局");
     assert_eq!(app.title, "反映某建筑公司（甲公司）拖欠薪资的问题");
-    assert_eq!(app.requested_units, ["区住建局", "区城市管理局", "区城建公司"]);
+    assert_eq!(
+        app.requested_units,
+        ["区住建局", "区城市管理局", "区城建公司"]
+    );
     assert_eq!(app.unresolved_mentions, ["国企"]);
     assert_eq!(app.deadline, Some(jiff::civil::date(2026, 12, 5)));
     assert!(app.leader_approved && !app.urgent && !app.city_level);
@@ -1028,7 +1031,10 @@ fn a_case_stored_by_the_v11_release_reads_and_writes_back_unchanged() {
     let units: Vec<&str> = case.requests.iter().map(|r| r.unit.as_str()).collect();
     assert_eq!(units, ["区住建局", "区城市管理局"]);
 
-    assert_eq!(serde_json::to_string(&case).expect("write"), stored.trim_end());
+    assert_eq!(
+        serde_json::to_string(&case).expect("write"),
+        stored.trim_end()
+    );
     let document: serde_json::Value = serde_json::from_str(stored).expect("json");
     let report: tiaochu::parse::Application =
         serde_json::from_value(document["application"].clone()).expect("an older release reads it");

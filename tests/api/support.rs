@@ -395,6 +395,13 @@ pub fn complete_application(
     registrable(roster, &app)
 }
 
+/// The shipped roster's member unit `name`, as the command parser would resolve it.
+pub fn unit_named(name: &str) -> tiaochu::domain::UnitName {
+    static UNITS: std::sync::LazyLock<tiaochu::parse::UnitMatcher> =
+        std::sync::LazyLock::new(|| tiaochu::parse::UnitMatcher::new(&shipped_roster()));
+    tiaochu::domain::UnitName::parse(name, &UNITS).expect("a member unit of the shipped roster")
+}
+
 /// `report` as the application the workflow registers, its units looked up in `roster`; it
 /// must be complete.
 pub fn registrable(

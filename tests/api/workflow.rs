@@ -5,18 +5,17 @@ use std::collections::BTreeSet;
 
 use jiff::{Span, Timestamp, ToSpan};
 use proptest::prelude::*;
-use tiaochu::calendar::Calendar;
 use std::sync::LazyLock;
+use tiaochu::calendar::Calendar;
 
-use tiaochu::domain::{TicketNo, UnitName};
+use tiaochu::domain::{CaseNo, TicketNo, UnitName};
 use tiaochu::parse::{self, Category, UnitMatcher};
 use tiaochu::roster::{Person, Role, Roster, Unit, UnitKind};
 use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
-    Actor, Application, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect, EventData,
-    EventKind, HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus,
-    SatisfactionLevel, State, Subject, SupervisionGround, TimerState, check_invariants,
-    transition,
+    Actor, Application, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect,
+    EventData, EventKind, HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus,
+    SatisfactionLevel, State, Subject, SupervisionGround, TimerState, check_invariants, transition,
 };
 
 use crate::support;
@@ -132,11 +131,10 @@ impl World {
             id => Actor::Person(id.to_string()),
         };
         // Without a case, a submission registers the year's first case.
+        let first = CaseNo::new(2026, 1);
         let subject = match case {
             Some(case) => Subject::Case(case),
-            None => Subject::New {
-                case_no: "TC-2026-0001",
-            },
+            None => Subject::New { case_no: &first },
         };
         transition(subject, input, &actor, now, &self.ctx())
     }
@@ -246,13 +244,14 @@ impl<'w> Flow<'w> {
     }
 }
 
-/// The shipped roster's units, which every application of these tests names.
-static MATCHER: LazyLock<UnitMatcher> =
-    LazyLock::new(|| UnitMatcher::new(&support::shipped_roster()));
+/// The tests' roster (the shipped one and [`ORPHAN_UNIT`]) and its unit matcher.
+static ROSTER: LazyLock<Roster> = LazyLock::new(|| World::new().roster);
+static MATCHER: LazyLock<UnitMatcher> = LazyLock::new(|| UnitMatcher::new(&ROSTER));
 
-/// A roster unit by name.
-fn unit(name: &str) -> UnitName {
-    UnitName::parse(name, &MATCHER).expect("a roster unit")
+/// A unit of the tests' roster by name (a hotline too: the workflow must refuse it where only a
+/// member unit may act).
+fn unit_named(name: &str) -> UnitName {
+    UnitName::of(ROSTER.unit(name).expect("a roster unit"))
 }
 
 fn application(urgent: bool) -> Application {
@@ -306,7 +305,7 @@ fn submit(application: Application) -> Input {
 
 fn ask(unit: &str) -> CoordinationAsk {
     CoordinationAsk {
-        unit: unit.into(),
+        unit: unit_named(unit),
         direction: format!("{unit}核实相关情况"),
     }
 }
@@ -319,7 +318,7 @@ fn joint(units: &[&str]) -> Input {
 
 fn accept(unit: &str) -> Input {
     Input::Accept {
-        unit: unit.into(),
+        unit: unit_named(unit),
         contact_name: "张三".into(),
         position: "股长".into(),
         phone: "13900000000".into(),
@@ -329,25 +328,27 @@ fn accept(unit: &str) -> Input {
 
 fn object(unit: &str) -> Input {
     Input::Object {
-        unit: unit.into(),
+        unit: unit_named(unit),
         reason: "不属于本单位职责".into(),
     }
 }
 
 fn withdraw(unit: &str) -> Input {
-    Input::Withdraw { unit: unit.into() }
+    Input::Withdraw {
+        unit: unit_named(unit),
+    }
 }
 
 fn insist(unit: &str) -> Input {
     Input::Insist {
-        unit: unit.into(),
+        unit: unit_named(unit),
         reason: String::new(),
     }
 }
 
 fn supervise(unit: &str, content: &str) -> Input {
     Input::Supervise {
-        unit: unit.into(),
+        unit: unit_named(unit),
         content: content.into(),
     }
 }
@@ -704,7 +705,7 @@ fn return_and_resubmit_makes_version_two_and_restarts_the_review() {
     let mut other_ticket = corrected.clone();
     other_ticket.ticket_no = TicketNo::parse("DH2026110299999").expect("ticket");
     let mut other_unit = corrected.clone();
-    other_unit.first_unit = unit(ZJ);
+    other_unit.first_unit = unit_named(ZJ);
     f.after(days(1));
     assert_eq!(
         f.refused(resubmit(other_ticket), RS_LIAISON),
@@ -809,7 +810,9 @@ fn green_channel_sets_the_green_clocks() {
     f.after(5.minutes()).ok(Input::Claim, INSPECTOR_A);
     f.after(25.minutes()).ok(joint(&[ZJ]), INSPECTOR_A);
     // Green channel: the unit answers within 2 working hours: 09:30 → 11:30.
-    let unit = f.timers(&ClockKind::UnitResponse { unit: ZJ.into() });
+    let unit = f.timers(&ClockKind::UnitResponse {
+        unit: unit_named(ZJ),
+    });
     let schedule: Vec<(Phase, Timestamp)> = unit.iter().map(|t| (t.1, t.2)).collect();
     assert_eq!(
         schedule,
@@ -881,7 +884,9 @@ fn who_may_submit() {
     incomplete.missing = vec!["已采取措施".into()];
     let refused = Application::from_report(&incomplete, &MATCHER).expect_err("incomplete");
     assert!(
-        refused.message.starts_with("申请不完整，未登记：缺少“已采取措施”"),
+        refused
+            .message
+            .starts_with("申请不完整，未登记：缺少“已采取措施”"),
         "{refused}"
     );
     let mut hotline_first = application(false);
@@ -940,7 +945,17 @@ fn review_refusals() {
     let decide = |units: Vec<CoordinationAsk>| Input::DecideJoint { units };
     let refused = |units: Vec<CoordinationAsk>| f.refused(decide(units), INSPECTOR_A);
     assert_eq!(refused(vec![]), RejectReason::NoUnits);
-    assert_eq!(refused(vec![ask("区不存在局")]), RejectReason::UnknownUnit);
+    // A unit named when the command was read but dropped from the roster since.
+    let dropped = Unit {
+        name: "区已撤销局".into(),
+        kind: UnitKind::Department,
+        aliases: vec![],
+    };
+    let gone = CoordinationAsk {
+        unit: UnitName::of(&dropped),
+        direction: "核实相关情况".into(),
+    };
+    assert_eq!(refused(vec![gone]), RejectReason::UnknownUnit);
     assert_eq!(
         refused(vec![ask("区12345热线")]),
         RejectReason::NotCooperatingUnit
@@ -951,7 +966,7 @@ fn review_refusals() {
     );
     assert_eq!(refused(vec![ask(ZJ), ask(ZJ)]), RejectReason::DuplicateUnit);
     let blank = CoordinationAsk {
-        unit: ZJ.into(),
+        unit: unit_named(ZJ),
         direction: "  ".into(),
     };
     assert_eq!(refused(vec![blank]), RejectReason::MissingDirection);
@@ -991,7 +1006,7 @@ fn coordination_refusals() {
         RejectReason::NotUnitMember
     );
     let bad = Input::Accept {
-        unit: ZJ.into(),
+        unit: unit_named(ZJ),
         contact_name: "张三".into(),
         position: "".into(),
         phone: "12".into(),
@@ -1038,7 +1053,7 @@ fn coordination_refusals() {
         RejectReason::AlreadyAccepted
     );
     let no_reason = Input::Object {
-        unit: CG.into(),
+        unit: unit_named(CG),
         reason: "".into(),
     };
     assert_eq!(f.refused(no_reason, CG_LIAISON), RejectReason::MissingText);
@@ -1267,7 +1282,9 @@ fn a_silent_unit_is_overdue_supervised_and_may_still_accept() {
     let w = World::new();
     let mut f = Flow::claimed(&w, false);
     f.after(1.hours()).ok(joint(&[ZJ]), INSPECTOR_A);
-    for (key, phase, due_at) in f.timers(&ClockKind::UnitResponse { unit: ZJ.into() }) {
+    for (key, phase, due_at) in f.timers(&ClockKind::UnitResponse {
+        unit: unit_named(ZJ),
+    }) {
         f.now = due_at;
         f.ok(fire(&key), SYSTEM);
         if phase != Phase::Due {
@@ -1321,7 +1338,9 @@ fn a_silent_unit_is_overdue_supervised_and_may_still_accept() {
     assert_eq!(f.last().events[0].data.on_time(), Some(false));
     let clock = f
         .case()
-        .clock(&ClockKind::UnitResponse { unit: ZJ.into() })
+        .clock(&ClockKind::UnitResponse {
+            unit: unit_named(ZJ),
+        })
         .expect("clock");
     assert_eq!(
         clock.state,
@@ -1528,7 +1547,7 @@ fn make_input(s: &Step, case: Option<&Case>) -> Input {
         7 => Input::RecordCityOutcome { outcome: text },
         8 => accept(unit),
         9 => Input::Object {
-            unit: unit.into(),
+            unit: unit_named(unit),
             reason: text,
         },
         10 => withdraw(unit),
