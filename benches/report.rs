@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
-use tiaochu::domain::{TicketNo, UnitName};
+use tiaochu::domain::{PersonId, TicketNo, UnitName};
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::Category;
 use tiaochu::parse::{UnitMatcher, parse_application};
@@ -112,7 +112,12 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
     ];
     for (who, when, input) in steps {
         let out = engine
-            .handle_blocking(&ticket, input, Actor::Person(who.into()), at(when))
+            .handle_blocking(
+                &ticket,
+                input,
+                Actor::Person(PersonId::parse(who).expect("person id")),
+                at(when),
+            )
             .expect("engine");
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
     }

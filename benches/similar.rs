@@ -36,7 +36,7 @@ use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::casebook;
 use tiaochu::dispatch::Dispatch;
-use tiaochu::domain::UnitName;
+use tiaochu::domain::{PersonId, UnitName};
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::{Application, UnitMatcher, parse_application};
 use tiaochu::roster::{Person, Role, Roster};
@@ -263,7 +263,12 @@ fn template(engine: &Engine, app: Application) -> Value {
     ];
     for (who, when, input) in steps {
         let out = engine
-            .handle_blocking(&ticket, input, Actor::Person(who.into()), at(when))
+            .handle_blocking(
+                &ticket,
+                input,
+                Actor::Person(PersonId::parse(who).expect("person id")),
+                at(when),
+            )
             .expect("engine");
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
     }

@@ -29,6 +29,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::card_secrets::CardSecrets;
+use crate::domain::PersonId;
 use crate::engine::{EngineError, decode};
 use crate::messages::card::{CardContent, card_params};
 use crate::parse::UnitMatcher;
@@ -104,7 +105,7 @@ pub struct CardCopy {
     pub case: Case,
     pub card: CardRef,
     /// The roster id of the person this copy was delivered to.
-    pub owner: String,
+    pub owner: PersonId,
     /// The owner's DingTalk staff id (the `userId` allowed to act on it).
     pub owner_staff_id: String,
 }
@@ -137,7 +138,7 @@ pub fn locate(
         card.recipients.iter().find_map(|id| {
             let person = roster.person(id).filter(|p| p.reachable() && !p.departed)?;
             (secrets.instance_id(&card.key, &person.staff_id) == callback.out_track_id)
-                .then(|| (card.clone(), id.clone(), person.staff_id.clone()))
+                .then(|| (card.clone(), PersonId::of(person), person.staff_id.clone()))
         })
     });
     let Some((card, owner, owner_staff_id)) = found else {

@@ -16,7 +16,7 @@ use crate::casebook;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::payload;
 use crate::dispatch::{Dispatch, Outgoing};
-use crate::domain::CaseNo;
+use crate::domain::{CaseNo, PersonId};
 use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
 use crate::roster::{Person, PersonChange, Role, Roster};
@@ -39,7 +39,7 @@ pub enum EngineError {
     Invariant { case_no: CaseNo, problems: String },
     /// The workflow only addresses roster people; anything else is a bug, refused unsaved.
     #[error("内部错误：案件 {case_no} 的消息收件人 {id} 不在名单中，未保存")]
-    UnknownRecipient { case_no: CaseNo, id: String },
+    UnknownRecipient { case_no: CaseNo, id: PersonId },
     #[error("无法生成发往钉钉的消息：{0}")]
     Payload(#[from] crate::dingtalk::payload::PayloadError),
 }
@@ -331,7 +331,7 @@ impl Engine {
             let request_open = case
                 .request(unit)
                 .is_some_and(|r| !matches!(r.status, workflow::RequestStatus::Withdrawn { .. }));
-            let added: Vec<String> = new_contacts
+            let added: Vec<PersonId> = new_contacts
                 .iter()
                 .filter(|id| !old_contacts.contains(id))
                 .cloned()

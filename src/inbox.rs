@@ -21,7 +21,7 @@ use crate::dingtalk::stream::{
     ContactEvent, EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler, SOURCE_CARD,
     SOURCE_EVENT,
 };
-use crate::domain::UnitName;
+use crate::domain::{PersonId, UnitName};
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
 use crate::messages::help::{help_all, help_text, is_for};
@@ -868,7 +868,7 @@ impl InboxProcessor {
             tx,
             ticket_no,
             input,
-            &Actor::Person(person.id().to_string()),
+            &Actor::Person(PersonId::of(person)),
             now,
         )? {
             Outcome::Applied { .. } => Ok(Handled::Applied),

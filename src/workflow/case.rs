@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::clock::{CaseClock, ClockKind};
 use super::input::{HelpItem, SatisfactionLevel};
 use super::{Application, SimilarCase};
-use crate::domain::{CaseNo, TicketNo, UnitName};
+use crate::domain::{CaseNo, PersonId, TicketNo, UnitName};
 
 /// Where a case is in the mechanism's flow (四、工作流程; 五、工作要求).
 ///
@@ -110,7 +110,7 @@ pub struct Case {
     /// The latest application.
     pub application: Application,
     /// Roster id of whoever sent the latest version.
-    pub submitted_by: String,
+    pub submitted_by: PersonId,
     /// Receipt of the latest version; the review clocks run from here. With leader confirmation
     /// on, the leader's confirmation time (四(一): the clocks start when the leader agrees).
     pub received_at: Timestamp,
@@ -174,8 +174,8 @@ impl Case {
     }
 
     /// Roster id of the claiming inspector.
-    pub fn inspector(&self) -> Option<&str> {
-        self.claim.as_ref().map(|c| c.by.as_str())
+    pub fn inspector(&self) -> Option<&PersonId> {
+        self.claim.as_ref().map(|c| &c.by)
     }
 
     pub fn last_decision(&self) -> Option<&DecisionRecord> {
@@ -187,7 +187,7 @@ impl Case {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     /// Roster id of the inspector.
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
@@ -195,7 +195,7 @@ pub struct Claim {
 pub struct DecisionRecord {
     /// The application version the decision was about.
     pub version: u32,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
     pub kind: DecisionKind,
 }
@@ -221,7 +221,7 @@ pub struct UnitRequest {
     /// 协同方向及重点, as the inspector wrote it.
     pub direction: String,
     pub requested_at: Timestamp,
-    pub requested_by: String,
+    pub requested_by: PersonId,
     /// Response deadline (the unit's UnitResponse clock).
     pub due: Timestamp,
     /// Id of the UnitResponse clock in [`Case::clocks`].
@@ -249,11 +249,11 @@ pub enum RequestStatus {
     /// 提出异议: waits for the inspector to withdraw or insist (reason in [`UnitRequest::objection`]).
     Objected,
     /// The inspector insisted after an objection: the unit is under written supervision and must accept.
-    Insisted { by: String, at: Timestamp },
+    Insisted { by: PersonId, at: Timestamp },
     /// No answer by the response deadline: treated like a refusal (docs/spec.md → Coordination).
     Overdue,
     /// The inspector dropped the unit from the case.
-    Withdrawn { by: String, at: Timestamp },
+    Withdrawn { by: PersonId, at: Timestamp },
 }
 
 impl RequestStatus {
@@ -280,7 +280,7 @@ impl RequestStatus {
 /// What an accepting unit gives the first unit (四(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acceptance {
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
     pub contact: Contact,
     /// Accepted by the response deadline.
@@ -299,7 +299,7 @@ pub struct Contact {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Objection {
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
     pub reason: String,
 }
@@ -324,14 +324,14 @@ pub struct Supervision {
     pub unit: UnitName,
     pub content: String,
     pub ground: SupervisionGround,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
 /// 进展 (五(二)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressNote {
-    pub by: String,
+    pub by: PersonId,
     pub unit: UnitName,
     pub at: Timestamp,
     pub text: String,
@@ -340,7 +340,7 @@ pub struct ProgressNote {
 /// 结果反馈 (五(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Completion {
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
     pub process: String,
     pub measures: String,
@@ -352,14 +352,14 @@ pub struct Completion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SatisfactionRecord {
     pub level: SatisfactionLevel,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CityOutcome {
     pub outcome: String,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
@@ -367,7 +367,7 @@ pub struct CityOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypicalCase {
     pub summary: String,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
@@ -376,7 +376,7 @@ pub struct TypicalCase {
 pub struct PreviousVersion {
     pub version: u32,
     pub application: Application,
-    pub submitted_by: String,
+    pub submitted_by: PersonId,
     pub received_at: Timestamp,
 }
 
@@ -386,7 +386,7 @@ pub struct CardRef {
     pub key: String,
     pub kind: CardKind,
     /// Roster ids the card was delivered to.
-    pub recipients: Vec<String>,
+    pub recipients: Vec<PersonId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use super::people;
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision, required_text, wrong_state};
 use crate::calendar::{Calendar, Deadline};
-use crate::domain::UnitName;
+use crate::domain::{PersonId, UnitName};
 use crate::roster::{Person, Role};
 
 /// 接受: the unit gives a contact and the help it offers, and joins the case (四(三)).
@@ -49,7 +49,7 @@ pub(super) fn accept(
     let clock_id = request.clock_id.clone();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Accepted(Acceptance {
-            by: person.id().to_string(),
+            by: PersonId::of(person),
             at: call.now,
             contact: contact.clone(),
             on_time,
@@ -105,7 +105,7 @@ pub(super) fn object(call: Call, unit: &UnitName, reason: &str) -> Result<Decisi
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Objected;
         r.objection = Some(Objection {
-            by: person.id().to_string(),
+            by: PersonId::of(person),
             at: call.now,
             reason: reason.clone(),
         });
@@ -141,7 +141,7 @@ pub(super) fn object(call: Call, unit: &UnitName, reason: &str) -> Result<Decisi
 
 /// 撤回: the inspector drops an objecting, insisted-on or overdue unit from the case.
 pub(super) fn withdraw(call: Call, unit: &UnitName) -> Result<Decision, Rejection> {
-    let (_, request) = deciding_on(call, unit)?;
+    let (person, request) = deciding_on(call, unit)?;
     let status_before = match request.status {
         RequestStatus::Objected => WithdrawnFrom::Objected,
         RequestStatus::Insisted { .. } => WithdrawnFrom::Insisted,
@@ -153,10 +153,9 @@ pub(super) fn withdraw(call: Call, unit: &UnitName) -> Result<Decision, Rejectio
     };
     let mut d = call.draft();
     let clock_id = request.clock_id.clone();
-    let actor = d.actor.clone();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Withdrawn {
-            by: actor,
+            by: PersonId::of(person),
             at: call.now,
         };
     }
@@ -197,7 +196,7 @@ pub(super) fn insist(call: Call, unit: &UnitName, reason: &str) -> Result<Decisi
     let mut d = call.draft();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Insisted {
-            by: person.id().to_string(),
+            by: PersonId::of(person),
             at: call.now,
         };
         r.insist_reason = Some(reason.clone()).filter(|x| !x.is_empty());
@@ -289,7 +288,7 @@ pub(super) fn supervise(call: Call, unit: &UnitName, content: &str) -> Result<De
         unit: unit.clone(),
         content: content.clone(),
         ground,
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
     });
     d.event(Some(unit), EventData::SupervisionIssued { number, ground });
@@ -398,7 +397,7 @@ fn start_joint_handling(d: &mut Draft) {
         },
     );
     let first_unit_contact = people::first_unit_contact(d.roster(), &d.case);
-    let cooperating: Vec<String> = units
+    let cooperating: Vec<PersonId> = units
         .iter()
         .flat_map(|u| people::unit_contacts(d.roster(), u))
         .collect();
@@ -502,7 +501,7 @@ fn deciding_on<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRe
     let case = call.case;
     let person = call.who.person()?;
     people::require_role(person, Role::Inspector)?;
-    if case.inspector() != Some(person.id()) {
+    if case.inspector().map(PersonId::as_str) != Some(person.id()) {
         let name = case
             .inspector()
             .and_then(|id| call.ctx.roster.person(id))

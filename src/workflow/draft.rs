@@ -14,7 +14,7 @@ use super::event::Event;
 use super::event_data::EventData;
 use super::{Ctx, Decision};
 use crate::calendar::Deadline;
-use crate::domain::UnitName;
+use crate::domain::{PersonId, UnitName};
 use crate::roster::Roster;
 
 pub(super) struct Draft<'a> {
@@ -69,7 +69,7 @@ impl<'a> Draft<'a> {
     }
 
     /// One message to each of `to`, once per person, skipping ids no longer in the roster.
-    pub fn notify(&mut self, to: impl IntoIterator<Item = String>, message: Message) {
+    pub fn notify(&mut self, to: impl IntoIterator<Item = PersonId>, message: Message) {
         let mut seen = BTreeSet::new();
         for id in to {
             if self.ctx.roster.person(&id).is_some() && seen.insert(id.clone()) {
@@ -82,9 +82,9 @@ impl<'a> Draft<'a> {
     }
 
     /// Sends a new card and records it on the case so later actions update it.
-    pub fn card(&mut self, key: String, kind: CardKind, recipients: Vec<String>) {
+    pub fn card(&mut self, key: String, kind: CardKind, recipients: Vec<PersonId>) {
         let mut seen = BTreeSet::new();
-        let recipients: Vec<String> = recipients
+        let recipients: Vec<PersonId> = recipients
             .into_iter()
             .filter(|id| self.ctx.roster.person(id).is_some() && seen.insert(id.clone()))
             .collect();

@@ -10,7 +10,7 @@ use super::case::{CardKind, Contact, SupervisionGround};
 use super::clock::{CaseClock, ClockKind, Phase};
 use super::input::{CoordinationAsk, SatisfactionLevel};
 use crate::calendar::Deadline;
-use crate::domain::UnitName;
+use crate::domain::{PersonId, UnitName};
 use crate::parse::Category;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,14 +18,14 @@ use crate::parse::Category;
 pub enum Effect {
     /// A message to one person; `to` is always a roster id ([`crate::roster::Person::id`]).
     Notify {
-        to: String,
+        to: PersonId,
         message: Message,
     },
     /// Send a new interactive card; `card_key` is its stable `outTrackId`.
     Card {
         card_key: String,
         kind: CardKind,
-        recipients: Vec<String>,
+        recipients: Vec<PersonId>,
     },
     /// Re-render every copy of an already sent card from the decision's case.
     UpdateCard {
@@ -83,7 +83,7 @@ impl From<Deadline> for Due {
 /// A roster person named in a message (the first unit's contact).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonRef {
-    pub id: String,
+    pub id: PersonId,
     pub name: String,
     pub unit: UnitName,
     pub phone: String,
@@ -267,7 +267,7 @@ pub enum Message {
     Escalation {
         clock: ClockKind,
         due: Due,
-        responsible: Vec<String>,
+        responsible: Vec<PersonId>,
     },
     /// To each person a catch-up concerns (firings that came due while the service was down):
     /// everything they would have been told, in one message. `scheduled` is the earliest missed

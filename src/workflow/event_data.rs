@@ -18,7 +18,7 @@ use super::case::SupervisionGround;
 use super::clock::Phase;
 use super::event::EventKind;
 use super::input::SatisfactionLevel;
-use crate::domain::{TicketNo, UnitName};
+use crate::domain::{PersonId, TicketNo, UnitName};
 use crate::parse::Category;
 
 /// The facts of one audit event, by kind. Deadlines met or not are recorded as `on_time` at the
@@ -110,7 +110,7 @@ pub enum EventData {
         skipped_in_catch_up: Vec<Phase>,
     },
     /// A breach was escalated to the roster ids `to`.
-    Escalated { clock: String, to: Vec<String> },
+    Escalated { clock: String, to: Vec<PersonId> },
     /// A running clock's deadline was counted again after holiday data was loaded; `changed`:
     /// whether the due instant moved.
     DeadlineRecomputed {
@@ -136,7 +136,7 @@ pub enum EventData {
     /// receives the unit's messages; unit = that unit.
     ContactsChanged {
         changes: Vec<String>,
-        contacts: Vec<String>,
+        contacts: Vec<PersonId>,
     },
 }
 

@@ -11,7 +11,7 @@ use super::people;
 use super::reject::{RejectReason, Rejection};
 use super::review::on_time;
 use super::{Call, Decision, required_text, wrong_state};
-use crate::domain::UnitName;
+use crate::domain::{PersonId, UnitName};
 use crate::roster::Role;
 
 /// 进展: 五(二) the first unit keeps the cooperating units informed, and they report back.
@@ -44,12 +44,12 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
     )?;
     let mut d = call.draft();
     d.case.progress.push(ProgressNote {
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         unit: UnitName::of_person(person),
         at: call.now,
         text: text.clone(),
     });
-    let to: Vec<String> = if from_first_unit {
+    let to: Vec<PersonId> = if from_first_unit {
         let units: Vec<UnitName> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
         units
             .iter()
@@ -74,7 +74,7 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
         );
     }
     d.notify(
-        vec![person.id().to_string()],
+        vec![PersonId::of(person)],
         Message::ProgressShared { to_units },
     );
     d.event(
@@ -138,7 +138,7 @@ pub(super) fn complete(
     let mut d = call.draft();
     let on_time = on_time(&d, &ClockKind::Handling);
     let completion = Completion {
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
         process: process.trim().to_string(),
         measures: measures.trim().to_string(),
@@ -166,7 +166,7 @@ pub(super) fn complete(
         },
     );
     d.notify(
-        vec![person.id().to_string()],
+        vec![PersonId::of(person)],
         Message::CompletionRecorded { on_time },
     );
     let first_unit = d.case.first_unit.clone();
@@ -197,7 +197,7 @@ pub(super) fn satisfaction(call: Call, level: SatisfactionLevel) -> Result<Decis
     let mut d = call.draft();
     d.case.satisfaction = Some(SatisfactionRecord {
         level,
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
     });
     d.case.state = State::Closed;
@@ -265,7 +265,7 @@ pub(super) fn mark_typical(call: Call, summary: &str) -> Result<Decision, Reject
     let revised = d.case.typical.is_some();
     d.case.typical = Some(TypicalCase {
         summary,
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
     });
     d.event(None, EventData::TypicalMarked { revised });

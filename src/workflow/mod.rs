@@ -56,12 +56,12 @@ pub use timers::CATCH_UP_AFTER_MINUTES;
 
 /// Who receives `unit`'s messages and cards under `roster`: its liaisons, else its leaders
 /// (二、组织领导). Roster changes compare this before and after.
-pub fn unit_contacts(roster: &Roster, unit: &str) -> Vec<String> {
+pub fn unit_contacts(roster: &Roster, unit: &str) -> Vec<PersonId> {
     people::unit_contacts(roster, unit)
 }
 
 use crate::calendar::Calendar;
-use crate::domain::CaseNo;
+use crate::domain::{CaseNo, PersonId};
 use crate::roster::Roster;
 use crate::settings::SlaSettings;
 use people::Who;
@@ -81,7 +81,7 @@ pub struct Ctx<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Actor {
     /// A roster person, by [`crate::roster::Person::id`] (DingTalk staffId or `local:` id).
-    Person(String),
+    Person(PersonId),
     /// The scheduler, firing timers.
     System,
 }

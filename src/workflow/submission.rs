@@ -16,7 +16,7 @@ use super::event_data::{EventData, Registration};
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
 use super::{Application, Call, Ctx, Decision, required_text, wrong_state};
-use crate::domain::{CaseNo, TicketNo, UnitName};
+use crate::domain::{CaseNo, PersonId, TicketNo, UnitName};
 use crate::roster::{Person, Role, Roster, UnitKind};
 
 /// A new case from a complete application.
@@ -36,7 +36,7 @@ pub(super) fn submit(
         first_unit,
         version: 1,
         application: application.clone(),
-        submitted_by: person.id().to_string(),
+        submitted_by: PersonId::of(person),
         received_at: now,
         green_channel: application.urgent,
         state: State::Submitted,
@@ -89,11 +89,11 @@ pub(super) fn submit_again(call: Call, application: &Application) -> Result<Deci
     let mut d = call.draft();
     if case.state == State::AwaitingLeader {
         let waiting = awaiting_message(&d);
-        d.notify([person.id().to_string()], waiting);
+        d.notify([PersonId::of(person)], waiting);
     } else {
         // Not a second identical receipt: the sender learns it is already in hand.
         d.notify(
-            [person.id().to_string()],
+            [PersonId::of(person)],
             Message::AlreadyRegistered {
                 state: case.state.label().to_string(),
             },
@@ -140,7 +140,7 @@ pub(super) fn resubmit(call: Call, application: &Application) -> Result<Decision
     c.previous_versions.push(previous);
     c.version += 1;
     c.application = application.clone();
-    c.submitted_by = person.id().to_string();
+    c.submitted_by = PersonId::of(person);
     c.received_at = call.now;
     c.green_channel = application.urgent;
     c.claim = None;

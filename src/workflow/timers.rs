@@ -24,7 +24,7 @@ use super::event_data::EventData;
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision};
-use crate::domain::UnitName;
+use crate::domain::{PersonId, UnitName};
 use crate::roster::{Role, Roster};
 
 /// A firing this many minutes past its time (working minutes; wall-clock minutes for the green
@@ -163,16 +163,16 @@ fn phase_rank(p: Phase) -> u8 {
 /// The messages one firing produces, in order, before they are sent one by one or folded into
 /// one catch-up message per person.
 #[derive(Default)]
-struct Sends(Vec<(Vec<String>, Message)>);
+struct Sends(Vec<(Vec<PersonId>, Message)>);
 
 impl Sends {
-    fn push(&mut self, to: Vec<String>, message: Message) {
+    fn push(&mut self, to: Vec<PersonId>, message: Message) {
         self.0.push((to, message));
     }
 
     /// Each person's messages, people in order of first mention, each message once.
-    fn by_person(self) -> Vec<(String, Vec<Message>)> {
-        let mut out: Vec<(String, Vec<Message>)> = Vec::new();
+    fn by_person(self) -> Vec<(PersonId, Vec<Message>)> {
+        let mut out: Vec<(PersonId, Vec<Message>)> = Vec::new();
         for (to, message) in self.0 {
             for id in to {
                 match out.iter_mut().find(|(p, _)| *p == id) {
@@ -362,7 +362,7 @@ fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &Unit
 }
 
 /// Who must act on a clock.
-fn responsible(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
+fn responsible(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<PersonId> {
     match kind {
         // 五(一), 四(二): the inspectors (the claimer once there is one).
         ClockKind::ReviewStart | ClockKind::Decision | ClockKind::GreenCoordination => {
@@ -385,7 +385,7 @@ fn responsible(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
 }
 
 /// The next rung of the ladder: a unit's leader; the hotline head for the hotline's own clocks.
-fn escalation(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
+fn escalation(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<PersonId> {
     match kind {
         ClockKind::ReviewStart | ClockKind::Decision | ClockKind::GreenCoordination => {
             people::with_role(roster, Role::HotlineHead)

@@ -83,7 +83,12 @@ impl Fixture {
     async fn act(&self, ticket: &str, input: Input, who: &str) {
         let out = self
             .engine
-            .handle(ticket, input, Actor::Person(who.into()), self.now())
+            .handle(
+                ticket,
+                input,
+                Actor::Person(crate::support::person_id(who)),
+                self.now(),
+            )
             .await
             .expect("handle");
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
@@ -525,7 +530,12 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
             application: application(&roster, t, false),
         };
         let out = engine
-            .handle(t, input, Actor::Person(leader.clone()), clock.now())
+            .handle(
+                t,
+                input,
+                Actor::Person(crate::support::person_id(&leader)),
+                clock.now(),
+            )
             .await
             .expect("submit");
         assert!(matches!(out, Outcome::Applied { .. }));

@@ -71,7 +71,12 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
 
     let out = f
         .engine
-        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .handle_blocking(
+            &ticket,
+            submit(&app),
+            Actor::Person(crate::support::person_id(LIAISON)),
+            now,
+        )
         .expect("handle");
     let Outcome::Applied {
         case_no,
@@ -132,7 +137,12 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
     // The same text again: same case, a second receipt (a new outbox row), no new case.
     let again = f
         .engine
-        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .handle_blocking(
+            &ticket,
+            submit(&app),
+            Actor::Person(crate::support::person_id(LIAISON)),
+            now,
+        )
         .expect("handle");
     let Outcome::Applied {
         case_no: again_no, ..
@@ -158,7 +168,7 @@ fn a_rejection_writes_nothing() {
         .handle_blocking(
             &ticket,
             submit(&app),
-            Actor::Person(OTHER_LIAISON.into()),
+            Actor::Person(crate::support::person_id(OTHER_LIAISON)),
             now,
         )
         .expect("handle");
@@ -183,7 +193,7 @@ fn a_rejection_writes_nothing() {
         .handle_blocking(
             "DH1234567",
             Input::Claim,
-            Actor::Person(INSPECTOR.into()),
+            Actor::Person(crate::support::person_id(INSPECTOR)),
             now,
         )
         .expect("handle");
@@ -198,7 +208,12 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
     let ticket = app.ticket_no.to_string();
     let now = at("2026-11-02T09:00:00+08:00");
     f.engine
-        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .handle_blocking(
+            &ticket,
+            submit(&app),
+            Actor::Person(crate::support::person_id(LIAISON)),
+            now,
+        )
         .expect("submit");
 
     // Late in the day every review-start timer is due; fire them from the store.
@@ -229,7 +244,7 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
         .handle_blocking(
             &ticket,
             Input::Claim,
-            Actor::Person(INSPECTOR.into()),
+            Actor::Person(crate::support::person_id(INSPECTOR)),
             later,
         )
         .expect("claim");
@@ -261,7 +276,7 @@ async fn the_scheduler_step_fires_each_due_timer_once() {
         .handle(
             &ticket,
             submit(&app),
-            Actor::Person(LIAISON.into()),
+            Actor::Person(crate::support::person_id(LIAISON)),
             f.now(),
         )
         .await

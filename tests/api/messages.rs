@@ -118,7 +118,7 @@ impl<'w> Run<'w> {
     fn step(&mut self, input: Input, actor: &str) -> Vec<Message> {
         let actor_ref = match actor {
             SYSTEM => Actor::System,
-            id => Actor::Person(id.to_string()),
+            id => Actor::Person(crate::support::person_id(id)),
         };
         let ctx = Ctx {
             roster: &self.w.roster,
@@ -146,7 +146,7 @@ impl<'w> Run<'w> {
                     .unwrap_or_default();
                 let r = render(&d.case, message, &roles, &self.w.roster, &self.w.calendar);
                 check(&d.case, message, &r, &roles);
-                self.sent.push((to.clone(), message.clone(), r));
+                self.sent.push((to.to_string(), message.clone(), r));
                 out.push(message.clone());
             }
         }

@@ -69,7 +69,12 @@ impl World {
     fn act(&self, ticket: &str, who: &str, when: &str, input: Input) {
         let out = self
             .engine
-            .handle_blocking(ticket, input, Actor::Person(who.into()), at(when))
+            .handle_blocking(
+                ticket,
+                input,
+                Actor::Person(crate::support::person_id(who)),
+                at(when),
+            )
             .expect("engine");
         assert!(
             matches!(out, Outcome::Applied { .. }),

@@ -395,6 +395,11 @@ pub fn complete_application(
     registrable(roster, &app)
 }
 
+/// A person id as tests write them (`rs-liaison`, `local:区12345热线:孟艳秋`).
+pub fn person_id(id: &str) -> tiaochu::domain::PersonId {
+    tiaochu::domain::PersonId::parse(id).expect("a person id")
+}
+
 /// The shipped roster's member unit `name`, as the command parser would resolve it.
 pub fn unit_named(name: &str) -> tiaochu::domain::UnitName {
     static UNITS: std::sync::LazyLock<tiaochu::parse::UnitMatcher> =

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use std::sync::LazyLock;
 use tiaochu::calendar::Calendar;
 
-use tiaochu::domain::{CaseNo, TicketNo, UnitName};
+use tiaochu::domain::{CaseNo, PersonId, TicketNo, UnitName};
 use tiaochu::parse::{self, Category, UnitMatcher};
 use tiaochu::roster::{Person, Role, Roster, Unit, UnitKind};
 use tiaochu::settings::SlaSettings;
@@ -128,7 +128,7 @@ impl World {
     ) -> Result<Decision, Rejection> {
         let actor = match actor {
             SYSTEM => Actor::System,
-            id => Actor::Person(id.to_string()),
+            id => Actor::Person(crate::support::person_id(id)),
         };
         // Without a case, a submission registers the year's first case.
         let first = CaseNo::new(2026, 1);
@@ -419,7 +419,10 @@ fn new_cards(d: &Decision) -> Vec<(String, Vec<String>)> {
                 card_key,
                 recipients,
                 ..
-            } => Some((card_key.clone(), recipients.clone())),
+            } => Some((
+                card_key.clone(),
+                recipients.iter().map(ToString::to_string).collect(),
+            )),
             _ => None,
         })
         .collect()
@@ -741,7 +744,10 @@ fn return_and_resubmit_makes_version_two_and_restarts_the_review() {
 
     // Another inspector may take the new version.
     f.after(5.minutes()).ok(Input::Claim, INSPECTOR_B);
-    assert_eq!(f.case().inspector(), Some(INSPECTOR_B));
+    assert_eq!(
+        f.case().inspector(),
+        Some(&crate::support::person_id(INSPECTOR_B))
+    );
     assert_eq!(
         f.refused(resubmit(corrected), RS_LIAISON),
         RejectReason::NotReturned
@@ -1492,7 +1498,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// The sender most likely to be allowed to send `input` now, so that sequences get far.
 fn plausible_actor(case: Option<&Case>, input: &Input, s: &Step) -> &'static str {
-    let claimer = match case.and_then(|c| c.inspector()) {
+    let claimer = match case.and_then(|c| c.inspector()).map(|id| id.as_str()) {
         Some(INSPECTOR_B) => INSPECTOR_B,
         _ => INSPECTOR_A,
     };
@@ -1644,7 +1650,7 @@ fn run_sequence(
             prop_assert_eq!(d.case.state, b.state);
         }
         for e in &d.effects {
-            let to: Vec<&String> = match e {
+            let to: Vec<&PersonId> = match e {
                 Effect::Notify { to, .. } => vec![to],
                 Effect::Card { recipients, .. } => recipients.iter().collect(),
                 _ => vec![],
