@@ -54,7 +54,7 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
     let text = std::fs::read_to_string("tests/fixtures/applications/001-seed-template.txt")
         .expect("fixture");
     let app = parse_application(&text, &UnitMatcher::new(roster));
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = TicketNo::parse(app.ticket_no.as_deref().expect("ticket")).expect("ticket");
     let steps: Vec<(&str, &str, Input)> = vec![
         (
             "rs",

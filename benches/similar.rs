@@ -36,7 +36,7 @@ use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::casebook;
 use tiaochu::dispatch::Dispatch;
-use tiaochu::domain::{PersonId, UnitName};
+use tiaochu::domain::{PersonId, TicketNo, UnitName};
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::{Application, UnitMatcher, parse_application};
 use tiaochu::roster::{Person, Role, Roster};
@@ -208,7 +208,7 @@ fn applications(dir: &str, matcher: &UnitMatcher) -> Vec<(String, Application)> 
 
 /// A closed joint case, driven through the engine: its document is the template.
 fn template(engine: &Engine, app: Application) -> Value {
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = TicketNo::parse(app.ticket_no.as_deref().expect("ticket")).expect("ticket");
     let inspector = "local:区12345热线:孟艳秋";
     let steps: Vec<(&str, &str, Input)> = vec![
         (

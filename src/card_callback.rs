@@ -29,7 +29,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::card_secrets::CardSecrets;
-use crate::domain::PersonId;
+use crate::domain::{PersonId, TicketNo};
 use crate::engine::{EngineError, decode};
 use crate::messages::card::{CardContent, card_params};
 use crate::parse::UnitMatcher;
@@ -166,7 +166,7 @@ pub fn input(
     copy: &CardCopy,
     callback: &CardCallback,
     units: &UnitMatcher,
-) -> Result<(String, Input), String> {
+) -> Result<(TicketNo, Input), String> {
     let case = &copy.case;
     let t = &case.ticket_no;
     let Some(action) = callback.action.as_deref() else {

@@ -16,7 +16,7 @@ use crate::casebook;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::payload;
 use crate::dispatch::{Dispatch, Outgoing};
-use crate::domain::{CaseNo, PersonId};
+use crate::domain::{CaseNo, PersonId, TicketNo};
 use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
 use crate::roster::{Person, PersonChange, Role, Roster};
@@ -264,7 +264,7 @@ impl Engine {
     /// refused applications leave no gaps.
     pub async fn handle(
         &self,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         actor: Actor,
         now: Timestamp,
@@ -276,7 +276,7 @@ impl Engine {
     /// As [`Engine::handle`], on the calling thread (CLI, tests).
     pub fn handle_blocking(
         &self,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         actor: Actor,
         now: Timestamp,
@@ -381,13 +381,13 @@ impl Engine {
 
     fn handle_job(
         &self,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         actor: Actor,
         now: Timestamp,
     ) -> impl FnOnce(&Tx<'_>) -> Result<Outcome, EngineError> + Send + 'static {
         let engine = self.clone();
-        let ticket_no = ticket_no.to_string();
+        let ticket_no = ticket_no.clone();
         move |tx| engine.handle_in_tx(tx, &ticket_no, input, &actor, now)
     }
 
@@ -396,7 +396,7 @@ impl Engine {
     pub fn handle_in_tx(
         &self,
         tx: &Tx<'_>,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         actor: &Actor,
         now: Timestamp,

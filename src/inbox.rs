@@ -21,7 +21,7 @@ use crate::dingtalk::stream::{
     ContactEvent, EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler, SOURCE_CARD,
     SOURCE_EVENT,
 };
-use crate::domain::{PersonId, UnitName};
+use crate::domain::{PersonId, TicketNo, UnitName};
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
 use crate::messages::help::{help_all, help_text, is_for};
@@ -855,7 +855,7 @@ impl InboxProcessor {
         row: &InboxRow,
         message: &RobotMessage,
         person: &Person,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         now: Timestamp,
     ) -> Result<Handled, EngineError> {
@@ -922,7 +922,7 @@ impl InboxProcessor {
             )?;
             return Ok(Handled::Answered);
         };
-        let ticket_no = application.ticket_no.to_string();
+        let ticket_no = application.ticket_no.clone();
         let input = Input::Submit { application };
         self.act(tx, row, message, person, &ticket_no, input, now)
     }

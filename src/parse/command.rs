@@ -20,11 +20,11 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::UnitMatcher;
 use super::fields::{self, Field};
 use super::text::{excerpt, fold_char, fold_width, is_han, is_space, strip_mentions, trim};
 use super::units::Mention;
-use super::{UnitMatcher, normalize_ticket_no};
-use crate::domain::UnitName;
+use crate::domain::{TicketNo, UnitName};
 use crate::roster::RosterAction;
 use crate::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
@@ -42,13 +42,13 @@ pub enum Command {
     /// 模板: the application template.
     Template,
     /// 查询: the case's timeline and running clocks.
-    Query { ticket_no: String },
+    Query { ticket_no: TicketNo },
     /// 统计: the figures of a month (`(year, month)`), or of the current month when `None`.
     Stats { month: Option<(i16, i8)> },
     /// 看板: a one-time login link to the web dashboard, sent 1:1.
     Dashboard,
     /// 相似: the past cases most like the case of `ticket_no` (五(五)).
-    Similar { ticket_no: String },
+    Similar { ticket_no: TicketNo },
     /// 案例: typical and closed cases matching `keywords` (热线故事汇 and the case history).
     Cases { keywords: String },
     /// 设置联络员 / 移除联络员 / 更换分管领导: a change to the people of `unit` (`None`: the
@@ -74,13 +74,13 @@ pub enum Command {
     /// 绑定: gives the roster person `name` (spaces removed) the staff id of the one `@`-mentioned.
     Bind { name: String, mentions: Vec<String> },
     /// A workflow action on the case of `ticket_no` (normalised `DH` + digits).
-    Act { ticket_no: String, input: Input },
+    Act { ticket_no: TicketNo, input: Input },
     /// 接受 / 异议 on the case of `ticket_no`: a cooperating unit's answer. The text does not
     /// name the unit, so this is not an [`Input`] yet: the caller names the unit the sender
     /// acts for with [`UnitAnswer::by`] (the sender's roster unit, or the unit whose card was
     /// tapped), and no `Input::Accept` / `Input::Object` exists without its unit.
     Answer {
-        ticket_no: String,
+        ticket_no: TicketNo,
         answer: UnitAnswer,
     },
 }
@@ -522,7 +522,7 @@ fn parse_args(
     rest: &str,
     units: &UnitMatcher,
 ) -> Result<Command, CommandError> {
-    let act = |ticket_no: String, input: Input| Ok(Command::Act { ticket_no, input });
+    let act = |ticket_no: TicketNo, input: Input| Ok(Command::Act { ticket_no, input });
     match syntax.verb {
         // `帮助 全部`: every command; plain 帮助 lists the sender's own (principle 8).
         Verb::Help if matches!(trim_separators(rest), "全部" | "所有" | "全部命令") => {
@@ -729,7 +729,7 @@ fn strip_label<'a>(s: &'a str, labels: &[&str]) -> &'a str {
 
 /// The 工单编号 at the start of `rest` (after an optional `工单编号：` label), normalised, and
 /// the text after it.
-fn ticket<'a>(syntax: &Syntax, rest: &'a str) -> Result<(String, &'a str), CommandError> {
+fn ticket<'a>(syntax: &Syntax, rest: &'a str) -> Result<(TicketNo, &'a str), CommandError> {
     let rest = strip_label(
         rest.trim_start_matches(is_separator),
         &["工单编号", "工单号", "编号", "单号"],
@@ -766,7 +766,7 @@ fn ticket<'a>(syntax: &Syntax, rest: &'a str) -> Result<(String, &'a str), Comma
     }
     let raw = &rest[..last_digit_end.min(end)];
     let after = &rest[last_digit_end.min(end)..];
-    match normalize_ticket_no(raw) {
+    match TicketNo::parse(raw).ok() {
         Some(t)
             if after
                 .chars()

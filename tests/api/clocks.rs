@@ -84,7 +84,7 @@ impl Fixture {
         let out = self
             .engine
             .handle(
-                ticket,
+                &crate::support::ticket_no(ticket),
                 input,
                 Actor::Person(crate::support::person_id(who)),
                 self.now(),
@@ -531,7 +531,7 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
         };
         let out = engine
             .handle(
-                t,
+                &crate::support::ticket_no(t),
                 input,
                 Actor::Person(crate::support::person_id(&leader)),
                 clock.now(),

@@ -118,7 +118,7 @@ fn ticket_numbers_are_read_like_the_application_parser() {
         assert_eq!(
             ok(text),
             Command::Query {
-                ticket_no: T.into()
+                ticket_no: crate::support::ticket_no(T)
             },
             "{text}"
         );
@@ -257,7 +257,7 @@ fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller()
         assert_eq!(
             command,
             Command::Answer {
-                ticket_no: T.into(),
+                ticket_no: crate::support::ticket_no(T),
                 answer: expected.clone()
             },
             "{text}"

@@ -67,7 +67,7 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
     let f = fixture();
     let app = seed_application(&f);
     let now = at("2026-11-02T09:00:00+08:00");
-    let ticket = app.ticket_no.to_string();
+    let ticket = app.ticket_no.clone();
 
     let out = f
         .engine
@@ -160,7 +160,7 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
 fn a_rejection_writes_nothing() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.to_string();
+    let ticket = app.ticket_no.clone();
     let now = at("2026-11-02T09:00:00+08:00");
     // A liaison of another unit may not submit for 区人社局.
     let out = f
@@ -191,7 +191,7 @@ fn a_rejection_writes_nothing() {
     let out = f
         .engine
         .handle_blocking(
-            "DH1234567",
+            &crate::support::ticket_no("DH1234567"),
             Input::Claim,
             Actor::Person(crate::support::person_id(INSPECTOR)),
             now,
@@ -205,7 +205,7 @@ fn a_rejection_writes_nothing() {
 fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.to_string();
+    let ticket = app.ticket_no.clone();
     let now = at("2026-11-02T09:00:00+08:00");
     f.engine
         .handle_blocking(
@@ -271,7 +271,7 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
 async fn the_scheduler_step_fires_each_due_timer_once() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.to_string();
+    let ticket = app.ticket_no.clone();
     f.engine
         .handle(
             &ticket,

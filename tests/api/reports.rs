@@ -70,7 +70,7 @@ impl World {
         let out = self
             .engine
             .handle_blocking(
-                ticket,
+                &crate::support::ticket_no(ticket),
                 input,
                 Actor::Person(crate::support::person_id(who)),
                 at(when),

@@ -395,6 +395,11 @@ pub fn complete_application(
     registrable(roster, &app)
 }
 
+/// A ticket number as tests write them.
+pub fn ticket_no(ticket: &str) -> tiaochu::domain::TicketNo {
+    tiaochu::domain::TicketNo::parse(ticket).expect("a ticket number")
+}
+
 /// A person id as tests write them (`rs-liaison`, `local:区12345热线:孟艳秋`).
 pub fn person_id(id: &str) -> tiaochu::domain::PersonId {
     tiaochu::domain::PersonId::parse(id).expect("a person id")
