@@ -34,9 +34,10 @@
 //!   exposition), [`app`] (wires the loops and the router onto a bound listener), [`cli`] (one
 //!   file per subcommand).
 //!
-//! Known back-edges, left on purpose: `parse` builds `workflow::Input` while `workflow` keeps the
-//! parsed `parse::Application` (one vocabulary for the two halves of the core); and `casebook` is the
-//! engine's own helper and decodes cases through it.
+//! Known back-edges, left on purpose: `parse` builds `workflow::Input` while `workflow` builds
+//! its `Application` from the parser's report (`parse::Application`, the `parse --json` contract)
+//! and shares its `Category` (one vocabulary for the two halves of the core); and `casebook` is
+//! the engine's own helper and decodes cases through it.
 
 // Pure core.
 pub mod calendar;

@@ -6,20 +6,21 @@
 //! ([`Application::from_report`]), so it has a ticket number and a first unit, and no
 //! `ok`/`missing`/`errors` to consult.
 //!
-//! Stored form: a case document keeps the application exactly as the report was stored before
-//! this type existed — `ok: true`, `missing: []` and `errors: []` included, in the same field
-//! order — so a database written now still reads in an older release (a restored backup, a
-//! rollback). Reading ignores those three fields.
+//! Stored form: a case document keeps the application as the complete report it came from
+//! (`serde(into)` [`parse::Application`]: `ok: true`, `missing: []`, `errors: []`, the report's
+//! field order), exactly as before this type existed, so a database written now still reads in
+//! an older release (a restored backup, a rollback). Reading ignores those three fields.
 
 use jiff::civil::Date;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{DomainError, TicketNo, UnitName};
 use crate::parse::{self, Category, UnitMatcher};
 
 /// A complete application (四(一), 附件 2): every required field present and valid, the leader's
 /// consent stated.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "parse::Application")]
 pub struct Application {
     pub ticket_no: TicketNo,
     pub title: String,
@@ -106,49 +107,27 @@ fn incomplete(report: &parse::Application) -> DomainError {
     }
 }
 
-/// The stored form: the report's fields and order, as a complete report.
-#[derive(Serialize)]
-struct Stored<'a> {
-    ok: bool,
-    ticket_no: &'a TicketNo,
-    title: &'a str,
-    first_unit: &'a UnitName,
-    measures_taken: &'a str,
-    difficulties: &'a str,
-    coordination: &'a str,
-    requested_units: &'a [UnitName],
-    unresolved_mentions: &'a [String],
-    city_level: bool,
-    leader_approval: &'a str,
-    leader_approved: bool,
-    urgent: bool,
-    category: Category,
-    deadline: Option<Date>,
-    missing: [(); 0],
-    errors: [(); 0],
-}
-
-impl Serialize for Application {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Stored {
+/// The stored form: the report this application was made from, complete (`ok`, nothing missing).
+impl From<Application> for parse::Application {
+    fn from(app: Application) -> parse::Application {
+        parse::Application {
             ok: true,
-            ticket_no: &self.ticket_no,
-            title: &self.title,
-            first_unit: &self.first_unit,
-            measures_taken: &self.measures_taken,
-            difficulties: &self.difficulties,
-            coordination: &self.coordination,
-            requested_units: &self.requested_units,
-            unresolved_mentions: &self.unresolved_mentions,
-            city_level: self.city_level,
-            leader_approval: &self.leader_approval,
-            leader_approved: self.leader_approved,
-            urgent: self.urgent,
-            category: self.category,
-            deadline: self.deadline,
-            missing: [],
-            errors: [],
+            ticket_no: Some(app.ticket_no.into()),
+            title: app.title,
+            first_unit: Some(app.first_unit.into()),
+            measures_taken: app.measures_taken,
+            difficulties: app.difficulties,
+            coordination: app.coordination,
+            requested_units: app.requested_units.into_iter().map(String::from).collect(),
+            unresolved_mentions: app.unresolved_mentions,
+            city_level: app.city_level,
+            leader_approval: app.leader_approval,
+            leader_approved: app.leader_approved,
+            urgent: app.urgent,
+            category: app.category,
+            deadline: app.deadline,
+            missing: Vec::new(),
+            errors: Vec::new(),
         }
-        .serialize(serializer)
     }
 }
