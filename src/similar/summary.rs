@@ -23,7 +23,7 @@ pub fn summarize(case: &Case, calendar: &Calendar) -> SimilarCase {
         .iter()
         .filter_map(|r| match &r.status {
             RequestStatus::Accepted(a) => Some(Helper {
-                unit: r.unit.to_string(),
+                unit: r.unit.clone(),
                 help: a.contact.help.clone(),
             }),
             _ => None,
@@ -35,8 +35,8 @@ pub fn summarize(case: &Case, calendar: &Calendar) -> SimilarCase {
         .map_or(case.received_at, |v| v.received_at);
     let working_days = closed_at(case).map(|end| working_days(calendar, first_receipt, end));
     SimilarCase {
-        case_no: case.case_no.to_string(),
-        ticket_no: case.ticket_no.to_string(),
+        case_no: case.case_no.clone(),
+        ticket_no: case.ticket_no.clone(),
         title: case.application.title.clone(),
         state: case.state,
         handling,
@@ -67,8 +67,8 @@ pub fn suggested_units(
     similar: &[SimilarCase],
     first_unit: &str,
     requested: &[UnitName],
-) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+) -> Vec<UnitName> {
+    let mut out: Vec<UnitName> = Vec::new();
     for helper in similar.iter().flat_map(|s| &s.helpers) {
         let unit = &helper.unit;
         if unit != first_unit && !requested.iter().any(|r| r == unit) && !out.contains(unit) {

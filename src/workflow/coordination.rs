@@ -342,7 +342,7 @@ pub(super) fn supervise(call: Call, unit: &UnitName, content: &str) -> Result<De
 
 /// Stops the answer clock a 书面督办 set for `unit`: it answered, was withdrawn, or a new 督办
 /// replaces it.
-fn stop_supervised(d: &mut Draft, unit: &str) {
+fn stop_supervised(d: &mut Draft, unit: &UnitName) {
     d.stop_clocks(|k| matches!(k, ClockKind::SupervisedResponse { unit: u } if u == unit));
 }
 
@@ -474,7 +474,10 @@ fn ticket_deadline(calendar: &Calendar, date: Date) -> Deadline {
 }
 
 /// The unit member answering a request for `unit`, and that request.
-fn answering<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRequest), Rejection> {
+fn answering<'a>(
+    call: Call<'a>,
+    unit: &UnitName,
+) -> Result<(&'a Person, &'a UnitRequest), Rejection> {
     let person = call.who.person()?;
     if !people::speaks_for(person, unit) {
         return Err(Rejection::new(
@@ -497,7 +500,10 @@ fn answering<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRequ
 }
 
 /// The claiming inspector deciding on `unit`'s request while the case is in coordination.
-fn deciding_on<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRequest), Rejection> {
+fn deciding_on<'a>(
+    call: Call<'a>,
+    unit: &UnitName,
+) -> Result<(&'a Person, &'a UnitRequest), Rejection> {
     let case = call.case;
     let person = call.who.person()?;
     people::require_role(person, Role::Inspector)?;
@@ -573,7 +579,7 @@ fn check_contact(
     })
 }
 
-fn not_requested(call: Call, unit: &str) -> Rejection {
+fn not_requested(call: Call, unit: &UnitName) -> Rejection {
     Rejection::new(
         RejectReason::UnitNotRequested,
         format!(
@@ -583,7 +589,7 @@ fn not_requested(call: Call, unit: &str) -> Rejection {
     )
 }
 
-fn already_accepted(call: Call, unit: &str) -> Rejection {
+fn already_accepted(call: Call, unit: &UnitName) -> Rejection {
     Rejection::new(
         RejectReason::AlreadyAccepted,
         format!(
@@ -593,7 +599,7 @@ fn already_accepted(call: Call, unit: &str) -> Rejection {
     )
 }
 
-fn request_withdrawn(call: Call, unit: &str) -> Rejection {
+fn request_withdrawn(call: Call, unit: &UnitName) -> Rejection {
     Rejection::new(
         RejectReason::RequestWithdrawn,
         format!(
@@ -603,7 +609,7 @@ fn request_withdrawn(call: Call, unit: &str) -> Rejection {
     )
 }
 
-fn already_withdrawn(call: Call, unit: &str) -> Rejection {
+fn already_withdrawn(call: Call, unit: &UnitName) -> Rejection {
     Rejection::new(
         RejectReason::AlreadyWithdrawn,
         format!(
@@ -613,7 +619,7 @@ fn already_withdrawn(call: Call, unit: &str) -> Rejection {
     )
 }
 
-fn nothing_to_decide(call: Call, unit: &str, request: &UnitRequest) -> Rejection {
+fn nothing_to_decide(call: Call, unit: &UnitName, request: &UnitRequest) -> Rejection {
     Rejection::new(
         RejectReason::NoObjectionToDecide,
         format!(

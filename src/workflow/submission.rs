@@ -384,7 +384,7 @@ fn check_application(
 }
 
 /// 四(一): the first unit's liaison (or its leader) sends the application; an admin may on its behalf.
-fn authorise_first_unit(person: &Person, first_unit: &str) -> Result<(), Rejection> {
+fn authorise_first_unit(person: &Person, first_unit: &UnitName) -> Result<(), Rejection> {
     if people::speaks_for(person, first_unit) || person.has_role(Role::Admin) {
         return Ok(());
     }
@@ -398,8 +398,8 @@ fn authorise_first_unit(person: &Person, first_unit: &str) -> Result<(), Rejecti
     ))
 }
 
-fn check_same_ticket(case: &Case, ticket_no: &str) -> Result<(), Rejection> {
-    if ticket_no == case.ticket_no {
+fn check_same_ticket(case: &Case, ticket_no: &TicketNo) -> Result<(), Rejection> {
+    if *ticket_no == case.ticket_no {
         return Ok(());
     }
     Err(Rejection::new(
