@@ -538,7 +538,7 @@ fn main() {
         .1
         .clone();
     let doc = if reuse {
-        let ticket = wage.ticket_no.clone().expect("ticket");
+        let ticket = TicketNo::parse(wage.ticket_no.as_deref().expect("ticket")).expect("ticket");
         let row = store
             .read_blocking(move |r| r.case_by_ticket(&ticket))
             .expect("read")
@@ -555,9 +555,9 @@ fn main() {
     let apps = Arc::new(apps);
     let mut topic_of: HashMap<i64, String> = HashMap::new();
     if reuse {
-        let tickets: Vec<String> = apps
+        let tickets: Vec<TicketNo> = apps
             .iter()
-            .map(|(_, a)| a.ticket_no.clone().expect("ticket"))
+            .map(|(_, a)| TicketNo::parse(a.ticket_no.as_deref().expect("ticket")).expect("ticket"))
             .collect();
         let ids = store
             .read_blocking(move |r| -> Result<Vec<i64>, StoreError> {

@@ -29,7 +29,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::card_secrets::CardSecrets;
-use crate::domain::{PersonId, TicketNo};
+use crate::domain::{CaseNo, PersonId, TicketNo};
 use crate::engine::{EngineError, decode};
 use crate::messages::card::{CardContent, card_params};
 use crate::parse::UnitMatcher;
@@ -130,7 +130,10 @@ pub fn locate(
     callback: &CardCallback,
 ) -> Result<Result<CardCopy, Refusal>, EngineError> {
     let case_no = callback.out_track_id.split('_').next().unwrap_or_default();
-    let Some(row) = tx.case_by_no(case_no)? else {
+    let Ok(case_no) = CaseNo::parse(case_no) else {
+        return Ok(Err(Refusal::UnknownCard));
+    };
+    let Some(row) = tx.case_by_no(&case_no)? else {
         return Ok(Err(Refusal::UnknownCard));
     };
     let case = decode(&row)?;

@@ -8,6 +8,7 @@
 //! committed with.
 
 use crate::calendar::Calendar;
+use crate::domain::TicketNo;
 use crate::engine::{EngineError, decode};
 use crate::messages::notify::Rendered;
 use crate::messages::similar::{cases_reply, similar_reply};
@@ -42,7 +43,7 @@ fn refused(title: &str) -> Rendered {
 pub fn similar_command(
     tx: &ReadTx<'_>,
     person: &Person,
-    ticket_no: &str,
+    ticket_no: &TicketNo,
     calendar: &Calendar,
 ) -> Result<Rendered, EngineError> {
     if !may_read_history(person) {

@@ -147,10 +147,10 @@ impl CaseNo {
         CaseNo(format!("TC-{year}-{n:04}"))
     }
 
-    /// A case number as written (surrounding whitespace and case ignored).
+    /// A case number exactly as the engine writes it: case numbers are read back from card ids
+    /// and links, never typed, so nothing is normalised.
     pub fn parse(raw: &str) -> Result<CaseNo, DomainError> {
-        let t = raw.trim().to_ascii_uppercase();
-        let valid = t
+        let valid = raw
             .strip_prefix("TC-")
             .and_then(|rest| rest.split_once('-'))
             .is_some_and(|(year, n)| {
@@ -159,11 +159,10 @@ impl CaseNo {
                     && year.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
             });
         if valid {
-            Ok(CaseNo(t))
+            Ok(CaseNo(raw.to_string()))
         } else {
             Err(DomainError::new(format!(
-                "案件编号“{}”格式不正确：应为“TC-年份-序号”，如 TC-2026-0001",
-                raw.trim()
+                "案件编号“{raw}”格式不正确：应为“TC-年份-序号”，如 TC-2026-0001"
             )))
         }
     }
@@ -291,9 +290,11 @@ mod tests {
         let n = CaseNo::new(2026, 7);
         assert_eq!(n, "TC-2026-0007");
         assert_eq!(CaseNo::new(2026, 12345), "TC-2026-12345");
-        assert_eq!(CaseNo::parse(" tc-2026-0007 ").expect("lower case"), n);
+        assert_eq!(CaseNo::parse("TC-2026-0007").expect("as written"), n);
         for bad in [
             "",
+            "tc-2026-0007",
+            " TC-2026-0007",
             "TC-2026-7",
             "TC-26-0007",
             "2026-0007",

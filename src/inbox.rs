@@ -934,7 +934,7 @@ impl InboxProcessor {
         &self,
         tx: &Tx<'_>,
         person: &Person,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
     ) -> Result<Rendered, EngineError> {
         let rows = tx.case_by_ticket(ticket_no)?;
         let found = match rows.first() {

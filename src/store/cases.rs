@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
 use super::{ReadTx, StoreError, Tx, ms, ts_col};
-use crate::domain::CaseNo;
+use crate::domain::{CaseNo, TicketNo};
 
 /// A case to register.
 #[derive(Debug, Clone, Copy)]
@@ -230,23 +230,23 @@ impl ReadTx<'_> {
     }
 
     /// The case with this case number (`TC-2026-0001`).
-    pub fn case_by_no(&self, case_no: &str) -> Result<Option<CaseRow>, StoreError> {
+    pub fn case_by_no(&self, case_no: &CaseNo) -> Result<Option<CaseRow>, StoreError> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_no = ?1");
         Ok(self
             .conn()
             .prepare_cached(&sql)?
-            .query_row([case_no], case_row)
+            .query_row([case_no.as_str()], case_row)
             .optional()?)
     }
 
     /// Every case for a ticket number, newest first.
-    pub fn case_by_ticket(&self, ticket_no: &str) -> Result<Vec<CaseRow>, StoreError> {
+    pub fn case_by_ticket(&self, ticket_no: &TicketNo) -> Result<Vec<CaseRow>, StoreError> {
         let sql = format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE ticket_no = ?1
              ORDER BY created_at DESC, id DESC"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt.query_map([ticket_no], case_row)?;
+        let rows = stmt.query_map([ticket_no.as_str()], case_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -363,7 +363,7 @@ mod tests {
         );
 
         let row = store
-            .read_blocking(|r| r.case_by_no("TC-2026-0001"))
+            .read_blocking(|r| r.case_by_no(&CaseNo::new(2026, 1)))
             .expect("read")
             .expect("row");
         assert_eq!(
@@ -404,7 +404,7 @@ mod tests {
         let (by_ticket, versions, units, open) = store
             .read_blocking(move |r| -> Result<_, StoreError> {
                 Ok((
-                    r.case_by_ticket("DH2026001")?,
+                    r.case_by_ticket(&TicketNo::parse("DH2026001").expect("ticket"))?,
                     r.case_versions(new)?,
                     r.case_units(new)?,
                     r.cases_in_states(&["submitted", "reviewing"])?,

@@ -104,7 +104,7 @@ impl Fixture {
         let ticket = ticket.to_string();
         let rows = self
             .store
-            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .read_blocking(move |r| r.case_by_ticket(&crate::support::ticket_no(&ticket)))
             .expect("read");
         let row = rows.first().expect("case");
         (row.id, decode(row).expect("decode"))
@@ -586,7 +586,7 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
     let new_messages = messages(&rows[sent_before..]);
     for t in tickets {
         let rows = store
-            .read(move |r| r.case_by_ticket(t))
+            .read(move |r| r.case_by_ticket(&crate::support::ticket_no(t)))
             .await
             .expect("case");
         let case_id = rows[0].id;

@@ -41,7 +41,7 @@ fn at(s: &str) -> Timestamp {
 fn counts(store: &Store) -> (usize, usize, usize, usize) {
     store
         .read_blocking(|r| -> Result<_, tiaochu::store::StoreError> {
-            let cases = r.case_by_ticket("DH2026110300017")?;
+            let cases = r.case_by_ticket(&crate::support::ticket_no("DH2026110300017"))?;
             let events: usize = cases
                 .iter()
                 .map(|c| r.events_for_case(c.id).map(|e| e.len()))
@@ -128,7 +128,9 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
     let versions = f
         .store
         .read_blocking(|r| {
-            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            let c = r
+                .case_by_no(&crate::support::case_no("TC-2026-0001"))?
+                .expect("case");
             r.case_versions(c.id)
         })
         .expect("versions");
@@ -255,7 +257,9 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
     let pending_review = f
         .store
         .read_blocking(|r| {
-            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            let c = r
+                .case_by_no(&crate::support::case_no("TC-2026-0001"))?
+                .expect("case");
             r.timers_for_case(c.id)
         })
         .expect("timers")
@@ -290,7 +294,9 @@ async fn the_scheduler_step_fires_each_due_timer_once() {
     let due_now = f
         .store
         .read_blocking(|r| {
-            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            let c = r
+                .case_by_no(&crate::support::case_no("TC-2026-0001"))?
+                .expect("case");
             r.timers_for_case(c.id)
         })
         .expect("timers")

@@ -145,7 +145,7 @@ impl World {
         let ticket = ticket.to_string();
         let row = self
             .store
-            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .read_blocking(move |r| r.case_by_ticket(&crate::support::ticket_no(&ticket)))
             .expect("case")
             .remove(0);
         let case = tiaochu::engine::decode(&row).expect("decode");

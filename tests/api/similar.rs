@@ -126,7 +126,9 @@ async fn the_review_card_shows_similar_past_cases_with_what_worked_and_suggests_
     let requests = chat
         .store
         .read_blocking(|r| {
-            let row = r.case_by_ticket("DH2026111000088")?.remove(0);
+            let row = r
+                .case_by_ticket(&crate::support::ticket_no("DH2026111000088"))?
+                .remove(0);
             r.case_units(row.id)
         })
         .expect("read");
@@ -219,7 +221,9 @@ async fn the_index_follows_the_cases_and_migrate_rebuilds_it() {
     let (cases, indexed, closed) = chat
         .store
         .read_blocking(|r| -> Result<_, tiaochu::store::StoreError> {
-            let row = r.case_by_ticket("DH2026110300017")?.remove(0);
+            let row = r
+                .case_by_ticket(&crate::support::ticket_no("DH2026110300017"))?
+                .remove(0);
             Ok((
                 r.case_count()?,
                 r.similar_count()?,

@@ -91,7 +91,7 @@ async fn migrations_apply_once_and_pragmas_are_in_force() {
     );
     assert!(again.pragmas().await.expect("pragmas").foreign_keys);
     let row = again
-        .read(|r| r.case_by_no("TC-2026-0001"))
+        .read(|r| r.case_by_no(&crate::support::case_no("TC-2026-0001")))
         .await
         .expect("read")
         .expect("the case survived the reopen");

@@ -395,6 +395,11 @@ pub fn complete_application(
     registrable(roster, &app)
 }
 
+/// A case number as tests write them.
+pub fn case_no(case_no: &str) -> tiaochu::domain::CaseNo {
+    tiaochu::domain::CaseNo::parse(case_no).expect("a case number")
+}
+
 /// A ticket number as tests write them.
 pub fn ticket_no(ticket: &str) -> tiaochu::domain::TicketNo {
     tiaochu::domain::TicketNo::parse(ticket).expect("a ticket number")
@@ -824,7 +829,7 @@ impl World {
         let ticket = ticket.to_string();
         let rows = self
             .store
-            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .read_blocking(move |r| r.case_by_ticket(&crate::support::ticket_no(&ticket)))
             .expect("case");
         tiaochu::engine::decode(rows.first().expect("a case for the ticket")).expect("decode")
     }
