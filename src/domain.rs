@@ -257,7 +257,7 @@ impl PersonId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roster::Roster;
+    use crate::roster::{Roster, UnitKind};
 
     fn roster() -> Roster {
         Roster::from_toml_str(include_str!("../config/roster.toml"), "config/roster.toml")
@@ -318,6 +318,19 @@ mod tests {
         );
         let unit = roster.unit("区住建局").expect("unit");
         assert_eq!(UnitName::of(unit), housing);
+        // The validated application re-reads the report's canonical names: each must read as itself.
+        for unit in roster
+            .units()
+            .iter()
+            .filter(|u| u.kind != UnitKind::Hotline)
+        {
+            assert_eq!(
+                UnitName::parse(&unit.name, &units).as_ref(),
+                Ok(&UnitName::of(unit))
+            );
+        }
+        let hotline = roster.units().iter().find(|u| u.kind == UnitKind::Hotline);
+        assert!(UnitName::parse(&hotline.expect("a hotline").name, &units).is_err());
         let e = UnitName::parse("区火星局", &units).expect_err("unknown");
         assert!(e.message.contains("不在成员单位名单中"), "{e}");
         assert!(UnitName::parse("", &units).is_err());
