@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
-use tiaochu::domain::{PersonId, TicketNo, UnitName};
+use tiaochu::domain::{CaseNo, PersonId, TicketNo, UnitName};
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::Category;
 use tiaochu::parse::{UnitMatcher, parse_application};
@@ -185,16 +185,17 @@ fn main() {
                         &units[(i + 7) % units.len()],
                         &units[(i + 13) % units.len()],
                     ];
-                    let case_no = format!("TC-2026-{:06}", i + 1);
-                    let ticket = format!("DH2026{:09}", i + 1);
+                    let case_no = CaseNo::parse(&format!("TC-2026-{:06}", i + 1)).expect("case");
+                    let ticket_no =
+                        TicketNo::parse(&format!("DH2026{:09}", i + 1)).expect("ticket");
                     let mut d = doc.clone();
                     d["case_no"] = json!(case_no);
-                    d["ticket_no"] = json!(ticket);
+                    d["ticket_no"] = json!(ticket_no);
                     d["first_unit"] = json!(first);
                     let t0 = start + step * i32::try_from(i).expect("fits");
                     let id = tx.insert_case(&NewCase {
                         case_no: &case_no,
-                        ticket_no: &ticket,
+                        ticket_no: &ticket_no,
                         first_unit: first,
                         urgent: false,
                         state: "closed",
@@ -204,7 +205,6 @@ fn main() {
                     let hour = |h: i64| t0 + SignedDuration::from_hours(h);
                     let late = i % 10 == 0;
                     let units = |us: [&UnitName; 2]| us.map(UnitName::clone).to_vec();
-                    let ticket_no = TicketNo::parse(&ticket).expect("ticket");
                     let mut events: Vec<(Timestamp, Option<&UnitName>, EventData)> = vec![
                         (
                             t0,

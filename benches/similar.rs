@@ -596,9 +596,9 @@ fn main() {
                         d["application"] = json!(app);
                         let case: Case = serde_json::from_value(d.clone()).expect("case document");
                         let id = tx.insert_case(&NewCase {
-                            case_no: &case_no,
-                            ticket_no: &ticket,
-                            first_unit: &first,
+                            case_no: &case.case_no,
+                            ticket_no: &case.ticket_no,
+                            first_unit: &case.first_unit,
                             urgent: false,
                             state: "closed",
                             data_json: &d.to_string(),
@@ -745,7 +745,7 @@ fn main() {
             .write_blocking(move |tx| -> Result<_, StoreError> {
                 let case: Case = serde_json::from_value(d.clone()).expect("case document");
                 let id = tx.insert_case(&NewCase {
-                    case_no: &case_no,
+                    case_no: &case.case_no,
                     ticket_no: &case.ticket_no,
                     first_unit: &case.first_unit,
                     urgent: false,

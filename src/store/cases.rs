@@ -6,17 +6,15 @@ use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
 use super::{ReadTx, StoreError, Tx, ms, ts_col};
-use crate::domain::{CaseNo, TicketNo};
+use crate::domain::{CaseNo, TicketNo, UnitName};
 
 /// A case to register.
 #[derive(Debug, Clone, Copy)]
 pub struct NewCase<'a> {
     /// From [`Tx::next_case_no`], e.g. `TC-2026-0001`; unique.
-    pub case_no: &'a str,
-    /// Normalised `DH…` ticket number.
-    pub ticket_no: &'a str,
-    /// Canonical name of the first unit.
-    pub first_unit: &'a str,
+    pub case_no: &'a CaseNo,
+    pub ticket_no: &'a TicketNo,
+    pub first_unit: &'a UnitName,
     pub urgent: bool,
     pub state: &'a str,
     pub data_json: &'a str,
@@ -124,9 +122,9 @@ impl Tx<'_> {
             )?
             .query_row(
                 params![
-                    c.case_no,
-                    c.ticket_no,
-                    c.first_unit,
+                    c.case_no.as_str(),
+                    c.ticket_no.as_str(),
+                    c.first_unit.as_str(),
                     c.urgent,
                     c.state,
                     c.data_json,
@@ -302,11 +300,16 @@ mod tests {
         Timestamp::from_millisecond(ms).expect("ts")
     }
 
-    fn new_case<'a>(case_no: &'a str, created: Timestamp) -> NewCase<'a> {
+    static TICKET: std::sync::LazyLock<TicketNo> =
+        std::sync::LazyLock::new(|| TicketNo::parse("DH2026001").expect("ticket"));
+    static UNIT: std::sync::LazyLock<UnitName> =
+        std::sync::LazyLock::new(|| UnitName::unchecked("区住建局"));
+
+    fn new_case(case_no: &CaseNo, created: Timestamp) -> NewCase<'_> {
         NewCase {
             case_no,
-            ticket_no: "DH2026001",
-            first_unit: "区住建局",
+            ticket_no: &TICKET,
+            first_unit: &UNIT,
             urgent: true,
             state: "submitted",
             data_json: r#"{"a":1}"#,
@@ -344,7 +347,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let id = store
-            .write_blocking(|tx| tx.insert_case(&new_case("TC-2026-0001", at(1000))))
+            .write_blocking(|tx| tx.insert_case(&new_case(&CaseNo::new(2026, 1), at(1000))))
             .expect("insert");
         let rev = store
             .write_blocking(move |tx| tx.update_case(id, 1, "reviewing", r#"{"a":2}"#, at(2000)))
@@ -380,8 +383,8 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let (old, new) = store
             .write_blocking(|tx| -> Result<_, StoreError> {
-                let old = tx.insert_case(&new_case("TC-2026-0001", at(1000)))?;
-                let new = tx.insert_case(&new_case("TC-2026-0002", at(5000)))?;
+                let old = tx.insert_case(&new_case(&CaseNo::new(2026, 1), at(1000)))?;
+                let new = tx.insert_case(&new_case(&CaseNo::new(2026, 2), at(5000)))?;
                 tx.insert_case_version(new, 1, r#"{"v":1}"#, "staff1", at(5000))?;
                 tx.insert_case_version(new, 2, r#"{"v":2}"#, "staff1", at(6000))?;
                 tx.upsert_case_unit(new, "区住建局", "first", "{}", at(5000))?;

@@ -158,9 +158,9 @@ mod tests {
 
     fn new_case(tx: &Tx<'_>) -> Result<i64, StoreError> {
         tx.insert_case(&super::super::NewCase {
-            case_no: "TC-2026-0001",
-            ticket_no: "DH1",
-            first_unit: "区住建局",
+            case_no: &crate::domain::CaseNo::new(2026, 1),
+            ticket_no: &crate::domain::TicketNo::parse("DH2026001").expect("ticket"),
+            first_unit: &UnitName::unchecked("区住建局"),
             urgent: false,
             state: "submitted",
             data_json: "{}",

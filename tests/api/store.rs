@@ -38,11 +38,16 @@ fn temp_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn case<'a>(case_no: &'a str) -> NewCase<'a> {
+static TICKET: std::sync::LazyLock<tiaochu::domain::TicketNo> =
+    std::sync::LazyLock::new(|| crate::support::ticket_no("DH20261100123"));
+static FIRST_UNIT: std::sync::LazyLock<tiaochu::domain::UnitName> =
+    std::sync::LazyLock::new(|| crate::support::unit_named("区住房和城乡建设局"));
+
+fn case(case_no: &tiaochu::domain::CaseNo) -> NewCase<'_> {
     NewCase {
         case_no,
-        ticket_no: "DH20261100123",
-        first_unit: "区住房和城乡建设局",
+        ticket_no: &TICKET,
+        first_unit: &FIRST_UNIT,
         urgent: false,
         state: "submitted",
         data_json: r#"{"title":"小区供暖不热"}"#,
