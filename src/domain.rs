@@ -115,11 +115,24 @@ macro_rules! string_value {
     };
 }
 
+/// A value the store reads back from a column of its own, where only checked values are written
+/// (the same trust as reading stored JSON).
+macro_rules! stored_value {
+    ($name:ident) => {
+        impl $name {
+            pub(crate) fn from_stored(value: String) -> $name {
+                $name(value)
+            }
+        }
+    };
+}
+
 /// A 工单编号: `DH` + 6–20 digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TicketNo(String);
 string_value!(TicketNo);
+stored_value!(TicketNo);
 
 impl TicketNo {
     /// A ticket number as written (`ｄｈ 2026 1125 0099`, a remark after it), normalised the way
@@ -140,6 +153,7 @@ impl TicketNo {
 #[serde(transparent)]
 pub struct CaseNo(String);
 string_value!(CaseNo);
+stored_value!(CaseNo);
 
 impl CaseNo {
     /// The `n`th case number of `year` (the store's per-year counter).
@@ -173,6 +187,7 @@ impl CaseNo {
 #[serde(transparent)]
 pub struct UnitName(String);
 string_value!(UnitName);
+stored_value!(UnitName);
 
 impl UnitName {
     /// The member unit `written` names first (its canonical name or an alias), as the unit

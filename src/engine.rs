@@ -748,7 +748,7 @@ fn status_name(status: &workflow::RequestStatus) -> &'static str {
 /// The case document of a row.
 pub fn decode(row: &CaseRow) -> Result<Case, EngineError> {
     serde_json::from_str(&row.data_json).map_err(|e| EngineError::Corrupt {
-        case_no: row.case_no.clone(),
+        case_no: row.case_no.to_string(),
         message: e.to_string(),
     })
 }

@@ -24,9 +24,9 @@ pub struct NewCase<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseRow {
     pub id: i64,
-    pub case_no: String,
-    pub ticket_no: String,
-    pub first_unit: String,
+    pub case_no: CaseNo,
+    pub ticket_no: TicketNo,
+    pub first_unit: UnitName,
     pub urgent: bool,
     pub state: String,
     pub data_json: String,
@@ -62,9 +62,9 @@ const CASE_COLUMNS: &str = "id, case_no, ticket_no, first_unit, urgent, state, d
 fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
     Ok(CaseRow {
         id: r.get(0)?,
-        case_no: r.get(1)?,
-        ticket_no: r.get(2)?,
-        first_unit: r.get(3)?,
+        case_no: CaseNo::from_stored(r.get(1)?),
+        ticket_no: TicketNo::from_stored(r.get(2)?),
+        first_unit: UnitName::from_stored(r.get(3)?),
         urgent: r.get(4)?,
         state: r.get(5)?,
         data_json: r.get(6)?,

@@ -87,7 +87,7 @@ impl Dash {
                 .await
                 .expect("read");
             if let Some(row) = rows.first() {
-                return row.case_no.clone();
+                return row.case_no.to_string();
             }
             assert!(
                 Instant::now() < deadline,

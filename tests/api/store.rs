@@ -1004,9 +1004,9 @@ fn a_case_stored_by_the_v11_release_reads_and_writes_back_unchanged() {
     let stored = include_str!("../fixtures/cases/release-v11-coordinating.json");
     let row = tiaochu::store::CaseRow {
         id: 1,
-        case_no: "TC-2026-0001".into(),
-        ticket_no: "DH2026110300017".into(),
-        first_unit: "区人社局".into(),
+        case_no: crate::support::case_no("TC-2026-0001"),
+        ticket_no: crate::support::ticket_no("DH2026110300017"),
+        first_unit: crate::support::unit_named("区人社局"),
         urgent: false,
         state: "coordinating".into(),
         data_json: stored.to_string(),
