@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::dispatch::Dispatch;
+use tiaochu::domain::{CaseNo, PersonId, TicketNo, UnitName};
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::Category;
 use tiaochu::parse::{UnitMatcher, parse_application};
@@ -53,14 +54,17 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
     let text = std::fs::read_to_string("tests/fixtures/applications/001-seed-template.txt")
         .expect("fixture");
     let app = parse_application(&text, &UnitMatcher::new(roster));
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = TicketNo::parse(app.ticket_no.as_deref().expect("ticket")).expect("ticket");
     let steps: Vec<(&str, &str, Input)> = vec![
         (
             "rs",
             "2026-11-02T09:00:00+08:00",
             Input::Submit {
-                case_no: String::new(),
-                application: app,
+                application: tiaochu::workflow::Application::from_report(
+                    &app,
+                    &UnitMatcher::new(roster),
+                )
+                .expect("complete"),
             },
         ),
         (
@@ -73,7 +77,7 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
             "2026-11-02T09:30:00+08:00",
             Input::DecideJoint {
                 units: vec![CoordinationAsk {
-                    unit: "区住建局".into(),
+                    unit: UnitName::of(roster.unit("区住建局").expect("unit")),
                     direction: "核查项目资金拨付".into(),
                 }],
             },
@@ -82,7 +86,7 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
             "zj",
             "2026-11-02T10:00:00+08:00",
             Input::Accept {
-                unit: "区住建局".into(),
+                unit: UnitName::of(roster.unit("区住建局").expect("unit")),
                 contact_name: "张三".into(),
                 position: "股长".into(),
                 phone: "13900000000".into(),
@@ -108,7 +112,12 @@ fn template(engine: &Engine, roster: &Roster) -> Value {
     ];
     for (who, when, input) in steps {
         let out = engine
-            .handle_blocking(&ticket, input, Actor::Person(who.into()), at(when))
+            .handle_blocking(
+                &ticket,
+                input,
+                Actor::Person(PersonId::parse(who).expect("person id")),
+                at(when),
+            )
             .expect("engine");
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
     }
@@ -140,11 +149,11 @@ fn main() {
         "",
     ));
     let roster = Roster::from_parts(shipped.units().to_vec(), people);
-    let units: Vec<String> = roster
+    let units: Vec<UnitName> = roster
         .units()
         .iter()
         .filter(|u| u.kind != UnitKind::Hotline)
-        .map(|u| u.name.clone())
+        .map(UnitName::of)
         .collect();
     let calendar = || {
         Calendar::load_dir(Path::new("config/calendar"), WorkingHours::default()).expect("calendar")
@@ -176,16 +185,17 @@ fn main() {
                         &units[(i + 7) % units.len()],
                         &units[(i + 13) % units.len()],
                     ];
-                    let case_no = format!("TC-2026-{:06}", i + 1);
-                    let ticket = format!("DH2026{:09}", i + 1);
+                    let case_no = CaseNo::parse(&format!("TC-2026-{:06}", i + 1)).expect("case");
+                    let ticket_no =
+                        TicketNo::parse(&format!("DH2026{:09}", i + 1)).expect("ticket");
                     let mut d = doc.clone();
                     d["case_no"] = json!(case_no);
-                    d["ticket_no"] = json!(ticket);
+                    d["ticket_no"] = json!(ticket_no);
                     d["first_unit"] = json!(first);
                     let t0 = start + step * i32::try_from(i).expect("fits");
                     let id = tx.insert_case(&NewCase {
                         case_no: &case_no,
-                        ticket_no: &ticket,
+                        ticket_no: &ticket_no,
                         first_unit: first,
                         urgent: false,
                         state: "closed",
@@ -194,15 +204,14 @@ fn main() {
                     })?;
                     let hour = |h: i64| t0 + SignedDuration::from_hours(h);
                     let late = i % 10 == 0;
-                    let units =
-                        |us: [&String; 2]| us.iter().map(|u| u.to_string()).collect::<Vec<_>>();
-                    let mut events: Vec<(Timestamp, Option<&str>, EventData)> = vec![
+                    let units = |us: [&UnitName; 2]| us.map(UnitName::clone).to_vec();
+                    let mut events: Vec<(Timestamp, Option<&UnitName>, EventData)> = vec![
                         (
                             t0,
                             Some(first),
                             EventData::Submitted(Registration {
                                 version: 1,
-                                ticket_no: ticket.clone(),
+                                ticket_no: ticket_no.clone(),
                                 green_channel: false,
                                 category: Category::LacksCapacity,
                                 requested_units: units(helpers),
@@ -312,7 +321,7 @@ fn main() {
                         let event = Event {
                             at,
                             actor: "system".to_string(),
-                            unit: unit.map(str::to_string),
+                            unit: unit.cloned(),
                             data,
                         };
                         tx.append_event(Some(id), &event)?;

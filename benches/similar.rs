@@ -36,6 +36,7 @@ use tiaochu::calendar::{Calendar, WorkingHours};
 use tiaochu::card_secrets::CardSecrets;
 use tiaochu::casebook;
 use tiaochu::dispatch::Dispatch;
+use tiaochu::domain::{PersonId, TicketNo, UnitName};
 use tiaochu::engine::{Engine, Outcome};
 use tiaochu::parse::{Application, UnitMatcher, parse_application};
 use tiaochu::roster::{Person, Role, Roster};
@@ -207,15 +208,18 @@ fn applications(dir: &str, matcher: &UnitMatcher) -> Vec<(String, Application)> 
 
 /// A closed joint case, driven through the engine: its document is the template.
 fn template(engine: &Engine, app: Application) -> Value {
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = TicketNo::parse(app.ticket_no.as_deref().expect("ticket")).expect("ticket");
     let inspector = "local:区12345热线:孟艳秋";
     let steps: Vec<(&str, &str, Input)> = vec![
         (
             "rs",
             "2026-11-02T09:00:00+08:00",
             Input::Submit {
-                case_no: String::new(),
-                application: app,
+                application: tiaochu::workflow::Application::from_report(
+                    &app,
+                    &UnitMatcher::new(&engine.roster()),
+                )
+                .expect("complete"),
             },
         ),
         (inspector, "2026-11-02T09:05:00+08:00", Input::Claim),
@@ -224,7 +228,7 @@ fn template(engine: &Engine, app: Application) -> Value {
             "2026-11-02T09:30:00+08:00",
             Input::DecideJoint {
                 units: vec![CoordinationAsk {
-                    unit: "区住建局".into(),
+                    unit: UnitName::of(engine.roster().unit("区住建局").expect("unit")),
                     direction: "核查项目资金拨付".into(),
                 }],
             },
@@ -233,7 +237,7 @@ fn template(engine: &Engine, app: Application) -> Value {
             "zj",
             "2026-11-02T10:00:00+08:00",
             Input::Accept {
-                unit: "区住建局".into(),
+                unit: UnitName::of(engine.roster().unit("区住建局").expect("unit")),
                 contact_name: "张三".into(),
                 position: "股长".into(),
                 phone: "13900000000".into(),
@@ -259,7 +263,12 @@ fn template(engine: &Engine, app: Application) -> Value {
     ];
     for (who, when, input) in steps {
         let out = engine
-            .handle_blocking(&ticket, input, Actor::Person(who.into()), at(when))
+            .handle_blocking(
+                &ticket,
+                input,
+                Actor::Person(PersonId::parse(who).expect("person id")),
+                at(when),
+            )
             .expect("engine");
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
     }
@@ -529,7 +538,7 @@ fn main() {
         .1
         .clone();
     let doc = if reuse {
-        let ticket = wage.ticket_no.clone().expect("ticket");
+        let ticket = TicketNo::parse(wage.ticket_no.as_deref().expect("ticket")).expect("ticket");
         let row = store
             .read_blocking(move |r| r.case_by_ticket(&ticket))
             .expect("read")
@@ -546,9 +555,9 @@ fn main() {
     let apps = Arc::new(apps);
     let mut topic_of: HashMap<i64, String> = HashMap::new();
     if reuse {
-        let tickets: Vec<String> = apps
+        let tickets: Vec<TicketNo> = apps
             .iter()
-            .map(|(_, a)| a.ticket_no.clone().expect("ticket"))
+            .map(|(_, a)| TicketNo::parse(a.ticket_no.as_deref().expect("ticket")).expect("ticket"))
             .collect();
         let ids = store
             .read_blocking(move |r| -> Result<Vec<i64>, StoreError> {
@@ -587,9 +596,9 @@ fn main() {
                         d["application"] = json!(app);
                         let case: Case = serde_json::from_value(d.clone()).expect("case document");
                         let id = tx.insert_case(&NewCase {
-                            case_no: &case_no,
-                            ticket_no: &ticket,
-                            first_unit: &first,
+                            case_no: &case.case_no,
+                            ticket_no: &case.ticket_no,
+                            first_unit: &case.first_unit,
                             urgent: false,
                             state: "closed",
                             data_json: &d.to_string(),
@@ -736,7 +745,7 @@ fn main() {
             .write_blocking(move |tx| -> Result<_, StoreError> {
                 let case: Case = serde_json::from_value(d.clone()).expect("case document");
                 let id = tx.insert_case(&NewCase {
-                    case_no: &case_no,
+                    case_no: &case.case_no,
                     ticket_no: &case.ticket_no,
                     first_unit: &case.first_unit,
                     urgent: false,

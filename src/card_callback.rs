@@ -29,6 +29,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::card_secrets::CardSecrets;
+use crate::domain::{CaseNo, PersonId, TicketNo};
 use crate::engine::{EngineError, decode};
 use crate::messages::card::{CardContent, card_params};
 use crate::parse::UnitMatcher;
@@ -104,7 +105,7 @@ pub struct CardCopy {
     pub case: Case,
     pub card: CardRef,
     /// The roster id of the person this copy was delivered to.
-    pub owner: String,
+    pub owner: PersonId,
     /// The owner's DingTalk staff id (the `userId` allowed to act on it).
     pub owner_staff_id: String,
 }
@@ -129,7 +130,10 @@ pub fn locate(
     callback: &CardCallback,
 ) -> Result<Result<CardCopy, Refusal>, EngineError> {
     let case_no = callback.out_track_id.split('_').next().unwrap_or_default();
-    let Some(row) = tx.case_by_no(case_no)? else {
+    let Ok(case_no) = CaseNo::parse(case_no) else {
+        return Ok(Err(Refusal::UnknownCard));
+    };
+    let Some(row) = tx.case_by_no(&case_no)? else {
         return Ok(Err(Refusal::UnknownCard));
     };
     let case = decode(&row)?;
@@ -137,7 +141,7 @@ pub fn locate(
         card.recipients.iter().find_map(|id| {
             let person = roster.person(id).filter(|p| p.reachable() && !p.departed)?;
             (secrets.instance_id(&card.key, &person.staff_id) == callback.out_track_id)
-                .then(|| (card.clone(), id.clone(), person.staff_id.clone()))
+                .then(|| (card.clone(), PersonId::of(person), person.staff_id.clone()))
         })
     });
     let Some((card, owner, owner_staff_id)) = found else {
@@ -165,7 +169,7 @@ pub fn input(
     copy: &CardCopy,
     callback: &CardCallback,
     units: &UnitMatcher,
-) -> Result<(String, Input), String> {
+) -> Result<(TicketNo, Input), String> {
     let case = &copy.case;
     let t = &case.ticket_no;
     let Some(action) = callback.action.as_deref() else {
@@ -222,16 +226,14 @@ pub fn input(
     };
     let line = format!("{} {t} {args}", syntax(verb).word);
     match parse_command(&line, units) {
-        Some(Ok(mut command)) => {
-            if let CardKind::Coordination { unit } = &copy.card.kind {
-                // The card is the unit's: act for it, whatever else the sender belongs to.
-                command.fill_sender_unit(unit);
+        Some(Ok(command)) => match (command, &copy.card.kind) {
+            (Command::Act { ticket_no, input }, _) => Ok((ticket_no, input)),
+            // The card is the unit's: act for it, whatever else the sender belongs to.
+            (Command::Answer { ticket_no, answer }, CardKind::Coordination { unit }) => {
+                Ok((ticket_no, answer.by(unit.clone())))
             }
-            match command {
-                Command::Act { ticket_no, input } => Ok((ticket_no, input)),
-                _ => Err("无法识别填写的内容，请发送文字命令（发送“帮助”查看）。".into()),
-            }
-        }
+            _ => Err("无法识别填写的内容，请发送文字命令（发送“帮助”查看）。".into()),
+        },
         Some(Err(e)) => Err(e.message),
         None => Err("无法识别填写的内容，请发送文字命令（发送“帮助”查看）。".into()),
     }

@@ -11,14 +11,14 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::calendar::Calendar;
+use crate::domain::{TicketNo, UnitName};
 use crate::engine::{EngineError, decode};
 use crate::messages::notify::Rendered;
 use crate::messages::similar::{cases_reply, similar_reply};
-use crate::parse::Application;
 use crate::roster::{Person, Role};
 use crate::similar::{self, Hit, IndexDoc, Params, Scope, SimilarCase};
 use crate::store::{ReadTx, Store, StoreError, Tx};
-use crate::workflow::Case;
+use crate::workflow::{Application, Case};
 
 /// Who may look through the case history (docs/spec.md → Text commands): the hotline and the
 /// working group's leaders. The history names citizens' problems across every unit, so a unit's
@@ -46,7 +46,7 @@ fn refused(title: &str) -> Rendered {
 pub fn similar_command(
     tx: &ReadTx<'_>,
     person: &Person,
-    ticket_no: &str,
+    ticket_no: &TicketNo,
     calendar: &Calendar,
 ) -> Result<Rendered, EngineError> {
     if !may_read_history(person) {
@@ -111,9 +111,9 @@ pub fn sync(
 
 /// What the review card of an application filed by `first_unit` is searched with: the
 /// application's words and units, its first unit always among them.
-pub fn review_query(application: &Application, first_unit: &str) -> IndexDoc {
-    let mut query = IndexDoc::from_application(application);
-    if !query.units.iter().any(|u| u == first_unit) {
+pub fn review_query(application: &Application, first_unit: &UnitName) -> IndexDoc {
+    let mut query = IndexDoc::from_registered(application);
+    if !query.units.iter().any(|u| *u == *first_unit) {
         query.units.insert(0, first_unit.to_string());
     }
     query

@@ -178,7 +178,7 @@ pub fn digest_lines(decision: &Decision) -> Vec<DigestLine> {
             };
             let what = format!("{what}{late}");
             Some(DigestLine {
-                ticket_no: case.ticket_no.clone(),
+                ticket_no: case.ticket_no.to_string(),
                 green_channel: case.green_channel,
                 clock: clock.kind.label(),
                 what,

@@ -16,6 +16,7 @@ use crate::casebook;
 use crate::dingtalk::api::Channel;
 use crate::dingtalk::payload;
 use crate::dispatch::{Dispatch, Outgoing};
+use crate::domain::{CaseNo, PersonId, TicketNo};
 use crate::messages::card::{self, CardContent};
 use crate::messages::notify;
 use crate::parse::UnitMatcher;
@@ -25,7 +26,7 @@ use crate::store::{
     CaseRow, NewCase, NewOutbound, NewTimer, ReadTx, Store, StoreError, Tx, TxError,
 };
 use crate::workflow::{
-    self, Actor, CardKind, Case, Ctx, Decision, Effect, EventData, Input, Rejection, State,
+    self, Actor, CardKind, Case, Ctx, Decision, Effect, EventData, Input, Rejection, State, Subject,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +37,10 @@ pub enum EngineError {
     Corrupt { case_no: String, message: String },
     /// A decision that would break a case invariant is a bug: it is refused, never stored.
     #[error("内部错误：案件 {case_no} 的处理结果不一致，未保存（{problems}）")]
-    Invariant { case_no: String, problems: String },
+    Invariant { case_no: CaseNo, problems: String },
     /// The workflow only addresses roster people; anything else is a bug, refused unsaved.
     #[error("内部错误：案件 {case_no} 的消息收件人 {id} 不在名单中，未保存")]
-    UnknownRecipient { case_no: String, id: String },
+    UnknownRecipient { case_no: CaseNo, id: PersonId },
     #[error("无法生成发往钉钉的消息：{0}")]
     Payload(#[from] crate::dingtalk::payload::PayloadError),
 }
@@ -68,7 +69,7 @@ impl EngineError {
 pub enum Outcome {
     /// The decision was committed; `revision` is the case row's revision after it.
     Applied {
-        case_no: String,
+        case_no: CaseNo,
         revision: i64,
         decision: Box<Decision>,
     },
@@ -275,13 +276,13 @@ impl Engine {
 
     /// Applies `input` from `actor` to the case of `ticket_no`.
     ///
-    /// For [`Input::Submit`] the `case_no` the caller passes is ignored: the engine reuses the
-    /// open case of the ticket (a re-paste or a conflicting application, which the workflow
-    /// answers), or gives a new one the next case number — taken only when the workflow
-    /// registers it, so refused applications leave no gaps.
+    /// An [`Input::Submit`] goes to the open case of the ticket (a re-paste or a conflicting
+    /// application, which the workflow answers), or registers a new case under the next case
+    /// number ([`workflow::Subject::New`]) — taken only when the workflow registers it, so
+    /// refused applications leave no gaps.
     pub async fn handle(
         &self,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         actor: Actor,
         now: Timestamp,
@@ -293,7 +294,7 @@ impl Engine {
     /// As [`Engine::handle`], on the calling thread (CLI, tests).
     pub fn handle_blocking(
         &self,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         actor: Actor,
         now: Timestamp,
@@ -334,23 +335,28 @@ impl Engine {
         let open: Vec<&str> = open.iter().map(String::as_str).collect();
         for row in tx.cases_in_states(&open)? {
             let case = decode(&row)?;
-            let touches = case.first_unit == unit || case.request(unit).is_some();
-            if !touches || case.state.is_terminal() {
+            // The case's own name for the unit, when it involves it.
+            let named = if case.first_unit == unit {
+                Some(case.first_unit.clone())
+            } else {
+                case.request(unit).map(|r| r.unit.clone())
+            };
+            let Some(unit_name) = named.filter(|_| !case.state.is_terminal()) else {
                 continue;
-            }
+            };
             let mut next = case.clone();
             let mut effects = Vec::new();
             let request_open = case
                 .request(unit)
                 .is_some_and(|r| !matches!(r.status, workflow::RequestStatus::Withdrawn { .. }));
-            let added: Vec<String> = new_contacts
+            let added: Vec<PersonId> = new_contacts
                 .iter()
                 .filter(|id| !old_contacts.contains(id))
                 .cloned()
                 .collect();
             if request_open {
                 let coordination = CardKind::Coordination {
-                    unit: unit.to_string(),
+                    unit: unit_name.clone(),
                 };
                 // The latest card for the unit is the one its open request answers.
                 if let Some(card) = next.cards.iter_mut().rev().find(|c| c.kind == coordination) {
@@ -378,7 +384,7 @@ impl Engine {
                 events: vec![workflow::Event {
                     at: now,
                     actor: actor.to_string(),
-                    unit: Some(unit.to_string()),
+                    unit: Some(unit_name),
                     data: EventData::ContactsChanged {
                         changes: described.clone(),
                         contacts: new_contacts.clone(),
@@ -393,13 +399,13 @@ impl Engine {
 
     fn handle_job(
         &self,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         actor: Actor,
         now: Timestamp,
     ) -> impl FnOnce(&Tx<'_>) -> Result<Outcome, EngineError> + Send + 'static {
         let engine = self.clone();
-        let ticket_no = ticket_no.to_string();
+        let ticket_no = ticket_no.clone();
         move |tx| engine.handle_in_tx(tx, &ticket_no, input, &actor, now)
     }
 
@@ -408,8 +414,8 @@ impl Engine {
     pub fn handle_in_tx(
         &self,
         tx: &Tx<'_>,
-        ticket_no: &str,
-        mut input: Input,
+        ticket_no: &TicketNo,
+        input: Input,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
@@ -425,46 +431,48 @@ impl Engine {
             .find(|(_, c)| !c.state.is_terminal())
             .or_else(|| cases.first())
             .map(|(r, c)| (r, c));
-        if let Input::Submit { case_no, .. } = &mut input {
-            match current {
-                Some((row, case)) if !case.state.is_terminal() => *case_no = row.case_no.clone(),
-                _ => {
-                    // The number is only looked at until the workflow registers the application:
-                    // a refused one (wrong sender, unknown first unit) must not use one up.
-                    let year = now.to_zoned(self.calendar.time_zone().clone()).year();
-                    *case_no = tx.peek_case_no(year)?;
-                    let roster = self.roster();
-                    let decision =
-                        match workflow::transition(None, &input, actor, now, &self.ctx(&roster)) {
-                            Ok(d) => d,
-                            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
-                        };
-                    // Same writer transaction as the peek, so nothing took the number since.
-                    let taken = tx.next_case_no(year)?;
-                    if taken != decision.case.case_no {
-                        return Err(EngineError::Invariant {
-                            case_no: decision.case.case_no.clone(),
-                            problems: format!("案件编号已变为 {taken}"),
-                        });
-                    }
-                    return self.apply_in_tx(tx, None, decision, now);
+        let submission = matches!(input, Input::Submit { .. });
+        match current {
+            // A submission on a ticket whose cases are all closed opens a new case.
+            Some((row, case)) if !(submission && case.state.is_terminal()) => {
+                self.decide_and_apply(tx, (row, case), &input, actor, now)
+            }
+            _ => {
+                // The number is only looked at until the workflow registers the application:
+                // a refused one (wrong sender, unknown first unit) must not use one up.
+                let year = now.to_zoned(self.calendar.time_zone().clone()).year();
+                let case_no = tx.peek_case_no(year)?;
+                let roster = self.roster();
+                let subject = Subject::New { case_no: &case_no };
+                let decision =
+                    match workflow::transition(subject, &input, actor, now, &self.ctx(&roster)) {
+                        Ok(d) => d,
+                        Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+                    };
+                // Same writer transaction as the peek, so nothing took the number since.
+                let taken = tx.next_case_no(year)?;
+                if taken != decision.case.case_no {
+                    return Err(EngineError::Invariant {
+                        case_no: decision.case.case_no.clone(),
+                        problems: format!("案件编号已变为 {taken}"),
+                    });
                 }
+                self.apply_in_tx(tx, None, decision, now)
             }
         }
-        self.decide_and_apply(tx, current, &input, actor, now)
     }
 
     fn decide_and_apply(
         &self,
         tx: &Tx<'_>,
-        current: Option<(&CaseRow, &Case)>,
+        (row, case): (&CaseRow, &Case),
         input: &Input,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
         let roster = self.roster();
         let decision = match workflow::transition(
-            current.map(|(_, c)| c),
+            Subject::Case(case),
             input,
             actor,
             now,
@@ -473,7 +481,7 @@ impl Engine {
             Ok(d) => d,
             Err(rejection) => return Ok(Outcome::Rejected(rejection)),
         };
-        self.apply_in_tx(tx, current, decision, now)
+        self.apply_in_tx(tx, Some((row, case)), decision, now)
     }
 
     /// Checks and writes a decision taken outside [`workflow::transition`] (the scheduler's
@@ -765,14 +773,14 @@ fn status_name(status: &workflow::RequestStatus) -> &'static str {
 /// The case document of a row.
 pub fn decode(row: &CaseRow) -> Result<Case, EngineError> {
     serde_json::from_str(&row.data_json).map_err(|e| EngineError::Corrupt {
-        case_no: row.case_no.clone(),
+        case_no: row.case_no.to_string(),
         message: e.to_string(),
     })
 }
 
 fn corrupt(case: &Case, e: serde_json::Error) -> EngineError {
     EngineError::Corrupt {
-        case_no: case.case_no.clone(),
+        case_no: case.case_no.to_string(),
         message: e.to_string(),
     }
 }

@@ -22,6 +22,7 @@ use crate::dingtalk::stream::{
     ContactEvent, EventFrame, FrameHandler, HandlerError, HandlerFuture, InboxHandler, SOURCE_CARD,
     SOURCE_EVENT,
 };
+use crate::domain::{PersonId, TicketNo, UnitName};
 use crate::engine::{Engine, EngineError, Outcome, decode, enqueue};
 use crate::messages::application::{TEMPLATE, render_incomplete};
 use crate::messages::help::{help_all, help_text, is_for};
@@ -278,10 +279,8 @@ impl InboxProcessor {
         if parse_command(&text, &self.units).is_some() {
             return;
         }
-        let app = parse_application(&text, &self.units);
-        let (true, Some(ticket_no), Some(first_unit)) =
-            (app.ok, app.ticket_no.clone(), app.first_unit.clone())
-        else {
+        let report = parse_application(&text, &self.units);
+        let Ok(app) = workflow::Application::from_report(&report, &self.units) else {
             return;
         };
         let engine = self.engine.clone();
@@ -292,13 +291,13 @@ impl InboxProcessor {
                 // As the decision will: the ticket's open case is left out (a resubmission
                 // registers a new version of it), a closed one is not.
                 let mut open = None;
-                for case_row in r.case_by_ticket(&ticket_no)? {
+                for case_row in r.case_by_ticket(&app.ticket_no)? {
                     if !decode(&case_row)?.state.is_terminal() {
                         open = Some(case_row.id);
                         break;
                     }
                 }
-                let query = casebook::review_query(&app, &first_unit);
+                let query = casebook::review_query(&app, &app.first_unit);
                 let found = casebook::review_search(r, &query, open, engine.calendar())?;
                 engine.similar_ahead().put(query, open, found);
                 Ok(())
@@ -721,13 +720,10 @@ impl InboxProcessor {
         row: &InboxRow,
         message: &RobotMessage,
         person: &Person,
-        mut command: Command,
+        command: Command,
         now: Timestamp,
     ) -> Result<Handled, EngineError> {
         let reply = |rendered: Rendered| self.reply(tx, row, message, Some(person), &rendered, now);
-        if command.needs_sender_unit() {
-            command.fill_sender_unit(&person.unit);
-        }
         match command {
             Command::Help => reply(plain("联合调处机器人 · 帮助", &help_text(&person.roles)))?,
             Command::HelpAll => {
@@ -768,8 +764,12 @@ impl InboxProcessor {
             Command::Act { ticket_no, input } => {
                 return self.act(tx, row, message, person, &ticket_no, input, now);
             }
+            Command::Answer { ticket_no, answer } => {
+                let input = answer.by(UnitName::of_person(person));
+                return self.act(tx, row, message, person, &ticket_no, input, now);
+            }
             Command::ListRoster { unit } => {
-                let unit = unit.unwrap_or_else(|| person.unit.clone());
+                let unit = unit.unwrap_or_else(|| UnitName::of_person(person));
                 reply(plain(
                     &format!("{unit}名单"),
                     &self.engine.roster().unit_listing(&unit),
@@ -902,7 +902,7 @@ impl InboxProcessor {
         row: &InboxRow,
         message: &RobotMessage,
         person: &Person,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
         input: Input,
         now: Timestamp,
     ) -> Result<Handled, EngineError> {
@@ -915,7 +915,7 @@ impl InboxProcessor {
             tx,
             ticket_no,
             input,
-            &Actor::Person(person.id().to_string()),
+            &Actor::Person(PersonId::of(person)),
             now,
         )? {
             Outcome::Applied { .. } => Ok(Handled::Applied),
@@ -958,7 +958,7 @@ impl InboxProcessor {
             )?;
             return Ok(Handled::Answered);
         }
-        if !app.ok {
+        let Ok(application) = workflow::Application::from_report(&app, &self.units) else {
             self.reply(
                 tx,
                 row,
@@ -968,12 +968,9 @@ impl InboxProcessor {
                 now,
             )?;
             return Ok(Handled::Answered);
-        }
-        let ticket_no = app.ticket_no.clone().unwrap_or_default();
-        let input = Input::Submit {
-            case_no: String::new(),
-            application: app,
         };
+        let ticket_no = application.ticket_no.clone();
+        let input = Input::Submit { application };
         self.act(tx, row, message, person, &ticket_no, input, now)
     }
 
@@ -984,7 +981,7 @@ impl InboxProcessor {
         &self,
         tx: &Tx<'_>,
         person: &Person,
-        ticket_no: &str,
+        ticket_no: &TicketNo,
     ) -> Result<Rendered, EngineError> {
         let rows = tx.case_by_ticket(ticket_no)?;
         let found = match rows.first() {

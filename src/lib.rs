@@ -9,6 +9,7 @@
 //! → The path of one message names the functions a message passes through in order).
 //!
 //! - **Pure core** — values in, values out; no I/O, no wall clock:
+//!   [`domain`] (the identifiers as types: ticket and case numbers, unit names, person ids),
 //!   [`calendar`] (working days, holidays), [`roster`] (units, people, roles),
 //!   [`parse`] (pasted applications and text commands), [`workflow`] (the mechanism as one
 //!   `transition` function, its clocks and invariants), [`similar`] (tokens and ranking of past
@@ -33,12 +34,14 @@
 //!   exposition), [`app`] (wires the loops and the router onto a bound listener), [`cli`] (one
 //!   file per subcommand).
 //!
-//! Known back-edges, left on purpose: `parse` builds `workflow::Input` while `workflow` keeps the
-//! parsed `parse::Application` (one vocabulary for the two halves of the core); and `casebook` is the
-//! engine's own helper and decodes cases through it.
+//! Known back-edges, left on purpose: `parse` builds `workflow::Input` while `workflow` builds
+//! its `Application` from the parser's report (`parse::Application`, the `parse --json` contract)
+//! and shares its `Category` (one vocabulary for the two halves of the core); and `casebook` is
+//! the engine's own helper and decodes cases through it.
 
 // Pure core.
 pub mod calendar;
+pub mod domain;
 pub mod messages;
 pub mod parse;
 pub mod roster;

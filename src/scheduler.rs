@@ -192,7 +192,9 @@ async fn set_aside(
             }
             let what = match case_id {
                 Some(id) => {
-                    let case_no = tx.case(id)?.map_or_else(|| format!("#{id}"), |c| c.case_no);
+                    let case_no = tx
+                        .case(id)?
+                        .map_or_else(|| format!("#{id}"), |c| c.case_no.into());
                     format!("案件 {case_no} 的定时提醒")
                 }
                 None => "系统定时任务".to_string(),

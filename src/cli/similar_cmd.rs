@@ -200,9 +200,9 @@ fn from_store(settings: &Settings, query: &IndexDoc, top: usize) -> anyhow::Resu
                 decode(&row).map_err(|e| crate::store::StoreError::BadData(e.to_string()))?;
             out.push(Found {
                 text: entry(i + 1, &summarize(&case, &calendar)),
-                id: row.case_no.clone(),
-                case_no: Some(row.case_no),
-                ticket_no: Some(row.ticket_no),
+                id: row.case_no.to_string(),
+                case_no: Some(row.case_no.into()),
+                ticket_no: Some(row.ticket_no.into()),
                 title: case.application.title.clone(),
                 score: score(hit.score),
                 units: doc.units,

@@ -38,6 +38,7 @@ use crate::clock::Clock;
 pub use crate::dashboard_access::{
     LINK_MINUTES, SESSION_HOURS, VIEWER_ROLES, login_reply, may_view,
 };
+use crate::domain::CaseNo;
 use crate::engine::{Engine, EngineError, decode};
 use crate::messages::notify::mask_phones;
 use crate::messages::timeline::{TimelineEntry, render_query};
@@ -743,10 +744,14 @@ async fn case_page(
     State(state): State<DashboardState>,
     Path(case_no): Path<String>,
 ) -> Result<Response, DashboardError> {
-    let wanted = case_no.clone();
+    // A path that is no case number names no case, as an unknown number does.
+    let wanted = CaseNo::parse(&case_no).ok();
     let found = state
         .store()
         .read(move |r| -> Result<_, StoreError> {
+            let Some(wanted) = wanted else {
+                return Ok(None);
+            };
             let Some(row) = r.case_by_no(&wanted)? else {
                 return Ok(None);
             };

@@ -12,6 +12,8 @@
 //! [`Md`] builder's `item` and `quote`, which escape it ([`md_text`]), or through [`md_text`] at
 //! the one `format!` that puts it in a `line`; commands go in code spans ([`md_code`]).
 
+use std::borrow::Borrow;
+
 use jiff::Timestamp;
 
 use super::escape::{md_code, md_text};
@@ -1161,7 +1163,7 @@ pub(crate) fn working_time(minutes: i64) -> String {
     }
 }
 
-fn list_or(items: &[String], empty: &str) -> String {
+fn list_or<S: Borrow<str>>(items: &[S], empty: &str) -> String {
     if items.is_empty() {
         empty.to_string()
     } else {

@@ -100,7 +100,7 @@ pub fn entry(n: usize, s: &SimilarCase) -> String {
             .map(|h| {
                 let help: Vec<String> = h.help.iter().map(|i| user_text(&i.label())).collect();
                 if help.is_empty() {
-                    h.unit.clone()
+                    h.unit.to_string()
                 } else {
                     format!("{}（{}）", h.unit, help.join("、"))
                 }

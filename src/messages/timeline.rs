@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use super::escape::plain_line;
 use super::notify::{due_text, green_mark, mask_phones, person_name, short_time};
 use crate::calendar::Calendar;
+use crate::domain::UnitName;
 use crate::roster::Roster;
 use crate::workflow::{Case, ClockState, Due, Event, EventKind};
 
@@ -23,7 +24,7 @@ pub struct TimelineEntry {
     /// Roster id, or [`crate::workflow::SYSTEM_ACTOR`].
     pub actor: String,
     /// The unit the fact is about, when there is one.
-    pub unit: Option<String>,
+    pub unit: Option<UnitName>,
 }
 
 impl TimelineEntry {

@@ -10,15 +10,21 @@
 //! commands: [`parse_command`] returns `None` and the caller tries the text as an application,
 //! and answers chit-chat with the help text. A text holding two or more application fields is
 //! never a command.
+//!
+//! A command holds only what its text says. 接受 and 异议 act for a unit the text does not name
+//! (the sender's, or the one whose card was tapped), so they parse to [`Command::Answer`], which
+//! becomes an [`Input`] only through [`UnitAnswer::by`] with that unit: an input can never reach
+//! the workflow with its acting unit still to be filled in.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::UnitMatcher;
 use super::fields::{self, Field};
 use super::text::{excerpt, fold_char, fold_width, is_han, is_space, strip_mentions, trim};
 use super::units::Mention;
-use super::{UnitMatcher, normalize_ticket_no};
+use crate::domain::{TicketNo, UnitName};
 use crate::roster::RosterAction;
 use crate::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
@@ -36,13 +42,13 @@ pub enum Command {
     /// 模板: the application template.
     Template,
     /// 查询: the case's timeline and running clocks.
-    Query { ticket_no: String },
+    Query { ticket_no: TicketNo },
     /// 统计: the figures of a month (`(year, month)`), or of the current month when `None`.
     Stats { month: Option<(i16, i8)> },
     /// 看板: a one-time login link to the web dashboard, sent 1:1.
     Dashboard,
     /// 相似: the past cases most like the case of `ticket_no` (五(五)).
-    Similar { ticket_no: String },
+    Similar { ticket_no: TicketNo },
     /// 案例: typical and closed cases matching `keywords` (热线故事汇 and the case history).
     Cases { keywords: String },
     /// 设置联络员 / 移除联络员 / 更换分管领导: a change to the people of `unit` (`None`: the
@@ -50,14 +56,17 @@ pub enum Command {
     /// `atUsers` carry their staff ids.
     RosterChange {
         action: RosterAction,
-        unit: Option<String>,
+        unit: Option<UnitName>,
         mentions: Vec<String>,
     },
     /// 设置联络员 with a name instead of an `@` (the onboarding buttons, the sandbox): the roster
     /// person `name` (spaces removed) of `unit` (`None`: the sender's own unit).
-    SetLiaisonByName { unit: Option<String>, name: String },
+    SetLiaisonByName {
+        unit: Option<UnitName>,
+        name: String,
+    },
     /// 名单: the current people and roles of `unit` (`None`: the sender's own unit).
-    ListRoster { unit: Option<String> },
+    ListRoster { unit: Option<UnitName> },
     /// 启动 名单: asks every unit leader without a liaison to name one.
     StartOnboarding,
     /// 名单 进度: which units named their liaison and which are still waiting.
@@ -65,34 +74,48 @@ pub enum Command {
     /// 绑定: gives the roster person `name` (spaces removed) the staff id of the one `@`-mentioned.
     Bind { name: String, mentions: Vec<String> },
     /// A workflow action on the case of `ticket_no` (normalised `DH` + digits).
-    ///
-    /// For 接受 and 异议 the unit is not in the command: the parser leaves `Input::Accept::unit`
-    /// and `Input::Object::unit` empty, and the caller fills in the sender's roster unit with
-    /// [`Command::fill_sender_unit`] before the workflow sees the input.
-    Act { ticket_no: String, input: Input },
+    Act { ticket_no: TicketNo, input: Input },
+    /// 接受 / 异议 on the case of `ticket_no`: a cooperating unit's answer. The text does not
+    /// name the unit, so this is not an [`Input`] yet: the caller names the unit the sender
+    /// acts for with [`UnitAnswer::by`] (the sender's roster unit, or the unit whose card was
+    /// tapped), and no `Input::Accept` / `Input::Object` exists without its unit.
+    Answer {
+        ticket_no: TicketNo,
+        answer: UnitAnswer,
+    },
 }
 
-impl Command {
-    /// Whether the input acts for the sender's unit, which the caller must fill in.
-    pub fn needs_sender_unit(&self) -> bool {
-        matches!(
-            self,
-            Command::Act {
-                input: Input::Accept { .. } | Input::Object { .. },
-                ..
-            }
-        )
-    }
+/// A cooperating unit's 接受 or 异议 (四(三)) as typed, before the unit giving it is known.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnitAnswer {
+    Accept {
+        contact_name: String,
+        position: String,
+        phone: String,
+        help: Vec<HelpItem>,
+    },
+    Object {
+        reason: String,
+    },
+}
 
-    /// Fills the acting unit of 接受 / 异议 with `unit` (the sender's canonical roster unit);
-    /// every other command is left as it is.
-    pub fn fill_sender_unit(&mut self, sender_unit: &str) {
-        if let Command::Act {
-            input: Input::Accept { unit, .. } | Input::Object { unit, .. },
-            ..
-        } = self
-        {
-            *unit = sender_unit.to_string();
+impl UnitAnswer {
+    /// The workflow input of this answer given by `unit` (a canonical roster unit name).
+    pub fn by(self, unit: UnitName) -> Input {
+        match self {
+            UnitAnswer::Accept {
+                contact_name,
+                position,
+                phone,
+                help,
+            } => Input::Accept {
+                unit,
+                contact_name,
+                position,
+                phone,
+                help,
+            },
+            UnitAnswer::Object { reason } => Input::Object { unit, reason },
         }
     }
 }
@@ -499,7 +522,7 @@ fn parse_args(
     rest: &str,
     units: &UnitMatcher,
 ) -> Result<Command, CommandError> {
-    let act = |ticket_no: String, input: Input| Ok(Command::Act { ticket_no, input });
+    let act = |ticket_no: TicketNo, input: Input| Ok(Command::Act { ticket_no, input });
     match syntax.verb {
         // `帮助 全部`: every command; plain 帮助 lists the sender's own (principle 8).
         Verb::Help if matches!(trim_separators(rest), "全部" | "所有" | "全部命令") => {
@@ -605,18 +628,18 @@ fn parse_args(
         }
         Verb::Accept => {
             let (t, args) = ticket(syntax, rest)?;
-            act(t, acceptance(syntax, args)?)
+            Ok(Command::Answer {
+                ticket_no: t,
+                answer: acceptance(syntax, args)?,
+            })
         }
         Verb::Object => {
             let (t, args) = ticket(syntax, rest)?;
             let reason = text_arg(syntax, args, &["异议理由", "理由", "原因"], "异议理由")?;
-            act(
-                t,
-                Input::Object {
-                    unit: String::new(),
-                    reason,
-                },
-            )
+            Ok(Command::Answer {
+                ticket_no: t,
+                answer: UnitAnswer::Object { reason },
+            })
         }
         Verb::Withdraw => {
             let (t, args) = ticket(syntax, rest)?;
@@ -706,7 +729,7 @@ fn strip_label<'a>(s: &'a str, labels: &[&str]) -> &'a str {
 
 /// The 工单编号 at the start of `rest` (after an optional `工单编号：` label), normalised, and
 /// the text after it.
-fn ticket<'a>(syntax: &Syntax, rest: &'a str) -> Result<(String, &'a str), CommandError> {
+fn ticket<'a>(syntax: &Syntax, rest: &'a str) -> Result<(TicketNo, &'a str), CommandError> {
     let rest = strip_label(
         rest.trim_start_matches(is_separator),
         &["工单编号", "工单号", "编号", "单号"],
@@ -743,7 +766,7 @@ fn ticket<'a>(syntax: &Syntax, rest: &'a str) -> Result<(String, &'a str), Comma
     }
     let raw = &rest[..last_digit_end.min(end)];
     let after = &rest[last_digit_end.min(end)..];
-    match normalize_ticket_no(raw) {
+    match TicketNo::parse(raw).ok() {
         Some(t)
             if after
                 .chars()
@@ -802,8 +825,8 @@ fn liaison_by_name(
     let mut words = text.split(is_space).filter(|w| !w.is_empty());
     let first = words.next().unwrap_or_default();
     let after: Vec<&str> = words.collect();
-    let (unit, name) = match units.resolve(first) {
-        Some(unit) if !after.is_empty() => (Some(unit.to_string()), after.join("")),
+    let (unit, name) = match UnitName::parse(first, units).ok() {
+        Some(unit) if !after.is_empty() => (Some(unit), after.join("")),
         Some(_) => {
             return Err(error(
                 syntax,
@@ -851,15 +874,12 @@ fn roster_change(
 }
 
 /// The unit a command names, resolved through the roster's names and aliases.
-fn unit_arg(syntax: &Syntax, args: &str, units: &UnitMatcher) -> Result<String, CommandError> {
+fn unit_arg(syntax: &Syntax, args: &str, units: &UnitMatcher) -> Result<UnitName, CommandError> {
     let written = trim_separators(args);
     if written.is_empty() {
         return Err(error(syntax, "缺少单位名称。"));
     }
-    units
-        .resolve(written)
-        .map(str::to_string)
-        .ok_or_else(|| error(syntax, unknown_unit(written, units)))
+    UnitName::parse(written, units).map_err(|_| error(syntax, unknown_unit(written, units)))
 }
 
 /// "单位“…”不在成员单位名单中", with suggestions when some look alike.
@@ -900,7 +920,7 @@ fn asks(
         let mut unresolved = Vec::new();
         for mention in units.scan(who) {
             match mention {
-                Mention::Unit(u) if !units.is_hotline(u) => named.push(units.name(u).to_string()),
+                Mention::Unit(u) if !units.is_hotline(u) => named.push(UnitName::matched(units, u)),
                 Mention::Unit(u) => unresolved.push(units.name(u).to_string()),
                 Mention::Generic(g) | Mention::CityLevel(g) | Mention::Unknown(g) => {
                     unresolved.push(g)
@@ -948,7 +968,7 @@ fn supervision(
     syntax: &Syntax,
     args: &str,
     units: &UnitMatcher,
-) -> Result<(String, String), CommandError> {
+) -> Result<(UnitName, String), CommandError> {
     let args = strip_label(args.trim_start_matches(is_separator), &["单位", "督办单位"]);
     let (who, content) = match args.find(is_separator) {
         Some(i) => (&args[..i], &args[i..]),
@@ -1023,7 +1043,7 @@ const ACCEPT_LABELS: [(&str, AcceptField); 14] = [
 /// 接受: contact name, position, phone and the help offered (四(三)). Labels may be left out:
 /// then the phone and the help items are recognised by their form and the first two other parts
 /// are the name and the position.
-fn acceptance(syntax: &Syntax, args: &str) -> Result<Input, CommandError> {
+fn acceptance(syntax: &Syntax, args: &str) -> Result<UnitAnswer, CommandError> {
     let (lead, values) = labelled(args, &ACCEPT_LABELS);
     let (mut name, mut position, mut phone, mut help) = (None, None, None, None);
     for (key, value) in values {
@@ -1111,8 +1131,7 @@ fn acceptance(syntax: &Syntax, args: &str) -> Result<Input, CommandError> {
         )
     })?;
     let help = help_items(&help_raw).map_err(|problem| error(syntax, problem))?;
-    Ok(Input::Accept {
-        unit: String::new(),
+    Ok(UnitAnswer::Accept {
         contact_name,
         position,
         phone,

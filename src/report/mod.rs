@@ -267,16 +267,16 @@ fn case_line(l: &Loaded, from: Timestamp, to: Timestamp) -> Option<CaseLine> {
         .first()
         .map_or(c.received_at, |v| v.received_at);
     Some(CaseLine {
-        case_no: c.case_no.clone(),
-        ticket_no: c.ticket_no.clone(),
+        case_no: c.case_no.to_string(),
+        ticket_no: c.ticket_no.to_string(),
         title: c.application.title.clone(),
-        first_unit: c.first_unit.clone(),
+        first_unit: c.first_unit.to_string(),
         green_channel: c.green_channel,
         cooperating_units: c
             .requests
             .iter()
             .filter(|r| matches!(r.status, RequestStatus::Accepted(_)))
-            .map(|r| r.unit.clone())
+            .map(|r| r.unit.to_string())
             .collect(),
         state: c.state.label().to_string(),
         submitted_at,

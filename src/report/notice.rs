@@ -94,7 +94,7 @@ pub(crate) fn compute(
     let mut transfers: BTreeMap<(String, String), Transfer> = BTreeMap::new();
     let mut add_transfer = |unit: &str, l: &Loaded, reason: String| {
         transfers
-            .entry((unit.to_string(), l.row.case_no.clone()))
+            .entry((unit.to_string(), l.row.case_no.to_string()))
             .and_modify(|t| {
                 if !t.reason.contains(&reason) {
                     t.reason.push('；');
@@ -103,8 +103,8 @@ pub(crate) fn compute(
             })
             .or_insert_with(|| Transfer {
                 unit: unit.to_string(),
-                case_no: l.row.case_no.clone(),
-                ticket_no: l.row.ticket_no.clone(),
+                case_no: l.row.case_no.to_string(),
+                ticket_no: l.row.ticket_no.to_string(),
                 reason,
             });
     };
@@ -185,8 +185,8 @@ pub(crate) fn compute(
             if let (true, Some((kind, what, deadline))) = (inside, fact) {
                 notices.push(Notice {
                     unit,
-                    case_no: l.row.case_no.clone(),
-                    ticket_no: l.row.ticket_no.clone(),
+                    case_no: l.row.case_no.to_string(),
+                    ticket_no: l.row.ticket_no.to_string(),
                     kind,
                     what,
                     deadline,

@@ -161,13 +161,15 @@ mod tests {
         s.parse().expect("timestamp")
     }
 
+    use crate::domain::{TicketNo, UnitName};
+
     fn row(case_id: i64, at_: &str, unit: Option<&str>, data: EventData) -> EventRow {
         EventRow {
             id: 0,
             case_id: Some(case_id),
             actor: "system".to_string(),
             at: at(at_),
-            unit: unit.map(str::to_string),
+            unit: unit.map(UnitName::unchecked),
             data,
         }
     }
@@ -175,10 +177,10 @@ mod tests {
     fn submitted(case_id: i64, at_: &str) -> EventRow {
         let registration = crate::workflow::Registration {
             version: 1,
-            ticket_no: "DH2026110300017".to_string(),
+            ticket_no: TicketNo::parse("DH2026110300017").expect("ticket"),
             green_channel: false,
             category: crate::parse::Category::PolicyUnclear,
-            requested_units: vec!["区住建局".to_string()],
+            requested_units: vec![UnitName::unchecked("区住建局")],
         };
         row(
             case_id,
@@ -218,7 +220,7 @@ mod tests {
                 Some("区人社局"),
                 EventData::Resubmitted(crate::workflow::Registration {
                     version: 2,
-                    ticket_no: "DH2026110300017".to_string(),
+                    ticket_no: TicketNo::parse("DH2026110300017").expect("ticket"),
                     green_channel: false,
                     category: crate::parse::Category::PolicyUnclear,
                     requested_units: Vec::new(),

@@ -52,7 +52,7 @@ fn story(l: &Loaded) -> Option<Story> {
     let mut units = Vec::new();
     let own_notes = notes(l, &c.first_unit);
     units.push((
-        c.first_unit.clone(),
+        c.first_unit.to_string(),
         join(&[
             format!("首接牵头：{}", app.measures_taken.trim()),
             own_notes,
@@ -64,7 +64,7 @@ fn story(l: &Loaded) -> Option<Story> {
         };
         let help: Vec<String> = a.contact.help.iter().map(|h| h.label()).collect();
         units.push((
-            r.unit.clone(),
+            r.unit.to_string(),
             join(&[
                 format!("协同方向：{}", r.direction.trim()),
                 format!(
@@ -101,8 +101,8 @@ fn story(l: &Loaded) -> Option<Story> {
         },
     };
     Some(Story {
-        case_no: c.case_no.clone(),
-        ticket_no: c.ticket_no.clone(),
+        case_no: c.case_no.to_string(),
+        ticket_no: c.ticket_no.to_string(),
         title: app.title.clone(),
         background: format!(
             "群众通过12345热线反映“{}”（工单 {}），由{}首接办理。",

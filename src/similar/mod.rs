@@ -18,7 +18,7 @@ pub use rank::{DocView, Hit, Index, Params, Scope, Stats, Terms, rank, shared_pa
 pub use summary::{Handling, Helper, SimilarCase, closed_at, suggested_units, summarize};
 
 use crate::parse::Application;
-use crate::workflow::{Case, RequestStatus};
+use crate::workflow::{self, Case, RequestStatus};
 
 /// How many times the title's tokens count: a title names the problem in a dozen characters,
 /// while the other fields add the circumstances.
@@ -40,14 +40,49 @@ pub struct IndexDoc {
 }
 
 impl IndexDoc {
-    /// The document of an application (a new one, as the query, or a corpus file).
+    /// The document of a parsed application (a corpus file, or a query from the command line).
     pub fn from_application(app: &Application) -> IndexDoc {
+        IndexDoc::of_fields(
+            app.first_unit.as_deref(),
+            &app.requested_units,
+            [
+                &app.title,
+                &app.measures_taken,
+                &app.difficulties,
+                &app.coordination,
+            ],
+        )
+    }
+
+    /// The document of a registered application (a case's latest version).
+    pub fn from_registered(app: &workflow::Application) -> IndexDoc {
+        IndexDoc::of_fields(
+            Some(&app.first_unit),
+            &app.requested_units,
+            [
+                &app.title,
+                &app.measures_taken,
+                &app.difficulties,
+                &app.coordination,
+            ],
+        )
+    }
+
+    /// `texts` are the title, measures, difficulties and coordination text, in that order.
+    fn of_fields<U: AsRef<str>>(
+        first_unit: Option<&str>,
+        requested_units: &[U],
+        texts: [&str; 4],
+    ) -> IndexDoc {
         let mut units = Vec::new();
-        for u in app.first_unit.iter().chain(&app.requested_units) {
+        for u in first_unit
+            .into_iter()
+            .chain(requested_units.iter().map(AsRef::as_ref))
+        {
             push_unique(&mut units, u);
         }
         IndexDoc {
-            terms: application_terms(app),
+            terms: application_terms(texts),
             units,
             closed: false,
             typical: false,
@@ -68,7 +103,7 @@ impl IndexDoc {
     /// completion's process and measures, the typical-case summary: the 热线故事汇 text the 案例
     /// search looks through), the units that helped, and whether it is finished.
     pub fn from_case(case: &Case) -> IndexDoc {
-        let mut doc = IndexDoc::from_application(&case.application);
+        let mut doc = IndexDoc::from_registered(&case.application);
         if let Some(done) = &case.completion {
             doc.terms.extend(tokens::tokens(&done.process));
             doc.terms.extend(tokens::tokens(&done.measures));
@@ -88,13 +123,13 @@ impl IndexDoc {
     }
 }
 
-fn application_terms(app: &Application) -> Vec<String> {
-    let title = tokens::tokens(&app.title);
+fn application_terms([title, measures, difficulties, coordination]: [&str; 4]) -> Vec<String> {
+    let title = tokens::tokens(title);
     let mut terms = Vec::with_capacity(title.len() * TITLE_WEIGHT + 128);
     for _ in 0..TITLE_WEIGHT {
         terms.extend(title.iter().cloned());
     }
-    for text in [&app.measures_taken, &app.difficulties, &app.coordination] {
+    for text in [measures, difficulties, coordination] {
         terms.extend(tokens::tokens(text));
     }
     terms

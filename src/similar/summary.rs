@@ -6,6 +6,7 @@
 use jiff::Timestamp;
 
 use crate::calendar::Calendar;
+use crate::domain::UnitName;
 use crate::workflow::{Case, DecisionKind, RequestStatus, State};
 pub use crate::workflow::{Handling, Helper, SimilarCase};
 
@@ -65,12 +66,12 @@ pub fn closed_at(case: &Case) -> Option<Timestamp> {
 pub fn suggested_units(
     similar: &[SimilarCase],
     first_unit: &str,
-    requested: &[String],
-) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    requested: &[UnitName],
+) -> Vec<UnitName> {
+    let mut out: Vec<UnitName> = Vec::new();
     for helper in similar.iter().flat_map(|s| &s.helpers) {
         let unit = &helper.unit;
-        if unit != first_unit && !requested.contains(unit) && !out.contains(unit) {
+        if unit != first_unit && !requested.iter().any(|r| r == unit) && !out.contains(unit) {
             out.push(unit.clone());
         }
     }

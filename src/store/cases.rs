@@ -6,16 +6,15 @@ use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
 use super::{ReadTx, StoreError, Tx, ms, ts_col};
+use crate::domain::{CaseNo, TicketNo, UnitName};
 
 /// A case to register.
 #[derive(Debug, Clone, Copy)]
 pub struct NewCase<'a> {
     /// From [`Tx::next_case_no`], e.g. `TC-2026-0001`; unique.
-    pub case_no: &'a str,
-    /// Normalised `DH…` ticket number.
-    pub ticket_no: &'a str,
-    /// Canonical name of the first unit.
-    pub first_unit: &'a str,
+    pub case_no: &'a CaseNo,
+    pub ticket_no: &'a TicketNo,
+    pub first_unit: &'a UnitName,
     pub urgent: bool,
     pub state: &'a str,
     pub data_json: &'a str,
@@ -25,9 +24,9 @@ pub struct NewCase<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseRow {
     pub id: i64,
-    pub case_no: String,
-    pub ticket_no: String,
-    pub first_unit: String,
+    pub case_no: CaseNo,
+    pub ticket_no: TicketNo,
+    pub first_unit: UnitName,
     pub urgent: bool,
     pub state: String,
     pub data_json: String,
@@ -63,9 +62,9 @@ const CASE_COLUMNS: &str = "id, case_no, ticket_no, first_unit, urgent, state, d
 fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
     Ok(CaseRow {
         id: r.get(0)?,
-        case_no: r.get(1)?,
-        ticket_no: r.get(2)?,
-        first_unit: r.get(3)?,
+        case_no: CaseNo::from_stored(r.get(1)?),
+        ticket_no: TicketNo::from_stored(r.get(2)?),
+        first_unit: UnitName::from_stored(r.get(3)?),
         urgent: r.get(4)?,
         state: r.get(5)?,
         data_json: r.get(6)?,
@@ -88,7 +87,7 @@ fn case_unit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseUnitRow> {
 impl Tx<'_> {
     /// The next case number of `year` (the local calendar year of registration), e.g.
     /// `TC-2026-0001`: monotonic per year, never reused once committed.
-    pub fn next_case_no(&self, year: i16) -> Result<String, StoreError> {
+    pub fn next_case_no(&self, year: i16) -> Result<CaseNo, StoreError> {
         let n: i64 = self
             .conn()
             .prepare_cached(
@@ -97,18 +96,18 @@ impl Tx<'_> {
                  RETURNING last",
             )?
             .query_row([year], |r| r.get(0))?;
-        Ok(format!("TC-{year}-{n:04}"))
+        Ok(CaseNo::new(year, n))
     }
 
     /// The number [`Tx::next_case_no`] would give now, without taking it: a refused application
     /// must not use one up (the numbers run without gaps for the yearly statistics).
-    pub fn peek_case_no(&self, year: i16) -> Result<String, StoreError> {
+    pub fn peek_case_no(&self, year: i16) -> Result<CaseNo, StoreError> {
         let last: Option<i64> = self
             .conn()
             .prepare_cached("SELECT last FROM case_counters WHERE year = ?1")?
             .query_row([year], |r| r.get(0))
             .optional()?;
-        Ok(format!("TC-{year}-{:04}", last.unwrap_or(0) + 1))
+        Ok(CaseNo::new(year, last.unwrap_or(0) + 1))
     }
 
     /// Registers a case at revision 1; returns its id.
@@ -123,9 +122,9 @@ impl Tx<'_> {
             )?
             .query_row(
                 params![
-                    c.case_no,
-                    c.ticket_no,
-                    c.first_unit,
+                    c.case_no.as_str(),
+                    c.ticket_no.as_str(),
+                    c.first_unit.as_str(),
                     c.urgent,
                     c.state,
                     c.data_json,
@@ -229,23 +228,23 @@ impl ReadTx<'_> {
     }
 
     /// The case with this case number (`TC-2026-0001`).
-    pub fn case_by_no(&self, case_no: &str) -> Result<Option<CaseRow>, StoreError> {
+    pub fn case_by_no(&self, case_no: &CaseNo) -> Result<Option<CaseRow>, StoreError> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_no = ?1");
         Ok(self
             .conn()
             .prepare_cached(&sql)?
-            .query_row([case_no], case_row)
+            .query_row([case_no.as_str()], case_row)
             .optional()?)
     }
 
     /// Every case for a ticket number, newest first.
-    pub fn case_by_ticket(&self, ticket_no: &str) -> Result<Vec<CaseRow>, StoreError> {
+    pub fn case_by_ticket(&self, ticket_no: &TicketNo) -> Result<Vec<CaseRow>, StoreError> {
         let sql = format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE ticket_no = ?1
              ORDER BY created_at DESC, id DESC"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt.query_map([ticket_no], case_row)?;
+        let rows = stmt.query_map([ticket_no.as_str()], case_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -301,11 +300,16 @@ mod tests {
         Timestamp::from_millisecond(ms).expect("ts")
     }
 
-    fn new_case<'a>(case_no: &'a str, created: Timestamp) -> NewCase<'a> {
+    static TICKET: std::sync::LazyLock<TicketNo> =
+        std::sync::LazyLock::new(|| TicketNo::parse("DH2026001").expect("ticket"));
+    static UNIT: std::sync::LazyLock<UnitName> =
+        std::sync::LazyLock::new(|| UnitName::unchecked("区住建局"));
+
+    fn new_case(case_no: &CaseNo, created: Timestamp) -> NewCase<'_> {
         NewCase {
             case_no,
-            ticket_no: "DH2026001",
-            first_unit: "区住建局",
+            ticket_no: &TICKET,
+            first_unit: &UNIT,
             urgent: true,
             state: "submitted",
             data_json: r#"{"a":1}"#,
@@ -343,7 +347,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let id = store
-            .write_blocking(|tx| tx.insert_case(&new_case("TC-2026-0001", at(1000))))
+            .write_blocking(|tx| tx.insert_case(&new_case(&CaseNo::new(2026, 1), at(1000))))
             .expect("insert");
         let rev = store
             .write_blocking(move |tx| tx.update_case(id, 1, "reviewing", r#"{"a":2}"#, at(2000)))
@@ -362,7 +366,7 @@ mod tests {
         );
 
         let row = store
-            .read_blocking(|r| r.case_by_no("TC-2026-0001"))
+            .read_blocking(|r| r.case_by_no(&CaseNo::new(2026, 1)))
             .expect("read")
             .expect("row");
         assert_eq!(
@@ -379,8 +383,8 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let (old, new) = store
             .write_blocking(|tx| -> Result<_, StoreError> {
-                let old = tx.insert_case(&new_case("TC-2026-0001", at(1000)))?;
-                let new = tx.insert_case(&new_case("TC-2026-0002", at(5000)))?;
+                let old = tx.insert_case(&new_case(&CaseNo::new(2026, 1), at(1000)))?;
+                let new = tx.insert_case(&new_case(&CaseNo::new(2026, 2), at(5000)))?;
                 tx.insert_case_version(new, 1, r#"{"v":1}"#, "staff1", at(5000))?;
                 tx.insert_case_version(new, 2, r#"{"v":2}"#, "staff1", at(6000))?;
                 tx.upsert_case_unit(new, "区住建局", "first", "{}", at(5000))?;
@@ -403,7 +407,7 @@ mod tests {
         let (by_ticket, versions, units, open) = store
             .read_blocking(move |r| -> Result<_, StoreError> {
                 Ok((
-                    r.case_by_ticket("DH2026001")?,
+                    r.case_by_ticket(&TicketNo::parse("DH2026001").expect("ticket"))?,
                     r.case_versions(new)?,
                     r.case_units(new)?,
                     r.cases_in_states(&["submitted", "reviewing"])?,

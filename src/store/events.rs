@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use rusqlite::params;
 
 use super::{ReadTx, StoreError, Tx, ms, ts_col};
+use crate::domain::UnitName;
 use crate::workflow::{Event, EventData, EventKind};
 
 /// One stored event, its data read back into [`EventData`].
@@ -19,7 +20,7 @@ pub struct EventRow {
     pub actor: String,
     pub at: Timestamp,
     /// The unit the fact is about, when there is one (stored inside `data_json` as `"unit"`).
-    pub unit: Option<String>,
+    pub unit: Option<UnitName>,
     pub data: EventData,
 }
 
@@ -150,16 +151,16 @@ mod tests {
         Event {
             at,
             actor: actor.to_string(),
-            unit: unit.map(str::to_string),
+            unit: unit.map(UnitName::unchecked),
             data,
         }
     }
 
     fn new_case(tx: &Tx<'_>) -> Result<i64, StoreError> {
         tx.insert_case(&super::super::NewCase {
-            case_no: "TC-2026-0001",
-            ticket_no: "DH1",
-            first_unit: "区住建局",
+            case_no: &crate::domain::CaseNo::new(2026, 1),
+            ticket_no: &crate::domain::TicketNo::parse("DH2026001").expect("ticket"),
+            first_unit: &UnitName::unchecked("区住建局"),
             urgent: false,
             state: "submitted",
             data_json: "{}",

@@ -373,13 +373,14 @@ mod tests {
 
     use super::super::{NewCase, Store};
     use super::*;
+    use crate::domain::{CaseNo, TicketNo, UnitName};
     use crate::similar::{MemoryIndex, Params, Scope, rank};
 
     fn case(tx: &Tx<'_>, n: usize) -> Result<i64, StoreError> {
         tx.insert_case(&NewCase {
-            case_no: &format!("TC-2026-{n:04}"),
-            ticket_no: &format!("DH2026{n:07}"),
-            first_unit: "区人社局",
+            case_no: &CaseNo::new(2026, i64::try_from(n).expect("fits")),
+            ticket_no: &TicketNo::parse(&format!("DH2026{n:07}")).expect("ticket"),
+            first_unit: &UnitName::unchecked("区人社局"),
             urgent: false,
             state: "submitted",
             data_json: "{}",

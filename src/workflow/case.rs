@@ -5,10 +5,10 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::SimilarCase;
 use super::clock::{CaseClock, ClockKind};
 use super::input::{HelpItem, SatisfactionLevel};
-use crate::parse::Application;
+use super::{Application, SimilarCase};
+use crate::domain::{CaseNo, PersonId, TicketNo, UnitName};
 
 /// Where a case is in the mechanism's flow (四、工作流程; 五、工作要求).
 ///
@@ -100,17 +100,17 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
     /// Given by the engine, e.g. "TC-2026-0001"; names every timer and card key.
-    pub case_no: String,
-    /// Normalised 工单编号 (`DH` + digits); commands name the case by it.
-    pub ticket_no: String,
-    /// The first unit (首接单位), canonical roster name; fixed for the life of the case.
-    pub first_unit: String,
+    pub case_no: CaseNo,
+    /// Commands name the case by it.
+    pub ticket_no: TicketNo,
+    /// The first unit (首接单位); fixed for the life of the case.
+    pub first_unit: UnitName,
     /// 1 for the first submission, +1 per resubmission after a return.
     pub version: u32,
     /// The latest application.
     pub application: Application,
     /// Roster id of whoever sent the latest version.
-    pub submitted_by: String,
+    pub submitted_by: PersonId,
     /// Receipt of the latest version; the review clocks run from here. With leader confirmation
     /// on, the leader's confirmation time (四(一): the clocks start when the leader agrees).
     pub received_at: Timestamp,
@@ -174,8 +174,8 @@ impl Case {
     }
 
     /// Roster id of the claiming inspector.
-    pub fn inspector(&self) -> Option<&str> {
-        self.claim.as_ref().map(|c| c.by.as_str())
+    pub fn inspector(&self) -> Option<&PersonId> {
+        self.claim.as_ref().map(|c| &c.by)
     }
 
     pub fn last_decision(&self) -> Option<&DecisionRecord> {
@@ -187,7 +187,7 @@ impl Case {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     /// Roster id of the inspector.
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
@@ -195,7 +195,7 @@ pub struct Claim {
 pub struct DecisionRecord {
     /// The application version the decision was about.
     pub version: u32,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
     pub kind: DecisionKind,
 }
@@ -205,7 +205,7 @@ pub struct DecisionRecord {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecisionKind {
     /// 联合调处: the units asked, in the order given.
-    Joint { units: Vec<String> },
+    Joint { units: Vec<UnitName> },
     /// 独立办理: the resolution path and the policy basis.
     Independent { path_and_basis: String },
     /// 退回补充.
@@ -217,11 +217,11 @@ pub enum DecisionKind {
 /// A coordination request to one cooperating unit (四(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitRequest {
-    pub unit: String,
+    pub unit: UnitName,
     /// 协同方向及重点, as the inspector wrote it.
     pub direction: String,
     pub requested_at: Timestamp,
-    pub requested_by: String,
+    pub requested_by: PersonId,
     /// Response deadline (the unit's UnitResponse clock).
     pub due: Timestamp,
     /// Id of the UnitResponse clock in [`Case::clocks`].
@@ -249,11 +249,11 @@ pub enum RequestStatus {
     /// 提出异议: waits for the inspector to withdraw or insist (reason in [`UnitRequest::objection`]).
     Objected,
     /// The inspector insisted after an objection: the unit is under written supervision and must accept.
-    Insisted { by: String, at: Timestamp },
+    Insisted { by: PersonId, at: Timestamp },
     /// No answer by the response deadline: treated like a refusal (docs/spec.md → Coordination).
     Overdue,
     /// The inspector dropped the unit from the case.
-    Withdrawn { by: String, at: Timestamp },
+    Withdrawn { by: PersonId, at: Timestamp },
 }
 
 impl RequestStatus {
@@ -280,7 +280,7 @@ impl RequestStatus {
 /// What an accepting unit gives the first unit (四(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acceptance {
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
     pub contact: Contact,
     /// Accepted by the response deadline.
@@ -290,7 +290,7 @@ pub struct Acceptance {
 /// A cooperating unit's contact person and the help it gives (四(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
-    pub unit: String,
+    pub unit: UnitName,
     pub name: String,
     pub position: String,
     pub phone: String,
@@ -299,7 +299,7 @@ pub struct Contact {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Objection {
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
     pub reason: String,
 }
@@ -321,18 +321,18 @@ pub enum SupervisionGround {
 pub struct Supervision {
     /// 1-based, in issue order within the case.
     pub number: u32,
-    pub unit: String,
+    pub unit: UnitName,
     pub content: String,
     pub ground: SupervisionGround,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
 /// 进展 (五(二)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressNote {
-    pub by: String,
-    pub unit: String,
+    pub by: PersonId,
+    pub unit: UnitName,
     pub at: Timestamp,
     pub text: String,
 }
@@ -340,7 +340,7 @@ pub struct ProgressNote {
 /// 结果反馈 (五(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Completion {
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
     pub process: String,
     pub measures: String,
@@ -352,14 +352,14 @@ pub struct Completion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SatisfactionRecord {
     pub level: SatisfactionLevel,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CityOutcome {
     pub outcome: String,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
@@ -367,7 +367,7 @@ pub struct CityOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypicalCase {
     pub summary: String,
-    pub by: String,
+    pub by: PersonId,
     pub at: Timestamp,
 }
 
@@ -376,7 +376,7 @@ pub struct TypicalCase {
 pub struct PreviousVersion {
     pub version: u32,
     pub application: Application,
-    pub submitted_by: String,
+    pub submitted_by: PersonId,
     pub received_at: Timestamp,
 }
 
@@ -386,7 +386,7 @@ pub struct CardRef {
     pub key: String,
     pub kind: CardKind,
     /// Roster ids the card was delivered to.
-    pub recipients: Vec<String>,
+    pub recipients: Vec<PersonId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,5 +395,5 @@ pub enum CardKind {
     /// The review card every inspector gets for one application version.
     Review { version: u32 },
     /// The coordination card a cooperating unit's liaisons get.
-    Coordination { unit: String },
+    Coordination { unit: UnitName },
 }

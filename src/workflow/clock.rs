@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Calendar, Deadline};
+use crate::domain::{CaseNo, UnitName};
 use crate::settings::SlaSettings;
 
 /// What a clock measures and whose duty it is.
@@ -23,12 +24,12 @@ pub enum ClockKind {
     /// 五(一) green channel: the whole coordination is done within 1 working day of receipt.
     GreenCoordination,
     /// 四(三): a cooperating unit answers the coordination request.
-    UnitResponse { unit: String },
+    UnitResponse { unit: UnitName },
     /// 五(二): the first unit completes the joint handling.
     Handling,
     /// 四(三) 书面督办: a unit under written supervision (an upheld objection or no answer)
     /// answers by the new deadline the supervision sets.
-    SupervisedResponse { unit: String },
+    SupervisedResponse { unit: UnitName },
     /// 五(四) 限期整改: the first unit, supervised for passing its handling deadline, completes
     /// the handling by the new deadline the supervision sets.
     SupervisedHandling,
@@ -66,7 +67,7 @@ impl ClockKind {
     }
 
     /// The unit whose duty the clock measures, for unit clocks.
-    pub fn unit(&self) -> Option<&str> {
+    pub fn unit(&self) -> Option<&UnitName> {
         match self {
             ClockKind::UnitResponse { unit } | ClockKind::SupervisedResponse { unit } => Some(unit),
             _ => None,
@@ -237,7 +238,7 @@ impl CaseClock {
     /// The clock's `due` stays the deadline itself.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
-        case_no: &str,
+        case_no: &CaseNo,
         id: String,
         kind: ClockKind,
         started: Timestamp,
@@ -439,7 +440,7 @@ mod tests {
         let start = ts("2026-11-02T09:00:00+08:00");
         let deadline = cal.add_working_minutes(start, 60);
         let clock = CaseClock::start(
-            "TC-1",
+            &CaseNo::new(2026, 1),
             "review_start".into(),
             ClockKind::ReviewStart,
             start,
@@ -456,7 +457,7 @@ mod tests {
                 (Phase::Due, ts("2026-11-02T10:00:00+08:00")),
             ]
         );
-        assert_eq!(clock.timers[0].key, "TC-1/review_start/half");
+        assert_eq!(clock.timers[0].key, "TC-2026-0001/review_start/half");
         assert_eq!(clock.state, ClockState::Running);
     }
 
@@ -468,7 +469,7 @@ mod tests {
         let deadline = cal.working_days_deadline(start, 1);
         let due = deadline.due;
         let clock = CaseClock::start(
-            "TC-1",
+            &CaseNo::new(2026, 1),
             "decision".into(),
             ClockKind::Decision,
             start,
@@ -496,7 +497,7 @@ mod tests {
             explanation: String::new(),
         };
         let clock = CaseClock::start(
-            "TC-1",
+            &CaseNo::new(2026, 1),
             "handling".into(),
             ClockKind::Handling,
             start,
@@ -520,7 +521,7 @@ mod tests {
         let deadline = cal.working_days_deadline(start, 3);
         assert_eq!(deadline.due, ts("2026-10-10T18:00:00+08:00"));
         let normal = CaseClock::start(
-            "TC-1",
+            &CaseNo::new(2026, 1),
             "decision".into(),
             ClockKind::Decision,
             start,
@@ -538,7 +539,7 @@ mod tests {
             Some(&(Phase::Due, ts("2026-10-12T08:30:00+08:00")))
         );
         let green = CaseClock::start(
-            "TC-1",
+            &CaseNo::new(2026, 1),
             "decision".into(),
             ClockKind::Decision,
             start,
@@ -555,7 +556,7 @@ mod tests {
         let cal = calendar();
         let start = ts("2026-11-02T09:00:00+08:00");
         let mut clock = CaseClock::start(
-            "TC-1",
+            &CaseNo::new(2026, 1),
             "decision".into(),
             ClockKind::Decision,
             start,
@@ -570,7 +571,10 @@ mod tests {
         assert_eq!(clock.due, ts("2026-11-09T18:00:00+08:00"));
         assert_eq!(clock.timers[0].due_at, half_before, "a fired timer stays");
         let keys: Vec<&str> = moved.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["TC-1/decision/soon", "TC-1/decision/due"]);
+        assert_eq!(
+            keys,
+            ["TC-2026-0001/decision/soon", "TC-2026-0001/decision/due"]
+        );
         assert_eq!(moved[1].1, ts("2026-11-10T08:30:00+08:00"));
         let again = clock.reschedule(cal.working_days_deadline(start, 5), 30, false, &cal);
         assert!(again.is_empty(), "the same deadline moves nothing");
@@ -585,7 +589,7 @@ mod tests {
             let id = CaseClock::next_id(&clocks, &ClockKind::Decision);
             assert_eq!(id, expected);
             clocks.push(CaseClock::start(
-                "TC-1",
+                &CaseNo::new(2026, 1),
                 id,
                 ClockKind::Decision,
                 start,
@@ -596,7 +600,7 @@ mod tests {
             ));
         }
         let unit = ClockKind::UnitResponse {
-            unit: "区住建局".into(),
+            unit: UnitName::unchecked("区住建局"),
         };
         assert_eq!(CaseClock::next_id(&clocks, &unit), "unit_response:区住建局");
     }
@@ -606,7 +610,7 @@ mod tests {
         let cal = calendar();
         let start = ts("2026-11-02T09:00:00+08:00");
         let mut clock = CaseClock::start(
-            "TC-1",
+            &CaseNo::new(2026, 1),
             "x".into(),
             ClockKind::ReviewStart,
             start,

@@ -19,6 +19,7 @@ use super::people;
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision, required_text, wrong_state};
 use crate::calendar::{Calendar, Deadline};
+use crate::domain::{PersonId, UnitName};
 use crate::roster::{Person, Role};
 
 /// 接受: the unit gives a contact and the help it offers, and joins the case (四(三)).
@@ -27,7 +28,7 @@ use crate::roster::{Person, Role};
 /// round, and after written supervision accepting is exactly what is asked of it.
 pub(super) fn accept(
     call: Call,
-    unit: &str,
+    unit: &UnitName,
     contact_name: &str,
     position: &str,
     phone: &str,
@@ -48,7 +49,7 @@ pub(super) fn accept(
     let clock_id = request.clock_id.clone();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Accepted(Acceptance {
-            by: person.id().to_string(),
+            by: PersonId::of(person),
             at: call.now,
             contact: contact.clone(),
             on_time,
@@ -68,7 +69,7 @@ pub(super) fn accept(
 
 /// 异议: the unit objects with a reason; the inspector decides (docs/spec.md → Coordination), and the
 /// unit's leader is told (docs/spec.md → People).
-pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, Rejection> {
+pub(super) fn object(call: Call, unit: &UnitName, reason: &str) -> Result<Decision, Rejection> {
     let (person, request) = answering(call, unit)?;
     match request.status {
         RequestStatus::Pending | RequestStatus::Overdue => {}
@@ -104,7 +105,7 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Objected;
         r.objection = Some(Objection {
-            by: person.id().to_string(),
+            by: PersonId::of(person),
             at: call.now,
             reason: reason.clone(),
         });
@@ -123,7 +124,7 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         to,
         Message::ObjectionRaised {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             reason: reason.clone(),
         },
     );
@@ -131,7 +132,7 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         first,
         Message::CoordinationUpdate {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             update: CoordinationUpdate::Objected { reason },
         },
     );
@@ -139,8 +140,8 @@ pub(super) fn object(call: Call, unit: &str, reason: &str) -> Result<Decision, R
 }
 
 /// 撤回: the inspector drops an objecting, insisted-on or overdue unit from the case.
-pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
-    let (_, request) = deciding_on(call, unit)?;
+pub(super) fn withdraw(call: Call, unit: &UnitName) -> Result<Decision, Rejection> {
+    let (person, request) = deciding_on(call, unit)?;
     let status_before = match request.status {
         RequestStatus::Objected => WithdrawnFrom::Objected,
         RequestStatus::Insisted { .. } => WithdrawnFrom::Insisted,
@@ -152,10 +153,9 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
     };
     let mut d = call.draft();
     let clock_id = request.clock_id.clone();
-    let actor = d.actor.clone();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Withdrawn {
-            by: actor,
+            by: PersonId::of(person),
             at: call.now,
         };
     }
@@ -165,19 +165,14 @@ pub(super) fn withdraw(call: Call, unit: &str) -> Result<Decision, Rejection> {
     let mut to = people::unit_contacts(d.roster(), unit);
     to.extend(people::unit_leaders(d.roster(), unit));
     to.extend(people::first_unit_side(d.roster(), &d.case));
-    d.notify(
-        to,
-        Message::RequestWithdrawn {
-            unit: unit.to_string(),
-        },
-    );
+    d.notify(to, Message::RequestWithdrawn { unit: unit.clone() });
     settle(&mut d);
     Ok(d.finish())
 }
 
 /// 坚持: the inspector keeps the request; 四(三) "有异议的…由区12345热线进行书面督办". The
 /// inspector's reason reaches the unit, the supervisor (in the drafted 书面督办) and the first unit.
-pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, Rejection> {
+pub(super) fn insist(call: Call, unit: &UnitName, reason: &str) -> Result<Decision, Rejection> {
     let (person, request) = deciding_on(call, unit)?;
     match request.status {
         RequestStatus::Objected => {}
@@ -201,7 +196,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     let mut d = call.draft();
     if let Some(r) = d.case.request_mut(unit) {
         r.status = RequestStatus::Insisted {
-            by: person.id().to_string(),
+            by: PersonId::of(person),
             at: call.now,
         };
         r.insist_reason = Some(reason.clone()).filter(|x| !x.is_empty());
@@ -211,7 +206,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         supervisors,
         Message::SupervisionRequested {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             ground: SupervisionGround::Insisted,
         },
     );
@@ -220,7 +215,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         to,
         Message::RequestInsisted {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             objection,
             reason: reason.clone(),
         },
@@ -229,7 +224,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
     d.notify(
         first,
         Message::CoordinationUpdate {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             update: CoordinationUpdate::Insisted { reason },
         },
     );
@@ -238,7 +233,7 @@ pub(super) fn insist(call: Call, unit: &str, reason: &str) -> Result<Decision, R
 
 /// 督办: 四(三) written supervision to a unit that objected and was insisted on or did not answer
 /// in time; docs/spec.md → People adds the first unit once it passed its handling deadline.
-pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decision, Rejection> {
+pub(super) fn supervise(call: Call, unit: &UnitName, content: &str) -> Result<Decision, Rejection> {
     let case = call.case;
     let person = call.who.person()?;
     people::require_role(person, Role::Supervisor)?;
@@ -252,7 +247,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
     let ground = match case.request(unit).map(|r| &r.status) {
         Some(RequestStatus::Insisted { .. }) => SupervisionGround::Insisted,
         Some(RequestStatus::Overdue) => SupervisionGround::Overdue,
-        _ if unit == case.first_unit
+        _ if *unit == case.first_unit
             && case
                 .clock(&ClockKind::Handling)
                 .is_some_and(|c| c.is_breached()) =>
@@ -278,7 +273,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         .supervisions
         .iter()
         .rev()
-        .find(|s| s.unit == unit)
+        .find(|s| s.unit == *unit)
         .is_some_and(|s| s.content == content);
     if repeated {
         return Err(Rejection::new(
@@ -290,10 +285,10 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
     let number = u32::try_from(case.supervisions.len()).map_or(u32::MAX, |n| n.saturating_add(1));
     d.case.supervisions.push(Supervision {
         number,
-        unit: unit.to_string(),
+        unit: unit.clone(),
         content: content.clone(),
         ground,
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
     });
     d.event(Some(unit), EventData::SupervisionIssued { number, ground });
@@ -304,9 +299,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
     let kind = match ground {
         SupervisionGround::Insisted | SupervisionGround::Overdue => {
             stop_supervised(&mut d, unit);
-            ClockKind::SupervisedResponse {
-                unit: unit.to_string(),
-            }
+            ClockKind::SupervisedResponse { unit: unit.clone() }
         }
         SupervisionGround::HandlingOverdue => {
             d.stop_clocks(|k| *k == ClockKind::SupervisedHandling);
@@ -328,18 +321,18 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
         to,
         Message::Supervision {
             number,
-            unit: unit.to_string(),
+            unit: unit.clone(),
             content,
             ground,
             due: due.clone(),
         },
     );
-    if unit != d.case.first_unit {
+    if *unit != d.case.first_unit {
         let first = people::first_unit_side(d.roster(), &d.case);
         d.notify(
             first,
             Message::CoordinationUpdate {
-                unit: unit.to_string(),
+                unit: unit.clone(),
                 update: CoordinationUpdate::Supervised { number, due },
             },
         );
@@ -349,7 +342,7 @@ pub(super) fn supervise(call: Call, unit: &str, content: &str) -> Result<Decisio
 
 /// Stops the answer clock a 书面督办 set for `unit`: it answered, was withdrawn, or a new 督办
 /// replaces it.
-fn stop_supervised(d: &mut Draft, unit: &str) {
+fn stop_supervised(d: &mut Draft, unit: &UnitName) {
     d.stop_clocks(|k| matches!(k, ClockKind::SupervisedResponse { unit: u } if u == unit));
 }
 
@@ -394,7 +387,7 @@ fn start_joint_handling(d: &mut Draft) {
             _ => None,
         })
         .collect();
-    let units: Vec<String> = contacts.iter().map(|c| c.unit.clone()).collect();
+    let units: Vec<UnitName> = contacts.iter().map(|c| c.unit.clone()).collect();
     let first_side = people::first_unit_side(d.roster(), &d.case);
     d.notify(
         first_side,
@@ -404,7 +397,7 @@ fn start_joint_handling(d: &mut Draft) {
         },
     );
     let first_unit_contact = people::first_unit_contact(d.roster(), &d.case);
-    let cooperating: Vec<String> = units
+    let cooperating: Vec<PersonId> = units
         .iter()
         .flat_map(|u| people::unit_contacts(d.roster(), u))
         .collect();
@@ -440,7 +433,7 @@ fn reopen_review(d: &mut Draft) {
     let deadline = d.ctx.calendar.working_days_deadline(d.now, days);
     let decision_due = Due::from(deadline.clone());
     d.start_clock(ClockKind::Decision, deadline);
-    let withdrawn: Vec<String> = match d.case.last_decision().map(|r| &r.kind) {
+    let withdrawn: Vec<UnitName> = match d.case.last_decision().map(|r| &r.kind) {
         Some(super::case::DecisionKind::Joint { units }) => units.clone(),
         _ => Vec::new(),
     };
@@ -481,7 +474,10 @@ fn ticket_deadline(calendar: &Calendar, date: Date) -> Deadline {
 }
 
 /// The unit member answering a request for `unit`, and that request.
-fn answering<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRequest), Rejection> {
+fn answering<'a>(
+    call: Call<'a>,
+    unit: &UnitName,
+) -> Result<(&'a Person, &'a UnitRequest), Rejection> {
     let person = call.who.person()?;
     if !people::speaks_for(person, unit) {
         return Err(Rejection::new(
@@ -504,11 +500,14 @@ fn answering<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRequ
 }
 
 /// The claiming inspector deciding on `unit`'s request while the case is in coordination.
-fn deciding_on<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRequest), Rejection> {
+fn deciding_on<'a>(
+    call: Call<'a>,
+    unit: &UnitName,
+) -> Result<(&'a Person, &'a UnitRequest), Rejection> {
     let case = call.case;
     let person = call.who.person()?;
     people::require_role(person, Role::Inspector)?;
-    if case.inspector() != Some(person.id()) {
+    if case.inspector().map(PersonId::as_str) != Some(person.id()) {
         let name = case
             .inspector()
             .and_then(|id| call.ctx.roster.person(id))
@@ -533,7 +532,7 @@ fn deciding_on<'a>(call: Call<'a>, unit: &str) -> Result<(&'a Person, &'a UnitRe
 
 /// 四(三): a contact person's name, position and phone, and what the unit can help with.
 fn check_contact(
-    unit: &str,
+    unit: &UnitName,
     name: &str,
     position: &str,
     phone: &str,
@@ -572,7 +571,7 @@ fn check_contact(
         ));
     }
     Ok(Contact {
-        unit: unit.to_string(),
+        unit: unit.clone(),
         name: name.trim().to_string(),
         position: position.trim().to_string(),
         phone: phone.trim().to_string(),
@@ -580,7 +579,7 @@ fn check_contact(
     })
 }
 
-fn not_requested(call: Call, unit: &str) -> Rejection {
+fn not_requested(call: Call, unit: &UnitName) -> Rejection {
     Rejection::new(
         RejectReason::UnitNotRequested,
         format!(
@@ -590,7 +589,7 @@ fn not_requested(call: Call, unit: &str) -> Rejection {
     )
 }
 
-fn already_accepted(call: Call, unit: &str) -> Rejection {
+fn already_accepted(call: Call, unit: &UnitName) -> Rejection {
     Rejection::new(
         RejectReason::AlreadyAccepted,
         format!(
@@ -600,7 +599,7 @@ fn already_accepted(call: Call, unit: &str) -> Rejection {
     )
 }
 
-fn request_withdrawn(call: Call, unit: &str) -> Rejection {
+fn request_withdrawn(call: Call, unit: &UnitName) -> Rejection {
     Rejection::new(
         RejectReason::RequestWithdrawn,
         format!(
@@ -610,7 +609,7 @@ fn request_withdrawn(call: Call, unit: &str) -> Rejection {
     )
 }
 
-fn already_withdrawn(call: Call, unit: &str) -> Rejection {
+fn already_withdrawn(call: Call, unit: &UnitName) -> Rejection {
     Rejection::new(
         RejectReason::AlreadyWithdrawn,
         format!(
@@ -620,7 +619,7 @@ fn already_withdrawn(call: Call, unit: &str) -> Rejection {
     )
 }
 
-fn nothing_to_decide(call: Call, unit: &str, request: &UnitRequest) -> Rejection {
+fn nothing_to_decide(call: Call, unit: &UnitName, request: &UnitRequest) -> Rejection {
     Rejection::new(
         RejectReason::NoObjectionToDecide,
         format!(

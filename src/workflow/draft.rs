@@ -14,6 +14,7 @@ use super::event::Event;
 use super::event_data::EventData;
 use super::{Ctx, Decision};
 use crate::calendar::Deadline;
+use crate::domain::{PersonId, UnitName};
 use crate::roster::Roster;
 
 pub(super) struct Draft<'a> {
@@ -58,17 +59,17 @@ impl<'a> Draft<'a> {
         self.ctx.roster
     }
 
-    pub fn event(&mut self, unit: Option<&str>, data: EventData) {
+    pub fn event(&mut self, unit: Option<&UnitName>, data: EventData) {
         self.events.push(Event {
             at: self.now,
             actor: self.actor.clone(),
-            unit: unit.map(str::to_string),
+            unit: unit.cloned(),
             data,
         });
     }
 
     /// One message to each of `to`, once per person, skipping ids no longer in the roster.
-    pub fn notify(&mut self, to: impl IntoIterator<Item = String>, message: Message) {
+    pub fn notify(&mut self, to: impl IntoIterator<Item = PersonId>, message: Message) {
         let mut seen = BTreeSet::new();
         for id in to {
             if self.ctx.roster.person(&id).is_some() && seen.insert(id.clone()) {
@@ -81,9 +82,9 @@ impl<'a> Draft<'a> {
     }
 
     /// Sends a new card and records it on the case so later actions update it.
-    pub fn card(&mut self, key: String, kind: CardKind, recipients: Vec<String>) {
+    pub fn card(&mut self, key: String, kind: CardKind, recipients: Vec<PersonId>) {
         let mut seen = BTreeSet::new();
-        let recipients: Vec<String> = recipients
+        let recipients: Vec<PersonId> = recipients
             .into_iter()
             .filter(|id| self.ctx.roster.person(id).is_some() && seen.insert(id.clone()))
             .collect();

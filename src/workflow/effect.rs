@@ -10,6 +10,7 @@ use super::case::{CardKind, Contact, SupervisionGround};
 use super::clock::{CaseClock, ClockKind, Phase};
 use super::input::{CoordinationAsk, SatisfactionLevel};
 use crate::calendar::Deadline;
+use crate::domain::{PersonId, UnitName};
 use crate::parse::Category;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,14 +18,14 @@ use crate::parse::Category;
 pub enum Effect {
     /// A message to one person; `to` is always a roster id ([`crate::roster::Person::id`]).
     Notify {
-        to: String,
+        to: PersonId,
         message: Message,
     },
     /// Send a new interactive card; `card_key` is its stable `outTrackId`.
     Card {
         card_key: String,
         kind: CardKind,
-        recipients: Vec<String>,
+        recipients: Vec<PersonId>,
     },
     /// Re-render every copy of an already sent card from the decision's case.
     UpdateCard {
@@ -82,9 +83,9 @@ impl From<Deadline> for Due {
 /// A roster person named in a message (the first unit's contact).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonRef {
-    pub id: String,
+    pub id: PersonId,
     pub name: String,
-    pub unit: String,
+    pub unit: UnitName,
     pub phone: String,
 }
 
@@ -123,8 +124,8 @@ pub enum Message {
     /// To the submitter: the application is registered (or registered again: same receipt).
     Receipt {
         version: u32,
-        first_unit: String,
-        requested_units: Vec<String>,
+        first_unit: UnitName,
+        requested_units: Vec<UnitName>,
         unresolved_mentions: Vec<String>,
         city_level: bool,
         category: Category,
@@ -166,7 +167,7 @@ pub enum Message {
     /// To the city 12345 supervisors: a case that needs city-level or cross-county units.
     CityEscalation {
         note: String,
-        first_unit: String,
+        first_unit: UnitName,
         title: String,
         coordination: String,
         /// When the district expects the outcome (the CityAnswer clock).
@@ -176,7 +177,7 @@ pub enum Message {
     /// To a cooperating unit's leader (the liaisons get the coordination card): the unit is asked
     /// to cooperate (二、组织领导: leaders organise the cooperation their unit is asked for).
     CoordinationRequest {
-        unit: String,
+        unit: UnitName,
         direction: String,
         due: Due,
         first_unit_contact: Option<PersonRef>,
@@ -184,13 +185,13 @@ pub enum Message {
     /// To the inspector: a cooperating unit accepted (the first unit gets every contact at once).
     UnitAccepted { contact: Contact },
     /// To the inspector and the unit's leader: a cooperating unit objected.
-    ObjectionRaised { unit: String, reason: String },
+    ObjectionRaised { unit: UnitName, reason: String },
     /// To the unit, its leader and the first unit: the inspector dropped the unit from the case.
-    RequestWithdrawn { unit: String },
+    RequestWithdrawn { unit: UnitName },
     /// To the unit and its leader: the inspector keeps the request, for `reason`; written
     /// supervision follows.
     RequestInsisted {
-        unit: String,
+        unit: UnitName,
         objection: String,
         #[serde(default)]
         reason: String,
@@ -198,18 +199,18 @@ pub enum Message {
     /// To the first unit: what became of its request to `unit` (principle 6: the first unit is
     /// told at each step of an objection or a missed answer).
     CoordinationUpdate {
-        unit: String,
+        unit: UnitName,
         update: CoordinationUpdate,
     },
     /// To the supervisors: issue written supervision to `unit`.
     SupervisionRequested {
-        unit: String,
+        unit: UnitName,
         ground: SupervisionGround,
     },
     /// To the unit, its leader and the inspector: 书面督办 No. `number`.
     Supervision {
         number: u32,
-        unit: String,
+        unit: UnitName,
         content: String,
         ground: SupervisionGround,
         /// The new answer deadline the supervision sets (四(三); none for a handling overdue).
@@ -218,7 +219,7 @@ pub enum Message {
     },
     /// To the inspector: every requested unit was withdrawn; decide again.
     DecisionReopened {
-        withdrawn: Vec<String>,
+        withdrawn: Vec<UnitName>,
         decision_due: Due,
     },
     /// To the first unit: every cooperating unit accepted; all contacts in one message.
@@ -233,14 +234,14 @@ pub enum Message {
     },
     /// To the other side of the joint handling (五(二)).
     Progress {
-        from_unit: String,
+        from_unit: UnitName,
         by: PersonRef,
         text: String,
     },
     /// To whoever pasted an application that is already registered, unchanged: nothing to do.
     AlreadyRegistered { state: String },
     /// To whoever sent a progress note: to whom it went (the sender always gets an answer).
-    ProgressShared { to_units: Vec<String> },
+    ProgressShared { to_units: Vec<UnitName> },
     /// To the first unit's sender of 办结: the result is recorded and what happens next.
     CompletionRecorded { on_time: bool },
     /// To the inspector and the cooperating units: the first unit reported the result (五(三)).
@@ -266,7 +267,7 @@ pub enum Message {
     Escalation {
         clock: ClockKind,
         due: Due,
-        responsible: Vec<String>,
+        responsible: Vec<PersonId>,
     },
     /// To each person a catch-up concerns (firings that came due while the service was down):
     /// everything they would have been told, in one message. `scheduled` is the earliest missed
@@ -299,19 +300,19 @@ pub enum Done {
     EscalatedCity,
     CityOutcome,
     Accepted {
-        unit: String,
+        unit: UnitName,
     },
     Objected {
-        unit: String,
+        unit: UnitName,
     },
     Withdrawn {
-        unit: String,
+        unit: UnitName,
     },
     Insisted {
-        unit: String,
+        unit: UnitName,
     },
     Supervised {
-        unit: String,
+        unit: UnitName,
     },
     Satisfaction,
     Typical,

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::event_data::EventData;
+use crate::domain::UnitName;
 
 /// The actor recorded for timer-driven events.
 pub const SYSTEM_ACTOR: &str = "system";
@@ -16,7 +17,7 @@ pub struct Event {
     /// Roster id of the person who acted, or [`SYSTEM_ACTOR`].
     pub actor: String,
     /// The unit the fact is about, when there is one.
-    pub unit: Option<String>,
+    pub unit: Option<UnitName>,
     /// What happened, with the facts the statistics count.
     pub data: EventData,
 }

@@ -18,6 +18,7 @@ use super::case::SupervisionGround;
 use super::clock::Phase;
 use super::event::EventKind;
 use super::input::SatisfactionLevel;
+use crate::domain::{PersonId, TicketNo, UnitName};
 use crate::parse::Category;
 
 /// The facts of one audit event, by kind. Deadlines met or not are recorded as `on_time` at the
@@ -34,7 +35,7 @@ pub enum EventData {
     Submitted(Registration),
     /// Application registered and sent to the first unit's leader for confirmation; unit = the
     /// first unit. `Submitted`/`Resubmitted` follows at the confirmation.
-    AwaitingLeader { version: u32, ticket_no: String },
+    AwaitingLeader { version: u32, ticket_no: TicketNo },
     /// The first unit's leader sent the waiting application back to its liaison; unit = the
     /// first unit.
     LeaderReturned { version: u32, reason: String },
@@ -47,7 +48,7 @@ pub enum EventData {
     /// Joint mediation decided; `on_time`: within the decision clock.
     DecidedJoint {
         version: u32,
-        units: Vec<String>,
+        units: Vec<UnitName>,
         on_time: bool,
     },
     /// Independent handling decided; `on_time`: within the decision clock.
@@ -78,10 +79,10 @@ pub enum EventData {
     /// A unit did not answer by its response deadline `due`: counted as a refusal.
     UnitOverdue { due: Timestamp },
     /// Every requested unit was withdrawn; the inspector decides again.
-    DecisionReopened { withdrawn: Vec<String> },
+    DecisionReopened { withdrawn: Vec<UnitName> },
     /// Every remaining unit accepted; joint handling starts, due by `handling_due`.
     JointHandlingStarted {
-        units: Vec<String>,
+        units: Vec<UnitName>,
         handling_due: Timestamp,
     },
     /// A reminder was sent, the `count`-th of clock `clock`; unit = the clock's unit, if any.
@@ -109,7 +110,7 @@ pub enum EventData {
         skipped_in_catch_up: Vec<Phase>,
     },
     /// A breach was escalated to the roster ids `to`.
-    Escalated { clock: String, to: Vec<String> },
+    Escalated { clock: String, to: Vec<PersonId> },
     /// A running clock's deadline was counted again after holiday data was loaded; `changed`:
     /// whether the due instant moved.
     DeadlineRecomputed {
@@ -135,7 +136,7 @@ pub enum EventData {
     /// receives the unit's messages; unit = that unit.
     ContactsChanged {
         changes: Vec<String>,
-        contacts: Vec<String>,
+        contacts: Vec<PersonId>,
     },
 }
 
@@ -144,10 +145,10 @@ pub enum EventData {
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub version: u32,
-    pub ticket_no: String,
+    pub ticket_no: TicketNo,
     pub green_channel: bool,
     pub category: Category,
-    pub requested_units: Vec<String>,
+    pub requested_units: Vec<UnitName>,
 }
 
 /// Where a withdrawn request stood ([`EventData::ObjectionWithdrawn`]).
@@ -256,11 +257,11 @@ impl EventData {
     pub fn from_stored(
         kind: &str,
         data_json: &str,
-    ) -> Result<(EventData, Option<String>), serde_json::Error> {
+    ) -> Result<(EventData, Option<UnitName>), serde_json::Error> {
         let mut data: Map<String, Value> = serde_json::from_str(data_json)?;
         let unit = match data.remove("unit") {
             None => None,
-            Some(unit) => Some(serde_json::from_value::<String>(unit)?),
+            Some(unit) => Some(serde_json::from_value::<UnitName>(unit)?),
         };
         let tagged = Tagged {
             kind: kind.to_string(),

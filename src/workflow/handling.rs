@@ -11,6 +11,7 @@ use super::people;
 use super::reject::{RejectReason, Rejection};
 use super::review::on_time;
 use super::{Call, Decision, required_text, wrong_state};
+use crate::domain::{PersonId, UnitName};
 use crate::roster::Role;
 
 /// 进展: 五(二) the first unit keeps the cooperating units informed, and they report back.
@@ -43,13 +44,13 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
     )?;
     let mut d = call.draft();
     d.case.progress.push(ProgressNote {
-        by: person.id().to_string(),
-        unit: person.unit.clone(),
+        by: PersonId::of(person),
+        unit: UnitName::of_person(person),
         at: call.now,
         text: text.clone(),
     });
-    let to: Vec<String> = if from_first_unit {
-        let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
+    let to: Vec<PersonId> = if from_first_unit {
+        let units: Vec<UnitName> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
         units
             .iter()
             .flat_map(|u| people::unit_contacts(d.roster(), u))
@@ -57,7 +58,7 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
     } else {
         people::first_unit_side(d.roster(), &d.case)
     };
-    let to_units: Vec<String> = if from_first_unit {
+    let to_units: Vec<UnitName> = if from_first_unit {
         d.case.accepted_units().map(|r| r.unit.clone()).collect()
     } else {
         vec![d.case.first_unit.clone()]
@@ -66,17 +67,20 @@ pub(super) fn progress(call: Call, text: &str) -> Result<Decision, Rejection> {
         d.notify(
             to,
             Message::Progress {
-                from_unit: person.unit.clone(),
+                from_unit: UnitName::of_person(person),
                 by,
                 text: text.clone(),
             },
         );
     }
     d.notify(
-        vec![person.id().to_string()],
+        vec![PersonId::of(person)],
         Message::ProgressShared { to_units },
     );
-    d.event(Some(&person.unit), EventData::Progress { text });
+    d.event(
+        Some(&UnitName::of_person(person)),
+        EventData::Progress { text },
+    );
     Ok(d.finish())
 }
 
@@ -134,7 +138,7 @@ pub(super) fn complete(
     let mut d = call.draft();
     let on_time = on_time(&d, &ClockKind::Handling);
     let completion = Completion {
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
         process: process.trim().to_string(),
         measures: measures.trim().to_string(),
@@ -146,7 +150,7 @@ pub(super) fn complete(
     // 五(二): done within the handling time, or late; either way the clock stops.
     d.stop_clocks(|k| matches!(k, ClockKind::Handling | ClockKind::SupervisedHandling));
     let mut to = people::inspectors_on_duty(d.roster(), &d.case);
-    let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
+    let units: Vec<UnitName> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
     to.extend(
         units
             .iter()
@@ -162,7 +166,7 @@ pub(super) fn complete(
         },
     );
     d.notify(
-        vec![person.id().to_string()],
+        vec![PersonId::of(person)],
         Message::CompletionRecorded { on_time },
     );
     let first_unit = d.case.first_unit.clone();
@@ -193,14 +197,14 @@ pub(super) fn satisfaction(call: Call, level: SatisfactionLevel) -> Result<Decis
     let mut d = call.draft();
     d.case.satisfaction = Some(SatisfactionRecord {
         level,
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
     });
     d.case.state = State::Closed;
     d.stop_all_clocks();
     let mut to = people::first_unit_side(d.roster(), &d.case);
     to.extend(people::unit_leaders(d.roster(), &d.case.first_unit));
-    let units: Vec<String> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
+    let units: Vec<UnitName> = d.case.accepted_units().map(|r| r.unit.clone()).collect();
     to.extend(
         units
             .iter()
@@ -261,7 +265,7 @@ pub(super) fn mark_typical(call: Call, summary: &str) -> Result<Decision, Reject
     let revised = d.case.typical.is_some();
     d.case.typical = Some(TypicalCase {
         summary,
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
     });
     d.event(None, EventData::TypicalMarked { revised });

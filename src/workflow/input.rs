@@ -4,19 +4,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::Application;
+use super::Application;
+use crate::domain::UnitName;
 
 /// One thing that can happen to a case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "input", rename_all = "snake_case")]
 pub enum Input {
-    /// A complete application from the first unit (四(一)); `case_no` is allocated by the engine.
+    /// A complete application from the first unit (四(一)). It carries no case number: on a
+    /// ticket without a case the engine reserves one and passes it as [`super::Subject::New`].
     /// On an existing case: the same application again is idempotent (the receipt is repeated); a
     /// corrected one on a returned case is a resubmission.
-    Submit {
-        case_no: String,
-        application: Application,
-    },
+    Submit { application: Application },
     /// The corrected application after a return (same ticket, same first unit).
     Resubmit { application: Application },
     /// 同意: the first unit's leader (or an admin) confirms an application waiting for it
@@ -38,25 +37,25 @@ pub enum Input {
     RecordCityOutcome { outcome: String },
     /// 接受: a cooperating unit accepts (四(三)).
     Accept {
-        unit: String,
+        unit: UnitName,
         contact_name: String,
         position: String,
         phone: String,
         help: Vec<HelpItem>,
     },
     /// 异议: a cooperating unit objects (四(三)).
-    Object { unit: String, reason: String },
+    Object { unit: UnitName, reason: String },
     /// 撤回: the inspector drops an objecting, refusing or overdue unit.
-    Withdraw { unit: String },
+    Withdraw { unit: UnitName },
     /// 坚持: the inspector keeps the request despite the objection (→ written supervision).
     Insist {
-        unit: String,
+        unit: UnitName,
         /// Why the objection is not upheld; it reaches the unit and the supervisor.
         #[serde(default)]
         reason: String,
     },
     /// 督办: written supervision to a unit (四(三)).
-    Supervise { unit: String, content: String },
+    Supervise { unit: UnitName, content: String },
     /// 进展: a progress note from the first unit or a cooperating unit (五(二)).
     Progress { text: String },
     /// 办结: the first unit reports the result (五(三)).
@@ -108,7 +107,7 @@ impl Input {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoordinationAsk {
     /// Canonical roster name.
-    pub unit: String,
+    pub unit: UnitName,
     pub direction: String,
 }
 

@@ -16,6 +16,7 @@
 //! - Terminal states absorb every input with a rejection, except typical-case marking, and timer
 //!   firings, which are no-ops there (every clock of a terminal case is stopped).
 
+mod application;
 mod case;
 mod clock;
 mod coordination;
@@ -36,6 +37,7 @@ mod timers;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use application::Application;
 pub use case::{
     Acceptance, CardKind, CardRef, Case, CityOutcome, Claim, Completion, Contact, DecisionKind,
     DecisionRecord, Objection, PreviousVersion, ProgressNote, RequestStatus, SatisfactionRecord,
@@ -54,11 +56,12 @@ pub use timers::CATCH_UP_AFTER_MINUTES;
 
 /// Who receives `unit`'s messages and cards under `roster`: its liaisons, else its leaders
 /// (二、组织领导). Roster changes compare this before and after.
-pub fn unit_contacts(roster: &Roster, unit: &str) -> Vec<String> {
+pub fn unit_contacts(roster: &Roster, unit: &str) -> Vec<PersonId> {
     people::unit_contacts(roster, unit)
 }
 
 use crate::calendar::Calendar;
+use crate::domain::{CaseNo, PersonId};
 use crate::roster::Roster;
 use crate::settings::SlaSettings;
 use people::Who;
@@ -78,7 +81,7 @@ pub struct Ctx<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Actor {
     /// A roster person, by [`crate::roster::Person::id`] (DingTalk staffId or `local:` id).
-    Person(String),
+    Person(PersonId),
     /// The scheduler, firing timers.
     System,
 }
@@ -102,29 +105,47 @@ impl Decision {
     }
 }
 
-/// The one entry point: applies `input` from `actor` at `now` to `case`.
+/// What an input is applied to.
 ///
-/// `case` is `None` only for a new submission. Inputs are authorised by role and unit against
-/// `ctx.roster`; every refusal has its own [`RejectReason`] and a Chinese message.
+/// A new case's number exists only here, beside the input, never inside it: the engine reserves
+/// the next number when the ticket has no case a submission would join and passes it as
+/// [`Subject::New`], so no input ever carries a number still to be filled in.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// The ticket's case: its open one, else its newest closed one.
+    Case(&'a Case),
+    /// The ticket has no case a submission would join (none, or only closed ones). A
+    /// [`Input::Submit`] registers a new case under `case_no`, the number the engine reserved
+    /// (taken only when the registration is decided, so refusals leave no gaps); every other
+    /// input is refused.
+    New { case_no: &'a CaseNo },
+}
+
+/// The one entry point: applies `input` from `actor` at `now` to `subject`.
+///
+/// Inputs are authorised by role and unit against `ctx.roster`; every refusal has its own
+/// [`RejectReason`] and a Chinese message.
 pub fn transition(
-    case: Option<&Case>,
+    subject: Subject<'_>,
     input: &Input,
     actor: &Actor,
     now: Timestamp,
     ctx: &Ctx,
 ) -> Result<Decision, Rejection> {
     let who = Who::resolve(actor, ctx.roster)?;
-    let Some(case) = case else {
-        return match input {
-            Input::Submit {
-                case_no,
-                application,
-            } => submission::submit(case_no, application, who, now, *ctx),
-            _ => Err(Rejection::new(
-                RejectReason::NoSuchCase,
-                "没有找到该工单的联合调处案件。请核对工单编号；如需发起联合调处，请先由首接单位联络员发送申请（发送“模板”获取申请格式）。",
-            )),
-        };
+    let case = match subject {
+        Subject::Case(case) => case,
+        Subject::New { case_no } => {
+            return match input {
+                Input::Submit { application } => {
+                    submission::submit(case_no, application, who, now, *ctx)
+                }
+                _ => Err(Rejection::new(
+                    RejectReason::NoSuchCase,
+                    "没有找到该工单的联合调处案件。请核对工单编号；如需发起联合调处，请先由首接单位联络员发送申请（发送“模板”获取申请格式）。",
+                )),
+            };
+        }
     };
     let call = Call {
         case,
@@ -149,7 +170,7 @@ pub fn transition(
                 input.command()
             ),
         )),
-        Input::Submit { application, .. } => submission::submit_again(call, application),
+        Input::Submit { application } => submission::submit_again(call, application),
         Input::Resubmit { application } => submission::resubmit(call, application),
         Input::LeaderApprove => submission::leader_approve(call),
         Input::LeaderReturn { reason } => submission::leader_return(call, reason),
@@ -197,7 +218,6 @@ fn acknowledged(mut decision: Decision, input: &Input, actor: &Actor) -> Decisio
     if told || (decision.events.is_empty() && decision.effects.is_empty()) {
         return decision;
     }
-    let unit = |u: &str| u.to_string();
     let done = match input {
         Input::Claim => Done::Claimed,
         Input::DecideJoint { .. } => Done::DecidedJoint,
@@ -205,11 +225,11 @@ fn acknowledged(mut decision: Decision, input: &Input, actor: &Actor) -> Decisio
         Input::Return { .. } => Done::Returned,
         Input::EscalateCity { .. } => Done::EscalatedCity,
         Input::RecordCityOutcome { .. } => Done::CityOutcome,
-        Input::Accept { unit: u, .. } => Done::Accepted { unit: unit(u) },
-        Input::Object { unit: u, .. } => Done::Objected { unit: unit(u) },
-        Input::Withdraw { unit: u } => Done::Withdrawn { unit: unit(u) },
-        Input::Insist { unit: u, .. } => Done::Insisted { unit: unit(u) },
-        Input::Supervise { unit: u, .. } => Done::Supervised { unit: unit(u) },
+        Input::Accept { unit, .. } => Done::Accepted { unit: unit.clone() },
+        Input::Object { unit, .. } => Done::Objected { unit: unit.clone() },
+        Input::Withdraw { unit } => Done::Withdrawn { unit: unit.clone() },
+        Input::Insist { unit, .. } => Done::Insisted { unit: unit.clone() },
+        Input::Supervise { unit, .. } => Done::Supervised { unit: unit.clone() },
         Input::Satisfaction { .. } => Done::Satisfaction,
         Input::MarkTypical { .. } => Done::Typical,
         other => Done::Other {

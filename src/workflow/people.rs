@@ -5,6 +5,7 @@ use super::Actor;
 use super::case::{Case, DecisionKind};
 use super::effect::PersonRef;
 use super::reject::{RejectReason, Rejection};
+use crate::domain::{PersonId, UnitName};
 use crate::roster::{Person, Role, Roster};
 
 /// The resolved sender of an input.
@@ -137,7 +138,7 @@ pub(super) fn roles_label(person: &Person) -> String {
 /// Who receives a unit's messages and cards: its liaisons, who handle the unit's mediation work
 /// day to day (二、组织领导); a unit with no liaison yet is reached through its leader, who names
 /// the liaisons (附件1: 人事变动由分管领导依次补充).
-pub(super) fn unit_contacts(roster: &Roster, unit: &str) -> Vec<String> {
+pub(super) fn unit_contacts(roster: &Roster, unit: &str) -> Vec<PersonId> {
     let liaisons = ids(roster.people_in_unit_with_role(unit, Role::Liaison));
     if liaisons.is_empty() {
         unit_leaders(roster, unit)
@@ -146,29 +147,29 @@ pub(super) fn unit_contacts(roster: &Roster, unit: &str) -> Vec<String> {
     }
 }
 
-pub(super) fn unit_leaders(roster: &Roster, unit: &str) -> Vec<String> {
+pub(super) fn unit_leaders(roster: &Roster, unit: &str) -> Vec<PersonId> {
     ids(roster.people_in_unit_with_role(unit, Role::Leader))
 }
 
-pub(super) fn with_role(roster: &Roster, role: Role) -> Vec<String> {
+pub(super) fn with_role(roster: &Roster, role: Role) -> Vec<PersonId> {
     ids(roster.people_with_role(role))
 }
 
-fn ids<'a>(people: impl Iterator<Item = &'a Person>) -> Vec<String> {
-    people.map(|p| p.id().to_string()).collect()
+fn ids<'a>(people: impl Iterator<Item = &'a Person>) -> Vec<PersonId> {
+    people.map(PersonId::of).collect()
 }
 
 /// The first unit as a recipient: its liaisons (or leader) and whoever submitted the application.
-pub(super) fn first_unit_side(roster: &Roster, case: &Case) -> Vec<String> {
+pub(super) fn first_unit_side(roster: &Roster, case: &Case) -> Vec<PersonId> {
     let mut out = unit_contacts(roster, &case.first_unit);
     out.push(case.submitted_by.clone());
     out
 }
 
 /// The inspector who must act: the claimer, or every inspector while nobody has claimed.
-pub(super) fn inspectors_on_duty(roster: &Roster, case: &Case) -> Vec<String> {
+pub(super) fn inspectors_on_duty(roster: &Roster, case: &Case) -> Vec<PersonId> {
     match case.inspector() {
-        Some(id) if roster.person(id).is_some() => vec![id.to_string()],
+        Some(id) if roster.person(id).is_some() => vec![id.clone()],
         _ => with_role(roster, Role::Inspector),
     }
 }
@@ -176,9 +177,9 @@ pub(super) fn inspectors_on_duty(roster: &Roster, case: &Case) -> Vec<String> {
 /// A roster person as messages name them; `None` once they left the roster.
 pub(super) fn person_ref(roster: &Roster, id: &str) -> Option<PersonRef> {
     roster.person(id).map(|p| PersonRef {
-        id: p.id().to_string(),
+        id: PersonId::of(p),
         name: p.name.clone(),
-        unit: p.unit.clone(),
+        unit: UnitName::of_person(p),
         phone: p.phone.clone(),
     })
 }

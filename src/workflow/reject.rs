@@ -56,8 +56,8 @@ pub enum RejectReason {
     WrongState,
 
     // Submission.
-    ApplicationIncomplete,
-    /// The application's first unit is missing or is not a member unit.
+    /// The application's first unit is not a member unit. (An incomplete application never
+    /// reaches the workflow: [`super::Application`] is built only from a complete report.)
     FirstUnitNotMember,
     /// A different application for a ticket that already has an open case.
     TicketHasOpenCase,

@@ -15,6 +15,7 @@ use super::input::CoordinationAsk;
 use super::people;
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision, required_text, wrong_state};
+use crate::domain::{PersonId, UnitName};
 use crate::roster::{Person, Role, UnitKind};
 
 /// 审核: the first inspector to claim takes the review; 五(一) 即收即审 is met.
@@ -61,7 +62,7 @@ pub(super) fn claim(call: Call) -> Result<Decision, Rejection> {
     let mut d = call.draft();
     let on_time = on_time(&d, &ClockKind::ReviewStart);
     d.case.claim = Some(Claim {
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
     });
     d.case.state = State::UnderReview;
@@ -87,7 +88,7 @@ pub(super) fn decide_joint(call: Call, asks: &[CoordinationAsk]) -> Result<Decis
     let person = deciding_inspector(call)?;
     let asks = check_units(call, asks)?;
     let mut d = call.draft();
-    let units: Vec<String> = asks.iter().map(|a| a.unit.clone()).collect();
+    let units: Vec<UnitName> = asks.iter().map(|a| a.unit.clone()).collect();
     decided(
         &mut d,
         person,
@@ -235,7 +236,7 @@ pub(super) fn record_city_outcome(call: Call, outcome: &str) -> Result<Decision,
     let mut d = call.draft();
     d.case.city_outcome = Some(CityOutcome {
         outcome: outcome.clone(),
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: call.now,
     });
     d.case.state = State::Closed;
@@ -328,7 +329,7 @@ fn decided(
     let version = d.case.version;
     d.case.decisions.push(DecisionRecord {
         version,
-        by: person.id().to_string(),
+        by: PersonId::of(person),
         at: d.now,
         kind,
     });
@@ -395,7 +396,7 @@ fn check_units(call: Call, asks: &[CoordinationAsk]) -> Result<Vec<CoordinationA
             ));
         }
         out.push(CoordinationAsk {
-            unit: unit.to_string(),
+            unit: UnitName::of(found),
             direction: direction.to_string(),
         });
     }
@@ -440,7 +441,7 @@ fn request_unit(d: &mut Draft, person: &Person, ask: &CoordinationAsk) {
         },
         contacts.clone(),
     );
-    let leaders: Vec<String> = people::unit_leaders(d.roster(), &ask.unit)
+    let leaders: Vec<PersonId> = people::unit_leaders(d.roster(), &ask.unit)
         .into_iter()
         .filter(|id| !contacts.contains(id))
         .collect();
@@ -458,7 +459,7 @@ fn request_unit(d: &mut Draft, person: &Person, ask: &CoordinationAsk) {
         unit: ask.unit.clone(),
         direction: ask.direction.clone(),
         requested_at: now,
-        requested_by: person.id().to_string(),
+        requested_by: PersonId::of(person),
         due: due.at,
         clock_id,
         card_key,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{HelpItem, SatisfactionLevel, State};
+use crate::domain::{CaseNo, TicketNo, UnitName};
 
 /// How a past case was decided (四(二)); a return for more information is not a decision on
 /// how to handle it.
@@ -31,15 +32,15 @@ impl Handling {
 /// A unit that accepted to help, and the help it gave (四(三)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Helper {
-    pub unit: String,
+    pub unit: UnitName,
     pub help: Vec<HelpItem>,
 }
 
 /// One similar past case as the review card shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimilarCase {
-    pub case_no: String,
-    pub ticket_no: String,
+    pub case_no: CaseNo,
+    pub ticket_no: TicketNo,
     pub title: String,
     /// Where the past case stood when the list was taken.
     pub state: State,

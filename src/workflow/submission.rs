@@ -15,13 +15,13 @@ use super::effect::{Due, Message};
 use super::event_data::{EventData, Registration};
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
-use super::{Call, Ctx, Decision, required_text, wrong_state};
-use crate::parse::Application;
+use super::{Application, Call, Ctx, Decision, required_text, wrong_state};
+use crate::domain::{CaseNo, PersonId, TicketNo, UnitName};
 use crate::roster::{Person, Role, Roster, UnitKind};
 
 /// A new case from a complete application.
 pub(super) fn submit(
-    case_no: &str,
+    case_no: &CaseNo,
     application: &Application,
     who: Who,
     now: Timestamp,
@@ -31,12 +31,12 @@ pub(super) fn submit(
     let (ticket_no, first_unit) = check_application(application, ctx.roster)?;
     authorise_first_unit(person, &first_unit)?;
     let case = Case {
-        case_no: case_no.to_string(),
+        case_no: case_no.clone(),
         ticket_no,
         first_unit,
         version: 1,
         application: application.clone(),
-        submitted_by: person.id().to_string(),
+        submitted_by: PersonId::of(person),
         received_at: now,
         green_channel: application.urgent,
         state: State::Submitted,
@@ -89,11 +89,11 @@ pub(super) fn submit_again(call: Call, application: &Application) -> Result<Deci
     let mut d = call.draft();
     if case.state == State::AwaitingLeader {
         let waiting = awaiting_message(&d);
-        d.notify([person.id().to_string()], waiting);
+        d.notify([PersonId::of(person)], waiting);
     } else {
         // Not a second identical receipt: the sender learns it is already in hand.
         d.notify(
-            [person.id().to_string()],
+            [PersonId::of(person)],
             Message::AlreadyRegistered {
                 state: case.state.label().to_string(),
             },
@@ -140,7 +140,7 @@ pub(super) fn resubmit(call: Call, application: &Application) -> Result<Decision
     c.previous_versions.push(previous);
     c.version += 1;
     c.application = application.clone();
-    c.submitted_by = person.id().to_string();
+    c.submitted_by = PersonId::of(person);
     c.received_at = call.now;
     c.green_channel = application.urgent;
     c.claim = None;
@@ -362,32 +362,13 @@ fn receipt(case: &Case) -> Option<Message> {
     })
 }
 
-/// A registrable application: complete (四(一): measures, difficulties, units, leader's consent),
-/// with a ticket number and a member unit as first unit. Returns (ticket_no, first_unit).
-fn check_application(app: &Application, roster: &Roster) -> Result<(String, String), Rejection> {
-    let ticket = app
-        .ticket_no
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(ticket) = ticket.filter(|_| app.ok && app.leader_approved) else {
-        let mut problems: Vec<String> = app.missing.iter().map(|m| format!("缺少“{m}”")).collect();
-        problems.extend(app.errors.iter().cloned());
-        if !app.leader_approved && problems.is_empty() {
-            problems.push("须先经本单位分管领导同意".into());
-        }
-        if problems.is_empty() {
-            problems.push("工单编号无效".into());
-        }
-        return Err(Rejection::new(
-            RejectReason::ApplicationIncomplete,
-            format!(
-                "申请不完整，未登记：{}。请按模板补全后重新发送（发送“模板”获取格式）。",
-                problems.join("；")
-            ),
-        ));
-    };
-    let first_unit = app.first_unit.as_deref().unwrap_or("").trim();
+/// A registrable application: its first unit a member unit of the roster in force (the type
+/// already guarantees it is complete). Returns (ticket_no, first_unit).
+fn check_application(
+    app: &Application,
+    roster: &Roster,
+) -> Result<(TicketNo, UnitName), Rejection> {
+    let first_unit = app.first_unit.as_str();
     let member = roster
         .unit(first_unit)
         .is_some_and(|u| u.kind != UnitKind::Hotline);
@@ -399,11 +380,11 @@ fn check_application(app: &Application, roster: &Roster) -> Result<(String, Stri
             ),
         ));
     }
-    Ok((ticket.to_string(), first_unit.to_string()))
+    Ok((app.ticket_no.clone(), app.first_unit.clone()))
 }
 
 /// 四(一): the first unit's liaison (or its leader) sends the application; an admin may on its behalf.
-fn authorise_first_unit(person: &Person, first_unit: &str) -> Result<(), Rejection> {
+fn authorise_first_unit(person: &Person, first_unit: &UnitName) -> Result<(), Rejection> {
     if people::speaks_for(person, first_unit) || person.has_role(Role::Admin) {
         return Ok(());
     }
@@ -417,8 +398,8 @@ fn authorise_first_unit(person: &Person, first_unit: &str) -> Result<(), Rejecti
     ))
 }
 
-fn check_same_ticket(case: &Case, ticket_no: &str) -> Result<(), Rejection> {
-    if ticket_no == case.ticket_no {
+fn check_same_ticket(case: &Case, ticket_no: &TicketNo) -> Result<(), Rejection> {
+    if *ticket_no == case.ticket_no {
         return Ok(());
     }
     Err(Rejection::new(

@@ -24,6 +24,7 @@ use super::event_data::EventData;
 use super::people::{self, Who};
 use super::reject::{RejectReason, Rejection};
 use super::{Call, Decision};
+use crate::domain::{PersonId, UnitName};
 use crate::roster::{Role, Roster};
 
 /// A firing this many minutes past its time (working minutes; wall-clock minutes for the green
@@ -162,16 +163,16 @@ fn phase_rank(p: Phase) -> u8 {
 /// The messages one firing produces, in order, before they are sent one by one or folded into
 /// one catch-up message per person.
 #[derive(Default)]
-struct Sends(Vec<(Vec<String>, Message)>);
+struct Sends(Vec<(Vec<PersonId>, Message)>);
 
 impl Sends {
-    fn push(&mut self, to: Vec<String>, message: Message) {
+    fn push(&mut self, to: Vec<PersonId>, message: Message) {
         self.0.push((to, message));
     }
 
     /// Each person's messages, people in order of first mention, each message once.
-    fn by_person(self) -> Vec<(String, Vec<Message>)> {
-        let mut out: Vec<(String, Vec<Message>)> = Vec::new();
+    fn by_person(self) -> Vec<(PersonId, Vec<Message>)> {
+        let mut out: Vec<(PersonId, Vec<Message>)> = Vec::new();
         for (to, message) in self.0 {
             for id in to {
                 match out.iter_mut().find(|(p, _)| *p == id) {
@@ -240,9 +241,9 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: CatchUp) {
     // Reminders after the breach would only confuse.
     d.cancel_pending_timers(&clock.id);
     let due = Due::from(&clock);
-    let unit = clock.kind.unit().map(str::to_string);
+    let unit = clock.kind.unit().cloned();
     d.event(
-        unit.as_deref(),
+        unit.as_ref(),
         EventData::Breach {
             clock: clock.id.clone(),
             due: clock.due,
@@ -268,7 +269,7 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: CatchUp) {
         },
     );
     d.event(
-        unit.as_deref(),
+        unit.as_ref(),
         EventData::Escalated {
             clock: clock.id.clone(),
             to: escalate_to,
@@ -322,7 +323,7 @@ fn breach(d: &mut Draft, sends: &mut Sends, ci: usize, extra: CatchUp) {
 
 /// docs/spec.md → Coordination: "No answer by the response deadline is treated like a refusal" —
 /// 四(三) 拒不配合的，由区12345热线进行书面督办; the inspector is told so they can withdraw the unit.
-fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &str) {
+fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &UnitName) {
     let now = d.now;
     let Some(request) = d.case.request_mut(unit).filter(|r| r.clock_id == clock.id) else {
         return;
@@ -337,7 +338,7 @@ fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &str)
     sends.push(
         supervisors,
         Message::SupervisionRequested {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             ground: SupervisionGround::Overdue,
         },
     );
@@ -354,14 +355,14 @@ fn unit_overdue(d: &mut Draft, sends: &mut Sends, clock: &CaseClock, unit: &str)
     sends.push(
         first,
         Message::CoordinationUpdate {
-            unit: unit.to_string(),
+            unit: unit.clone(),
             update: CoordinationUpdate::Overdue,
         },
     );
 }
 
 /// Who must act on a clock.
-fn responsible(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
+fn responsible(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<PersonId> {
     match kind {
         // 五(一), 四(二): the inspectors (the claimer once there is one).
         ClockKind::ReviewStart | ClockKind::Decision | ClockKind::GreenCoordination => {
@@ -384,7 +385,7 @@ fn responsible(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
 }
 
 /// The next rung of the ladder: a unit's leader; the hotline head for the hotline's own clocks.
-fn escalation(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<String> {
+fn escalation(roster: &Roster, case: &Case, kind: &ClockKind) -> Vec<PersonId> {
     match kind {
         ClockKind::ReviewStart | ClockKind::Decision | ClockKind::GreenCoordination => {
             people::with_role(roster, Role::HotlineHead)

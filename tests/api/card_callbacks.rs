@@ -123,7 +123,10 @@ pub(crate) struct Snapshot {
 pub(crate) async fn snapshot(app: &TestApp) -> Snapshot {
     app.store
         .read(|r| -> Result<_, tiaochu::store::StoreError> {
-            let case = r.case_by_ticket(T)?.into_iter().next();
+            let case = r
+                .case_by_ticket(&crate::support::ticket_no(T))?
+                .into_iter()
+                .next();
             let units = match &case {
                 Some(c) => r
                     .case_units(c.id)?

@@ -16,11 +16,10 @@ use tiaochu::app::App;
 use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::engine::{Engine, Outcome, decode};
 use tiaochu::messages::timeline::render_query;
-use tiaochu::parse::Application;
 use tiaochu::roster::{Role, Roster};
 use tiaochu::settings::DingtalkMode;
 use tiaochu::store::{EventRow, OutboxRow, Store, TimerState};
-use tiaochu::workflow::{Actor, Case, EventData, EventKind, Input};
+use tiaochu::workflow::{Actor, Application, Case, EventData, EventKind, Input};
 
 use crate::support::{
     World, complete_application, default_settings, repo_root, seed_application_text, world,
@@ -84,7 +83,12 @@ impl Fixture {
     async fn act(&self, ticket: &str, input: Input, who: &str) {
         let out = self
             .engine
-            .handle(ticket, input, Actor::Person(who.into()), self.now())
+            .handle(
+                &crate::support::ticket_no(ticket),
+                input,
+                Actor::Person(crate::support::person_id(who)),
+                self.now(),
+            )
             .await
             .expect("handle");
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
@@ -92,10 +96,7 @@ impl Fixture {
 
     async fn submit(&self, ticket: &str, urgent: bool) {
         let app = application(&self.roster, ticket, urgent);
-        let input = Input::Submit {
-            case_no: String::new(),
-            application: app,
-        };
+        let input = Input::Submit { application: app };
         self.act(ticket, input, LIAISON).await;
     }
 
@@ -103,7 +104,7 @@ impl Fixture {
         let ticket = ticket.to_string();
         let rows = self
             .store
-            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .read_blocking(move |r| r.case_by_ticket(&crate::support::ticket_no(&ticket)))
             .expect("read");
         let row = rows.first().expect("case");
         (row.id, decode(row).expect("decode"))
@@ -526,11 +527,15 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
     let tickets = ["DH2026110200011", "DH2026110200012"];
     for t in tickets {
         let input = Input::Submit {
-            case_no: String::new(),
             application: application(&roster, t, false),
         };
         let out = engine
-            .handle(t, input, Actor::Person(leader.clone()), clock.now())
+            .handle(
+                &crate::support::ticket_no(t),
+                input,
+                Actor::Person(crate::support::person_id(&leader)),
+                clock.now(),
+            )
             .await
             .expect("submit");
         assert!(matches!(out, Outcome::Applied { .. }));
@@ -581,7 +586,7 @@ async fn after_downtime_each_due_timer_fires_once_in_catch_up_form() {
     let new_messages = messages(&rows[sent_before..]);
     for t in tickets {
         let rows = store
-            .read(move |r| r.case_by_ticket(t))
+            .read(move |r| r.case_by_ticket(&crate::support::ticket_no(t)))
             .await
             .expect("case");
         let case_id = rows[0].id;

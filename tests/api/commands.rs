@@ -10,7 +10,9 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 
 use tiaochu::parse::UnitMatcher;
-use tiaochu::parse::command::{COMMANDS, Command, CommandError, Verb, parse_command, syntax};
+use tiaochu::parse::command::{
+    COMMANDS, Command, CommandError, UnitAnswer, Verb, parse_command, syntax,
+};
 use tiaochu::workflow::{CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
 const T: &str = "DH2026110300017";
@@ -39,6 +41,17 @@ fn act(text: &str) -> Input {
     }
 }
 
+/// The unit answer (接受 / 异议) `text` parses to, for ticket `T`.
+fn answer(text: &str) -> UnitAnswer {
+    match ok(text) {
+        Command::Answer { ticket_no, answer } => {
+            assert_eq!(ticket_no, T, "{text}");
+            answer
+        }
+        other => panic!("{text:?} → {other:?}"),
+    }
+}
+
 /// The error for `text`, which must name `problem` and show the form of `verb` with its example.
 fn err(text: &str, verb: Verb, problem: &str) -> String {
     let message = match parse(text) {
@@ -57,7 +70,7 @@ fn asks(pairs: &[(&str, &str)]) -> Input {
         units: pairs
             .iter()
             .map(|(u, d)| CoordinationAsk {
-                unit: u.to_string(),
+                unit: crate::support::unit_named(u),
                 direction: d.to_string(),
             })
             .collect(),
@@ -105,7 +118,7 @@ fn ticket_numbers_are_read_like_the_application_parser() {
         assert_eq!(
             ok(text),
             Command::Query {
-                ticket_no: T.into()
+                ticket_no: crate::support::ticket_no(T)
             },
             "{text}"
         );
@@ -228,8 +241,7 @@ fn free_text_decisions() {
 
 #[test]
 fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller() {
-    let expected = Input::Accept {
-        unit: String::new(),
+    let expected = UnitAnswer::Accept {
         contact_name: "张三".into(),
         position: "股长".into(),
         phone: "13800000000".into(),
@@ -241,33 +253,36 @@ fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller()
         "@调处助手 接受　DH2026110300017　联系人：张三　职务：股长　手机：+86 13800000000　协助事项：现场核查、政策解释",
         "接受 DH2026110300017 张三 股长 13800000000 现场核查、政策解释",
     ] {
-        let mut command = ok(text);
-        assert!(command.needs_sender_unit(), "{text}");
+        let command = ok(text);
         assert_eq!(
             command,
-            Command::Act {
-                ticket_no: T.into(),
-                input: expected.clone()
+            Command::Answer {
+                ticket_no: crate::support::ticket_no(T),
+                answer: expected.clone()
             },
             "{text}"
         );
-        command.fill_sender_unit("区住建局");
-        let Command::Act {
-            input: Input::Accept { unit, .. },
-            ..
-        } = command
-        else {
+        let Command::Answer { answer, .. } = command else {
             panic!("{text}")
         };
-        assert_eq!(unit, "区住建局");
+        assert_eq!(
+            answer.by(crate::support::unit_named("区住建局")),
+            Input::Accept {
+                unit: crate::support::unit_named("区住建局"),
+                contact_name: "张三".into(),
+                position: "股长".into(),
+                phone: "13800000000".into(),
+                help: vec![HelpItem::SiteCheck, HelpItem::PolicyExplanation],
+            },
+            "{text}"
+        );
     }
-    let landline = act(
+    let landline = answer(
         "接受 DH2026110300017 联系人：李四 职务：主任 电话：0936-8685841 协助：数据共享、其他：人员调配",
     );
     assert_eq!(
         landline,
-        Input::Accept {
-            unit: String::new(),
+        UnitAnswer::Accept {
             contact_name: "李四".into(),
             position: "主任".into(),
             phone: "0936-8685841".into(),
@@ -298,17 +313,12 @@ fn accept_reads_labels_phones_and_help_items_and_leaves_the_unit_to_the_caller()
 
 #[test]
 fn objection_withdraw_insist_supervise() {
-    let mut objection = ok("异议 DH2026110300017 理由：不属于本单位职责");
-    assert!(objection.needs_sender_unit());
-    objection.fill_sender_unit("区城市管理局");
+    let objection = answer("异议 DH2026110300017 理由：不属于本单位职责");
     assert_eq!(
-        objection,
-        Command::Act {
-            ticket_no: T.into(),
-            input: Input::Object {
-                unit: "区城市管理局".into(),
-                reason: "不属于本单位职责".into()
-            }
+        objection.by(crate::support::unit_named("区城市管理局")),
+        Input::Object {
+            unit: crate::support::unit_named("区城市管理局"),
+            reason: "不属于本单位职责".into()
         }
     );
     err("提出异议 DH2026110300017", Verb::Object, "缺少异议理由");
@@ -316,20 +326,20 @@ fn objection_withdraw_insist_supervise() {
     assert_eq!(
         act("撤回 DH2026110300017 城管局"),
         Input::Withdraw {
-            unit: "区城市管理局".into()
+            unit: crate::support::unit_named("区城市管理局")
         }
     );
     assert_eq!(
         act("坚持 dh2026110300017 单位：住建局"),
         Input::Insist {
-            unit: "区住建局".into(),
+            unit: crate::support::unit_named("区住建局"),
             reason: String::new(),
         }
     );
     assert_eq!(
         act("坚持 DH2026110300017 住建局 审批资料由住建局保管"),
         Input::Insist {
-            unit: "区住建局".into(),
+            unit: crate::support::unit_named("区住建局"),
             reason: "审批资料由住建局保管".into(),
         }
     );
@@ -342,7 +352,7 @@ fn objection_withdraw_insist_supervise() {
     assert!(unknown.contains("区住建局"), "{unknown}");
 
     let expected = Input::Supervise {
-        unit: "区住建局".into(),
+        unit: crate::support::unit_named("区住建局"),
         content: "请于11月5日前明确联系人".into(),
     };
     for text in [

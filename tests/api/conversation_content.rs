@@ -379,7 +379,7 @@ async fn the_objection_to_supervision_path_is_complete() {
     let case = talk.case(T);
     let clock = case
         .clock(&ClockKind::SupervisedResponse {
-            unit: "区城市管理局".into(),
+            unit: crate::support::unit_named("区城市管理局"),
         })
         .expect("the 督办 sets a deadline");
     assert!(clock.is_running() && clock.pending_timers().count() >= 2);

@@ -83,11 +83,11 @@ impl Dash {
         loop {
             let rows = self
                 .store
-                .read(|r| r.case_by_ticket(TICKET))
+                .read(|r| r.case_by_ticket(&crate::support::ticket_no(TICKET)))
                 .await
                 .expect("read");
             if let Some(row) = rows.first() {
-                return row.case_no.clone();
+                return row.case_no.to_string();
             }
             assert!(
                 Instant::now() < deadline,
@@ -503,10 +503,12 @@ async fn case_search_and_similar_cases_show_the_history_to_viewers_only() {
         let (typical, second) = d
             .store
             .read(|r| -> Result<_, tiaochu::store::StoreError> {
-                let first = r.case_by_ticket(TICKET)?.remove(0);
+                let first = r
+                    .case_by_ticket(&crate::support::ticket_no(TICKET))?
+                    .remove(0);
                 Ok((
                     first.data_json.contains("三日结清"),
-                    r.case_by_ticket("DH2026110500023")?
+                    r.case_by_ticket(&crate::support::ticket_no("DH2026110500023"))?
                         .first()
                         .map(|c| c.case_no.clone()),
                 ))

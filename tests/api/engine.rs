@@ -29,7 +29,7 @@ fn fixture() -> World {
         .build()
 }
 
-fn seed_application(w: &World) -> tiaochu::parse::Application {
+fn seed_application(w: &World) -> tiaochu::workflow::Application {
     w.seed_application("DH2026110300017")
 }
 
@@ -41,7 +41,7 @@ fn at(s: &str) -> Timestamp {
 fn counts(store: &Store) -> (usize, usize, usize, usize) {
     store
         .read_blocking(|r| -> Result<_, tiaochu::store::StoreError> {
-            let cases = r.case_by_ticket("DH2026110300017")?;
+            let cases = r.case_by_ticket(&crate::support::ticket_no("DH2026110300017"))?;
             let events: usize = cases
                 .iter()
                 .map(|c| r.events_for_case(c.id).map(|e| e.len()))
@@ -56,9 +56,8 @@ fn counts(store: &Store) -> (usize, usize, usize, usize) {
         .expect("read")
 }
 
-fn submit(app: &tiaochu::parse::Application) -> Input {
+fn submit(app: &tiaochu::workflow::Application) -> Input {
     Input::Submit {
-        case_no: String::new(),
         application: app.clone(),
     }
 }
@@ -68,11 +67,16 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
     let f = fixture();
     let app = seed_application(&f);
     let now = at("2026-11-02T09:00:00+08:00");
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = app.ticket_no.clone();
 
     let out = f
         .engine
-        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .handle_blocking(
+            &ticket,
+            submit(&app),
+            Actor::Person(crate::support::person_id(LIAISON)),
+            now,
+        )
         .expect("handle");
     let Outcome::Applied {
         case_no,
@@ -124,7 +128,9 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
     let versions = f
         .store
         .read_blocking(|r| {
-            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            let c = r
+                .case_by_no(&crate::support::case_no("TC-2026-0001"))?
+                .expect("case");
             r.case_versions(c.id)
         })
         .expect("versions");
@@ -133,7 +139,12 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
     // The same text again: same case, a second receipt (a new outbox row), no new case.
     let again = f
         .engine
-        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .handle_blocking(
+            &ticket,
+            submit(&app),
+            Actor::Person(crate::support::person_id(LIAISON)),
+            now,
+        )
         .expect("handle");
     let Outcome::Applied {
         case_no: again_no, ..
@@ -151,7 +162,7 @@ fn a_submission_is_one_transaction_and_a_repaste_repeats_the_receipt() {
 fn a_rejection_writes_nothing() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = app.ticket_no.clone();
     let now = at("2026-11-02T09:00:00+08:00");
     // A liaison of another unit may not submit for 区人社局.
     let out = f
@@ -159,7 +170,7 @@ fn a_rejection_writes_nothing() {
         .handle_blocking(
             &ticket,
             submit(&app),
-            Actor::Person(OTHER_LIAISON.into()),
+            Actor::Person(crate::support::person_id(OTHER_LIAISON)),
             now,
         )
         .expect("handle");
@@ -182,9 +193,9 @@ fn a_rejection_writes_nothing() {
     let out = f
         .engine
         .handle_blocking(
-            "DH1234567",
+            &crate::support::ticket_no("DH1234567"),
             Input::Claim,
-            Actor::Person(INSPECTOR.into()),
+            Actor::Person(crate::support::person_id(INSPECTOR)),
             now,
         )
         .expect("handle");
@@ -196,10 +207,15 @@ fn a_rejection_writes_nothing() {
 fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = app.ticket_no.clone();
     let now = at("2026-11-02T09:00:00+08:00");
     f.engine
-        .handle_blocking(&ticket, submit(&app), Actor::Person(LIAISON.into()), now)
+        .handle_blocking(
+            &ticket,
+            submit(&app),
+            Actor::Person(crate::support::person_id(LIAISON)),
+            now,
+        )
         .expect("submit");
 
     // Late in the day every review-start timer is due; fire them from the store.
@@ -230,7 +246,7 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
         .handle_blocking(
             &ticket,
             Input::Claim,
-            Actor::Person(INSPECTOR.into()),
+            Actor::Person(crate::support::person_id(INSPECTOR)),
             later,
         )
         .expect("claim");
@@ -241,7 +257,9 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
     let pending_review = f
         .store
         .read_blocking(|r| {
-            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            let c = r
+                .case_by_no(&crate::support::case_no("TC-2026-0001"))?
+                .expect("case");
             r.timers_for_case(c.id)
         })
         .expect("timers")
@@ -257,12 +275,12 @@ fn claiming_cancels_the_review_timers_and_due_timers_fire_once() {
 async fn the_scheduler_step_fires_each_due_timer_once() {
     let f = fixture();
     let app = seed_application(&f);
-    let ticket = app.ticket_no.clone().expect("ticket");
+    let ticket = app.ticket_no.clone();
     f.engine
         .handle(
             &ticket,
             submit(&app),
-            Actor::Person(LIAISON.into()),
+            Actor::Person(crate::support::person_id(LIAISON)),
             f.now(),
         )
         .await
@@ -276,7 +294,9 @@ async fn the_scheduler_step_fires_each_due_timer_once() {
     let due_now = f
         .store
         .read_blocking(|r| {
-            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            let c = r
+                .case_by_no(&crate::support::case_no("TC-2026-0001"))?
+                .expect("case");
             r.timers_for_case(c.id)
         })
         .expect("timers")

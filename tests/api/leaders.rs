@@ -167,7 +167,7 @@ async fn a_leader_replaces_the_liaison_and_the_open_request_follows() {
         .engine
         .store()
         .read_blocking(|r| {
-            let case = r.case_by_ticket("DH2026110300017")?;
+            let case = r.case_by_ticket(&crate::support::ticket_no("DH2026110300017"))?;
             r.timers_for_case(case[0].id)
         })
         .expect("timers");
@@ -325,7 +325,7 @@ fn stored_case(g: &Group) -> Case {
     let rows = g
         .engine
         .store()
-        .read_blocking(|r| r.case_by_ticket("DH2026110300017"))
+        .read_blocking(|r| r.case_by_ticket(&crate::support::ticket_no("DH2026110300017")))
         .expect("case");
     serde_json::from_str(&rows[0].data_json).expect("case json")
 }

@@ -8,16 +8,17 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use tiaochu::calendar::Calendar;
+use tiaochu::domain::CaseNo;
 use tiaochu::messages::card::{card_params, coordination_card, review_card};
 use tiaochu::messages::help::{help_all, help_text};
 use tiaochu::messages::notify::{Rendered, render};
 use tiaochu::messages::timeline::{TimelineEntry, render_query};
-use tiaochu::parse::{Application, Category};
+use tiaochu::parse::{self, Category};
 use tiaochu::roster::{Person, Role, Roster};
 use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
     Actor, Case, ClockKind, CoordinationAsk, Ctx, Effect, HelpItem, Input, Message, Phase,
-    SatisfactionLevel, transition,
+    SatisfactionLevel, Subject, transition,
 };
 
 use crate::support;
@@ -75,6 +76,8 @@ impl World {
 /// One case driven step by step; every message sent is rendered and checked, and kept.
 struct Run<'w> {
     w: &'w World,
+    /// The number the first submission registers the case under.
+    case_no: CaseNo,
     case: Option<Case>,
     now: Timestamp,
     events: Vec<TimelineEntry>,
@@ -86,6 +89,7 @@ impl<'w> Run<'w> {
     fn new(w: &'w World, ticket: &str, urgent: bool) -> Run<'w> {
         let mut run = Run {
             w,
+            case_no: CaseNo::new(2026, ticket[ticket.len() - 4..].parse().expect("digits")),
             case: None,
             now: "2026-11-02T09:00:00+08:00".parse().expect("timestamp"),
             events: Vec::new(),
@@ -93,8 +97,7 @@ impl<'w> Run<'w> {
         };
         run.step(
             Input::Submit {
-                case_no: format!("TC-2026-{}", &ticket[ticket.len() - 4..]),
-                application: application(ticket, urgent),
+                application: support::registrable(&w.roster, &application(ticket, urgent)),
             },
             RS_LIAISON,
         );
@@ -117,7 +120,7 @@ impl<'w> Run<'w> {
     fn step(&mut self, input: Input, actor: &str) -> Vec<Message> {
         let actor_ref = match actor {
             SYSTEM => Actor::System,
-            id => Actor::Person(id.to_string()),
+            id => Actor::Person(crate::support::person_id(id)),
         };
         let ctx = Ctx {
             roster: &self.w.roster,
@@ -125,7 +128,13 @@ impl<'w> Run<'w> {
             sla: &self.w.sla,
             require_leader_confirmation: false,
         };
-        let d = transition(self.case.as_ref(), &input, &actor_ref, self.now, &ctx)
+        let subject = match &self.case {
+            Some(case) => Subject::Case(case),
+            None => Subject::New {
+                case_no: &self.case_no,
+            },
+        };
+        let d = transition(subject, &input, &actor_ref, self.now, &ctx)
             .unwrap_or_else(|r| panic!("{input:?} by {actor} refused: {}", r.message));
         self.events.extend(d.events.iter().map(TimelineEntry::from));
         let mut out = Vec::new();
@@ -146,7 +155,7 @@ impl<'w> Run<'w> {
                     &self.w.calendar,
                 );
                 check(&d.case, message, &r, &roles);
-                self.sent.push((to.clone(), message.clone(), r));
+                self.sent.push((to.to_string(), message.clone(), r));
                 out.push(message.clone());
             }
         }
@@ -210,11 +219,14 @@ fn variant(m: &Message) -> String {
 fn check(case: &Case, message: &Message, r: &Rendered, roles: &[tiaochu::roster::Role]) {
     let all = format!("{}\n{}", r.title, r.markdown);
     assert!(
-        r.title.contains(&case.ticket_no),
+        r.title.contains(case.ticket_no.as_str()),
         "{message:?}: {}",
         r.title
     );
-    assert!(r.markdown.contains(&case.case_no), "{message:?}: {all}");
+    assert!(
+        r.markdown.contains(case.case_no.as_str()),
+        "{message:?}: {all}"
+    );
     assert_eq!(
         r.title.contains("【绿色通道】") && r.markdown.contains("【绿色通道】"),
         case.green_channel,
@@ -239,7 +251,7 @@ fn check_cards(case: &Case, w: &World) {
     }
     for card in cards {
         let all = format!("{}{}{}", card.title, card.markdown, card.status);
-        assert!(card.title.contains(&case.ticket_no), "{all}");
+        assert!(card.title.contains(case.ticket_no.as_str()), "{all}");
         assert_eq!(
             card.title.contains("【绿色通道】"),
             case.green_channel,
@@ -247,7 +259,7 @@ fn check_cards(case: &Case, w: &World) {
         );
         assert!(!all.contains(CITIZEN_PHONE), "{all}");
         for b in &card.buttons {
-            assert!(b.command.contains(&case.ticket_no), "{b:?}");
+            assert!(b.command.contains(case.ticket_no.as_str()), "{b:?}");
         }
         let params = card_params(&card);
         let buttons: serde_json::Value =
@@ -257,8 +269,8 @@ fn check_cards(case: &Case, w: &World) {
     }
 }
 
-fn application(ticket: &str, urgent: bool) -> Application {
-    Application {
+fn application(ticket: &str, urgent: bool) -> parse::Application {
+    parse::Application {
         ok: true,
         ticket_no: Some(ticket.into()),
         title: format!("反映某企业拖欠薪资的问题（诉求人电话 {CITIZEN_PHONE}）"),
@@ -288,7 +300,7 @@ fn joint(units: &[&str]) -> Input {
         units: units
             .iter()
             .map(|u| CoordinationAsk {
-                unit: u.to_string(),
+                unit: crate::support::unit_named(u),
                 direction: format!("{u}核实项目情况，诉求人 {CITIZEN_PHONE}"),
             })
             .collect(),
@@ -297,7 +309,7 @@ fn joint(units: &[&str]) -> Input {
 
 fn accept(unit: &str) -> Input {
     Input::Accept {
-        unit: unit.into(),
+        unit: crate::support::unit_named(unit),
         contact_name: "张三".into(),
         position: "股长".into(),
         phone: CONTACT_PHONE.into(),
@@ -432,7 +444,7 @@ fn a_green_joint_case_from_receipt_to_close() {
 
     run.minutes(5).step(
         Input::Object {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             reason: "不属于本单位职责".into(),
         },
         CG_LIAISON,
@@ -456,7 +468,7 @@ fn a_green_joint_case_from_receipt_to_close() {
 
     run.minutes(5).step(
         Input::Insist {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             reason: "现场秩序维护属城管职责".into(),
         },
         INSPECTOR,
@@ -480,7 +492,7 @@ fn a_green_joint_case_from_receipt_to_close() {
     );
     run.minutes(5).step(
         Input::Supervise {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             content: "请立即明确联系人并到岗履职".into(),
         },
         SUPERVISOR,
@@ -621,7 +633,12 @@ fn reminders_differ_and_breaches_escalate() {
 
     // A unit that does not answer: breach, escalation to its leader, supervision requested.
     run.minutes(1).step(joint(&[ZJ]), INSPECTOR);
-    run.fire(&ClockKind::UnitResponse { unit: ZJ.into() }, Phase::Due);
+    run.fire(
+        &ClockKind::UnitResponse {
+            unit: crate::support::unit_named(ZJ),
+        },
+        Phase::Due,
+    );
     has(
         run.one(ZJ_LIAISON, "breach"),
         &["区住建局答复协调请求", "`接受 DH2026110200002"],
@@ -638,8 +655,12 @@ fn reminders_differ_and_breaches_escalate() {
     assert!(card.status.contains("超过答复期限"), "{}", card.status);
 
     // Withdrawing the only unit reopens the decision.
-    run.minutes(1)
-        .step(Input::Withdraw { unit: ZJ.into() }, INSPECTOR);
+    run.minutes(1).step(
+        Input::Withdraw {
+            unit: crate::support::unit_named(ZJ),
+        },
+        INSPECTOR,
+    );
     has(
         run.one(ZJ_LIAISON, "request_withdrawn"),
         &["撤回", "区住建局"],
@@ -732,21 +753,21 @@ fn every_message_variant_is_rendered_somewhere() {
     green.step(accept(ZJ), ZJ_LIAISON);
     green.step(
         Input::Object {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             reason: "职责不符".into(),
         },
         CG_LIAISON,
     );
     green.step(
         Input::Insist {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             reason: String::new(),
         },
         INSPECTOR,
     );
     green.step(
         Input::Supervise {
-            unit: CG.into(),
+            unit: crate::support::unit_named(CG),
             content: "请配合".into(),
         },
         SUPERVISOR,
@@ -777,9 +798,18 @@ fn every_message_variant_is_rendered_somewhere() {
     late.fire(&ClockKind::ReviewStart, Phase::Due);
     late.minutes(1).step(Input::Claim, INSPECTOR);
     late.step(joint(&[ZJ]), INSPECTOR);
-    late.fire(&ClockKind::UnitResponse { unit: ZJ.into() }, Phase::Due);
-    late.minutes(1)
-        .step(Input::Withdraw { unit: ZJ.into() }, INSPECTOR);
+    late.fire(
+        &ClockKind::UnitResponse {
+            unit: crate::support::unit_named(ZJ),
+        },
+        Phase::Due,
+    );
+    late.minutes(1).step(
+        Input::Withdraw {
+            unit: crate::support::unit_named(ZJ),
+        },
+        INSPECTOR,
+    );
     late.step(
         Input::EscalateCity {
             note: "市级".into(),

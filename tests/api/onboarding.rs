@@ -546,7 +546,7 @@ async fn a_leave_event_over_stream_reroutes_the_open_cases_next_reminder() {
         .app
         .store
         .read(|r| {
-            let case = r.case_by_ticket(T)?;
+            let case = r.case_by_ticket(&crate::support::ticket_no(T))?;
             r.timers_for_case(case[0].id)
         })
         .await

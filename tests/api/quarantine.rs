@@ -107,7 +107,7 @@ impl Desk {
     fn case_doc(&self, ticket: &str) -> String {
         let ticket = ticket.to_string();
         self.store
-            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .read_blocking(move |r| r.case_by_ticket(&crate::support::ticket_no(&ticket)))
             .expect("case")
             .first()
             .expect("a case for the ticket")
@@ -131,7 +131,9 @@ impl Desk {
         let ticket = ticket.to_string();
         self.store
             .read_blocking(move |r| -> Result<_, StoreError> {
-                let case = r.case_by_ticket(&ticket)?.remove(0);
+                let case = r
+                    .case_by_ticket(&crate::support::ticket_no(&ticket))?
+                    .remove(0);
                 r.timers_for_case(case.id)
             })
             .expect("timers")
@@ -141,7 +143,7 @@ impl Desk {
         let ticket = ticket.to_string();
         !self
             .store
-            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .read_blocking(move |r| r.case_by_ticket(&crate::support::ticket_no(&ticket)))
             .expect("case")
             .is_empty()
     }
@@ -409,7 +411,9 @@ async fn a_tap_whose_write_fails_is_not_acknowledged_and_its_redelivery_applies_
     let claims = app
         .store
         .read(|r| -> Result<_, StoreError> {
-            let case = r.case_by_ticket(card_callbacks::T)?.remove(0);
+            let case = r
+                .case_by_ticket(&crate::support::ticket_no(card_callbacks::T))?
+                .remove(0);
             Ok(r.events_for_case(case.id)?
                 .into_iter()
                 .filter(|e| e.kind() == tiaochu::workflow::EventKind::Claimed)

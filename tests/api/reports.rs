@@ -17,10 +17,9 @@ use std::process::{Command, Stdio};
 
 use jiff::Timestamp;
 use tiaochu::engine::Outcome;
-use tiaochu::parse::Application;
 use tiaochu::report::{self, NoticeKind, Period};
 use tiaochu::roster::Roster;
-use tiaochu::workflow::{Actor, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
+use tiaochu::workflow::{Actor, Application, CoordinationAsk, HelpItem, Input, SatisfactionLevel};
 
 use crate::support;
 
@@ -70,7 +69,12 @@ impl World {
     fn act(&self, ticket: &str, who: &str, when: &str, input: Input) {
         let out = self
             .engine
-            .handle_blocking(ticket, input, Actor::Person(who.into()), at(when))
+            .handle_blocking(
+                &crate::support::ticket_no(ticket),
+                input,
+                Actor::Person(crate::support::person_id(who)),
+                at(when),
+            )
             .expect("engine");
         assert!(
             matches!(out, Outcome::Applied { .. }),
@@ -80,22 +84,14 @@ impl World {
 
     fn submit(&self, ticket: &str, when: &str, measures: &str) {
         let application = application(&self.roster, ticket, measures);
-        self.act(
-            ticket,
-            RS,
-            when,
-            Input::Submit {
-                case_no: String::new(),
-                application,
-            },
-        );
+        self.act(ticket, RS, when, Input::Submit { application });
     }
 
     fn joint(&self, ticket: &str, when: &str, units: &[&str]) {
         let units = units
             .iter()
             .map(|u| CoordinationAsk {
-                unit: (*u).to_string(),
+                unit: crate::support::unit_named(u),
                 direction: format!("{u}协助核查"),
             })
             .collect();
@@ -108,7 +104,7 @@ impl World {
             who,
             when,
             Input::Accept {
-                unit: unit.into(),
+                unit: crate::support::unit_named(unit),
                 contact_name: "张三".into(),
                 position: "股长".into(),
                 phone: "13900000000".into(),
@@ -149,7 +145,7 @@ impl World {
         let ticket = ticket.to_string();
         let row = self
             .store
-            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .read_blocking(move |r| r.case_by_ticket(&crate::support::ticket_no(&ticket)))
             .expect("case")
             .remove(0);
         let case = tiaochu::engine::decode(&row).expect("decode");
@@ -215,7 +211,7 @@ fn seeded() -> World {
         ZJ,
         "2026-11-04T10:00:00",
         Input::Object {
-            unit: ZJ_UNIT.into(),
+            unit: crate::support::unit_named(ZJ_UNIT),
             reason: "不属于本单位职责".into(),
         },
     );
@@ -224,7 +220,7 @@ fn seeded() -> World {
         INSPECTOR,
         "2026-11-04T11:00:00",
         Input::Withdraw {
-            unit: ZJ_UNIT.into(),
+            unit: crate::support::unit_named(ZJ_UNIT),
         },
     );
     w.fire("2026-11-05T08:30:00");
@@ -233,7 +229,7 @@ fn seeded() -> World {
         SUPERVISOR,
         "2026-11-05T09:00:00",
         Input::Supervise {
-            unit: CG_UNIT.into(),
+            unit: crate::support::unit_named(CG_UNIT),
             content: "请于今日内明确联系人".into(),
         },
     );
@@ -258,7 +254,7 @@ fn seeded() -> World {
         CG,
         "2026-11-09T15:00:00",
         Input::Object {
-            unit: CG_UNIT.into(),
+            unit: crate::support::unit_named(CG_UNIT),
             reason: "职责不清".into(),
         },
     );
@@ -267,7 +263,7 @@ fn seeded() -> World {
         INSPECTOR,
         "2026-11-09T16:00:00",
         Input::Insist {
-            unit: CG_UNIT.into(),
+            unit: crate::support::unit_named(CG_UNIT),
             reason: String::new(),
         },
     );
@@ -276,7 +272,7 @@ fn seeded() -> World {
         SUPERVISOR,
         "2026-11-10T09:00:00",
         Input::Supervise {
-            unit: CG_UNIT.into(),
+            unit: crate::support::unit_named(CG_UNIT),
             content: "请按要求接受协办".into(),
         },
     );

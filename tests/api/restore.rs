@@ -171,7 +171,7 @@ async fn a_backup_taken_under_load_restores_into_a_service_that_carries_on() {
     live.settle().await;
     let case = live
         .store
-        .read(|r| r.case_by_ticket(TICKET))
+        .read(|r| r.case_by_ticket(&crate::support::ticket_no(TICKET)))
         .await
         .expect("read")
         .pop()

@@ -126,7 +126,9 @@ async fn the_review_card_shows_similar_past_cases_with_what_worked_and_suggests_
     let requests = chat
         .store
         .read_blocking(|r| {
-            let row = r.case_by_ticket("DH2026111000088")?.remove(0);
+            let row = r
+                .case_by_ticket(&crate::support::ticket_no("DH2026111000088"))?
+                .remove(0);
             r.case_units(row.id)
         })
         .expect("read");
@@ -163,8 +165,10 @@ async fn the_decision_shows_the_list_searched_ahead_for_exactly_its_query() {
     let mut chat = Chat::new();
     past_case(&mut chat).await;
     let engine = chat.engine().clone();
-    let app = tiaochu::parse::parse_application(NEW, engine.units());
-    let query = tiaochu::casebook::review_query(&app, app.first_unit.as_deref().expect("unit"));
+    let report = tiaochu::parse::parse_application(NEW, engine.units());
+    let app =
+        tiaochu::workflow::Application::from_report(&report, engine.units()).expect("complete");
+    let query = tiaochu::casebook::review_query(&app, &app.first_unit);
 
     engine
         .similar_ahead()
@@ -258,7 +262,9 @@ async fn the_index_follows_the_cases_and_migrate_rebuilds_it() {
     let (cases, indexed, closed) = chat
         .store
         .read_blocking(|r| -> Result<_, tiaochu::store::StoreError> {
-            let row = r.case_by_ticket("DH2026110300017")?.remove(0);
+            let row = r
+                .case_by_ticket(&crate::support::ticket_no("DH2026110300017"))?
+                .remove(0);
             Ok((
                 r.case_count()?,
                 r.similar_count()?,

@@ -38,11 +38,16 @@ fn temp_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn case<'a>(case_no: &'a str) -> NewCase<'a> {
+static TICKET: std::sync::LazyLock<tiaochu::domain::TicketNo> =
+    std::sync::LazyLock::new(|| crate::support::ticket_no("DH20261100123"));
+static FIRST_UNIT: std::sync::LazyLock<tiaochu::domain::UnitName> =
+    std::sync::LazyLock::new(|| crate::support::unit_named("区住房和城乡建设局"));
+
+fn case(case_no: &tiaochu::domain::CaseNo) -> NewCase<'_> {
     NewCase {
         case_no,
-        ticket_no: "DH20261100123",
-        first_unit: "区住房和城乡建设局",
+        ticket_no: &TICKET,
+        first_unit: &FIRST_UNIT,
         urgent: false,
         state: "submitted",
         data_json: r#"{"title":"小区供暖不热"}"#,
@@ -91,7 +96,7 @@ async fn migrations_apply_once_and_pragmas_are_in_force() {
     );
     assert!(again.pragmas().await.expect("pragmas").foreign_keys);
     let row = again
-        .read(|r| r.case_by_no("TC-2026-0001"))
+        .read(|r| r.case_by_no(&crate::support::case_no("TC-2026-0001")))
         .await
         .expect("read")
         .expect("the case survived the reopen");
@@ -987,4 +992,56 @@ async fn background_writes_commit_together_but_each_fails_alone() {
         .map(|r| r.message_id)
         .collect::<Vec<_>>();
     assert!(!kept.contains(&"d-3".to_string()) && !kept.contains(&"d-7".to_string()));
+}
+
+/// A case document as the v11 release stored it (`tests/fixtures/cases/`, captured from the
+/// engine: a resubmitted application with a deadline, a joint decision, one unit accepted and one
+/// objecting). It reads into today's types with every field intact and writes back byte for byte,
+/// so a database and its backups stay readable in both directions; the stored application still
+/// reads as the parser's report older releases keep in a case.
+#[test]
+fn a_case_stored_by_the_v11_release_reads_and_writes_back_unchanged() {
+    let stored = include_str!("../fixtures/cases/release-v11-coordinating.json");
+    let row = tiaochu::store::CaseRow {
+        id: 1,
+        case_no: crate::support::case_no("TC-2026-0001"),
+        ticket_no: crate::support::ticket_no("DH2026110300017"),
+        first_unit: crate::support::unit_named("区人社局"),
+        urgent: false,
+        state: "coordinating".into(),
+        data_json: stored.to_string(),
+        revision: 9,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    let case = tiaochu::engine::decode(&row).expect("the v11 case reads");
+    assert_eq!(case.case_no, "TC-2026-0001");
+    assert_eq!(case.ticket_no, "DH2026110300017");
+    assert_eq!(case.first_unit, "区人社局");
+    assert_eq!(case.version, 2);
+    assert_eq!(case.submitted_by, "rs-liaison");
+    let app = &case.application;
+    assert_eq!(app.ticket_no, "DH2026110300017");
+    assert_eq!(app.first_unit, "区人社局");
+    assert_eq!(app.title, "反映某建筑公司（甲公司）拖欠薪资的问题");
+    assert_eq!(
+        app.requested_units,
+        ["区住建局", "区城市管理局", "区城建公司"]
+    );
+    assert_eq!(app.unresolved_mentions, ["国企"]);
+    assert_eq!(app.deadline, Some(jiff::civil::date(2026, 12, 5)));
+    assert!(app.leader_approved && !app.urgent && !app.city_level);
+    let previous = &case.previous_versions[0].application;
+    assert_eq!(previous.title, "反映某建筑公司拖欠薪资的问题");
+    let units: Vec<&str> = case.requests.iter().map(|r| r.unit.as_str()).collect();
+    assert_eq!(units, ["区住建局", "区城市管理局"]);
+
+    assert_eq!(
+        serde_json::to_string(&case).expect("write"),
+        stored.trim_end()
+    );
+    let document: serde_json::Value = serde_json::from_str(stored).expect("json");
+    let report: tiaochu::parse::Application =
+        serde_json::from_value(document["application"].clone()).expect("an older release reads it");
+    assert!(report.ok && report.missing.is_empty() && report.errors.is_empty());
 }

@@ -389,10 +389,42 @@ pub fn seed_application_text(ticket: &str) -> String {
 pub fn complete_application(
     roster: &tiaochu::roster::Roster,
     text: &str,
-) -> tiaochu::parse::Application {
+) -> tiaochu::workflow::Application {
     let app = tiaochu::parse::parse_application(text, &tiaochu::parse::UnitMatcher::new(roster));
     assert!(app.ok, "{:?}", app.errors);
-    app
+    registrable(roster, &app)
+}
+
+/// A case number as tests write them.
+pub fn case_no(case_no: &str) -> tiaochu::domain::CaseNo {
+    tiaochu::domain::CaseNo::parse(case_no).expect("a case number")
+}
+
+/// A ticket number as tests write them.
+pub fn ticket_no(ticket: &str) -> tiaochu::domain::TicketNo {
+    tiaochu::domain::TicketNo::parse(ticket).expect("a ticket number")
+}
+
+/// A person id as tests write them (`rs-liaison`, `local:区12345热线:孟艳秋`).
+pub fn person_id(id: &str) -> tiaochu::domain::PersonId {
+    tiaochu::domain::PersonId::parse(id).expect("a person id")
+}
+
+/// The shipped roster's member unit `name`, as the command parser would resolve it.
+pub fn unit_named(name: &str) -> tiaochu::domain::UnitName {
+    static UNITS: std::sync::LazyLock<tiaochu::parse::UnitMatcher> =
+        std::sync::LazyLock::new(|| tiaochu::parse::UnitMatcher::new(&shipped_roster()));
+    tiaochu::domain::UnitName::parse(name, &UNITS).expect("a member unit of the shipped roster")
+}
+
+/// `report` as the application the workflow registers, its units looked up in `roster`; it
+/// must be complete.
+pub fn registrable(
+    roster: &tiaochu::roster::Roster,
+    report: &tiaochu::parse::Application,
+) -> tiaochu::workflow::Application {
+    tiaochu::workflow::Application::from_report(report, &tiaochu::parse::UnitMatcher::new(roster))
+        .expect("a complete application")
 }
 
 /// The liaisons most tests share, one for each unit of the seed application: 王联络 (区人社局, the
@@ -684,7 +716,7 @@ impl World {
     }
 
     /// The seed application for `ticket`, parsed against this world's roster.
-    pub fn seed_application(&self, ticket: &str) -> tiaochu::parse::Application {
+    pub fn seed_application(&self, ticket: &str) -> tiaochu::workflow::Application {
         complete_application(&self.roster, &seed_application_text(ticket))
     }
 
@@ -797,7 +829,7 @@ impl World {
         let ticket = ticket.to_string();
         let rows = self
             .store
-            .read_blocking(move |r| r.case_by_ticket(&ticket))
+            .read_blocking(move |r| r.case_by_ticket(&crate::support::ticket_no(&ticket)))
             .expect("case");
         tiaochu::engine::decode(rows.first().expect("a case for the ticket")).expect("decode")
     }

@@ -248,7 +248,10 @@ async fn one_failing_decision_among_pipelined_ones_is_quarantined_alone() {
         })
     };
     let registered = |ticket: &'static str| {
-        store.read(move |r| r.case_by_ticket(ticket).map(|rows| !rows.is_empty()))
+        store.read(move |r| {
+            r.case_by_ticket(&crate::support::ticket_no(ticket))
+                .map(|rows| !rows.is_empty())
+        })
     };
 
     send(0, application("DH2026110300017")).await.expect("send");

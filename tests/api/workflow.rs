@@ -5,14 +5,17 @@ use std::collections::BTreeSet;
 
 use jiff::{Span, Timestamp, ToSpan};
 use proptest::prelude::*;
+use std::sync::LazyLock;
 use tiaochu::calendar::Calendar;
-use tiaochu::parse::{Application, Category};
+
+use tiaochu::domain::{CaseNo, PersonId, TicketNo, UnitName};
+use tiaochu::parse::{self, Category, UnitMatcher};
 use tiaochu::roster::{Person, Role, Roster, Unit, UnitKind};
 use tiaochu::settings::SlaSettings;
 use tiaochu::workflow::{
-    Actor, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect, EventData,
-    EventKind, HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus,
-    SatisfactionLevel, State, SupervisionGround, TimerState, check_invariants, transition,
+    Actor, Application, Case, ClockKind, ClockState, CoordinationAsk, Ctx, Decision, Effect,
+    EventData, EventKind, HelpItem, Input, Message, Phase, RejectReason, Rejection, RequestStatus,
+    SatisfactionLevel, State, Subject, SupervisionGround, TimerState, check_invariants, transition,
 };
 
 use crate::support;
@@ -125,9 +128,15 @@ impl World {
     ) -> Result<Decision, Rejection> {
         let actor = match actor {
             SYSTEM => Actor::System,
-            id => Actor::Person(id.to_string()),
+            id => Actor::Person(crate::support::person_id(id)),
         };
-        transition(case, input, &actor, now, &self.ctx())
+        // Without a case, a submission registers the year's first case.
+        let first = CaseNo::new(2026, 1);
+        let subject = match case {
+            Some(case) => Subject::Case(case),
+            None => Subject::New { case_no: &first },
+        };
+        transition(subject, input, &actor, now, &self.ctx())
     }
 }
 
@@ -235,8 +244,23 @@ impl<'w> Flow<'w> {
     }
 }
 
+/// The tests' roster (the shipped one and [`ORPHAN_UNIT`]) and its unit matcher.
+static ROSTER: LazyLock<Roster> = LazyLock::new(|| World::new().roster);
+static MATCHER: LazyLock<UnitMatcher> = LazyLock::new(|| UnitMatcher::new(&ROSTER));
+
+/// A unit of the tests' roster by name (a hotline too: the workflow must refuse it where only a
+/// member unit may act).
+fn unit_named(name: &str) -> UnitName {
+    UnitName::of(ROSTER.unit(name).expect("a roster unit"))
+}
+
 fn application(urgent: bool) -> Application {
-    Application {
+    Application::from_report(&report(urgent), &MATCHER).expect("complete")
+}
+
+/// The parser's report of a complete application from the first unit.
+fn report(urgent: bool) -> parse::Application {
+    parse::Application {
         ok: true,
         ticket_no: Some(TICKET.into()),
         title: "反映某企业拖欠薪资的问题".into(),
@@ -276,15 +300,12 @@ fn days(n: i64) -> Span {
 }
 
 fn submit(application: Application) -> Input {
-    Input::Submit {
-        case_no: "TC-2026-0001".into(),
-        application,
-    }
+    Input::Submit { application }
 }
 
 fn ask(unit: &str) -> CoordinationAsk {
     CoordinationAsk {
-        unit: unit.into(),
+        unit: unit_named(unit),
         direction: format!("{unit}核实相关情况"),
     }
 }
@@ -297,7 +318,7 @@ fn joint(units: &[&str]) -> Input {
 
 fn accept(unit: &str) -> Input {
     Input::Accept {
-        unit: unit.into(),
+        unit: unit_named(unit),
         contact_name: "张三".into(),
         position: "股长".into(),
         phone: "13900000000".into(),
@@ -307,25 +328,27 @@ fn accept(unit: &str) -> Input {
 
 fn object(unit: &str) -> Input {
     Input::Object {
-        unit: unit.into(),
+        unit: unit_named(unit),
         reason: "不属于本单位职责".into(),
     }
 }
 
 fn withdraw(unit: &str) -> Input {
-    Input::Withdraw { unit: unit.into() }
+    Input::Withdraw {
+        unit: unit_named(unit),
+    }
 }
 
 fn insist(unit: &str) -> Input {
     Input::Insist {
-        unit: unit.into(),
+        unit: unit_named(unit),
         reason: String::new(),
     }
 }
 
 fn supervise(unit: &str, content: &str) -> Input {
     Input::Supervise {
-        unit: unit.into(),
+        unit: unit_named(unit),
         content: content.into(),
     }
 }
@@ -396,7 +419,10 @@ fn new_cards(d: &Decision) -> Vec<(String, Vec<String>)> {
                 card_key,
                 recipients,
                 ..
-            } => Some((card_key.clone(), recipients.clone())),
+            } => Some((
+                card_key.clone(),
+                recipients.iter().map(ToString::to_string).collect(),
+            )),
             _ => None,
         })
         .collect()
@@ -680,9 +706,9 @@ fn return_and_resubmit_makes_version_two_and_restarts_the_review() {
     corrected.measures_taken = "已两次约谈企业，核实欠薪金额".into();
     let resubmit = |application: Application| Input::Resubmit { application };
     let mut other_ticket = corrected.clone();
-    other_ticket.ticket_no = Some("DH999".into());
+    other_ticket.ticket_no = TicketNo::parse("DH2026110299999").expect("ticket");
     let mut other_unit = corrected.clone();
-    other_unit.first_unit = Some(ZJ.into());
+    other_unit.first_unit = unit_named(ZJ);
     f.after(days(1));
     assert_eq!(
         f.refused(resubmit(other_ticket), RS_LIAISON),
@@ -718,7 +744,10 @@ fn return_and_resubmit_makes_version_two_and_restarts_the_review() {
 
     // Another inspector may take the new version.
     f.after(5.minutes()).ok(Input::Claim, INSPECTOR_B);
-    assert_eq!(f.case().inspector(), Some(INSPECTOR_B));
+    assert_eq!(
+        f.case().inspector(),
+        Some(&crate::support::person_id(INSPECTOR_B))
+    );
     assert_eq!(
         f.refused(resubmit(corrected), RS_LIAISON),
         RejectReason::NotReturned
@@ -787,7 +816,9 @@ fn green_channel_sets_the_green_clocks() {
     f.after(5.minutes()).ok(Input::Claim, INSPECTOR_A);
     f.after(25.minutes()).ok(joint(&[ZJ]), INSPECTOR_A);
     // Green channel: the unit answers within 2 working hours: 09:30 → 11:30.
-    let unit = f.timers(&ClockKind::UnitResponse { unit: ZJ.into() });
+    let unit = f.timers(&ClockKind::UnitResponse {
+        unit: unit_named(ZJ),
+    });
     let schedule: Vec<(Phase, Timestamp)> = unit.iter().map(|t| (t.1, t.2)).collect();
     assert_eq!(
         schedule,
@@ -853,15 +884,21 @@ fn who_may_submit() {
     for who in [RS_LIAISON, RS_LEADER, ADMIN] {
         Flow::new(&w).ok(app(), who);
     }
-    let mut incomplete = application(false);
+    // An incomplete report never becomes an application the workflow could be asked to register.
+    let mut incomplete = report(false);
     incomplete.ok = false;
     incomplete.missing = vec!["已采取措施".into()];
-    assert_eq!(
-        f.refused(submit(incomplete), RS_LIAISON),
-        RejectReason::ApplicationIncomplete
+    let refused = Application::from_report(&incomplete, &MATCHER).expect_err("incomplete");
+    assert!(
+        refused
+            .message
+            .starts_with("申请不完整，未登记：缺少“已采取措施”"),
+        "{refused}"
     );
     let mut hotline_first = application(false);
-    hotline_first.first_unit = Some("区12345热线".into());
+    // A hotline is a roster unit but not a member unit: the parser never reports one as the first
+    // unit, and the workflow refuses it too.
+    hotline_first.first_unit = UnitName::of(w.roster.unit("区12345热线").expect("hotline"));
     assert_eq!(
         f.refused(submit(hotline_first), ADMIN),
         RejectReason::FirstUnitNotMember
@@ -914,7 +951,17 @@ fn review_refusals() {
     let decide = |units: Vec<CoordinationAsk>| Input::DecideJoint { units };
     let refused = |units: Vec<CoordinationAsk>| f.refused(decide(units), INSPECTOR_A);
     assert_eq!(refused(vec![]), RejectReason::NoUnits);
-    assert_eq!(refused(vec![ask("区不存在局")]), RejectReason::UnknownUnit);
+    // A unit named when the command was read but dropped from the roster since.
+    let dropped = Unit {
+        name: "区已撤销局".into(),
+        kind: UnitKind::Department,
+        aliases: vec![],
+    };
+    let gone = CoordinationAsk {
+        unit: UnitName::of(&dropped),
+        direction: "核实相关情况".into(),
+    };
+    assert_eq!(refused(vec![gone]), RejectReason::UnknownUnit);
     assert_eq!(
         refused(vec![ask("区12345热线")]),
         RejectReason::NotCooperatingUnit
@@ -925,7 +972,7 @@ fn review_refusals() {
     );
     assert_eq!(refused(vec![ask(ZJ), ask(ZJ)]), RejectReason::DuplicateUnit);
     let blank = CoordinationAsk {
-        unit: ZJ.into(),
+        unit: unit_named(ZJ),
         direction: "  ".into(),
     };
     assert_eq!(refused(vec![blank]), RejectReason::MissingDirection);
@@ -965,7 +1012,7 @@ fn coordination_refusals() {
         RejectReason::NotUnitMember
     );
     let bad = Input::Accept {
-        unit: ZJ.into(),
+        unit: unit_named(ZJ),
         contact_name: "张三".into(),
         position: "".into(),
         phone: "12".into(),
@@ -1012,7 +1059,7 @@ fn coordination_refusals() {
         RejectReason::AlreadyAccepted
     );
     let no_reason = Input::Object {
-        unit: CG.into(),
+        unit: unit_named(CG),
         reason: "".into(),
     };
     assert_eq!(f.refused(no_reason, CG_LIAISON), RejectReason::MissingText);
@@ -1241,7 +1288,9 @@ fn a_silent_unit_is_overdue_supervised_and_may_still_accept() {
     let w = World::new();
     let mut f = Flow::claimed(&w, false);
     f.after(1.hours()).ok(joint(&[ZJ]), INSPECTOR_A);
-    for (key, phase, due_at) in f.timers(&ClockKind::UnitResponse { unit: ZJ.into() }) {
+    for (key, phase, due_at) in f.timers(&ClockKind::UnitResponse {
+        unit: unit_named(ZJ),
+    }) {
         f.now = due_at;
         f.ok(fire(&key), SYSTEM);
         if phase != Phase::Due {
@@ -1295,7 +1344,9 @@ fn a_silent_unit_is_overdue_supervised_and_may_still_accept() {
     assert_eq!(f.last().events[0].data.on_time(), Some(false));
     let clock = f
         .case()
-        .clock(&ClockKind::UnitResponse { unit: ZJ.into() })
+        .clock(&ClockKind::UnitResponse {
+            unit: unit_named(ZJ),
+        })
         .expect("clock");
     assert_eq!(
         clock.state,
@@ -1447,7 +1498,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// The sender most likely to be allowed to send `input` now, so that sequences get far.
 fn plausible_actor(case: Option<&Case>, input: &Input, s: &Step) -> &'static str {
-    let claimer = match case.and_then(|c| c.inspector()) {
+    let claimer = match case.and_then(|c| c.inspector()).map(|id| id.as_str()) {
         Some(INSPECTOR_B) => INSPECTOR_B,
         _ => INSPECTOR_A,
     };
@@ -1502,7 +1553,7 @@ fn make_input(s: &Step, case: Option<&Case>) -> Input {
         7 => Input::RecordCityOutcome { outcome: text },
         8 => accept(unit),
         9 => Input::Object {
-            unit: unit.into(),
+            unit: unit_named(unit),
             reason: text,
         },
         10 => withdraw(unit),
@@ -1599,7 +1650,7 @@ fn run_sequence(
             prop_assert_eq!(d.case.state, b.state);
         }
         for e in &d.effects {
-            let to: Vec<&String> = match e {
+            let to: Vec<&PersonId> = match e {
                 Effect::Notify { to, .. } => vec![to],
                 Effect::Card { recipients, .. } => recipients.iter().collect(),
                 _ => vec![],

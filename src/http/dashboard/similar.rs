@@ -96,7 +96,7 @@ fn row(s: &SimilarCase) -> SimilarRow {
         .map(|h| {
             let help: Vec<String> = h.help.iter().map(|i| i.label()).collect();
             if help.is_empty() {
-                h.unit.clone()
+                h.unit.to_string()
             } else {
                 format!("{}（{}）", h.unit, help.join("、"))
             }
@@ -109,8 +109,8 @@ fn row(s: &SimilarCase) -> SimilarRow {
     };
     SimilarRow {
         href: format!("/dashboard/cases/{}", enc(&s.case_no)),
-        case_no: s.case_no.clone(),
-        ticket_no: s.ticket_no.clone(),
+        case_no: s.case_no.to_string(),
+        ticket_no: s.ticket_no.to_string(),
         title: mask_phones(&s.title),
         handling,
         helpers: mask_phones(&helpers.join("、")),

@@ -42,7 +42,7 @@ fn text_for(got: &BTreeMap<String, Vec<String>>, to: &str) -> String {
 async fn case_and_event_counts(store: &Store) -> (usize, usize) {
     store
         .read(|r| -> Result<_, tiaochu::store::StoreError> {
-            let cases = r.case_by_ticket(TICKET)?;
+            let cases = r.case_by_ticket(&crate::support::ticket_no(TICKET))?;
             let mut events = 0;
             for c in &cases {
                 events += r.events_for_case(c.id)?.len();

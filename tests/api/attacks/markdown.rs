@@ -188,7 +188,7 @@ impl Service {
         let rows = self
             .app
             .store
-            .read(|r| r.case_by_ticket(T))
+            .read(|r| r.case_by_ticket(&crate::support::ticket_no(T)))
             .await
             .expect("read case");
         decode(rows.first().expect("the case exists")).expect("decode")

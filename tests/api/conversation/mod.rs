@@ -164,7 +164,7 @@ async fn malformed_and_unknown_input_get_chinese_answers_and_change_nothing() {
     assert!(one(&got, RS).contains("办理难点"), "{got:#?}");
     let cases = chat
         .store
-        .read_blocking(|r| r.case_by_ticket("DH2026110300099"))
+        .read_blocking(|r| r.case_by_ticket(&crate::support::ticket_no("DH2026110300099")))
         .expect("read");
     assert!(
         cases.is_empty(),
@@ -287,7 +287,9 @@ async fn a_returned_application_resubmitted_becomes_version_two() {
     let versions = chat
         .store
         .read_blocking(|r| {
-            let c = r.case_by_no("TC-2026-0001")?.expect("case");
+            let c = r
+                .case_by_no(&crate::support::case_no("TC-2026-0001"))?
+                .expect("case");
             r.case_versions(c.id)
         })
         .expect("versions");
@@ -341,7 +343,7 @@ async fn a_batch_of_messages_is_decided_in_arrival_order() {
         let t = ticket.clone();
         let rows = chat
             .store
-            .read(move |r| r.case_by_ticket(&t))
+            .read(move |r| r.case_by_ticket(&crate::support::ticket_no(&t)))
             .await
             .expect("case");
         assert_eq!(rows.len(), 1, "{ticket}");
