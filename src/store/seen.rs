@@ -3,7 +3,7 @@
 //! cannot carry another message — across restarts too, since it is in the database.
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{ReadTx, StoreError, Tx, ms};
 
@@ -33,25 +33,28 @@ impl Tx<'_> {
         self.conn()
             .prepare_cached("DELETE FROM seen_signatures WHERE timestamp_ms < ?1")?
             .execute([oldest_valid_ms])?;
-        let seen: Option<String> = self
+        // Recording first: a new pair, the common case, is one statement.
+        let recorded = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO seen_signatures (timestamp_ms, sign_hash, msg_id, seen_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (timestamp_ms, sign_hash) DO NOTHING",
+            )?
+            .execute(params![timestamp_ms, sign_hash, msg_id, ms(now)])?;
+        if recorded == 1 {
+            return Ok(SignatureUse::New);
+        }
+        let first: String = self
             .conn()
             .prepare_cached(
                 "SELECT msg_id FROM seen_signatures WHERE timestamp_ms = ?1 AND sign_hash = ?2",
             )?
-            .query_row(params![timestamp_ms, sign_hash], |r| r.get(0))
-            .optional()?;
-        match seen {
-            Some(first) if first == msg_id => Ok(SignatureUse::SameMessage),
-            Some(_) => Ok(SignatureUse::OtherMessage),
-            None => {
-                self.conn()
-                    .prepare_cached(
-                        "INSERT INTO seen_signatures (timestamp_ms, sign_hash, msg_id, seen_at)
-                         VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![timestamp_ms, sign_hash, msg_id, ms(now)])?;
-                Ok(SignatureUse::New)
-            }
+            .query_row(params![timestamp_ms, sign_hash], |r| r.get(0))?;
+        if first == msg_id {
+            Ok(SignatureUse::SameMessage)
+        } else {
+            Ok(SignatureUse::OtherMessage)
         }
     }
 }
