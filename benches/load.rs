@@ -975,23 +975,10 @@ async fn saturate(client: &reqwest::Client, base: &str, seq: &Arc<AtomicU64>) ->
 
 /// The child's `tiaochu_inbox_pending` and `tiaochu_outbox_pending` gauges, from `/metrics`.
 async fn queues(client: &reqwest::Client, base: &str) -> (u64, u64) {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("/metrics body");
-    let gauge = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics"))
-    };
+    let text = metrics_text(client, base).await;
     (
-        gauge("tiaochu_inbox_pending") as u64,
-        gauge("tiaochu_outbox_pending") as u64,
+        sample(&text, "tiaochu_inbox_pending") as u64,
+        sample(&text, "tiaochu_outbox_pending") as u64,
     )
 }
 
@@ -1015,26 +1002,39 @@ impl Commits {
 }
 
 async fn commits(client: &reqwest::Client, base: &str) -> Commits {
-    let text = client
+    let text = metrics_text(client, base).await;
+    let count = sample(&text, "tiaochu_store_commit_seconds_count") as u64;
+    let within = |le: &str| {
+        sample(
+            &text,
+            &format!("tiaochu_store_commit_seconds_bucket{{le=\"{le}\"}}"),
+        ) as u64
+    };
+    Commits {
+        count,
+        over_25_ms: count - within("0.025"),
+        over_100_ms: count - within("0.1"),
+    }
+}
+
+/// The child's `/metrics` exposition.
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
         .get(format!("{base}/metrics"))
         .send()
         .await
         .expect("GET /metrics")
         .text()
         .await
-        .expect("/metrics body");
-    let sample = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics"))
-    };
-    let count = sample("tiaochu_store_commit_seconds_count");
-    Commits {
-        count,
-        over_25_ms: count - sample("tiaochu_store_commit_seconds_bucket{le=\"0.025\"}"),
-        over_100_ms: count - sample("tiaochu_store_commit_seconds_bucket{le=\"0.1\"}"),
-    }
+        .expect("/metrics body")
+}
+
+/// The value of the sample `name` (its name and labels exactly) in an exposition.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 /// Inbound messages acknowledged but not yet processed by the child's worker.
