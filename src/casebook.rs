@@ -279,7 +279,14 @@ pub fn catch_up_blocking(store: &Store) -> Result<usize, StoreError> {
 /// cases committed when the worker took the message up: one registered in the same instant,
 /// by a decision still queued, may be missing from it — the inspector's `相似` finds it.
 #[derive(Clone, Default)]
-pub struct SearchedAhead(Arc<Mutex<Vec<Ahead>>>);
+pub struct SearchedAhead(Arc<Mutex<Kept>>);
+
+#[derive(Default)]
+struct Kept {
+    lists: Vec<Ahead>,
+    /// Searches kept since start, taken or not.
+    searched: u64,
+}
 
 struct Ahead {
     query: IndexDoc,
@@ -295,31 +302,38 @@ impl SearchedAhead {
     /// Keeps `found`, the list for `query` leaving out row `exclude`.
     pub fn put(&self, query: IndexDoc, exclude: Option<i64>, found: Vec<SimilarCase>) {
         let mut kept = self.lock();
-        if kept.len() >= AHEAD_KEPT {
-            kept.remove(0);
+        if kept.lists.len() >= AHEAD_KEPT {
+            kept.lists.remove(0);
         }
-        kept.push(Ahead {
+        kept.lists.push(Ahead {
             query,
             exclude,
             found,
         });
+        kept.searched += 1;
     }
 
     /// The list searched ahead for `query` leaving out `exclude`, if any; it is used once.
     pub fn take(&self, query: &IndexDoc, exclude: Option<i64>) -> Option<Vec<SimilarCase>> {
         let mut kept = self.lock();
         let at = kept
+            .lists
             .iter()
             .position(|a| a.exclude == exclude && &a.query == query)?;
-        Some(kept.remove(at).found)
+        Some(kept.lists.remove(at).found)
     }
 
     /// Forgets every search not taken (its message was refused or answered otherwise).
     pub fn clear(&self) {
-        self.lock().clear();
+        self.lock().lists.clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Ahead>> {
+    /// How many searches were made ahead since start.
+    pub fn searched(&self) -> u64 {
+        self.lock().searched
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         // A plain list; a panic while it was held cannot leave it inconsistent.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -10,6 +10,7 @@
 //! Who may do what is the workflow's business; this module only finds the sender in the roster
 //! and reads the text (docs/spec.md → Text commands, → Parsing).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -158,6 +159,15 @@ enum SenderLimit {
     },
 }
 
+/// Who a robot message counts against for the flood limit: its sender, or its conversation
+/// when it names no sender.
+fn sender_key(message: &RobotMessage) -> String {
+    match message.sender_staff_id() {
+        Some(id) => format!("staff:{id}"),
+        None => format!("conversation:{}", message.conversation_id),
+    }
+}
+
 /// Processes the inbox with the engine's roster, calendar and dispatch.
 #[derive(Clone)]
 pub struct InboxProcessor {
@@ -211,8 +221,10 @@ impl InboxProcessor {
         let rows: Vec<Arc<InboxRow>> = rows.into_iter().map(Arc::new).collect();
         let mut tries = Vec::with_capacity(rows.len());
         let mut before: Option<i64> = None;
+        // Robot messages of each sender earlier in this step: not all counted in the store yet.
+        let mut earlier: HashMap<String, u32> = HashMap::new();
         for row in &rows {
-            self.search_ahead(row).await;
+            self.search_ahead(row, &mut earlier, now).await;
             let (this, id) = (self.clone(), row.id);
             let row = Arc::clone(row);
             tries.push(
@@ -264,17 +276,34 @@ impl InboxProcessor {
         Ok(done)
     }
 
-    /// When `row` is a complete application, searches the similar cases its review card will
-    /// show on a read snapshot, off the writer, for its decision to take
-    /// ([`casebook::SearchedAhead`]). Anything else, or a failed search, leaves the search to the
-    /// decision itself.
-    async fn search_ahead(&self, row: &InboxRow) {
+    /// When `row` is a complete application its decision will act on, searches the similar
+    /// cases its review card will show on a read snapshot, off the writer, for the decision to
+    /// take ([`casebook::SearchedAhead`]). Anything else, or a failed search, leaves the search
+    /// to the decision itself. A message from someone not in the roster, or over its sender's
+    /// flood limit, is not searched for: it will not be decided, and a flood must stay as cheap
+    /// as the limit makes it. `earlier` counts each sender's robot messages earlier in the step.
+    async fn search_ahead(
+        &self,
+        row: &InboxRow,
+        earlier: &mut HashMap<String, u32>,
+        now: Timestamp,
+    ) {
         if !matches!(row.source.as_str(), "robot" | "stream" | "sandbox") {
             return;
         }
         let Ok(message) = RobotMessage::from_json(row.payload.as_bytes()) else {
             return;
         };
+        let key = sender_key(&message);
+        let before = earlier.entry(key.clone()).or_default();
+        let earlier_in_step = *before;
+        *before += 1;
+        let known = message
+            .sender_staff_id()
+            .is_some_and(|id| self.engine.roster().person(id).is_some());
+        if !known {
+            return;
+        }
         let text = message.text().unwrap_or_default();
         if parse_command(&text, &self.units).is_some() {
             return;
@@ -283,11 +312,16 @@ impl InboxProcessor {
         let Ok(app) = workflow::Application::from_report(&report, &self.units) else {
             return;
         };
-        let engine = self.engine.clone();
+        let (engine, limit) = (self.engine.clone(), self.per_sender_per_minute);
         let searched = self
             .engine
             .store()
             .read(move |r| -> Result<(), EngineError> {
+                // Counted in the store or earlier in this step (a message of this step already
+                // committed counts twice: then the decision searches itself, as before).
+                if limit > 0 && r.sender_count(&key, now)? + earlier_in_step >= limit {
+                    return Ok(());
+                }
                 // As the decision will: the ticket's open case is left out (a resubmission
                 // registers a new version of it), a closed one is not.
                 let mut open = None;
@@ -683,10 +717,7 @@ impl InboxProcessor {
         if self.per_sender_per_minute == 0 {
             return Ok(SenderLimit::Within);
         }
-        let key = match message.sender_staff_id() {
-            Some(id) => format!("staff:{id}"),
-            None => format!("conversation:{}", message.conversation_id),
-        };
+        let key = sender_key(message);
         let window = tx.note_inbound(&key, now)?;
         if window.count <= self.per_sender_per_minute {
             return Ok(SenderLimit::Within);

@@ -3,8 +3,9 @@
 //! so a crash never counts a message that was not processed.
 
 use jiff::Timestamp;
+use rusqlite::OptionalExtension;
 
-use super::{StoreError, Tx, ms};
+use super::{ReadTx, StoreError, Tx, ms};
 
 /// The length of one counting window, in milliseconds.
 pub const SENDER_WINDOW_MS: i64 = 60_000;
@@ -52,5 +53,21 @@ impl Tx<'_> {
             .prepare_cached("UPDATE sender_rate SET told = 1 WHERE sender = ?1")?
             .execute([sender])?;
         Ok(())
+    }
+}
+
+impl ReadTx<'_> {
+    /// How many messages `sender` has had counted in the window that holds `now` (0 when its
+    /// last window has ended).
+    pub fn sender_count(&self, sender: &str, now: Timestamp) -> Result<u32, StoreError> {
+        let start = ms(now) - ms(now).rem_euclid(SENDER_WINDOW_MS);
+        let count: Option<i64> = self
+            .conn()
+            .prepare_cached(
+                "SELECT count FROM sender_rate WHERE sender = ?1 AND window_start = ?2",
+            )?
+            .query_row(rusqlite::params![sender, start], |r| r.get(0))
+            .optional()?;
+        Ok(count.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
 }

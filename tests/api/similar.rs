@@ -378,3 +378,37 @@ fn similar_over_a_corpus_directory_names_files_and_leaves_out_the_query_itself()
         "{err}"
     );
 }
+
+/// Searching ahead must not undo the flood limit: only the messages a decision will act on are
+/// searched for — not a stranger's, not those over the sender's limit, in this step or a later
+/// one of the same minute.
+#[tokio::test]
+async fn only_applications_that_will_be_decided_are_searched_ahead() {
+    use crate::support::{RS, seed_application_text, world};
+    let mut w = world().the_liaisons().build();
+    let processor = tiaochu::inbox::InboxProcessor::new(w.engine.clone()).with_sender_limit(2);
+    for i in 0..4 {
+        let text = seed_application_text(&format!("DH20261103000{}", 20 + i));
+        let message = w.message(RS, &text);
+        w.deliver(&message).await;
+    }
+    let stranger = w.message("not-in-roster", &seed_application_text("DH2026110300030"));
+    w.deliver(&stranger).await;
+    processor.process_pending(w.now()).await.expect("step");
+    assert_eq!(
+        w.engine.similar_ahead().searched(),
+        2,
+        "two within the limit of two; the two over it and the stranger's are not searched"
+    );
+
+    let late = w.message(RS, &seed_application_text("DH2026110300031"));
+    w.deliver(&late).await;
+    processor.process_pending(w.now()).await.expect("step");
+    assert_eq!(w.engine.similar_ahead().searched(), 2, "the same minute");
+
+    w.advance(jiff::SignedDuration::from_secs(60));
+    let next = w.message(RS, &seed_application_text("DH2026110300032"));
+    w.deliver(&next).await;
+    processor.process_pending(w.now()).await.expect("step");
+    assert_eq!(w.engine.similar_ahead().searched(), 3, "a new minute");
+}
