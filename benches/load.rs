@@ -514,20 +514,26 @@ fn log_level() -> String {
     std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string())
 }
 
-/// The last callback timestamp signed: each request gets its own millisecond (now, or one past
-/// the previous), because the service refuses a (timestamp, sign) pair that comes with a second
-/// message as a replay.
+/// The last callback timestamp signed: each request gets its own millisecond, because the
+/// service refuses a (timestamp, sign) pair that comes with a second message as a replay.
 static LAST_SIGNED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// How far in the past the reserved milliseconds start. The service accepts a timestamp up to
+/// an hour old and only five minutes ahead, and a run reserves hundreds of thousands of them
+/// (the shedding phase alone some 250,000: four minutes), so a clock that starts at "now" ran
+/// past the five minutes and the last phase's callbacks were refused as forged. Starting 50
+/// minutes back leaves 55 minutes of milliseconds.
+const SIGNED_BEHIND_MS: i64 = 50 * 60 * 1000;
 
 fn unique_timestamp_ms() -> i64 {
     use std::sync::atomic::Ordering;
-    let now = jiff::Timestamp::now().as_millisecond();
+    let floor = jiff::Timestamp::now().as_millisecond() - SIGNED_BEHIND_MS;
     let previous = LAST_SIGNED_MS
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-            Some(now.max(last + 1))
+            Some(floor.max(last + 1))
         })
-        .unwrap_or(now);
-    now.max(previous + 1)
+        .unwrap_or(floor);
+    floor.max(previous + 1)
 }
 
 /// A signed robot callback posted to `path`: an application with a fresh ticket number and

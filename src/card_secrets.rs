@@ -91,10 +91,7 @@ impl CardSecrets {
         // A separator no card key holds, so ("a", "bc") and ("ab", "c") sign differently.
         mac.update(&[0]);
         mac.update(staff_id.as_bytes());
-        let tag: String = mac.finalize().into_bytes()[..TAG_BYTES]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let tag = crate::hex::lower_hex(&mac.finalize().into_bytes()[..TAG_BYTES]);
         format!("{}-{tag}__{}", id_safe(card_key), id_safe(staff_id))
     }
 

@@ -10,6 +10,7 @@
 //!
 //! - **Pure core** — values in, values out; no I/O, no wall clock:
 //!   [`domain`] (the identifiers as types: ticket and case numbers, unit names, person ids),
+//!   [`hex`] (lowercase hex of digests and tags),
 //!   [`calendar`] (working days, holidays), [`roster`] (units, people, roles),
 //!   [`parse`] (pasted applications and text commands), [`workflow`] (the mechanism as one
 //!   `transition` function, its clocks and invariants), [`similar`] (tokens and ranking of past
@@ -42,6 +43,7 @@
 // Pure core.
 pub mod calendar;
 pub mod domain;
+pub mod hex;
 pub mod messages;
 pub mod parse;
 pub mod roster;

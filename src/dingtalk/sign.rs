@@ -114,8 +114,7 @@ pub fn signature_id(timestamp_header: &str, sign_header: &str) -> Option<(i64, S
     let ts: i64 = timestamp.parse().ok()?;
     let tag = STANDARD.decode(sign_header.trim_ascii()).ok()?;
     let digest = Sha256::digest(&tag);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Some((ts, hex))
+    Some((ts, crate::hex::lower_hex(&digest)))
 }
 
 /// The `sign` query parameter of a custom group robot webhook (§5.1): the Base64 tag,

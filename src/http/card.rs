@@ -19,6 +19,8 @@
 //!
 //! None of these refusals stores, sends or changes anything.
 
+use std::sync::Arc;
+
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -30,7 +32,7 @@ use crate::inbox::InboxProcessor;
 
 /// Verifies, processes and answers one card callback.
 pub(super) async fn card_callback(
-    state: AppState,
+    state: Arc<AppState>,
     route: CardCallbackRoute,
     segment: String,
     request: Request,

@@ -1,6 +1,8 @@
 //! `GET /healthz`: whether the store answers and takes writes, the state of the Stream connection and the outbox
 //! backlog, for a load balancer (status code) and an admin (body).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,7 +20,7 @@ use super::AppState;
 /// is open, `"connecting"` while (re)connecting, `"not_configured"` outside `stream` mode; it does
 /// not change the status code, since the HTTP side keeps working without it.
 pub(super) async fn healthz(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
 ) -> (StatusCode, Json<serde_json::Value>) {
     let stream = state.stream.borrow().as_str();
     let counts = state

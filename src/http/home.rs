@@ -3,6 +3,8 @@
 //! service is and where people use it (DingTalk, the dashboard), instead of an empty 404. The
 //! page is static: it names no person, case or setting.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -19,7 +21,7 @@ const PAGE: &str = r#"<!doctype html>
 <p>热线与工作小组人员：在钉钉中向机器人发送“看板”，获取<a href="/dashboard">数据看板</a>的登录链接。</p>
 </body></html>"#;
 
-pub(super) async fn home(State(state): State<AppState>) -> Response {
+pub(super) async fn home(State(state): State<Arc<AppState>>) -> Response {
     if state.sandbox.is_some() {
         return Redirect::to("/sandbox").into_response();
     }

@@ -2,6 +2,8 @@
 //! The exposition itself is [`crate::metrics`]; this file only gathers the scrape-time inputs
 //! (the store's backlog, the Stream state) and counts request latency by matched route.
 
+use std::sync::Arc;
+
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -14,7 +16,7 @@ use crate::metrics::{self, TIMER_OVERDUE_AFTER};
 
 /// The exposition; always 200, since a scrape that fails is itself the alert. When the store
 /// does not answer, `tiaochu_store_up 0` says so and its gauges are left out.
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let now = state.clock.now();
     let stream = *state.stream.borrow();
     let backlog = state

@@ -16,6 +16,8 @@
 //! as any duplicate. Two different messages DingTalk signs in the same millisecond would share a
 //! pair too; the second is then refused and left to DingTalk's redelivery.
 
+use std::sync::Arc;
+
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -32,7 +34,7 @@ const SOURCE: &str = "robot";
 /// Verifies, stores and acknowledges one callback; `secret` is the app secret it must be
 /// signed with.
 pub(super) async fn robot_callback(
-    state: AppState,
+    state: Arc<AppState>,
     secret: Secret,
     request: Request,
 ) -> Result<impl IntoResponse, HttpError> {

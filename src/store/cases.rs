@@ -88,13 +88,15 @@ impl Tx<'_> {
     /// The next case number of `year` (the local calendar year of registration), e.g.
     /// `TC-2026-0001`: monotonic per year, never reused once committed.
     pub fn next_case_no(&self, year: i16) -> Result<CaseNo, StoreError> {
-        let n: i64 = self
-            .conn()
+        self.conn()
             .prepare_cached(
                 "INSERT INTO case_counters (year, last) VALUES (?1, 1)
-                 ON CONFLICT (year) DO UPDATE SET last = last + 1
-                 RETURNING last",
+                 ON CONFLICT (year) DO UPDATE SET last = last + 1",
             )?
+            .execute([year])?;
+        let n: i64 = self
+            .conn()
+            .prepare_cached("SELECT last FROM case_counters WHERE year = ?1")?
             .query_row([year], |r| r.get(0))?;
         Ok(CaseNo::new(year, n))
     }
@@ -112,27 +114,22 @@ impl Tx<'_> {
 
     /// Registers a case at revision 1; returns its id.
     pub fn insert_case(&self, c: &NewCase<'_>) -> Result<i64, StoreError> {
-        let id = self
-            .conn()
+        self.conn()
             .prepare_cached(
                 "INSERT INTO cases (case_no, ticket_no, first_unit, urgent, state, data_json,
                                     revision, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)
-                 RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)",
             )?
-            .query_row(
-                params![
-                    c.case_no.as_str(),
-                    c.ticket_no.as_str(),
-                    c.first_unit.as_str(),
-                    c.urgent,
-                    c.state,
-                    c.data_json,
-                    ms(c.created_at)
-                ],
-                |r| r.get(0),
-            )?;
-        Ok(id)
+            .execute(params![
+                c.case_no.as_str(),
+                c.ticket_no.as_str(),
+                c.first_unit.as_str(),
+                c.urgent,
+                c.state,
+                c.data_json,
+                ms(c.created_at)
+            ])?;
+        Ok(self.conn().last_insert_rowid())
     }
 
     /// Replaces a case's state and document if it is still at `expected_revision`; returns the
@@ -146,20 +143,21 @@ impl Tx<'_> {
         data_json: &str,
         updated_at: Timestamp,
     ) -> Result<i64, StoreError> {
-        let new_revision: Option<i64> = self
+        let updated = self
             .conn()
             .prepare_cached(
                 "UPDATE cases SET state = ?3, data_json = ?4, updated_at = ?5,
                                   revision = revision + 1
-                 WHERE id = ?1 AND revision = ?2
-                 RETURNING revision",
+                 WHERE id = ?1 AND revision = ?2",
             )?
-            .query_row(
-                params![id, expected_revision, state, data_json, ms(updated_at)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match new_revision {
+            .execute(params![
+                id,
+                expected_revision,
+                state,
+                data_json,
+                ms(updated_at)
+            ])?;
+        match (updated == 1).then_some(expected_revision + 1) {
             Some(r) => Ok(r),
             None if self.case(id)?.is_some() => Err(StoreError::Conflict {
                 what: format!("案件（内部编号 {id}）"),

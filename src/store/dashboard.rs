@@ -17,16 +17,12 @@ const KEEP_EXPIRED_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A fresh secret: 32 random bytes as 64 lower-case hex digits (safe in URLs and cookies).
 pub fn new_secret() -> Result<String, StoreError> {
-    Ok(hex(&super::random_bytes()?))
+    Ok(crate::hex::lower_hex(&super::random_bytes()?))
 }
 
 /// The SHA-256 of `secret`, hex; what the tables keep instead of the secret.
 pub fn secret_hash(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::lower_hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// What the dashboard's case list filters on; `None` means "any".

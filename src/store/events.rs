@@ -97,16 +97,13 @@ impl Tx<'_> {
         at: Timestamp,
         data_json: &str,
     ) -> Result<i64, StoreError> {
-        let id = self
-            .conn()
+        self.conn()
             .prepare_cached(
                 "INSERT INTO events (case_id, kind, actor, at, data_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .query_row(params![case_id, kind, actor, ms(at), data_json], |r| {
-                r.get(0)
-            })?;
-        Ok(id)
+            .execute(params![case_id, kind, actor, ms(at), data_json])?;
+        Ok(self.conn().last_insert_rowid())
     }
 }
 

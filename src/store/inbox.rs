@@ -74,22 +74,24 @@ fn inbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxRow> {
 impl Tx<'_> {
     /// Records an inbound message unless the same (source, message id) is already there.
     pub fn insert_inbox(&self, m: &NewInbound<'_>) -> Result<InboxInsert, StoreError> {
-        let inserted: Option<i64> = self
+        // No RETURNING: SQLite builds a temporary table for it on every run, which cost more
+        // than the insert itself on every acknowledgement (docs/throughput.md).
+        let inserted = self
             .conn()
             .prepare_cached(
                 "INSERT INTO inbox (source, message_id, received_at, payload)
                  VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (source, message_id) DO NOTHING
-                 RETURNING id",
+                 ON CONFLICT (source, message_id) DO NOTHING",
             )?
-            .query_row(
-                params![m.source, m.message_id, ms(m.received_at), m.payload],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = inserted {
+            .execute(params![
+                m.source,
+                m.message_id,
+                ms(m.received_at),
+                m.payload
+            ])?;
+        if inserted == 1 {
             self.touch_inbox();
-            return Ok(InboxInsert::Inserted(id));
+            return Ok(InboxInsert::Inserted(self.conn().last_insert_rowid()));
         }
         let id = self
             .conn()

@@ -956,25 +956,29 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
         w.commits.observe(committing.elapsed());
         Ok(touched)
     })();
-    match &outcome {
-        Ok(_) => match last_write {
-            Some(Ok(())) => health.set(None),
-            Some(Err(reason)) => health.set(Some(reason)),
-            None => {}
-        },
-        Err(e) => health.set(Some(e.to_string())),
-    }
     match outcome {
         Ok(touched) => {
+            match last_write {
+                Some(Ok(())) => health.set(None),
+                Some(Err(reason)) => health.set(Some(reason)),
+                None => {}
+            }
             w.changes.announce(touched);
             for write in writes {
                 write.finish(Ok(()));
             }
         }
         Err(e) => {
+            // A full disk (or an I/O error) can make SQLite roll the whole transaction back
+            // under a failing statement; the round then ends on the savepoint that is gone,
+            // and the storage failure is the reason, not the missing savepoint.
+            let why = match last_write {
+                Some(Err(reason)) => reason,
+                _ => e.to_string(),
+            };
+            health.set(Some(why.clone()));
             // Dropping the transaction rolled everything back; every caller learns why.
-            tracing::error!(error = %e, "a group of writes could not be committed");
-            let why = e.to_string();
+            tracing::error!(error = %e, reason = %why, "a group of writes could not be committed");
             for write in writes.into_iter().chain(first) {
                 write.finish(Err(&why));
             }

@@ -125,25 +125,26 @@ impl Tx<'_> {
     /// Queues a message; returns its id. Idempotent on `idem_key`: a second enqueue changes
     /// nothing and returns the first row's id, whatever state that row is in.
     pub fn enqueue_outbox(&self, m: &NewOutbound<'_>) -> Result<i64, StoreError> {
-        let inserted: Option<i64> = self
+        let inserted = self
             .conn()
             .prepare_cached(
                 "INSERT INTO outbox (idem_key, channel, target, payload, next_attempt_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (idem_key) DO NOTHING
-                 RETURNING id",
+                 ON CONFLICT (idem_key) DO NOTHING",
             )?
-            .query_row(
-                params![m.idem_key, m.channel, m.target, m.payload, ms(m.not_before)],
-                |r| r.get(0),
-            )
-            .optional()?;
+            .execute(params![
+                m.idem_key,
+                m.channel,
+                m.target,
+                m.payload,
+                ms(m.not_before)
+            ])?;
         match inserted {
-            Some(id) => {
+            1 => {
                 self.touch_outbox();
-                Ok(id)
+                Ok(self.conn().last_insert_rowid())
             }
-            None => Ok(self
+            _ => Ok(self
                 .conn()
                 .prepare_cached("SELECT id FROM outbox WHERE idem_key = ?1")?
                 .query_row([m.idem_key], |r| r.get(0))?),

@@ -72,25 +72,21 @@ impl Tx<'_> {
                 person.updated_by,
                 person.departed_at.map(ms)
             ])?;
-        let id = self
-            .conn()
+        self.conn()
             .prepare_cached(
                 "INSERT INTO roster_changes (at, actor, action, unit, name, before_json, after_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .query_row(
-                params![
-                    ms(person.updated_at),
-                    person.updated_by,
-                    action,
-                    person.unit,
-                    person.name,
-                    before_json,
-                    after_json
-                ],
-                |r| r.get(0),
-            )?;
-        Ok(id)
+            .execute(params![
+                ms(person.updated_at),
+                person.updated_by,
+                action,
+                person.unit,
+                person.name,
+                before_json,
+                after_json
+            ])?;
+        Ok(self.conn().last_insert_rowid())
     }
 }
 

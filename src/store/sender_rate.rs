@@ -25,19 +25,19 @@ impl Tx<'_> {
     /// Counts one message from `sender` at `now`, starting a new window when the last one ended.
     pub fn note_inbound(&self, sender: &str, now: Timestamp) -> Result<SenderWindow, StoreError> {
         let start = ms(now) - ms(now).rem_euclid(SENDER_WINDOW_MS);
-        let (count, told): (i64, i64) = self
-            .conn()
+        self.conn()
             .prepare_cached(
                 "INSERT INTO sender_rate (sender, window_start, count, told) VALUES (?1, ?2, 1, 0)
                  ON CONFLICT (sender) DO UPDATE SET
                    count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,
                    told = CASE WHEN window_start = excluded.window_start THEN told ELSE 0 END,
-                   window_start = excluded.window_start
-                 RETURNING count, told",
+                   window_start = excluded.window_start",
             )?
-            .query_row(rusqlite::params![sender, start], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+            .execute(rusqlite::params![sender, start])?;
+        let (count, told): (i64, i64) = self
+            .conn()
+            .prepare_cached("SELECT count, told FROM sender_rate WHERE sender = ?1")?
+            .query_row([sender], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let ends_at = Timestamp::from_millisecond(start + SENDER_WINDOW_MS)
             .map_err(|e| StoreError::BadData(format!("时间超出范围：{e}")))?;
         Ok(SenderWindow {

@@ -107,21 +107,28 @@ impl Tx<'_> {
     /// quarantined one is released: the decision that set it again read its case fine. The
     /// scheduler is woken after commit.
     pub fn set_timer(&self, t: &NewTimer<'_>) -> Result<i64, StoreError> {
-        let id = self
-            .conn()
+        self.conn()
             .prepare_cached(
                 "INSERT INTO timers (key, case_id, kind, due_at, payload_json)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (key) DO UPDATE
                  SET case_id = excluded.case_id, kind = excluded.kind, due_at = excluded.due_at,
                      payload_json = excluded.payload_json, state = 'pending', fired_at = NULL,
-                     quarantined_at = NULL, quarantine_reason = NULL, attempts = 0
-                 RETURNING id",
+                     quarantined_at = NULL, quarantine_reason = NULL, attempts = 0",
             )?
-            .query_row(
-                params![t.key, t.case_id, t.kind, ms(t.due_at), t.payload_json],
-                |r| r.get(0),
-            )?;
+            .execute(params![
+                t.key,
+                t.case_id,
+                t.kind,
+                ms(t.due_at),
+                t.payload_json
+            ])?;
+        // Read back by key rather than with RETURNING (a temporary table per run), and not by
+        // last_insert_rowid, which an update of an existing key leaves unchanged.
+        let id = self
+            .conn()
+            .prepare_cached("SELECT id FROM timers WHERE key = ?1")?
+            .query_row([t.key], |r| r.get(0))?;
         self.touch_timers();
         Ok(id)
     }

@@ -4,7 +4,6 @@
 //! commit always precedes the ACK; an `Err` leaves the frame unacknowledged for redelivery.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -395,11 +394,7 @@ pub(crate) fn card_callback_key(data: &str) -> Option<String> {
         .unwrap_or(Value::Null)
         .to_string();
     let digest = Sha256::digest(params.as_bytes());
-    let mut hash = String::with_capacity(16);
-    for byte in &digest[..8] {
-        // Writing to a String cannot fail.
-        let _ = write!(hash, "{byte:02x}");
-    }
+    let hash = crate::hex::lower_hex(&digest[..8]);
     Some(format!(
         "{out_track_id}|{user_id}|{}|{hash}",
         action_ids.join(",")
