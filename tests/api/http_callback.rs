@@ -371,6 +371,9 @@ async fn healthz_reports_store_stream_and_outbox_backlog() {
     );
 
     let now = app.clock.now();
+    // Due in an hour: the app's outbox worker, woken by this commit, must not send them before
+    // /healthz is read (under a loaded test run it did).
+    let later = now + jiff::SignedDuration::from_hours(1);
     app.store
         .write(move |tx| -> Result<_, tiaochu::store::StoreError> {
             for key in ["a", "b", "c"] {
@@ -379,7 +382,7 @@ async fn healthz_reports_store_stream_and_outbox_backlog() {
                     channel: "robot_1to1",
                     target: "user001",
                     payload: b"{}",
-                    not_before: now,
+                    not_before: later,
                 })?;
             }
             let dead = tx.enqueue_outbox(&NewOutbound {
