@@ -243,9 +243,18 @@ async fn run() {
     let bare_max = max_throughput(&client, &base, BARE, &seq).await;
     println!("  bare    {}", bare_max.line());
     let before = backlog(&client, &base).await;
+    let commits_before = commits(&client, &base).await;
     let service_max = max_throughput(&client, &base, ROBOT, &seq).await;
     println!("  service {}", service_max.line());
+    let during = commits(&client, &base).await.since(&commits_before);
     let left = backlog(&client, &base).await;
+    println!(
+        "  service commits meanwhile: {} ({:.1} acknowledgements each), {:.2} ms each on average, {:.0} % of the phase spent committing",
+        during.count,
+        service_max.answered as f64 / during.count.max(1) as f64,
+        during.seconds * 1000.0 / during.count.max(1) as f64,
+        during.seconds * 100.0 / service_max.elapsed.as_secs_f64()
+    );
     println!(
         "  service inbox backlog at the end: {left} of {} acknowledged messages still to process (not waited for)",
         service_max.answered
@@ -992,6 +1001,8 @@ async fn queues(client: &reqwest::Client, base: &str) -> (u64, u64) {
 #[derive(Debug, Clone, Copy)]
 struct Commits {
     count: u64,
+    /// Seconds spent committing, all commits together.
+    seconds: f64,
     over_25_ms: u64,
     over_100_ms: u64,
 }
@@ -1001,6 +1012,7 @@ impl Commits {
     fn since(&self, earlier: &Commits) -> Commits {
         Commits {
             count: self.count - earlier.count,
+            seconds: self.seconds - earlier.seconds,
             over_25_ms: self.over_25_ms - earlier.over_25_ms,
             over_100_ms: self.over_100_ms - earlier.over_100_ms,
         }
@@ -1018,6 +1030,7 @@ async fn commits(client: &reqwest::Client, base: &str) -> Commits {
     };
     Commits {
         count,
+        seconds: sample(&text, "tiaochu_store_commit_seconds_sum"),
         over_25_ms: count - within("0.025"),
         over_100_ms: count - within("0.1"),
     }
