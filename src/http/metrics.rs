@@ -3,7 +3,6 @@
 //! (the store's backlog, the Stream state) and counts request latency by matched route.
 
 use std::sync::Arc;
-
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};

@@ -157,14 +157,15 @@ impl Tx<'_> {
                 data_json,
                 ms(updated_at)
             ])?;
-        match (updated == 1).then_some(expected_revision + 1) {
-            Some(r) => Ok(r),
-            None if self.case(id)?.is_some() => Err(StoreError::Conflict {
-                what: format!("案件（内部编号 {id}）"),
-            }),
-            None => Err(StoreError::NotFound {
-                what: format!("案件（内部编号 {id}）"),
-            }),
+        // The row matched the revision it was read at, so it now holds the next one.
+        if updated == 1 {
+            return Ok(expected_revision + 1);
+        }
+        let what = format!("案件（内部编号 {id}）");
+        if self.case(id)?.is_some() {
+            Err(StoreError::Conflict { what })
+        } else {
+            Err(StoreError::NotFound { what })
         }
     }
 
