@@ -7,12 +7,13 @@
 //! for the lock. Queued writes share a transaction, each under its own savepoint (group commit).
 //! Writes somebody is waiting on at the door — acknowledgements above all — are served ahead of
 //! background writes (the inbox worker's decisions, [`Store::write_background`]), which take
-//! their turn by time: see [`BACKGROUND_SLICE`] (docs/throughput.md has the measurements). Reads use a small pool of separate connections, which WAL lets run alongside the
-//! writer. Checkpoints (copying the WAL back into the database file, with its own fsync) run on a
-//! separate thread every [`CHECKPOINT_EVERY`] instead of inside whichever commit crosses SQLite's
-//! automatic threshold, so no callback's commit waits for one. The store knows nothing of the
-//! workflow: cases are indexed columns plus a JSON
-//! document, events are JSON, outbox payloads are the exact bytes to send.
+//! their turn by time: see [`share`] (docs/throughput.md has the measurements). Reads use a small
+//! pool of separate connections, which WAL lets run alongside the writer. Checkpoints (copying
+//! the WAL back into the database file, with its own fsync) run on a separate thread every
+//! [`CHECKPOINT_EVERY`] instead of inside whichever commit crosses SQLite's automatic threshold,
+//! so no callback's commit waits for one. The store knows nothing of the workflow: cases are
+//! indexed columns plus a JSON document, events are JSON, outbox payloads are the exact bytes to
+//! send.
 //!
 //! Every instant is stored as INTEGER milliseconds since the Unix epoch (UTC).
 //!
@@ -54,6 +55,7 @@ mod sandbox;
 mod secrets;
 mod seen;
 mod sender_rate;
+mod share;
 mod similar;
 mod timers;
 
@@ -297,19 +299,7 @@ impl<F: FnOnce(&mut Writer) + Send + 'static> From<F> for Job {
 /// one disk sync each.
 const GROUP_MAX: usize = 64;
 
-/// How long a round without waiting writes may run background writes before it commits. Several
-/// decisions then share one `fsync` (about 1–3 ms on the measured machine, a decision 3–7 ms),
-/// while a waiting write that arrives meanwhile is taken into the round and ends it after the
-/// decision in progress: it never waits for more than one decision.
-pub const BACKGROUND_SLICE: Duration = Duration::from_millis(10);
-
-/// Under a flood, background writes run for 1/`BACKGROUND_SHARE` of the time the round's
-/// waiting writes took: two thirds of the writer go to acknowledgements, which DingTalk waits on
-/// (a late one is delivered again), a third to decisions, whose answers may take seconds. An
-/// equal share was measured first: it held acknowledgements to 8,800 a second while decisions
-/// ran at 360 (docs/throughput.md); this one gave 10,300 and the same decisions, since by then a
-/// decision cost the writer ~1 ms and the inbox worker, not the writer, set their pace.
-const BACKGROUND_SHARE: u32 = 2;
+use share::{BackgroundCredit, Round};
 
 /// What became of one write of a group, before the commit.
 enum Ran {
@@ -384,6 +374,8 @@ struct Writer {
     changes: Arc<Changes>,
     health: Arc<WriteHealth>,
     commits: Arc<CommitTimes>,
+    /// The background writes' share of this thread, carried across rounds.
+    credit: BackgroundCredit,
 }
 
 /// The queues a committed transaction can add work to, each with a generation counter its
@@ -546,6 +538,7 @@ impl Store {
             changes: Arc::clone(&changes),
             health: Arc::clone(&health),
             commits: Arc::clone(&commits),
+            credit: BackgroundCredit::default(),
         };
         std::thread::Builder::new()
             .name("tiaochu-store-writer".into())
@@ -851,14 +844,15 @@ impl Queues {
 }
 
 /// One transaction: the waiting writes first (up to [`GROUP_MAX`]), then background writes
-/// while their turn lasts, answered after its commit. Background writes get at least one turn a
-/// round when any are queued, so decisions progress under any flood of acknowledgements; beyond
-/// that they may run half as long as the round's waiting writes did ([`BACKGROUND_SHARE`]), or
-/// for [`BACKGROUND_SLICE`] when no write is waiting. Writes that arrive meanwhile join the round
-/// between two background writes, and end its background turn once it has had its share. An
+/// while they may ([`share`]), answered after its commit. A round that begins with nothing
+/// waiting runs background writes for [`share::BACKGROUND_SLICE`], and a waiting write that
+/// arrives meanwhile joins the round and ends it after the decision in progress; a round that
+/// begins with waiting writes runs background writes only when they are owed a turn, which every
+/// such round earns them, so decisions progress under any flood of acknowledgements. An
 /// exclusive job ends the round; it runs after the commit.
 fn run_round(w: &mut Writer, queues: &mut Queues) {
     let health = Arc::clone(&w.health);
+    let credit = w.credit;
     let mut writes: Vec<Box<dyn GroupWrite>> = Vec::new();
     // The last write of the group that changed rows (Ok(())) or failed in the storage (Err). A
     // write that changed nothing commits even on a full disk, so it proves nothing either way.
@@ -924,36 +918,38 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             }
         }
         queues.take_arrived();
-        loop {
+        let round = loop {
             while waited < GROUP_MAX && queues.next_is_write() {
                 if let Some(Job::Write(write)) = queues.waiting.pop_front() {
                     waited_time += run(write)?;
                     waited += 1;
                 }
             }
-            let share = if waited > 0 {
-                waited_time / BACKGROUND_SHARE
-            } else {
-                BACKGROUND_SLICE
+            let round = Round {
+                waited,
+                waited_time,
+                background,
+                background_time,
+                began_free: !first_waited,
             };
-            let turn_left = background == 0 || background_time < share;
-            if waited >= GROUP_MAX
-                || background >= GROUP_MAX
-                || !turn_left
+            if background >= GROUP_MAX
+                || !credit.may_run(&round)
                 || matches!(queues.waiting.front(), Some(Job::Exclusive(_)))
             {
-                break;
+                break round;
             }
             let Some(write) = queues.background.pop_front() else {
-                break;
+                break round;
             };
             background_time += run(write)?;
             background += 1;
             queues.take_arrived();
-        }
+        };
         let committing = std::time::Instant::now();
         tx.commit()?;
-        w.commits.observe(committing.elapsed());
+        let commit_time = committing.elapsed();
+        w.commits.observe(commit_time);
+        w.credit.settle(&round, commit_time);
         Ok(touched)
     })();
     match outcome {

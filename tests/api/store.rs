@@ -956,6 +956,45 @@ async fn an_acknowledgement_is_committed_while_a_long_run_of_decisions_waits() {
     assert_eq!(started.load(Ordering::SeqCst), DECISIONS as u64);
 }
 
+/// Decisions keep committing while acknowledgements are queued without a break: every round of
+/// them earns the decisions time on the writer (src/store/share.rs), so they commit long before
+/// the queue of acknowledgements is through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_commit_under_an_unbroken_flood_of_acknowledgements() {
+    const FLOOD: u64 = 20_000;
+    let (_dir, store) = temp_store();
+    let acked = Arc::new(AtomicU64::new(0));
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|n| {
+            let (store, acked) = (store.clone(), Arc::clone(&acked));
+            tokio::spawn(async move {
+                store
+                    .write(move |tx| insert_marker(tx, &format!("ack-{n}")))
+                    .await
+                    .expect("acknowledged");
+                acked.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    while acked.load(Ordering::SeqCst) < 64 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let decisions: Vec<_> = (0..30)
+        .map(|i| store.write_background(move |tx| insert_marker(tx, &format!("decision-{i}"))))
+        .collect();
+    for decision in decisions {
+        decision.await.expect("decision committed");
+    }
+    let acked_by_then = acked.load(Ordering::SeqCst);
+    for task in flood {
+        task.await.expect("flood task");
+    }
+    assert!(
+        acked_by_then < FLOOD / 2,
+        "the decisions waited for {acked_by_then} of {FLOOD} acknowledgements"
+    );
+}
+
 /// Background writes share commits, each under its own savepoint: one that fails or panics is
 /// undone alone, the others are kept, and the writer goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
