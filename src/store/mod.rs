@@ -919,7 +919,15 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
         }
         queues.take_arrived();
         let round = loop {
-            while waited < GROUP_MAX && queues.next_is_write() {
+            while waited < GROUP_MAX {
+                // Writes that arrived while the round ran join it, up to the group's size:
+                // under a flood each commit then carries more of them.
+                if !queues.next_is_write() {
+                    queues.take_arrived();
+                }
+                let Some(Job::Write(_)) = queues.waiting.front() else {
+                    break;
+                };
                 if let Some(Job::Write(write)) = queues.waiting.pop_front() {
                     waited_time += run(write)?;
                     waited += 1;

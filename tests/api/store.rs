@@ -956,6 +956,44 @@ async fn an_acknowledgement_is_committed_while_a_long_run_of_decisions_waits() {
     assert_eq!(started.load(Ordering::SeqCst), DECISIONS as u64);
 }
 
+/// A write that arrives while its round is still running the writes before it joins that
+/// round: one commit carries all three of these, each submitted while the one before it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_arrive_while_a_round_runs_share_its_commit() {
+    let (_dir, store) = temp_store();
+    let started = Arc::new(AtomicU64::new(0));
+    let slow_write = |key: &'static str| {
+        let (store, started) = (store.clone(), Arc::clone(&started));
+        tokio::spawn(async move {
+            store
+                .write(move |tx| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    // Long enough for the next to be submitted meanwhile on a busy machine.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    insert_marker(tx, key)
+                })
+                .await
+        })
+    };
+    let before = store.commit_times().count;
+    let mut writes = Vec::new();
+    for (n, key) in ["first", "second", "third"].into_iter().enumerate() {
+        // Each is submitted once the one before it is running on the writer.
+        while started.load(Ordering::SeqCst) < n as u64 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        writes.push(slow_write(key));
+    }
+    for write in writes {
+        write.await.expect("task").expect("committed");
+    }
+    assert_eq!(
+        store.commit_times().count - before,
+        1,
+        "one commit for the three"
+    );
+}
+
 /// Decisions keep committing while acknowledgements are queued without a break: every round of
 /// them earns the decisions time on the writer (src/store/share.rs), so they commit long before
 /// the queue of acknowledgements is through.
