@@ -4,9 +4,9 @@
 //! Decisions fill the writer's idle moments: a round that begins with nothing waiting runs them
 //! for up to [`BACKGROUND_SLICE`], and a waiting write that arrives meanwhile ends the run after
 //! the decision in progress. Under a flood of acknowledgements such moments still come (between
-//! a commit and the next callbacks' arrival) and carry most decisions; a round that begins with
-//! acknowledgements commits them without a decision. Only when the idle moments do not give
-//! decisions their third of the writer ([`BACKGROUND_SHARE`]) do they take it after
+//! a commit and the next callbacks' arrival), and a round that begins with acknowledgements
+//! commits them without a decision, unless decisions are owed a turn: when the idle moments have
+//! not given them their third of the writer ([`BACKGROUND_SHARE`]), they take it after
 //! acknowledgements, in turns of several ([`BATCH_TURN`]), so the pages they share (events,
 //! timers, outbox, the similar-case index) are written once per turn. Every round with waiting
 //! writes earns them time, so decisions progress under any flood.
