@@ -841,6 +841,17 @@ impl Queues {
     fn next_is_write(&self) -> bool {
         matches!(self.waiting.front(), Some(Job::Write(_)))
     }
+
+    /// The next waiting write, unless an exclusive job comes first or nothing waits.
+    fn pop_write(&mut self) -> Option<Box<dyn GroupWrite>> {
+        if !self.next_is_write() {
+            return None;
+        }
+        match self.waiting.pop_front() {
+            Some(Job::Write(write)) => Some(write),
+            _ => None,
+        }
+    }
 }
 
 /// One transaction: the waiting writes first (up to [`GROUP_MAX`]), then background writes
@@ -852,7 +863,6 @@ impl Queues {
 /// exclusive job ends the round; it runs after the commit.
 fn run_round(w: &mut Writer, queues: &mut Queues) {
     let health = Arc::clone(&w.health);
-    let credit = w.credit;
     let mut writes: Vec<Box<dyn GroupWrite>> = Vec::new();
     // The last write of the group that changed rows (Ok(())) or failed in the storage (Err). A
     // write that changed nothing commits even on a full disk, so it proves nothing either way.
@@ -860,10 +870,10 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
     // The round's first writes, taken before the transaction begins: when it cannot begin, they
     // are the ones told so (the rest stay queued for the next round).
     let mut first: VecDeque<Box<dyn GroupWrite>> = VecDeque::new();
-    while first.len() < GROUP_MAX && queues.next_is_write() {
-        if let Some(Job::Write(write)) = queues.waiting.pop_front() {
-            first.push_back(write);
-        }
+    while first.len() < GROUP_MAX
+        && let Some(write) = queues.pop_write()
+    {
+        first.push_back(write);
     }
     let first_waited = !first.is_empty();
     if !first_waited && let Some(write) = queues.background.pop_front() {
@@ -907,52 +917,47 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             }
             Ok(started.elapsed())
         };
-        let (mut waited, mut waited_time) = (0, Duration::ZERO);
-        let (mut background, mut background_time) = (0, Duration::ZERO);
+        let mut round = Round {
+            began_free: !first_waited,
+            ..Round::default()
+        };
         while let Some(write) = first.pop_front() {
             let took = run(write)?;
             if first_waited {
-                (waited, waited_time) = (waited + 1, waited_time + took);
+                round.waited += 1;
+                round.waited_time += took;
             } else {
-                (background, background_time) = (background + 1, background_time + took);
+                round.background += 1;
+                round.background_time += took;
             }
         }
         queues.take_arrived();
-        let round = loop {
-            while waited < GROUP_MAX {
+        loop {
+            while round.waited < GROUP_MAX {
                 // Writes that arrived while the round ran join it, up to the group's size:
                 // under a flood each commit then carries more of them.
                 if !queues.next_is_write() {
                     queues.take_arrived();
                 }
-                let Some(Job::Write(_)) = queues.waiting.front() else {
+                let Some(write) = queues.pop_write() else {
                     break;
                 };
-                if let Some(Job::Write(write)) = queues.waiting.pop_front() {
-                    waited_time += run(write)?;
-                    waited += 1;
-                }
+                round.waited_time += run(write)?;
+                round.waited += 1;
             }
-            let round = Round {
-                waited,
-                waited_time,
-                background,
-                background_time,
-                began_free: !first_waited,
-            };
-            if background >= GROUP_MAX
-                || !credit.may_run(&round)
+            if round.background >= GROUP_MAX
+                || !w.credit.may_run(&round)
                 || matches!(queues.waiting.front(), Some(Job::Exclusive(_)))
             {
-                break round;
+                break;
             }
             let Some(write) = queues.background.pop_front() else {
-                break round;
+                break;
             };
-            background_time += run(write)?;
-            background += 1;
+            round.background_time += run(write)?;
+            round.background += 1;
             queues.take_arrived();
-        };
+        }
         let committing = std::time::Instant::now();
         tx.commit()?;
         let commit_time = committing.elapsed();
