@@ -88,8 +88,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics));
     if let Some(secret) = state.callback_secret.clone() {
+        let forgetting = Arc::new(robot::Forgetting::default());
         let callback = move |State(state): State<Arc<AppState>>, request: Request| {
-            robot::robot_callback(state, secret.clone(), request)
+            robot::robot_callback(state, secret.clone(), Arc::clone(&forgetting), request)
         };
         app = app.route(
             "/dingtalk/robot",

@@ -17,6 +17,7 @@
 //! pair too; the second is then refused and left to DingTalk's redelivery.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
@@ -31,14 +32,32 @@ use crate::store::{InboxInsert, NewInbound, SignatureUse};
 /// The inbox `source` of robot callbacks.
 const SOURCE: &str = "robot";
 
+/// When the remembered pairs that can no longer verify were last forgotten. Forgetting them is
+/// a statement on the writer; once a second is enough (a pair is kept at most a second past its
+/// hour), where once a callback cost every acknowledgement that statement under load.
+#[derive(Debug, Default)]
+pub(super) struct Forgetting {
+    /// The last second (of the service's clock, since the epoch) a callback forgot in.
+    second: AtomicI64,
+}
+
+impl Forgetting {
+    /// True for the first callback of each second of `now_ms`: it forgets the expired pairs.
+    fn due(&self, now_ms: i64) -> bool {
+        let second = now_ms.div_euclid(1000);
+        self.second.fetch_max(second, Ordering::Relaxed) < second
+    }
+}
+
 /// Verifies, stores and acknowledges one callback; `secret` is the app secret it must be
 /// signed with.
 pub(super) async fn robot_callback(
     state: Arc<AppState>,
     secret: Secret,
+    forgetting: Arc<Forgetting>,
     request: Request,
 ) -> Result<impl IntoResponse, HttpError> {
-    let outcome = accept(&state, &secret, request).await;
+    let outcome = accept(&state, &secret, &forgetting, request).await;
     match &outcome {
         Ok((msg_id, InboxInsert::Inserted(id))) => {
             tracing::info!(msg_id = %msg_id, inbox_id = id, "robot message stored");
@@ -56,6 +75,7 @@ pub(super) async fn robot_callback(
 async fn accept(
     state: &AppState,
     secret: &Secret,
+    forgetting: &Forgetting,
     request: Request,
 ) -> Result<(String, InboxInsert), HttpError> {
     let now = state.clock.now();
@@ -93,10 +113,14 @@ async fn accept(
     let key = msg_id.clone();
     // A pair older than this can no longer verify, so it need not be remembered.
     let oldest_valid_ms = now.as_millisecond().saturating_sub(MAX_AGE_MS);
+    let forget = forgetting.due(now.as_millisecond());
     let stored = state
         .store
         .write(move |tx| {
-            match tx.use_signature(timestamp_ms, &sign_hash, &key, now, oldest_valid_ms)? {
+            if forget {
+                tx.forget_signatures_before(oldest_valid_ms)?;
+            }
+            match tx.use_signature(timestamp_ms, &sign_hash, &key, now)? {
                 SignatureUse::OtherMessage => return Ok(None),
                 SignatureUse::New | SignatureUse::SameMessage => {}
             }
@@ -121,5 +145,22 @@ fn single_header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h s
             .to_str()
             .map_err(|_| HttpError::BadSignatureHeader(name)),
         _ => Err(HttpError::BadSignatureHeader(name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Forgetting;
+
+    #[test]
+    fn expired_pairs_are_forgotten_by_the_first_callback_of_each_second() {
+        let forgetting = Forgetting::default();
+        assert!(forgetting.due(5_000));
+        assert!(!forgetting.due(5_000));
+        assert!(!forgetting.due(5_999));
+        assert!(forgetting.due(6_000));
+        // A clock set back does not make an earlier second due again.
+        assert!(!forgetting.due(4_000));
+        assert!(forgetting.due(7_500));
     }
 }

@@ -20,19 +20,14 @@ pub enum SignatureUse {
 
 impl Tx<'_> {
     /// Records that the pair (`timestamp_ms`, `sign_hash`) carried `msg_id`, unless it already
-    /// carried a message; first forgets every pair whose timestamp is before `oldest_valid_ms`
-    /// (it can no longer verify). Only [`SignatureUse::New`] writes a row.
+    /// carried a message. Only [`SignatureUse::New`] writes a row.
     pub fn use_signature(
         &self,
         timestamp_ms: i64,
         sign_hash: &str,
         msg_id: &str,
         now: Timestamp,
-        oldest_valid_ms: i64,
     ) -> Result<SignatureUse, StoreError> {
-        self.conn()
-            .prepare_cached("DELETE FROM seen_signatures WHERE timestamp_ms < ?1")?
-            .execute([oldest_valid_ms])?;
         // Recording first: a new pair, the common case, is one statement.
         let recorded = self
             .conn()
@@ -57,6 +52,15 @@ impl Tx<'_> {
             Ok(SignatureUse::OtherMessage)
         }
     }
+
+    /// Forgets every pair whose timestamp is before `oldest_valid_ms`: it can no longer verify,
+    /// so it can carry nothing. Returns how many were forgotten.
+    pub fn forget_signatures_before(&self, oldest_valid_ms: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM seen_signatures WHERE timestamp_ms < ?1")?
+            .execute([oldest_valid_ms])?)
+    }
 }
 
 impl ReadTx<'_> {
@@ -80,24 +84,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let now = Timestamp::from_millisecond(10_000).expect("now");
-        let use_it = |ts: i64, msg: &'static str, oldest: i64| {
-            store.write_blocking(move |tx| tx.use_signature(ts, "h", msg, now, oldest))
+        let use_it = |ts: i64, msg: &'static str| {
+            store.write_blocking(move |tx| tx.use_signature(ts, "h", msg, now))
         };
-        assert_eq!(use_it(5_000, "a", 0).expect("a"), SignatureUse::New);
-        assert_eq!(use_it(5_000, "a", 0).expect("a"), SignatureUse::SameMessage);
-        assert_eq!(
-            use_it(5_000, "b", 0).expect("b"),
-            SignatureUse::OtherMessage
-        );
-        assert_eq!(use_it(6_000, "b", 0).expect("b"), SignatureUse::New);
+        assert_eq!(use_it(5_000, "a").expect("a"), SignatureUse::New);
+        assert_eq!(use_it(5_000, "a").expect("a"), SignatureUse::SameMessage);
+        assert_eq!(use_it(5_000, "b").expect("b"), SignatureUse::OtherMessage);
+        assert_eq!(use_it(6_000, "b").expect("b"), SignatureUse::New);
         let count = || {
             store
                 .read_blocking(|r| r.seen_signature_count())
                 .expect("count")
         };
         assert_eq!(count(), 2, "a refusal writes nothing");
-        // Once 5 000 can no longer verify, it is forgotten.
-        assert_eq!(use_it(7_000, "c", 5_001).expect("c"), SignatureUse::New);
-        assert_eq!(count(), 2);
+        // Once 5 000 can no longer verify, it is forgotten, and 6 000 is kept.
+        let forget =
+            |oldest: i64| store.write_blocking(move |tx| tx.forget_signatures_before(oldest));
+        assert_eq!(forget(5_001).expect("forget"), 1);
+        assert_eq!(count(), 1);
+        assert_eq!(use_it(5_000, "c").expect("c"), SignatureUse::New);
     }
 }
