@@ -462,6 +462,26 @@ struct Inner {
     migration: MigrationReport,
     /// Dropped with the last handle, which stops the checkpoint thread.
     _checkpoints: mpsc::Sender<()>,
+    /// Declared last, so dropped after the senders above have closed both channels.
+    _threads: StoreThreads,
+}
+
+/// The writer and checkpoint threads, joined when the last handle is dropped: a process that
+/// exits right after (every CLI command) then leaves the database checkpointed and closed, not a
+/// write-ahead log still being copied into the file.
+struct StoreThreads(Vec<std::thread::JoinHandle<()>>);
+
+impl Drop for StoreThreads {
+    fn drop(&mut self) {
+        let me = std::thread::current().id();
+        for thread in self.0.drain(..) {
+            // The last handle can be dropped on the writer thread itself (inside a queued
+            // write that held a clone); that thread ends by itself once it returns.
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 /// The handle to the database. Cheap to clone; every clone talks to the same writer thread,
@@ -540,7 +560,7 @@ impl Store {
             commits: Arc::clone(&commits),
             credit: BackgroundCredit::default(),
         };
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("tiaochu-store-writer".into())
             .spawn(move || {
                 let mut queues = Queues {
@@ -563,10 +583,11 @@ impl Store {
                 source,
             })?;
 
-        let checkpoints = spawn_checkpointer(path).map_err(|source| StoreError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        let (checkpoints, checkpoint_thread) =
+            spawn_checkpointer(path).map_err(|source| StoreError::Io {
+                path: shown.clone(),
+                source,
+            })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -577,6 +598,7 @@ impl Store {
                 commits,
                 migration: MigrationReport { before, after },
                 _checkpoints: checkpoints,
+                _threads: StoreThreads(vec![writer_thread, checkpoint_thread]),
             }),
         })
     }
@@ -1020,10 +1042,12 @@ const STATEMENT_CACHE: usize = 256;
 /// Starts the checkpoint thread on its own connection; it runs a PASSIVE checkpoint every
 /// [`CHECKPOINT_EVERY`] and a last one when the returned sender is dropped. A failed checkpoint is
 /// logged and tried again at the next tick (the WAL only grows meanwhile).
-fn spawn_checkpointer(path: &Path) -> std::io::Result<mpsc::Sender<()>> {
+fn spawn_checkpointer(
+    path: &Path,
+) -> std::io::Result<(mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
     let (stop, ticks) = mpsc::channel::<()>();
     let path = path.to_path_buf();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("tiaochu-store-checkpoint".into())
         .spawn(move || {
             let conn = match Connection::open(&path) {
@@ -1045,7 +1069,7 @@ fn spawn_checkpointer(path: &Path) -> std::io::Result<mpsc::Sender<()>> {
             }
             checkpoint();
         })?;
-    Ok(stop)
+    Ok((stop, thread))
 }
 
 /// Whether `path` is an existing regular file of zero bytes. A database this store made is never
