@@ -30,12 +30,14 @@ async fn beyond_the_backlog_limit_callbacks_get_503_with_retry_after_and_nothing
     let below = app.post_signed(robot_message("below", "帮助")).await;
     assert_eq!(below.status(), 200, "below the limit a callback is taken");
 
-    // Ten messages the worker cannot finish while the writer is held: the backlog stands at
-    // ten (nine if the worker got one in first) against a limit of five.
+    // Messages the worker cannot finish while the writer is held: far more than the limit of
+    // five, because the worker may commit some of them before the holder below takes the
+    // writer. With ten, a test thread paused for a few milliseconds on a busy machine let the
+    // worker finish six first and the backlog fell under the limit (seen once in CI).
     let rows = app
         .store
         .write(|tx| -> Result<(), StoreError> {
-            for i in 0..10 {
+            for i in 0..500 {
                 tx.insert_inbox(&NewInbound {
                     source: "robot",
                     message_id: &format!("held-{i}"),
