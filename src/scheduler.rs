@@ -245,31 +245,44 @@ pub async fn run(
         } else {
             Lateness::MaybeDowntime
         };
+        // The earliest due time first: every commit that sets a timer wakes this loop, and those
+        // timers are nearly always days ahead, so one read settles most wakes (under load, one
+        // per decision) without reading the due timers themselves.
+        let now = clock.now();
+        let next = engine.store().read(|r| r.next_due()).await;
+        let due = matches!(next, Ok(Some(at)) if at <= now);
         let mut failed = false;
-        match fire_due_as(&engine, clock.as_ref(), lateness).await {
-            Ok(report) if report.fired + report.deferred + report.rejected > 0 => {
-                tracing::info!(
-                    fired = report.fired,
-                    deferred = report.deferred,
-                    rejected = report.rejected,
-                    "timers fired"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "firing timers failed; retrying shortly");
-                failed = true;
+        if due {
+            match fire_due_as(&engine, clock.as_ref(), lateness).await {
+                Ok(report) if report.fired + report.deferred + report.rejected > 0 => {
+                    tracing::info!(
+                        fired = report.fired,
+                        deferred = report.deferred,
+                        rejected = report.rejected,
+                        "timers fired"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "firing timers failed; retrying shortly");
+                    failed = true;
+                }
             }
         }
-        let sleep = match engine.store().read(|r| r.next_due()).await {
+        let sleep = match next {
             // The failed timers are still due: wait rather than spin on them.
             _ if failed => Duration::from_secs(1),
+            // A batch fired: look again at once, more may be due.
+            _ if due => Duration::ZERO,
             Ok(Some(next)) => {
                 let ms = next.as_millisecond() - clock.now().as_millisecond();
                 Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)).min(MAX_SLEEP)
             }
             Ok(None) => MAX_SLEEP,
-            Err(_) => Duration::from_secs(1),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the next timer failed; retrying shortly");
+                Duration::from_secs(1)
+            }
         };
         if !sleep.is_zero() && !failed {
             after_move = false;
