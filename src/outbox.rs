@@ -555,6 +555,9 @@ pub async fn deliver_due(
         .iter()
         .map(|c| (c.as_str().to_string(), limits.slots(c.as_str(), now)))
         .collect();
+    // A synced write, and it must stay one: the decisions that queued these rows committed
+    // without an fsync of their own (background writes), and this commit's fsync puts them on
+    // the disk before anything built on them leaves the machine.
     let calls = store
         .write(move |tx| -> Result<_, StoreError> {
             let skip: Vec<&str> = caps
@@ -647,7 +650,12 @@ pub async fn deliver_due(
         }
     }
     plans.extend(deferred);
-    store.write(move |tx| apply(tx, plans, done)).await?;
+    // Not synced on its own: lost in a power cut, the rows' leases are released at start-up and
+    // they are sent again, which a crash between the send and this write does anyway. The next
+    // claim syncs it before anything else is sent.
+    store
+        .write_deferred(move |tx| apply(tx, plans, done))
+        .await?;
     Ok(report)
 }
 

@@ -1,6 +1,7 @@
-//! How long the writer's commits take. With `synchronous=FULL` a commit is mostly the `fsync` of
-//! the WAL, and every acknowledgement waits for one, so a slow or contended disk shows here
-//! before anywhere else (`/metrics`: `tiaochu_store_commit_seconds`; docs/throughput.md).
+//! How long the writer's commits take, and how many of them synced the WAL to the disk. A synced
+//! commit is mostly its `fsync`, and every acknowledgement waits for one, so a slow or contended
+//! disk shows here before anywhere else (`/metrics`: `tiaochu_store_commit_seconds`,
+//! `tiaochu_store_synced_commits_total`; docs/throughput.md).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -17,6 +18,9 @@ pub struct CommitHistogram {
     pub buckets: [u64; COMMIT_BUCKETS.len()],
     pub count: u64,
     pub sum_seconds: f64,
+    /// Of `count`, the commits that synced the WAL (`synchronous=FULL`); the others left it to
+    /// the next one that does.
+    pub synced: u64,
 }
 
 impl CommitHistogram {
@@ -37,13 +41,14 @@ impl CommitHistogram {
 pub(super) struct CommitTimes(Mutex<CommitHistogram>);
 
 impl CommitTimes {
-    pub(super) fn observe(&self, took: Duration) {
+    pub(super) fn observe(&self, took: Duration, synced: bool) {
         let seconds = took.as_secs_f64();
         let mut h = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(i) = COMMIT_BUCKETS.iter().position(|bound| seconds <= *bound) {
             h.buckets[i] += 1;
         }
         h.count += 1;
+        h.synced += u64::from(synced);
         h.sum_seconds += seconds;
     }
 
@@ -64,10 +69,11 @@ mod tests {
     fn commits_are_counted_in_their_bucket_and_slower_ones_are_told_apart() {
         let times = CommitTimes::default();
         for ms in [1, 2, 3, 40, 120, 2_000] {
-            times.observe(Duration::from_millis(ms));
+            times.observe(Duration::from_millis(ms), ms != 2);
         }
         let h = times.get();
         assert_eq!(h.count, 6);
+        assert_eq!(h.synced, 5);
         assert_eq!(h.buckets[0], 1, "1 ms is within the first bound");
         assert_eq!(h.buckets[1], 1);
         assert_eq!(h.buckets[2], 1);

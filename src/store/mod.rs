@@ -311,9 +311,30 @@ enum Ran {
     StorageFailed(String),
 }
 
+/// When a committed write reaches the disk. Every commit is in the WAL file before its caller is
+/// answered, so a killed process loses nothing committed either way; what differs is a power
+/// cut or a crash of the machine itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// `fsync`ed before the caller is answered (`synchronous=FULL`): an acknowledgement to
+    /// DingTalk, an admin's command, the outbox's claim before it sends.
+    Synced,
+    /// Committed without its own `fsync` (`synchronous=NORMAL`); on the disk with the next
+    /// [`Durability::Synced`] commit, whose `fsync` of the WAL covers every frame before it,
+    /// or the next checkpoint. For
+    /// writes whose loss in a power cut is undone by redoing them from what was synced: an
+    /// inbox decision (the message stays unprocessed and is decided again) and the outbox's
+    /// record of a send (the lease is released at start-up and the row sent again). Nothing
+    /// leaves the machine on the strength of such a write alone: the outbox claims rows with a
+    /// [`Durability::Synced`] commit before it sends them.
+    Deferred,
+}
+
 /// One write inside a group: runs under its own savepoint, answers its caller only after the
-/// group's commit (so an answer always means durable).
+/// group's commit.
 trait GroupWrite: Send {
+    /// Whether its caller hears "committed" only once the commit is on the disk.
+    fn durability(&self) -> Durability;
     /// Runs the write.
     fn run(&mut self, tx: &Tx<'_>) -> Ran;
     /// Answers the caller once the group's commit succeeded (`Ok`) or failed (`Err`).
@@ -324,6 +345,7 @@ trait GroupWrite: Send {
 type Reply<T, E> = Box<dyn FnOnce(Result<T, E>) + Send>;
 
 struct PendingWrite<T, E, F> {
+    durability: Durability,
     f: Option<F>,
     result: Option<Result<T, E>>,
     reply: Option<Reply<T, E>>,
@@ -335,6 +357,10 @@ where
     E: TxError,
     F: FnOnce(&Tx<'_>) -> Result<T, E> + Send,
 {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
     fn run(&mut self, tx: &Tx<'_>) -> Ran {
         let Some(f) = self.f.take() else {
             return Ran::Discard;
@@ -376,6 +402,25 @@ struct Writer {
     commits: Arc<CommitTimes>,
     /// The background writes' share of this thread, carried across rounds.
     credit: BackgroundCredit,
+    /// The `synchronous` setting in force on `conn`, as the durability its commits have;
+    /// `None` when setting it failed, so it is set again.
+    durability: Option<Durability>,
+}
+
+impl Writer {
+    /// Makes the next commit sync to the disk or not, unless it already does.
+    fn commit_as(&mut self, durability: Durability) -> rusqlite::Result<()> {
+        if self.durability == Some(durability) {
+            return Ok(());
+        }
+        self.durability = None;
+        self.conn.execute_batch(match durability {
+            Durability::Synced => "PRAGMA synchronous = FULL",
+            Durability::Deferred => "PRAGMA synchronous = NORMAL",
+        })?;
+        self.durability = Some(durability);
+        Ok(())
+    }
 }
 
 /// The queues a committed transaction can add work to, each with a generation counter its
@@ -559,6 +604,8 @@ impl Store {
             health: Arc::clone(&health),
             commits: Arc::clone(&commits),
             credit: BackgroundCredit::default(),
+            // configure_writer set FULL.
+            durability: Some(Durability::Synced),
         };
         let writer_thread = std::thread::Builder::new()
             .name("tiaochu-store-writer".into())
@@ -661,10 +708,33 @@ impl Store {
     }
 
     /// Runs `f` on the writer thread inside one `IMMEDIATE` transaction: committed when `f`
-    /// returns `Ok`, rolled back when it returns `Err` or panics. Once submitted, the write runs
-    /// to completion even if the caller stops waiting. `f`'s own error comes back as it was;
-    /// a transaction that could not commit comes back as [`StoreError::CommitFailed`].
+    /// returns `Ok`, rolled back when it returns `Err` or panics, and answered once the commit
+    /// is on the disk (`fsync`ed). Once submitted, the write runs to completion even if the
+    /// caller stops waiting. `f`'s own error comes back as it was; a transaction that could not
+    /// commit comes back as [`StoreError::CommitFailed`].
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: TxError,
+    {
+        self.write_as(Durability::Synced, f).await
+    }
+
+    /// As [`Store::write`], answered once committed, before the commit is on the disk: it gets
+    /// there with the next synced commit. For a write that redoing from synced rows replaces
+    /// after a power cut, and on which nothing leaves the machine: the outbox's record of
+    /// what it sent (see [`Durability::Deferred`]).
+    pub async fn write_deferred<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: TxError,
+    {
+        self.write_as(Durability::Deferred, f).await
+    }
+
+    async fn write_as<T, E, F>(&self, durability: Durability, f: F) -> Result<T, E>
     where
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -672,6 +742,7 @@ impl Store {
     {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Write(Box::new(PendingWrite {
+            durability,
             f: Some(f),
             result: None,
             // The caller may have stopped waiting; the outcome is committed either way.
@@ -692,6 +763,7 @@ impl Store {
     {
         let (reply, answer) = mpsc::sync_channel(1);
         self.submit(Job::Write(Box::new(PendingWrite {
+            durability: Durability::Synced,
             f: Some(f),
             result: None,
             reply: Some(Box::new(move |r| {
@@ -705,6 +777,8 @@ impl Store {
     /// The writer serves it after the writes queued by [`Store::write`], so an acknowledgement
     /// never waits behind a queue of decisions; background writes keep their own order, and
     /// several share one commit, each under its own savepoint (one that fails is undone alone).
+    /// Answered once committed, as [`Store::write_deferred`] is: a decision lost to a power cut
+    /// is made again from its message, which stays unprocessed (see [`Durability::Deferred`]).
     ///
     /// Submitted at once, before the returned future is first polled, so a caller can queue
     /// several and then await them in order.
@@ -719,6 +793,7 @@ impl Store {
     {
         let (reply, answer) = oneshot::channel();
         let submitted = self.submit(Job::Background(Box::new(PendingWrite {
+            durability: Durability::Deferred,
             f: Some(f),
             result: None,
             reply: Some(Box::new(move |r| {
@@ -864,9 +939,15 @@ impl Queues {
         matches!(self.waiting.front(), Some(Job::Write(_)))
     }
 
-    /// The next waiting write, unless an exclusive job comes first or nothing waits.
-    fn pop_write(&mut self) -> Option<Box<dyn GroupWrite>> {
-        if !self.next_is_write() {
+    /// Whether the next waiting job is a write whose caller waits for the disk.
+    fn next_is_synced_write(&self) -> bool {
+        matches!(self.waiting.front(), Some(Job::Write(w)) if w.durability() == Durability::Synced)
+    }
+
+    /// The next waiting write, unless an exclusive job comes first, nothing waits, or it must be
+    /// synced and `round` is a round that commits without an `fsync`.
+    fn pop_write(&mut self, round: Durability) -> Option<Box<dyn GroupWrite>> {
+        if !self.next_is_write() || (round == Durability::Deferred && self.next_is_synced_write()) {
             return None;
         }
         match self.waiting.pop_front() {
@@ -893,7 +974,7 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
     // are the ones told so (the rest stay queued for the next round).
     let mut first: VecDeque<Box<dyn GroupWrite>> = VecDeque::new();
     while first.len() < GROUP_MAX
-        && let Some(write) = queues.pop_write()
+        && let Some(write) = queues.pop_write(Durability::Synced)
     {
         first.push_back(write);
     }
@@ -901,7 +982,15 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
     if !first_waited && let Some(write) = queues.background.pop_front() {
         first.push_back(write);
     }
+    // The round commits with an `fsync` when any of its first writes needs one; a synced write
+    // that arrives during a round without does not join it, but ends it.
+    let durability = if first.iter().any(|w| w.durability() == Durability::Synced) {
+        Durability::Synced
+    } else {
+        Durability::Deferred
+    };
     let outcome = (|| -> Result<u8, StoreError> {
+        w.commit_as(durability)?;
         let tx = w
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -961,7 +1050,7 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
                 if !queues.next_is_write() {
                     queues.take_arrived();
                 }
-                let Some(write) = queues.pop_write() else {
+                let Some(write) = queues.pop_write(durability) else {
                     break;
                 };
                 round.waited_time += run(write)?;
@@ -970,6 +1059,7 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             if round.background >= GROUP_MAX
                 || !w.credit.may_run(&round)
                 || matches!(queues.waiting.front(), Some(Job::Exclusive(_)))
+                || (durability == Durability::Deferred && queues.next_is_synced_write())
             {
                 break;
             }
@@ -983,7 +1073,8 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
         let committing = std::time::Instant::now();
         tx.commit()?;
         let commit_time = committing.elapsed();
-        w.commits.observe(commit_time);
+        w.commits
+            .observe(commit_time, durability == Durability::Synced);
         w.credit.settle(&round, commit_time);
         Ok(touched)
     })();
@@ -1375,6 +1466,110 @@ mod tests {
             .expect("lift the cap");
         insert("m2").await.expect("room again");
         assert_eq!(store.write_failure(), None);
+    }
+
+    /// The `synchronous` level the write's commit will have: 2 is FULL (an `fsync`), 1 NORMAL.
+    fn level(tx: &Tx<'_>) -> Result<i64, StoreError> {
+        Ok(tx
+            .conn()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))?)
+    }
+
+    /// Queues a write of `durability` (a background one when `background`) that reports the
+    /// level its commit will have, after `hold` returns: submitted at once, in call order.
+    fn queue(
+        store: &Store,
+        durability: Durability,
+        background: bool,
+        hold: impl FnOnce() + Send + 'static,
+    ) -> mpsc::Receiver<Result<i64, StoreError>> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let write = Box::new(PendingWrite {
+            durability,
+            f: Some(move |tx: &Tx<'_>| {
+                hold();
+                level(tx)
+            }),
+            result: None,
+            reply: Some(Box::new(move |r| {
+                let _ = reply.send(r);
+            })),
+        });
+        store
+            .submit(if background {
+                Job::Background(write)
+            } else {
+                Job::Write(write)
+            })
+            .expect("submit");
+        answer
+    }
+
+    #[tokio::test]
+    async fn the_write_calls_commit_with_or_without_an_fsync() {
+        let (_dir, store) = fresh();
+        assert_eq!(store.write(level).await.expect("write"), 2);
+        assert_eq!(store.write_deferred(level).await.expect("deferred"), 1);
+        assert_eq!(store.write_background(level).await.expect("background"), 1);
+        assert_eq!(
+            store.pragmas().await.expect("pragmas").synchronous,
+            1,
+            "the connection keeps the last round's level"
+        );
+        assert_eq!(store.write(level).await.expect("write"), 2);
+    }
+
+    #[test]
+    fn a_synced_write_never_shares_a_commit_without_an_fsync() {
+        let (_dir, store) = fresh();
+        let hold = || {
+            let (started_tx, started) = mpsc::channel::<()>();
+            let (go_tx, go) = mpsc::channel::<()>();
+            let hold = move || {
+                let _ = started_tx.send(());
+                let _ = go.recv();
+            };
+            (hold, started, go_tx)
+        };
+
+        // A round that begins with a decision commits without an fsync. An acknowledgement
+        // queued while the decision runs must not join that round but get its own, with one; a
+        // deferred write queued behind it shares the acknowledgement's.
+        let (held, started, go) = hold();
+        let decision = queue(&store, Durability::Deferred, true, held);
+        started.recv().expect("the decision runs");
+        let commits = store.commit_times().count;
+        let ack = queue(&store, Durability::Synced, false, || {});
+        let record = queue(&store, Durability::Deferred, false, || {});
+        go.send(()).expect("release the decision");
+        assert_eq!(decision.recv().expect("answered").expect("decision"), 1);
+        assert_eq!(ack.recv().expect("answered").expect("ack"), 2);
+        assert_eq!(record.recv().expect("answered").expect("record"), 2);
+        assert_eq!(
+            store.commit_times().count - commits,
+            2,
+            "the decision's round, then the acknowledgement's with the record"
+        );
+
+        // A deferred write queued while another deferred write runs joins its round.
+        let (held, started, go) = hold();
+        let first = queue(&store, Durability::Deferred, false, held);
+        started.recv().expect("the first runs");
+        let commits = store.commit_times().count;
+        let second = queue(&store, Durability::Deferred, false, || {});
+        go.send(()).expect("release");
+        assert_eq!(first.recv().expect("answered").expect("first"), 1);
+        assert_eq!(second.recv().expect("answered").expect("second"), 1);
+        assert_eq!(store.commit_times().count - commits, 1, "one round");
+
+        // A round that begins with an acknowledgement syncs every write it takes in.
+        let (held, started, go) = hold();
+        let ack = queue(&store, Durability::Synced, false, held);
+        started.recv().expect("the acknowledgement runs");
+        let record = queue(&store, Durability::Deferred, false, || {});
+        go.send(()).expect("release");
+        assert_eq!(ack.recv().expect("answered").expect("ack"), 2);
+        assert_eq!(record.recv().expect("answered").expect("record"), 2);
     }
 
     #[test]
