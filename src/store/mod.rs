@@ -1,6 +1,13 @@
-//! The store owns every line of SQL: one SQLite file (WAL, `synchronous=FULL`) holding cases,
-//! the append-only event log, inbox, outbox, timers and cards, with its schema migrated from the
-//! embedded `migrations/*.sql`.
+//! The store owns every line of SQL: one SQLite file (WAL) holding cases, the append-only event
+//! log, inbox, outbox, timers and cards, with its schema migrated from the embedded
+//! `migrations/*.sql`.
+//!
+//! Every commit is in the WAL before its caller hears of it, so a killed process loses nothing
+//! committed. Against a power cut, a commit that anybody outside may act on — an acknowledgement,
+//! an admin's command, the outbox's claim before it sends — is `fsync`ed before it is answered
+//! (`synchronous=FULL`), and that `fsync` covers every commit before it; inbox decisions and the
+//! outbox's record of a send commit without one (`synchronous=NORMAL`), being redone from synced
+//! rows when a power cut loses them ([`Durability`]).
 //!
 //! All writes go through ONE writer thread that owns the only write connection, so a decision
 //! (case + events + outbox + timers) is one `IMMEDIATE` transaction and no two writers ever race
@@ -1111,7 +1118,8 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
 /// Returns the journal mode actually in force, which the caller requires to be WAL.
 fn configure_writer(conn: &Connection) -> rusqlite::Result<String> {
     // WAL lets readers (and VACUUM INTO backups) run while the writer writes; FULL makes a
-    // committed decision survive a power cut, which the case data needs.
+    // synced commit survive a power cut. A round of writes that need no sync of their own
+    // switches to NORMAL for its commit (`Writer::commit_as`).
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     // The checkpoint thread does it (see the module doc).
