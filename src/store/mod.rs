@@ -327,13 +327,12 @@ enum Durability {
     /// DingTalk, an admin's command, the outbox's claim before it sends.
     Synced,
     /// Committed without its own `fsync` (`synchronous=NORMAL`); on the disk with the next
-    /// [`Durability::Synced`] commit, whose `fsync` of the WAL covers every frame before it,
-    /// or the next checkpoint. For
-    /// writes whose loss in a power cut is undone by redoing them from what was synced: an
-    /// inbox decision (the message stays unprocessed and is decided again) and the outbox's
-    /// record of a send (the lease is released at start-up and the row sent again). Nothing
-    /// leaves the machine on the strength of such a write alone: the outbox claims rows with a
-    /// [`Durability::Synced`] commit before it sends them.
+    /// [`Durability::Synced`] commit, whose `fsync` of the WAL covers every frame before it, or
+    /// the next checkpoint. For writes whose loss in a power cut is made good by redoing them
+    /// from what was synced: an inbox decision (the message stays unprocessed and is decided
+    /// again) and the outbox's record of a send (the lease is released at start-up and the row
+    /// sent again). Nothing leaves the machine on the strength of such a write alone: the
+    /// outbox claims rows with a [`Durability::Synced`] commit before it sends them.
     Deferred,
 }
 
@@ -729,9 +728,9 @@ impl Store {
     }
 
     /// As [`Store::write`], answered once committed, before the commit is on the disk: it gets
-    /// there with the next synced commit. For a write that redoing from synced rows replaces
-    /// after a power cut, and on which nothing leaves the machine: the outbox's record of
-    /// what it sent (see [`Durability::Deferred`]).
+    /// there with the next synced commit. For a write whose loss in a power cut is made good by
+    /// redoing it from synced rows, and on which nothing leaves the machine: the outbox's record
+    /// of what it sent (see [`Durability::Deferred`]).
     pub async fn write_deferred<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
