@@ -292,7 +292,7 @@ impl Metrics {
             );
         }
         out.push_str(
-            "# HELP tiaochu_store_commit_seconds Duration of the database writer's commits (a synced one is mostly the fsync every acknowledgement in it waits for)\n",
+            "# HELP tiaochu_store_commit_seconds Duration of the database writer's synced commits (mostly the fsync every acknowledgement waits for)\n",
         );
         out.push_str("# TYPE tiaochu_store_commit_seconds histogram\n");
         let mut cumulative = 0;
@@ -315,10 +315,14 @@ impl Metrics {
         );
         let _ = writeln!(out, "tiaochu_store_commit_seconds_count {}", commits.count);
         out.push_str(
-            "# HELP tiaochu_store_synced_commits_total Commits of the database writer that synced the WAL to the disk before answering (acknowledgements, commands, the outbox's claims); the others reach it with the next one\n",
+            "# HELP tiaochu_store_deferred_commits_total Commits of the database writer without an fsync of their own (decisions, the outbox's records), on the disk with the next synced one; not in tiaochu_store_commit_seconds\n",
         );
-        out.push_str("# TYPE tiaochu_store_synced_commits_total counter\n");
-        let _ = writeln!(out, "tiaochu_store_synced_commits_total {}", commits.synced);
+        out.push_str("# TYPE tiaochu_store_deferred_commits_total counter\n");
+        let _ = writeln!(
+            out,
+            "tiaochu_store_deferred_commits_total {}",
+            commits.deferred
+        );
         out.push_str("# HELP tiaochu_stream_state DingTalk Stream connection state (1 for the current one)\n");
         out.push_str("# TYPE tiaochu_stream_state gauge\n");
         for (state, current) in stream {
@@ -598,7 +602,7 @@ mod tests {
             buckets: [1, 0, 0, 0, 0, 2, 0, 0, 0, 0],
             count: 4,
             sum_seconds: 1.6,
-            synced: 3,
+            deferred: 3,
         };
         let text = m.render(
             Some(&gauges),
@@ -631,7 +635,7 @@ mod tests {
             "tiaochu_store_commit_seconds_bucket{le=\"1\"} 3\n",
             "tiaochu_store_commit_seconds_bucket{le=\"+Inf\"} 4\n",
             "tiaochu_store_commit_seconds_count 4\n",
-            "tiaochu_store_synced_commits_total 3\n",
+            "tiaochu_store_deferred_commits_total 3\n",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

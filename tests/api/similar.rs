@@ -394,7 +394,33 @@ async fn only_applications_that_will_be_decided_are_searched_ahead() {
     }
     let stranger = w.message("not-in-roster", &seed_application_text("DH2026110300030"));
     w.deliver(&stranger).await;
-    processor.process_pending(w.now()).await.expect("step");
+    // The writer is held until the step has searched: a decision of this step that commits
+    // before the next message's search counts for its sender, and that search is then left to
+    // the decision (src/inbox.rs, search_ahead) — a race the test must not depend on.
+    let (held_tx, held) = std::sync::mpsc::channel::<()>();
+    let (release, go) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let store = w.engine.store().clone();
+        move || {
+            store.write_blocking(move |_tx| -> Result<(), tiaochu::store::StoreError> {
+                let _ = held_tx.send(());
+                let _ = go.recv();
+                Ok(())
+            })
+        }
+    });
+    held.recv().expect("the writer is held");
+    let step = tokio::spawn({
+        let (processor, now) = (processor.clone(), w.now());
+        async move { processor.process_pending(now).await }
+    });
+    let waited = std::time::Instant::now();
+    while w.engine.similar_ahead().searched() < 2 && waited.elapsed().as_secs() < 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    release.send(()).expect("release the writer");
+    holder.join().expect("holder").expect("held write");
+    step.await.expect("task").expect("step");
     assert_eq!(
         w.engine.similar_ahead().searched(),
         2,
