@@ -275,7 +275,8 @@ pub struct MigrationReport {
 pub struct Pragmas {
     /// `"wal"` once opened.
     pub journal_mode: String,
-    /// 2 is FULL.
+    /// 2 is FULL, what synced writes commit with; 1 (NORMAL) when the last round held only
+    /// deferred writes (see [`Durability`]).
     pub synchronous: i64,
     /// Milliseconds.
     pub busy_timeout_ms: i64,
