@@ -384,7 +384,7 @@ fn similar_over_a_corpus_directory_names_files_and_leaves_out_the_query_itself()
 /// one of the same minute.
 #[tokio::test]
 async fn only_applications_that_will_be_decided_are_searched_ahead() {
-    use crate::support::{RS, seed_application_text, world};
+    use crate::support::{RS, hold_writer, seed_application_text, world};
     let mut w = world().the_liaisons().build();
     let processor = tiaochu::inbox::InboxProcessor::new(w.engine.clone()).with_sender_limit(2);
     for i in 0..4 {
@@ -397,19 +397,7 @@ async fn only_applications_that_will_be_decided_are_searched_ahead() {
     // The writer is held until the step has searched: a decision of this step that commits
     // before the next message's search counts for its sender, and that search is then left to
     // the decision (src/inbox.rs, search_ahead) — a race the test must not depend on.
-    let (held_tx, held) = std::sync::mpsc::channel::<()>();
-    let (release, go) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn({
-        let store = w.engine.store().clone();
-        move || {
-            store.write_blocking(move |_tx| -> Result<(), tiaochu::store::StoreError> {
-                let _ = held_tx.send(());
-                let _ = go.recv();
-                Ok(())
-            })
-        }
-    });
-    held.recv().expect("the writer is held");
+    let held = hold_writer(w.engine.store());
     let step = tokio::spawn({
         let (processor, now) = (processor.clone(), w.now());
         async move { processor.process_pending(now).await }
@@ -418,8 +406,7 @@ async fn only_applications_that_will_be_decided_are_searched_ahead() {
     while w.engine.similar_ahead().searched() < 2 && waited.elapsed().as_secs() < 10 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    release.send(()).expect("release the writer");
-    holder.join().expect("holder").expect("held write");
+    held.release();
     step.await.expect("task").expect("step");
     assert_eq!(
         w.engine.similar_ahead().searched(),

@@ -3,7 +3,7 @@
 //! returned [`TestApp`] signs and posts robot callbacks with reqwest. [`world`] builds the roster,
 //! calendar and engine a test drives in-process, and [`robot_text`] the messages it sends.
 //! [`cli`] runs the built binary in a scratch directory, and [`skip_or_fail`] is the one rule for
-//! a cross-check that cannot run.
+//! a cross-check that cannot run. [`hold_writer`] keeps every write waiting while a test looks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +14,40 @@ use tiaochu::clock::{Clock, ManualClock};
 use tiaochu::dingtalk::sign::callback_sign;
 use tiaochu::settings::{DingtalkMode, Secret, Settings};
 use tiaochu::store::{InboxRow, Store};
+
+/// The store's writer held by a write that waits: nothing commits until [`HeldWriter::release`].
+pub struct HeldWriter {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<Result<(), tiaochu::store::StoreError>>,
+}
+
+/// Holds `store`'s writer and returns once it is held, so every write submitted after this waits
+/// behind it. A holder never released lets go after 30 s, so a failing test cannot hang.
+pub fn hold_writer(store: &Store) -> HeldWriter {
+    let (held_tx, held) = std::sync::mpsc::channel::<()>();
+    let (release, go) = std::sync::mpsc::channel::<()>();
+    let store = store.clone();
+    let holder = std::thread::spawn(move || {
+        store.write_blocking(move |_tx| -> Result<(), tiaochu::store::StoreError> {
+            let _ = held_tx.send(());
+            let _ = go.recv_timeout(std::time::Duration::from_secs(30));
+            Ok(())
+        })
+    });
+    held.recv().expect("the writer is held");
+    HeldWriter { release, holder }
+}
+
+impl HeldWriter {
+    /// Lets the writer go and waits until the holding write has committed.
+    pub fn release(self) {
+        let _ = self.release.send(());
+        self.holder
+            .join()
+            .expect("holder thread")
+            .expect("held write");
+    }
+}
 
 /// The app secret every test app is configured with unless overridden.
 pub const SECRET: &str = "test-app-secret-调处";

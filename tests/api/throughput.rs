@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use tiaochu::http::shed::{FRESH, RETRY_AFTER_SECS};
 use tiaochu::store::{NewInbound, StoreError};
 
-use crate::support::{TestApp, robot_message, spawn_app};
+use crate::support::{TestApp, hold_writer, robot_message, spawn_app};
 
 /// Unprocessed inbound messages.
 async fn pending(app: &TestApp) -> usize {
@@ -49,16 +49,7 @@ async fn beyond_the_backlog_limit_callbacks_get_503_with_retry_after_and_nothing
         })
         .await;
     rows.expect("insert");
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let store = app.store.clone();
-    let holder = tokio::spawn(async move {
-        store
-            .write(move |_tx| -> Result<(), StoreError> {
-                let _ = held.recv_timeout(Duration::from_secs(30));
-                Ok(())
-            })
-            .await
-    });
+    let held = hold_writer(&app.store);
     // Past the gate's last count (taken for the first callback).
     tokio::time::sleep(FRESH * 2).await;
 
@@ -85,8 +76,7 @@ async fn beyond_the_backlog_limit_callbacks_get_503_with_retry_after_and_nothing
         .await;
     assert_eq!(forged.status(), 401);
 
-    release.send(()).expect("release the writer");
-    holder.await.expect("join").expect("held write");
+    held.release();
     let deadline = Instant::now() + Duration::from_secs(20);
     while pending(&app).await > 0 {
         assert!(Instant::now() < deadline, "the backlog was not worked off");
@@ -107,7 +97,6 @@ async fn beyond_the_backlog_limit_callbacks_get_503_with_retry_after_and_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_shedding_off_a_backlog_never_refuses() {
     let app = spawn_app(|s| s.inbox.max_backlog = 0).await;
-    let (release, held) = std::sync::mpsc::channel::<()>();
     app.store
         .write(|tx| -> Result<(), StoreError> {
             for i in 0..10 {
@@ -122,15 +111,7 @@ async fn with_shedding_off_a_backlog_never_refuses() {
         })
         .await
         .expect("insert");
-    let store = app.store.clone();
-    let holder = tokio::spawn(async move {
-        store
-            .write(move |_tx| -> Result<(), StoreError> {
-                let _ = held.recv_timeout(Duration::from_secs(30));
-                Ok(())
-            })
-            .await
-    });
+    let held = hold_writer(&app.store);
     let post = {
         let app = &app;
         async move { app.post_signed(robot_message("taken", "帮助")).await }
@@ -138,11 +119,10 @@ async fn with_shedding_off_a_backlog_never_refuses() {
     // The callback's own write waits behind the held writer: release it shortly after.
     let releaser = async {
         tokio::time::sleep(FRESH * 3).await;
-        release.send(()).expect("release");
+        held.release();
     };
     let (response, ()) = tokio::join!(post, releaser);
     assert_eq!(response.status(), 200);
-    holder.await.expect("join").expect("held write");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
