@@ -11,7 +11,7 @@
 //! 3. how often the two-stage ranking's top 3 equals the exhaustive ranking's (every term, every
 //!    case scored);
 //! 4. the cost of keeping the index in step: a case written in its own transaction
-//!    (`synchronous=FULL`, as the service commits) with and without its index document;
+//!    (`fsync`ed before it is answered, as the service commits) with and without its index document;
 //! 5. the time `tiaochu migrate` takes to rebuild the whole index.
 //!
 //! Every query is timed twice: wall clock, and the CPU time of the querying thread (the query runs

@@ -292,7 +292,7 @@ impl Metrics {
             );
         }
         out.push_str(
-            "# HELP tiaochu_store_commit_seconds Duration of the database writer's synced commits (mostly the fsync every acknowledgement waits for)\n",
+            "# HELP tiaochu_store_commit_seconds Duration of the database writer's synced commits, from the commit's start until the fsync that covers it returned (mostly that fsync, which every acknowledgement waits for)\n",
         );
         out.push_str("# TYPE tiaochu_store_commit_seconds histogram\n");
         let mut cumulative = 0;
@@ -323,6 +323,11 @@ impl Metrics {
             "tiaochu_store_deferred_commits_total {}",
             commits.deferred
         );
+        out.push_str(
+            "# HELP tiaochu_store_syncs_total fsyncs of the write-ahead log; each covers every commit before it, so under load there are fewer than synced commits\n",
+        );
+        out.push_str("# TYPE tiaochu_store_syncs_total counter\n");
+        let _ = writeln!(out, "tiaochu_store_syncs_total {}", commits.syncs);
         out.push_str("# HELP tiaochu_stream_state DingTalk Stream connection state (1 for the current one)\n");
         out.push_str("# TYPE tiaochu_stream_state gauge\n");
         for (state, current) in stream {
@@ -603,6 +608,7 @@ mod tests {
             count: 4,
             sum_seconds: 1.6,
             deferred: 3,
+            syncs: 2,
         };
         let text = m.render(
             Some(&gauges),
@@ -636,6 +642,7 @@ mod tests {
             "tiaochu_store_commit_seconds_bucket{le=\"+Inf\"} 4\n",
             "tiaochu_store_commit_seconds_count 4\n",
             "tiaochu_store_deferred_commits_total 3\n",
+            "tiaochu_store_syncs_total 2\n",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

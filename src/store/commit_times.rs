@@ -1,9 +1,10 @@
-//! How long the writer's synced commits take, and how many commits did without an `fsync`. A
-//! synced commit is mostly its `fsync`, and every acknowledgement waits for one, so a slow or
-//! contended disk shows here before anywhere else (`/metrics`: `tiaochu_store_commit_seconds`;
-//! docs/throughput.md). The others (decisions, the outbox's records) are only counted
-//! (`tiaochu_store_deferred_commits_total`): mixed into the histogram, their quick commits
-//! would hide the disk's stalls from its percentiles.
+//! How long the writer's synced commits take to be on the disk, how many commits did without,
+//! and how many `fsync`s put them there. A synced commit is timed from its start until the sync
+//! thread's `fsync` that covers it returns (src/store/sync.rs), mostly that `fsync`, and every
+//! acknowledgement waits for one, so a slow or contended disk shows here before anywhere else
+//! (`/metrics`: `tiaochu_store_commit_seconds`; docs/throughput.md). The others (decisions, the
+//! outbox's records) are only counted (`tiaochu_store_deferred_commits_total`): mixed into the
+//! histogram, their quick commits would hide the disk's stalls from its percentiles.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub struct CommitHistogram {
     /// Commits without an `fsync` of their own (`synchronous=NORMAL`), not in the buckets: on
     /// the disk with the next synced one.
     pub deferred: u64,
+    /// `fsync`s of the WAL by the sync thread; one covers every commit before it, so under load
+    /// there are fewer of them than synced commits.
+    pub syncs: u64,
 }
 
 impl CommitHistogram {
@@ -38,7 +42,8 @@ impl CommitHistogram {
     }
 }
 
-/// Written by the writer thread after each commit, read by any handle.
+/// Written by the writer thread after each commit without an `fsync` and by the sync thread
+/// after each `fsync`, read by any handle.
 #[derive(Debug, Default)]
 pub(super) struct CommitTimes(Mutex<CommitHistogram>);
 
@@ -55,6 +60,10 @@ impl CommitTimes {
         }
         h.count += 1;
         h.sum_seconds += seconds;
+    }
+
+    pub(super) fn observe_sync(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).syncs += 1;
     }
 
     pub(super) fn get(&self) -> CommitHistogram {

@@ -3,11 +3,12 @@
 //! `migrations/*.sql`.
 //!
 //! Every commit is in the WAL before its caller hears of it, so a killed process loses nothing
-//! committed. Against a power cut, a commit that anybody outside may act on — an acknowledgement,
-//! an admin's command, the outbox's claim before it sends — is `fsync`ed before it is answered
-//! (`synchronous=FULL`), and that `fsync` covers every commit before it; inbox decisions and the
-//! outbox's record of a send commit without one (`synchronous=NORMAL`), being redone from synced
-//! rows when a power cut loses them ([`Durability`]).
+//! committed. Against a power cut, a write that anybody outside may act on — an acknowledgement,
+//! an admin's command, the outbox's claim before it sends — is answered only once an `fsync` of
+//! the WAL has put its commit on the disk, and that `fsync` covers every commit before it; inbox
+//! decisions and the outbox's record of a send are answered at their commit, being redone from
+//! synced rows when a power cut loses them ([`Durability`]). The writer commits without waiting
+//! for the disk (`synchronous=NORMAL`); a separate thread does the `fsync`s ([`sync`]).
 //!
 //! All writes go through ONE writer thread that owns the only write connection, so a decision
 //! (case + events + outbox + timers) is one `IMMEDIATE` transaction and no two writers ever race
@@ -64,6 +65,7 @@ mod seen;
 mod sender_rate;
 mod share;
 mod similar;
+mod sync;
 mod timers;
 
 pub use backlog::Backlog;
@@ -158,6 +160,10 @@ pub enum StoreError {
     /// I/O error, lock timeout): nothing of it was stored. The reason is the storage's own.
     #[error("数据库提交失败，本次操作未保存：{0}")]
     CommitFailed(String),
+    /// The write committed, or would have, but an `fsync` of the WAL failed, so it is not
+    /// known to be on the disk; the store refuses writes until restarted (src/store/sync.rs).
+    #[error("{0}")]
+    NotSynced(String),
     #[error(
         "数据库 {db} 已有一个 tiaochu serve 在运行（进程号 {holder}，锁文件 {lock}）。同一个数据库只能运行一个服务：请先停止另一个（systemctl stop tiaochu），或为本进程配置另一个 [store] path"
     )]
@@ -199,6 +205,7 @@ impl StoreError {
             | StoreError::Corrupt(_)
             | StoreError::Io { .. }
             | StoreError::CommitFailed(_)
+            | StoreError::NotSynced(_)
             | StoreError::WriterGone => true,
             StoreError::Sqlite { code, .. } => matches!(
                 code,
@@ -275,8 +282,8 @@ pub struct MigrationReport {
 pub struct Pragmas {
     /// `"wal"` once opened.
     pub journal_mode: String,
-    /// 2 is FULL, what synced writes commit with; 1 (NORMAL) when the last round held only
-    /// deferred writes (see [`Durability`]).
+    /// 1 (NORMAL): the writer's commits do not wait for the disk; the sync thread's `fsync`
+    /// puts them there before a synced write is answered (see [`Durability`]).
     pub synchronous: i64,
     /// Milliseconds.
     pub busy_timeout_ms: i64,
@@ -324,12 +331,12 @@ enum Ran {
 /// cut or a crash of the machine itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Durability {
-    /// `fsync`ed before the caller is answered (`synchronous=FULL`): an acknowledgement to
-    /// DingTalk, an admin's command, the outbox's claim before it sends.
+    /// Answered once an `fsync` of the WAL that began after its commit has returned (the sync
+    /// thread, [`sync`]): an acknowledgement to DingTalk, an admin's command, the outbox's claim
+    /// before it sends.
     Synced,
-    /// Committed without its own `fsync` (`synchronous=NORMAL`); on the disk with the next
-    /// [`Durability::Synced`] commit, whose `fsync` of the WAL covers every frame before it, or
-    /// the next checkpoint. For writes whose loss in a power cut is made good by redoing them
+    /// Answered at its commit; on the disk with the next `fsync` of the WAL, which covers every
+    /// frame before it, or the next checkpoint. For writes whose loss in a power cut is made good by redoing them
     /// from what was synced: an inbox decision (the message stays unprocessed and is decided
     /// again) and the outbox's record of a send (the lease is released at start-up and the row
     /// sent again). Nothing leaves the machine on the strength of such a write alone: the
@@ -345,7 +352,16 @@ trait GroupWrite: Send {
     /// Runs the write.
     fn run(&mut self, tx: &Tx<'_>) -> Ran;
     /// Answers the caller once the group's commit succeeded (`Ok`) or failed (`Err`).
-    fn finish(self: Box<Self>, commit: Result<(), &str>);
+    fn finish(self: Box<Self>, commit: Result<(), Unfinished<'_>>);
+}
+
+/// Why the writes of a round are not answered "committed", with the reason for the admin.
+#[derive(Debug, Clone, Copy)]
+enum Unfinished<'a> {
+    /// The transaction could not begin or commit: nothing of it was stored.
+    Commit(&'a str),
+    /// An `fsync` failed (now or before): what it covered is not known to be on the disk.
+    Sync(&'a str),
 }
 
 /// Hands a write's outcome back to its caller (an async or a blocking channel).
@@ -388,12 +404,15 @@ where
         ran
     }
 
-    fn finish(mut self: Box<Self>, commit: Result<(), &str>) {
+    fn finish(mut self: Box<Self>, commit: Result<(), Unfinished<'_>>) {
         let result = match (commit, self.result.take()) {
             (_, Some(Err(e))) => Err(e),
             (Ok(()), Some(Ok(value))) => Ok(value),
-            (Err(why), Some(Ok(_))) => Err(E::from(StoreError::CommitFailed(why.to_string()))),
-            (_, None) => Err(E::from(StoreError::WriterGone)),
+            (Err(Unfinished::Commit(why)), _) => {
+                Err(E::from(StoreError::CommitFailed(why.to_string())))
+            }
+            (Err(Unfinished::Sync(why)), _) => Err(E::from(StoreError::NotSynced(why.to_string()))),
+            (Ok(()), None) => Err(E::from(StoreError::WriterGone)),
         };
         if let Some(reply) = self.reply.take() {
             reply(result);
@@ -409,31 +428,15 @@ struct Writer {
     commits: Arc<CommitTimes>,
     /// The background writes' share of this thread, carried across rounds.
     credit: BackgroundCredit,
-    /// The `synchronous` setting in force on `conn`, as the durability its commits have;
-    /// `None` when setting it failed, so it is set again.
-    durability: Option<Durability>,
-}
-
-impl Writer {
-    /// Makes the next commit sync to the disk or not, unless it already does.
-    fn commit_as(&mut self, durability: Durability) -> rusqlite::Result<()> {
-        if self.durability == Some(durability) {
-            return Ok(());
-        }
-        self.durability = None;
-        self.conn.execute_batch(match durability {
-            Durability::Synced => "PRAGMA synchronous = FULL",
-            Durability::Deferred => "PRAGMA synchronous = NORMAL",
-        })?;
-        self.durability = Some(durability);
-        Ok(())
-    }
+    /// Where committed rounds with synced writes go to be put on the disk.
+    syncer: mpsc::Sender<sync::ToSync>,
 }
 
 /// The queues a committed transaction can add work to, each with a generation counter its
 /// worker waits on: the scheduler on timers, the inbox processor on new inbound rows, the
-/// outbox sender on new outbound rows. Bumped only after the commit is durable, so a woken
-/// worker always finds the rows.
+/// outbox sender on new outbound rows. Bumped right after the commit, so a woken worker always
+/// finds the rows; it need not wait for the disk, as whatever it sends on them is claimed by a
+/// synced write first.
 #[derive(Debug)]
 struct Changes {
     timers: watch::Sender<u64>,
@@ -475,14 +478,37 @@ impl Touched {
 }
 
 /// Why the last write that reached the storage failed; `None` once a later one committed a
-/// change.
-/// Written by the writer thread, read by any handle.
+/// change. A failed `fsync` is kept for good: see [`WriteHealth::lose_sync`].
+/// Written by the writer and sync threads, read by any handle.
 #[derive(Debug, Default)]
-struct WriteHealth(Mutex<Option<String>>);
+struct WriteHealth {
+    last: Mutex<Option<String>>,
+    lost_sync: std::sync::OnceLock<String>,
+}
 
 impl WriteHealth {
     fn get(&self) -> Option<String> {
-        self.lock().clone()
+        self.lost_sync().or_else(|| self.lock().clone())
+    }
+
+    /// Why an `fsync` of the WAL failed, once one has: from then on no write is known to reach
+    /// the disk, so every write is refused until the service restarts.
+    fn lost_sync(&self) -> Option<String> {
+        self.lost_sync.get().cloned()
+    }
+
+    /// Records a failed `fsync` for good and returns the reason the waiting writes are told.
+    fn lose_sync(&self, e: &std::io::Error) -> String {
+        let reason = self
+            .lost_sync
+            .get_or_init(|| {
+                format!(
+                    "数据库日志写入磁盘失败（{e}），已提交的内容不能确认已落盘；此后的写入一律拒绝，请检查磁盘后重启服务"
+                )
+            })
+            .clone();
+        tracing::error!(error = %e, "an fsync of the write-ahead log failed; writes are refused until restart");
+        reason
     }
 
     fn set(&self, failure: Option<String>) {
@@ -498,7 +524,7 @@ impl WriteHealth {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         // An Option<String> cannot be left half-written by a panic.
-        self.0
+        self.last
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -518,7 +544,7 @@ struct Inner {
     _threads: StoreThreads,
 }
 
-/// The writer and checkpoint threads, joined when the last handle is dropped: a process that
+/// The writer, sync and checkpoint threads, joined when the last handle is dropped: a process that
 /// exits right after (every CLI command) then leaves the database checkpointed and closed, not a
 /// write-ahead log still being copied into the file.
 struct StoreThreads(Vec<std::thread::JoinHandle<()>>);
@@ -604,6 +630,19 @@ impl Store {
         let changes = Arc::new(Changes::new());
         let health = Arc::new(WriteHealth::default());
         let commits = Arc::new(CommitTimes::default());
+        // SQLite names the log after the database's full path, as it has it.
+        let wal = PathBuf::from(format!("{}-wal", conn.path().unwrap_or(&shown)));
+        let io_err = |source| StoreError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let (syncer, sync_thread) =
+            sync::spawn_syncer(&wal, Arc::clone(&commits), Arc::clone(&health)).map_err(
+                |source| StoreError::Io {
+                    path: wal.display().to_string(),
+                    source,
+                },
+            )?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let mut writer = Writer {
             conn,
@@ -611,8 +650,7 @@ impl Store {
             health: Arc::clone(&health),
             commits: Arc::clone(&commits),
             credit: BackgroundCredit::default(),
-            // configure_writer set FULL.
-            durability: Some(Durability::Synced),
+            syncer,
         };
         let writer_thread = std::thread::Builder::new()
             .name("tiaochu-store-writer".into())
@@ -632,16 +670,9 @@ impl Store {
                     run_round(&mut writer, &mut queues);
                 }
             })
-            .map_err(|source| StoreError::Io {
-                path: shown.clone(),
-                source,
-            })?;
+            .map_err(io_err)?;
 
-        let (checkpoints, checkpoint_thread) =
-            spawn_checkpointer(path).map_err(|source| StoreError::Io {
-                path: shown.clone(),
-                source,
-            })?;
+        let (checkpoints, checkpoint_thread) = spawn_checkpointer(path).map_err(io_err)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -652,7 +683,9 @@ impl Store {
                 commits,
                 migration: MigrationReport { before, after },
                 _checkpoints: checkpoints,
-                _threads: StoreThreads(vec![writer_thread, checkpoint_thread]),
+                // The writer first: once it is gone, the sync thread answers what it handed over
+                // and ends.
+                _threads: StoreThreads(vec![writer_thread, sync_thread, checkpoint_thread]),
             }),
         })
     }
@@ -946,15 +979,9 @@ impl Queues {
         matches!(self.waiting.front(), Some(Job::Write(_)))
     }
 
-    /// Whether the next waiting job is a write whose caller waits for the disk.
-    fn next_is_synced_write(&self) -> bool {
-        matches!(self.waiting.front(), Some(Job::Write(w)) if w.durability() == Durability::Synced)
-    }
-
-    /// The next waiting write, unless an exclusive job comes first, nothing waits, or it must be
-    /// synced and `round` is a round that commits without an `fsync`.
-    fn pop_write(&mut self, round: Durability) -> Option<Box<dyn GroupWrite>> {
-        if !self.next_is_write() || (round == Durability::Deferred && self.next_is_synced_write()) {
+    /// The next waiting write, unless an exclusive job comes first or nothing waits.
+    fn pop_write(&mut self) -> Option<Box<dyn GroupWrite>> {
+        if !self.next_is_write() {
             return None;
         }
         match self.waiting.pop_front() {
@@ -971,6 +998,10 @@ impl Queues {
 /// begins with waiting writes runs background writes only when they are owed a turn, which every
 /// such round earns them, so decisions progress under any flood of acknowledgements. An
 /// exclusive job ends the round; it runs after the commit.
+///
+/// The commit does not wait for the disk: the round's synced writes are answered by the sync
+/// thread after its next `fsync`, while this thread goes on with the next round; the others are
+/// answered at once.
 fn run_round(w: &mut Writer, queues: &mut Queues) {
     let health = Arc::clone(&w.health);
     let mut writes: Vec<Box<dyn GroupWrite>> = Vec::new();
@@ -981,7 +1012,7 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
     // are the ones told so (the rest stay queued for the next round).
     let mut first: VecDeque<Box<dyn GroupWrite>> = VecDeque::new();
     while first.len() < GROUP_MAX
-        && let Some(write) = queues.pop_write(Durability::Synced)
+        && let Some(write) = queues.pop_write()
     {
         first.push_back(write);
     }
@@ -989,15 +1020,13 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
     if !first_waited && let Some(write) = queues.background.pop_front() {
         first.push_back(write);
     }
-    // The round commits with an `fsync` when any of its first writes needs one; a synced write
-    // that arrives during a round without does not join it, but ends it.
-    let durability = if first.iter().any(|w| w.durability() == Durability::Synced) {
-        Durability::Synced
-    } else {
-        Durability::Deferred
-    };
-    let outcome = (|| -> Result<u8, StoreError> {
-        w.commit_as(durability)?;
+    if let Some(why) = health.lost_sync() {
+        for write in first {
+            write.finish(Err(Unfinished::Sync(&why)));
+        }
+        return;
+    }
+    let outcome = (|| -> Result<(u8, std::time::Instant), StoreError> {
         let tx = w
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1057,7 +1086,7 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
                 if !queues.next_is_write() {
                     queues.take_arrived();
                 }
-                let Some(write) = queues.pop_write(durability) else {
+                let Some(write) = queues.pop_write() else {
                     break;
                 };
                 round.waited_time += run(write)?;
@@ -1066,7 +1095,6 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             if round.background >= GROUP_MAX
                 || !w.credit.may_run(&round)
                 || matches!(queues.waiting.front(), Some(Job::Exclusive(_)))
-                || (durability == Durability::Deferred && queues.next_is_synced_write())
             {
                 break;
             }
@@ -1079,22 +1107,35 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
         }
         let committing = std::time::Instant::now();
         tx.commit()?;
-        let commit_time = committing.elapsed();
-        w.commits
-            .observe(commit_time, durability == Durability::Synced);
-        w.credit.settle(&round, commit_time);
-        Ok(touched)
+        w.credit.settle(&round, committing.elapsed());
+        Ok((touched, committing))
     })();
     match outcome {
-        Ok(touched) => {
+        Ok((touched, began)) => {
             match last_write {
                 Some(Ok(())) => health.set(None),
                 Some(Err(reason)) => health.set(Some(reason)),
                 None => {}
             }
             w.changes.announce(touched);
-            for write in writes {
+            let (synced, committed): (Vec<_>, Vec<_>) = writes
+                .into_iter()
+                .partition(|write| write.durability() == Durability::Synced);
+            for write in committed {
                 write.finish(Ok(()));
+            }
+            if synced.is_empty() {
+                w.commits.observe(began.elapsed(), false);
+            } else if let Err(mpsc::SendError(sync::ToSync::Committed(round))) =
+                w.syncer.send(sync::ToSync::Committed(sync::Committed {
+                    writes: synced,
+                    began,
+                }))
+            {
+                // The sync thread only ends after this one; a panic is all that could end it.
+                for write in round.writes {
+                    write.finish(Err(Unfinished::Sync("数据库同步线程已停止，请重启服务")));
+                }
             }
         }
         Err(e) => {
@@ -1109,7 +1150,7 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             // Dropping the transaction rolled everything back; every caller learns why.
             tracing::error!(error = %e, reason = %why, "a group of writes could not be committed");
             for write in writes.into_iter().chain(first) {
-                write.finish(Err(&why));
+                write.finish(Err(Unfinished::Commit(&why)));
             }
         }
     }
@@ -1117,11 +1158,11 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
 
 /// Returns the journal mode actually in force, which the caller requires to be WAL.
 fn configure_writer(conn: &Connection) -> rusqlite::Result<String> {
-    // WAL lets readers (and VACUUM INTO backups) run while the writer writes; FULL makes a
-    // synced commit survive a power cut. A round of writes that need no sync of their own
-    // switches to NORMAL for its commit (`Writer::commit_as`).
+    // WAL lets readers (and VACUUM INTO backups) run while the writer writes. NORMAL: a commit
+    // writes the WAL without an fsync, which the sync thread does for the writes that wait for
+    // the disk (sync.rs), so this thread never sits out the disk.
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     // The checkpoint thread does it (see the module doc).
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -1476,119 +1517,143 @@ mod tests {
         assert_eq!(store.write_failure(), None);
     }
 
-    /// The `synchronous` level the write's commit will have: 2 is FULL (an `fsync`), 1 NORMAL.
-    fn level(tx: &Tx<'_>) -> Result<i64, StoreError> {
-        Ok(tx
-            .conn()
-            .pragma_query_value(None, "synchronous", |r| r.get(0))?)
+    /// Holds the sync thread, as a disk busy with an `fsync` would, and returns once it is
+    /// held; sending on (or dropping) the returned sender lets it go.
+    fn hold_syncer(store: &Store) -> mpsc::Sender<()> {
+        let (held_tx, held) = mpsc::channel();
+        let (go_tx, go) = mpsc::channel();
+        store
+            .submit(Job::from(move |w: &mut Writer| {
+                let _ = w.syncer.send(sync::ToSync::Hold(held_tx, go));
+            }))
+            .expect("submit");
+        held.recv().expect("the sync thread is held");
+        go_tx
     }
 
-    /// Queues a write of `durability` (a background one when `background`) that reports the
-    /// level its commit will have, after `hold` returns: submitted at once, in call order.
-    fn queue(
+    fn probe_rows(store: &Store) -> i64 {
+        store
+            .read_blocking(|tx| -> Result<i64, StoreError> {
+                Ok(tx
+                    .conn()
+                    .query_row("SELECT count(*) FROM probe", [], |r| r.get(0))?)
+            })
+            .expect("count")
+    }
+
+    fn insert_probe(tx: &Tx<'_>) -> Result<(), StoreError> {
+        tx.conn().execute("INSERT INTO probe (n) VALUES (1)", [])?;
+        Ok(())
+    }
+
+    /// Submits a write of `durability` that inserts a probe row; answered on the receiver.
+    fn queue_probe(
         store: &Store,
         durability: Durability,
-        background: bool,
-        hold: impl FnOnce() + Send + 'static,
-    ) -> mpsc::Receiver<Result<i64, StoreError>> {
+    ) -> mpsc::Receiver<Result<(), StoreError>> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let write = Box::new(PendingWrite {
-            durability,
-            f: Some(move |tx: &Tx<'_>| {
-                hold();
-                level(tx)
-            }),
-            result: None,
-            reply: Some(Box::new(move |r| {
-                let _ = reply.send(r);
-            })),
-        });
         store
-            .submit(if background {
-                Job::Background(write)
-            } else {
-                Job::Write(write)
-            })
+            .submit(Job::Write(Box::new(PendingWrite {
+                durability,
+                f: Some(insert_probe),
+                result: None,
+                reply: Some(Box::new(move |r| {
+                    let _ = reply.send(r);
+                })),
+            })))
             .expect("submit");
         answer
     }
 
-    #[tokio::test]
-    async fn the_write_calls_commit_with_or_without_an_fsync() {
-        let (_dir, store) = fresh();
-        assert_eq!(store.write(level).await.expect("write"), 2);
-        assert_eq!(store.write_deferred(level).await.expect("deferred"), 1);
-        assert_eq!(store.write_background(level).await.expect("background"), 1);
-        assert_eq!(
-            store.pragmas().await.expect("pragmas").synchronous,
-            1,
-            "the connection keeps the last round's level"
-        );
-        assert_eq!(store.write(level).await.expect("write"), 2);
-    }
-
-    /// Rounds committed so far: (synced, deferred).
-    fn rounds(store: &Store) -> (u64, u64) {
-        let h = store.commit_times();
-        (h.count, h.deferred)
-    }
-
-    fn rounds_since(store: &Store, (synced, deferred): (u64, u64)) -> (u64, u64) {
-        let (s, d) = rounds(store);
-        (s - synced, d - deferred)
-    }
-
     #[test]
-    fn a_synced_write_never_shares_a_commit_without_an_fsync() {
+    fn a_synced_write_is_answered_only_after_an_fsync_that_began_after_its_commit() {
         let (_dir, store) = fresh();
-        let hold = || {
-            let (started_tx, started) = mpsc::channel::<()>();
-            let (go_tx, go) = mpsc::channel::<()>();
-            let hold = move || {
-                let _ = started_tx.send(());
-                let _ = go.recv();
-            };
-            (hold, started, go_tx)
-        };
+        store
+            .write_blocking(|tx| -> Result<(), StoreError> {
+                Ok(tx.conn().execute_batch("CREATE TABLE probe (n INTEGER)")?)
+            })
+            .expect("create");
+        let before = store.commit_times();
+        let go = hold_syncer(&store);
 
-        // A round that begins with a decision commits without an fsync. An acknowledgement
-        // queued while the decision runs must not join that round but get its own, with one; a
-        // deferred write queued behind it shares the acknowledgement's.
-        let (held, started, go) = hold();
-        let decision = queue(&store, Durability::Deferred, true, held);
-        started.recv().expect("the decision runs");
-        let commits = rounds(&store);
-        let ack = queue(&store, Durability::Synced, false, || {});
-        let record = queue(&store, Durability::Deferred, false, || {});
-        go.send(()).expect("release the decision");
-        assert_eq!(decision.recv().expect("answered").expect("decision"), 1);
-        assert_eq!(ack.recv().expect("answered").expect("ack"), 2);
-        assert_eq!(record.recv().expect("answered").expect("record"), 2);
-        assert_eq!(
-            rounds_since(&store, commits),
-            (1, 1),
-            "the decision's round, then the acknowledgement's with the record"
+        // An acknowledgement commits while the disk is busy: its row is there for everyone to
+        // read, and its caller still waits, for the fsync after the one in progress.
+        let ack = queue_probe(&store, Durability::Synced);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while probe_rows(&store) < 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the write never committed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            matches!(ack.try_recv(), Err(mpsc::TryRecvError::Empty)),
+            "a synced write was answered before any fsync could cover it"
         );
+        // A deferred write behind it is answered at its commit, disk or not.
+        let record = queue_probe(&store, Durability::Deferred);
+        record
+            .recv_timeout(Duration::from_secs(10))
+            .expect("answered while the disk is busy")
+            .expect("record");
+        assert!(matches!(ack.try_recv(), Err(mpsc::TryRecvError::Empty)));
 
-        // A deferred write queued while another deferred write runs joins its round.
-        let (held, started, go) = hold();
-        let first = queue(&store, Durability::Deferred, false, held);
-        started.recv().expect("the first runs");
-        let commits = rounds(&store);
-        let second = queue(&store, Durability::Deferred, false, || {});
-        go.send(()).expect("release");
-        assert_eq!(first.recv().expect("answered").expect("first"), 1);
-        assert_eq!(second.recv().expect("answered").expect("second"), 1);
-        assert_eq!(rounds_since(&store, commits), (0, 1), "one round");
+        go.send(()).expect("release the disk");
+        ack.recv_timeout(Duration::from_secs(10))
+            .expect("answered once synced")
+            .expect("ack");
+        let after = store.commit_times();
+        assert_eq!(after.count - before.count, 1, "one synced commit");
+        assert_eq!(after.deferred - before.deferred, 1, "one without");
+        assert!(after.syncs > before.syncs, "an fsync covered it");
+        assert_eq!(probe_rows(&store), 2);
+    }
 
-        // A round that begins with an acknowledgement syncs every write it takes in.
-        let (held, started, go) = hold();
-        let ack = queue(&store, Durability::Synced, false, held);
-        started.recv().expect("the acknowledgement runs");
-        let record = queue(&store, Durability::Deferred, false, || {});
-        go.send(()).expect("release");
-        assert_eq!(ack.recv().expect("answered").expect("ack"), 2);
-        assert_eq!(record.recv().expect("answered").expect("record"), 2);
+    #[tokio::test]
+    async fn a_failed_fsync_fails_its_writes_and_refuses_every_write_after() {
+        let (_dir, store) = fresh();
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                Ok(tx.conn().execute_batch("CREATE TABLE probe (n INTEGER)")?)
+            })
+            .await
+            .expect("create");
+        store
+            .submit(Job::from(|w: &mut Writer| {
+                let _ = w.syncer.send(sync::ToSync::FailNext);
+            }))
+            .expect("submit");
+
+        let err = store
+            .write(insert_probe)
+            .await
+            .expect_err("not on the disk");
+        assert!(
+            matches!(&err, StoreError::NotSynced(why) if why.contains("重启服务")),
+            "{err:?}"
+        );
+        let failure = store.write_failure().expect("remembered");
+        assert!(failure.contains("不能确认已落盘"), "{failure}");
+
+        // Nothing written after is known to reach the disk either: no write runs at all, of
+        // either kind, and the failure stays.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ran_in = Arc::clone(&ran);
+        let refused = store
+            .write(move |_tx| -> Result<(), StoreError> {
+                ran_in.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::NotSynced(_))),
+            "{refused:?}"
+        );
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(store.write_deferred(insert_probe).await.is_err());
+        assert!(store.write_background(insert_probe).await.is_err());
+        assert_eq!(store.write_failure().as_deref(), Some(failure.as_str()));
     }
 
     #[test]
