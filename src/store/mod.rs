@@ -428,7 +428,9 @@ struct Writer {
     commits: Arc<CommitTimes>,
     /// The background writes' share of this thread, carried across rounds.
     credit: BackgroundCredit,
-    /// Where committed rounds with synced writes go to be put on the disk.
+    /// The WAL, which this thread `fsync`s itself when nothing else waits.
+    disk: Arc<sync::Disk>,
+    /// Where committed rounds with synced writes go to be put on the disk when more work waits.
     syncer: mpsc::Sender<sync::ToSync>,
 }
 
@@ -636,13 +638,13 @@ impl Store {
             path: shown.clone(),
             source,
         };
-        let (syncer, sync_thread) =
-            sync::spawn_syncer(&wal, Arc::clone(&commits), Arc::clone(&health)).map_err(
-                |source| StoreError::Io {
-                    path: wal.display().to_string(),
-                    source,
-                },
-            )?;
+        let disk = sync::Disk::open(&wal, Arc::clone(&commits), Arc::clone(&health))
+            .map(Arc::new)
+            .map_err(|source| StoreError::Io {
+                path: wal.display().to_string(),
+                source,
+            })?;
+        let (syncer, sync_thread) = sync::spawn_syncer(Arc::clone(&disk)).map_err(io_err)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let mut writer = Writer {
             conn,
@@ -650,6 +652,7 @@ impl Store {
             health: Arc::clone(&health),
             commits: Arc::clone(&commits),
             credit: BackgroundCredit::default(),
+            disk,
             syncer,
         };
         let writer_thread = std::thread::Builder::new()
@@ -999,9 +1002,10 @@ impl Queues {
 /// such round earns them, so decisions progress under any flood of acknowledgements. An
 /// exclusive job ends the round; it runs after the commit.
 ///
-/// The commit does not wait for the disk: the round's synced writes are answered by the sync
-/// thread after its next `fsync`, while this thread goes on with the next round; the others are
-/// answered at once.
+/// The commit does not wait for the disk. The round's synced writes are answered after an
+/// `fsync` of the WAL: this thread's own when nothing else is queued, otherwise the sync
+/// thread's, while this one goes on with the next round ([`sync`]). The others are answered at
+/// once.
 fn run_round(w: &mut Writer, queues: &mut Queues) {
     let health = Arc::clone(&w.health);
     let mut writes: Vec<Box<dyn GroupWrite>> = Vec::new();
@@ -1124,13 +1128,19 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             for write in committed {
                 write.finish(Ok(()));
             }
-            if synced.is_empty() {
+            let round = sync::Committed {
+                writes: synced,
+                began,
+            };
+            if round.writes.is_empty() {
                 w.commits.observe(began.elapsed(), false);
+                return;
+            }
+            queues.take_arrived();
+            if queues.waiting.is_empty() && queues.background.is_empty() {
+                w.disk.sync_and_answer(vec![round]);
             } else if let Err(mpsc::SendError(sync::ToSync::Committed(round))) =
-                w.syncer.send(sync::ToSync::Committed(sync::Committed {
-                    writes: synced,
-                    began,
-                }))
+                w.syncer.send(sync::ToSync::Committed(round))
             {
                 // The sync thread only ends after this one; a panic is all that could end it.
                 for write in round.writes {
@@ -1517,6 +1527,21 @@ mod tests {
         assert_eq!(store.write_failure(), None);
     }
 
+    /// Holds the writer thread outside any round and returns once it is held; sending on the
+    /// returned sender lets it go.
+    fn hold_writer(store: &Store) -> mpsc::Sender<()> {
+        let (held_tx, held) = mpsc::channel();
+        let (go_tx, go) = mpsc::channel::<()>();
+        store
+            .submit(Job::from(move |_: &mut Writer| {
+                let _ = held_tx.send(());
+                let _ = go.recv();
+            }))
+            .expect("submit");
+        held.recv().expect("the writer is held");
+        go_tx
+    }
+
     /// Holds the sync thread, as a disk busy with an `fsync` would, and returns once it is
     /// held; sending on (or dropping) the returned sender lets it go.
     fn hold_syncer(store: &Store) -> mpsc::Sender<()> {
@@ -1576,9 +1601,15 @@ mod tests {
         let before = store.commit_times();
         let go = hold_syncer(&store);
 
-        // An acknowledgement commits while the disk is busy: its row is there for everyone to
-        // read, and its caller still waits, for the fsync after the one in progress.
+        // An acknowledgement commits with more work queued behind it (here a job that needs the
+        // writer alone), so its fsync is the sync thread's, busy with the disk: its row is there
+        // for everyone to read, and its caller still waits.
+        let writer_go = hold_writer(&store);
         let ack = queue_probe(&store, Durability::Synced);
+        store
+            .submit(Job::from(|_: &mut Writer| {}))
+            .expect("submit");
+        writer_go.send(()).expect("release the writer");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while probe_rows(&store) < 1 {
             assert!(
@@ -1610,6 +1641,27 @@ mod tests {
         assert_eq!(probe_rows(&store), 2);
     }
 
+    #[test]
+    fn a_synced_write_with_nothing_behind_it_is_synced_by_the_writer_itself() {
+        let (_dir, store) = fresh();
+        store
+            .write_blocking(|tx| -> Result<(), StoreError> {
+                Ok(tx.conn().execute_batch("CREATE TABLE probe (n INTEGER)")?)
+            })
+            .expect("create");
+        let before = store.commit_times();
+        // The sync thread is busy; a quiet service's acknowledgement does not wait for it.
+        let go = hold_syncer(&store);
+        queue_probe(&store, Durability::Synced)
+            .recv_timeout(Duration::from_secs(10))
+            .expect("answered without the sync thread")
+            .expect("ack");
+        let after = store.commit_times();
+        assert_eq!(after.count - before.count, 1);
+        assert_eq!(after.syncs - before.syncs, 1, "the writer's own fsync");
+        drop(go);
+    }
+
     #[tokio::test]
     async fn a_failed_fsync_fails_its_writes_and_refuses_every_write_after() {
         let (_dir, store) = fresh();
@@ -1621,7 +1673,9 @@ mod tests {
             .expect("create");
         store
             .submit(Job::from(|w: &mut Writer| {
-                let _ = w.syncer.send(sync::ToSync::FailNext);
+                w.disk
+                    .fail_next
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }))
             .expect("submit");
 

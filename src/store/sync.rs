@@ -1,13 +1,19 @@
-//! The sync thread: puts committed rounds on the disk, so the writer never waits for it.
+//! Putting committed rounds on the disk without making the writer wait for it when it has other
+//! work.
 //!
 //! The writer commits every round without an `fsync` of its own (`synchronous=NORMAL`): the
 //! commit's frames are in the WAL file, where a killed process finds them, before anyone is
 //! answered. A round that holds writes whose callers must hear "committed" only once it would
-//! survive a power cut ([`super::Durability::Synced`]) is handed here; this thread `fsync`s the
-//! WAL — one call for every round committed before it began, since the WAL is one file written
-//! in order and an `fsync` of it covers every frame written so far — and then answers them.
-//! Meanwhile the writer goes on with the next round, where it used to sit out the disk's
-//! `fsync` itself (docs/throughput.md measures what that cost).
+//! survive a power cut ([`super::Durability::Synced`]) is then put on the disk by an `fsync` of
+//! the WAL — which covers every frame written before it began, the WAL being one file written
+//! in order — and only then answered. Who calls it depends on what waits:
+//!
+//! - nothing queued behind the round: the writer itself, at once, as SQLite's own
+//!   `synchronous=FULL` would (a hand-over to another thread would only add its wake-up to
+//!   every acknowledgement of a quiet service);
+//! - more writes queued: the round goes to the sync thread, which `fsync`s once for every round
+//!   handed to it by then and answers them, while the writer goes on with the next round, where
+//!   it used to sit out the disk (docs/throughput.md measures what that cost).
 //!
 //! A failed `fsync` leaves no way to know what reached the disk: the kernel may already have
 //! dropped the pages it could not write, so a later `fsync` that succeeds proves nothing about
@@ -37,85 +43,55 @@ pub(super) enum ToSync {
     /// first channel, as a slow disk would.
     #[cfg(test)]
     Hold(mpsc::Sender<()>, mpsc::Receiver<()>),
-    /// Tests: the next `fsync` fails as a failing disk's would.
-    #[cfg(test)]
-    FailNext,
 }
 
-/// Opens the WAL of the database the writer has open (`wal`: its path) and starts the thread.
-/// The file exists by then: enabling WAL mode and migrating wrote it.
-pub(super) fn spawn_syncer(
-    wal: &Path,
+/// The WAL file, with what an `fsync` of it reports to.
+pub(super) struct Disk {
+    wal: File,
     commits: Arc<CommitTimes>,
     health: Arc<WriteHealth>,
-) -> std::io::Result<(mpsc::Sender<ToSync>, std::thread::JoinHandle<()>)> {
-    // Opened for writing, though only synced: some systems refuse an fsync on a read-only
-    // descriptor. SQLite keeps the file for as long as its connections are open, so this
-    // descriptor names the file SQLite writes for the life of the store.
-    let mut disk = Disk {
-        wal: File::options().write(true).open(wal)?,
-        #[cfg(test)]
-        fail_next: false,
-    };
-    let (tx, rx) = mpsc::channel::<ToSync>();
-    let thread = std::thread::Builder::new()
-        .name("tiaochu-store-sync".into())
-        .spawn(move || run(&mut disk, &rx, &commits, &health))?;
-    Ok((tx, thread))
-}
-
-/// The WAL file, as this thread syncs it.
-struct Disk {
-    wal: File,
+    /// Tests: the next `fsync` fails as a failing disk's would.
     #[cfg(test)]
-    fail_next: bool,
+    pub(super) fail_next: std::sync::atomic::AtomicBool,
 }
 
 impl Disk {
-    fn sync(&mut self) -> std::io::Result<()> {
-        #[cfg(test)]
-        if std::mem::take(&mut self.fail_next) {
-            return Err(std::io::Error::other("injected by a test"));
-        }
-        // Data only: SQLite's own WAL syncs leave the file's times alone too, and the size a
-        // grown WAL needs to be read back is data in this sense.
-        self.wal.sync_data()
+    /// Opens the WAL of the database the writer has open (`wal`: its path). The file exists by
+    /// then: enabling WAL mode and migrating wrote it.
+    pub(super) fn open(
+        wal: &Path,
+        commits: Arc<CommitTimes>,
+        health: Arc<WriteHealth>,
+    ) -> std::io::Result<Disk> {
+        Ok(Disk {
+            // Opened for writing, though only synced: some systems refuse an fsync on a
+            // read-only descriptor. SQLite keeps the file for as long as its connections are
+            // open, so this descriptor names the file SQLite writes for the life of the store.
+            wal: File::options().write(true).open(wal)?,
+            commits,
+            health,
+            #[cfg(test)]
+            fail_next: std::sync::atomic::AtomicBool::new(false),
+        })
     }
-}
 
-fn run(disk: &mut Disk, rx: &mpsc::Receiver<ToSync>, commits: &CommitTimes, health: &WriteHealth) {
-    // Ends when the writer thread is gone and every round it handed over was answered.
-    while let Ok(first) = rx.recv() {
-        let mut rounds = Vec::new();
-        let mut next = Some(first);
-        // Every round committed by now is covered by the one fsync that follows.
-        while let Some(item) = next.take().or_else(|| rx.try_recv().ok()) {
-            match item {
-                ToSync::Committed(round) => rounds.push(round),
-                #[cfg(test)]
-                ToSync::Hold(held, go) => {
-                    let _ = held.send(());
-                    let _ = go.recv();
-                }
-                #[cfg(test)]
-                ToSync::FailNext => disk.fail_next = true,
-            }
-        }
+    /// `fsync`s the WAL, then answers `rounds` (all committed before this was called).
+    pub(super) fn sync_and_answer(&self, rounds: Vec<Committed>) {
         if rounds.is_empty() {
-            continue;
+            return;
         }
-        let synced = match health.lost_sync() {
+        let synced = match self.health.lost_sync() {
             // A round committed after a failed fsync is not known to be on the disk either.
             Some(why) => Err(why),
             None => {
-                let outcome = disk.sync();
-                commits.observe_sync();
-                outcome.map_err(|e| health.lose_sync(&e))
+                let outcome = self.sync();
+                self.commits.observe_sync();
+                outcome.map_err(|e| self.health.lose_sync(&e))
             }
         };
         for round in rounds {
             if synced.is_ok() {
-                commits.observe(round.began.elapsed(), true);
+                self.commits.observe(round.began.elapsed(), true);
             }
             for write in round.writes {
                 write.finish(match &synced {
@@ -125,4 +101,46 @@ fn run(disk: &mut Disk, rx: &mpsc::Receiver<ToSync>, commits: &CommitTimes, heal
             }
         }
     }
+
+    fn sync(&self) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(std::io::Error::other("injected by a test"));
+        }
+        // Data only: SQLite's own WAL syncs leave the file's times alone too, and the size a
+        // grown WAL needs to be read back is data in this sense.
+        self.wal.sync_data()
+    }
+}
+
+/// Starts the sync thread on `disk`; it ends once the returned sender is dropped (with the
+/// writer) and every round handed to it is answered.
+pub(super) fn spawn_syncer(
+    disk: Arc<Disk>,
+) -> std::io::Result<(mpsc::Sender<ToSync>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<ToSync>();
+    let thread = std::thread::Builder::new()
+        .name("tiaochu-store-sync".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut rounds = Vec::new();
+                let mut next = Some(first);
+                // Every round handed over by now is covered by the one fsync that follows.
+                while let Some(item) = next.take().or_else(|| rx.try_recv().ok()) {
+                    match item {
+                        ToSync::Committed(round) => rounds.push(round),
+                        #[cfg(test)]
+                        ToSync::Hold(held, go) => {
+                            let _ = held.send(());
+                            let _ = go.recv();
+                        }
+                    }
+                }
+                disk.sync_and_answer(rounds);
+            }
+        })?;
+    Ok((tx, thread))
 }
