@@ -1556,6 +1556,17 @@ mod tests {
         go_tx
     }
 
+    /// A fresh store with a table `probe` for writes that only need to change something.
+    fn fresh_with_probe() -> (tempfile::TempDir, Store) {
+        let (dir, store) = fresh();
+        store
+            .write_blocking(|tx| -> Result<(), StoreError> {
+                Ok(tx.conn().execute_batch("CREATE TABLE probe (n INTEGER)")?)
+            })
+            .expect("create");
+        (dir, store)
+    }
+
     fn probe_rows(store: &Store) -> i64 {
         store
             .read_blocking(|tx| -> Result<i64, StoreError> {
@@ -1592,12 +1603,7 @@ mod tests {
 
     #[test]
     fn a_synced_write_is_answered_only_after_an_fsync_that_began_after_its_commit() {
-        let (_dir, store) = fresh();
-        store
-            .write_blocking(|tx| -> Result<(), StoreError> {
-                Ok(tx.conn().execute_batch("CREATE TABLE probe (n INTEGER)")?)
-            })
-            .expect("create");
+        let (_dir, store) = fresh_with_probe();
         let before = store.commit_times();
         let go = hold_syncer(&store);
 
@@ -1643,12 +1649,7 @@ mod tests {
 
     #[test]
     fn a_synced_write_with_nothing_behind_it_is_synced_by_the_writer_itself() {
-        let (_dir, store) = fresh();
-        store
-            .write_blocking(|tx| -> Result<(), StoreError> {
-                Ok(tx.conn().execute_batch("CREATE TABLE probe (n INTEGER)")?)
-            })
-            .expect("create");
+        let (_dir, store) = fresh_with_probe();
         let before = store.commit_times();
         // The sync thread is busy; a quiet service's acknowledgement does not wait for it.
         let go = hold_syncer(&store);
@@ -1664,13 +1665,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_fsync_fails_its_writes_and_refuses_every_write_after() {
-        let (_dir, store) = fresh();
-        store
-            .write(|tx| -> Result<(), StoreError> {
-                Ok(tx.conn().execute_batch("CREATE TABLE probe (n INTEGER)")?)
-            })
-            .await
-            .expect("create");
+        let (_dir, store) = fresh_with_probe();
         store
             .submit(Job::from(|w: &mut Writer| {
                 w.disk
