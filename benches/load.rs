@@ -7,9 +7,9 @@
 //!
 //! - `POST /bench/bare` (src/http/bench.rs): reads the body, answers 200 `{}` — a bare axum
 //!   endpoint on the same listener, router, middleware and body limit;
-//! - `POST /dingtalk/robot`: signature check, dedupe, durable commit of the inbox row (its
-//!   commit `fsync`ed by the store's sync thread) before the 200, with the inbox worker parsing, deciding and queueing
-//!   outbox rows behind it in the same process.
+//! - `POST /dingtalk/robot`: signature check, dedupe, durable commit of the inbox row (`fsync`ed
+//!   before the 200), with the inbox worker parsing, deciding and queueing outbox rows behind it
+//!   in the same process.
 //!
 //! The same client sends the same signed callbacks (each a new application) to both:
 //!

@@ -48,18 +48,23 @@ impl CommitHistogram {
 pub(super) struct CommitTimes(Mutex<CommitHistogram>);
 
 impl CommitTimes {
-    pub(super) fn observe(&self, took: Duration, synced: bool) {
+    /// A synced commit that took `took` from its start until the `fsync` covering it returned.
+    pub(super) fn observe(&self, took: Duration) {
         let seconds = took.as_secs_f64();
         let mut h = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if !synced {
-            h.deferred += 1;
-            return;
-        }
         if let Some(i) = COMMIT_BUCKETS.iter().position(|bound| seconds <= *bound) {
             h.buckets[i] += 1;
         }
         h.count += 1;
         h.sum_seconds += seconds;
+    }
+
+    /// A commit without an `fsync` of its own: counted, not timed.
+    pub(super) fn count_deferred(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .deferred += 1;
     }
 
     pub(super) fn observe_sync(&self) {
@@ -83,9 +88,9 @@ mod tests {
     fn commits_are_counted_in_their_bucket_and_slower_ones_are_told_apart() {
         let times = CommitTimes::default();
         for ms in [1, 2, 3, 40, 120, 2_000] {
-            times.observe(Duration::from_millis(ms), true);
+            times.observe(Duration::from_millis(ms));
         }
-        times.observe(Duration::from_millis(300), false);
+        times.count_deferred();
         let h = times.get();
         assert_eq!(
             h.count, 6,

@@ -336,10 +336,10 @@ enum Durability {
     /// before it sends.
     Synced,
     /// Answered at its commit; on the disk with the next `fsync` of the WAL, which covers every
-    /// frame before it, or the next checkpoint. For writes whose loss in a power cut is made good by redoing them
-    /// from what was synced: an inbox decision (the message stays unprocessed and is decided
-    /// again) and the outbox's record of a send (the lease is released at start-up and the row
-    /// sent again). Nothing leaves the machine on the strength of such a write alone: the
+    /// frame before it, or the next checkpoint. For writes whose loss in a power cut is made good
+    /// by redoing them from what was synced: an inbox decision (the message stays unprocessed and
+    /// is decided again) and the outbox's record of a send (the lease is released at start-up and
+    /// the row sent again). Nothing leaves the machine on the strength of such a write alone: the
     /// outbox claims rows with a [`Durability::Synced`] commit before it sends them.
     Deferred,
 }
@@ -1128,14 +1128,14 @@ fn run_round(w: &mut Writer, queues: &mut Queues) {
             for write in committed {
                 write.finish(Ok(()));
             }
+            if synced.is_empty() {
+                w.commits.count_deferred();
+                return;
+            }
             let round = sync::Committed {
                 writes: synced,
                 began,
             };
-            if round.writes.is_empty() {
-                w.commits.observe(began.elapsed(), false);
-                return;
-            }
             queues.take_arrived();
             if queues.waiting.is_empty() && queues.background.is_empty() {
                 w.disk.sync_and_answer(vec![round]);

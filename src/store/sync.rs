@@ -91,7 +91,7 @@ impl Disk {
         };
         for round in rounds {
             if synced.is_ok() {
-                self.commits.observe(round.began.elapsed(), true);
+                self.commits.observe(round.began.elapsed());
             }
             for write in round.writes {
                 write.finish(match &synced {
